@@ -1,0 +1,157 @@
+import { EventEmitter } from "node:events";
+import type { DomainEvent, RecordedEvent } from "../domain/events.js";
+import { type AccessRequest, isLive } from "../domain/request.js";
+import type {
+  CommitResult,
+  EventQuery,
+  RequestPage,
+  RequestQuery,
+  RequestStore,
+} from "../ports/store.js";
+
+export interface MemoryStoreOptions {
+  /** Most events kept in the stream; older ones are dropped first (default 1,000,000). */
+  maxEvents?: number;
+}
+
+/**
+ * The embedded store for `writ dev` and tests: a real implementation of the
+ * store port in one process. Each operation runs synchronously inside one
+ * call, so the state change and its events are one atomic step by construction.
+ */
+export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStore {
+  const maxEvents = options.maxEvents ?? 1_000_000;
+  const requests = new Map<string, AccessRequest>();
+  // Creation order, newest last; lists page backwards from the end.
+  const order: string[] = [];
+  const stream: RecordedEvent[] = [];
+  let lastSeq = 0;
+  let closed = false;
+  const changes = new EventEmitter();
+  changes.setMaxListeners(0);
+
+  function record(events: readonly DomainEvent[]): RecordedEvent[] {
+    const recorded = events.map((e) => ({ ...e, id: String(++lastSeq) }));
+    stream.push(...recorded);
+    if (stream.length > maxEvents) stream.splice(0, stream.length - maxEvents);
+    return recorded;
+  }
+
+  function assertOpen() {
+    if (closed) throw new Error("store is closed");
+  }
+
+  return {
+    async create(request, events): Promise<CommitResult> {
+      assertOpen();
+      if (requests.has(request.id)) return { ok: false, reason: "conflict" };
+      requests.set(request.id, structuredClone(request));
+      order.push(request.id);
+      const recorded = record(events);
+      changes.emit(request.id);
+      return { ok: true, events: recorded };
+    },
+
+    async get(id) {
+      assertOpen();
+      const found = requests.get(id);
+      return found === undefined ? undefined : structuredClone(found);
+    },
+
+    async commit(next, expectedVersion, events): Promise<CommitResult> {
+      assertOpen();
+      const current = requests.get(next.id);
+      if (current === undefined || current.version !== expectedVersion) {
+        return { ok: false, reason: "conflict" };
+      }
+      requests.set(next.id, structuredClone(next));
+      const recorded = record(events);
+      changes.emit(next.id);
+      return { ok: true, events: recorded };
+    },
+
+    async append(events) {
+      assertOpen();
+      return record(events);
+    },
+
+    async list(query: RequestQuery): Promise<RequestPage> {
+      assertOpen();
+      let index = query.cursor === undefined ? order.length - 1 : Number(query.cursor);
+      if (!Number.isInteger(index) || index >= order.length) index = order.length - 1;
+      const items: AccessRequest[] = [];
+      for (; index >= 0 && items.length < query.limit; index--) {
+        const request = requests.get(order[index] as string);
+        if (request === undefined) continue;
+        if (query.status !== undefined && request.status !== query.status) continue;
+        if (query.agentId !== undefined && request.agentId !== query.agentId) continue;
+        if (query.action !== undefined && request.action !== query.action) continue;
+        if (query.since !== undefined && request.createdAt < query.since) continue;
+        if (query.until !== undefined && request.createdAt >= query.until) continue;
+        items.push(structuredClone(request));
+      }
+      return index >= 0 ? { items, next: String(index) } : { items };
+    },
+
+    async due(now, limit) {
+      assertOpen();
+      const ids: { id: string; at: number }[] = [];
+      for (const request of requests.values()) {
+        if (isLive(request.status) && request.expiresAt <= now) {
+          ids.push({ id: request.id, at: request.expiresAt });
+        }
+      }
+      return ids
+        .sort((a, b) => a.at - b.at)
+        .slice(0, limit)
+        .map((d) => d.id);
+    },
+
+    async events(query: EventQuery) {
+      assertOpen();
+      const after = query.after === undefined ? 0 : Number(query.after);
+      const out: RecordedEvent[] = [];
+      // Stream ids are dense integers, so start at the first one past the cursor.
+      const first = stream.length === 0 ? 0 : Number((stream[0] as RecordedEvent).id);
+      for (let i = Math.max(0, after - first + 1); i < stream.length; i++) {
+        const e = stream[i] as RecordedEvent;
+        if (query.requestId !== undefined && e.requestId !== query.requestId) continue;
+        if (query.type !== undefined && e.type !== query.type) continue;
+        out.push(e);
+        if (out.length >= query.limit) break;
+      }
+      return out;
+    },
+
+    waitForChange(id, version, timeoutMs, signal) {
+      return new Promise<void>((resolve) => {
+        const current = requests.get(id);
+        if (closed || current === undefined || current.version !== version || signal?.aborted) {
+          resolve();
+          return;
+        }
+        const done = () => {
+          clearTimeout(timer);
+          changes.off(id, done);
+          changes.off("close", done);
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, timeoutMs);
+        changes.on(id, done);
+        changes.on("close", done);
+        signal?.addEventListener("abort", done, { once: true });
+      });
+    },
+
+    async ready() {
+      return !closed;
+    },
+
+    async close() {
+      closed = true;
+      changes.emit("close");
+      changes.removeAllListeners();
+    },
+  };
+}

@@ -1,0 +1,126 @@
+import { createHash } from "node:crypto";
+import type { RecordedEvent } from "../domain/events.js";
+import type { JsonObject } from "../domain/json.js";
+import { canonicalJson } from "./canonical-json.js";
+
+/**
+ * The `prev` of the first entry (seq 1): 64 zeros, the hex form of an all-zero
+ * SHA-256. A log whose first entry names any other predecessor is not a whole log.
+ */
+export const GENESIS_HASH = "0".repeat(64);
+
+/**
+ * One line of the audit log file. `hash` is the lowercase hex SHA-256 of the RFC 8785
+ * canonical JSON of every other field; `prev` is the previous entry's `hash`, which
+ * chains the entries so that an edit, deletion, insertion or reordering shows.
+ */
+export interface LogEntry {
+  /** Position in the log: 1 for the first entry, then +1 per entry, no gaps. */
+  readonly seq: number;
+  /** When the event happened, ISO-8601 UTC with milliseconds. */
+  readonly time: string;
+  /** The event type (`noun.verb`). Kept as a string so old logs outlive new types. */
+  readonly type: string;
+  readonly request_id: string;
+  readonly actor: { readonly kind: string; readonly id: string };
+  readonly data: JsonObject;
+  /** The id the event stream gave the event, linking the entry to the stream. */
+  readonly event_id: string;
+  readonly prev: string;
+  readonly hash: string;
+}
+
+/** A log entry before its hash is computed: the exact input of {@link entryHash}. */
+export type UnhashedLogEntry = Omit<LogEntry, "hash">;
+
+/** The hash of an entry: lowercase hex SHA-256 over its canonical JSON. */
+export function entryHash(entry: UnhashedLogEntry): string {
+  return createHash("sha256").update(canonicalJson(entry), "utf8").digest("hex");
+}
+
+/**
+ * The log entry recording `event` at position `seq`, chained to `prev`. Throws a
+ * `TypeError` if the event cannot be represented (a bad time, non-JSON data).
+ */
+export function toEntry(event: RecordedEvent, seq: number, prev: string): LogEntry {
+  if (!Number.isSafeInteger(seq) || seq < 1) {
+    throw new TypeError("seq must be a positive integer");
+  }
+  if (!isHash(prev)) {
+    throw new TypeError("prev must be a lowercase hex SHA-256");
+  }
+  if (!Number.isFinite(event.time)) {
+    throw new TypeError("event time must be a finite number of milliseconds");
+  }
+  const unhashed: UnhashedLogEntry = {
+    seq,
+    time: new Date(event.time).toISOString(),
+    type: event.type,
+    request_id: event.requestId,
+    // Copy only the recorded fields: an actor object may carry more than kind and id.
+    actor: { kind: event.actor.kind, id: event.actor.id },
+    data: event.data,
+    event_id: event.id,
+    prev,
+  };
+  return { ...unhashed, hash: entryHash(unhashed) };
+}
+
+/**
+ * The line written for an entry, without its newline. Fields appear in reading order
+ * (seq first, hash last); the hash does not depend on it, only on the canonical form.
+ */
+export function serializeEntry(entry: LogEntry): string {
+  return JSON.stringify({
+    seq: entry.seq,
+    time: entry.time,
+    type: entry.type,
+    request_id: entry.request_id,
+    actor: { kind: entry.actor.kind, id: entry.actor.id },
+    data: entry.data,
+    event_id: entry.event_id,
+    prev: entry.prev,
+    hash: entry.hash,
+  });
+}
+
+const ENTRY_FIELD_COUNT = 9;
+const HASH_PATTERN = /^[0-9a-f]{64}$/;
+
+/** Whether `value` is a lowercase hex SHA-256, the form of `prev` and `hash`. */
+export function isHash(value: unknown): value is string {
+  return typeof value === "string" && value.length === 64 && HASH_PATTERN.test(value);
+}
+
+/**
+ * `value` (a parsed log line) as a {@link LogEntry}, or a short reason why it is not
+ * one. Only checks the shape; whether the hash and chain hold is the verifier's job.
+ * Extra fields are refused: they would be covered by the hash yet unknown to readers.
+ */
+export function readLogEntry(value: unknown): LogEntry | string {
+  if (!isPlainObject(value)) return "entry is not a JSON object";
+  const entry = value as Record<string, unknown>;
+  if (Object.keys(entry).length !== ENTRY_FIELD_COUNT) return "entry has missing or unknown fields";
+  if (!Number.isSafeInteger(entry.seq) || (entry.seq as number) < 1) return "bad seq";
+  if (typeof entry.time !== "string") return "bad time";
+  if (typeof entry.type !== "string") return "bad type";
+  if (typeof entry.request_id !== "string") return "bad request_id";
+  const actor = entry.actor;
+  if (
+    !isPlainObject(actor) ||
+    Object.keys(actor).length !== 2 ||
+    typeof actor.kind !== "string" ||
+    typeof actor.id !== "string"
+  ) {
+    return "bad actor";
+  }
+  if (!isPlainObject(entry.data)) return "bad data";
+  if (typeof entry.event_id !== "string") return "bad event_id";
+  if (!isHash(entry.prev)) return "bad prev";
+  if (!isHash(entry.hash)) return "bad hash";
+  return value as unknown as LogEntry;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,124 @@
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { createConsoleLogger } from "../../adapters/console-logger.js";
+import { createConsoleNotifier } from "../../adapters/console-notifier.js";
+import { devPrincipals, loadOrCreateDevIdentities } from "../../config/dev-identities.js";
+import { loadConfigFile, parseConfig } from "../../config/load.js";
+import type { WritConfig } from "../../config/schema.js";
+import { assembleWrit } from "../../config/wire.js";
+import { serveWrit } from "../../server.js";
+import { type Command, UsageError } from "../command.js";
+
+/** The policies shipped with writ, used when the working directory has none. */
+const BUNDLED_POLICIES = fileURLToPath(new URL("../../../policies", import.meta.url));
+
+const HELP = `
+Usage: writ dev [options]
+
+Runs writ in one process for trying it: the embedded store, generated signing
+keys, the demo policies and demo identities (written with their keys to
+<data-dir>/dev-identities.json). Not for production.
+
+Options:
+  --port <n>          Port to listen on (default 8787; 0 picks a free one)
+  --host <addr>       Address to listen on (default 127.0.0.1)
+  --data-dir <dir>    Keys, audit log and identities (default .writ)
+  --config <file>     A writ configuration file (YAML or JSON), as in production
+  --policies <dir>    Cedar policies directory (default ./policies)
+  --json-logs         Log JSON lines instead of text
+  --quiet             Do not log every HTTP request
+`;
+
+export const devCommand: Command = {
+  path: ["dev"],
+  summary: "Run writ locally with the embedded store and demo identities",
+  help: HELP,
+  async run(args, io) {
+    const { values } = parseArgs({
+      args: [...args],
+      options: {
+        port: { type: "string" },
+        host: { type: "string" },
+        "data-dir": { type: "string" },
+        config: { type: "string" },
+        policies: { type: "string" },
+        "json-logs": { type: "boolean", default: false },
+        quiet: { type: "boolean", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    let config: WritConfig = values.config ? await loadConfigFile(values.config) : parseConfig({}, "defaults");
+    if (values.port !== undefined) {
+      const port = Number(values.port);
+      if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError("--port takes a number from 0 to 65535");
+      config = { ...config, server: { ...config.server, port } };
+    }
+    if (values.host !== undefined) config = { ...config, server: { ...config.server, host: values.host } };
+    if (values["data-dir"] !== undefined) config = { ...config, data_dir: values["data-dir"] };
+    if (values.policies !== undefined) {
+      config = { ...config, policies: { ...config.policies, dir: values.policies } };
+    } else if (!values.config && !existsSync(config.policies.dir)) {
+      config = { ...config, policies: { ...config.policies, dir: BUNDLED_POLICIES } };
+    }
+
+    const logger = createConsoleLogger({
+      format: values["json-logs"] ? "json" : "pretty",
+      quiet: values.quiet,
+      write: (line) => io.stderr(`${line}\n`),
+    });
+    const { identities: configured } = config;
+    const hasIdentities =
+      configured.agents.length + configured.reviewers.length + configured.auditors.length + configured.resource_servers.length > 0;
+    const dev = hasIdentities ? undefined : await loadOrCreateDevIdentities(config.data_dir);
+    const writ = await assembleWrit(config, {
+      logger,
+      extraPrincipals: dev === undefined ? [] : devPrincipals(dev.identities),
+      notifiers: [createConsoleNotifier((line) => io.stdout(`${line}\n`))],
+    });
+    const server = await serveWrit(writ, {
+      host: config.server.host,
+      port: config.server.port,
+      logger,
+      sweepIntervalSeconds: config.requests.sweep_interval_seconds,
+      shutdownGraceSeconds: config.server.shutdown_grace_seconds,
+    });
+
+    const agent = dev?.identities.agents[0];
+    io.stdout(
+      [
+        `writ dev listening on ${server.url}`,
+        `  store: embedded (in memory; requests are lost on restart)`,
+        `  policies: ${config.policies.dir} (${writ.policy.policyIds().length} loaded)`,
+        `  audit log: ${config.audit.dir ?? `${config.data_dir}/audit`}`,
+        ...(dev
+          ? [
+              `  demo identities and their keys: ${dev.path}`,
+              "",
+              "Try it:",
+              `  export WRIT_URL=${server.url}`,
+              `  export WRIT_KEY=$(node -e 'console.log(require("./${dev.path}").agents[0].key)')   # ${agent?.id}, owned by ${agent?.owner}`,
+              `  writ request --action db:export --resource db://prod/customers --audience billing-api --reason "churn analysis"`,
+              `  WRIT_KEY=<bob's key> writ approve <request id>    # then carol; alice owns the agent and cannot`,
+              `  API docs: ${server.url}/docs`,
+            ]
+          : []),
+        "",
+      ].join("\n"),
+    );
+
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+        resolve();
+      };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+    });
+    io.stderr("writ dev: shutting down\n");
+    await server.stop();
+    return 0;
+  },
+};

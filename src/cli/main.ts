@@ -1,0 +1,69 @@
+import { type Command, type CommandIo, EXIT, UsageError } from "./command.js";
+import { clientCommands } from "./commands/client.js";
+import { devCommand } from "./commands/dev.js";
+import { keygenCommand } from "./commands/keygen.js";
+import { policyTestCommand } from "./commands/policy-test.js";
+
+const COMMANDS: readonly Command[] = [devCommand, ...clientCommands, policyTestCommand, keygenCommand];
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.path.join(" ").length));
+  const lines = COMMANDS.map((c) => `  writ ${c.path.join(" ").padEnd(width)}  ${c.summary}`);
+  return [
+    "writ: just-in-time, single-use credentials for AI agents.",
+    "",
+    "Usage: writ <command> [options]",
+    "",
+    "Commands:",
+    ...lines,
+    "",
+    "Run `writ <command> --help` for a command's options.",
+    "Client commands read the server URL from WRIT_URL and your key from WRIT_KEY.",
+    "",
+  ].join("\n");
+}
+
+/** Finds the command whose path is the longest prefix of `argv`. */
+function select(argv: readonly string[]): { command: Command; rest: readonly string[] } | undefined {
+  let best: Command | undefined;
+  for (const command of COMMANDS) {
+    const matches = command.path.every((word, i) => argv[i] === word);
+    if (matches && (best === undefined || command.path.length > best.path.length)) best = command;
+  }
+  return best === undefined ? undefined : { command: best, rest: argv.slice(best.path.length) };
+}
+
+export async function runCli(argv: readonly string[], io: CommandIo): Promise<number> {
+  if (argv.length === 0 || argv[0] === "--help" || argv[0] === "-h" || argv[0] === "help") {
+    io.stdout(overview());
+    return argv.length === 0 ? EXIT.usage : EXIT.ok;
+  }
+  if (argv[0] === "--version") {
+    io.stdout("writ 0.1.0\n");
+    return EXIT.ok;
+  }
+  const selected = select(argv);
+  if (selected === undefined) {
+    io.stderr(`writ: unknown command "${argv.slice(0, 2).join(" ")}"\n\n${overview()}`);
+    return EXIT.usage;
+  }
+  const { command, rest } = selected;
+  if (rest.includes("--help") || rest.includes("-h")) {
+    io.stdout(`${command.help.trim()}\n`);
+    return EXIT.ok;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.stderr(`writ ${command.path.join(" ")}: ${error.message}\nRun \`writ ${command.path.join(" ")} --help\` for usage.\n`);
+      return EXIT.usage;
+    }
+    if (error instanceof TypeError && (error as NodeJS.ErrnoException).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      io.stderr(`writ ${command.path.join(" ")}: ${error.message}\n`);
+      return EXIT.usage;
+    }
+    io.stderr(`writ ${command.path.join(" ")}: ${(error as Error).message}\n`);
+    return EXIT.failed;
+  }
+}

@@ -1,0 +1,59 @@
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml } from "yaml";
+import type { ZodError } from "zod";
+import { type WritConfig, WritConfigSchema } from "./schema.js";
+
+/** A configuration that cannot be used; the message names the key and what is expected. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+function describe(error: ZodError, source: string): string {
+  const lines = error.issues.map((issue) => {
+    const key = issue.path.length > 0 ? issue.path.map(String).join(".") : "(top level)";
+    return `  ${key}: ${issue.message}`;
+  });
+  return `Invalid configuration in ${source}:\n${lines.join("\n")}`;
+}
+
+/** Validates a parsed configuration object. */
+export function parseConfig(raw: unknown, source = "configuration"): WritConfig {
+  const result = WritConfigSchema.safeParse(raw ?? {});
+  if (!result.success) throw new ConfigError(describe(result.error, source));
+  return result.data;
+}
+
+/** Reads and validates a YAML or JSON configuration file. */
+export async function loadConfigFile(path: string): Promise<WritConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    throw new ConfigError(`Cannot read the configuration file ${path}: ${(error as NodeJS.ErrnoException).code ?? "error"}`);
+  }
+  let raw: unknown;
+  try {
+    raw = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`The configuration file ${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(error as Error).message}`);
+  }
+  return parseConfig(raw, path);
+}
+
+/** The variables writ reads. `config/` is the only place that touches `process.env`. */
+export interface WritEnv {
+  /** Configuration file for `writ dev` / `writ serve`. */
+  WRIT_CONFIG?: string;
+  /** Base URL of a running writ, for client commands. */
+  WRIT_URL?: string;
+  /** The caller's key, for client commands. */
+  WRIT_KEY?: string;
+}
+
+export function readEnv(env: NodeJS.ProcessEnv = process.env): WritEnv {
+  const out: WritEnv = {};
+  if (env.WRIT_CONFIG) out.WRIT_CONFIG = env.WRIT_CONFIG;
+  if (env.WRIT_URL) out.WRIT_URL = env.WRIT_URL;
+  if (env.WRIT_KEY) out.WRIT_KEY = env.WRIT_KEY;
+  return out;
+}

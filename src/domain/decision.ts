@@ -1,0 +1,34 @@
+/**
+ * One approval condition: `quorum` distinct people, each a member of at least one
+ * of `groups`. A request needing approval is approved when every requirement holds.
+ */
+export interface ApprovalRequirement {
+  readonly groups: readonly string[];
+  readonly quorum: number;
+}
+
+/** What the policy said about a request. */
+export interface Decision {
+  readonly effect: "allow" | "approve" | "deny";
+  /** Ids of the policies that determined the decision (permits, or the forbids). */
+  readonly policies: readonly string[];
+  /** Empty unless `effect` is `approve`. */
+  readonly requirements: readonly ApprovalRequirement[];
+  /** Upper bound on the credential's lifetime. */
+  readonly ttlSeconds: number;
+  /** How long the request may wait for approval before it expires. */
+  readonly approvalTimeoutSeconds: number;
+  readonly reasonRequired: boolean;
+  /** Context field names that notifications mask until a reviewer reveals them. */
+  readonly sensitiveFields: readonly string[];
+}
+
+/** Every group named by any requirement, in order, without repeats. */
+export function approverGroups(decision: Decision): string[] {
+  return [...new Set(decision.requirements.flatMap((r) => r.groups))];
+}
+
+/** The largest quorum any requirement asks for (0 when nothing needs approval). */
+export function requiredQuorum(decision: Decision): number {
+  return decision.requirements.reduce((max, r) => Math.max(max, r.quorum), 0);
+}

@@ -1,0 +1,46 @@
+/** The kinds of principal that hold keys. A key belongs to exactly one kind. */
+export type PrincipalKind = "agent" | "reviewer" | "auditor" | "resource_server";
+
+/** An AI agent, CI job or script that asks for credentials. */
+export interface Agent {
+  readonly kind: "agent";
+  readonly id: string;
+  /** The human accountable for the agent; never counts toward its approvals. */
+  readonly owner: string;
+  /** Extra attributes made available to policies as `principal.<name>`. */
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+/** A human who approves or denies requests. */
+export interface Reviewer {
+  readonly kind: "reviewer";
+  readonly id: string;
+  readonly groups: readonly string[];
+}
+
+/** A member of the security team who reads requests and events. */
+export interface Auditor {
+  readonly kind: "auditor";
+  readonly id: string;
+}
+
+/** A service that accepts writ JWTs for one audience and consumes them. */
+export interface ResourceServer {
+  readonly kind: "resource_server";
+  readonly id: string;
+  readonly audience: string;
+}
+
+export type Principal = Agent | Reviewer | Auditor | ResourceServer;
+
+/** Who did something, as recorded in events. `system` is writ itself (expiry). */
+export interface Actor {
+  readonly kind: PrincipalKind | "system";
+  readonly id: string;
+}
+
+export const SYSTEM_ACTOR: Actor = { kind: "system", id: "writ" };
+
+export function actorOf(principal: Principal): Actor {
+  return { kind: principal.kind, id: principal.id };
+}

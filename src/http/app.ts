@@ -1,0 +1,126 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { swaggerUI } from "@hono/swagger-ui";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { secureHeaders } from "hono/secure-headers";
+import type { ZodError } from "zod";
+import { type ErrorCode, WritError } from "../domain/errors.js";
+import type { Logger } from "../ports/logger.js";
+import type { Broker } from "../service/broker.js";
+import { type AuthEnv, principalAuth } from "./auth.js";
+import { ERROR_STATUS } from "./error-status.js";
+import { requestRoutes } from "./routes/requests.js";
+import { tokenRoutes } from "./routes/tokens.js";
+
+export interface AppOptions {
+  broker: Broker;
+  /** The public JWKS served at `/.well-known/jwks.json`. */
+  jwks: () => { keys: object[] };
+  logger: Logger;
+  /** Largest accepted request body (default 64 KiB). */
+  maxBodyBytes?: number;
+  version?: string;
+}
+
+export function errorBody(code: ErrorCode, message: string, details?: Readonly<Record<string, unknown>>) {
+  return { error: { code, message, ...(details !== undefined ? { details } : {}) } };
+}
+
+function respond(c: Context, code: ErrorCode, message: string, details?: Readonly<Record<string, unknown>>) {
+  if (code === "unauthenticated") c.header("WWW-Authenticate", 'Bearer realm="writ"');
+  return c.json(errorBody(code, message, details), ERROR_STATUS[code]);
+}
+
+function describeZodError(error: ZodError): string {
+  const parts = error.issues.slice(0, 5).map((issue) => {
+    const path = issue.path.map(String).join(".");
+    return path ? `${path}: ${issue.message}` : issue.message;
+  });
+  return parts.join("; ").slice(0, 500);
+}
+
+/**
+ * The HTTP API. It never listens: `main` serves it, tests call `app.request()`.
+ */
+export function createApp(options: AppOptions) {
+  const { broker, logger } = options;
+  const app = new OpenAPIHono<AuthEnv>({
+    defaultHook: (result, c) => {
+      if (!result.success) return respond(c, "validation_failed", describeZodError(result.error));
+    },
+  });
+
+  app.use(secureHeaders());
+  app.use(async function requestLog(c, next) {
+    const started = performance.now();
+    await next();
+    logger.info("http", {
+      method: c.req.method,
+      route: c.req.routePath,
+      status: c.res.status,
+      ms: Math.round((performance.now() - started) * 10) / 10,
+    });
+  });
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: options.maxBodyBytes ?? 64 * 1024,
+      onError: (c) => respond(c, "payload_too_large", "The request body is too large."),
+    }),
+  );
+  app.use("/v1/*", async function requireJson(c, next) {
+    const type = c.req.header("content-type");
+    const length = c.req.header("content-length");
+    const hasBody = (length !== undefined && length !== "0") || c.req.header("transfer-encoding") !== undefined;
+    if (c.req.method === "POST" && hasBody && !/^application\/json\s*(;|$)/i.test(type ?? "")) {
+      return respond(c, "unsupported_media_type", "Send the body as application/json.");
+    }
+    await next();
+  });
+  app.use("/v1/*", principalAuth({ identities: broker.deps.identities }));
+
+  requestRoutes(app, broker);
+  tokenRoutes(app, broker);
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", async (c) => {
+    const ready = await broker.deps.store.ready().catch(() => false);
+    return c.json({ status: ready ? "ready" : "not_ready" }, ready ? 200 : 503);
+  });
+  app.get("/.well-known/jwks.json", (c) => {
+    c.header("Cache-Control", "public, max-age=300");
+    return c.json(options.jwks());
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    description: "A writ key: agent, reviewer, auditor or resource server.",
+  });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "writ",
+      version: options.version ?? "0.1.0",
+      description: "Just-in-time, single-use credentials for AI agents.",
+    },
+  });
+  app.get("/docs", swaggerUI({ url: "/openapi.json" }));
+
+  app.notFound((c) => respond(c, "not_found", "No such route."));
+  app.onError((error, c) => {
+    if (error instanceof WritError) return respond(c, error.code, error.message, error.details);
+    if (error instanceof HTTPException) {
+      if (error.status === 413) return respond(c, "payload_too_large", "The request body is too large.");
+      if (error.status === 400 && /json/i.test(error.message)) {
+        return respond(c, "invalid_json", "The request body is not valid JSON.");
+      }
+      if (error.status < 500) return respond(c, "bad_request", "The request could not be read.");
+    }
+    logger.error("unhandled error", { route: c.req.routePath, error: (error as Error).name });
+    return respond(c, "internal_error", "Something went wrong on our side.");
+  });
+  return app;
+}
+
+export type WritApp = ReturnType<typeof createApp>;

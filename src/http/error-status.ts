@@ -1,0 +1,37 @@
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { ErrorCode } from "../domain/errors.js";
+
+/** The one table from error code to HTTP status. */
+export const ERROR_STATUS: Record<ErrorCode, ContentfulStatusCode> = {
+  bad_request: 400,
+  invalid_json: 400,
+  validation_failed: 400,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  unauthenticated: 401,
+  forbidden: 403,
+  wrong_principal_kind: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  policy_denied: 403,
+  policy_error: 403,
+  reason_required: 422,
+  audience_required: 422,
+  unsupported_credential_type: 422,
+  self_approval_forbidden: 403,
+  not_an_approver: 403,
+  already_reviewed: 409,
+  request_not_pending: 409,
+  approval_pending: 409,
+  request_denied: 403,
+  request_cancelled: 410,
+  request_expired: 410,
+  credential_already_issued: 410,
+  token_invalid: 401,
+  token_replayed: 409,
+  audience_mismatch: 403,
+  conflict: 409,
+  store_unavailable: 503,
+  audit_unavailable: 503,
+  internal_error: 500,
+};

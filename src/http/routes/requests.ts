@@ -1,0 +1,193 @@
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import type { AuthEnv } from "../auth.js";
+import {
+  ApproveBody,
+  CreateRequestBody,
+  CredentialView,
+  DenyBody,
+  ErrorResponse,
+  GetRequestQuery,
+  ListRequestsQuery,
+  RequestIdParam,
+  RequestList,
+  RequestView,
+} from "../schemas.js";
+import { requireKind } from "../../service/access.js";
+import type { Broker } from "../../service/broker.js";
+import { credentialView, requestView } from "../views.js";
+
+const security = [{ bearer: [] }];
+const json = <T>(schema: T) => ({ content: { "application/json": { schema } } });
+const error = (description: string) => ({ description, ...json(ErrorResponse) });
+const body = <T>(schema: T) => ({ body: { required: true, ...json(schema) } });
+
+const createRequestRoute = createRoute({
+  method: "post",
+  path: "/v1/requests",
+  tags: ["requests"],
+  summary: "Ask for a credential for one action on one resource (agents)",
+  security,
+  request: body(CreateRequestBody),
+  responses: {
+    201: { description: "Approved at once, or waiting for reviewers", ...json(RequestView) },
+    403: error("policy_denied, wrong_principal_kind"),
+    422: error("reason_required, audience_required, unsupported_credential_type"),
+  },
+});
+
+const getRequestRoute = createRoute({
+  method: "get",
+  path: "/v1/requests/{id}",
+  tags: ["requests"],
+  summary: "Read a request; `wait` long-polls for a status change",
+  security,
+  request: { params: RequestIdParam, query: GetRequestQuery },
+  responses: { 200: { description: "The request", ...json(RequestView) }, 404: error("not_found") },
+});
+
+const listRequestsRoute = createRoute({
+  method: "get",
+  path: "/v1/requests",
+  tags: ["requests"],
+  summary: "List requests, newest first (reviewers, auditors)",
+  security,
+  request: { query: ListRequestsQuery },
+  responses: { 200: { description: "A page of requests", ...json(RequestList) } },
+});
+
+const reviewResponses = {
+  200: { description: "The request after the review", ...json(RequestView) },
+  403: error("self_approval_forbidden, not_an_approver"),
+  409: error("already_reviewed, request_not_pending"),
+};
+
+const approveRoute = createRoute({
+  method: "post",
+  path: "/v1/requests/{id}/approve",
+  tags: ["reviews"],
+  summary: "Approve (reviewers in the named groups; never the agent's owner)",
+  security,
+  request: { params: RequestIdParam, ...body(ApproveBody) },
+  responses: reviewResponses,
+});
+
+const denyRoute = createRoute({
+  method: "post",
+  path: "/v1/requests/{id}/deny",
+  tags: ["reviews"],
+  summary: "Deny with a reason; one deny ends the request",
+  security,
+  request: { params: RequestIdParam, ...body(DenyBody) },
+  responses: reviewResponses,
+});
+
+const cancelRoute = createRoute({
+  method: "post",
+  path: "/v1/requests/{id}/cancel",
+  tags: ["requests"],
+  summary: "Withdraw a pending or uncollected request (the requesting agent)",
+  security,
+  request: { params: RequestIdParam },
+  responses: {
+    200: { description: "The cancelled request", ...json(RequestView) },
+    409: error("request_not_pending"),
+  },
+});
+
+const credentialRoute = createRoute({
+  method: "post",
+  path: "/v1/requests/{id}/credential",
+  tags: ["credentials"],
+  summary: "Mint and collect the credential, once (the requesting agent)",
+  security,
+  request: { params: RequestIdParam },
+  responses: {
+    200: { description: "The credential; it is never shown again", ...json(CredentialView) },
+    403: error("request_denied"),
+    409: error("approval_pending"),
+    410: error("credential_already_issued, request_expired, request_cancelled"),
+  },
+});
+
+export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
+  app.openapi(createRequestRoute, async (c) => {
+    const principal = c.get("principal");
+    requireKind(principal, "agent");
+    const b = c.req.valid("json");
+    const request = await broker.request(principal, {
+      action: b.action,
+      resource: b.resource,
+      credentialType: b.credential,
+      context: b.context,
+      ...(b.audience !== undefined ? { audience: b.audience } : {}),
+      ...(b.reason !== undefined ? { reason: b.reason } : {}),
+      ...(b.ticket !== undefined ? { ticket: b.ticket } : {}),
+      ...(b.on_behalf_of !== undefined ? { onBehalfOf: b.on_behalf_of } : {}),
+      ...(b.ttl_seconds !== undefined ? { ttlSeconds: b.ttl_seconds } : {}),
+    });
+    c.header("Location", `/v1/requests/${request.id}`);
+    return c.json(requestView(request, principal), 201);
+  });
+
+  app.openapi(getRequestRoute, async (c) => {
+    const principal = c.get("principal");
+    const { id } = c.req.valid("param");
+    const { wait } = c.req.valid("query");
+    const request = await broker.get(principal, id, wait ?? 0, c.req.raw.signal);
+    return c.json(requestView(request, principal), 200);
+  });
+
+  app.openapi(listRequestsRoute, async (c) => {
+    const principal = c.get("principal");
+    const q = c.req.valid("query");
+    const page = await broker.list(principal, {
+      limit: q.limit,
+      ...(q.status !== undefined ? { status: q.status as never } : {}),
+      ...(q.agent !== undefined ? { agentId: q.agent } : {}),
+      ...(q.action !== undefined ? { action: q.action } : {}),
+      ...(q.since !== undefined ? { since: Date.parse(q.since) } : {}),
+      ...(q.until !== undefined ? { until: Date.parse(q.until) } : {}),
+      ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+    });
+    return c.json(
+      {
+        items: page.items.map((r) => requestView(r, principal)),
+        ...(page.next !== undefined ? { next: page.next } : {}),
+      },
+      200,
+    );
+  });
+
+  app.openapi(approveRoute, async (c) => {
+    const principal = c.get("principal");
+    requireKind(principal, "reviewer");
+    const { id } = c.req.valid("param");
+    const { comment } = c.req.valid("json");
+    const { request } = await broker.approve(principal, id, comment, "api");
+    return c.json(requestView(request, principal), 200);
+  });
+
+  app.openapi(denyRoute, async (c) => {
+    const principal = c.get("principal");
+    requireKind(principal, "reviewer");
+    const { id } = c.req.valid("param");
+    const { reason } = c.req.valid("json");
+    const { request } = await broker.deny(principal, id, reason, "api");
+    return c.json(requestView(request, principal), 200);
+  });
+
+  app.openapi(cancelRoute, async (c) => {
+    const principal = c.get("principal");
+    requireKind(principal, "agent");
+    const { request } = await broker.cancel(principal, c.req.valid("param").id);
+    return c.json(requestView(request, principal), 200);
+  });
+
+  app.openapi(credentialRoute, async (c) => {
+    const principal = c.get("principal");
+    requireKind(principal, "agent");
+    const credential = await broker.collect(principal, c.req.valid("param").id);
+    c.header("Cache-Control", "no-store");
+    return c.json(credentialView(credential), 200);
+  });
+}

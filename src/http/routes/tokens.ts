@@ -1,0 +1,72 @@
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import type { AuthEnv } from "../auth.js";
+import { ConsumeBody, ConsumeView, ErrorResponse, EventList, ListEventsQuery } from "../schemas.js";
+import { requireKind } from "../../service/access.js";
+import type { Broker } from "../../service/broker.js";
+import { eventView } from "../views.js";
+
+const security = [{ bearer: [] }];
+const json = <T>(schema: T) => ({ content: { "application/json": { schema } } });
+
+const consumeRoute = createRoute({
+  method: "post",
+  path: "/v1/tokens/consume",
+  tags: ["credentials"],
+  summary: "Consume a writ JWT once (resource servers, for their own audience)",
+  security,
+  request: { body: { required: true, ...json(ConsumeBody) } },
+  responses: {
+    200: { description: "First use: the token's grant", ...json(ConsumeView) },
+    401: { description: "token_invalid", ...json(ErrorResponse) },
+    403: { description: "audience_mismatch", ...json(ErrorResponse) },
+    409: { description: "token_replayed", ...json(ErrorResponse) },
+  },
+});
+
+const eventsRoute = createRoute({
+  method: "get",
+  path: "/v1/events",
+  tags: ["audit"],
+  summary: "Recorded events in stream order (auditors)",
+  security,
+  request: { query: ListEventsQuery },
+  responses: { 200: { description: "A page of events; pass `next` as `after`", ...json(EventList) } },
+});
+
+export function tokenRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
+  app.openapi(consumeRoute, async (c) => {
+    const principal = c.get("principal");
+    requireKind(principal, "resource_server");
+    const claims = await broker.consume(principal, c.req.valid("json").token);
+    return c.json(
+      {
+        active: true as const,
+        sub: claims.sub,
+        action: claims.action,
+        resource: claims.resource,
+        request_id: claims.requestId,
+        jti: claims.jti,
+        exp: claims.exp,
+      },
+      200,
+    );
+  });
+
+  app.openapi(eventsRoute, async (c) => {
+    const q = c.req.valid("query");
+    const events = await broker.events(c.get("principal"), {
+      limit: q.limit,
+      ...(q.request_id !== undefined ? { requestId: q.request_id } : {}),
+      ...(q.type !== undefined ? { type: q.type } : {}),
+      ...(q.after !== undefined ? { after: q.after } : {}),
+    });
+    const last = events.at(-1);
+    return c.json(
+      {
+        items: events.map(eventView),
+        ...(events.length === q.limit && last !== undefined ? { next: last.id } : {}),
+      },
+      200,
+    );
+  });
+}

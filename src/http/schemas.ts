@@ -1,0 +1,175 @@
+import { z } from "@hono/zod-openapi";
+import { EVENT_TYPES } from "../domain/events.js";
+import { REQUEST_STATUSES } from "../domain/request.js";
+
+/**
+ * The API's schemas: they validate input and generate `/openapi.json`, so the
+ * documentation cannot drift from what the server accepts.
+ */
+
+const ACTION = /^[A-Za-z0-9][A-Za-z0-9_.*:/-]{0,127}$/;
+const PRINTABLE = /^[^\p{Cc}]*$/u;
+
+const text = (max: number) => z.string().min(1).max(max).regex(PRINTABLE, "must not contain control characters");
+
+export const RequestIdParam = z.object({
+  id: z
+    .string()
+    .regex(/^req_[A-Za-z0-9_-]{22}$/, "not a request id")
+    .openapi({ param: { name: "id", in: "path" }, example: "req_3q2-7wEvXv9bE1c8S3iRzA" }),
+});
+
+function contextDepth(value: unknown, depth = 0): number {
+  if (value === null || typeof value !== "object") return depth;
+  let max = depth + 1;
+  for (const v of Object.values(value as object)) max = Math.max(max, contextDepth(v, depth + 1));
+  return max;
+}
+
+export const CreateRequestBody = z
+  .strictObject({
+    action: z.string().regex(ACTION, "an action name like s3:GetObject or db:export").openapi({ example: "db:export" }),
+    resource: text(1024).openapi({ example: "db://prod/customers" }),
+    credential: z.enum(["jwt", "aws"]).default("jwt"),
+    audience: text(256).optional().openapi({ example: "billing-api" }),
+    reason: text(2000).optional().openapi({ example: "Quarterly churn analysis, ticket DATA-1234" }),
+    ticket: text(256).optional().openapi({ example: "DATA-1234" }),
+    on_behalf_of: text(256).optional().openapi({ description: "The human this agent acts for; they cannot approve it." }),
+    context: z
+      .record(z.string().max(128), z.json())
+      .default({})
+      .refine((v) => contextDepth(v) <= 5, "nests too deeply (at most 5 levels)")
+      .refine((v) => JSON.stringify(v).length <= 16_384, "is larger than 16 KiB")
+      .openapi({ description: "Free-form facts for policies and reviewers, e.g. data classification.", example: { rows: 12000, classification: "pii" } }),
+    ttl_seconds: z.number().int().min(30).max(43_200).optional().openapi({ description: "Wanted credential lifetime; capped by the policy." }),
+  })
+  .openapi("CreateRequest");
+
+export const ApproveBody = z.strictObject({ comment: text(2000).optional() }).openapi("Approve");
+export const DenyBody = z.strictObject({ reason: text(2000) }).openapi("Deny");
+export const ConsumeBody = z.strictObject({ token: z.string().min(1).max(8192) }).openapi("Consume");
+
+export const GetRequestQuery = z.strictObject({
+  wait: z.coerce.number().int().min(0).max(60).optional().openapi({ description: "Long-poll up to this many seconds for a status change." }),
+});
+
+export const ListRequestsQuery = z.strictObject({
+  status: z.enum(REQUEST_STATUSES as [string, ...string[]]).optional(),
+  agent: text(256).optional(),
+  action: z.string().regex(ACTION).optional(),
+  since: z.iso.datetime().optional(),
+  until: z.iso.datetime().optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().regex(/^\d{1,12}$/).optional(),
+});
+
+export const ListEventsQuery = z.strictObject({
+  request_id: RequestIdParam.shape.id.optional(),
+  type: z.enum(EVENT_TYPES).optional(),
+  after: z.string().regex(/^[0-9-]{1,40}$/).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
+export const ErrorResponse = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: "policy_denied" }),
+      message: z.string(),
+      details: z.record(z.string(), z.unknown()).optional(),
+    }),
+  })
+  .openapi("Error");
+
+const Requirement = z.object({ groups: z.array(z.string()), quorum: z.number().int() });
+
+export const DecisionView = z
+  .object({
+    effect: z.enum(["allow", "approve", "deny"]),
+    policies: z.array(z.string()),
+    approvers: z.array(z.string()).optional(),
+    quorum: z.number().int().optional(),
+    requirements: z.array(Requirement),
+    ttl_seconds: z.number().int(),
+    reason_required: z.boolean(),
+  })
+  .openapi("Decision");
+
+export const RequestView = z
+  .object({
+    id: z.string(),
+    status: z.enum(REQUEST_STATUSES as [string, ...string[]]),
+    agent: z.string(),
+    owner: z.string(),
+    on_behalf_of: z.string().optional(),
+    action: z.string(),
+    resource: z.string(),
+    credential_type: z.enum(["jwt", "aws"]),
+    audience: z.string().optional(),
+    reason: z.string().optional(),
+    ticket: z.string().optional(),
+    context: z.record(z.string(), z.unknown()),
+    masked_fields: z.array(z.string()),
+    ttl_seconds: z.number().int(),
+    decision: DecisionView,
+    reviews: z.array(
+      z.object({
+        reviewer: z.string(),
+        verdict: z.enum(["approve", "deny"]),
+        comment: z.string().optional(),
+        channel: z.string(),
+        at: z.string(),
+      }),
+    ),
+    pending_approvals: z.number().int().openapi({ description: "Approvals still needed (0 once approved)." }),
+    credential: z
+      .object({ type: z.enum(["jwt", "aws"]), id: z.string(), issued_at: z.string(), expires_at: z.string() })
+      .optional(),
+    created_at: z.string(),
+    updated_at: z.string(),
+    expires_at: z.string(),
+  })
+  .openapi("Request");
+
+export const RequestList = z
+  .object({ items: z.array(RequestView), next: z.string().optional() })
+  .openapi("RequestList");
+
+export const CredentialView = z
+  .object({
+    credential: z.union([
+      z.object({ type: z.literal("jwt"), token: z.string(), expires_at: z.string() }),
+      z.object({
+        type: z.literal("aws"),
+        access_key_id: z.string(),
+        secret_access_key: z.string(),
+        session_token: z.string(),
+        expires_at: z.string(),
+      }),
+    ]),
+  })
+  .openapi("Credential");
+
+export const ConsumeView = z
+  .object({
+    active: z.literal(true),
+    sub: z.string(),
+    action: z.string(),
+    resource: z.string(),
+    request_id: z.string(),
+    jti: z.string(),
+    exp: z.number().int(),
+  })
+  .openapi("ConsumeResult");
+
+export const EventView = z
+  .object({
+    id: z.string(),
+    type: z.string(),
+    request_id: z.string(),
+    actor: z.object({ kind: z.string(), id: z.string() }),
+    time: z.string(),
+    data: z.record(z.string(), z.unknown()),
+  })
+  .openapi("Event");
+
+export const EventList = z.object({ items: z.array(EventView), next: z.string().optional() }).openapi("EventList");

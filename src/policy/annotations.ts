@@ -1,0 +1,160 @@
+/**
+ * The approval terms a policy carries in its Cedar annotations, checked when the
+ * policy set loads so that a typo never reaches a request.
+ */
+
+/** Approval terms of one policy, as read from its annotations. */
+export interface PolicyTerms {
+  /** Groups whose members may approve; empty when the policy allows at once. */
+  readonly approvers: readonly string[];
+  /** Distinct approvers needed; 0 when `approvers` is empty. */
+  readonly quorum: number;
+  /** Cap on the credential's lifetime, when the policy sets one. */
+  readonly ttlSeconds: number | undefined;
+  /** How long the request may wait for approval, when the policy sets it. */
+  readonly approvalTimeoutSeconds: number | undefined;
+  readonly reasonRequired: boolean;
+  /** Context field names masked in notifications. */
+  readonly sensitiveFields: readonly string[];
+}
+
+/** Largest quorum a policy may ask for; more is almost certainly a typo. */
+export const MAX_QUORUM = 20;
+
+/** Annotations that carry approval terms; only `permit` policies may use them. */
+const TERM_ANNOTATIONS = [
+  "approvers",
+  "quorum",
+  "ttl",
+  "approval_timeout",
+  "reason",
+  "sensitive",
+] as const;
+
+/**
+ * Every annotation writ accepts. Anything else fails loading: a misspelled
+ * `@approver` would otherwise be ignored and turn an approval into an allow.
+ */
+const KNOWN_ANNOTATIONS: ReadonlySet<string> = new Set(["id", "description", ...TERM_ANNOTATIONS]);
+
+/** Ids, group names and field names: printable, no spaces, a sane length. */
+const NAME = /^[^\s,"\\\p{Cc}]{1,128}$/u;
+
+/** A policy's annotations as Cedar reports them; a bare `@name` has value `null`. */
+export type RawAnnotations = Readonly<Record<string, string | null>>;
+
+/** What reading a policy's annotations produced: its terms, or what is wrong. */
+export type TermsResult =
+  | { readonly ok: true; readonly terms: PolicyTerms }
+  | { readonly ok: false; readonly problems: readonly string[] };
+
+/** The policy id an `@id` annotation names, or a problem; `undefined` without `@id`. */
+export function readPolicyId(
+  annotations: RawAnnotations,
+): { readonly id: string } | { readonly problem: string } | undefined {
+  if (!Object.hasOwn(annotations, "id")) return undefined;
+  const value = annotations.id;
+  if (value === null || value === undefined || !NAME.test(value)) {
+    return {
+      problem: `@id must be 1-128 characters without spaces, commas or quotes, got ${show(value)}`,
+    };
+  }
+  return { id: value };
+}
+
+/** Reads and checks the approval terms of a policy with the given effect. */
+export function readPolicyTerms(
+  effect: "permit" | "forbid",
+  annotations: RawAnnotations,
+): TermsResult {
+  const problems: string[] = [];
+  for (const name of Object.keys(annotations)) {
+    if (!KNOWN_ANNOTATIONS.has(name)) {
+      problems.push(`unknown annotation @${name} (known: ${[...KNOWN_ANNOTATIONS].join(", ")})`);
+    }
+  }
+  if (effect === "forbid") {
+    for (const name of TERM_ANNOTATIONS) {
+      if (Object.hasOwn(annotations, name)) {
+        problems.push(`@${name} has no meaning on a forbid policy: a forbid always denies`);
+      }
+    }
+  }
+
+  const approvers = readNameList(annotations, "approvers", problems);
+  let quorum = approvers.length > 0 ? 1 : 0;
+  if (Object.hasOwn(annotations, "quorum")) {
+    const value = readPositiveInteger(annotations, "quorum", problems);
+    if (value !== undefined && value > MAX_QUORUM) {
+      problems.push(`@quorum must be at most ${MAX_QUORUM}, got "${value}"`);
+    } else if (value !== undefined && approvers.length === 0) {
+      problems.push("@quorum needs @approvers naming who may approve");
+    } else if (value !== undefined) {
+      quorum = value;
+    }
+  }
+  const ttlSeconds = readPositiveInteger(annotations, "ttl", problems);
+  const approvalTimeoutSeconds = readPositiveInteger(annotations, "approval_timeout", problems);
+  if (approvalTimeoutSeconds !== undefined && approvers.length === 0) {
+    problems.push("@approval_timeout needs @approvers: without them nothing waits for approval");
+  }
+  const reasonRequired = readReason(annotations, problems);
+  const sensitiveFields = readNameList(annotations, "sensitive", problems);
+
+  if (problems.length > 0) return { ok: false, problems };
+  return {
+    ok: true,
+    terms: {
+      approvers,
+      quorum,
+      ttlSeconds,
+      approvalTimeoutSeconds,
+      reasonRequired,
+      sensitiveFields,
+    },
+  };
+}
+
+function readNameList(annotations: RawAnnotations, name: string, problems: string[]): string[] {
+  if (!Object.hasOwn(annotations, name)) return [];
+  const value = annotations[name];
+  const items = (value ?? "").split(",").map((item) => item.trim());
+  const bad = items.filter((item) => !NAME.test(item));
+  if (value === null || value === undefined || bad.length > 0) {
+    problems.push(
+      `@${name} must be a comma-separated list of non-empty names without spaces or quotes, got ${show(value)}`,
+    );
+    return [];
+  }
+  return [...new Set(items)];
+}
+
+function readPositiveInteger(
+  annotations: RawAnnotations,
+  name: string,
+  problems: string[],
+): number | undefined {
+  if (!Object.hasOwn(annotations, name)) return undefined;
+  const value = annotations[name];
+  // Digits only: "1e3", "0x10", " 5" and "2.0" are refused rather than guessed at.
+  const parsed =
+    value !== null && value !== undefined && /^[1-9][0-9]*$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(parsed)) {
+    problems.push(`@${name} must be a positive integer, got ${show(value)}`);
+    return undefined;
+  }
+  return parsed;
+}
+
+function readReason(annotations: RawAnnotations, problems: string[]): boolean {
+  if (!Object.hasOwn(annotations, "reason")) return false;
+  const value = annotations.reason;
+  if (value === "required") return true;
+  if (value === "optional") return false;
+  problems.push(`@reason must be "required" or "optional", got ${show(value)}`);
+  return false;
+}
+
+function show(value: string | null | undefined): string {
+  return value === null || value === undefined ? "no value" : JSON.stringify(value);
+}

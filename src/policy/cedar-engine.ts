@@ -1,0 +1,199 @@
+import { type FSWatcher, watch as watchDir } from "node:fs";
+import { preparsePolicySet, statefulIsAuthorized } from "@cedar-policy/cedar-wasm/nodejs";
+import type { Decision } from "../domain/decision.js";
+import type { PolicyEngine, PolicyQuery } from "../ports/policy.js";
+import { toCedarRequest } from "./cedar-request.js";
+import { combineDecision, denyDecision, type PolicyDefaults } from "./decision-rules.js";
+import { type LoadedPolicySet, loadPolicySet, PolicyLoadError } from "./policy-set.js";
+
+/** What a successful reload installed. */
+export interface PolicyReloadInfo {
+  readonly policyIds: readonly string[];
+  readonly files: readonly string[];
+}
+
+/** An evaluation failure, for logs: it never reaches the caller's decision. */
+export interface PolicyEvaluationError {
+  /** The policy that failed; `undefined` when the request itself could not be evaluated. */
+  readonly policyId: string | undefined;
+  readonly message: string;
+}
+
+/** A decision together with the evaluation errors behind it, if any. */
+export interface PolicyEvaluation {
+  readonly decision: Decision;
+  /** Non-empty only when the decision is a fail-closed `deny`. */
+  readonly errors: readonly PolicyEvaluationError[];
+}
+
+export interface CedarPolicyEngineOptions {
+  /** Directory of `*.cedar` files (not searched recursively). */
+  readonly dir: string;
+  readonly defaults: PolicyDefaults;
+  /** Reload when the directory changes. Off by default. */
+  readonly watch?: boolean;
+  /** Quiet period after the last change before reloading; 100 ms by default. */
+  readonly watchDebounceMs?: number;
+  /** Called after each successful reload, once the new set is in force (not after the initial load). */
+  readonly onReload?: (info: PolicyReloadInfo) => void;
+  /** Called when a watched reload fails; the last good policy set stays in force. */
+  readonly onError?: (error: unknown) => void;
+  /** Called when an evaluation fails and the engine denies; for logs. */
+  readonly onEvaluationError?: (errors: readonly PolicyEvaluationError[]) => void;
+}
+
+/** The Cedar-backed policy engine, with the controls its owner needs. */
+export interface CedarPolicyEngine extends PolicyEngine {
+  /** Like `decide`, with the evaluation errors that caused a fail-closed deny. */
+  evaluate(query: PolicyQuery): PolicyEvaluation;
+  /**
+   * Loads the directory again and swaps the new set in at once. On failure the
+   * current set stays in force and the returned promise rejects (`PolicyLoadError`).
+   */
+  reload(): Promise<void>;
+  /** Ids of the policies in force, sorted. */
+  policyIds(): string[];
+  /** Stops watching. Decisions keep working with the set in force. */
+  close(): void;
+}
+
+interface ActiveSet {
+  readonly slot: string;
+  readonly set: LoadedPolicySet;
+}
+
+let engineCount = 0;
+
+/**
+ * Loads the policies in `options.dir` (throwing `PolicyLoadError` if they are
+ * invalid) and returns an engine that decides against them. Policies are parsed
+ * once per load, never per request.
+ */
+export async function createCedarPolicyEngine(
+  options: CedarPolicyEngineOptions,
+): Promise<CedarPolicyEngine> {
+  checkDefaults(options.defaults);
+  const { defaults } = options;
+  // Cedar keeps preparsed sets in a process-wide cache with no way to drop one. Two
+  // slots per engine, written alternately, keep memory bounded across reloads; the
+  // slot in force is never written to, so a request sees the old set or the new one.
+  engineCount += 1;
+  const slots = [`writ-policies-${engineCount}-a`, `writ-policies-${engineCount}-b`] as const;
+  let active: ActiveSet = install(slots[0], await loadPolicySet(options.dir));
+  let queue: Promise<void> = Promise.resolve();
+  let watcher: FSWatcher | undefined;
+  let debounce: NodeJS.Timeout | undefined;
+
+  function evaluate(query: PolicyQuery): PolicyEvaluation {
+    let result: PolicyEvaluation;
+    try {
+      result = evaluateWith(active, query, defaults);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      result = { decision: denyDecision([], defaults), errors: [{ policyId: undefined, message }] };
+    }
+    if (result.errors.length > 0) report(result.errors);
+    return result;
+  }
+
+  function report(errors: readonly PolicyEvaluationError[]): void {
+    try {
+      options.onEvaluationError?.(errors);
+    } catch {
+      // A failing log hook must not turn a deny into a crash.
+    }
+  }
+
+  function reload(): Promise<void> {
+    // Serialised: the last reload to start reads the directory last and wins.
+    const next = queue.then(async () => {
+      const set = await loadPolicySet(options.dir);
+      const slot = active.slot === slots[0] ? slots[1] : slots[0];
+      active = install(slot, set);
+      options.onReload?.({ policyIds: sortedIds(set), files: set.files });
+    });
+    queue = next.catch(() => {});
+    return next;
+  }
+
+  if (options.watch === true) {
+    const debounceMs = options.watchDebounceMs ?? 100;
+    const onWatchError = (error: unknown): void => options.onError?.(error);
+    // Not persistent: watching alone must not keep a process alive.
+    watcher = watchDir(options.dir, { persistent: false }, () => {
+      clearTimeout(debounce);
+      debounce = setTimeout(() => reload().catch(onWatchError), debounceMs);
+      debounce.unref();
+    });
+    watcher.on("error", onWatchError);
+  }
+
+  return {
+    decide: (query) => evaluate(query).decision,
+    evaluate,
+    reload,
+    policyIds: () => sortedIds(active.set),
+    close() {
+      clearTimeout(debounce);
+      watcher?.close();
+      watcher = undefined;
+    },
+  };
+}
+
+function evaluateWith(
+  { slot, set }: ActiveSet,
+  query: PolicyQuery,
+  defaults: PolicyDefaults,
+): PolicyEvaluation {
+  const answer = statefulIsAuthorized({ ...toCedarRequest(query), preparsedPolicySetId: slot });
+  if (answer.type === "failure") {
+    return {
+      decision: denyDecision([], defaults),
+      errors: answer.errors.map((error) => ({ policyId: undefined, message: error.message })),
+    };
+  }
+  const { decision, diagnostics } = answer.response;
+  const outcome = {
+    decision,
+    reasons: diagnostics.reason,
+    errored: diagnostics.errors.map((error) => error.policyId),
+  };
+  return {
+    decision: combineDecision(outcome, set.policies, defaults),
+    errors: diagnostics.errors.map((error) => ({
+      policyId: error.policyId,
+      message: error.error.message,
+    })),
+  };
+}
+
+function install(slot: string, set: LoadedPolicySet): ActiveSet {
+  const staticPolicies: Record<string, string> = Object.fromEntries(
+    [...set.policies.values()].map((policy) => [policy.id, policy.text]),
+  );
+  const answer = preparsePolicySet(slot, { staticPolicies });
+  if (answer.type === "failure") {
+    throw new PolicyLoadError(
+      answer.errors.map((error) => ({
+        file: undefined,
+        policyId: undefined,
+        message: error.message,
+      })),
+    );
+  }
+  return { slot, set };
+}
+
+function sortedIds(set: LoadedPolicySet): string[] {
+  return [...set.policies.keys()].sort();
+}
+
+function checkDefaults(defaults: PolicyDefaults): void {
+  for (const name of ["ttlSeconds", "approvalTimeoutSeconds"] as const) {
+    const value = defaults[name];
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new TypeError(`defaults.${name} must be a positive integer, got ${String(value)}`);
+    }
+  }
+}

@@ -1,0 +1,109 @@
+import type { ApprovalRequirement, Decision } from "../domain/decision.js";
+import type { LoadedPolicy } from "./policy-set.js";
+
+/** Terms that apply when no determining policy sets its own. */
+export interface PolicyDefaults {
+  /** Credential lifetime cap when no determining permit has `@ttl`. */
+  readonly ttlSeconds: number;
+  /** Approval wait when no determining permit has `@approval_timeout`. */
+  readonly approvalTimeoutSeconds: number;
+}
+
+/** What Cedar answered, reduced to what the rules below need. */
+export interface CedarOutcome {
+  readonly decision: "allow" | "deny";
+  /** Ids of the satisfied policies that determined the decision. */
+  readonly reasons: readonly string[];
+  /** Ids of the policies whose evaluation failed. */
+  readonly errored: readonly string[];
+}
+
+/** A deny naming `policies`, with default terms and nothing to approve. */
+export function denyDecision(policies: readonly string[], defaults: PolicyDefaults): Decision {
+  return {
+    effect: "deny",
+    policies: [...new Set(policies)].sort(),
+    requirements: [],
+    ttlSeconds: defaults.ttlSeconds,
+    approvalTimeoutSeconds: defaults.approvalTimeoutSeconds,
+    reasonRequired: false,
+    sensitiveFields: [],
+  };
+}
+
+/**
+ * Turns Cedar's answer into writ's decision:
+ * 1. a satisfied `forbid` denies, naming the forbids;
+ * 2. any evaluation error denies (fail closed), naming the policies that errored;
+ * 3. nothing permits: deny, naming nothing;
+ * 4. otherwise the satisfied permits decide, and the strictest wins: `approve` if
+ *    any names approvers (one requirement each), the smallest TTL and approval
+ *    timeout, a reason if any asks for one, the union of sensitive fields.
+ */
+export function combineDecision(
+  outcome: CedarOutcome,
+  policies: ReadonlyMap<string, LoadedPolicy>,
+  defaults: PolicyDefaults,
+): Decision {
+  const determining: LoadedPolicy[] = [];
+  for (const id of outcome.reasons) {
+    const policy = policies.get(id);
+    // Cedar naming a policy this set does not hold means the two disagree: deny.
+    if (policy === undefined) return denyDecision([id], defaults);
+    determining.push(policy);
+  }
+  const forbids = determining.filter((policy) => policy.effect === "forbid");
+  if (forbids.length > 0) return denyDecision(ids(forbids), defaults);
+  if (outcome.errored.length > 0) return denyDecision(outcome.errored, defaults);
+  const permits = determining.filter((policy) => policy.effect === "permit");
+  if (outcome.decision !== "allow" || permits.length === 0) return denyDecision([], defaults);
+
+  permits.sort((a, b) => compare(a.id, b.id));
+  const requirements = mergeRequirements(permits);
+  return {
+    effect: requirements.length > 0 ? "approve" : "allow",
+    policies: ids(permits),
+    requirements,
+    ttlSeconds: smallest(
+      permits.map((policy) => policy.terms.ttlSeconds),
+      defaults.ttlSeconds,
+    ),
+    approvalTimeoutSeconds: smallest(
+      permits.map((policy) => policy.terms.approvalTimeoutSeconds),
+      defaults.approvalTimeoutSeconds,
+    ),
+    reasonRequired: permits.some((policy) => policy.terms.reasonRequired),
+    sensitiveFields: [...new Set(permits.flatMap((policy) => policy.terms.sensitiveFields))].sort(),
+  };
+}
+
+/**
+ * One requirement per permit naming approvers. Requirements over the same groups
+ * collapse into the one with the largest quorum: it implies the others.
+ */
+function mergeRequirements(permits: readonly LoadedPolicy[]): ApprovalRequirement[] {
+  const byGroups = new Map<string, ApprovalRequirement>();
+  for (const { terms } of permits) {
+    if (terms.approvers.length === 0) continue;
+    const key = JSON.stringify([...terms.approvers].sort());
+    const existing = byGroups.get(key);
+    if (existing === undefined || existing.quorum < terms.quorum) {
+      byGroups.set(key, { groups: existing?.groups ?? [...terms.approvers], quorum: terms.quorum });
+    }
+  }
+  return [...byGroups.values()];
+}
+
+function smallest(values: readonly (number | undefined)[], fallback: number): number {
+  const present = values.filter((value): value is number => value !== undefined);
+  return present.length > 0 ? Math.min(...present) : fallback;
+}
+
+function ids(policies: readonly LoadedPolicy[]): string[] {
+  return policies.map((policy) => policy.id).sort(compare);
+}
+
+/** Code-unit order, the same on every machine (localeCompare is not). */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

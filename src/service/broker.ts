@@ -1,0 +1,33 @@
+import type { Agent, Principal, ResourceServer, Reviewer } from "../domain/principal.js";
+import type { RequestInput, ReviewChannel } from "../domain/request.js";
+import type { EventQuery, RequestQuery } from "../ports/store.js";
+import { cancel } from "./cancel-request.js";
+import { collectCredential } from "./collect-credential.js";
+import { consumeToken } from "./consume-token.js";
+import { createRequest } from "./create-request.js";
+import type { BrokerDeps } from "./deps.js";
+import { expireDue } from "./expire-requests.js";
+import { getRequest, listEvents, listRequests } from "./read-requests.js";
+import { approve, deny } from "./review-request.js";
+
+/** The use cases, bound to their ports. What the HTTP layer, CLI and console call. */
+export function createBroker(deps: BrokerDeps) {
+  return {
+    deps,
+    request: (agent: Agent, input: RequestInput) => createRequest(deps, agent, input),
+    get: (principal: Principal, id: string, waitSeconds?: number, signal?: AbortSignal) =>
+      getRequest(deps, principal, id, waitSeconds, signal),
+    list: (principal: Principal, query: RequestQuery) => listRequests(deps, principal, query),
+    events: (principal: Principal, query: EventQuery) => listEvents(deps, principal, query),
+    approve: (reviewer: Reviewer, id: string, comment: string | undefined, channel: ReviewChannel) =>
+      approve(deps, reviewer, id, comment, channel),
+    deny: (reviewer: Reviewer, id: string, reason: string, channel: ReviewChannel) =>
+      deny(deps, reviewer, id, reason, channel),
+    cancel: (agent: Agent, id: string) => cancel(deps, agent, id),
+    collect: (agent: Agent, id: string) => collectCredential(deps, agent, id),
+    consume: (server: ResourceServer, token: string) => consumeToken(deps, server, token),
+    expireDue: (batch?: number) => expireDue(deps, batch),
+  };
+}
+
+export type Broker = ReturnType<typeof createBroker>;

@@ -1,0 +1,60 @@
+import { WritError } from "../domain/errors.js";
+import { newId } from "../domain/ids.js";
+import type { Agent } from "../domain/principal.js";
+import { type AccessRequest, openRequest, type RequestInput } from "../domain/request.js";
+import type { BrokerDeps } from "./deps.js";
+import { announce, persist } from "./record.js";
+
+/**
+ * An agent asks for a credential. The policy decides; the request is recorded
+ * whatever the decision, and a `deny` then answers `policy_denied`.
+ */
+export async function createRequest(
+  deps: BrokerDeps,
+  agent: Agent,
+  input: RequestInput,
+): Promise<AccessRequest> {
+  if (deps.minters[input.credentialType] === undefined) {
+    throw new WritError(
+      "unsupported_credential_type",
+      `This writ does not issue "${input.credentialType}" credentials.`,
+    );
+  }
+  if (input.credentialType === "jwt" && input.audience === undefined) {
+    throw new WritError("audience_required", "A JWT credential needs an audience.");
+  }
+  const decision = deps.policy.decide({
+    agent,
+    action: input.action,
+    resource: input.resource,
+    context: {
+      credential_type: input.credentialType,
+      has_reason: Boolean(input.reason?.trim()),
+      ...(input.reason !== undefined ? { reason: input.reason } : {}),
+      ...(input.ticket !== undefined ? { ticket: input.ticket } : {}),
+      ...(input.audience !== undefined ? { audience: input.audience } : {}),
+      ...(input.onBehalfOf !== undefined ? { on_behalf_of: input.onBehalfOf } : {}),
+      data: input.context,
+    },
+  });
+  const { request, events } = openRequest({
+    id: newId("req"),
+    agent,
+    input,
+    decision,
+    now: deps.clock.now(),
+    timing: deps.timing,
+  });
+  const result = await deps.store.create(request, events);
+  if (!result.ok) throw new WritError("conflict", "Request id collision; try again.");
+  await persist(deps, result.events);
+  announce(deps, request, result.events);
+  if (request.status === "denied") {
+    const named = decision.policies.length > 0 ? decision.policies.join(", ") : "no policy permits it";
+    throw new WritError("policy_denied", `Denied by policy: ${named}.`, {
+      request_id: request.id,
+      policies: [...decision.policies],
+    });
+  }
+  return request;
+}

@@ -1,0 +1,51 @@
+import type { RecordedEvent } from "../domain/events.js";
+import type { Principal } from "../domain/principal.js";
+import type { AccessRequest } from "../domain/request.js";
+import type { EventQuery, RequestPage, RequestQuery } from "../ports/store.js";
+import { assertVisible, requireKind } from "./access.js";
+import type { BrokerDeps } from "./deps.js";
+import { loadSettled } from "./record.js";
+
+/**
+ * Reads one request. With `waitSeconds`, long-polls: returns as soon as the
+ * status differs from what it was at the call, or when the wait ends.
+ */
+export async function getRequest(
+  deps: BrokerDeps,
+  principal: Principal,
+  id: string,
+  waitSeconds = 0,
+  signal?: AbortSignal,
+): Promise<AccessRequest> {
+  let request = await loadSettled(deps, id);
+  assertVisible(request, principal);
+  const initialStatus = request.status;
+  const waitUntil = Date.now() + waitSeconds * 1000;
+  while (request.status === initialStatus && !signal?.aborted) {
+    // Wake at the stage's deadline too, so a waiter sees the expiry when it happens.
+    const untilDeadline = Math.max(0, request.expiresAt - deps.clock.now()) + 1;
+    const remaining = Math.min(waitUntil - Date.now(), untilDeadline);
+    if (remaining <= 0 || waitUntil - Date.now() <= 0) break;
+    await deps.store.waitForChange(id, request.version, remaining, signal);
+    request = await loadSettled(deps, id);
+  }
+  return request;
+}
+
+export async function listRequests(
+  deps: BrokerDeps,
+  principal: Principal,
+  query: RequestQuery,
+): Promise<RequestPage> {
+  requireKind(principal, "reviewer", "auditor");
+  return deps.store.list(query);
+}
+
+export async function listEvents(
+  deps: BrokerDeps,
+  principal: Principal,
+  query: EventQuery,
+): Promise<readonly RecordedEvent[]> {
+  requireKind(principal, "auditor");
+  return deps.store.events(query);
+}

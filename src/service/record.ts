@@ -1,0 +1,99 @@
+import { WritError } from "../domain/errors.js";
+import type { DomainEvent, RecordedEvent } from "../domain/events.js";
+import type { AccessRequest, Transition } from "../domain/request.js";
+import { expireIfDue } from "../domain/request.js";
+import type { BrokerDeps } from "./deps.js";
+
+/** Compare-and-swap retries before giving up; each retry re-reads fresh state. */
+const MAX_ATTEMPTS = 50;
+
+type Deps = Pick<BrokerDeps, "store" | "auditLog" | "notifiers" | "logger" | "clock">;
+
+/**
+ * Writes committed events to the audit log, durably, before the caller is
+ * answered. The store already holds them; a failure here answers 503 so that
+ * nothing (in particular no credential) leaves without its record on disk.
+ */
+export async function persist(deps: Deps, events: readonly RecordedEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  try {
+    await deps.auditLog.append(events);
+  } catch (error) {
+    deps.logger.error("audit log append failed", {
+      error: (error as Error).message,
+      first_event: events[0]?.id,
+    });
+    throw new WritError("audit_unavailable", "The audit log could not record the change; try again.");
+  }
+}
+
+/** Tells notifiers about committed events. Never throws: notifications never block a request. */
+export function announce(deps: Deps, request: AccessRequest, events: readonly RecordedEvent[]): void {
+  for (const notifier of deps.notifiers) {
+    notifier.notify(request, events).catch((error: unknown) => {
+      deps.logger.warn("notifier failed", {
+        notifier: notifier.name,
+        request_id: request.id,
+        error: (error as Error).message,
+      });
+    });
+  }
+}
+
+export async function appendEvents(deps: Deps, request: AccessRequest, events: readonly DomainEvent[]) {
+  const recorded = await deps.store.append(events);
+  await persist(deps, recorded);
+  announce(deps, request, recorded);
+  return recorded;
+}
+
+async function load(deps: Deps, id: string): Promise<AccessRequest> {
+  const request = await deps.store.get(id);
+  if (request === undefined) throw new WritError("not_found", "No such request.");
+  return request;
+}
+
+/**
+ * Reads a request and applies its expiry if the deadline has passed, so that
+ * every caller sees a settled state even before the background sweep runs.
+ */
+export async function loadSettled(deps: Deps, id: string): Promise<AccessRequest> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const request = await load(deps, id);
+    const expiry = expireIfDue(request, deps.clock.now());
+    if (expiry === undefined) return request;
+    const result = await deps.store.commit(expiry.request, request.version, expiry.events);
+    if (result.ok) {
+      await persist(deps, result.events);
+      announce(deps, expiry.request, result.events);
+      return expiry.request;
+    }
+  }
+  throw new WritError("conflict", "The request is changing too fast; try again.");
+}
+
+/**
+ * Applies `change` to the current state of a request and commits it with its
+ * events in one atomic step, retrying on a concurrent change. `change` is pure
+ * and runs again on every retry, so its checks always see the latest state. A
+ * transition that keeps the version changes nothing and only records its events.
+ */
+export async function transact(
+  deps: Deps,
+  id: string,
+  change: (current: AccessRequest, now: number) => Transition | Promise<Transition>,
+): Promise<{ request: AccessRequest; events: readonly RecordedEvent[] }> {
+  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    const current = await loadSettled(deps, id);
+    const transition = await change(current, deps.clock.now());
+    if (transition.request.version === current.version) {
+      return { request: current, events: await appendEvents(deps, current, transition.events) };
+    }
+    const result = await deps.store.commit(transition.request, current.version, transition.events);
+    if (!result.ok) continue;
+    await persist(deps, result.events);
+    announce(deps, transition.request, result.events);
+    return { request: transition.request, events: result.events };
+  }
+  throw new WritError("conflict", "The request is changing too fast; try again.");
+}

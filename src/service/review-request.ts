@@ -1,0 +1,35 @@
+import { approveRequest, denyRequest, type ReviewChannel } from "../domain/request.js";
+import type { Reviewer } from "../domain/principal.js";
+import type { BrokerDeps } from "./deps.js";
+import { transact } from "./record.js";
+
+/** A reviewer approves. Quorum, group and self-approval rules live in the domain. */
+export async function approve(
+  deps: BrokerDeps,
+  reviewer: Reviewer,
+  id: string,
+  comment: string | undefined,
+  channel: ReviewChannel,
+) {
+  return transact(deps, id, (request, now) =>
+    approveRequest({
+      request,
+      reviewer,
+      ...(comment !== undefined ? { comment } : {}),
+      channel,
+      now,
+      timing: deps.timing,
+    }),
+  );
+}
+
+/** A reviewer denies; one deny ends the request. */
+export async function deny(
+  deps: BrokerDeps,
+  reviewer: Reviewer,
+  id: string,
+  reason: string,
+  channel: ReviewChannel,
+) {
+  return transact(deps, id, (request, now) => denyRequest({ request, reviewer, reason, channel, now }));
+}

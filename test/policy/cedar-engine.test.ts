@@ -1,0 +1,280 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { type CedarPolicyEngine, createCedarPolicyEngine } from "../../src/policy/cedar-engine.js";
+import { agent, DEFAULTS, DEMO_POLICIES_DIR, query, tempPolicies } from "./temp-policies.js";
+
+const cleanups: (() => Promise<void> | void)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+async function engineFor(files: Record<string, string>): Promise<CedarPolicyEngine> {
+  const temp = await tempPolicies(files);
+  cleanups.push(temp.remove);
+  const engine = await createCedarPolicyEngine({ dir: temp.dir, defaults: DEFAULTS });
+  cleanups.push(() => engine.close());
+  return engine;
+}
+
+describe("demo policies", () => {
+  async function demo(): Promise<CedarPolicyEngine> {
+    const engine = await createCedarPolicyEngine({ dir: DEMO_POLICIES_DIR, defaults: DEFAULTS });
+    cleanups.push(() => engine.close());
+    return engine;
+  }
+
+  it("allows reading the demo reports bucket at once", async () => {
+    const engine = await demo();
+    const decision = engine.decide(query("s3:GetObject", "arn:aws:s3:::demo-reports/q3.csv"));
+    expect(decision).toEqual({
+      effect: "allow",
+      policies: ["demo-reports-read"],
+      requirements: [],
+      ttlSeconds: DEFAULTS.ttlSeconds,
+      approvalTimeoutSeconds: DEFAULTS.approvalTimeoutSeconds,
+      reasonRequired: false,
+      sensitiveFields: [],
+    });
+  });
+
+  it("does not treat a look-alike bucket as the reports bucket", async () => {
+    const engine = await demo();
+    const decision = engine.decide(query("s3:GetObject", "arn:aws:s3:::demo-reports-x/q3.csv"));
+    expect(decision.effect).toBe("deny");
+    expect(decision.policies).toEqual([]);
+  });
+
+  it("asks two data owners before exporting customers", async () => {
+    const engine = await demo();
+    const decision = engine.decide(
+      query("db:export", "db://prod/customers", { reason: "churn", data: { rows: 10 } }),
+    );
+    expect(decision).toEqual({
+      effect: "approve",
+      policies: ["customers-export"],
+      requirements: [{ groups: ["data-owners"], quorum: 2 }],
+      ttlSeconds: 300,
+      approvalTimeoutSeconds: 900,
+      reasonRequired: true,
+      sensitiveFields: ["customer_email"],
+    });
+  });
+
+  it("forbids attaching role policies", async () => {
+    const engine = await demo();
+    const decision = engine.decide(query("iam:AttachRolePolicy", "arn:aws:iam::1:role/app"));
+    expect(decision.effect).toBe("deny");
+    expect(decision.policies).toEqual(["no-iam-attach-role-policy"]);
+  });
+
+  it("denies what no policy permits, naming no policy", async () => {
+    const engine = await demo();
+    const decision = engine.decide(query("s3:DeleteObject", "arn:aws:s3:::demo-reports/q3.csv"));
+    expect(decision.effect).toBe("deny");
+    expect(decision.policies).toEqual([]);
+    expect(decision.requirements).toEqual([]);
+  });
+
+  it("lists the ids in force", async () => {
+    const engine = await demo();
+    expect(engine.policyIds()).toEqual([
+      "customers-export",
+      "demo-reports-read",
+      "no-iam-attach-role-policy",
+    ]);
+  });
+});
+
+describe("combining policies", () => {
+  it("lets a forbid beat a permit", async () => {
+    const engine = await engineFor({
+      "a.cedar": `@id("open") permit(principal, action, resource);
+        @id("no-delete") forbid(principal, action == Action::"s3:DeleteObject", resource);`,
+    });
+    expect(engine.decide(query("s3:GetObject", "r")).effect).toBe("allow");
+    const denied = engine.decide(query("s3:DeleteObject", "r"));
+    expect(denied.effect).toBe("deny");
+    expect(denied.policies).toEqual(["no-delete"]);
+  });
+
+  it("asks for approval when one permit allows and another needs approvers", async () => {
+    const engine = await engineFor({
+      "a.cedar": `@id("open") permit(principal, action, resource);`,
+      "b.cedar": `@id("careful") @approvers("ops") permit(principal, action == Action::"x", resource);`,
+    });
+    const decision = engine.decide(query("x", "r"));
+    expect(decision.effect).toBe("approve");
+    expect(decision.policies).toEqual(["careful", "open"]);
+    expect(decision.requirements).toEqual([{ groups: ["ops"], quorum: 1 }]);
+  });
+
+  it("takes the strictest terms of all satisfied permits", async () => {
+    const engine = await engineFor({
+      "a.cedar": `
+        @id("p1") @ttl("600") @approvers("ops,sre") @quorum("2") @sensitive("ssn")
+        permit(principal, action, resource);
+        @id("p2") @ttl("120") @approval_timeout("300") @reason("required")
+        @approvers("security") @sensitive("ssn,email")
+        permit(principal, action, resource);
+        @id("p3") @ttl("900") @approvers("sre, ops")
+        permit(principal, action, resource);
+        @id("p4") @approvers("security")
+        permit(principal, action, resource);`,
+    });
+    const decision = engine.decide(query("x", "r"));
+    expect(decision).toEqual({
+      effect: "approve",
+      policies: ["p1", "p2", "p3", "p4"],
+      // p3 repeats p1's groups with a smaller quorum and p4 repeats p2's: both collapse.
+      requirements: [
+        { groups: ["ops", "sre"], quorum: 2 },
+        { groups: ["security"], quorum: 1 },
+      ],
+      ttlSeconds: 120,
+      approvalTimeoutSeconds: 300,
+      reasonRequired: true,
+      sensitiveFields: ["email", "ssn"],
+    });
+  });
+
+  it("applies a @ttl cap even when no approval is needed", async () => {
+    const engine = await engineFor({
+      "a.cedar": `@id("short") @ttl("60") permit(principal, action, resource);`,
+    });
+    const decision = engine.decide(query("x", "r"));
+    expect(decision.effect).toBe("allow");
+    expect(decision.ttlSeconds).toBe(60);
+    expect(decision.approvalTimeoutSeconds).toBe(DEFAULTS.approvalTimeoutSeconds);
+  });
+
+  it("names policies by file and index when they have no @id", async () => {
+    const engine = await engineFor({
+      "team.cedar": `forbid(principal, action == Action::"a", resource);
+        permit(principal, action, resource);`,
+    });
+    expect(engine.policyIds()).toEqual(["team:0", "team:1"]);
+    expect(engine.decide(query("a", "r")).policies).toEqual(["team:0"]);
+  });
+});
+
+describe("the entity model", () => {
+  it("exposes agent attributes, the owner and the resource uri", async () => {
+    const engine = await engineFor({
+      "a.cedar": `@id("analytics") permit(principal, action, resource)
+        when { principal.team == "analytics" && principal.owner == "owner@example.com"
+               && resource.uri like "db://prod/*" };`,
+    });
+    expect(engine.decide(query("db:read", "db://prod/t", {}, agent({ team: "analytics" }))).effect).toBe(
+      "allow",
+    );
+    expect(engine.decide(query("db:read", "db://prod/t", {}, agent({ team: "web" }))).effect).toBe(
+      "deny",
+    );
+  });
+
+  it("never lets an attribute named owner replace the real owner", async () => {
+    const engine = await engineFor({
+      "a.cedar": `permit(principal, action, resource) when { principal.owner == "mallory" };`,
+    });
+    const decision = engine.decide(query("x", "r", {}, agent({ owner: "mallory" })));
+    expect(decision.effect).toBe("deny");
+  });
+
+  it("passes the context through, nested records and sets included", async () => {
+    const engine = await engineFor({
+      "a.cedar": `permit(principal, action, resource) when {
+        context.ticket == "T-1" && context.data.rows == 5 && context.data.tags.contains("q3")
+        && context.data.limits.max == 10 && !(context.data has gone) };`,
+    });
+    const context = {
+      ticket: "T-1",
+      data: { rows: 5, tags: ["q3", "q4"], limits: { max: 10 }, gone: null },
+    };
+    expect(engine.decide(query("x", "r", context)).effect).toBe("allow");
+  });
+
+  it("turns fractional numbers into strings, so comparing them fails closed", async () => {
+    const engine = await engineFor({
+      "a.cedar": `
+        @id("as-string") permit(principal, action == Action::"s", resource)
+        when { context.amount == "1.5" };
+        @id("compare") permit(principal, action == Action::"n", resource)
+        when { context.amount < 2 };`,
+    });
+    expect(engine.decide(query("s", "r", { amount: 1.5 })).effect).toBe("allow");
+    const compared = engine.evaluate(query("n", "r", { amount: 1.5 }));
+    expect(compared.decision.effect).toBe("deny");
+    expect(compared.decision.policies).toEqual(["compare"]);
+  });
+
+  it("keeps caller data from forging entities through Cedar's escape keys", async () => {
+    const engine = await engineFor({
+      "a.cedar": `permit(principal, action, resource) when { context.who == Agent::"admin" };`,
+    });
+    const context = { who: { __entity: { type: "Agent", id: "admin" } } };
+    const decision = engine.decide(query("x", "r", context));
+    expect(decision.effect).toBe("deny");
+  });
+});
+
+describe("failing closed", () => {
+  it("denies when a policy errors, naming it and reporting the error", async () => {
+    const reported: unknown[] = [];
+    const temp = await tempPolicies({
+      "a.cedar": `@id("open") permit(principal, action, resource);
+        @id("needs-ticket") forbid(principal, action, resource) when { context.ticket == "" };`,
+    });
+    cleanups.push(temp.remove);
+    const engine = await createCedarPolicyEngine({
+      dir: temp.dir,
+      defaults: DEFAULTS,
+      onEvaluationError: (errors) => reported.push(...errors),
+    });
+    cleanups.push(() => engine.close());
+
+    // Cedar skips the erroring forbid and would allow; writ must not.
+    const evaluation = engine.evaluate(query("x", "r", {}));
+    expect(evaluation.decision.effect).toBe("deny");
+    expect(evaluation.decision.policies).toEqual(["needs-ticket"]);
+    expect(evaluation.errors).toEqual([
+      { policyId: "needs-ticket", message: expect.stringContaining("ticket") },
+    ]);
+    expect(reported).toEqual(evaluation.errors);
+    expect(engine.decide(query("x", "r", { ticket: "T-1" })).effect).toBe("allow");
+  });
+
+  it("denies a context nested too deeply to evaluate", async () => {
+    const engine = await engineFor({ "a.cedar": `permit(principal, action, resource);` });
+    let deep: Record<string, unknown> = { leaf: 1 };
+    for (let i = 0; i < 40; i += 1) deep = { inner: deep };
+    const evaluation = engine.evaluate(query("x", "r", deep as never));
+    expect(evaluation.decision.effect).toBe("deny");
+    expect(evaluation.decision.policies).toEqual([]);
+    expect(evaluation.errors[0]?.message).toMatch(/nested deeper/);
+  });
+
+  it("survives an evaluation-error hook that throws", async () => {
+    const temp = await tempPolicies({
+      "a.cedar": `permit(principal, action, resource) when { context.missing };`,
+    });
+    cleanups.push(temp.remove);
+    const engine = await createCedarPolicyEngine({
+      dir: temp.dir,
+      defaults: DEFAULTS,
+      onEvaluationError: () => {
+        throw new Error("logger down");
+      },
+    });
+    cleanups.push(() => engine.close());
+    expect(engine.decide(query("x", "r")).effect).toBe("deny");
+  });
+
+  it("refuses defaults that are not positive integers", async () => {
+    await expect(
+      createCedarPolicyEngine({
+        dir: DEMO_POLICIES_DIR,
+        defaults: { ttlSeconds: 0, approvalTimeoutSeconds: 60 },
+      }),
+    ).rejects.toThrow(TypeError);
+  });
+});

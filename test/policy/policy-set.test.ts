@@ -1,0 +1,157 @@
+import { mkdir, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { loadPolicySet, PolicyLoadError } from "../../src/policy/policy-set.js";
+import { DEMO_POLICIES_DIR, tempPolicies } from "./temp-policies.js";
+
+const cleanups: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+async function dirWith(files: Record<string, string>): Promise<string> {
+  const temp = await tempPolicies(files);
+  cleanups.push(temp.remove);
+  return temp.dir;
+}
+
+async function loadError(dir: string): Promise<PolicyLoadError> {
+  const error = await loadPolicySet(dir).then(
+    () => undefined,
+    (thrown: unknown) => thrown,
+  );
+  expect(error).toBeInstanceOf(PolicyLoadError);
+  return error as PolicyLoadError;
+}
+
+describe("loadPolicySet", () => {
+  it("loads the demo policies with their terms", async () => {
+    const set = await loadPolicySet(DEMO_POLICIES_DIR);
+    expect(set.files.map((file) => file.slice(DEMO_POLICIES_DIR.length + 1))).toEqual([
+      "demo.cedar",
+      "guardrails.cedar",
+    ]);
+    expect(set.policies.get("customers-export")?.terms).toEqual({
+      approvers: ["data-owners"],
+      quorum: 2,
+      ttlSeconds: 300,
+      approvalTimeoutSeconds: 900,
+      reasonRequired: true,
+      sensitiveFields: ["customer_email"],
+    });
+    expect(set.policies.get("no-iam-attach-role-policy")?.effect).toBe("forbid");
+  });
+
+  it("names the file, line and column of a syntax error", async () => {
+    const dir = await dirWith({
+      "good.cedar": "permit(principal, action, resource);",
+      "broken.cedar": "// first line\npermit(principal action, resource);",
+    });
+    const error = await loadError(dir);
+    expect(error.file).toBe(join(dir, "broken.cedar"));
+    expect(error.message).toContain(join(dir, "broken.cedar"));
+    expect(error.message).toMatch(/line 2, column 18: unexpected token `action`/);
+  });
+
+  it.each([
+    ['@approvers("ops") @quorum("0")', /@quorum must be a positive integer, got "0"/],
+    ['@approvers("ops") @quorum("21")', /@quorum must be at most 20, got "21"/],
+    ['@approvers("ops") @quorum("2.0")', /@quorum must be a positive integer, got "2.0"/],
+    ['@ttl("-5")', /@ttl must be a positive integer, got "-5"/],
+    ['@ttl("5m")', /@ttl must be a positive integer, got "5m"/],
+    ["@ttl", /@ttl must be a positive integer, got no value/],
+    ['@approvers("")', /@approvers must be a comma-separated list of non-empty names/],
+    ['@approvers("ops,,sre")', /@approvers must be a comma-separated list/],
+    ['@reason("yes")', /@reason must be "required" or "optional", got "yes"/],
+    ['@sensitive("a b")', /@sensitive must be a comma-separated list/],
+    ['@approver("ops")', /unknown annotation @approver/],
+    ['@id("")', /@id must be 1-128 characters/],
+  ])("refuses %s", async (annotation, message) => {
+    const dir = await dirWith({
+      "team.cedar": `permit(principal, action, resource);\n\n${annotation}\npermit(principal, action, resource);`,
+    });
+    const error = await loadError(dir);
+    expect(error.file).toBe(join(dir, "team.cedar"));
+    expect(error.message).toMatch(message);
+    expect(error.message).toMatch(/line 3/);
+  });
+
+  it("names the policy whose annotation is wrong", async () => {
+    const dir = await dirWith({
+      "team.cedar": `@id("export") @approvers("owners") @quorum("zero") permit(principal, action, resource);`,
+    });
+    const error = await loadError(dir);
+    expect(error.problems).toEqual([
+      {
+        file: join(dir, "team.cedar"),
+        policyId: "export",
+        message: expect.stringMatching(/^@quorum must be a positive integer, got "zero"/),
+      },
+    ]);
+    expect(error.message).toContain(`team.cedar: policy "export": @quorum`);
+  });
+
+  it("refuses a quorum without approvers and approval terms on a forbid", async () => {
+    const dir = await dirWith({
+      "a.cedar": `@id("q") @quorum("2") permit(principal, action, resource);`,
+      "b.cedar": `@id("f") @approvers("ops") forbid(principal, action, resource);`,
+    });
+    const error = await loadError(dir);
+    expect(error.problems.map((problem) => [problem.policyId, problem.message])).toEqual([
+      ["q", expect.stringMatching(/@quorum needs @approvers/)],
+      ["f", expect.stringMatching(/@approvers has no meaning on a forbid policy/)],
+    ]);
+  });
+
+  it("refuses an @id used twice, even across files", async () => {
+    const dir = await dirWith({
+      "a.cedar": `@id("same") permit(principal, action, resource);`,
+      "b.cedar": `@id("same") forbid(principal, action, resource);`,
+    });
+    const error = await loadError(dir);
+    expect(error.file).toBe(join(dir, "b.cedar"));
+    expect(error.message).toMatch(/policy "same": duplicate policy id, already used in .*a\.cedar/);
+  });
+
+  it("refuses an @id that collides with a generated one", async () => {
+    const dir = await dirWith({
+      "a.cedar": `permit(principal, action, resource);`,
+      "b.cedar": `@id("a:0") forbid(principal, action, resource);`,
+    });
+    await expect(loadPolicySet(dir)).rejects.toThrow(/duplicate policy id/);
+  });
+
+  it("refuses templates", async () => {
+    const dir = await dirWith({ "t.cedar": "permit(principal == ?principal, action, resource);" });
+    await expect(loadPolicySet(dir)).rejects.toThrow(/templates .* are not supported/);
+  });
+
+  it("refuses a directory without policy files, or none at all", async () => {
+    const empty = await dirWith({ "notes.txt": "not a policy" });
+    await expect(loadPolicySet(empty)).rejects.toThrow(/no \.cedar files/);
+    await expect(loadPolicySet(join(empty, "missing"))).rejects.toThrow(
+      /cannot read policy directory/,
+    );
+  });
+
+  it("reads only top-level .cedar files, following symlinks and skipping dot files", async () => {
+    const dir = await dirWith({
+      "a.cedar": `@id("a") permit(principal, action, resource);`,
+      ".#a.cedar": "this is an editor lock file, not Cedar",
+    });
+    await mkdir(join(dir, "tests"));
+    await writeFile(join(dir, "tests", "x.cedar"), "not Cedar either");
+    await mkdir(join(dir, "..data"));
+    await writeFile(join(dir, "..data", "b.cedar"), `@id("b") permit(principal, action, resource);`);
+    await symlink(join(dir, "..data", "b.cedar"), join(dir, "b.cedar"));
+    const set = await loadPolicySet(dir);
+    expect([...set.policies.keys()]).toEqual(["a", "b"]);
+  });
+
+  it("accepts a file holding only comments", async () => {
+    const dir = await dirWith({ "empty.cedar": "// nothing permitted yet\n" });
+    const set = await loadPolicySet(dir);
+    expect(set.policies.size).toBe(0);
+  });
+});

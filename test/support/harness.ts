@@ -1,0 +1,70 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { devPrincipals, loadOrCreateDevIdentities, type DevIdentities } from "../../src/config/dev-identities.js";
+import { parseConfig } from "../../src/config/load.js";
+import { assembleWrit, type Writ } from "../../src/config/wire.js";
+import type { Clock } from "../../src/ports/clock.js";
+import { silentLogger } from "../../src/ports/logger.js";
+
+/** A clock tests move by hand: time never passes unless a test says so. */
+export class ManualClock implements Clock {
+  constructor(private ms = Date.parse("2026-01-15T09:00:00.000Z")) {}
+  now(): number {
+    return this.ms;
+  }
+  advance(seconds: number): void {
+    this.ms += seconds * 1000;
+  }
+}
+
+export const REPO_POLICIES = resolve(import.meta.dirname, "../../policies");
+
+export interface TestWrit {
+  writ: Writ;
+  clock: ManualClock;
+  dataDir: string;
+  ids: DevIdentities;
+  /** Keys by principal id, e.g. `keys.alice`, `keys["report-agent"]`. */
+  keys: Record<string, string>;
+  /** Calls the app in-process with JSON and a bearer key. */
+  call(method: string, path: string, options?: { key?: string; body?: unknown; headers?: Record<string, string> }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/**
+ * A whole writ in-process on the embedded store, with the demo policies and
+ * identities, a manual clock and a temporary data dir.
+ */
+export async function startTestWrit(overrides: Record<string, unknown> = {}): Promise<TestWrit> {
+  const dataDir = await mkdtemp(join(tmpdir(), "writ-test-"));
+  const clock = new ManualClock();
+  const config = parseConfig({ data_dir: dataDir, policies: { dir: REPO_POLICIES, watch: false }, ...overrides });
+  const { identities } = await loadOrCreateDevIdentities(dataDir);
+  const writ = await assembleWrit(config, { clock, logger: silentLogger, extraPrincipals: devPrincipals(identities) });
+  const keys: Record<string, string> = {};
+  for (const list of [identities.agents, identities.reviewers, identities.auditors, identities.resource_servers]) {
+    for (const p of list) keys[p.id] = p.key;
+  }
+  return {
+    writ,
+    clock,
+    dataDir,
+    ids: identities,
+    keys,
+    call(method, path, options = {}) {
+      const headers: Record<string, string> = { ...options.headers };
+      if (options.key !== undefined) headers.authorization = `Bearer ${options.key}`;
+      let body: string | undefined;
+      if (options.body !== undefined) {
+        body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
+        headers["content-type"] ??= "application/json";
+      }
+      return Promise.resolve(writ.app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) }));
+    },
+    async close() {
+      await writ.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
