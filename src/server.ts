@@ -22,7 +22,9 @@ export interface RunningServer {
 export async function serveWrit(writ: Writ, options: ServeOptions): Promise<RunningServer> {
   const { logger } = options;
   const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: writ.app.fetch, hostname: options.host, port: options.port }, () => resolve(s));
+    const s = serve({ fetch: writ.app.fetch, hostname: options.host, port: options.port }, () =>
+      resolve(s),
+    );
     s.once("error", reject);
   });
   const port = (server.address() as AddressInfo).port;
@@ -32,7 +34,9 @@ export async function serveWrit(writ: Writ, options: ServeOptions): Promise<Runn
     sweeping = true;
     writ.broker
       .expireDue()
-      .catch((error: unknown) => logger.warn("expiry sweep failed", { error: (error as Error).message }))
+      .catch((error: unknown) =>
+        logger.warn("expiry sweep failed", { error: (error as Error).message }),
+      )
       .finally(() => {
         sweeping = false;
       });

@@ -11,16 +11,20 @@ export interface ConsoleLoggerOptions {
 /** Logs to stderr. Fields are ids, codes and timings: callers never pass secrets. */
 export function createConsoleLogger(options: ConsoleLoggerOptions): Logger {
   const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const log = (level: string) => (message: string, fields: Record<string, unknown> = {}) => {
-    if (level === "info" && options.quiet) return;
-    if (options.format === "json") {
-      write(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }));
-      return;
-    }
-    const extra = Object.entries(fields)
-      .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
-      .join(" ");
-    write(`${level === "info" ? "" : `${level.toUpperCase()} `}${message}${extra ? ` ${extra}` : ""}`);
-  };
+  const log =
+    (level: string) =>
+    (message: string, fields: Record<string, unknown> = {}) => {
+      if (level === "info" && options.quiet) return;
+      if (options.format === "json") {
+        write(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }));
+        return;
+      }
+      const extra = Object.entries(fields)
+        .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
+        .join(" ");
+      write(
+        `${level === "info" ? "" : `${level.toUpperCase()} `}${message}${extra ? ` ${extra}` : ""}`,
+      );
+    };
   return { info: log("info"), warn: log("warn"), error: log("error") };
 }

@@ -15,7 +15,11 @@ export function createConsoleNotifier(write: (line: string) => void): Notifier {
           write(
             `→ ${request.id}: ${request.agentId} asks for ${request.action} on ${request.resource}; needs ${requiredQuorum(request.decision)} approval(s) from ${groups}. Approve: writ approve ${request.id}`,
           );
-        } else if (event.type === "request.approved" || event.type === "request.denied" || event.type === "request.expired") {
+        } else if (
+          event.type === "request.approved" ||
+          event.type === "request.denied" ||
+          event.type === "request.expired"
+        ) {
           write(`→ ${request.id}: ${event.type.split(".")[1]}`);
         } else if (event.type === "token.replay_blocked") {
           write(`→ ${request.id}: replay of a used token blocked`);

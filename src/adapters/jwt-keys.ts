@@ -58,8 +58,14 @@ async function newStoredKey(alg: JwtAlgorithm, now: Date): Promise<StoredKey> {
 
 async function toSigningKey(stored: StoredKey): Promise<SigningKey> {
   const { d: _secret, ...publicFields } = stored.private_jwk;
-  const privateKey = (await importJWK({ ...stored.private_jwk, alg: stored.alg }, stored.alg)) as KeyObject;
-  const publicKey = (await importJWK({ ...publicFields, alg: stored.alg }, stored.alg)) as KeyObject;
+  const privateKey = (await importJWK(
+    { ...stored.private_jwk, alg: stored.alg },
+    stored.alg,
+  )) as KeyObject;
+  const publicKey = (await importJWK(
+    { ...publicFields, alg: stored.alg },
+    stored.alg,
+  )) as KeyObject;
   const publicJwk: JWK = { ...publicFields, kid: stored.kid, alg: stored.alg, use: "sig" };
   return { kid: stored.kid, alg: stored.alg, privateKey, publicKey, publicJwk };
 }
@@ -68,7 +74,8 @@ async function build(ring: StoredKeyRing, generated: boolean): Promise<JwtKeyRin
   const keys = new Map<string, SigningKey>();
   for (const stored of ring.keys) keys.set(stored.kid, await toSigningKey(stored));
   const active = keys.get(ring.active);
-  if (active === undefined) throw new Error("the JWT key file names an active key it does not contain");
+  if (active === undefined)
+    throw new Error("the JWT key file names an active key it does not contain");
   return {
     active,
     generated,
@@ -87,14 +94,22 @@ async function writeRing(path: string, ring: StoredKeyRing): Promise<void> {
 
 function parseRing(text: string, path: string): StoredKeyRing {
   const parsed = JSON.parse(text) as Partial<StoredKeyRing>;
-  if (typeof parsed.active !== "string" || !Array.isArray(parsed.keys) || parsed.keys.length === 0) {
+  if (
+    typeof parsed.active !== "string" ||
+    !Array.isArray(parsed.keys) ||
+    parsed.keys.length === 0
+  ) {
     throw new Error(`${path} is not a writ JWT key file (expected { active, keys: [...] })`);
   }
   return parsed as StoredKeyRing;
 }
 
 /** Loads the key ring at `path`, or creates one with a fresh key if the file does not exist. */
-export async function loadOrCreateKeyRing(path: string, alg: JwtAlgorithm, now = new Date()): Promise<JwtKeyRing> {
+export async function loadOrCreateKeyRing(
+  path: string,
+  alg: JwtAlgorithm,
+  now = new Date(),
+): Promise<JwtKeyRing> {
   let text: string;
   try {
     text = await readFile(path, "utf8");

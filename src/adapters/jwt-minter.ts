@@ -1,6 +1,6 @@
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
-import { newId } from "../domain/ids.js";
 import { WritError } from "../domain/errors.js";
+import { newId } from "../domain/ids.js";
 import type { AccessRequest } from "../domain/request.js";
 import type { Minted, Minter, TokenClaims, TokenVerifier } from "../ports/minter.js";
 import type { JwtKeyRing } from "./jwt-keys.js";
@@ -88,11 +88,15 @@ export function createJwtVerifier(options: JwtOptions): TokenVerifier {
       } catch (error) {
         if (error instanceof WritError) throw error;
         if (error instanceof joseErrors.JWTExpired) throw invalid("The token has expired.");
-        if (error instanceof joseErrors.JOSEError) throw invalid("The token is not a valid writ token.");
+        if (error instanceof joseErrors.JOSEError)
+          throw invalid("The token is not a valid writ token.");
         throw error;
       }
       const details = payload.authorization_details;
-      const detail = Array.isArray(details) && details.length === 1 ? (details[0] as Partial<AuthorizationDetail>) : undefined;
+      const detail =
+        Array.isArray(details) && details.length === 1
+          ? (details[0] as Partial<AuthorizationDetail>)
+          : undefined;
       const aud = payload.aud;
       if (
         detail?.type !== AUTHORIZATION_DETAILS_TYPE ||

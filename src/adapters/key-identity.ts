@@ -37,10 +37,14 @@ export function createKeyDirectory(principals: readonly KeyedPrincipal[]): Ident
   for (const entry of principals) {
     const { keySha256, ...principal } = entry;
     if (!/^[0-9a-f]{64}$/.test(keySha256)) {
-      throw new TypeError(`key_sha256 of ${principal.kind} "${principal.id}" must be 64 lowercase hex characters`);
+      throw new TypeError(
+        `key_sha256 of ${principal.kind} "${principal.id}" must be 64 lowercase hex characters`,
+      );
     }
     if (byHash.has(keySha256)) {
-      throw new TypeError(`${principal.kind} "${principal.id}" reuses a key held by another principal`);
+      throw new TypeError(
+        `${principal.kind} "${principal.id}" reuses a key held by another principal`,
+      );
     }
     const seen = ids.get(principal.id);
     if (seen === principal.kind) {
@@ -58,10 +62,11 @@ export function createKeyDirectory(principals: readonly KeyedPrincipal[]): Ident
       const presented = hashKey(key);
       const found = byHash.get(presented);
       if (found === undefined) return undefined;
-      return timingSafeEqual(found.hash, Buffer.from(presented, "hex")) ? found.principal : undefined;
+      return timingSafeEqual(found.hash, Buffer.from(presented, "hex"))
+        ? found.principal
+        : undefined;
     },
     agent: (id) => agents.get(id),
     reviewer: (id) => reviewers.get(id),
   };
 }
-

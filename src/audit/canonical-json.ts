@@ -21,6 +21,9 @@ const MAX_DEPTH = 1000;
 
 /** In Unicode mode a well-formed pair is one code point, so this only sees lone halves. */
 const LONE_SURROGATE = /\p{Surrogate}/u;
+/** Anything JSON escapes, or a surrogate half that needs the lone-surrogate check. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are the characters JSON escapes.
+const NEEDS_CARE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 
 function serialize(value: unknown, depth: number): string {
   switch (typeof value) {
@@ -48,6 +51,9 @@ function serialize(value: unknown, depth: number): string {
 }
 
 function serializeString(value: string): string {
+  // Most strings (ids, types, times) need no escaping; quoting them directly is several
+  // times faster than JSON.stringify and yields the same bytes.
+  if (!NEEDS_CARE.test(value)) return `"${value}"`;
   if (LONE_SURROGATE.test(value)) {
     throw new TypeError("canonical JSON cannot represent a string with a lone surrogate");
   }

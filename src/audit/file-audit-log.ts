@@ -276,14 +276,13 @@ function parseJson(text: string): unknown {
 function lastEntryOrThrow(parsed: unknown): LogEntry {
   const entry = parsed === NOT_JSON ? "malformed JSON" : readLogEntry(parsed);
   if (typeof entry === "string") throw damagedTail(entry);
-  const { hash, ...unhashed } = entry;
   let computed: string | undefined;
   try {
-    computed = entryHash(unhashed);
+    computed = entryHash(entry);
   } catch {
     computed = undefined;
   }
-  if (computed !== hash) throw damagedTail("hash mismatch");
+  if (computed !== entry.hash) throw damagedTail("hash mismatch");
   return entry;
 }
 

@@ -143,17 +143,16 @@ class ChainCheck {
           : "prev does not match the previous entry's hash",
       );
     }
-    const { hash, ...unhashed } = entry;
     let computed: string;
     try {
-      computed = entryHash(unhashed);
+      computed = entryHash(entry);
     } catch {
       // Parsed JSON is always representable, except strings holding lone surrogates.
       return this.fail("entry is not canonicalizable");
     }
-    if (computed !== hash) return this.fail("hash mismatch");
+    if (computed !== entry.hash) return this.fail("hash mismatch");
     this.#entries = expectedSeq;
-    this.#lastHash = hash;
+    this.#lastHash = computed;
     return undefined;
   }
 }

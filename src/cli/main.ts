@@ -4,7 +4,12 @@ import { devCommand } from "./commands/dev.js";
 import { keygenCommand } from "./commands/keygen.js";
 import { policyTestCommand } from "./commands/policy-test.js";
 
-const COMMANDS: readonly Command[] = [devCommand, ...clientCommands, policyTestCommand, keygenCommand];
+const COMMANDS: readonly Command[] = [
+  devCommand,
+  ...clientCommands,
+  policyTestCommand,
+  keygenCommand,
+];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.path.join(" ").length));
@@ -24,7 +29,9 @@ function overview(): string {
 }
 
 /** Finds the command whose path is the longest prefix of `argv`. */
-function select(argv: readonly string[]): { command: Command; rest: readonly string[] } | undefined {
+function select(
+  argv: readonly string[],
+): { command: Command; rest: readonly string[] } | undefined {
   let best: Command | undefined;
   for (const command of COMMANDS) {
     const matches = command.path.every((word, i) => argv[i] === word);
@@ -56,10 +63,15 @@ export async function runCli(argv: readonly string[], io: CommandIo): Promise<nu
     return await command.run(rest, io);
   } catch (error) {
     if (error instanceof UsageError) {
-      io.stderr(`writ ${command.path.join(" ")}: ${error.message}\nRun \`writ ${command.path.join(" ")} --help\` for usage.\n`);
+      io.stderr(
+        `writ ${command.path.join(" ")}: ${error.message}\nRun \`writ ${command.path.join(" ")} --help\` for usage.\n`,
+      );
       return EXIT.usage;
     }
-    if (error instanceof TypeError && (error as NodeJS.ErrnoException).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+    if (
+      error instanceof TypeError &&
+      (error as NodeJS.ErrnoException).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION"
+    ) {
       io.stderr(`writ ${command.path.join(" ")}: ${error.message}\n`);
       return EXIT.usage;
     }

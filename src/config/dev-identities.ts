@@ -23,7 +23,9 @@ function demo(): DevIdentities {
       { id: "carol", key: generateKey("reviewer"), groups: ["data-owners", "security"] },
     ],
     auditors: [{ id: "dana", key: generateKey("auditor") }],
-    resource_servers: [{ id: "billing-api", key: generateKey("resource_server"), audience: "billing-api" }],
+    resource_servers: [
+      { id: "billing-api", key: generateKey("resource_server"), audience: "billing-api" },
+    ],
   };
 }
 
@@ -43,13 +45,16 @@ function isDevIdentities(value: unknown): value is DevIdentities {
  * Reads `<dataDir>/dev-identities.json`, or creates it with fresh demo keys, so
  * that keys a user exported keep working across restarts of `writ dev`.
  */
-export async function loadOrCreateDevIdentities(dataDir: string): Promise<{ identities: DevIdentities; path: string; created: boolean }> {
+export async function loadOrCreateDevIdentities(
+  dataDir: string,
+): Promise<{ identities: DevIdentities; path: string; created: boolean }> {
   const path = join(dataDir, DEV_IDENTITIES_FILE);
   try {
     const parsed: unknown = JSON.parse(await readFile(path, "utf8"));
     if (isDevIdentities(parsed)) return { identities: parsed, path, created: false };
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT" && !(error instanceof SyntaxError)) throw error;
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT" && !(error instanceof SyntaxError))
+      throw error;
   }
   const identities = demo();
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -60,11 +65,27 @@ export async function loadOrCreateDevIdentities(dataDir: string): Promise<{ iden
 
 /** The directory entries for demo identities: keys become hashes here. */
 export function devPrincipals(identities: DevIdentities): KeyedPrincipal[] {
-  const keyed = <K extends PrincipalKind>(kind: K, key: string) => ({ kind, keySha256: hashKey(key) });
+  const keyed = <K extends PrincipalKind>(kind: K, key: string) => ({
+    kind,
+    keySha256: hashKey(key),
+  });
   return [
-    ...identities.agents.map((a) => ({ ...keyed("agent", a.key), id: a.id, owner: a.owner, attributes: {} })),
-    ...identities.reviewers.map((r) => ({ ...keyed("reviewer", r.key), id: r.id, groups: r.groups })),
+    ...identities.agents.map((a) => ({
+      ...keyed("agent", a.key),
+      id: a.id,
+      owner: a.owner,
+      attributes: {},
+    })),
+    ...identities.reviewers.map((r) => ({
+      ...keyed("reviewer", r.key),
+      id: r.id,
+      groups: r.groups,
+    })),
     ...identities.auditors.map((u) => ({ ...keyed("auditor", u.key), id: u.id })),
-    ...identities.resource_servers.map((s) => ({ ...keyed("resource_server", s.key), id: s.id, audience: s.audience })),
+    ...identities.resource_servers.map((s) => ({
+      ...keyed("resource_server", s.key),
+      id: s.id,
+      audience: s.audience,
+    })),
   ];
 }

@@ -29,13 +29,17 @@ export async function loadConfigFile(path: string): Promise<WritConfig> {
   try {
     text = await readFile(path, "utf8");
   } catch (error) {
-    throw new ConfigError(`Cannot read the configuration file ${path}: ${(error as NodeJS.ErrnoException).code ?? "error"}`);
+    throw new ConfigError(
+      `Cannot read the configuration file ${path}: ${(error as NodeJS.ErrnoException).code ?? "error"}`,
+    );
   }
   let raw: unknown;
   try {
     raw = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
   } catch (error) {
-    throw new ConfigError(`The configuration file ${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(error as Error).message}`);
+    throw new ConfigError(
+      `The configuration file ${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(error as Error).message}`,
+    );
   }
   return parseConfig(raw, path);
 }

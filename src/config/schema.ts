@@ -3,7 +3,9 @@ import { z } from "zod";
 const id = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$/, "letters, digits and _ . @ + - (at most 128)");
-const keySha256 = z.string().regex(/^[0-9a-f]{64}$/, "the key's SHA-256 as 64 lowercase hex characters (see `writ keygen`)");
+const keySha256 = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, "the key's SHA-256 as 64 lowercase hex characters (see `writ keygen`)");
 const seconds = (min: number, max: number) => z.number().int().min(min).max(max);
 
 /** One agent: who it is, the human who owns it, and attributes for policies. */
@@ -11,12 +13,18 @@ const AgentConfig = z.strictObject({
   id,
   key_sha256: keySha256,
   owner: id,
-  attributes: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(256)).default({}),
+  attributes: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(256))
+    .default({}),
 });
 /** One reviewer: a person, and the groups policies may name. */
 const ReviewerConfig = z.strictObject({ id, key_sha256: keySha256, groups: z.array(id).min(1) });
 const AuditorConfig = z.strictObject({ id, key_sha256: keySha256 });
-const ResourceServerConfig = z.strictObject({ id, key_sha256: keySha256, audience: z.string().min(1).max(256) });
+const ResourceServerConfig = z.strictObject({
+  id,
+  key_sha256: keySha256,
+  audience: z.string().min(1).max(256),
+});
 
 export const IdentitiesConfig = z.strictObject({
   agents: z.array(AgentConfig).default([]),

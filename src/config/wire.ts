@@ -1,15 +1,15 @@
 import { join, resolve } from "node:path";
-import { type KeyedPrincipal, createKeyDirectory } from "../adapters/key-identity.js";
 import { loadOrCreateKeyRing } from "../adapters/jwt-keys.js";
 import { createJwtMinter, createJwtVerifier } from "../adapters/jwt-minter.js";
+import { createKeyDirectory, type KeyedPrincipal } from "../adapters/key-identity.js";
 import { createMemoryStore } from "../adapters/memory-store.js";
 import { openFileAuditLog } from "../audit/file-audit-log.js";
 import { createApp } from "../http/app.js";
+import { createCedarPolicyEngine } from "../policy/cedar-engine.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import type { Logger } from "../ports/logger.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { RequestStore } from "../ports/store.js";
-import { createCedarPolicyEngine } from "../policy/cedar-engine.js";
 import { createBroker } from "../service/broker.js";
 import type { WritConfig } from "./schema.js";
 
@@ -27,10 +27,26 @@ export interface AssembleOptions {
 export function configuredPrincipals(config: WritConfig): KeyedPrincipal[] {
   const { agents, reviewers, auditors, resource_servers } = config.identities;
   return [
-    ...agents.map((a) => ({ kind: "agent" as const, id: a.id, owner: a.owner, attributes: a.attributes, keySha256: a.key_sha256 })),
-    ...reviewers.map((r) => ({ kind: "reviewer" as const, id: r.id, groups: r.groups, keySha256: r.key_sha256 })),
+    ...agents.map((a) => ({
+      kind: "agent" as const,
+      id: a.id,
+      owner: a.owner,
+      attributes: a.attributes,
+      keySha256: a.key_sha256,
+    })),
+    ...reviewers.map((r) => ({
+      kind: "reviewer" as const,
+      id: r.id,
+      groups: r.groups,
+      keySha256: r.key_sha256,
+    })),
     ...auditors.map((u) => ({ kind: "auditor" as const, id: u.id, keySha256: u.key_sha256 })),
-    ...resource_servers.map((s) => ({ kind: "resource_server" as const, id: s.id, audience: s.audience, keySha256: s.key_sha256 })),
+    ...resource_servers.map((s) => ({
+      kind: "resource_server" as const,
+      id: s.id,
+      audience: s.audience,
+      keySha256: s.key_sha256,
+    })),
   ];
 }
 
@@ -54,8 +70,14 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     },
     watch: config.policies.watch,
     onReload: (info) => logger.info("policies reloaded", { policies: info.policyIds.length }),
-    onError: (error) => logger.error("policy reload failed; keeping the last good set", { error: (error as Error).message }),
-    onEvaluationError: (errors) => logger.warn("policy evaluation failed; denied", { errors: errors.map((e) => e.policyId ?? "request") }),
+    onError: (error) =>
+      logger.error("policy reload failed; keeping the last good set", {
+        error: (error as Error).message,
+      }),
+    onEvaluationError: (errors) =>
+      logger.warn("policy evaluation failed; denied", {
+        errors: errors.map((e) => e.policyId ?? "request"),
+      }),
   });
   const auditLog = await openFileAuditLog({ dir: config.audit.dir ?? join(dataDir, "audit") });
   const store = options.store ?? createMemoryStore();
@@ -64,7 +86,10 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     store,
     auditLog,
     policy,
-    identities: createKeyDirectory([...configuredPrincipals(config), ...(options.extraPrincipals ?? [])]),
+    identities: createKeyDirectory([
+      ...configuredPrincipals(config),
+      ...(options.extraPrincipals ?? []),
+    ]),
     minters: { jwt: createJwtMinter(jwtOptions) },
     verifier: createJwtVerifier(jwtOptions),
     notifiers: options.notifiers ?? [],
@@ -73,7 +98,9 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     timing: { collectWindowSeconds: config.requests.collect_window_seconds },
   });
   if (auditLog.repaired !== undefined) {
-    logger.warn("audit log had a torn final line; repaired", { dropped_bytes: auditLog.repaired.droppedBytes });
+    logger.warn("audit log had a torn final line; repaired", {
+      dropped_bytes: auditLog.repaired.droppedBytes,
+    });
   }
   const app = createApp({
     broker,

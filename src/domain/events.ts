@@ -16,9 +16,6 @@ export const EVENT_TYPES = [
   "credential.revoked",
   "token.used",
   "token.replay_blocked",
-  "sensitive.revealed",
-  "notification.sent",
-  "notification.failed",
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

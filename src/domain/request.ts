@@ -2,7 +2,15 @@ import type { Decision } from "./decision.js";
 import { WritError } from "./errors.js";
 import type { DomainEvent } from "./events.js";
 import type { JsonObject } from "./json.js";
-import { type Actor, actorOf, type Agent, type Reviewer, type ResourceServer, SYSTEM_ACTOR } from "./principal.js";
+import {
+  type Actor,
+  type Auditor,
+  type Agent,
+  actorOf,
+  type ResourceServer,
+  type Reviewer,
+  SYSTEM_ACTOR,
+} from "./principal.js";
 
 /**
  * `pending → approved → issued → (used | expired | revoked)` and
@@ -175,7 +183,9 @@ export function openRequest(args: {
     }),
   ];
   if (status === "approved") {
-    events.push(event(request, "request.approved", SYSTEM_ACTOR, now, { by: "policy", approvers: [] }));
+    events.push(
+      event(request, "request.approved", SYSTEM_ACTOR, now, { by: "policy", approvers: [] }),
+    );
   } else if (status === "denied") {
     events.push(event(request, "request.denied", SYSTEM_ACTOR, now, { by: "policy" }));
   }
@@ -268,9 +278,15 @@ export function approveRequest(args: {
     }),
   ];
   if (!approved) return { request: reviewed, events };
-  events.push(event(request, "request.approved", SYSTEM_ACTOR, now, { by: "reviewers", approvers }));
+  events.push(
+    event(request, "request.approved", SYSTEM_ACTOR, now, { by: "reviewers", approvers }),
+  );
   return {
-    request: { ...reviewed, status: "approved", expiresAt: now + timing.collectWindowSeconds * 1000 },
+    request: {
+      ...reviewed,
+      status: "approved",
+      expiresAt: now + timing.collectWindowSeconds * 1000,
+    },
     events,
   };
 }
@@ -284,27 +300,49 @@ export function denyRequest(args: {
 }): Transition {
   const { request, reviewer, reason, channel, now } = args;
   const groups = assertReviewable(request, reviewer, now);
-  const review: Review = { reviewerId: reviewer.id, verdict: "deny", groups, comment: reason, at: now, channel };
+  const review: Review = {
+    reviewerId: reviewer.id,
+    verdict: "deny",
+    groups,
+    comment: reason,
+    at: now,
+    channel,
+  };
   const actor = actorOf(reviewer);
   return {
     request: next(request, { status: "denied", reviews: [...request.reviews, review] }, now),
     events: [
-      event(request, "approval.denied", actor, now, { reviewer: reviewer.id, groups, channel, reason }),
+      event(request, "approval.denied", actor, now, {
+        reviewer: reviewer.id,
+        groups,
+        channel,
+        reason,
+      }),
       event(request, "request.denied", actor, now, { by: "reviewer", reviewer: reviewer.id }),
     ],
   };
 }
 
-export function cancelRequest(args: { request: AccessRequest; agent: Agent; now: number }): Transition {
+export function cancelRequest(args: {
+  request: AccessRequest;
+  agent: Agent;
+  now: number;
+}): Transition {
   const { request, agent, now } = args;
   if (request.status !== "pending" && request.status !== "approved") {
-    throw new WritError("request_not_pending", `The request is ${request.status}; it cannot be cancelled.`, {
-      status: request.status,
-    });
+    throw new WritError(
+      "request_not_pending",
+      `The request is ${request.status}; it cannot be cancelled.`,
+      {
+        status: request.status,
+      },
+    );
   }
   return {
     request: next(request, { status: "cancelled" }, now),
-    events: [event(request, "request.cancelled", actorOf(agent), now, { previous_status: request.status })],
+    events: [
+      event(request, "request.cancelled", actorOf(agent), now, { previous_status: request.status }),
+    ],
   };
 }
 
@@ -327,7 +365,8 @@ export function expireIfDue(request: AccessRequest, now: number): Transition | u
 export function assertCollectable(request: AccessRequest, now: number): void {
   switch (request.status) {
     case "approved":
-      if (now >= request.expiresAt) throw new WritError("request_expired", "The request has expired.");
+      if (now >= request.expiresAt)
+        throw new WritError("request_expired", "The request has expired.");
       return;
     case "pending":
       throw new WritError("approval_pending", "The request is still waiting for approval.", {
@@ -342,7 +381,10 @@ export function assertCollectable(request: AccessRequest, now: number): void {
     case "issued":
     case "used":
     case "revoked":
-      throw new WritError("credential_already_issued", "The credential was already collected; it is handed out once.");
+      throw new WritError(
+        "credential_already_issued",
+        "The credential was already collected; it is handed out once.",
+      );
   }
 }
 
@@ -396,4 +438,35 @@ export function consumeCredential(args: {
     return { request, events: [event(request, "token.replay_blocked", actor, now, data)] };
   }
   throw new WritError("token_invalid", `The token is no longer valid (${request.status}).`);
+}
+
+/**
+ * Ends an issued credential before it is used or expires: the kill switch for
+ * reviewers and the security team. A revoked token no longer consumes.
+ */
+export function revokeCredential(args: {
+  request: AccessRequest;
+  by: Reviewer | Auditor;
+  reason: string;
+  now: number;
+}): Transition {
+  const { request, by, reason, now } = args;
+  if (request.status !== "issued") {
+    throw new WritError(
+      "not_revocable",
+      `Only an issued, unused credential can be revoked; the request is ${request.status}.`,
+      {
+        status: request.status,
+      },
+    );
+  }
+  return {
+    request: next(request, { status: "revoked" }, now),
+    events: [
+      event(request, "credential.revoked", actorOf(by), now, {
+        credential_id: request.credential?.id ?? null,
+        reason,
+      }),
+    ],
+  };
 }

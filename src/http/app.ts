@@ -1,5 +1,5 @@
-import { OpenAPIHono } from "@hono/zod-openapi";
 import { swaggerUI } from "@hono/swagger-ui";
+import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
@@ -23,11 +23,20 @@ export interface AppOptions {
   version?: string;
 }
 
-export function errorBody(code: ErrorCode, message: string, details?: Readonly<Record<string, unknown>>) {
+export function errorBody(
+  code: ErrorCode,
+  message: string,
+  details?: Readonly<Record<string, unknown>>,
+) {
   return { error: { code, message, ...(details !== undefined ? { details } : {}) } };
 }
 
-function respond(c: Context, code: ErrorCode, message: string, details?: Readonly<Record<string, unknown>>) {
+function respond(
+  c: Context,
+  code: ErrorCode,
+  message: string,
+  details?: Readonly<Record<string, unknown>>,
+) {
   if (code === "unauthenticated") c.header("WWW-Authenticate", 'Bearer realm="writ"');
   return c.json(errorBody(code, message, details), ERROR_STATUS[code]);
 }
@@ -72,7 +81,8 @@ export function createApp(options: AppOptions) {
   app.use("/v1/*", async function requireJson(c, next) {
     const type = c.req.header("content-type");
     const length = c.req.header("content-length");
-    const hasBody = (length !== undefined && length !== "0") || c.req.header("transfer-encoding") !== undefined;
+    const hasBody =
+      (length !== undefined && length !== "0") || c.req.header("transfer-encoding") !== undefined;
     if (c.req.method === "POST" && hasBody && !/^application\/json\s*(;|$)/i.test(type ?? "")) {
       return respond(c, "unsupported_media_type", "Send the body as application/json.");
     }
@@ -111,7 +121,8 @@ export function createApp(options: AppOptions) {
   app.onError((error, c) => {
     if (error instanceof WritError) return respond(c, error.code, error.message, error.details);
     if (error instanceof HTTPException) {
-      if (error.status === 413) return respond(c, "payload_too_large", "The request body is too large.");
+      if (error.status === 413)
+        return respond(c, "payload_too_large", "The request body is too large.");
       if (error.status === 400 && /json/i.test(error.message)) {
         return respond(c, "invalid_json", "The request body is not valid JSON.");
       }

@@ -10,7 +10,8 @@ import { REQUEST_STATUSES } from "../domain/request.js";
 const ACTION = /^[A-Za-z0-9][A-Za-z0-9_.*:/-]{0,127}$/;
 const PRINTABLE = /^[^\p{Cc}]*$/u;
 
-const text = (max: number) => z.string().min(1).max(max).regex(PRINTABLE, "must not contain control characters");
+const text = (max: number) =>
+  z.string().min(1).max(max).regex(PRINTABLE, "must not contain control characters");
 
 export const RequestIdParam = z.object({
   id: z
@@ -28,29 +29,54 @@ function contextDepth(value: unknown, depth = 0): number {
 
 export const CreateRequestBody = z
   .strictObject({
-    action: z.string().regex(ACTION, "an action name like s3:GetObject or db:export").openapi({ example: "db:export" }),
+    action: z
+      .string()
+      .regex(ACTION, "an action name like s3:GetObject or db:export")
+      .openapi({ example: "db:export" }),
     resource: text(1024).openapi({ example: "db://prod/customers" }),
     credential: z.enum(["jwt", "aws"]).default("jwt"),
     audience: text(256).optional().openapi({ example: "billing-api" }),
-    reason: text(2000).optional().openapi({ example: "Quarterly churn analysis, ticket DATA-1234" }),
+    reason: text(2000)
+      .optional()
+      .openapi({ example: "Quarterly churn analysis, ticket DATA-1234" }),
     ticket: text(256).optional().openapi({ example: "DATA-1234" }),
-    on_behalf_of: text(256).optional().openapi({ description: "The human this agent acts for; they cannot approve it." }),
+    on_behalf_of: text(256)
+      .optional()
+      .openapi({ description: "The human this agent acts for; they cannot approve it." }),
     context: z
       .record(z.string().max(128), z.json())
       .default({})
       .refine((v) => contextDepth(v) <= 5, "nests too deeply (at most 5 levels)")
       .refine((v) => JSON.stringify(v).length <= 16_384, "is larger than 16 KiB")
-      .openapi({ description: "Free-form facts for policies and reviewers, e.g. data classification.", example: { rows: 12000, classification: "pii" } }),
-    ttl_seconds: z.number().int().min(30).max(43_200).optional().openapi({ description: "Wanted credential lifetime; capped by the policy." }),
+      .openapi({
+        description: "Free-form facts for policies and reviewers, e.g. data classification.",
+        example: { rows: 12000, classification: "pii" },
+      }),
+    ttl_seconds: z
+      .number()
+      .int()
+      .min(30)
+      .max(43_200)
+      .optional()
+      .openapi({ description: "Wanted credential lifetime; capped by the policy." }),
   })
   .openapi("CreateRequest");
 
 export const ApproveBody = z.strictObject({ comment: text(2000).optional() }).openapi("Approve");
 export const DenyBody = z.strictObject({ reason: text(2000) }).openapi("Deny");
-export const ConsumeBody = z.strictObject({ token: z.string().min(1).max(8192) }).openapi("Consume");
+export const RevokeBody = z.strictObject({ reason: text(2000) }).openapi("Revoke");
+export const ConsumeBody = z
+  .strictObject({ token: z.string().min(1).max(8192) })
+  .openapi("Consume");
 
 export const GetRequestQuery = z.strictObject({
-  wait: z.coerce.number().int().min(0).max(60).optional().openapi({ description: "Long-poll up to this many seconds for a status change." }),
+  wait: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(60)
+    .optional()
+    .openapi({ description: "Long-poll up to this many seconds for a status change." }),
 });
 
 export const ListRequestsQuery = z.strictObject({
@@ -60,13 +86,19 @@ export const ListRequestsQuery = z.strictObject({
   since: z.iso.datetime().optional(),
   until: z.iso.datetime().optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().regex(/^\d{1,12}$/).optional(),
+  cursor: z
+    .string()
+    .regex(/^\d{1,12}$/)
+    .optional(),
 });
 
 export const ListEventsQuery = z.strictObject({
   request_id: RequestIdParam.shape.id.optional(),
   type: z.enum(EVENT_TYPES).optional(),
-  after: z.string().regex(/^[0-9-]{1,40}$/).optional(),
+  after: z
+    .string()
+    .regex(/^[0-9-]{1,40}$/)
+    .optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
@@ -120,9 +152,17 @@ export const RequestView = z
         at: z.string(),
       }),
     ),
-    pending_approvals: z.number().int().openapi({ description: "Approvals still needed (0 once approved)." }),
+    pending_approvals: z
+      .number()
+      .int()
+      .openapi({ description: "Approvals still needed (0 once approved)." }),
     credential: z
-      .object({ type: z.enum(["jwt", "aws"]), id: z.string(), issued_at: z.string(), expires_at: z.string() })
+      .object({
+        type: z.enum(["jwt", "aws"]),
+        id: z.string(),
+        issued_at: z.string(),
+        expires_at: z.string(),
+      })
       .optional(),
     created_at: z.string(),
     updated_at: z.string(),
@@ -172,4 +212,6 @@ export const EventView = z
   })
   .openapi("Event");
 
-export const EventList = z.object({ items: z.array(EventView), next: z.string().optional() }).openapi("EventList");
+export const EventList = z
+  .object({ items: z.array(EventView), next: z.string().optional() })
+  .openapi("EventList");

@@ -14,12 +14,15 @@ export const MASK = "•••";
  */
 export function requestView(request: AccessRequest, viewer: Principal) {
   const { decision } = request;
-  const masked = viewer.kind === "agent" ? [] : decision.sensitiveFields.filter((f) => f in request.context);
+  const masked =
+    viewer.kind === "agent" ? [] : decision.sensitiveFields.filter((f) => f in request.context);
   const context: Record<string, unknown> = { ...request.context };
   for (const field of masked) context[field] = MASK;
   const pending = unmetRequirements(request).reduce((sum, r) => {
     const have = new Set(
-      request.reviews.filter((v) => v.verdict === "approve" && v.groups.some((g) => r.groups.includes(g))).map((v) => v.reviewerId),
+      request.reviews
+        .filter((v) => v.verdict === "approve" && v.groups.some((g) => r.groups.includes(g)))
+        .map((v) => v.reviewerId),
     ).size;
     return sum + (r.quorum - have);
   }, 0);
@@ -74,7 +77,13 @@ export function requestView(request: AccessRequest, viewer: Principal) {
 
 export function credentialView(credential: Credential) {
   if (credential.type === "jwt") {
-    return { credential: { type: "jwt" as const, token: credential.token, expires_at: iso(credential.expiresAt) } };
+    return {
+      credential: {
+        type: "jwt" as const,
+        token: credential.token,
+        expires_at: iso(credential.expiresAt),
+      },
+    };
   }
   return {
     credential: {

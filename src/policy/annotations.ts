@@ -122,7 +122,8 @@ function readNameList(annotations: RawAnnotations, name: string, problems: strin
   const bad = items.filter((item) => !NAME.test(item));
   if (value === null || value === undefined || bad.length > 0) {
     problems.push(
-      `@${name} must be a comma-separated list of non-empty names without spaces or quotes, got ${show(value)}`,
+      `@${name} must be a comma-separated list of non-empty names without spaces or quotes, ` +
+        `got ${show(value)}`,
     );
     return [];
   }

@@ -16,6 +16,7 @@ export interface PolicyReloadInfo {
 export interface PolicyEvaluationError {
   /** The policy that failed; `undefined` when the request itself could not be evaluated. */
   readonly policyId: string | undefined;
+  /** Cedar's message. Some quote values from the request: where that matters, log ids only. */
   readonly message: string;
 }
 
@@ -34,7 +35,7 @@ export interface CedarPolicyEngineOptions {
   readonly watch?: boolean;
   /** Quiet period after the last change before reloading; 100 ms by default. */
   readonly watchDebounceMs?: number;
-  /** Called after each successful reload, once the new set is in force (not after the initial load). */
+  /** Called after each successful reload, once the new set is in force; not at start. */
   readonly onReload?: (info: PolicyReloadInfo) => void;
   /** Called when a watched reload fails; the last good policy set stays in force. */
   readonly onError?: (error: unknown) => void;

@@ -61,7 +61,12 @@ export interface RequestStore {
    * Resolves when the request's version differs from `version`, or after
    * `timeoutMs`, or when `signal` aborts; whichever is first.
    */
-  waitForChange(id: string, version: number, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  waitForChange(
+    id: string,
+    version: number,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<void>;
   /** Whether the store can serve state changes now. */
   ready(): Promise<boolean>;
   close(): Promise<void>;

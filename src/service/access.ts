@@ -29,4 +29,3 @@ export function assertVisible(request: AccessRequest, principal: Principal): voi
 export function assertOwnRequest(request: AccessRequest, agent: Agent): void {
   if (request.agentId !== agent.id) throw new WritError("not_found", "No such request.");
 }
-

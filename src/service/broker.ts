@@ -1,4 +1,4 @@
-import type { Agent, Principal, ResourceServer, Reviewer } from "../domain/principal.js";
+import type { Agent, Auditor, Principal, ResourceServer, Reviewer } from "../domain/principal.js";
 import type { RequestInput, ReviewChannel } from "../domain/request.js";
 import type { EventQuery, RequestQuery } from "../ports/store.js";
 import { cancel } from "./cancel-request.js";
@@ -9,6 +9,7 @@ import type { BrokerDeps } from "./deps.js";
 import { expireDue } from "./expire-requests.js";
 import { getRequest, listEvents, listRequests } from "./read-requests.js";
 import { approve, deny } from "./review-request.js";
+import { revoke } from "./revoke-credential.js";
 
 /** The use cases, bound to their ports. What the HTTP layer, CLI and console call. */
 export function createBroker(deps: BrokerDeps) {
@@ -19,11 +20,16 @@ export function createBroker(deps: BrokerDeps) {
       getRequest(deps, principal, id, waitSeconds, signal),
     list: (principal: Principal, query: RequestQuery) => listRequests(deps, principal, query),
     events: (principal: Principal, query: EventQuery) => listEvents(deps, principal, query),
-    approve: (reviewer: Reviewer, id: string, comment: string | undefined, channel: ReviewChannel) =>
-      approve(deps, reviewer, id, comment, channel),
+    approve: (
+      reviewer: Reviewer,
+      id: string,
+      comment: string | undefined,
+      channel: ReviewChannel,
+    ) => approve(deps, reviewer, id, comment, channel),
     deny: (reviewer: Reviewer, id: string, reason: string, channel: ReviewChannel) =>
       deny(deps, reviewer, id, reason, channel),
     cancel: (agent: Agent, id: string) => cancel(deps, agent, id),
+    revoke: (by: Reviewer | Auditor, id: string, reason: string) => revoke(deps, by, id, reason),
     collect: (agent: Agent, id: string) => collectCredential(deps, agent, id),
     consume: (server: ResourceServer, token: string) => consumeToken(deps, server, token),
     expireDue: (batch?: number) => expireDue(deps, batch),

@@ -12,13 +12,20 @@ import { loadSettled, transact } from "./record.js";
  * `approved → issued` change and persisted to the audit log: if any of that
  * fails or another collect wins the race, the minted secret is dropped unseen.
  */
-export async function collectCredential(deps: BrokerDeps, agent: Agent, id: string): Promise<Credential> {
+export async function collectCredential(
+  deps: BrokerDeps,
+  agent: Agent,
+  id: string,
+): Promise<Credential> {
   const current = await loadSettled(deps, id);
   assertOwnRequest(current, agent);
   assertCollectable(current, deps.clock.now());
   const minter = deps.minters[current.credentialType];
   if (minter === undefined) {
-    throw new WritError("unsupported_credential_type", `No minter for "${current.credentialType}".`);
+    throw new WritError(
+      "unsupported_credential_type",
+      `No minter for "${current.credentialType}".`,
+    );
   }
   let credential: Credential | undefined;
   await transact(deps, id, async (request, now) => {

@@ -50,7 +50,8 @@ export async function createRequest(
   await persist(deps, result.events);
   announce(deps, request, result.events);
   if (request.status === "denied") {
-    const named = decision.policies.length > 0 ? decision.policies.join(", ") : "no policy permits it";
+    const named =
+      decision.policies.length > 0 ? decision.policies.join(", ") : "no policy permits it";
     throw new WritError("policy_denied", `Denied by policy: ${named}.`, {
       request_id: request.id,
       policies: [...decision.policies],

@@ -23,12 +23,19 @@ export async function persist(deps: Deps, events: readonly RecordedEvent[]): Pro
       error: (error as Error).message,
       first_event: events[0]?.id,
     });
-    throw new WritError("audit_unavailable", "The audit log could not record the change; try again.");
+    throw new WritError(
+      "audit_unavailable",
+      "The audit log could not record the change; try again.",
+    );
   }
 }
 
 /** Tells notifiers about committed events. Never throws: notifications never block a request. */
-export function announce(deps: Deps, request: AccessRequest, events: readonly RecordedEvent[]): void {
+export function announce(
+  deps: Deps,
+  request: AccessRequest,
+  events: readonly RecordedEvent[],
+): void {
   for (const notifier of deps.notifiers) {
     notifier.notify(request, events).catch((error: unknown) => {
       deps.logger.warn("notifier failed", {
@@ -40,7 +47,11 @@ export function announce(deps: Deps, request: AccessRequest, events: readonly Re
   }
 }
 
-export async function appendEvents(deps: Deps, request: AccessRequest, events: readonly DomainEvent[]) {
+export async function appendEvents(
+  deps: Deps,
+  request: AccessRequest,
+  events: readonly DomainEvent[],
+) {
   const recorded = await deps.store.append(events);
   await persist(deps, recorded);
   announce(deps, request, recorded);

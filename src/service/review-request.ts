@@ -1,5 +1,5 @@
-import { approveRequest, denyRequest, type ReviewChannel } from "../domain/request.js";
 import type { Reviewer } from "../domain/principal.js";
+import { approveRequest, denyRequest, type ReviewChannel } from "../domain/request.js";
 import type { BrokerDeps } from "./deps.js";
 import { transact } from "./record.js";
 
@@ -31,5 +31,7 @@ export async function deny(
   reason: string,
   channel: ReviewChannel,
 ) {
-  return transact(deps, id, (request, now) => denyRequest({ request, reviewer, reason, channel, now }));
+  return transact(deps, id, (request, now) =>
+    denyRequest({ request, reviewer, reason, channel, now }),
+  );
 }

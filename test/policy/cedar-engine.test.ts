@@ -100,7 +100,8 @@ describe("combining policies", () => {
   it("asks for approval when one permit allows and another needs approvers", async () => {
     const engine = await engineFor({
       "a.cedar": `@id("open") permit(principal, action, resource);`,
-      "b.cedar": `@id("careful") @approvers("ops") permit(principal, action == Action::"x", resource);`,
+      "b.cedar": `@id("careful") @approvers("ops")
+        permit(principal, action == Action::"x", resource);`,
     });
     const decision = engine.decide(query("x", "r"));
     expect(decision.effect).toBe("approve");
@@ -164,9 +165,9 @@ describe("the entity model", () => {
         when { principal.team == "analytics" && principal.owner == "owner@example.com"
                && resource.uri like "db://prod/*" };`,
     });
-    expect(engine.decide(query("db:read", "db://prod/t", {}, agent({ team: "analytics" }))).effect).toBe(
-      "allow",
-    );
+    expect(
+      engine.decide(query("db:read", "db://prod/t", {}, agent({ team: "analytics" }))).effect,
+    ).toBe("allow");
     expect(engine.decide(query("db:read", "db://prod/t", {}, agent({ team: "web" }))).effect).toBe(
       "deny",
     );

@@ -69,7 +69,10 @@ describe("loadPolicySet", () => {
     ['@id("")', /@id must be 1-128 characters/],
   ])("refuses %s", async (annotation, message) => {
     const dir = await dirWith({
-      "team.cedar": `permit(principal, action, resource);\n\n${annotation}\npermit(principal, action, resource);`,
+      "team.cedar": `permit(principal, action, resource);
+
+${annotation}
+permit(principal, action, resource);`,
     });
     const error = await loadError(dir);
     expect(error.file).toBe(join(dir, "team.cedar"));
@@ -79,7 +82,8 @@ describe("loadPolicySet", () => {
 
   it("names the policy whose annotation is wrong", async () => {
     const dir = await dirWith({
-      "team.cedar": `@id("export") @approvers("owners") @quorum("zero") permit(principal, action, resource);`,
+      "team.cedar": `@id("export") @approvers("owners") @quorum("zero")
+        permit(principal, action, resource);`,
     });
     const error = await loadError(dir);
     expect(error.problems).toEqual([
@@ -143,7 +147,10 @@ describe("loadPolicySet", () => {
     await mkdir(join(dir, "tests"));
     await writeFile(join(dir, "tests", "x.cedar"), "not Cedar either");
     await mkdir(join(dir, "..data"));
-    await writeFile(join(dir, "..data", "b.cedar"), `@id("b") permit(principal, action, resource);`);
+    await writeFile(
+      join(dir, "..data", "b.cedar"),
+      `@id("b") permit(principal, action, resource);`,
+    );
     await symlink(join(dir, "..data", "b.cedar"), join(dir, "b.cedar"));
     const set = await loadPolicySet(dir);
     expect([...set.policies.keys()]).toEqual(["a", "b"]);

@@ -12,9 +12,11 @@ export const DEMO_POLICIES_DIR = fileURLToPath(new URL("../../policies", import.
 export const DEFAULTS = { ttlSeconds: 900, approvalTimeoutSeconds: 3600 } as const;
 
 /** A fresh directory holding `files` (name → content); `remove()` deletes it. */
-export async function tempPolicies(
-  files: Record<string, string>,
-): Promise<{ dir: string; write(name: string, text: string): Promise<void>; remove(): Promise<void> }> {
+export async function tempPolicies(files: Record<string, string>): Promise<{
+  dir: string;
+  write(name: string, text: string): Promise<void>;
+  remove(): Promise<void>;
+}> {
   const dir = await mkdtemp(join(tmpdir(), "writ-policies-"));
   const write = (name: string, text: string) => writeFile(join(dir, name), text, "utf8");
   for (const [name, text] of Object.entries(files)) await write(name, text);

@@ -1,7 +1,11 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { devPrincipals, loadOrCreateDevIdentities, type DevIdentities } from "../../src/config/dev-identities.js";
+import {
+  type DevIdentities,
+  devPrincipals,
+  loadOrCreateDevIdentities,
+} from "../../src/config/dev-identities.js";
 import { parseConfig } from "../../src/config/load.js";
 import { assembleWrit, type Writ } from "../../src/config/wire.js";
 import type { Clock } from "../../src/ports/clock.js";
@@ -28,7 +32,11 @@ export interface TestWrit {
   /** Keys by principal id, e.g. `keys.alice`, `keys["report-agent"]`. */
   keys: Record<string, string>;
   /** Calls the app in-process with JSON and a bearer key. */
-  call(method: string, path: string, options?: { key?: string; body?: unknown; headers?: Record<string, string> }): Promise<Response>;
+  call(
+    method: string,
+    path: string,
+    options?: { key?: string; body?: unknown; headers?: Record<string, string> },
+  ): Promise<Response>;
   close(): Promise<void>;
 }
 
@@ -39,11 +47,24 @@ export interface TestWrit {
 export async function startTestWrit(overrides: Record<string, unknown> = {}): Promise<TestWrit> {
   const dataDir = await mkdtemp(join(tmpdir(), "writ-test-"));
   const clock = new ManualClock();
-  const config = parseConfig({ data_dir: dataDir, policies: { dir: REPO_POLICIES, watch: false }, ...overrides });
+  const config = parseConfig({
+    data_dir: dataDir,
+    policies: { dir: REPO_POLICIES, watch: false },
+    ...overrides,
+  });
   const { identities } = await loadOrCreateDevIdentities(dataDir);
-  const writ = await assembleWrit(config, { clock, logger: silentLogger, extraPrincipals: devPrincipals(identities) });
+  const writ = await assembleWrit(config, {
+    clock,
+    logger: silentLogger,
+    extraPrincipals: devPrincipals(identities),
+  });
   const keys: Record<string, string> = {};
-  for (const list of [identities.agents, identities.reviewers, identities.auditors, identities.resource_servers]) {
+  for (const list of [
+    identities.agents,
+    identities.reviewers,
+    identities.auditors,
+    identities.resource_servers,
+  ]) {
     for (const p of list) keys[p.id] = p.key;
   }
   return {
@@ -60,7 +81,9 @@ export async function startTestWrit(overrides: Record<string, unknown> = {}): Pr
         body = typeof options.body === "string" ? options.body : JSON.stringify(options.body);
         headers["content-type"] ??= "application/json";
       }
-      return Promise.resolve(writ.app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) }));
+      return Promise.resolve(
+        writ.app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) }),
+      );
     },
     async close() {
       await writ.close();

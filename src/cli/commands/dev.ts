@@ -1,10 +1,11 @@
 import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createConsoleLogger } from "../../adapters/console-logger.js";
 import { createConsoleNotifier } from "../../adapters/console-notifier.js";
 import { devPrincipals, loadOrCreateDevIdentities } from "../../config/dev-identities.js";
-import { loadConfigFile, parseConfig } from "../../config/load.js";
+import { loadConfigFile, parseConfig, readEnv } from "../../config/load.js";
 import type { WritConfig } from "../../config/schema.js";
 import { assembleWrit } from "../../config/wire.js";
 import { serveWrit } from "../../server.js";
@@ -49,17 +50,22 @@ export const devCommand: Command = {
       strict: true,
       allowPositionals: false,
     });
-    let config: WritConfig = values.config ? await loadConfigFile(values.config) : parseConfig({}, "defaults");
+    const configFile = values.config ?? readEnv(io.env).WRIT_CONFIG;
+    let config: WritConfig = configFile
+      ? await loadConfigFile(configFile)
+      : parseConfig({}, "defaults");
     if (values.port !== undefined) {
       const port = Number(values.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError("--port takes a number from 0 to 65535");
+      if (!Number.isInteger(port) || port < 0 || port > 65_535)
+        throw new UsageError("--port takes a number from 0 to 65535");
       config = { ...config, server: { ...config.server, port } };
     }
-    if (values.host !== undefined) config = { ...config, server: { ...config.server, host: values.host } };
+    if (values.host !== undefined)
+      config = { ...config, server: { ...config.server, host: values.host } };
     if (values["data-dir"] !== undefined) config = { ...config, data_dir: values["data-dir"] };
     if (values.policies !== undefined) {
       config = { ...config, policies: { ...config.policies, dir: values.policies } };
-    } else if (!values.config && !existsSync(config.policies.dir)) {
+    } else if (!configFile && !existsSync(config.policies.dir)) {
       config = { ...config, policies: { ...config.policies, dir: BUNDLED_POLICIES } };
     }
 
@@ -70,7 +76,11 @@ export const devCommand: Command = {
     });
     const { identities: configured } = config;
     const hasIdentities =
-      configured.agents.length + configured.reviewers.length + configured.auditors.length + configured.resource_servers.length > 0;
+      configured.agents.length +
+        configured.reviewers.length +
+        configured.auditors.length +
+        configured.resource_servers.length >
+      0;
     const dev = hasIdentities ? undefined : await loadOrCreateDevIdentities(config.data_dir);
     const writ = await assembleWrit(config, {
       logger,
@@ -98,7 +108,7 @@ export const devCommand: Command = {
               "",
               "Try it:",
               `  export WRIT_URL=${server.url}`,
-              `  export WRIT_KEY=$(node -e 'console.log(require("./${dev.path}").agents[0].key)')   # ${agent?.id}, owned by ${agent?.owner}`,
+              `  export WRIT_KEY=$(node -p 'require(${JSON.stringify(resolve(dev.path))}).agents[0].key')   # ${agent?.id}, owned by ${agent?.owner}`,
               `  writ request --action db:export --resource db://prod/customers --audience billing-api --reason "churn analysis"`,
               `  WRIT_KEY=<bob's key> writ approve <request id>    # then carol; alice owns the agent and cannot`,
               `  API docs: ${server.url}/docs`,

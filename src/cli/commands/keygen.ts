@@ -26,7 +26,11 @@ it in the configuration as key_sha256). writ stores only the hash.
     }
     const key = generateKey(kind);
     const keySha256 = hashKey(key);
-    io.stdout(values.json ? `${JSON.stringify({ kind, key, key_sha256: keySha256 })}\n` : `key:        ${key}\nkey_sha256: ${keySha256}\n`);
+    io.stdout(
+      values.json
+        ? `${JSON.stringify({ kind, key, key_sha256: keySha256 })}\n`
+        : `key:        ${key}\nkey_sha256: ${keySha256}\n`,
+    );
     return 0;
   },
 };

@@ -33,7 +33,9 @@ policy or case file.
         io.stdout(`${JSON.stringify({ passed: result.passed, failed: result.failed })}\n`);
       } else {
         for (const f of result.failed) {
-          io.stdout(`FAIL ${f.file} › ${f.name}\n  expected: ${f.expected}\n  actual:   ${f.actual}\n`);
+          io.stdout(
+            `FAIL ${f.file} › ${f.name}\n  expected: ${f.expected}\n  actual:   ${f.actual}\n`,
+          );
         }
         io.stdout(`${result.passed} passed, ${result.failed.length} failed\n`);
       }

@@ -1,4 +1,6 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { requireKind } from "../../service/access.js";
+import type { Broker } from "../../service/broker.js";
 import type { AuthEnv } from "../auth.js";
 import {
   ApproveBody,
@@ -11,9 +13,8 @@ import {
   RequestIdParam,
   RequestList,
   RequestView,
+  RevokeBody,
 } from "../schemas.js";
-import { requireKind } from "../../service/access.js";
-import type { Broker } from "../../service/broker.js";
 import { credentialView, requestView } from "../views.js";
 
 const security = [{ bearer: [] }];
@@ -109,6 +110,19 @@ const credentialRoute = createRoute({
   },
 });
 
+const revokeRoute = createRoute({
+  method: "post",
+  path: "/v1/requests/{id}/revoke",
+  tags: ["credentials"],
+  summary: "End an issued, unused credential now (reviewers, auditors)",
+  security,
+  request: { params: RequestIdParam, ...body(RevokeBody) },
+  responses: {
+    200: { description: "The request, now revoked", ...json(RequestView) },
+    409: error("not_revocable"),
+  },
+});
+
 export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
   app.openapi(createRequestRoute, async (c) => {
     const principal = c.get("principal");
@@ -189,5 +203,13 @@ export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
     const credential = await broker.collect(principal, c.req.valid("param").id);
     c.header("Cache-Control", "no-store");
     return c.json(credentialView(credential), 200);
+  });
+
+  app.openapi(revokeRoute, async (c) => {
+    const principal = c.get("principal");
+    requireKind(principal, "reviewer", "auditor");
+    const { reason } = c.req.valid("json");
+    const { request } = await broker.revoke(principal, c.req.valid("param").id, reason);
+    return c.json(requestView(request, principal), 200);
   });
 }

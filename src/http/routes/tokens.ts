@@ -1,8 +1,8 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
-import type { AuthEnv } from "../auth.js";
-import { ConsumeBody, ConsumeView, ErrorResponse, EventList, ListEventsQuery } from "../schemas.js";
 import { requireKind } from "../../service/access.js";
 import type { Broker } from "../../service/broker.js";
+import type { AuthEnv } from "../auth.js";
+import { ConsumeBody, ConsumeView, ErrorResponse, EventList, ListEventsQuery } from "../schemas.js";
 import { eventView } from "../views.js";
 
 const security = [{ bearer: [] }];
@@ -30,7 +30,9 @@ const eventsRoute = createRoute({
   summary: "Recorded events in stream order (auditors)",
   security,
   request: { query: ListEventsQuery },
-  responses: { 200: { description: "A page of events; pass `next` as `after`", ...json(EventList) } },
+  responses: {
+    200: { description: "A page of events; pass `next` as `after`", ...json(EventList) },
+  },
 });
 
 export function tokenRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
