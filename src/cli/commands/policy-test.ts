@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { loadConfigFile, parseConfig } from "../../config/load.js";
 import { PolicyLoadError } from "../../policy/policy-set.js";
 import { PolicyTestFileError, runPolicyTests } from "../../policy/policy-test.js";
 import { type Command, EXIT } from "../command.js";
@@ -7,12 +8,13 @@ export const policyTestCommand: Command = {
   path: ["policy", "test"],
   summary: "Check the policies against their test cases (policies/tests/*.json)",
   help: `
-Usage: writ policy test [--policies <dir>] [--tests <dir>] [--json]
+Usage: writ policy test [--policies <dir>] [--tests <dir>] [--config <file>] [--json]
 
 Loads the Cedar policies in <dir> (default ./policies) and runs every case in
 <tests> (default <dir>/tests): principal, action, resource, context and the
 expected effect. Exits 0 when every case holds, 1 on a mismatch or a broken
-policy or case file.
+policy or case file. TTL and approval-timeout defaults come from the
+configuration file when given (else writ's defaults), as the server uses them.
 `,
   async run(args, io) {
     const { values } = parseArgs({
@@ -20,13 +22,19 @@ policy or case file.
       options: {
         policies: { type: "string", default: "policies" },
         tests: { type: "string" },
+        config: { type: "string" },
         json: { type: "boolean", default: false },
       },
       strict: true,
     });
+    const config = values.config ? await loadConfigFile(values.config) : parseConfig({});
     try {
       const result = await runPolicyTests({
         policiesDir: values.policies,
+        defaults: {
+          ttlSeconds: config.requests.default_ttl_seconds,
+          approvalTimeoutSeconds: config.requests.approval_timeout_seconds,
+        },
         ...(values.tests !== undefined ? { testsDir: values.tests } : {}),
       });
       if (values.json) {

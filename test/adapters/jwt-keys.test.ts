@@ -1,0 +1,59 @@
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { loadKeyRing, loadOrCreateKeyRing, rotateKeyRing } from "../../src/adapters/jwt-keys.js";
+
+describe("the JWT key ring", () => {
+  let dir: string;
+  let file: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "writ-keys-"));
+    file = join(dir, "keys", "jwt.json");
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("creates a key once, then loads the same key on every restart", async () => {
+    const first = await loadOrCreateKeyRing(file, "EdDSA");
+    expect(first.generated).toBe(true);
+    const again = await loadOrCreateKeyRing(file, "EdDSA");
+    expect(again.generated).toBe(false);
+    expect(again.active.kid).toBe(first.active.kid);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+  });
+
+  it("publishes public keys only", async () => {
+    const ring = await loadOrCreateKeyRing(file, "EdDSA");
+    const [jwk] = ring.jwks().keys;
+    expect(jwk).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig", kid: ring.active.kid });
+    expect(jwk).not.toHaveProperty("d");
+  });
+
+  it("supports ES256", async () => {
+    const ring = await loadOrCreateKeyRing(file, "ES256");
+    expect(ring.jwks().keys[0]).toMatchObject({ kty: "EC", crv: "P-256", alg: "ES256" });
+  });
+
+  it("rotates: the new key signs, the old one stays published until it ages out", async () => {
+    const first = await loadOrCreateKeyRing(file, "EdDSA");
+    const t0 = new Date("2026-01-01T00:00:00Z");
+    const second = await rotateKeyRing(file, "EdDSA", 3600, t0);
+    expect(second.active.kid).not.toBe(first.active.kid);
+    expect(second.byKid(first.active.kid)).toBeDefined();
+    expect(second.jwks().keys).toHaveLength(2);
+    const third = await rotateKeyRing(file, "EdDSA", 3600, new Date(t0.getTime() + 7200_000));
+    expect(third.byKid(first.active.kid)).toBeUndefined();
+    expect(third.byKid(second.active.kid)).toBeDefined();
+    expect((await loadKeyRing(file)).active.kid).toBe(third.active.kid);
+  });
+
+  it("refuses a file that is not a key ring", async () => {
+    await loadOrCreateKeyRing(file, "EdDSA");
+    const { writeFile } = await import("node:fs/promises");
+    await writeFile(file, JSON.stringify({ keys: [] }));
+    await expect(loadKeyRing(file)).rejects.toThrow(/not a writ JWT key file/);
+    expect(await readFile(file, "utf8")).toContain("keys");
+  });
+});
