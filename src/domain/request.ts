@@ -4,8 +4,8 @@ import type { DomainEvent } from "./events.js";
 import type { JsonObject } from "./json.js";
 import {
   type Actor,
-  type Auditor,
   type Agent,
+  type Auditor,
   actorOf,
   type ResourceServer,
   type Reviewer,

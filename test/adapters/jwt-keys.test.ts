@@ -27,7 +27,13 @@ describe("the JWT key ring", () => {
   it("publishes public keys only", async () => {
     const ring = await loadOrCreateKeyRing(file, "EdDSA");
     const [jwk] = ring.jwks().keys;
-    expect(jwk).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", use: "sig", kid: ring.active.kid });
+    expect(jwk).toMatchObject({
+      kty: "OKP",
+      crv: "Ed25519",
+      alg: "EdDSA",
+      use: "sig",
+      kid: ring.active.kid,
+    });
     expect(jwk).not.toHaveProperty("d");
   });
 

@@ -29,9 +29,7 @@ describe("canonicalJson", () => {
       "\u0080": "Control",
       "\u00f6": "Latin Small Letter O With Diaeresis",
     };
-    const keys = Object.keys(JSON.parse(canonicalJson(input)));
     // U+1F600 sorts before U+FB33: its first code unit, 0xD83D, is smaller.
-    expect(keys).toEqual(["\r", "1", "\u0080", "\u00f6", "\u20ac", "\ud83d\ude00", "\ufb33"]);
     expect(canonicalJson(input)).toBe(
       '{"\\r":"Carriage Return","1":"One","\u0080":"Control",' +
         '"ö":"Latin Small Letter O With Diaeresis","€":"Euro Sign",' +
@@ -51,7 +49,7 @@ describe("canonicalJson", () => {
   });
 
   it("escapes control characters, quotes and backslashes as JSON does", () => {
-    expect(canonicalJson("\u0000\u0008\t\n\f\r\u001f\"\\")).toBe(
+    expect(canonicalJson('\u0000\u0008\t\n\f\r\u001f"\\')).toBe(
       '"\\u0000\\b\\t\\n\\f\\r\\u001f\\"\\\\"',
     );
   });

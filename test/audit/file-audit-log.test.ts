@@ -1,5 +1,14 @@
 import { existsSync } from "node:fs";
-import { appendFile, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import {
+  appendFile,
+  mkdir,
+  mkdtemp,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -104,7 +113,8 @@ describe("openFileAuditLog", () => {
     const resolved: number[] = [];
     const calls = Array.from({ length: 500 }, (_, i) => {
       // Every tenth call carries two events, to mix call sizes within a batch.
-      const events = i % 10 === 0 ? [sampleEvent(i * 2), sampleEvent(i * 2 + 1)] : [sampleEvent(i * 2)];
+      const events =
+        i % 10 === 0 ? [sampleEvent(i * 2), sampleEvent(i * 2 + 1)] : [sampleEvent(i * 2)];
       return log.append(events).then(() => resolved.push(i));
     });
     await Promise.all(calls);
