@@ -6,6 +6,7 @@ import type { RecordedEvent } from "../domain/events.js";
 import type { AuditLog } from "../ports/audit-log.js";
 import type { LogEntry } from "./log-entry.js";
 import { entryHash, GENESIS_HASH, readLogEntry, serializeEntry, toEntry } from "./log-entry.js";
+import { acquireWriterLock, type ReleaseLock } from "./writer-lock.js";
 
 export interface FileAuditLogOptions {
   /** Directory holding the log; created with mode 0700 if missing. */
@@ -45,7 +46,8 @@ const MAX_LINE_BYTES = 64 * 1024 * 1024;
  * `repaired`. A last entry that is whole but invalid is not repaired: opening fails
  * with `audit_unavailable`, since appending to a damaged log would hide the damage.
  *
- * One process must own the file: two writers would fork the chain.
+ * One process owns the file (a lock file beside it says which): two writers would
+ * fork the chain.
  */
 export async function openFileAuditLog(options: FileAuditLogOptions): Promise<FileAuditLog> {
   const fileName = options.fileName ?? DEFAULT_FILE_NAME;
@@ -54,16 +56,22 @@ export async function openFileAuditLog(options: FileAuditLogOptions): Promise<Fi
   }
   await mkdir(options.dir, { recursive: true, mode: 0o700 });
   const path = join(options.dir, fileName);
-  const tail = await recoverTail(path);
-  const handle = await open(path, "a", 0o600);
+  const release = await acquireWriterLock(`${path}.lock`);
   try {
-    // The new file's directory entry must be durable too, or a crash could lose the file.
-    await syncDirectory(options.dir);
+    const tail = await recoverTail(path);
+    const handle = await open(path, "a", 0o600);
+    try {
+      // The new file's directory entry must be durable too, or a crash could lose the file.
+      await syncDirectory(options.dir);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    return new AppendOnlyFileLog(path, handle, tail, release);
   } catch (error) {
-    await handle.close();
+    await release();
     throw error;
   }
-  return new AppendOnlyFileLog(path, handle, tail);
 }
 
 interface Tail {
@@ -100,8 +108,11 @@ class AppendOnlyFileLog implements FileAuditLog {
   #failed = false;
   #closing: Promise<void> | undefined;
 
-  constructor(path: string, handle: FileHandle, tail: Tail) {
+  readonly #release: ReleaseLock;
+
+  constructor(path: string, handle: FileHandle, tail: Tail, release: ReleaseLock) {
     this.path = path;
+    this.#release = release;
     this.repaired = tail.repaired;
     this.#handle = handle;
     this.#assignedSeq = this.#durableSeq = tail.seq;
@@ -155,6 +166,7 @@ class AppendOnlyFileLog implements FileAuditLog {
     // Appends queued before close still get written: their callers are waiting on them.
     await this.#flushing;
     await this.#handle.close();
+    await this.#release();
   }
 
   async #flush(): Promise<void> {

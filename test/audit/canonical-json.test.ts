@@ -32,8 +32,8 @@ describe("canonicalJson", () => {
     // U+1F600 sorts before U+FB33: its first code unit, 0xD83D, is smaller.
     expect(canonicalJson(input)).toBe(
       '{"\\r":"Carriage Return","1":"One","\u0080":"Control",' +
-        '"ö":"Latin Small Letter O With Diaeresis","€":"Euro Sign",' +
-        '"😀":"Emoji: Grinning Face","דּ":"Hebrew Letter Dalet With Dagesh"}',
+        '"\u00f6":"Latin Small Letter O With Diaeresis","\u20ac":"Euro Sign",' +
+        '"\ud83d\ude00":"Emoji: Grinning Face","\ufb33":"Hebrew Letter Dalet With Dagesh"}',
     );
   });
 

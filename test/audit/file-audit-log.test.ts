@@ -258,3 +258,30 @@ describe("openFileAuditLog", () => {
     },
   );
 });
+
+describe("the writer lock", () => {
+  it("refuses a second writer on the same log while the first is open, and frees it on close", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "writ-lock-"));
+    try {
+      const first = await openFileAuditLog({ dir });
+      await expect(openFileAuditLog({ dir })).rejects.toMatchObject({ code: "audit_unavailable" });
+      await first.close();
+      const second = await openFileAuditLog({ dir });
+      await second.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("takes over a lock left by a process that died", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "writ-lock-"));
+    try {
+      // pid 2^22 + 1 is above Linux's pid_max, so no process holds it.
+      await writeFile(join(dir, "audit.jsonl.lock"), "4194305\n");
+      const log = await openFileAuditLog({ dir });
+      await log.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,348 @@
+import type { z } from "zod";
+import type { EventType } from "../domain/events.js";
+import type { RequestStatus } from "../domain/request.js";
+import type {
+  ConsumeView,
+  CreateRequestBody,
+  CredentialView,
+  EventList,
+  EventView,
+  RequestView,
+} from "../http/schemas.js";
+import { WritApiError } from "./errors.js";
+
+// Only types come from the server's schemas, so the client never loads the server.
+// Objects that travel on the wire keep the API's snake_case names (as in
+// /openapi.json); options that only steer the client are camelCase.
+
+/** A request as the API shows it. Masked context fields read `•••` for reviewers. */
+export type WritRequest = Omit<z.infer<typeof RequestView>, "status"> & { status: RequestStatus };
+
+/** What an agent asks for: `POST /v1/requests`. */
+export type CreateRequestInput = z.input<typeof CreateRequestBody>;
+
+/** A minted credential, returned once: a JWT or an AWS STS session. */
+export type WritCredential = z.infer<typeof CredentialView>["credential"];
+
+/** The grant of a token consumed for the first time. */
+export type ConsumeResult = z.infer<typeof ConsumeView>;
+
+export type WritEvent = z.infer<typeof EventView>;
+
+/** A page of events; pass `next` as `after` to read on. */
+export type EventPage = z.infer<typeof EventList>;
+
+/** A page of requests, newest first; pass `next` as `cursor` to read on. */
+export interface RequestPage {
+  items: WritRequest[];
+  next?: string;
+}
+
+export interface ListRequestsQuery {
+  status?: RequestStatus;
+  /** An agent id. */
+  agent?: string;
+  action?: string;
+  /** ISO 8601: only requests created at or after. */
+  since?: string;
+  /** ISO 8601: only requests created before. */
+  until?: string;
+  /** 1–500, default 50. */
+  limit?: number;
+  cursor?: string;
+}
+
+export interface ListEventsQuery {
+  request_id?: string;
+  type?: EventType;
+  /** An event id: only events after it. */
+  after?: string;
+  /** 1–1000, default 100. */
+  limit?: number;
+}
+
+export interface GetRequestOptions {
+  /** Long-poll: answer as soon as the status changes, or after this many seconds (0–60). */
+  waitSeconds?: number;
+  signal?: AbortSignal;
+}
+
+export interface WaitForDecisionOptions {
+  /** Give up (code `wait_timeout`) after this long. `Infinity` waits for the request's own deadline. */
+  timeoutMs: number;
+  /** Aborting rejects with the signal's reason, as `fetch` does. */
+  signal?: AbortSignal;
+  /** Called with the request after every poll, e.g. to show approvals so far. */
+  onPoll?: (request: WritRequest) => void;
+}
+
+export interface WritClientOptions {
+  /** The writ server, e.g. `https://writ.example.com` (http or https; a path prefix is kept). */
+  url: string | URL;
+  /** The caller's writ key (agent, reviewer, auditor or resource server). Sent only as a bearer token. */
+  key: string;
+  /** A `fetch` to use instead of the global one (tests, proxies). */
+  fetch?: typeof fetch;
+}
+
+/**
+ * A typed client for the writ v1 API. Every method rejects with a
+ * {@link WritApiError} (or, when a caller's signal aborts, with its reason).
+ */
+export interface WritClient {
+  /** The server's base URL, normalized (always ends in `/`). */
+  readonly url: string;
+  /** Asks for a credential (agents). Policy denials reject with `policy_denied`. */
+  request(input: CreateRequestInput): Promise<WritRequest>;
+  /** Reads a request; with `waitSeconds`, waits for its status to change. */
+  get(id: string, options?: GetRequestOptions): Promise<WritRequest>;
+  /**
+   * Resolves with the request once its status is no longer `pending`, by
+   * long-polls of at most 60 s each.
+   */
+  waitForDecision(id: string, options: WaitForDecisionOptions): Promise<WritRequest>;
+  /** Lists requests, newest first (reviewers, auditors). */
+  list(query?: ListRequestsQuery): Promise<RequestPage>;
+  /** Approves (reviewers in a group the policy names; never the agent's owner). */
+  approve(id: string, comment?: string): Promise<WritRequest>;
+  /** Denies with a reason; one deny ends the request. */
+  deny(id: string, reason: string): Promise<WritRequest>;
+  /** Withdraws a pending or uncollected request (the requesting agent). */
+  cancel(id: string): Promise<WritRequest>;
+  /** Mints and returns the credential of an approved request, once (the requesting agent). */
+  collectCredential(id: string): Promise<WritCredential>;
+  /** Consumes a writ JWT once (resource servers); a replay rejects with `token_replayed`. */
+  consume(token: string): Promise<ConsumeResult>;
+  /** Recorded events in stream order (auditors). */
+  events(query?: ListEventsQuery): Promise<EventPage>;
+}
+
+/** The longest long-poll the API accepts, in seconds. */
+export const MAX_WAIT_SECONDS = 60;
+
+// Larger delays overflow setTimeout and would fire at once.
+const MAX_TIMER_MS = 2_147_483_647;
+const KEY_FORMAT = /^[\x21-\x7e]{1,512}$/;
+
+type Query = Readonly<Record<string, string | number | undefined>>;
+
+interface Call {
+  method: "GET" | "POST";
+  path: string;
+  query?: Query;
+  body?: unknown;
+  signal?: AbortSignal | undefined;
+}
+
+function baseUrl(input: string | URL): URL {
+  let url: URL;
+  try {
+    url = new URL(input);
+  } catch {
+    throw new TypeError("url must be an absolute http or https URL, e.g. http://127.0.0.1:8787");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new TypeError(`url must use http or https, not ${url.protocol}`);
+  }
+  if (url.username !== "" || url.password !== "") {
+    throw new TypeError("url must not contain a user name or password; pass the key as `key`");
+  }
+  if (url.search !== "" || url.hash !== "") {
+    throw new TypeError("url must not have a query or fragment");
+  }
+  if (!url.pathname.endsWith("/")) url.pathname += "/";
+  return url;
+}
+
+function requestId(id: string): string {
+  if (typeof id !== "string" || id === "") throw new TypeError("id must be a request id");
+  return encodeURIComponent(id);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function errorBody(
+  value: unknown,
+): { code: string; message: string; details?: unknown } | undefined {
+  if (!isObject(value) || !isObject(value.error)) return undefined;
+  const { code, message, details } = value.error;
+  if (typeof code !== "string" || typeof message !== "string") return undefined;
+  return { code, message, details };
+}
+
+/** Why a connection failed, from undici's `cause` chain: `ECONNREFUSED`, a TLS error, … */
+function networkReason(error: unknown): string {
+  const cause = (error as { cause?: unknown }).cause;
+  if (isObject(cause)) {
+    if (typeof cause.code === "string") return cause.code;
+    if (typeof cause.message === "string") return cause.message;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Creates a client. Misuse (a bad URL or key) throws `TypeError`. */
+export function createWritClient(options: WritClientOptions): WritClient {
+  const base = baseUrl(options.url);
+  const { key } = options;
+  if (typeof key !== "string" || !KEY_FORMAT.test(key)) {
+    // The key itself is never echoed: it may be a secret pasted in the wrong place.
+    throw new TypeError("key must be a writ key: 1 to 512 printable ASCII characters, no spaces");
+  }
+  const fetchImpl = options.fetch ?? globalThis.fetch;
+  const where = base.href;
+  // Belt and braces: no message built here contains the key, but a server or a
+  // network library could echo it back.
+  const redact = (text: string) => text.replaceAll(key, "[redacted]");
+
+  async function call<T>({ method, path, query, body, signal }: Call): Promise<T> {
+    const url = new URL(path, base);
+    for (const [name, value] of Object.entries(query ?? {})) {
+      if (value !== undefined) url.searchParams.set(name, String(value));
+    }
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${key}`,
+      accept: "application/json",
+    };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let status = 0;
+    let text: string;
+    try {
+      const response = await fetchImpl(url, {
+        method,
+        headers,
+        // A redirect would resend the key somewhere the caller did not choose.
+        redirect: "manual",
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        ...(signal !== undefined ? { signal } : {}),
+      });
+      status = response.status;
+      text = await response.text();
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      throw new WritApiError({
+        status: 0,
+        code: "unreachable",
+        message: redact(`Could not reach writ at ${where} (${networkReason(error)}).`),
+        cause: error,
+      });
+    }
+
+    let payload: unknown;
+    try {
+      payload = JSON.parse(text);
+    } catch {
+      payload = undefined;
+    }
+    if (status >= 200 && status < 300 && isObject(payload)) return payload as T;
+    const error = status >= 400 ? errorBody(payload) : undefined;
+    if (error !== undefined) {
+      throw new WritApiError({
+        status,
+        code: error.code,
+        message: redact(error.message),
+        details: isObject(error.details) ? error.details : undefined,
+      });
+    }
+    const what =
+      status >= 300 && status < 400
+        ? `a redirect (HTTP ${status}); point the client at the final address`
+        : `HTTP ${status} with a body that is not writ's JSON`;
+    throw new WritApiError({
+      status,
+      code: "bad_response",
+      message: redact(`writ at ${where} answered ${what}.`),
+    });
+  }
+
+  function get(id: string, options: GetRequestOptions = {}): Promise<WritRequest> {
+    const { waitSeconds, signal } = options;
+    if (
+      waitSeconds !== undefined &&
+      !(Number.isInteger(waitSeconds) && waitSeconds >= 0 && waitSeconds <= MAX_WAIT_SECONDS)
+    ) {
+      throw new TypeError(`waitSeconds must be a whole number from 0 to ${MAX_WAIT_SECONDS}`);
+    }
+    return call({
+      method: "GET",
+      path: `v1/requests/${requestId(id)}`,
+      query: { wait: waitSeconds || undefined },
+      signal,
+    });
+  }
+
+  async function waitForDecision(
+    id: string,
+    options: WaitForDecisionOptions,
+  ): Promise<WritRequest> {
+    const { timeoutMs, signal, onPoll } = options;
+    if (typeof timeoutMs !== "number" || Number.isNaN(timeoutMs) || timeoutMs < 0) {
+      throw new TypeError("timeoutMs must be a number of milliseconds, 0 or more");
+    }
+    signal?.throwIfAborted();
+    const startedAt = Date.now();
+    const deadline = startedAt + timeoutMs;
+    const timeout = new AbortController();
+    const timer =
+      timeoutMs <= MAX_TIMER_MS ? setTimeout(() => timeout.abort(), timeoutMs) : undefined;
+    const polling =
+      signal === undefined ? timeout.signal : AbortSignal.any([signal, timeout.signal]);
+    let last: WritRequest | undefined;
+    try {
+      // A plain read first: the long-poll waits for a change from the status at
+      // the call, so starting with one on a decided request would wait in vain.
+      last = await get(id, { signal: polling });
+      onPoll?.(last);
+      while (last.status === "pending") {
+        const remainingMs = deadline - Date.now();
+        if (remainingMs <= 0) break;
+        const waitSeconds = Math.min(MAX_WAIT_SECONDS, Math.max(1, Math.ceil(remainingMs / 1000)));
+        last = await get(id, { waitSeconds, signal: polling });
+        onPoll?.(last);
+      }
+      if (last.status !== "pending") return last;
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      if (!timeout.signal.aborted) throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    throw new WritApiError({
+      status: 0,
+      code: "wait_timeout",
+      message: `The request ${id} was still pending after ${Math.round((Date.now() - startedAt) / 1000)} s of waiting.`,
+      details: { request_id: id, status: last?.status ?? "pending", timeout_ms: timeoutMs },
+    });
+  }
+
+  // Every method is async, so misuse rejects like any other failure instead of throwing.
+  return {
+    url: where,
+    request: async (input) => call({ method: "POST", path: "v1/requests", body: input }),
+    get: async (id, options) => get(id, options),
+    waitForDecision,
+    list: async (query = {}) => call({ method: "GET", path: "v1/requests", query: { ...query } }),
+    approve: async (id, comment) =>
+      call({
+        method: "POST",
+        path: `v1/requests/${requestId(id)}/approve`,
+        body: comment === undefined ? {} : { comment },
+      }),
+    deny: async (id, reason) =>
+      call({ method: "POST", path: `v1/requests/${requestId(id)}/deny`, body: { reason } }),
+    cancel: async (id) => call({ method: "POST", path: `v1/requests/${requestId(id)}/cancel` }),
+    collectCredential: async (id) => {
+      const view = await call<z.infer<typeof CredentialView>>({
+        method: "POST",
+        path: `v1/requests/${requestId(id)}/credential`,
+      });
+      return view.credential;
+    },
+    consume: async (token) => {
+      if (typeof token !== "string" || token === "") throw new TypeError("token must be a string");
+      return call({ method: "POST", path: "v1/tokens/consume", body: { token } });
+    },
+    events: async (query = {}) => call({ method: "GET", path: "v1/events", query: { ...query } }),
+  };
+}
