@@ -1,6 +1,6 @@
 import type { RecordedEvent } from "../domain/events.js";
 import type { Principal } from "../domain/principal.js";
-import type { AccessRequest } from "../domain/request.js";
+import { type AccessRequest, isLive } from "../domain/request.js";
 import type { EventQuery, RequestPage, RequestQuery } from "../ports/store.js";
 import { assertVisible, requireKind } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
@@ -21,12 +21,14 @@ export async function getRequest(
   assertVisible(request, principal);
   const initialStatus = request.status;
   const waitUntil = Date.now() + waitSeconds * 1000;
-  while (request.status === initialStatus && !signal?.aborted) {
-    // Wake at the stage's deadline too, so a waiter sees the expiry when it happens.
+  // A final status never changes, so there is nothing to wait for.
+  while (isLive(request.status) && request.status === initialStatus && !signal?.aborted) {
+    const remaining = waitUntil - Date.now();
+    if (remaining <= 0) break;
+    // Wake at the stage's deadline too, so a waiter sees the expiry when it happens
+    // (loadSettled records it). The deadline is on the injected clock.
     const untilDeadline = Math.max(0, request.expiresAt - deps.clock.now()) + 1;
-    const remaining = Math.min(waitUntil - Date.now(), untilDeadline);
-    if (remaining <= 0 || waitUntil - Date.now() <= 0) break;
-    await deps.store.waitForChange(id, request.version, remaining, signal);
+    await deps.store.waitForChange(id, request.version, Math.min(remaining, untilDeadline), signal);
     request = await loadSettled(deps, id);
   }
   return request;

@@ -155,14 +155,15 @@ describe("every API error code, provoked", () => {
     });
 
     it("self_approval_forbidden for a reviewer holding the agent's own id", async () => {
-      const s = await startWith({ reviewers: [{ id: "report-agent", groups: ["data-owners"] }] });
+      // Ids are unique per kind only, so a reviewer may share the agent's id.
+      const { overrides, keys } = extraIdentities({
+        reviewers: [{ id: "report-agent", groups: ["data-owners"] }],
+      });
+      const s = await startTestWrit(overrides);
       try {
         const { id } = await createRequest(s, CUSTOMERS_EXPORT);
         await expectError(
-          await s.call("POST", `/v1/requests/${id}/approve`, {
-            key: keyOf(s, "report-agent"),
-            body: {},
-          }),
+          await s.call("POST", `/v1/requests/${id}/approve`, { key: keys["report-agent"], body: {} }),
           403,
           "self_approval_forbidden",
         );
