@@ -308,10 +308,11 @@ export function createWritClient(options: WritClientOptions): WritClient {
     } finally {
       clearTimeout(timer);
     }
+    const waited = timeoutMs < 1000 ? `${timeoutMs} ms` : `${Math.round(timeoutMs / 1000)} s`;
     throw new WritApiError({
       status: 0,
       code: "wait_timeout",
-      message: `The request ${id} was still pending after ${Math.round((Date.now() - startedAt) / 1000)} s of waiting.`,
+      message: `The request ${id} was still pending when the wait of ${waited} ended.`,
       details: { request_id: id, status: last?.status ?? "pending", timeout_ms: timeoutMs },
     });
   }

@@ -35,7 +35,7 @@ export interface TestWrit {
   call(
     method: string,
     path: string,
-    options?: { key?: string; body?: unknown; headers?: Record<string, string> },
+    options?: { key?: string | undefined; body?: unknown; headers?: Record<string, string> },
   ): Promise<Response>;
   close(): Promise<void>;
 }

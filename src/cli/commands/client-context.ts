@@ -1,6 +1,7 @@
 import { createWritClient, type WritClient } from "../../sdk/client.js";
 import { isWritApiError, type WritErrorCode } from "../../sdk/errors.js";
 import { type CommandIo, EXIT, UsageError } from "../command.js";
+import { printable } from "./render-request.js";
 
 /** Where client commands connect when WRIT_URL is not set: `writ dev`'s default address. */
 export const DEFAULT_WRIT_URL = "http://127.0.0.1:8787";
@@ -90,7 +91,7 @@ export async function reportApiErrors(
     return await body();
   } catch (error) {
     if (!isWritApiError(error)) throw error;
-    io.stderr(`writ ${command}: ${error.code}: ${error.message}\n`);
+    io.stderr(`writ ${command}: ${printable(error.code)}: ${printable(error.message)}\n`);
     return exitCodeFor(error.code);
   }
 }

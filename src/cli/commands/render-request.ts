@@ -1,5 +1,13 @@
 import type { WritCredential, WritRequest } from "../../sdk/client.js";
 
+/**
+ * Replaces control characters. Reasons, comments and resources come from other
+ * people; they must not be able to move the cursor or rewrite a reviewer's screen.
+ */
+export function printable(text: string): string {
+  return text.replace(/\p{Cc}/gu, "\uFFFD");
+}
+
 /** `2m 5s`, `1h 3m`, `40s`: a duration for people. */
 export function formatDuration(ms: number): string {
   const seconds = Math.max(0, Math.round(ms / 1000));
@@ -43,6 +51,21 @@ function reviewLine(review: WritRequest["reviews"][number]): string {
   return `${review.reviewer} ${verb} via ${review.channel}${comment}`;
 }
 
+const safe = (lines: string[]) => lines.map(printable);
+
+/** An indented `label:  value` line; labels line up. An empty label continues the line above. */
+function field(label: string, value: string): string {
+  return `  ${(label === "" ? "" : `${label}:`).padEnd(12)}${value}`;
+}
+
+/** Who can never count toward the approval: the owner and whoever the agent acts for. */
+function excludedReviewers(request: WritRequest): string {
+  const owner = `${request.owner} (owner)`;
+  return request.on_behalf_of === undefined
+    ? owner
+    : `${owner} or ${request.on_behalf_of} (on whose behalf it acts)`;
+}
+
 /**
  * What `writ request` prints about a new request: its state and, while it is
  * pending, who must approve it and the commands to use next.
@@ -50,46 +73,56 @@ function reviewLine(review: WritRequest["reviews"][number]): string {
 export function describeNewRequest(request: WritRequest): string[] {
   const { id } = request;
   if (request.status === "pending") {
-    const excluded = [request.owner, request.on_behalf_of].filter((p) => p !== undefined);
-    return [
+    return safe([
       `${id}  pending`,
-      `  needs:     ${describeRequirements(request)} (distinct people; never ${excluded.join(" or ")})`,
-      `  expires:   ${formatDeadline(request.expires_at)}`,
-      `  reviewers: writ approve ${id}`,
-      `             writ deny ${id} --reason <text>`,
-      `  then:      writ credential ${id}   (or wait: writ status ${id} --wait 60)`,
-    ];
+      field(
+        "needs",
+        `${describeRequirements(request)}, distinct people, not ${excludedReviewers(request)}`,
+      ),
+      field("approve by", formatDeadline(request.expires_at)),
+      field("reviewers", `writ approve ${id}`),
+      field("", `writ deny ${id} --reason <text>`),
+      field("then", `writ credential ${id}`),
+    ]);
   }
   if (request.status === "approved") {
-    return [
+    return safe([
       `${id}  approved at once (${request.decision.policies.join(", ") || "policy"})`,
-      `  collect:   writ credential ${id}   (before ${formatDeadline(request.expires_at)})`,
-    ];
+      field("collect", `writ credential ${id}`),
+      field("collect by", formatDeadline(request.expires_at)),
+    ]);
   }
   return describeRequest(request);
 }
 
 /** The full human view of a request, as `writ status` prints it. */
 export function describeRequest(request: WritRequest): string[] {
+  const progress = request.status === "pending" ? ` (${approvalProgress(request)} approvals)` : "";
+  const actsFor = request.on_behalf_of === undefined ? "" : `, for ${request.on_behalf_of}`;
+  const audience = request.audience === undefined ? "" : ` for ${request.audience}`;
   const lines = [
-    `${request.id}  ${request.status}${request.status === "pending" ? ` (${approvalProgress(request)} approvals)` : ""}`,
-    `  agent:     ${request.agent} (owner ${request.owner}${request.on_behalf_of !== undefined ? `, for ${request.on_behalf_of}` : ""})`,
-    `  action:    ${request.action} on ${request.resource}`,
-    `  credential: ${request.credential_type}${request.audience !== undefined ? ` for ${request.audience}` : ""}, ttl ${formatDuration(request.ttl_seconds * 1000)}`,
+    `${request.id}  ${request.status}${progress}`,
+    field("agent", `${request.agent} (owner ${request.owner}${actsFor})`),
+    field("action", `${request.action} on ${request.resource}`),
+    field(
+      "credential",
+      `${request.credential_type}${audience}, lives ${formatDuration(request.ttl_seconds * 1000)}`,
+    ),
   ];
-  if (request.reason !== undefined) lines.push(`  reason:    ${request.reason}`);
-  if (request.ticket !== undefined) lines.push(`  ticket:    ${request.ticket}`);
-  if (request.status === "pending") lines.push(`  needs:     ${describeRequirements(request)}`);
-  for (const review of request.reviews) lines.push(`  review:    ${reviewLine(review)}`);
+  if (request.reason !== undefined) lines.push(field("reason", request.reason));
+  if (request.ticket !== undefined) lines.push(field("ticket", request.ticket));
+  if (request.status === "pending") lines.push(field("needs", describeRequirements(request)));
+  for (const review of request.reviews) lines.push(field("review", reviewLine(review)));
   if (request.credential !== undefined) {
-    lines.push(
-      `  issued:    ${request.credential.type} ${request.credential.id}, expires ${formatDeadline(request.credential.expires_at)}`,
-    );
+    const { type, id, expires_at } = request.credential;
+    lines.push(field("issued", `${type} ${id}, expires ${formatDeadline(expires_at)}`));
   }
-  if (request.status === "pending" || request.status === "approved") {
-    lines.push(`  deadline:  ${formatDeadline(request.expires_at)}`);
+  if (request.status === "pending") {
+    lines.push(field("approve by", formatDeadline(request.expires_at)));
+  } else if (request.status === "approved") {
+    lines.push(field("collect by", formatDeadline(request.expires_at)));
   }
-  return lines;
+  return safe(lines);
 }
 
 /** One pending request in `writ pending`'s list. */
@@ -105,7 +138,7 @@ export function describePendingItem(request: WritRequest): string[] {
   if (request.masked_fields.length > 0) {
     lines.push(`  masked: ${request.masked_fields.join(", ")}`);
   }
-  return lines;
+  return safe(lines);
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   describeCredential,
   describeNewRequest,
   formatDuration,
+  printable,
 } from "./render-request.js";
 
 /** Statuses in which a request ended without a credential: exit 3. */
@@ -194,7 +195,7 @@ async function waitAndCollect(
     } catch (error) {
       if (isWritApiError(error) && error.code === "wait_timeout") {
         indicator.stop();
-        io.stderr(`writ request: ${error.code}: ${error.message}\n`);
+        io.stderr(`writ request: ${error.code}: ${printable(error.message)}\n`);
         io.stderr(
           `It stays open: check it with \`writ status ${created.id}\`, collect it with \`writ credential ${created.id}\`.\n`,
         );
@@ -207,7 +208,7 @@ async function waitAndCollect(
   }
   if (decided.status !== "approved") {
     if (json) printJson(io, { request: decided });
-    else io.stderr(`${describeEnding(decided)}\n`);
+    else io.stderr(`${printable(describeEnding(decided))}\n`);
     return ENDED_WITHOUT_CREDENTIAL.has(decided.status) ? EXIT.denied : EXIT.failed;
   }
   const credential = await client.collectCredential(decided.id);

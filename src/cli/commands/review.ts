@@ -73,11 +73,11 @@ ${ENVIRONMENT_HELP}
   },
 };
 
-function reviewOutcome(request: WritRequest): string {
+function approvalOutcome(request: WritRequest): string {
   if (request.status === "pending") {
-    return `${request.id}: ${approvalProgress(request)} approvals; ${request.pending_approvals} more needed`;
+    return `approved ${request.id}: ${approvalProgress(request)} approvals, ${request.pending_approvals} more needed`;
   }
-  return `${request.id} is now ${request.status}`;
+  return `approved ${request.id}: the request is now ${request.status}`;
 }
 
 export const approveCommand: Command = {
@@ -113,7 +113,7 @@ ${ENVIRONMENT_HELP}
     return reportApiErrors("approve", io, async () => {
       const request = await client.approve(id, values.comment);
       if (values.json) printJson(io, request);
-      else io.stdout(`approved ${reviewOutcome(request)}\n`);
+      else io.stdout(`${approvalOutcome(request)}\n`);
       return EXIT.ok;
     });
   },
@@ -154,7 +154,7 @@ ${ENVIRONMENT_HELP}
     return reportApiErrors("deny", io, async () => {
       const request = await client.deny(id, reason);
       if (values.json) printJson(io, request);
-      else io.stdout(`denied ${reviewOutcome(request)}\n`);
+      else io.stdout(`denied ${request.id}: the request is now ${request.status}\n`);
       return EXIT.ok;
     });
   },

@@ -1,0 +1,451 @@
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DevIdentities } from "../../src/config/dev-identities.js";
+import { createWritClient } from "../../src/sdk/client.js";
+
+// These tests run the built CLI (`npm test` builds first) against a `writ dev`
+// subprocess, as a user would.
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const BIN = join(ROOT, "dist/cli/bin.js");
+const POLICIES = join(ROOT, "policies");
+const RUN_TIMEOUT_MS = 15_000;
+
+interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface RunOptions {
+  /** WRIT_KEY for the command; omitted means unset. */
+  key?: string;
+  /** WRIT_URL; the dev server's by default. */
+  url?: string;
+}
+
+interface Running {
+  child: ChildProcessWithoutNullStreams;
+  done: Promise<RunResult>;
+}
+
+let devServer: ChildProcessWithoutNullStreams | undefined;
+let dataDir = "";
+let url = "";
+let ids: DevIdentities;
+
+function childEnv(options: RunOptions): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
+  delete env.WRIT_KEY;
+  delete env.WRIT_URL;
+  env.WRIT_URL = options.url ?? url;
+  if (options.key !== undefined) env.WRIT_KEY = options.key;
+  return env;
+}
+
+function start(args: readonly string[], options: RunOptions = {}): Running {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(options) });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const done = new Promise<RunResult>((resolvePromise, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`writ ${args.join(" ")} ran over ${RUN_TIMEOUT_MS} ms\n${stderr}`));
+    }, RUN_TIMEOUT_MS);
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr });
+    });
+  });
+  return { child, done };
+}
+
+function writ(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  return start(args, options).done;
+}
+
+/** Resolves with the first match of `pattern` in what `stream` writes; bounded by `timeoutMs`. */
+function waitForOutput(stream: Readable, pattern: RegExp, timeoutMs = 10_000) {
+  return new Promise<RegExpMatchArray>((resolvePromise, reject) => {
+    let seen = "";
+    const onData = (chunk: Buffer | string) => {
+      seen += chunk.toString();
+      const match = seen.match(pattern);
+      if (match !== null) finish(() => resolvePromise(match));
+    };
+    const onEnd = () => finish(() => reject(new Error(`stream ended before ${pattern}: ${seen}`)));
+    const timer = setTimeout(
+      () => finish(() => reject(new Error(`no ${pattern} within ${timeoutMs} ms: ${seen}`))),
+      timeoutMs,
+    );
+    function finish(settle: () => void) {
+      clearTimeout(timer);
+      stream.off("data", onData);
+      stream.off("end", onEnd);
+      settle();
+    }
+    stream.on("data", onData);
+    stream.on("end", onEnd);
+  });
+}
+
+function keyOf(id: string): string {
+  const all = [...ids.agents, ...ids.reviewers, ...ids.auditors, ...ids.resource_servers];
+  const key = all.find((p) => p.id === id)?.key;
+  if (key === undefined) throw new Error(`no demo key for ${id}`);
+  return key;
+}
+
+const agent = () => ({ key: keyOf("report-agent") });
+const reviewer = (id: "alice" | "bob" | "carol") => ({ key: keyOf(id) });
+
+const EXPORT_ARGS = [
+  "--action",
+  "db:export",
+  "--resource",
+  "db://prod/customers",
+  "--audience",
+  "billing-api",
+  "--reason",
+  "churn analysis",
+];
+
+async function newPendingRequest(): Promise<string> {
+  const result = await writ(["request", ...EXPORT_ARGS, "--json"], agent());
+  expect(result.code, result.stderr).toBe(0);
+  const request = JSON.parse(result.stdout) as { id: string; status: string };
+  expect(request.status).toBe("pending");
+  return request.id;
+}
+
+async function consume(token: string) {
+  const resourceServer = createWritClient({ url, key: keyOf("billing-api") });
+  return resourceServer.consume(token);
+}
+
+async function closedPort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolvePromise) => probe.listen(0, "127.0.0.1", resolvePromise));
+  const address = probe.address();
+  if (address === null || typeof address === "string") throw new Error("no port");
+  await new Promise<void>((resolvePromise) => probe.close(() => resolvePromise()));
+  return address.port;
+}
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), "writ-cli-"));
+  devServer = spawn(
+    process.execPath,
+    [BIN, "dev", "--port", "0", "--data-dir", dataDir, "--policies", POLICIES, "--quiet"],
+    { cwd: ROOT, env: childEnv({ url: "" }) },
+  );
+  // Keep both pipes drained for the server's whole life (notifications go to stdout).
+  devServer.stderr.resume();
+  const listening = waitForOutput(devServer.stdout, /listening on (http:\/\/\S+)/, 15_000);
+  devServer.stdout.resume();
+  const match = await listening;
+  url = match[1] ?? "";
+  ids = JSON.parse(await readFile(join(dataDir, "dev-identities.json"), "utf8")) as DevIdentities;
+});
+
+afterAll(async () => {
+  const server = devServer;
+  if (server !== undefined && server.exitCode === null && server.signalCode === null) {
+    const exited = new Promise<void>((resolvePromise) =>
+      server.once("exit", () => resolvePromise()),
+    );
+    server.kill("SIGTERM");
+    const force = setTimeout(() => server.kill("SIGKILL"), 5_000);
+    await exited;
+    clearTimeout(force);
+  }
+  if (dataDir !== "") await rm(dataDir, { recursive: true, force: true });
+});
+
+describe("the command line itself", () => {
+  it("prints help for every command, exit 0", async () => {
+    const commands = [
+      ["request"],
+      ["status"],
+      ["credential"],
+      ["cancel"],
+      ["pending"],
+      ["approve"],
+      ["deny"],
+      ["dev"],
+      ["policy", "test"],
+      ["keygen"],
+    ];
+    const results = await Promise.all(commands.map((c) => writ([...c, "--help"])));
+    results.forEach((result, i) => {
+      const command = commands[i]?.join(" ") ?? "";
+      expect(result.code, command).toBe(0);
+      expect(result.stdout, command).toContain(`Usage: writ ${command}`);
+    });
+    const overview = await writ(["--help"]);
+    expect(overview.code).toBe(0);
+    for (const command of [
+      "request",
+      "status",
+      "credential",
+      "cancel",
+      "pending",
+      "approve",
+      "deny",
+    ]) {
+      expect(overview.stdout).toContain(`writ ${command}`);
+    }
+  });
+
+  it("exits 2 on usage errors, before talking to the server", async () => {
+    const id = "req_AAAAAAAAAAAAAAAAAAAAAA";
+    const cases: [string[], RegExp][] = [
+      [["frobnicate"], /unknown command/],
+      [["pending", "--bogus"], /Unknown option '--bogus'/],
+      [["request", "--resource", "x"], /--action is required/],
+      [["request", ...EXPORT_ARGS, "--context", "{not json"], /--context is not valid JSON/],
+      [["request", ...EXPORT_ARGS, "--timeout", "5"], /--timeout only applies with --wait/],
+      [["status", "not-an-id"], /is not a request id/],
+      [["status", id, "--wait", "600"], /--wait takes a whole number/],
+      [["approve"], /give the request id/],
+      [["deny", id], /--reason is required/],
+      [["keygen"], /--kind must be one of/],
+    ];
+    // A key is set and the URL is dead: a usage error must not get as far as a call.
+    const port = await closedPort();
+    const results = await Promise.all(
+      cases.map(([args]) => writ(args, { key: keyOf("bob"), url: `http://127.0.0.1:${port}` })),
+    );
+    results.forEach((result, i) => {
+      const [args, message] = cases[i] ?? [[], /./];
+      expect(result.code, args.join(" ")).toBe(2);
+      expect(result.stderr, args.join(" ")).toMatch(message);
+    });
+  });
+
+  it("exits 2 naming WRIT_KEY when no key is set", async () => {
+    const result = await writ(["pending"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/set WRIT_KEY/);
+  });
+
+  it("exits 1 with code unreachable when the server cannot be reached", async () => {
+    const port = await closedPort();
+    const key = keyOf("bob");
+    const result = await writ(["pending"], { key, url: `http://127.0.0.1:${port}` });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      new RegExp(`^writ pending: unreachable: .*http://127\\.0\\.0\\.1:${port}/`),
+    );
+    expect(result.stderr).not.toContain(key);
+  });
+});
+
+describe("requests through the CLI", () => {
+  it("request → pending → self-approval refused → bob and carol approve → credential → consume", async () => {
+    const created = await writ(["request", ...EXPORT_ARGS], agent());
+    expect(created.code, created.stderr).toBe(0);
+    const id = created.stdout.match(/^(req_\S+)\s+pending/)?.[1] ?? "";
+    expect(id).not.toBe("");
+    expect(created.stdout).toContain("2 from data-owners");
+    expect(created.stdout).toContain(`writ approve ${id}`);
+
+    const [pendingText, pendingJson] = await Promise.all([
+      writ(["pending"], reviewer("bob")),
+      writ(["pending", "--json"], reviewer("bob")),
+    ]);
+    expect(pendingText.code).toBe(0);
+    expect(pendingText.stdout).toMatch(
+      new RegExp(
+        `${id}  db:export  db://prod/customers\\n.*report-agent \\(owner alice\\).*0 of 2`,
+      ),
+    );
+    expect(pendingText.stdout).toContain("reason: churn analysis");
+    const listed = JSON.parse(pendingJson.stdout) as { items: { id: string }[] };
+    expect(listed.items.map((r) => r.id)).toContain(id);
+
+    const byAlice = await writ(["approve", id], reviewer("alice"));
+    expect(byAlice.code).toBe(1);
+    expect(byAlice.stderr).toMatch(/^writ approve: self_approval_forbidden: /);
+
+    const byBob = await writ(["approve", id, "--comment", "fine by me"], reviewer("bob"));
+    expect(byBob.code, byBob.stderr).toBe(0);
+    expect(byBob.stdout).toContain("1 of 2 approvals, 1 more needed");
+    const byCarol = await writ(["approve", id], reviewer("carol"));
+    expect(byCarol.code, byCarol.stderr).toBe(0);
+    expect(byCarol.stdout).toContain("now approved");
+
+    const status = await writ(["status", id, "--json"], agent());
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ id, status: "approved" });
+
+    const collected = await writ(["credential", id], agent());
+    expect(collected.code, collected.stderr).toBe(0);
+    const token = collected.stdout.trim();
+    expect(collected.stdout).toBe(`${token}\n`);
+    expect(token.split(".")).toHaveLength(3);
+    expect(collected.stderr).toContain("single use");
+    expect(await consume(token)).toMatchObject({ request_id: id, action: "db:export" });
+
+    const again = await writ(["credential", id], agent());
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^writ credential: credential_already_issued: /);
+  });
+
+  it("request --wait prints the token alone on stdout once reviewers approve", async () => {
+    const waiting = start(["request", ...EXPORT_ARGS, "--wait", "--timeout", "12"], agent());
+    const [, id = ""] = await waitForOutput(waiting.child.stderr, /^(req_\S+)\s+pending/m);
+    const byBob = await writ(["approve", id], reviewer("bob"));
+    expect(byBob.code, byBob.stderr).toBe(0);
+    const byCarol = await writ(["approve", id], reviewer("carol"));
+    expect(byCarol.code, byCarol.stderr).toBe(0);
+
+    const result = await waiting.done;
+    expect(result.code, result.stderr).toBe(0);
+    const token = result.stdout.trim();
+    expect(result.stdout).toBe(`${token}\n`);
+    expect(result.stderr).toContain(`${id} approved by bob, carol`);
+    // Not a terminal: no live indicator, no control characters.
+    expect(result.stderr).not.toContain("\r");
+    expect(result.stderr).not.toContain("\u001b");
+    expect(await consume(token)).toMatchObject({ request_id: id, sub: "report-agent" });
+  });
+
+  it("request --wait --json on a request allowed at once prints { request, credential }", async () => {
+    const result = await writ(
+      [
+        "request",
+        "--action",
+        "s3:GetObject",
+        "--resource",
+        "arn:aws:s3:::demo-reports/2024/q3.csv",
+        "--audience",
+        "billing-api",
+        "--context",
+        '{"purpose":"weekly summary"}',
+        "--ttl",
+        "60",
+        "--wait",
+        "--json",
+      ],
+      agent(),
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const { request, credential } = JSON.parse(result.stdout) as {
+      request: { status: string; ttl_seconds: number; context: unknown };
+      credential: { type: string; token: string };
+    };
+    expect(request).toMatchObject({
+      status: "approved",
+      ttl_seconds: 60,
+      context: { purpose: "weekly summary" },
+    });
+    expect(credential.type).toBe("jwt");
+    expect(await consume(credential.token)).toMatchObject({ action: "s3:GetObject" });
+  });
+
+  it("deny with a reason ends the request: a waiting agent exits 3", async () => {
+    const waiting = start(["request", ...EXPORT_ARGS, "--wait", "--timeout", "12"], agent());
+    const [, id = ""] = await waitForOutput(waiting.child.stderr, /^(req_\S+)\s+pending/m);
+    const denied = await writ(["deny", id, "--reason", "not this quarter"], reviewer("carol"));
+    expect(denied.code, denied.stderr).toBe(0);
+    expect(denied.stdout).toContain(`denied ${id}`);
+
+    const result = await waiting.done;
+    expect(result.code).toBe(3);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toContain(`${id} was denied by carol: not this quarter`);
+
+    const [status, credential] = await Promise.all([
+      writ(["status", id, "--json"], agent()),
+      writ(["credential", id], agent()),
+    ]);
+    expect(status.code).toBe(3);
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      id,
+      status: "denied",
+      reviews: [{ reviewer: "carol", verdict: "deny", comment: "not this quarter" }],
+    });
+    expect(credential.code).toBe(3);
+    expect(credential.stderr).toMatch(/^writ credential: request_denied: /);
+  });
+
+  it("cancel withdraws a pending request", async () => {
+    const id = await newPendingRequest();
+    const cancelled = await writ(["cancel", id], agent());
+    expect(cancelled.code, cancelled.stderr).toBe(0);
+    expect(cancelled.stdout).toBe(`${id} cancelled\n`);
+    const status = await writ(["status", id], agent());
+    expect(status.code).toBe(3);
+  });
+
+  it("a request the policy denies exits 3 with policy_denied", async () => {
+    const result = await writ(
+      [
+        "request",
+        "--action",
+        "iam:AttachRolePolicy",
+        "--resource",
+        "arn:aws:iam::1:role/app",
+        "--audience",
+        "x",
+      ],
+      agent(),
+    );
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(/^writ request: policy_denied: .*no-iam-attach-role-policy/);
+  });
+});
+
+describe("local commands", () => {
+  it("policy test passes on the shipped cases and fails on a wrong expectation", async () => {
+    const passing = await writ(["policy", "test", "--policies", POLICIES]);
+    expect(passing.code, passing.stdout + passing.stderr).toBe(0);
+    expect(passing.stdout).toMatch(/\d+ passed, 0 failed/);
+
+    const copy = await mkdtemp(join(tmpdir(), "writ-policies-"));
+    try {
+      await cp(POLICIES, copy, { recursive: true });
+      const casesFile = join(copy, "tests", "demo.json");
+      const cases = JSON.parse(await readFile(casesFile, "utf8")) as {
+        cases: { name: string; expect: string }[];
+      };
+      const first = cases.cases[0];
+      if (first === undefined) throw new Error("the shipped case file has no cases");
+      first.expect = first.expect === "deny" ? "allow" : "deny";
+      await writeFile(casesFile, JSON.stringify(cases));
+      const failing = await writ(["policy", "test", "--policies", copy]);
+      expect(failing.code).toBe(1);
+      expect(failing.stdout).toContain(`demo.json › ${first.name}`);
+      expect(failing.stdout).toMatch(/1 failed/);
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+    }
+  });
+
+  it("keygen prints a key and its SHA-256", async () => {
+    const result = await writ(["keygen", "--kind", "reviewer", "--json"]);
+    expect(result.code).toBe(0);
+    const { kind, key, key_sha256 } = JSON.parse(result.stdout) as Record<string, string>;
+    expect(kind).toBe("reviewer");
+    expect(key).toMatch(/^writ_reviewer_[A-Za-z0-9_-]{43}$/);
+    expect(key_sha256).toBe(
+      createHash("sha256")
+        .update(key ?? "")
+        .digest("hex"),
+    );
+  });
+});
