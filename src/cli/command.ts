@@ -3,8 +3,8 @@ export interface CommandIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
   env: NodeJS.ProcessEnv;
-  /** Whether stdout is a terminal (for progress and colour). */
-  isTty: boolean;
+  /** Whether stderr is a terminal: progress and wait indicators go there, never to stdout. */
+  stderrIsTty: boolean;
 }
 
 export interface Command {

@@ -55,7 +55,8 @@ export async function runCli(argv: readonly string[], io: CommandIo): Promise<nu
     return EXIT.usage;
   }
   const { command, rest } = selected;
-  if (rest.includes("--help") || rest.includes("-h")) {
+  // `--help` anywhere, or `-h` first: `-h` later may be an option's value.
+  if (rest.includes("--help") || rest[0] === "-h") {
     io.stdout(`${command.help.trim()}\n`);
     return EXIT.ok;
   }
@@ -70,7 +71,7 @@ export async function runCli(argv: readonly string[], io: CommandIo): Promise<nu
     }
     if (
       error instanceof TypeError &&
-      (error as NodeJS.ErrnoException).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION"
+      String((error as NodeJS.ErrnoException).code).startsWith("ERR_PARSE_ARGS_")
     ) {
       io.stderr(`writ ${command.path.join(" ")}: ${error.message}\n`);
       return EXIT.usage;

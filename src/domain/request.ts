@@ -17,17 +17,7 @@ import {
  * `pending → (denied | expired | cancelled)`; an approved request that is never
  * collected expires or can be cancelled.
  */
-export type RequestStatus =
-  | "pending"
-  | "approved"
-  | "issued"
-  | "used"
-  | "expired"
-  | "revoked"
-  | "denied"
-  | "cancelled";
-
-export const REQUEST_STATUSES: readonly RequestStatus[] = [
+export const REQUEST_STATUSES = [
   "pending",
   "approved",
   "issued",
@@ -36,7 +26,9 @@ export const REQUEST_STATUSES: readonly RequestStatus[] = [
   "revoked",
   "denied",
   "cancelled",
-];
+] as const;
+
+export type RequestStatus = (typeof REQUEST_STATUSES)[number];
 
 export type CredentialType = "jwt" | "aws";
 

@@ -70,6 +70,10 @@ export const ConsumeBody = z
   .openapi("Consume");
 
 export const GetRequestQuery = z.strictObject({
+  while: z.enum(REQUEST_STATUSES).optional().openapi({
+    description:
+      "With `wait`: keep waiting while the status is this one (default: the status at the call). Pass the status you last saw so a change between two polls is never missed.",
+  }),
   wait: z.coerce
     .number()
     .int()
@@ -80,7 +84,7 @@ export const GetRequestQuery = z.strictObject({
 });
 
 export const ListRequestsQuery = z.strictObject({
-  status: z.enum(REQUEST_STATUSES as [string, ...string[]]).optional(),
+  status: z.enum(REQUEST_STATUSES).optional(),
   agent: text(256).optional(),
   action: z.string().regex(ACTION).optional(),
   since: z.iso.datetime().optional(),
@@ -129,7 +133,7 @@ export const DecisionView = z
 export const RequestView = z
   .object({
     id: z.string(),
-    status: z.enum(REQUEST_STATUSES as [string, ...string[]]),
+    status: z.enum(REQUEST_STATUSES),
     agent: z.string(),
     owner: z.string(),
     on_behalf_of: z.string().optional(),
@@ -204,7 +208,7 @@ export const ConsumeView = z
 export const EventView = z
   .object({
     id: z.string(),
-    type: z.string(),
+    type: z.enum(EVENT_TYPES),
     request_id: z.string(),
     actor: z.object({ kind: z.string(), id: z.string() }),
     time: z.string(),

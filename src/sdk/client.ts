@@ -16,7 +16,7 @@ import { WritApiError } from "./errors.js";
 // /openapi.json); options that only steer the client are camelCase.
 
 /** A request as the API shows it. Masked context fields read `•••` for reviewers. */
-export type WritRequest = Omit<z.infer<typeof RequestView>, "status"> & { status: RequestStatus };
+export type WritRequest = z.infer<typeof RequestView>;
 
 /** What an agent asks for: `POST /v1/requests`. */
 export type CreateRequestInput = z.input<typeof CreateRequestBody>;
@@ -64,6 +64,12 @@ export interface ListEventsQuery {
 export interface GetRequestOptions {
   /** Long-poll: answer as soon as the status changes, or after this many seconds (0–60). */
   waitSeconds?: number;
+  /**
+   * With `waitSeconds`: keep waiting while the status is this one (default: the
+   * status when the server gets the call). Pass the status you last saw so a change
+   * between two polls is never missed.
+   */
+  whileStatus?: RequestStatus;
   signal?: AbortSignal;
 }
 
@@ -257,7 +263,7 @@ export function createWritClient(options: WritClientOptions): WritClient {
   }
 
   function get(id: string, options: GetRequestOptions = {}): Promise<WritRequest> {
-    const { waitSeconds, signal } = options;
+    const { waitSeconds, whileStatus, signal } = options;
     if (
       waitSeconds !== undefined &&
       !(Number.isInteger(waitSeconds) && waitSeconds >= 0 && waitSeconds <= MAX_WAIT_SECONDS)
@@ -267,7 +273,7 @@ export function createWritClient(options: WritClientOptions): WritClient {
     return call({
       method: "GET",
       path: `v1/requests/${requestId(id)}`,
-      query: { wait: waitSeconds || undefined },
+      query: { wait: waitSeconds || undefined, while: waitSeconds ? whileStatus : undefined },
       signal,
     });
   }
@@ -290,15 +296,15 @@ export function createWritClient(options: WritClientOptions): WritClient {
       signal === undefined ? timeout.signal : AbortSignal.any([signal, timeout.signal]);
     let last: WritRequest | undefined;
     try {
-      // A plain read first: the long-poll waits for a change from the status at
-      // the call, so starting with one on a decided request would wait in vain.
+      // Each poll waits while the status is `pending`, so a decision that lands
+      // between two polls ends the next one at once.
       last = await get(id, { signal: polling });
       onPoll?.(last);
       while (last.status === "pending") {
         const remainingMs = deadline - Date.now();
         if (remainingMs <= 0) break;
         const waitSeconds = Math.min(MAX_WAIT_SECONDS, Math.max(1, Math.ceil(remainingMs / 1000)));
-        last = await get(id, { waitSeconds, signal: polling });
+        last = await get(id, { waitSeconds, whileStatus: "pending", signal: polling });
         onPoll?.(last);
       }
       if (last.status !== "pending") return last;

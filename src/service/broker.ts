@@ -7,7 +7,7 @@ import { consumeToken } from "./consume-token.js";
 import { createRequest } from "./create-request.js";
 import type { BrokerDeps } from "./deps.js";
 import { expireDue } from "./expire-requests.js";
-import { getRequest, listEvents, listRequests } from "./read-requests.js";
+import { getRequest, listEvents, listRequests, type WaitOptions } from "./read-requests.js";
 import { approve, deny } from "./review-request.js";
 import { revoke } from "./revoke-credential.js";
 
@@ -16,8 +16,8 @@ export function createBroker(deps: BrokerDeps) {
   return {
     deps,
     request: (agent: Agent, input: RequestInput) => createRequest(deps, agent, input),
-    get: (principal: Principal, id: string, waitSeconds?: number, signal?: AbortSignal) =>
-      getRequest(deps, principal, id, waitSeconds, signal),
+    get: (principal: Principal, id: string, wait?: WaitOptions) =>
+      getRequest(deps, principal, id, wait),
     list: (principal: Principal, query: RequestQuery) => listRequests(deps, principal, query),
     events: (principal: Principal, query: EventQuery) => listEvents(deps, principal, query),
     approve: (

@@ -1,25 +1,34 @@
 import type { RecordedEvent } from "../domain/events.js";
 import type { Principal } from "../domain/principal.js";
-import { type AccessRequest, isLive } from "../domain/request.js";
+import { type AccessRequest, isLive, type RequestStatus } from "../domain/request.js";
 import type { EventQuery, RequestPage, RequestQuery } from "../ports/store.js";
 import { assertVisible, requireKind } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
 import { loadSettled } from "./record.js";
 
+export interface WaitOptions {
+  /** Long-poll up to this long (0: answer at once). */
+  readonly waitSeconds?: number;
+  /** Wait while the status is this one; by default, the status at the call. */
+  readonly whileStatus?: RequestStatus;
+  readonly signal?: AbortSignal;
+}
+
 /**
  * Reads one request. With `waitSeconds`, long-polls: returns as soon as the
- * status differs from what it was at the call, or when the wait ends.
+ * status differs from `whileStatus` (or from the status at the call), or when
+ * the wait ends.
  */
 export async function getRequest(
   deps: BrokerDeps,
   principal: Principal,
   id: string,
-  waitSeconds = 0,
-  signal?: AbortSignal,
+  options: WaitOptions = {},
 ): Promise<AccessRequest> {
+  const { waitSeconds = 0, signal } = options;
   let request = await loadSettled(deps, id);
   assertVisible(request, principal);
-  const initialStatus = request.status;
+  const initialStatus = options.whileStatus ?? request.status;
   const waitUntil = Date.now() + waitSeconds * 1000;
   // A final status never changes, so there is nothing to wait for.
   while (isLive(request.status) && request.status === initialStatus && !signal?.aborted) {

@@ -130,7 +130,10 @@ describe("every API error code, provoked", () => {
 
     it("unsupported_credential_type when no minter issues it", async () => {
       await expectError(
-        await t.call("POST", "/v1/requests", { key: agent, body: { ...S3_READ, credential: "aws" } }),
+        await t.call("POST", "/v1/requests", {
+          key: agent,
+          body: { ...S3_READ, credential: "aws" },
+        }),
         422,
         "unsupported_credential_type",
       );
@@ -163,7 +166,10 @@ describe("every API error code, provoked", () => {
       try {
         const { id } = await createRequest(s, CUSTOMERS_EXPORT);
         await expectError(
-          await s.call("POST", `/v1/requests/${id}/approve`, { key: keys["report-agent"], body: {} }),
+          await s.call("POST", `/v1/requests/${id}/approve`, {
+            key: keys["report-agent"] ?? "",
+            body: {},
+          }),
           403,
           "self_approval_forbidden",
         );
@@ -244,7 +250,11 @@ describe("every API error code, provoked", () => {
       const denied = await expectError(
         await t.call("POST", "/v1/requests", {
           key: agent,
-          body: { action: "iam:AttachRolePolicy", resource: "arn:aws:iam::1:role/x", audience: "a" },
+          body: {
+            action: "iam:AttachRolePolicy",
+            resource: "arn:aws:iam::1:role/x",
+            audience: "a",
+          },
         }),
         403,
         "policy_denied",

@@ -1,4 +1,10 @@
-import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from "jose";
+import {
+  createLocalJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  type JSONWebKeySet,
+  jwtVerify,
+} from "jose";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AUTHORIZATION_DETAILS_TYPE } from "../../src/adapters/jwt-minter.js";
 import {
@@ -186,7 +192,10 @@ describe("the full flow over the HTTP API", () => {
     const header = decodeProtectedHeader(token);
     expect(header.alg).toBe("EdDSA");
     expect(header.kid).toEqual(expect.any(String));
-    const jwks = await expectJson<JSONWebKeySet>(await t.call("GET", "/.well-known/jwks.json"), 200);
+    const jwks = await expectJson<JSONWebKeySet>(
+      await t.call("GET", "/.well-known/jwks.json"),
+      200,
+    );
     expect(jwks.keys.map((k) => k.kid)).toContain(header.kid);
     for (const key of jwks.keys) expect(key).not.toHaveProperty("d");
 
@@ -199,7 +208,11 @@ describe("the full flow over the HTTP API", () => {
     expect(claims.exp).toBe((claims.iat as number) + 120);
     expect(claims.exp as number).toBeLessThanOrEqual((claims.iat as number) + 300);
     expect(claims.authorization_details).toEqual([
-      { type: AUTHORIZATION_DETAILS_TYPE, actions: [S3_READ.action], locations: [S3_READ.resource] },
+      {
+        type: AUTHORIZATION_DETAILS_TYPE,
+        actions: [S3_READ.action],
+        locations: [S3_READ.resource],
+      },
     ]);
     expect(claims.request_id).toBe(id);
 
@@ -221,7 +234,8 @@ describe("the full flow over the HTTP API", () => {
   });
 
   it.fails("serves an OpenAPI 3.1 document listing every v1 path", async () => {
-    // Fails today: /openapi.json answers 500 (see the report on `z.json()` in schemas.ts).
+    // Fails today: /openapi.json answers 500 (recursive `z.json()` in the create body, and
+    // `request_id` in the events query reusing the `id` path parameter's metadata).
     const doc = await expectJson<{
       openapi: string;
       info: { title: string };
@@ -231,19 +245,27 @@ describe("the full flow over the HTTP API", () => {
     expect(doc.openapi).toMatch(/^3\.1\./);
     expect(doc.info.title).toBe("writ");
     expect(doc.components.securitySchemes).toHaveProperty("bearer");
-    const paths = Object.fromEntries(
-      Object.entries(doc.paths).map(([path, ops]) => [path, Object.keys(ops).sort()]),
+    const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`),
     );
-    expect(paths).toEqual({
-      "/v1/requests": ["get", "post"],
-      "/v1/requests/{id}": ["get"],
-      "/v1/requests/{id}/approve": ["post"],
-      "/v1/requests/{id}/deny": ["post"],
-      "/v1/requests/{id}/cancel": ["post"],
-      "/v1/requests/{id}/credential": ["post"],
-      "/v1/tokens/consume": ["post"],
-      "/v1/events": ["get"],
-    });
+    // Every v1 route the app serves is documented, and nothing else is.
+    const served = t.writ.app.routes
+      .filter((r) => r.path.startsWith("/v1/") && r.method !== "ALL")
+      .map((r) => `${r.method} ${r.path.replace(/:([A-Za-z_]+)/g, "{$1}")}`);
+    expect(new Set(documented)).toEqual(new Set(served));
+    expect(documented).toEqual(
+      expect.arrayContaining([
+        "POST /v1/requests",
+        "GET /v1/requests",
+        "GET /v1/requests/{id}",
+        "POST /v1/requests/{id}/approve",
+        "POST /v1/requests/{id}/deny",
+        "POST /v1/requests/{id}/cancel",
+        "POST /v1/requests/{id}/credential",
+        "POST /v1/tokens/consume",
+        "GET /v1/events",
+      ]),
+    );
   });
 
   it("serves the API docs as HTML", async () => {

@@ -78,7 +78,10 @@ export async function createRequest(
   body: Record<string, unknown>,
   agentKey = keyOf(t, "report-agent"),
 ): Promise<RequestBody> {
-  return expectJson<RequestBody>(await t.call("POST", "/v1/requests", { key: agentKey, body }), 201);
+  return expectJson<RequestBody>(
+    await t.call("POST", "/v1/requests", { key: agentKey, body }),
+    201,
+  );
 }
 
 /** Approves as `reviewer` (an id with a key in `t.keys`); expects a 200. */

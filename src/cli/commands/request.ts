@@ -125,7 +125,7 @@ const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", 
  * so whether stdout is a terminal says nothing about where the person looks.
  */
 function startWaitIndicator(io: CommandIo, request: WritRequest) {
-  const live = process.stderr.isTTY === true;
+  const live = io.stderrIsTty;
   const startedAt = Date.now();
   let progress = approvalProgress(request);
   let frame = 0;
@@ -184,7 +184,7 @@ async function waitAndCollect(
         ? options.timeoutSeconds * 1000
         : Math.max(0, Date.parse(created.expires_at) - Date.now()) + DEADLINE_GRACE_MS;
     const indicator = startWaitIndicator(io, created);
-    if (!json && process.stderr.isTTY !== true) {
+    if (!json && !io.stderrIsTty) {
       io.stderr(`Waiting up to ${formatDuration(timeoutMs)} for the decision…\n`);
     }
     try {

@@ -146,8 +146,12 @@ export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
   app.openapi(getRequestRoute, async (c) => {
     const principal = c.get("principal");
     const { id } = c.req.valid("param");
-    const { wait } = c.req.valid("query");
-    const request = await broker.get(principal, id, wait ?? 0, c.req.raw.signal);
+    const query = c.req.valid("query");
+    const request = await broker.get(principal, id, {
+      waitSeconds: query.wait ?? 0,
+      signal: c.req.raw.signal,
+      ...(query.while !== undefined ? { whileStatus: query.while } : {}),
+    });
     return c.json(requestView(request, principal), 200);
   });
 
@@ -156,7 +160,7 @@ export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
     const q = c.req.valid("query");
     const page = await broker.list(principal, {
       limit: q.limit,
-      ...(q.status !== undefined ? { status: q.status as never } : {}),
+      ...(q.status !== undefined ? { status: q.status } : {}),
       ...(q.agent !== undefined ? { agentId: q.agent } : {}),
       ...(q.action !== undefined ? { action: q.action } : {}),
       ...(q.since !== undefined ? { since: Date.parse(q.since) } : {}),

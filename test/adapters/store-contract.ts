@@ -1,0 +1,513 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { DomainEvent, EventType, RecordedEvent } from "../../src/domain/events.js";
+import { newId } from "../../src/domain/ids.js";
+import type { AccessRequest, RequestStatus } from "../../src/domain/request.js";
+import type { RequestStore } from "../../src/ports/store.js";
+
+const T0 = Date.parse("2026-01-15T09:00:00.000Z");
+
+/** A stored request as the domain would make it; unique id unless given. */
+export function sampleRequest(overrides: Partial<AccessRequest> = {}): AccessRequest {
+  return {
+    id: newId("req"),
+    version: 1,
+    agentId: "report-agent",
+    owner: "alice",
+    action: "db:export",
+    resource: "db://prod/customers",
+    credentialType: "jwt",
+    audience: "billing-api",
+    reason: "churn",
+    context: { rows: 12, nested: { tags: ["pii", null, true] } },
+    status: "pending",
+    decision: {
+      effect: "approve",
+      policies: ["customers-export"],
+      requirements: [{ groups: ["data-owners"], quorum: 2 }],
+      ttlSeconds: 300,
+      approvalTimeoutSeconds: 900,
+      reasonRequired: true,
+      sensitiveFields: ["customer_email"],
+    },
+    grantedTtlSeconds: 300,
+    createdAt: T0,
+    updatedAt: T0,
+    expiresAt: T0 + 900_000,
+    reviews: [],
+    ...overrides,
+  };
+}
+
+export function sampleEvent(
+  requestId: string,
+  type: EventType = "request.created",
+  data: DomainEvent["data"] = {},
+): DomainEvent {
+  return { type, requestId, actor: { kind: "agent", id: "report-agent" }, time: T0, data };
+}
+
+/**
+ * Orders stream ids without assuming their form beyond "increasing": plain integers
+ * ("17") and Redis stream ids ("1768467600000-3") both compare part by part.
+ */
+export function compareStreamIds(a: string, b: string): number {
+  const pa = a.split("-").map(BigInt);
+  const pb = b.split("-").map(BigInt);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const x = pa[i] ?? 0n;
+    const y = pb[i] ?? 0n;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+function expectIncreasing(events: readonly RecordedEvent[]) {
+  for (let i = 1; i < events.length; i++) {
+    expect(
+      compareStreamIds((events[i - 1] as RecordedEvent).id, (events[i] as RecordedEvent).id),
+    ).toBe(-1);
+  }
+}
+
+/** What a recorded event says, without its stream id. */
+const content = (e: RecordedEvent): DomainEvent => ({
+  type: e.type,
+  requestId: e.requestId,
+  actor: e.actor,
+  time: e.time,
+  data: e.data,
+});
+
+/** Resolves after pending I/O callbacks and timers of this turn have run: not a fixed sleep. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * The contract every `RequestStore` adapter must honour. It tests only what the port
+ * promises, so the same suite runs against the embedded store and Redis.
+ */
+export function describeStoreContract(name: string, makeStore: () => Promise<RequestStore>) {
+  describe(`RequestStore contract: ${name}`, () => {
+    let store: RequestStore;
+    beforeEach(async () => {
+      store = await makeStore();
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    async function created(overrides: Partial<AccessRequest> = {}): Promise<AccessRequest> {
+      const request = sampleRequest(overrides);
+      const result = await store.create(request, [sampleEvent(request.id)]);
+      expect(result.ok).toBe(true);
+      return request;
+    }
+
+    async function commitStatus(request: AccessRequest, status: RequestStatus, type: EventType) {
+      const next = { ...request, status, version: request.version + 1 };
+      const result = await store.commit(next, request.version, [sampleEvent(request.id, type)]);
+      expect(result.ok).toBe(true);
+      return next;
+    }
+
+    it("is ready while open", async () => {
+      expect(await store.ready()).toBe(true);
+    });
+
+    describe("create and get", () => {
+      it("round-trips a request and records its events in order", async () => {
+        const request = sampleRequest();
+        const events = [
+          sampleEvent(request.id, "request.created", { agent: "report-agent" }),
+          sampleEvent(request.id, "request.decided", { effect: "approve", policies: ["p"] }),
+        ];
+        const result = await store.create(request, events);
+        if (!result.ok) throw new Error("create failed");
+        expect(result.events.map(content)).toEqual(events);
+        expectIncreasing(result.events);
+        expect(await store.get(request.id)).toEqual(request);
+        expect(await store.events({ limit: 10 })).toEqual(result.events);
+      });
+
+      it("keeps optional fields absent and nested values intact", async () => {
+        const { audience: _a, reason: _r, ...bare } = sampleRequest();
+        const request: AccessRequest = {
+          ...bare,
+          status: "issued",
+          credential: { type: "jwt", id: "jti_x", issuedAt: T0, expiresAt: T0 + 1000 },
+          reviews: [
+            {
+              reviewerId: "bob",
+              verdict: "approve",
+              groups: ["data-owners"],
+              comment: "ok",
+              at: T0,
+              channel: "slack",
+            },
+          ],
+        };
+        await store.create(request, []);
+        const read = await store.get(request.id);
+        expect(read).toEqual(request);
+        expect(read).not.toHaveProperty("audience");
+        expect(read).not.toHaveProperty("reason");
+      });
+
+      it("hands out copies: changing what was passed or returned changes nothing stored", async () => {
+        const request = sampleRequest();
+        const original = structuredClone(request);
+        await store.create(request, []);
+        (request as { status: string }).status = "approved";
+        (request.reviews as unknown[]).push({ reviewerId: "mallory" });
+
+        const read = (await store.get(request.id)) as AccessRequest;
+        (read as { status: string }).status = "used";
+        (read.context.nested as { tags: unknown[] }).tags.push("tampered");
+        (read.decision.policies as string[]).push("tampered");
+
+        expect(await store.get(request.id)).toEqual(original);
+        const listed = await store.list({ limit: 10 });
+        (listed.items[0] as { status: string }).status = "used";
+        expect(await store.get(request.id)).toEqual(original);
+      });
+
+      it("answers undefined for an unknown id", async () => {
+        expect(await store.get(newId("req"))).toBeUndefined();
+      });
+
+      it("refuses a second create with the same id, writing nothing", async () => {
+        const request = await created();
+        const before = await store.events({ limit: 100 });
+        const again = sampleRequest({ id: request.id, status: "approved", agentId: "other" });
+        expect(await store.create(again, [sampleEvent(request.id, "request.approved")])).toEqual({
+          ok: false,
+          reason: "conflict",
+        });
+        expect(await store.get(request.id)).toEqual(request);
+        expect(await store.events({ limit: 100 })).toEqual(before);
+        expect((await store.list({ limit: 10 })).items).toHaveLength(1);
+      });
+    });
+
+    describe("commit", () => {
+      it("replaces the request when the version matches, with its events", async () => {
+        const request = await created();
+        const next = { ...request, status: "approved" as const, version: 2, updatedAt: T0 + 1 };
+        const events = [
+          sampleEvent(request.id, "approval.granted", { reviewer: "bob" }),
+          sampleEvent(request.id, "request.approved", { by: "reviewers" }),
+        ];
+        const result = await store.commit(next, 1, events);
+        if (!result.ok) throw new Error("commit failed");
+        expect(result.events.map(content)).toEqual(events);
+        expect(await store.get(request.id)).toEqual(next);
+        const all = await store.events({ limit: 100 });
+        expect(all.map((e) => e.type)).toEqual([
+          "request.created",
+          "approval.granted",
+          "request.approved",
+        ]);
+        expectIncreasing(all);
+      });
+
+      it("refuses a stale or unknown version: nothing written, no events", async () => {
+        const request = await created();
+        const v2 = await commitStatus(request, "approved", "request.approved");
+        const before = await store.events({ limit: 100 });
+        for (const expected of [1, 3, 0]) {
+          const attempt = { ...v2, status: "cancelled" as const, version: expected + 1 };
+          expect(
+            await store.commit(attempt, expected, [sampleEvent(request.id, "request.cancelled")]),
+          ).toEqual({ ok: false, reason: "conflict" });
+        }
+        expect(await store.get(request.id)).toEqual(v2);
+        expect(await store.events({ limit: 100 })).toEqual(before);
+      });
+
+      it("refuses a commit for a request that does not exist", async () => {
+        const ghost = sampleRequest({ version: 2 });
+        expect(await store.commit(ghost, 1, [sampleEvent(ghost.id, "request.approved")])).toEqual({
+          ok: false,
+          reason: "conflict",
+        });
+        expect(await store.get(ghost.id)).toBeUndefined();
+        expect(await store.events({ limit: 10 })).toEqual([]);
+      });
+
+      it("lets exactly one of several concurrent commits from one version win", async () => {
+        const request = await created();
+        const statuses = ["approved", "denied", "cancelled", "expired"] as const;
+        const results = await Promise.all(
+          statuses.map((status) =>
+            store.commit({ ...request, status, version: 2 }, 1, [
+              sampleEvent(request.id, "request.approved", { status }),
+            ]),
+          ),
+        );
+        const winners = results.flatMap((r, i) => (r.ok ? [statuses[i]] : []));
+        expect(winners).toHaveLength(1);
+        expect((await store.get(request.id))?.status).toBe(winners[0]);
+        const committed = await store.events({
+          requestId: request.id,
+          type: "request.approved",
+          limit: 10,
+        });
+        expect(committed.map((e) => e.data.status)).toEqual(winners);
+      });
+    });
+
+    describe("append and events", () => {
+      it("append records events without touching the request", async () => {
+        const request = await created();
+        const recorded = await store.append([
+          sampleEvent(request.id, "token.replay_blocked", { credential_id: "jti_1" }),
+          sampleEvent(request.id, "token.replay_blocked", { credential_id: "jti_2" }),
+        ]);
+        expect(recorded.map((e) => e.data.credential_id)).toEqual(["jti_1", "jti_2"]);
+        expectIncreasing(recorded);
+        expect(await store.get(request.id)).toEqual(request);
+        const all = await store.events({ limit: 100 });
+        expect(all.slice(-2)).toEqual(recorded);
+        expectIncreasing(all);
+      });
+
+      it("filters by request, type, after and limit, in stream order", async () => {
+        const a = await created();
+        const b = await created();
+        await commitStatus(a, "approved", "request.approved");
+        await store.append([sampleEvent(b.id, "token.replay_blocked", { n: 1 })]);
+        await commitStatus(b, "cancelled", "request.cancelled");
+        await store.append([sampleEvent(a.id, "token.replay_blocked", { n: 2 })]);
+
+        const all = await store.events({ limit: 100 });
+        expect(all.map((e) => [e.requestId === a.id ? "a" : "b", e.type])).toEqual([
+          ["a", "request.created"],
+          ["b", "request.created"],
+          ["a", "request.approved"],
+          ["b", "token.replay_blocked"],
+          ["b", "request.cancelled"],
+          ["a", "token.replay_blocked"],
+        ]);
+        expectIncreasing(all);
+        expect(new Set(all.map((e) => e.id)).size).toBe(all.length);
+
+        const ofA = await store.events({ requestId: a.id, limit: 100 });
+        expect(ofA).toEqual(all.filter((e) => e.requestId === a.id));
+        const replays = await store.events({ type: "token.replay_blocked", limit: 100 });
+        expect(replays.map((e) => e.data.n)).toEqual([1, 2]);
+        const both = await store.events({
+          requestId: b.id,
+          type: "token.replay_blocked",
+          limit: 100,
+        });
+        expect(both.map((e) => e.data.n)).toEqual([1]);
+
+        const third = all[2] as RecordedEvent;
+        expect(await store.events({ after: third.id, limit: 100 })).toEqual(all.slice(3));
+        expect(await store.events({ after: third.id, limit: 2 })).toEqual(all.slice(3, 5));
+        expect(await store.events({ after: third.id, requestId: a.id, limit: 100 })).toEqual([
+          all[5],
+        ]);
+        expect(await store.events({ after: (all[5] as RecordedEvent).id, limit: 100 })).toEqual([]);
+        expect(await store.events({ limit: 1 })).toEqual(all.slice(0, 1));
+      });
+
+      it("pages through the whole stream with after cursors, each event once", async () => {
+        const request = await created();
+        for (let i = 0; i < 5; i++) {
+          await store.append(
+            Array.from({ length: 5 }, (_, j) =>
+              sampleEvent(request.id, "token.replay_blocked", { n: i * 5 + j }),
+            ),
+          );
+        }
+        const seen: RecordedEvent[] = [];
+        let after: string | undefined;
+        for (let page = 0; page < 100; page++) {
+          const items = await store.events({
+            type: "token.replay_blocked",
+            limit: 7,
+            ...(after !== undefined ? { after } : {}),
+          });
+          seen.push(...items);
+          if (items.length < 7) break;
+          after = (items.at(-1) as RecordedEvent).id;
+        }
+        expect(seen.map((e) => e.data.n)).toEqual(Array.from({ length: 25 }, (_, n) => n));
+        expectIncreasing(seen);
+      });
+
+      it("answers an empty stream with no events", async () => {
+        expect(await store.events({ limit: 10 })).toEqual([]);
+        expect(await store.events({ requestId: newId("req"), limit: 10 })).toEqual([]);
+      });
+    });
+
+    describe("list", () => {
+      /** Five requests created a minute apart: r0 oldest, r4 newest. */
+      async function five() {
+        const statuses: RequestStatus[] = ["pending", "approved", "pending", "denied", "pending"];
+        const out: AccessRequest[] = [];
+        for (const [i, status] of statuses.entries()) {
+          out.push(
+            await created({
+              status,
+              createdAt: T0 + i * 60_000,
+              agentId: i % 2 === 0 ? "report-agent" : "ci-job",
+              action: i < 2 ? "s3:GetObject" : "db:export",
+            }),
+          );
+        }
+        return out;
+      }
+
+      const ids = (items: readonly AccessRequest[]) => items.map((r) => r.id);
+
+      it("lists newest first", async () => {
+        const r = await five();
+        const page = await store.list({ limit: 10 });
+        expect(ids(page.items)).toEqual(ids([...r].reverse()));
+        expect(page.items[0]).toEqual(r[4]);
+      });
+
+      it("filters by status, agent, action and creation time", async () => {
+        const r = await five();
+        const pick = (...i: number[]) => i.map((n) => (r[n] as AccessRequest).id);
+        const all = async (query: Omit<Parameters<RequestStore["list"]>[0], "limit">) =>
+          ids((await store.list({ ...query, limit: 10 })).items);
+        expect(await all({ status: "pending" })).toEqual(pick(4, 2, 0));
+        expect(await all({ agentId: "ci-job" })).toEqual(pick(3, 1));
+        expect(await all({ action: "s3:GetObject" })).toEqual(pick(1, 0));
+        expect(await all({ since: T0 + 60_000 })).toEqual(pick(4, 3, 2, 1));
+        expect(await all({ until: T0 + 180_000 })).toEqual(pick(2, 1, 0));
+        expect(await all({ since: T0 + 60_000, until: T0 + 180_000 })).toEqual(pick(2, 1));
+        expect(
+          await all({ status: "pending", agentId: "report-agent", action: "db:export" }),
+        ).toEqual(pick(4, 2));
+        expect(await all({ status: "used" })).toEqual([]);
+      });
+
+      it("pages with the cursor, each request once, in order", async () => {
+        const r = await five();
+        for (const [query, expected] of [
+          [{}, [...r].reverse()],
+          [{ status: "pending" as const }, [r[4], r[2], r[0]]],
+        ] as const) {
+          const seen: AccessRequest[] = [];
+          let cursor: string | undefined;
+          for (let page = 0; page < 20; page++) {
+            const result = await store.list({
+              ...query,
+              limit: 2,
+              ...(cursor !== undefined ? { cursor } : {}),
+            });
+            expect(result.items.length).toBeLessThanOrEqual(2);
+            seen.push(...result.items);
+            if (result.next === undefined) break;
+            cursor = result.next;
+          }
+          expect(ids(seen)).toEqual(ids(expected as AccessRequest[]));
+        }
+      });
+
+      it("answers an empty page with no cursor when there is nothing", async () => {
+        expect(await store.list({ limit: 10 })).toEqual({ items: [] });
+      });
+    });
+
+    describe("due", () => {
+      it("names live requests at or past their deadline, oldest deadline first", async () => {
+        const now = T0 + 1_000_000;
+        const late2 = await created({ status: "pending", expiresAt: now - 10 });
+        const late1 = await created({ status: "approved", expiresAt: now - 500 });
+        const late3 = await created({ status: "issued", expiresAt: now });
+        await created({ status: "pending", expiresAt: now + 1 });
+        for (const status of ["denied", "cancelled", "used", "expired", "revoked"] as const) {
+          await created({ status, expiresAt: now - 1000 });
+        }
+        expect(await store.due(now, 10)).toEqual([late1.id, late2.id, late3.id]);
+        expect(await store.due(now, 2)).toEqual([late1.id, late2.id]);
+        expect(await store.due(T0, 10)).toEqual([]);
+      });
+
+      it("follows commits: a settled or extended request is no longer due", async () => {
+        const now = T0 + 1_000_000;
+        const a = await created({ expiresAt: now - 1 });
+        const b = await created({ expiresAt: now - 2 });
+        expect(await store.due(now, 10)).toEqual([b.id, a.id]);
+        await commitStatus(a, "expired", "request.expired");
+        const extended = {
+          ...b,
+          status: "approved" as const,
+          version: 2,
+          expiresAt: now + 300_000,
+        };
+        expect((await store.commit(extended, 1, [])).ok).toBe(true);
+        expect(await store.due(now, 10)).toEqual([]);
+        expect(await store.due(now + 300_000, 10)).toEqual([b.id]);
+      });
+    });
+
+    describe("waitForChange", () => {
+      /** Tracks whether a promise has settled. */
+      function track(promise: Promise<void>) {
+        const state = { settled: false, promise };
+        promise.then(() => {
+          state.settled = true;
+        });
+        return state;
+      }
+
+      it("resolves when the request is committed", async () => {
+        const request = await created();
+        const started = performance.now();
+        const waiting = track(store.waitForChange(request.id, 1, 30_000));
+        await turn();
+        expect(waiting.settled).toBe(false);
+        await commitStatus(request, "approved", "request.approved");
+        await waiting.promise;
+        expect(performance.now() - started).toBeLessThan(10_000);
+      });
+
+      it("is not woken by a change to another request", async () => {
+        const watched = await created();
+        const other = await created();
+        const waiting = track(store.waitForChange(watched.id, 1, 30_000));
+        await commitStatus(other, "approved", "request.approved");
+        await turn();
+        await turn();
+        expect(waiting.settled).toBe(false);
+        await commitStatus(watched, "approved", "request.approved");
+        await waiting.promise;
+      });
+
+      it("resolves after the timeout when nothing changes", async () => {
+        const request = await created();
+        const started = performance.now();
+        await store.waitForChange(request.id, 1, 50);
+        const elapsed = performance.now() - started;
+        expect(elapsed).toBeGreaterThanOrEqual(40);
+        expect(elapsed).toBeLessThan(5_000);
+        expect((await store.get(request.id))?.version).toBe(1);
+      });
+
+      it("resolves when the signal aborts, or at once if it already has", async () => {
+        const request = await created();
+        const controller = new AbortController();
+        const waiting = track(store.waitForChange(request.id, 1, 30_000, controller.signal));
+        await turn();
+        expect(waiting.settled).toBe(false);
+        controller.abort();
+        await waiting.promise;
+        await store.waitForChange(request.id, 1, 30_000, AbortSignal.abort());
+      });
+
+      it("resolves at once when the version already differs", async () => {
+        const request = await created();
+        await commitStatus(request, "approved", "request.approved");
+        const started = performance.now();
+        await store.waitForChange(request.id, 1, 30_000);
+        expect(performance.now() - started).toBeLessThan(5_000);
+      });
+    });
+  });
+}
