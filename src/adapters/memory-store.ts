@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { WritError } from "../domain/errors.js";
 import type { DomainEvent, RecordedEvent } from "../domain/events.js";
 import { type AccessRequest, isLive } from "../domain/request.js";
 import type {
@@ -38,7 +39,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
   }
 
   function assertOpen() {
-    if (closed) throw new Error("store is closed");
+    if (closed) throw new WritError("store_unavailable", "The store is closed.");
   }
 
   return {
@@ -77,8 +78,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
 
     async list(query: RequestQuery): Promise<RequestPage> {
       assertOpen();
-      let index = query.cursor === undefined ? order.length - 1 : Number(query.cursor);
-      if (!Number.isInteger(index) || index >= order.length) index = order.length - 1;
+      const index0 = query.cursor === undefined ? order.length - 1 : Number(query.cursor);
+      // A cursor this store never handed out reads as the end, never as a restart.
+      if (!Number.isInteger(index0) || index0 >= order.length) return { items: [] };
+      let index = index0;
       const items: AccessRequest[] = [];
       for (; index >= 0 && items.length < query.limit; index--) {
         const request = requests.get(order[index] as string);

@@ -157,6 +157,10 @@ class AppendOnlyFileLog implements FileAuditLog {
     });
   }
 
+  writable(): boolean {
+    return !this.#failed && this.#closing === undefined;
+  }
+
   close(): Promise<void> {
     this.#closing ??= this.#close();
     return this.#closing;

@@ -12,6 +12,7 @@ import { type AuthEnv, principalAuth } from "./auth.js";
 import { ERROR_STATUS } from "./error-status.js";
 import { requestRoutes } from "./routes/requests.js";
 import { tokenRoutes } from "./routes/tokens.js";
+import { nestsWithin } from "./schemas.js";
 
 export interface AppOptions {
   broker: Broker;
@@ -22,6 +23,9 @@ export interface AppOptions {
   maxBodyBytes?: number;
   version?: string;
 }
+
+/** Deepest JSON nesting any request body may have; schemas set tighter limits per field. */
+const MAX_BODY_DEPTH = 8;
 
 export function errorBody(
   code: ErrorCode,
@@ -83,8 +87,28 @@ export function createApp(options: AppOptions) {
     const length = c.req.header("content-length");
     const hasBody =
       (length !== undefined && length !== "0") || c.req.header("transfer-encoding") !== undefined;
-    if (c.req.method === "POST" && hasBody && !/^application\/json\s*(;|$)/i.test(type ?? "")) {
+    if (c.req.method !== "POST" || (!hasBody && type === undefined)) return next();
+    if (!/^application\/json\s*(;|$)/i.test(type ?? "")) {
       return respond(c, "unsupported_media_type", "Send the body as application/json.");
+    }
+    // Parsed once here (Hono caches it for the validators). Bounding the depth
+    // first keeps hostile bodies thousands of levels deep away from the
+    // recursive schema validation, which would otherwise exhaust the stack.
+    const text = await c.req.text();
+    if (text.length > 0) {
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return respond(c, "invalid_json", "The request body is not valid JSON.");
+      }
+      if (!nestsWithin(body, MAX_BODY_DEPTH)) {
+        return respond(
+          c,
+          "validation_failed",
+          `The body nests deeper than ${MAX_BODY_DEPTH} levels.`,
+        );
+      }
     }
     await next();
   });
@@ -95,7 +119,8 @@ export function createApp(options: AppOptions) {
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
-    const ready = await broker.deps.store.ready().catch(() => false);
+    const ready =
+      broker.deps.auditLog.writable() && (await broker.deps.store.ready().catch(() => false));
     return c.json({ status: ready ? "ready" : "not_ready" }, ready ? 200 : 503);
   });
   app.get("/.well-known/jwks.json", (c) => {

@@ -8,24 +8,43 @@ import { REQUEST_STATUSES } from "../domain/request.js";
  */
 
 const ACTION = /^[A-Za-z0-9][A-Za-z0-9_.*:/-]{0,127}$/;
-const PRINTABLE = /^[^\p{Cc}]*$/u;
+/**
+ * No control characters, and no bidirectional overrides or isolates: text from
+ * agents reaches reviewers' screens and terminals, where these could disguise it.
+ */
+const PRINTABLE = /^[^\p{Cc}\u202A-\u202E\u2066-\u2069]*$/u;
+const PRINTABLE_MESSAGE = "must not contain control or bidirectional-override characters";
 
-const text = (max: number) =>
-  z.string().min(1).max(max).regex(PRINTABLE, "must not contain control characters");
+const text = (max: number) => z.string().min(1).max(max).regex(PRINTABLE, PRINTABLE_MESSAGE);
+
+const REQUEST_ID = z.string().regex(/^req_[A-Za-z0-9_-]{22}$/, "not a request id");
 
 export const RequestIdParam = z.object({
-  id: z
-    .string()
-    .regex(/^req_[A-Za-z0-9_-]{22}$/, "not a request id")
-    .openapi({ param: { name: "id", in: "path" }, example: "req_3q2-7wEvXv9bE1c8S3iRzA" }),
+  id: REQUEST_ID.openapi({
+    param: { name: "id", in: "path" },
+    example: "req_3q2-7wEvXv9bE1c8S3iRzA",
+  }),
 });
 
-function contextDepth(value: unknown, depth = 0): number {
-  if (value === null || typeof value !== "object") return depth;
-  let max = depth + 1;
-  for (const v of Object.values(value as object)) max = Math.max(max, contextDepth(v, depth + 1));
-  return max;
+const MAX_CONTEXT_DEPTH = 5;
+
+/**
+ * Whether `value` nests at most `limit` objects/arrays deep. Iterative, so a
+ * hostile body thousands of levels deep cannot exhaust the stack.
+ */
+export function nestsWithin(value: unknown, limit: number): boolean {
+  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
+  while (stack.length > 0) {
+    const item = stack.pop() as { value: unknown; depth: number };
+    if (item.value === null || typeof item.value !== "object") continue;
+    if (item.depth + 1 > limit) return false;
+    for (const child of Object.values(item.value))
+      stack.push({ value: child, depth: item.depth + 1 });
+  }
+  return true;
 }
+
+const ContextValue = z.json().openapi("JsonValue");
 
 export const CreateRequestBody = z
   .strictObject({
@@ -44,9 +63,12 @@ export const CreateRequestBody = z
       .optional()
       .openapi({ description: "The human this agent acts for; they cannot approve it." }),
     context: z
-      .record(z.string().max(128), z.json())
+      .record(z.string().min(1).max(128).regex(PRINTABLE, PRINTABLE_MESSAGE), ContextValue)
       .default({})
-      .refine((v) => contextDepth(v) <= 5, "nests too deeply (at most 5 levels)")
+      .refine(
+        (v) => nestsWithin(v, MAX_CONTEXT_DEPTH),
+        `nests too deeply (at most ${MAX_CONTEXT_DEPTH} levels)`,
+      )
       .refine((v) => JSON.stringify(v).length <= 16_384, "is larger than 16 KiB")
       .openapi({
         description: "Free-form facts for policies and reviewers, e.g. data classification.",
@@ -62,6 +84,8 @@ export const CreateRequestBody = z
   })
   .openapi("CreateRequest");
 
+/** Calls that take no input accept no body, `{}`, and nothing else. */
+export const EmptyBody = z.strictObject({}).openapi("Empty");
 export const ApproveBody = z.strictObject({ comment: text(2000).optional() }).openapi("Approve");
 export const DenyBody = z.strictObject({ reason: text(2000) }).openapi("Deny");
 export const RevokeBody = z.strictObject({ reason: text(2000) }).openapi("Revoke");
@@ -97,7 +121,7 @@ export const ListRequestsQuery = z.strictObject({
 });
 
 export const ListEventsQuery = z.strictObject({
-  request_id: RequestIdParam.shape.id.optional(),
+  request_id: REQUEST_ID.optional(),
   type: z.enum(EVENT_TYPES).optional(),
   after: z
     .string()

@@ -3,7 +3,7 @@ import { newId } from "../domain/ids.js";
 import type { Agent } from "../domain/principal.js";
 import { type AccessRequest, openRequest, type RequestInput } from "../domain/request.js";
 import type { BrokerDeps } from "./deps.js";
-import { announce, persist } from "./record.js";
+import { announce, assertAuditable, persist } from "./record.js";
 
 /**
  * An agent asks for a credential. The policy decides; the request is recorded
@@ -45,6 +45,7 @@ export async function createRequest(
     now: deps.clock.now(),
     timing: deps.timing,
   });
+  assertAuditable(deps);
   const result = await deps.store.create(request, events);
   if (!result.ok) throw new WritError("conflict", "Request id collision; try again.");
   await persist(deps, result.events);

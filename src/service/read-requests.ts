@@ -26,6 +26,8 @@ export async function getRequest(
   options: WaitOptions = {},
 ): Promise<AccessRequest> {
   const { waitSeconds = 0, signal } = options;
+  // Checked before the lookup, so the answer does not reveal whether the id exists.
+  requireKind(principal, "agent", "reviewer", "auditor");
   let request = await loadSettled(deps, id);
   assertVisible(request, principal);
   const initialStatus = options.whileStatus ?? request.status;

@@ -10,6 +10,20 @@ const MAX_ATTEMPTS = 50;
 type Deps = Pick<BrokerDeps, "store" | "auditLog" | "notifiers" | "logger" | "clock">;
 
 /**
+ * Refuses a state change up front when the audit log cannot take its record:
+ * rule 3, no audit, no change. (A write that fails after the commit still
+ * leaves the change recorded in the store's stream, and the caller gets a 503.)
+ */
+export function assertAuditable(deps: Deps): void {
+  if (!deps.auditLog.writable()) {
+    throw new WritError(
+      "audit_unavailable",
+      "The audit log cannot record changes now; try again later.",
+    );
+  }
+}
+
+/**
  * Writes committed events to the audit log, durably, before the caller is
  * answered. The store already holds them; a failure here answers 503 so that
  * nothing (in particular no credential) leaves without its record on disk.
@@ -52,6 +66,7 @@ export async function appendEvents(
   request: AccessRequest,
   events: readonly DomainEvent[],
 ) {
+  assertAuditable(deps);
   const recorded = await deps.store.append(events);
   await persist(deps, recorded);
   announce(deps, request, recorded);
@@ -73,6 +88,7 @@ export async function loadSettled(deps: Deps, id: string): Promise<AccessRequest
     const request = await load(deps, id);
     const expiry = expireIfDue(request, deps.clock.now());
     if (expiry === undefined) return request;
+    assertAuditable(deps);
     const result = await deps.store.commit(expiry.request, request.version, expiry.events);
     if (result.ok) {
       await persist(deps, result.events);
@@ -100,6 +116,7 @@ export async function transact(
     if (transition.request.version === current.version) {
       return { request: current, events: await appendEvents(deps, current, transition.events) };
     }
+    assertAuditable(deps);
     const result = await deps.store.commit(transition.request, current.version, transition.events);
     if (!result.ok) continue;
     await persist(deps, result.events);

@@ -7,6 +7,7 @@ import {
   CreateRequestBody,
   CredentialView,
   DenyBody,
+  EmptyBody,
   ErrorResponse,
   GetRequestQuery,
   ListRequestsQuery,
@@ -88,7 +89,7 @@ const cancelRoute = createRoute({
   tags: ["requests"],
   summary: "Withdraw a pending or uncollected request (the requesting agent)",
   security,
-  request: { params: RequestIdParam },
+  request: { params: RequestIdParam, body: { required: false, ...json(EmptyBody) } },
   responses: {
     200: { description: "The cancelled request", ...json(RequestView) },
     409: error("request_not_pending"),
@@ -101,7 +102,7 @@ const credentialRoute = createRoute({
   tags: ["credentials"],
   summary: "Mint and collect the credential, once (the requesting agent)",
   security,
-  request: { params: RequestIdParam },
+  request: { params: RequestIdParam, body: { required: false, ...json(EmptyBody) } },
   responses: {
     200: { description: "The credential; it is never shown again", ...json(CredentialView) },
     403: error("request_denied"),
