@@ -20,6 +20,9 @@ export interface MemoryStoreOptions {
  * store port in one process. Each operation runs synchronously inside one
  * call, so the state change and its events are one atomic step by construction.
  */
+/** The emitter channel for "the stream grew"; request ids never collide with it. */
+const APPENDED = Symbol("appended");
+
 export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStore {
   const maxEvents = options.maxEvents ?? 1_000_000;
   const requests = new Map<string, AccessRequest>();
@@ -34,6 +37,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
   function record(events: readonly DomainEvent[]): RecordedEvent[] {
     const recorded = events.map((e) => ({ ...e, id: String(++lastSeq) }));
     stream.push(...recorded);
+    if (recorded.length > 0) changes.emit(APPENDED);
     if (stream.length > maxEvents) stream.splice(0, stream.length - maxEvents);
     return recorded;
   }
@@ -142,6 +146,27 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
         };
         const timer = setTimeout(done, timeoutMs);
         changes.on(id, done);
+        changes.on("close", done);
+        signal?.addEventListener("abort", done, { once: true });
+      });
+    },
+
+    waitForEvents(after, timeoutMs, signal) {
+      return new Promise<void>((resolve) => {
+        const newest = stream.length === 0 ? 0 : Number((stream.at(-1) as RecordedEvent).id);
+        if (closed || signal?.aborted || newest > Number(after ?? 0)) {
+          resolve();
+          return;
+        }
+        const done = () => {
+          clearTimeout(timer);
+          changes.off(APPENDED, done);
+          changes.off("close", done);
+          signal?.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, timeoutMs);
+        changes.on(APPENDED, done);
         changes.on("close", done);
         signal?.addEventListener("abort", done, { once: true });
       });

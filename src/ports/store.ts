@@ -67,6 +67,12 @@ export interface RequestStore {
     timeoutMs: number,
     signal?: AbortSignal,
   ): Promise<void>;
+  /**
+   * Resolves when the stream holds an event after `after` (any event when
+   * `after` is undefined), or after `timeoutMs`, or when `signal` aborts. For
+   * followers of the stream: the audit log writer, `writ audit tail`.
+   */
+  waitForEvents(after: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<void>;
   /** Whether the store can serve state changes now. */
   ready(): Promise<boolean>;
   close(): Promise<void>;

@@ -509,5 +509,39 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
         expect(performance.now() - started).toBeLessThan(5_000);
       });
     });
+
+    describe("waitForEvents", () => {
+      it("resolves at once when the stream already holds a newer event", async () => {
+        await created();
+        await store.waitForEvents(undefined, 30_000);
+      });
+
+      it("waits past the newest event until another is recorded", async () => {
+        const request = await created();
+        const [newest] = (await store.events({ limit: 1000 })).slice(-1);
+        let settled = false;
+        const waiting = store.waitForEvents(newest?.id, 30_000).then(() => {
+          settled = true;
+        });
+        await turn();
+        await turn();
+        expect(settled).toBe(false);
+        await store.append([sampleEvent(request.id, "token.replay_blocked")]);
+        await waiting;
+        expect(settled).toBe(true);
+      });
+
+      it("resolves after the timeout, or when the signal aborts", async () => {
+        await created();
+        const [newest] = (await store.events({ limit: 1000 })).slice(-1);
+        const started = performance.now();
+        await store.waitForEvents(newest?.id, 50);
+        expect(performance.now() - started).toBeGreaterThanOrEqual(40);
+        const controller = new AbortController();
+        const waiting = store.waitForEvents(newest?.id, 30_000, controller.signal);
+        controller.abort();
+        await waiting;
+      });
+    });
   });
 }
