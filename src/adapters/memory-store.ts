@@ -47,6 +47,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
   }
 
   return {
+    persistent: false,
+
     async create(request, events): Promise<CommitResult> {
       assertOpen();
       if (requests.has(request.id)) return { ok: false, reason: "conflict" };

@@ -28,6 +28,11 @@ export interface FileAuditLog extends AuditLog {
    * The caller should record that as an event: the repair itself is evidence.
    */
   readonly repaired: AuditLogRepair | undefined;
+  /**
+   * The `event_id` of the last entry when the log was opened: where a follower of
+   * a persistent event stream resumes.
+   */
+  readonly tailEventIdAtOpen: string | undefined;
   /** The seq of the last entry known to be on disk (fsynced); 0 for an empty log. */
   lastSeq(): number;
   /** The hash of that entry; {@link GENESIS_HASH} for an empty log. */
@@ -77,6 +82,7 @@ export async function openFileAuditLog(options: FileAuditLogOptions): Promise<Fi
 interface Tail {
   readonly seq: number;
   readonly hash: string;
+  readonly eventId: string | undefined;
   readonly repaired: AuditLogRepair | undefined;
 }
 
@@ -96,6 +102,7 @@ interface PendingAppend {
 class AppendOnlyFileLog implements FileAuditLog {
   readonly path: string;
   readonly repaired: AuditLogRepair | undefined;
+  readonly tailEventIdAtOpen: string | undefined;
   readonly #handle: FileHandle;
   /** Seq and hash of the last entry handed out (queued or written). */
   #assignedSeq: number;
@@ -114,6 +121,7 @@ class AppendOnlyFileLog implements FileAuditLog {
     this.path = path;
     this.#release = release;
     this.repaired = tail.repaired;
+    this.tailEventIdAtOpen = tail.eventId;
     this.#handle = handle;
     this.#assignedSeq = this.#durableSeq = tail.seq;
     this.#assignedHash = this.#durableHash = tail.hash;
@@ -241,7 +249,7 @@ async function recoverTail(path: string): Promise<Tail> {
     handle = await open(path, "r+");
   } catch (error) {
     if (errorCode(error) === "ENOENT") {
-      return { seq: 0, hash: GENESIS_HASH, repaired: undefined };
+      return { seq: 0, hash: GENESIS_HASH, eventId: undefined, repaired: undefined };
     }
     throw error;
   }
@@ -265,15 +273,17 @@ async function recoverTail(path: string): Promise<Tail> {
     }
     let seq = 0;
     let hash = GENESIS_HASH;
+    let eventId: string | undefined;
     if (keep > 0) {
       const entry = lastEntryOrThrow(parsed);
       seq = entry.seq;
       hash = entry.hash;
+      eventId = entry.event_id;
     }
-    if (keep === size) return { seq, hash, repaired: undefined };
+    if (keep === size) return { seq, hash, eventId, repaired: undefined };
     await handle.truncate(keep);
     await handle.sync();
-    return { seq, hash, repaired: { droppedBytes: size - keep } };
+    return { seq, hash, eventId, repaired: { droppedBytes: size - keep } };
   } finally {
     await handle.close();
   }

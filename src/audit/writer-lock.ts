@@ -38,7 +38,8 @@ export async function acquireWriterLock(path: string): Promise<ReleaseLock> {
     if (Number.isInteger(holder) && holder > 0 && isAlive(holder)) {
       throw new WritError(
         "audit_unavailable",
-        `Another writ process (pid ${holder}) writes this audit log; give each process its own data dir.`,
+        `Another writ process (pid ${holder}) writes this audit log.`,
+        { locked_by: holder },
       );
     }
     await unlink(path).catch(() => {});

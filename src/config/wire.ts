@@ -3,7 +3,8 @@ import { loadOrCreateKeyRing } from "../adapters/jwt-keys.js";
 import { createJwtMinter, createJwtVerifier } from "../adapters/jwt-minter.js";
 import { createKeyDirectory, type KeyedPrincipal } from "../adapters/key-identity.js";
 import { createMemoryStore } from "../adapters/memory-store.js";
-import { openFileAuditLog } from "../audit/file-audit-log.js";
+import { openReplicaLog } from "../audit/replica-log.js";
+import { createStreamFollowingLog } from "../audit/stream-follower.js";
 import { createApp } from "../http/app.js";
 import { createCedarPolicyEngine } from "../policy/cedar-engine.js";
 import { type Clock, systemClock } from "../ports/clock.js";
@@ -79,8 +80,14 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
         errors: errors.map((e) => e.policyId ?? "request"),
       }),
   });
-  const auditLog = await openFileAuditLog({ dir: config.audit.dir ?? join(dataDir, "audit") });
   const store = options.store ?? createMemoryStore();
+  const { log: auditFile } = await openReplicaLog(config.audit.dir ?? join(dataDir, "audit"));
+  const auditLog = createStreamFollowingLog({
+    store,
+    file: auditFile,
+    logger,
+    after: store.persistent ? auditFile.tailEventIdAtOpen : undefined,
+  });
   const jwtOptions = { keys, issuer: config.issuer };
   const broker = createBroker({
     store,
@@ -97,9 +104,9 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     logger,
     timing: { collectWindowSeconds: config.requests.collect_window_seconds },
   });
-  if (auditLog.repaired !== undefined) {
+  if (auditFile.repaired !== undefined) {
     logger.warn("audit log had a torn final line; repaired", {
-      dropped_bytes: auditLog.repaired.droppedBytes,
+      dropped_bytes: auditFile.repaired.droppedBytes,
     });
   }
   const app = createApp({
@@ -114,10 +121,12 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     keys,
     policy,
     auditLog,
+    auditFile,
     async close() {
       policy.close();
-      await store.close();
+      // The log first: it writes what the stream still holds, then the store goes.
       await auditLog.close();
+      await store.close();
     },
   };
 }

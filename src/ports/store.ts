@@ -37,6 +37,12 @@ export interface EventQuery {
  * neither. Implementations: the embedded memory store (dev) and Redis.
  */
 export interface RequestStore {
+  /**
+   * Whether the event stream outlives this process (Redis) or starts empty with
+   * it (the embedded store). A persistent stream lets a restarted process's
+   * audit log resume where it stopped and back-fill what it missed.
+   */
+  readonly persistent: boolean;
   /** Stores a new request with its first events. Fails with `conflict` if the id exists. */
   create(request: AccessRequest, events: readonly DomainEvent[]): Promise<CommitResult>;
   get(id: string): Promise<AccessRequest | undefined>;

@@ -1,0 +1,153 @@
+import { WritError } from "../domain/errors.js";
+import type { RecordedEvent } from "../domain/events.js";
+import { compareStreamIds } from "../domain/stream-id.js";
+import type { AuditLog } from "../ports/audit-log.js";
+import type { Logger } from "../ports/logger.js";
+import type { RequestStore } from "../ports/store.js";
+import type { FileAuditLog } from "./file-audit-log.js";
+
+export interface StreamFollowingLogOptions {
+  store: RequestStore;
+  file: FileAuditLog;
+  logger: Logger;
+  /**
+   * Resume after this stream id. Undefined starts at the beginning of the
+   * stream, so a new replica's log back-fills everything the stream holds.
+   */
+  after: string | undefined;
+  /** Events read per batch (default 500). */
+  batchSize?: number;
+  /** Longest idle wait before re-reading the stream, in ms (default 5,000). */
+  idleWaitMs?: number;
+  /**
+   * How long `append` waits for the follower to reach its events before the
+   * caller gets `audit_unavailable` (default 10,000 ms): a store that stays
+   * unreachable must not hold requests open forever.
+   */
+  appendTimeoutMs?: number;
+}
+
+interface Waiter {
+  readonly id: string;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+}
+
+/**
+ * An audit log fed by the store's event stream rather than by its callers.
+ *
+ * The stream is the one ordered record of every replica's changes. Each writ
+ * process follows it from where its own file ends and appends every event, its
+ * own and other replicas', in stream order; so every replica's file is a
+ * complete copy of the one sequence and verifies on its own. `append(events)`
+ * (called by the use cases after a commit) does not write: it waits until the
+ * follower has fsynced past the last of those events, which keeps the rule
+ * that an answer is sent only once its events are on disk.
+ */
+export function createStreamFollowingLog(options: StreamFollowingLogOptions): AuditLog {
+  const { store, file, logger } = options;
+  const batchSize = options.batchSize ?? 500;
+  const idleWaitMs = options.idleWaitMs ?? 5_000;
+  const appendTimeoutMs = options.appendTimeoutMs ?? 10_000;
+  let cursor = options.after;
+  let failure: WritError | undefined;
+  const waiters: Waiter[] = [];
+  const stop = new AbortController();
+  let poke: AbortController | undefined;
+
+  const covered = (id: string) => cursor !== undefined && compareStreamIds(id, cursor) <= 0;
+
+  function settle() {
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      const waiter = waiters[i] as Waiter;
+      if (failure !== undefined) waiter.reject(failure);
+      else if (covered(waiter.id)) waiter.resolve();
+      else continue;
+      waiters.splice(i, 1);
+    }
+  }
+
+  async function drain(): Promise<void> {
+    for (;;) {
+      const batch = await store.events({
+        limit: batchSize,
+        ...(cursor !== undefined ? { after: cursor } : {}),
+      });
+      if (batch.length === 0) return;
+      await file.append(batch);
+      cursor = (batch.at(-1) as RecordedEvent).id;
+      settle();
+      if (batch.length < batchSize) return;
+    }
+  }
+
+  const loop = (async () => {
+    while (!stop.signal.aborted) {
+      try {
+        await drain();
+      } catch (error) {
+        if (error instanceof WritError && error.code === "store_unavailable") {
+          // The store will come back; callers waiting meanwhile time out on their own.
+          await store.waitForEvents(cursor, 250, stop.signal).catch(() => {});
+          continue;
+        }
+        failure =
+          error instanceof WritError
+            ? error
+            : new WritError("audit_unavailable", "The audit log could not record events.");
+        logger.error("audit log follower stopped", {
+          error: (error as Error).message,
+          after: cursor,
+        });
+        settle();
+        return;
+      }
+      poke = new AbortController();
+      await store
+        .waitForEvents(cursor, idleWaitMs, AbortSignal.any([stop.signal, poke.signal]))
+        .catch(() => {});
+    }
+  })();
+
+  return {
+    append(events) {
+      const last = events.at(-1);
+      if (last === undefined) return Promise.resolve();
+      if (failure !== undefined) return Promise.reject(failure);
+      if (covered(last.id)) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          const index = waiters.indexOf(waiter);
+          if (index >= 0) waiters.splice(index, 1);
+          reject(
+            new WritError("audit_unavailable", "The audit log did not record the change in time."),
+          );
+        }, appendTimeoutMs);
+        const waiter: Waiter = {
+          id: last.id,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+          reject: (error) => {
+            clearTimeout(timer);
+            reject(error);
+          },
+        };
+        waiters.push(waiter);
+        // The caller just committed these events: read now rather than wait for the wake-up.
+        poke?.abort();
+      });
+    },
+    writable: () => failure === undefined && file.writable(),
+    async close() {
+      stop.abort();
+      await loop;
+      // Whatever the stream holds by now is written before the file closes.
+      await drain().catch(() => {});
+      failure ??= new WritError("audit_unavailable", "The audit log is closed.");
+      settle();
+      await file.close();
+    },
+  };
+}

@@ -1,0 +1,140 @@
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createMemoryStore } from "../../src/adapters/memory-store.js";
+import { openFileAuditLog } from "../../src/audit/file-audit-log.js";
+import { openReplicaLog } from "../../src/audit/replica-log.js";
+import { createStreamFollowingLog } from "../../src/audit/stream-follower.js";
+import { verifyLogFile } from "../../src/audit/verify-log.js";
+import type { DomainEvent } from "../../src/domain/events.js";
+import { silentLogger } from "../../src/ports/logger.js";
+import type { RequestStore } from "../../src/ports/store.js";
+
+function event(n: number): DomainEvent {
+  return {
+    type: "token.replay_blocked",
+    requestId: `req_${n}`,
+    actor: { kind: "resource_server", id: "billing-api" },
+    time: Date.parse("2026-01-15T09:00:00Z") + n,
+    data: { credential_id: `jti_${n}` },
+  };
+}
+
+async function lines(path: string): Promise<Record<string, unknown>[]> {
+  const text = await readFile(path, "utf8");
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe("the audit log that follows the event stream", () => {
+  let dir: string;
+  let store: RequestStore;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "writ-follow-"));
+    store = createMemoryStore();
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("writes every event in stream order, and append resolves once they are on disk", async () => {
+    const file = await openFileAuditLog({ dir });
+    const log = createStreamFollowingLog({ store, file, logger: silentLogger, after: undefined });
+    const recorded = await Promise.all(
+      Array.from({ length: 50 }, (_, n) => store.append([event(n), event(n + 100)])),
+    );
+    await Promise.all(recorded.map((events) => log.append(events)));
+    const written = await lines(file.path);
+    expect(written.map((e) => e.event_id)).toEqual(recorded.flat().map((e) => e.id));
+    await log.close();
+    expect(await verifyLogFile(file.path)).toMatchObject({ ok: true, entries: 100 });
+  });
+
+  it("gives two followers of one stream identical, complete files (replicas)", async () => {
+    const a = await openReplicaLog(dir);
+    const b = await openReplicaLog(dir);
+    expect(b.dir).toBe(join(dir, "replicas", "2"));
+    const logA = createStreamFollowingLog({
+      store,
+      file: a.log,
+      logger: silentLogger,
+      after: undefined,
+    });
+    const logB = createStreamFollowingLog({
+      store,
+      file: b.log,
+      logger: silentLogger,
+      after: undefined,
+    });
+    // Each "replica" commits its own events; each log still gets all of them.
+    const fromA = await store.append([event(1), event(2)]);
+    const fromB = await store.append([event(3)]);
+    await logA.append(fromA);
+    await logB.append(fromB);
+    await logA.append(fromB);
+    await logB.append(fromA);
+    await logA.close();
+    await logB.close();
+    const [textA, textB] = await Promise.all([
+      readFile(a.log.path, "utf8"),
+      readFile(b.log.path, "utf8"),
+    ]);
+    expect(textA).toBe(textB);
+    expect(await verifyLogFile(b.log.path)).toMatchObject({ ok: true, entries: 3 });
+  });
+
+  it("resumes after the last event it wrote and back-fills what happened while it was down", async () => {
+    const first = await openFileAuditLog({ dir });
+    const log = createStreamFollowingLog({
+      store,
+      file: first,
+      logger: silentLogger,
+      after: undefined,
+    });
+    await log.append(await store.append([event(1), event(2)]));
+    await log.close();
+    const missed = await store.append([event(3), event(4)]);
+    const reopened = await openFileAuditLog({ dir });
+    expect(reopened.tailEventIdAtOpen).toBe("2");
+    const resumed = createStreamFollowingLog({
+      store,
+      file: reopened,
+      logger: silentLogger,
+      after: reopened.tailEventIdAtOpen,
+    });
+    await resumed.append(missed);
+    await resumed.close();
+    const written = await lines(reopened.path);
+    expect(written.map((e) => e.event_id)).toEqual(["1", "2", "3", "4"]);
+    expect(await verifyLogFile(reopened.path)).toMatchObject({ ok: true, entries: 4 });
+  });
+
+  it("answers audit_unavailable when the events never reach the log in time", async () => {
+    const file = await openFileAuditLog({ dir });
+    const log = createStreamFollowingLog({
+      store,
+      file,
+      logger: silentLogger,
+      after: undefined,
+      appendTimeoutMs: 50,
+    });
+    const ghost = { ...event(9), id: "999" };
+    await expect(log.append([ghost])).rejects.toMatchObject({ code: "audit_unavailable" });
+    await log.close();
+  });
+
+  it("fails closed once its file can no longer be written", async () => {
+    const file = await openFileAuditLog({ dir });
+    const log = createStreamFollowingLog({ store, file, logger: silentLogger, after: undefined });
+    await file.close();
+    expect(log.writable()).toBe(false);
+    const events = await store.append([event(1)]);
+    await expect(log.append(events)).rejects.toMatchObject({ code: "audit_unavailable" });
+    await log.close();
+    expect((await readdir(dir)).filter((f) => f.endsWith(".lock"))).toEqual([]);
+  });
+});
