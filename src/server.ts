@@ -9,25 +9,84 @@ export interface ServeOptions {
   logger: Logger;
   sweepIntervalSeconds: number;
   shutdownGraceSeconds: number;
+  /** A second listener for `/metrics`, apart from the API's. */
+  metrics?: { host: string; port: number; fetch: FetchHandler };
 }
+
+type FetchHandler = (request: Request) => Response | Promise<Response>;
 
 export interface RunningServer {
   readonly url: string;
   readonly port: number;
-  /** Stops taking connections, lets in-flight requests finish, then closes writ. */
+  /** The metrics listener's base URL, when there is one. */
+  readonly metricsUrl: string | undefined;
+  /**
+   * Reports not ready, ends long-polls (they answer with the current state),
+   * stops taking connections, lets in-flight requests finish within the grace
+   * period, then closes writ.
+   */
   stop(): Promise<void>;
+}
+
+function listen(fetch: FetchHandler, host: string, port: number): Promise<ServerType> {
+  return new Promise<ServerType>((resolve, reject) => {
+    const s = serve({ fetch, hostname: host, port }, () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+function baseUrl(host: string, server: ServerType): string {
+  const { port } = server.address() as AddressInfo;
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/** How often a draining listener closes connections that have gone idle. */
+const IDLE_SWEEP_MS = 25;
+
+/**
+ * Closes a listener, forcing its connections shut once `graceMs` has passed.
+ * Keep-alive connections whose request finishes during the drain would
+ * otherwise linger until their idle timeout: they are closed as they go idle.
+ */
+function closeGracefully(server: ServerType, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const idle = setInterval(() => {
+      if ("closeIdleConnections" in server) server.closeIdleConnections();
+    }, IDLE_SWEEP_MS);
+    idle.unref();
+    const force = setTimeout(() => {
+      if ("closeAllConnections" in server) server.closeAllConnections();
+      clearInterval(idle);
+      resolve();
+    }, graceMs);
+    force.unref();
+    server.close(() => {
+      clearTimeout(force);
+      clearInterval(idle);
+      resolve();
+    });
+    if ("closeIdleConnections" in server) server.closeIdleConnections();
+  });
 }
 
 /** Serves a writ over HTTP and runs its expiry sweep until stopped. */
 export async function serveWrit(writ: Writ, options: ServeOptions): Promise<RunningServer> {
   const { logger } = options;
-  const server = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: writ.app.fetch, hostname: options.host, port: options.port }, () =>
-      resolve(s),
-    );
-    s.once("error", reject);
-  });
+  const server = await listen(writ.app.fetch, options.host, options.port);
   const port = (server.address() as AddressInfo).port;
+  let metricsServer: ServerType | undefined;
+  try {
+    if (options.metrics !== undefined) {
+      metricsServer = await listen(
+        options.metrics.fetch,
+        options.metrics.host,
+        options.metrics.port,
+      );
+    }
+  } catch (error) {
+    await closeGracefully(server, 0);
+    throw error;
+  }
   let sweeping = false;
   const sweep = setInterval(() => {
     if (sweeping) return;
@@ -45,23 +104,20 @@ export async function serveWrit(writ: Writ, options: ServeOptions): Promise<Runn
 
   let stopping: Promise<void> | undefined;
   return {
-    url: `http://${options.host.includes(":") ? `[${options.host}]` : options.host}:${port}`,
+    url: baseUrl(options.host, server),
     port,
+    metricsUrl:
+      metricsServer === undefined || options.metrics === undefined
+        ? undefined
+        : baseUrl(options.metrics.host, metricsServer),
     stop() {
       stopping ??= (async () => {
+        // First: /readyz turns 503 and long-polls answer now, so nothing in
+        // flight waits out the grace period for a status change.
+        writ.beginShutdown();
         clearInterval(sweep);
-        await new Promise<void>((resolve) => {
-          const force = setTimeout(() => {
-            if ("closeAllConnections" in server) server.closeAllConnections();
-            resolve();
-          }, options.shutdownGraceSeconds * 1000);
-          force.unref();
-          server.close(() => {
-            clearTimeout(force);
-            resolve();
-          });
-          if ("closeIdleConnections" in server) server.closeIdleConnections();
-        });
+        await closeGracefully(server, options.shutdownGraceSeconds * 1000);
+        if (metricsServer !== undefined) await closeGracefully(metricsServer, 0);
         await writ.close();
       })();
       return stopping;

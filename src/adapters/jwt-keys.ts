@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import {
   calculateJwkThumbprint,
@@ -92,6 +92,28 @@ async function writeRing(path: string, ring: StoredKeyRing): Promise<void> {
   await rename(temp, path);
 }
 
+/**
+ * Writes a new ring only if none exists: the file is completed under a temporary
+ * name and then linked into place, which fails if another process got there
+ * first. Returns false in that case; two processes starting at once on one data
+ * dir then end up with the same keys.
+ */
+async function writeNewRing(path: string, ring: StoredKeyRing): Promise<boolean> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
+  await writeFile(temp, `${JSON.stringify(ring, null, 2)}\n`, { mode: 0o600 });
+  await chmod(temp, 0o600);
+  try {
+    await link(temp, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
+  } finally {
+    await unlink(temp);
+  }
+}
+
 function parseRing(text: string, path: string): StoredKeyRing {
   const parsed = JSON.parse(text) as Partial<StoredKeyRing>;
   if (
@@ -117,10 +139,91 @@ export async function loadOrCreateKeyRing(
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
     const key = await newStoredKey(alg, now);
     const ring = { active: key.kid, keys: [key] };
-    await writeRing(path, ring);
-    return build(ring, true);
+    if (await writeNewRing(path, ring)) return build(ring, true);
+    text = await readFile(path, "utf8");
   }
   return build(parseRing(text, path), false);
+}
+
+/**
+ * Creates a key ring with one fresh active key (`writ keys init`). An existing
+ * file is never replaced: that would strand every token its keys signed.
+ */
+export async function createKeyRing(
+  path: string,
+  alg: JwtAlgorithm,
+  now = new Date(),
+): Promise<JwtKeyRing> {
+  const key = await newStoredKey(alg, now);
+  const ring = { active: key.kid, keys: [key] };
+  if (!(await writeNewRing(path, ring))) {
+    throw new Error(`${path} already exists; rotate its keys instead of replacing it`);
+  }
+  return build(ring, false);
+}
+
+/** Public facts about each key of a ring, newest first: nothing secret. */
+export interface KeyInfo {
+  readonly kid: string;
+  readonly alg: JwtAlgorithm;
+  readonly createdAt: string;
+  /** `active` signs; `staged` is published and verifies but does not sign yet; `retired` verifies until dropped. */
+  readonly state: "active" | "staged" | "retired";
+  readonly retiredAt?: string;
+}
+
+export async function describeKeyRing(path: string): Promise<KeyInfo[]> {
+  const ring = parseRing(await readFile(path, "utf8"), path);
+  return ring.keys.map((k) => ({
+    kid: k.kid,
+    alg: k.alg,
+    createdAt: k.created_at,
+    state: k.kid === ring.active ? "active" : k.retired_at === undefined ? "staged" : "retired",
+    ...(k.retired_at !== undefined ? { retiredAt: k.retired_at } : {}),
+  }));
+}
+
+/**
+ * Adds a new key that is published (and verifies) but does not sign yet. With
+ * several replicas, stage first and roll the file out everywhere, then activate:
+ * a replica never meets a token signed by a key it does not know.
+ */
+export async function stageKeyRing(path: string, now = new Date()): Promise<KeyInfo> {
+  const ring = parseRing(await readFile(path, "utf8"), path);
+  const active = ring.keys.find((k) => k.kid === ring.active);
+  if (active === undefined) throw new Error(`${path} names an active key it does not contain`);
+  const key = await newStoredKey(active.alg, now);
+  await writeRing(path, { active: ring.active, keys: [key, ...ring.keys] });
+  return { kid: key.kid, alg: key.alg, createdAt: key.created_at, state: "staged" };
+}
+
+/**
+ * Makes a staged key (the newest one unless `kid` is given) the active key and
+ * retires the previous one. Retired keys older than `keepRetiredSeconds` are
+ * dropped: no token they signed can still be valid.
+ */
+export async function activateKeyRing(
+  path: string,
+  keepRetiredSeconds: number,
+  kid?: string,
+  now = new Date(),
+): Promise<KeyInfo> {
+  const ring = parseRing(await readFile(path, "utf8"), path);
+  const staged = ring.keys.filter((k) => k.kid !== ring.active && k.retired_at === undefined);
+  const chosen = kid === undefined ? staged[0] : staged.find((k) => k.kid === kid);
+  if (chosen === undefined) {
+    throw new Error(
+      kid === undefined
+        ? `${path} has no staged key; run \`writ keys stage\` first`
+        : `${path} has no staged key ${kid}`,
+    );
+  }
+  const cutoff = now.getTime() - keepRetiredSeconds * 1000;
+  const keys = ring.keys
+    .map((k) => (k.kid === ring.active ? { ...k, retired_at: now.toISOString() } : k))
+    .filter((k) => k.retired_at === undefined || Date.parse(k.retired_at) >= cutoff);
+  await writeRing(path, { active: chosen.kid, keys });
+  return { kid: chosen.kid, alg: chosen.alg, createdAt: chosen.created_at, state: "active" };
 }
 
 /** Loads an existing key ring; a missing file is an error (production). */

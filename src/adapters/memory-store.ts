@@ -126,6 +126,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
         const e = stream[i] as RecordedEvent;
         if (query.requestId !== undefined && e.requestId !== query.requestId) continue;
         if (query.type !== undefined && e.type !== query.type) continue;
+        if (query.since !== undefined && e.time < query.since) continue;
+        if (query.until !== undefined && e.time >= query.until) continue;
         out.push(e);
         if (out.length >= query.limit) break;
       }
@@ -172,6 +174,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
         changes.on("close", done);
         signal?.addEventListener("abort", done, { once: true });
       });
+    },
+
+    async lastEventId() {
+      assertOpen();
+      return stream.at(-1)?.id;
     },
 
     async ready() {

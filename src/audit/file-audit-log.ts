@@ -1,27 +1,71 @@
 import type { FileHandle } from "node:fs/promises";
-import { mkdir, open } from "node:fs/promises";
+import { access, mkdir, open } from "node:fs/promises";
 import { join } from "node:path";
 import { WritError } from "../domain/errors.js";
 import type { RecordedEvent } from "../domain/events.js";
 import type { AuditLog } from "../ports/audit-log.js";
+import { type Clock, systemClock } from "../ports/clock.js";
+import {
+  type Checkpoint,
+  checkpointMessage,
+  readCheckpoint,
+  serializeCheckpoint,
+} from "./checkpoint.js";
+import type { CheckpointSigner } from "./checkpoint-key.js";
 import type { LogEntry } from "./log-entry.js";
 import { entryHash, GENESIS_HASH, readLogEntry, serializeEntry, toEntry } from "./log-entry.js";
+import {
+  CHECKPOINT_FILE,
+  listSegments,
+  missingSegment,
+  type Segment,
+  SegmentLayoutError,
+  segmentName,
+  UNSEGMENTED_FILE,
+} from "./segments.js";
+import { damagedTail, recoverTail } from "./tail-recovery.js";
 import { acquireWriterLock, type ReleaseLock } from "./writer-lock.js";
 
+/** How checkpoints are made; without it the log writes none (tests of the chain alone). */
+export interface CheckpointOptions {
+  readonly signer: CheckpointSigner;
+  /** A checkpoint after this many new entries (default 1,000). */
+  readonly everyEntries?: number;
+  /** A checkpoint this often while there are new entries (default 60). */
+  readonly everySeconds?: number;
+  /**
+   * Runs `tick` every `intervalMs` until the returned function is called. Defaults
+   * to an unref'd `setInterval`; tests pass their own and tick by hand.
+   */
+  readonly schedule?: (intervalMs: number, tick: () => void) => () => void;
+  /** Called after each checkpoint is durable: an outside witness (the service log). */
+  readonly onCheckpoint?: (checkpoint: Checkpoint) => void;
+}
+
 export interface FileAuditLogOptions {
-  /** Directory holding the log; created with mode 0700 if missing. */
+  /** Directory holding the segments and checkpoints; created with mode 0700 if missing. */
   readonly dir: string;
-  /** The log's file name inside `dir` (not a path). Defaults to `audit.jsonl`. */
-  readonly fileName?: string;
+  /** A new segment is started once the current one reaches this size (default 64 MiB). */
+  readonly segmentMaxBytes?: number;
+  readonly checkpoints?: CheckpointOptions;
+  /** The time written in checkpoints (default: the system clock). */
+  readonly clock?: Clock;
 }
 
-/** What opening the log cut from the end of the file to remove a torn write. */
+/** What opening the log cut to remove torn writes left by a crash. */
 export interface AuditLogRepair {
+  /** The segment whose torn final line was cut, if one was. */
+  readonly segment?: string;
+  /** Bytes cut from that segment. */
   readonly droppedBytes: number;
+  /** Bytes cut from the end of `checkpoints.jsonl`. */
+  readonly checkpointDroppedBytes: number;
 }
 
-/** The audit log kept in one append-only JSON-lines file. */
+/** The audit log kept as append-only JSON-lines segment files, with signed checkpoints. */
 export interface FileAuditLog extends AuditLog {
+  readonly dir: string;
+  /** The segment being written now. */
   readonly path: string;
   /**
    * Set when opening found a torn final line (a crash mid-write) and truncated it.
@@ -37,44 +81,89 @@ export interface FileAuditLog extends AuditLog {
   lastSeq(): number;
   /** The hash of that entry; {@link GENESIS_HASH} for an empty log. */
   lastHash(): string;
+  /** The last checkpoint written or found on open. */
+  lastCheckpoint(): Checkpoint | undefined;
 }
 
-const DEFAULT_FILE_NAME = "audit.jsonl";
-const NEWLINE = 0x0a;
-const TAIL_CHUNK_BYTES = 64 * 1024;
-/** Entries are small; a last line this long is damage, and must not exhaust memory. */
-const MAX_LINE_BYTES = 64 * 1024 * 1024;
+const DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024;
+const DEFAULT_CHECKPOINT_ENTRIES = 1000;
+const DEFAULT_CHECKPOINT_SECONDS = 60;
 
 /**
- * Opens (creating if needed) the audit log file and continues its chain from the last
- * entry. A torn final line left by a crash is truncated away and reported in
- * `repaired`. A last entry that is whole but invalid is not repaired: opening fails
- * with `audit_unavailable`, since appending to a damaged log would hide the damage.
+ * Opens (creating if needed) the audit log in `dir` and continues its chain from the
+ * last entry. A torn final line left by a crash (in the last segment or in the
+ * checkpoint file) is truncated away and reported in `repaired`. Damage that a crash
+ * cannot cause fails with `audit_unavailable` and changes nothing: a whole last entry
+ * that does not verify, a missing segment, or a log that ends before its last signed
+ * checkpoint (entries were removed).
  *
- * One process owns the file (a lock file beside it says which): two writers would
- * fork the chain.
+ * One process owns the directory (a lock file in it says which): two writers would
+ * fork the chain. With checkpoints, one is written at once if the log has entries no
+ * checkpoint covers yet (or none at all), so every log writ has opened is signed.
  */
 export async function openFileAuditLog(options: FileAuditLogOptions): Promise<FileAuditLog> {
-  const fileName = options.fileName ?? DEFAULT_FILE_NAME;
-  if (!isFileName(fileName)) {
-    throw new TypeError("fileName must be a plain file name, not a path");
+  const { dir } = options;
+  const segmentMaxBytes = options.segmentMaxBytes ?? DEFAULT_SEGMENT_MAX_BYTES;
+  if (!Number.isSafeInteger(segmentMaxBytes) || segmentMaxBytes < 1) {
+    throw new TypeError("segmentMaxBytes must be a positive integer");
   }
-  await mkdir(options.dir, { recursive: true, mode: 0o700 });
-  const path = join(options.dir, fileName);
-  const release = await acquireWriterLock(`${path}.lock`);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const release = await acquireWriterLock(join(dir, "writer.lock"));
+  const handles: FileHandle[] = [];
   try {
-    const tail = await recoverTail(path);
-    const handle = await open(path, "a", 0o600);
-    try {
-      // The new file's directory entry must be durable too, or a crash could lose the file.
-      await syncDirectory(options.dir);
-    } catch (error) {
-      await handle.close();
-      throw error;
+    if (await exists(join(dir, UNSEGMENTED_FILE))) {
+      throw new WritError(
+        "audit_unavailable",
+        `The audit directory holds ${UNSEGMENTED_FILE}, a log from before segments: rename it to ${segmentName(1)}.`,
+      );
     }
-    return new AppendOnlyFileLog(path, handle, tail, release);
+    const tail = await recoverLogTail(dir);
+    const checkpoints = await recoverTail(join(dir, CHECKPOINT_FILE), acceptCheckpoint, {
+      repair: true,
+      what: "checkpoint file's last line",
+    });
+    assertCoveredByLog(checkpoints.last, tail);
+    const segment = tail.segment;
+    const handle = await open(segment.path, "a", 0o600);
+    handles.push(handle);
+    const size = (await handle.stat()).size;
+    let checkpointHandle: FileHandle | undefined;
+    if (options.checkpoints !== undefined) {
+      checkpointHandle = await open(join(dir, CHECKPOINT_FILE), "a", 0o600);
+      handles.push(checkpointHandle);
+    }
+    // New files' directory entries must be durable too, or a crash could lose them.
+    await syncDirectory(dir);
+    const repaired =
+      tail.droppedBytes > 0 || checkpoints.droppedBytes > 0
+        ? {
+            ...(tail.droppedBytes > 0 ? { segment: segment.name } : {}),
+            droppedBytes: tail.droppedBytes,
+            checkpointDroppedBytes: checkpoints.droppedBytes,
+          }
+        : undefined;
+    const log = new SegmentedFileLog({
+      dir,
+      segment,
+      handle,
+      segmentBytes: size,
+      segmentMaxBytes,
+      tail,
+      repaired,
+      release,
+      checkpointHandle,
+      lastCheckpoint: checkpoints.last,
+      checkpointOptions: options.checkpoints,
+      clock: options.clock ?? systemClock,
+    });
+    await log.start();
+    return log;
   } catch (error) {
+    for (const handle of handles) await handle.close().catch(() => {});
     await release();
+    if (error instanceof SegmentLayoutError) {
+      throw new WritError("audit_unavailable", `The audit log is damaged: ${error.message}.`);
+    }
     throw error;
   }
 }
@@ -83,7 +172,76 @@ interface Tail {
   readonly seq: number;
   readonly hash: string;
   readonly eventId: string | undefined;
-  readonly repaired: AuditLogRepair | undefined;
+  /** The segment to append to. */
+  readonly segment: Segment;
+  readonly droppedBytes: number;
+}
+
+function acceptEntry(parsed: unknown): LogEntry | string {
+  const entry = readLogEntry(parsed);
+  if (typeof entry === "string") return entry;
+  let computed: string | undefined;
+  try {
+    computed = entryHash(entry);
+  } catch {
+    computed = undefined;
+  }
+  return computed === entry.hash ? entry : "hash mismatch";
+}
+
+function acceptCheckpoint(parsed: unknown): Checkpoint | string {
+  return readCheckpoint(parsed);
+}
+
+/**
+ * Finds where the chain continues, reading only the tail. Only the last segment can
+ * hold a torn write (earlier ones were complete and fsynced before the next began); if
+ * it is empty, the chain continues from the last entry of the one before.
+ */
+async function recoverLogTail(dir: string): Promise<Tail> {
+  const segments = await listSegments(dir);
+  const gap = missingSegment(segments);
+  if (gap !== undefined) throw new SegmentLayoutError(`segment ${gap} is missing`);
+  const current = segments.at(-1) ?? {
+    index: 1,
+    name: segmentName(1),
+    path: join(dir, segmentName(1)),
+  };
+  const what = (segment: Segment) => `log's last entry (${segment.name})`;
+  const recovered = await recoverTail(current.path, acceptEntry, {
+    repair: true,
+    what: what(current),
+  });
+  let last = recovered.last;
+  for (let i = segments.length - 2; last === undefined && i >= 0; i--) {
+    const earlier = segments[i] as Segment;
+    last = (await recoverTail(earlier.path, acceptEntry, { repair: false, what: what(earlier) }))
+      .last;
+  }
+  return {
+    seq: last?.seq ?? 0,
+    hash: last?.hash ?? GENESIS_HASH,
+    eventId: last?.event_id,
+    segment: current,
+    droppedBytes: recovered.droppedBytes,
+  };
+}
+
+/**
+ * A checkpoint is written only after the entries it covers are fsynced, so on a log
+ * that was only ever appended to, the last checkpoint is at or before the last entry.
+ */
+function assertCoveredByLog(checkpoint: Checkpoint | undefined, tail: Tail): void {
+  if (checkpoint === undefined) return;
+  if (checkpoint.seq > tail.seq) {
+    throw damagedTail(
+      "log",
+      `it ends at seq ${tail.seq} but a signed checkpoint covers seq ${checkpoint.seq}: entries were removed`,
+    );
+  }
+  if (checkpoint.seq === tail.seq && checkpoint.hash !== tail.hash) {
+    throw damagedTail("log", `entry ${tail.seq} differs from its signed checkpoint`);
+  }
 }
 
 interface PendingAppend {
@@ -94,16 +252,36 @@ interface PendingAppend {
   readonly reject: (error: Error) => void;
 }
 
+interface LogState {
+  readonly dir: string;
+  readonly segment: Segment;
+  readonly handle: FileHandle;
+  readonly segmentBytes: number;
+  readonly segmentMaxBytes: number;
+  readonly tail: Tail;
+  readonly repaired: AuditLogRepair | undefined;
+  readonly release: ReleaseLock;
+  readonly checkpointHandle: FileHandle | undefined;
+  readonly lastCheckpoint: Checkpoint | undefined;
+  readonly checkpointOptions: CheckpointOptions | undefined;
+  readonly clock: Clock;
+}
+
 /**
  * Group commit: one write and one fdatasync run at a time. Appends that arrive while
  * one is in flight queue up and go out together in the next write, in call order, so
  * many concurrent callers share one fsync instead of each paying for their own.
+ * Rotation and checkpoints happen in the same loop, between batches, so they never
+ * interleave with a write.
  */
-class AppendOnlyFileLog implements FileAuditLog {
-  readonly path: string;
+class SegmentedFileLog implements FileAuditLog {
+  readonly dir: string;
   readonly repaired: AuditLogRepair | undefined;
   readonly tailEventIdAtOpen: string | undefined;
-  readonly #handle: FileHandle;
+  #segment: Segment;
+  #handle: FileHandle;
+  #segmentBytes: number;
+  readonly #segmentMaxBytes: number;
   /** Seq and hash of the last entry handed out (queued or written). */
   #assignedSeq: number;
   #assignedHash: string;
@@ -114,17 +292,46 @@ class AppendOnlyFileLog implements FileAuditLog {
   #flushing: Promise<void> | undefined;
   #failed = false;
   #closing: Promise<void> | undefined;
-
   readonly #release: ReleaseLock;
+  readonly #checkpointHandle: FileHandle | undefined;
+  readonly #checkpoints: CheckpointOptions | undefined;
+  readonly #clock: Clock;
+  #lastCheckpoint: Checkpoint | undefined;
+  #checkpointDue = false;
+  #stopTimer: (() => void) | undefined;
 
-  constructor(path: string, handle: FileHandle, tail: Tail, release: ReleaseLock) {
-    this.path = path;
-    this.#release = release;
-    this.repaired = tail.repaired;
-    this.tailEventIdAtOpen = tail.eventId;
-    this.#handle = handle;
-    this.#assignedSeq = this.#durableSeq = tail.seq;
-    this.#assignedHash = this.#durableHash = tail.hash;
+  constructor(state: LogState) {
+    this.dir = state.dir;
+    this.repaired = state.repaired;
+    this.tailEventIdAtOpen = state.tail.eventId;
+    this.#segment = state.segment;
+    this.#handle = state.handle;
+    this.#segmentBytes = state.segmentBytes;
+    this.#segmentMaxBytes = state.segmentMaxBytes;
+    this.#assignedSeq = this.#durableSeq = state.tail.seq;
+    this.#assignedHash = this.#durableHash = state.tail.hash;
+    this.#release = state.release;
+    this.#checkpointHandle = state.checkpointHandle;
+    this.#checkpoints = state.checkpointOptions;
+    this.#clock = state.clock;
+    this.#lastCheckpoint = state.lastCheckpoint;
+  }
+
+  get path(): string {
+    return this.#segment.path;
+  }
+
+  /** Signs what opening found, if no checkpoint covers it yet, and starts the timer. */
+  async start(): Promise<void> {
+    if (this.#checkpoints === undefined) return;
+    if (this.#uncheckpointed()) await this.#writeCheckpoint();
+    const everySeconds = this.#checkpoints.everySeconds ?? DEFAULT_CHECKPOINT_SECONDS;
+    const schedule = this.#checkpoints.schedule ?? defaultSchedule;
+    this.#stopTimer = schedule(everySeconds * 1000, () => {
+      if (this.#closing !== undefined || this.#failed || !this.#uncheckpointed()) return;
+      this.#checkpointDue = true;
+      this.#flushing ??= this.#flush();
+    });
   }
 
   lastSeq(): number {
@@ -133,6 +340,10 @@ class AppendOnlyFileLog implements FileAuditLog {
 
   lastHash(): string {
     return this.#durableHash;
+  }
+
+  lastCheckpoint(): Checkpoint | undefined {
+    return this.#lastCheckpoint;
   }
 
   append(events: readonly RecordedEvent[]): Promise<void> {
@@ -175,32 +386,108 @@ class AppendOnlyFileLog implements FileAuditLog {
   }
 
   async #close(): Promise<void> {
+    this.#stopTimer?.();
     // Appends queued before close still get written: their callers are waiting on them.
     await this.#flushing;
-    await this.#handle.close();
-    await this.#release();
+    try {
+      if (!this.#failed && this.#checkpoints !== undefined && this.#uncheckpointed()) {
+        await this.#writeCheckpoint().catch(() => {
+          // Nothing is waiting on it; the log verifies up to the previous checkpoint.
+          this.#failed = true;
+        });
+      }
+    } finally {
+      await this.#handle.close();
+      await this.#checkpointHandle?.close();
+      await this.#release();
+    }
+  }
+
+  #uncheckpointed(): boolean {
+    const last = this.#lastCheckpoint;
+    return last === undefined || this.#durableSeq > last.seq;
   }
 
   async #flush(): Promise<void> {
     try {
-      while (this.#queue.length > 0) {
+      while (this.#queue.length > 0 || this.#checkpointDue) {
         const batch = this.#queue;
         this.#queue = [];
-        const last = batch[batch.length - 1] as PendingAppend;
-        try {
-          await writeAll(this.#handle, Buffer.from(batch.map((p) => p.text).join(""), "utf8"));
-          await this.#handle.datasync();
-        } catch (cause) {
-          this.#failClosed(batch, cause);
-          return;
+        if (batch.length > 0) {
+          const last = batch[batch.length - 1] as PendingAppend;
+          const data = Buffer.from(batch.map((p) => p.text).join(""), "utf8");
+          try {
+            if (this.#segmentBytes >= this.#segmentMaxBytes) await this.#rotate();
+            await writeAll(this.#handle, data);
+            await this.#handle.datasync();
+          } catch (cause) {
+            this.#failClosed(batch, cause);
+            return;
+          }
+          this.#segmentBytes += data.length;
+          this.#durableSeq = last.seq;
+          this.#durableHash = last.hash;
+          for (const pending of batch) pending.resolve();
         }
-        this.#durableSeq = last.seq;
-        this.#durableHash = last.hash;
-        for (const pending of batch) pending.resolve();
+        const everyEntries = this.#checkpoints?.everyEntries ?? DEFAULT_CHECKPOINT_ENTRIES;
+        const sinceCheckpoint = this.#durableSeq - (this.#lastCheckpoint?.seq ?? 0);
+        if (
+          this.#checkpoints !== undefined &&
+          (this.#checkpointDue || sinceCheckpoint >= everyEntries)
+        ) {
+          this.#checkpointDue = false;
+          try {
+            await this.#writeCheckpoint();
+          } catch (cause) {
+            this.#failClosed([], cause);
+            return;
+          }
+        }
       }
     } finally {
       this.#flushing = undefined;
     }
+  }
+
+  /** Starts the next segment; its directory entry is durable before anything is written to it. */
+  async #rotate(): Promise<void> {
+    const index = this.#segment.index + 1;
+    const name = segmentName(index);
+    const path = join(this.dir, name);
+    // "wx": a file already there would be another writer's, or tampering.
+    const next = await open(path, "wx", 0o600);
+    try {
+      await syncDirectory(this.dir);
+    } catch (error) {
+      await next.close();
+      throw error;
+    }
+    const previous = this.#handle;
+    this.#handle = next;
+    this.#segment = { index, name, path };
+    this.#segmentBytes = 0;
+    await previous.close();
+  }
+
+  /** Signs the durable tail and appends the checkpoint, fsynced. */
+  async #writeCheckpoint(): Promise<void> {
+    const options = this.#checkpoints;
+    const handle = this.#checkpointHandle;
+    if (options === undefined || handle === undefined) return;
+    const seq = this.#durableSeq;
+    const hash = this.#durableHash;
+    const time = new Date(this.#clock.now()).toISOString();
+    const checkpoint: Checkpoint = {
+      seq,
+      hash,
+      time,
+      key_id: options.signer.keyId,
+      signature: options.signer.sign(checkpointMessage(seq, hash, time)),
+    };
+    await writeAll(handle, Buffer.from(`${serializeCheckpoint(checkpoint)}\n`, "utf8"));
+    await handle.datasync();
+    this.#lastCheckpoint = checkpoint;
+    options.onCheckpoint?.(checkpoint);
   }
 
   /**
@@ -211,6 +498,7 @@ class AppendOnlyFileLog implements FileAuditLog {
    */
   #failClosed(batch: readonly PendingAppend[], cause: unknown): void {
     this.#failed = true;
+    this.#stopTimer?.();
     const code = errorCode(cause);
     const error = new WritError(
       "audit_unavailable",
@@ -220,6 +508,12 @@ class AppendOnlyFileLog implements FileAuditLog {
     this.#queue = [];
     for (const pending of waiting) pending.reject(error);
   }
+}
+
+function defaultSchedule(intervalMs: number, tick: () => void): () => void {
+  const timer = setInterval(tick, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 function unavailableAfterFailure(): WritError {
@@ -237,122 +531,13 @@ async function writeAll(handle: FileHandle, data: Buffer): Promise<void> {
   }
 }
 
-/**
- * Finds where the chain continues, reading only the tail. Bytes after the last newline
- * are a torn write, and so is a last line that is not JSON (a crash can persist part of
- * a write, or a zero-filled region): both are cut. The entry left last is checked in
- * full, hash included, before anything is truncated.
- */
-async function recoverTail(path: string): Promise<Tail> {
-  let handle: FileHandle;
+async function exists(path: string): Promise<boolean> {
   try {
-    handle = await open(path, "r+");
-  } catch (error) {
-    if (errorCode(error) === "ENOENT") {
-      return { seq: 0, hash: GENESIS_HASH, eventId: undefined, repaired: undefined };
-    }
-    throw error;
-  }
-  try {
-    const size = (await handle.stat()).size;
-    let keep = size;
-    if (size > 0 && (await readBytes(handle, size - 1, 1))[0] !== NEWLINE) {
-      keep = await findLineStart(handle, size);
-    }
-    let parsed: unknown;
-    if (keep > 0) {
-      let line = await readLastLine(handle, keep);
-      parsed = parseJson(line.text);
-      if (parsed === NOT_JSON) {
-        keep = line.start;
-        if (keep > 0) {
-          line = await readLastLine(handle, keep);
-          parsed = parseJson(line.text);
-        }
-      }
-    }
-    let seq = 0;
-    let hash = GENESIS_HASH;
-    let eventId: string | undefined;
-    if (keep > 0) {
-      const entry = lastEntryOrThrow(parsed);
-      seq = entry.seq;
-      hash = entry.hash;
-      eventId = entry.event_id;
-    }
-    if (keep === size) return { seq, hash, eventId, repaired: undefined };
-    await handle.truncate(keep);
-    await handle.sync();
-    return { seq, hash, eventId, repaired: { droppedBytes: size - keep } };
-  } finally {
-    await handle.close();
-  }
-}
-
-const NOT_JSON = Symbol("not JSON");
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
+    await access(path);
+    return true;
   } catch {
-    return NOT_JSON;
+    return false;
   }
-}
-
-function lastEntryOrThrow(parsed: unknown): LogEntry {
-  const entry = parsed === NOT_JSON ? "malformed JSON" : readLogEntry(parsed);
-  if (typeof entry === "string") throw damagedTail(entry);
-  let computed: string | undefined;
-  try {
-    computed = entryHash(entry);
-  } catch {
-    computed = undefined;
-  }
-  if (computed !== entry.hash) throw damagedTail("hash mismatch");
-  return entry;
-}
-
-function damagedTail(reason: string): WritError {
-  return new WritError(
-    "audit_unavailable",
-    `the audit log's last entry is damaged (${reason}); verify the log before appending`,
-    { reason },
-  );
-}
-
-/** The line ending with the newline at `end - 1`, without that newline. */
-async function readLastLine(
-  handle: FileHandle,
-  end: number,
-): Promise<{ start: number; text: string }> {
-  const start = await findLineStart(handle, end - 1);
-  const length = end - 1 - start;
-  if (length > MAX_LINE_BYTES) throw damagedTail("line too long");
-  return { start, text: (await readBytes(handle, start, length)).toString("utf8") };
-}
-
-/** The offset just past the last newline before `end`, or 0 if there is none. */
-async function findLineStart(handle: FileHandle, end: number): Promise<number> {
-  let position = end;
-  while (position > 0) {
-    const from = Math.max(0, position - TAIL_CHUNK_BYTES);
-    const chunk = await readBytes(handle, from, position - from);
-    const newline = chunk.lastIndexOf(NEWLINE);
-    if (newline !== -1) return from + newline + 1;
-    position = from;
-  }
-  return 0;
-}
-
-async function readBytes(handle: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buffer = Buffer.alloc(length);
-  let offset = 0;
-  while (offset < length) {
-    const { bytesRead } = await handle.read(buffer, offset, length - offset, position + offset);
-    if (bytesRead === 0) throw new Error("the audit log shrank while it was being read");
-    offset += bytesRead;
-  }
-  return buffer;
 }
 
 async function syncDirectory(dir: string): Promise<void> {
@@ -364,10 +549,6 @@ async function syncDirectory(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
-}
-
-function isFileName(name: string): boolean {
-  return name.length > 0 && name !== "." && name !== ".." && !/[/\\\0]/.test(name);
 }
 
 function errorCode(error: unknown): string | undefined {

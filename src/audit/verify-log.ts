@@ -1,6 +1,16 @@
 import { isUtf8 } from "node:buffer";
-import { open } from "node:fs/promises";
+import { open, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { type Checkpoint, checkpointSignatureValid, readCheckpoint } from "./checkpoint.js";
+import type { CheckpointKeys } from "./checkpoint-key.js";
 import { entryHash, GENESIS_HASH, readLogEntry } from "./log-entry.js";
+import {
+  CHECKPOINT_FILE,
+  listSegments,
+  missingSegment,
+  type Segment,
+  SegmentLayoutError,
+} from "./segments.js";
 
 /**
  * The outcome of checking an audit log file. On failure, `firstBadSeq` is the seq the
@@ -24,24 +34,181 @@ export type VerifyResult =
       readonly reason: string;
     };
 
+/** The outcome of checking a whole log directory: segments and signed checkpoints. */
+export type AuditVerifyResult =
+  | {
+      readonly ok: true;
+      readonly entries: number;
+      readonly lastSeq: number;
+      readonly lastHash: string;
+      readonly segments: number;
+      readonly checkpoints: number;
+      /** The last signed checkpoint: the log is proven complete up to its seq. */
+      readonly lastCheckpoint: Checkpoint;
+    }
+  | {
+      readonly ok: false;
+      /** Entries that verified before the break. */
+      readonly entries: number;
+      /** The first seq that cannot be trusted. */
+      readonly firstBadSeq: number;
+      /** The segment and 1-based line where the break was found, when it is in one. */
+      readonly segment?: string;
+      readonly line?: number;
+      readonly reason: string;
+    };
+
+export interface VerifyAuditLogOptions {
+  /** The log directory (segments and `checkpoints.jsonl`). */
+  readonly dir: string;
+  /** Public keys allowed to have signed checkpoints. */
+  readonly keys: CheckpointKeys;
+  /**
+   * Verify a log that is being written: stop after this seq (the writer's last
+   * fsynced entry), ignore checkpoints past it and a checkpoint line being written.
+   */
+  readonly upToSeq?: number;
+  /** Called as segments are read, with bytes done and bytes in all segments. */
+  readonly onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
 const READ_SIZE_BYTES = 1 << 20;
 /** Entries are small; a line this long is damage, not data, and must not exhaust memory. */
 const MAX_LINE_BYTES = 64 << 20;
 const NEWLINE = 0x0a;
 
+type Failure = Extract<VerifyResult, { ok: false }>;
+type AuditFailure = Extract<AuditVerifyResult, { ok: false }>;
+
 /**
- * Checks every entry of the log file at `path`: each line is a well-formed entry, seqs
- * run 1, 2, 3… without gaps, each `prev` is the previous entry's `hash` (the genesis
- * hash for the first), and each `hash` matches the entry's content. Stops at the first
- * break. The file is streamed, so its size does not bound memory.
- *
- * A file whose last line has no newline is reported as broken: that is a torn write,
- * which opening the log for appends repairs.
+ * Checks every entry of the log file at `path` on its own: each line is a well-formed
+ * entry, seqs run 1, 2, 3… without gaps, each `prev` is the previous entry's `hash`
+ * (the genesis hash for the first), and each `hash` matches the entry's content. Stops
+ * at the first break. No checkpoints: for a whole log, use {@link verifyAuditLog}.
  */
 export async function verifyLogFile(path: string): Promise<VerifyResult> {
+  const chain = new ChainCheck([], undefined);
+  const failure = await readSegment(path, chain, { last: true, onBytes: () => {} });
+  return failure ?? chain.result();
+}
+
+/**
+ * Checks a whole log: every segment in order (the chain runs through them), every
+ * checkpoint's signature against `keys`, that the entry each checkpoint names still
+ * has that hash, and that the log does not end before its last checkpoint (a cut
+ * tail). Reports the first seq that cannot be trusted and why. Segments are streamed,
+ * so the log's size does not bound memory.
+ */
+export async function verifyAuditLog(options: VerifyAuditLogOptions): Promise<AuditVerifyResult> {
+  const { dir, keys, upToSeq } = options;
+  const checkpoints = await readCheckpoints(dir, keys, upToSeq);
+  if (!Array.isArray(checkpoints)) return checkpoints;
+  let segments: Segment[];
+  try {
+    segments = await listSegments(dir);
+  } catch (error) {
+    if (error instanceof SegmentLayoutError) {
+      return { ok: false, entries: 0, firstBadSeq: 1, reason: error.message };
+    }
+    throw error;
+  }
+  const sizes = await Promise.all(segments.map(async (s) => (await stat(s.path)).size));
+  const totalBytes = sizes.reduce((a, b) => a + b, 0);
+  let doneBytes = 0;
+  const chain = new ChainCheck(checkpoints, upToSeq);
+  const gap = missingSegment(segments);
+  for (const [i, segment] of segments.entries()) {
+    if (gap !== undefined && segment.index !== i + 1) {
+      return chain.failAt(`segment ${gap} is missing`);
+    }
+    chain.startSegment(segment.name);
+    const failure = await readSegment(segment.path, chain, {
+      last: i === segments.length - 1,
+      onBytes: (n) => {
+        doneBytes += n;
+        options.onProgress?.(doneBytes, totalBytes);
+      },
+    });
+    if (failure !== undefined) return chain.located(failure);
+    if (chain.done) break;
+  }
+  return chain.finish(segments.length);
+}
+
+/**
+ * Reads and checks `checkpoints.jsonl`: shape, signature by a known key, seqs that
+ * never go back, one hash per seq. Returns the checkpoints in order, or the failure.
+ */
+async function readCheckpoints(
+  dir: string,
+  keys: CheckpointKeys,
+  upToSeq: number | undefined,
+): Promise<Checkpoint[] | AuditFailure> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, CHECKPOINT_FILE), "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    text = "";
+  }
+  const lines = text.split("\n");
+  const tail = lines.pop();
+  // A live writer may be half-way through a line; offline, a torn line is damage.
+  if (tail !== "" && tail !== undefined && upToSeq === undefined) {
+    return checkpointFailure(lines.length + 1, 1, "incomplete final line (no newline)");
+  }
+  const out: Checkpoint[] = [];
+  for (const [i, line] of lines.entries()) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      return checkpointFailure(i + 1, (out.at(-1)?.seq ?? 0) + 1, "malformed JSON");
+    }
+    const cp = readCheckpoint(parsed);
+    if (typeof cp === "string") return checkpointFailure(i + 1, (out.at(-1)?.seq ?? 0) + 1, cp);
+    if (upToSeq !== undefined && cp.seq > upToSeq) break;
+    const key = keys.get(cp.key_id);
+    if (key === undefined) {
+      return checkpointFailure(i + 1, cp.seq, `signed by an unknown key (${cp.key_id})`);
+    }
+    if (!checkpointSignatureValid(cp, key)) {
+      return checkpointFailure(i + 1, cp.seq, "the signature does not verify");
+    }
+    const previous = out.at(-1);
+    if (previous !== undefined && cp.seq < previous.seq) {
+      return checkpointFailure(i + 1, cp.seq, `seq goes back from ${previous.seq}`);
+    }
+    if (previous !== undefined && cp.seq === previous.seq && cp.hash !== previous.hash) {
+      return checkpointFailure(i + 1, cp.seq, "two checkpoints give this seq different hashes");
+    }
+    if (cp.seq === 0 && cp.hash !== GENESIS_HASH) {
+      return checkpointFailure(i + 1, 1, "the checkpoint of the empty log is not the genesis hash");
+    }
+    out.push(cp);
+  }
+  return out;
+}
+
+function checkpointFailure(line: number, seq: number, reason: string): AuditFailure {
+  return {
+    ok: false,
+    entries: Math.max(0, seq - 1),
+    firstBadSeq: Math.max(1, seq),
+    segment: CHECKPOINT_FILE,
+    line,
+    reason: `checkpoint: ${reason}`,
+  };
+}
+
+/** Streams one segment through the chain check. */
+async function readSegment(
+  path: string,
+  chain: ChainCheck,
+  options: { last: boolean; onBytes: (n: number) => void },
+): Promise<Failure | undefined> {
   const handle = await open(path, "r");
   try {
-    const chain = new ChainCheck();
     let buffer = Buffer.allocUnsafe(READ_SIZE_BYTES);
     let filled = 0;
     for (;;) {
@@ -53,6 +220,7 @@ export async function verifyLogFile(path: string): Promise<VerifyResult> {
       }
       const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, null);
       if (bytesRead === 0) break;
+      options.onBytes(bytesRead);
       const end = filled + bytesRead;
       const lastNewline = buffer.lastIndexOf(NEWLINE, end - 1);
       if (lastNewline === -1) {
@@ -61,21 +229,45 @@ export async function verifyLogFile(path: string): Promise<VerifyResult> {
       }
       const failure = chain.acceptLines(buffer.subarray(0, lastNewline + 1));
       if (failure !== undefined) return failure;
+      if (chain.done) return undefined;
       filled = buffer.copy(buffer, 0, lastNewline + 1, end);
     }
-    if (filled > 0) return chain.fail("incomplete final line (no newline)");
-    return chain.result();
+    if (filled > 0) {
+      return chain.fail(
+        options.last
+          ? "incomplete final line (no newline)"
+          : "segment ends with an incomplete line",
+      );
+    }
+    return undefined;
   } finally {
     await handle.close();
   }
 }
 
-type Failure = Extract<VerifyResult, { ok: false }>;
-
-/** The chain state carried from line to line. */
+/** The chain state carried from line to line, and from segment to segment. */
 class ChainCheck {
   #entries = 0;
   #lastHash = GENESIS_HASH;
+  #segment: string | undefined;
+  #segmentFirstSeq = 1;
+  readonly #checkpoints: readonly Checkpoint[];
+  /** Index of the next checkpoint to meet; checkpoints at seq 0 were checked on reading. */
+  #next = 0;
+  readonly #upToSeq: number | undefined;
+  done = false;
+
+  constructor(checkpoints: readonly Checkpoint[], upToSeq: number | undefined) {
+    this.#checkpoints = checkpoints;
+    this.#upToSeq = upToSeq;
+    while ((this.#checkpoints[this.#next]?.seq ?? -1) === 0) this.#next++;
+    if (upToSeq === 0) this.done = true;
+  }
+
+  startSegment(name: string): void {
+    this.#segment = name;
+    this.#segmentFirstSeq = this.#entries + 1;
+  }
 
   /** Checks a run of complete lines (`bytes` ends with a newline). */
   acceptLines(bytes: Buffer): Failure | undefined {
@@ -89,7 +281,7 @@ class ChainCheck {
       const newline = text.indexOf("\n", start);
       if (newline === -1) return undefined;
       const failure = this.#acceptLine(text.slice(start, newline));
-      if (failure !== undefined) return failure;
+      if (failure !== undefined || this.done) return failure;
       start = newline + 1;
     }
   }
@@ -99,14 +291,49 @@ class ChainCheck {
       ok: false,
       entries: this.#entries,
       firstBadSeq: this.#entries + 1,
-      // Every line before the bad one held one good entry, so the two counts agree.
-      line: this.#entries + 1,
+      // Every line before the bad one held one good entry, so the counts agree.
+      line: this.#entries + 2 - this.#segmentFirstSeq,
       reason,
     };
   }
 
+  /** A failure not tied to a line of a segment. */
+  failAt(reason: string): AuditFailure {
+    return { ok: false, entries: this.#entries, firstBadSeq: this.#entries + 1, reason };
+  }
+
+  /** Names the segment of a failure; one found in an earlier segment names none. */
+  located(failure: Failure): AuditFailure {
+    const { ok: _ok, line, ...rest } = failure;
+    if (line < 1 || this.#segment === undefined) return { ok: false, ...rest };
+    return { ok: false, ...rest, segment: this.#segment, line };
+  }
+
   result(): VerifyResult {
     return { ok: true, entries: this.#entries, lastSeq: this.#entries, lastHash: this.#lastHash };
+  }
+
+  finish(segments: number): AuditVerifyResult {
+    const last = this.#checkpoints.at(-1);
+    if (last === undefined) {
+      return this.failAt(
+        `no signed checkpoint (${CHECKPOINT_FILE} is missing or empty): the log's end cannot be proven`,
+      );
+    }
+    if (this.#entries < last.seq) {
+      return this.failAt(
+        `the log ends at seq ${this.#entries} but a signed checkpoint covers seq ${last.seq}: its tail was cut`,
+      );
+    }
+    return {
+      ok: true,
+      entries: this.#entries,
+      lastSeq: this.#entries,
+      lastHash: this.#lastHash,
+      segments,
+      checkpoints: this.#checkpoints.length,
+      lastCheckpoint: last,
+    };
   }
 
   #acceptLinesOneByOne(bytes: Buffer): Failure | undefined {
@@ -117,7 +344,7 @@ class ChainCheck {
       const lineBytes = bytes.subarray(start, newline);
       if (!isUtf8(lineBytes)) return this.fail("invalid UTF-8");
       const failure = this.#acceptLine(lineBytes.toString("utf8"));
-      if (failure !== undefined) return failure;
+      if (failure !== undefined || this.done) return failure;
       start = newline + 1;
     }
   }
@@ -151,8 +378,25 @@ class ChainCheck {
       return this.fail("entry is not canonicalizable");
     }
     if (computed !== entry.hash) return this.fail("hash mismatch");
+    const checkpoint = this.#checkpoints[this.#next];
+    if (checkpoint !== undefined && checkpoint.seq === expectedSeq) {
+      if (checkpoint.hash !== computed) {
+        // The chain holds, so everything since the previous checkpoint was rewritten
+        // with fresh hashes: none of it can be trusted.
+        const since = this.#checkpoints[this.#next - 1]?.seq ?? 0;
+        return {
+          ok: false,
+          entries: since,
+          firstBadSeq: since + 1,
+          line: since + 2 - this.#segmentFirstSeq,
+          reason: `entry ${expectedSeq} differs from its signed checkpoint: entries after seq ${since} were rewritten`,
+        };
+      }
+      while ((this.#checkpoints[this.#next]?.seq ?? -1) === expectedSeq) this.#next++;
+    }
     this.#entries = expectedSeq;
     this.#lastHash = computed;
+    if (this.#upToSeq !== undefined && expectedSeq >= this.#upToSeq) this.done = true;
     return undefined;
   }
 }

@@ -1,14 +1,28 @@
 import { type Command, type CommandIo, EXIT, UsageError } from "./command.js";
+import { auditCommands } from "./commands/audit/index.js";
 import { clientCommands } from "./commands/client.js";
+import { completeCommand } from "./commands/complete.js";
+import { credentialProcessCommand } from "./commands/credential-process.js";
 import { devCommand } from "./commands/dev.js";
+import { execCommand } from "./commands/exec.js";
 import { keygenCommand } from "./commands/keygen.js";
+import { keysCommands } from "./commands/keys.js";
+import { mcpCommand } from "./commands/mcp.js";
 import { policyTestCommand } from "./commands/policy-test.js";
+import { serveCommand } from "./commands/serve.js";
 
 const COMMANDS: readonly Command[] = [
   devCommand,
+  serveCommand,
   ...clientCommands,
+  completeCommand,
+  execCommand,
+  credentialProcessCommand,
+  mcpCommand,
   policyTestCommand,
   keygenCommand,
+  ...keysCommands,
+  ...auditCommands,
 ];
 
 function overview(): string {
@@ -55,8 +69,10 @@ export async function runCli(argv: readonly string[], io: CommandIo): Promise<nu
     return EXIT.usage;
   }
   const { command, rest } = selected;
-  // `--help` anywhere, or `-h` first: `-h` later may be an option's value.
-  if (rest.includes("--help") || rest[0] === "-h") {
+  // `--help` anywhere before a `--` (after it come another program's arguments,
+  // as in `writ exec … -- cmd --help`), or `-h` first: later it may be a value.
+  const own = rest.includes("--") ? rest.slice(0, rest.indexOf("--")) : rest;
+  if (own.includes("--help") || own[0] === "-h") {
     io.stdout(`${command.help.trim()}\n`);
     return EXIT.ok;
   }

@@ -6,7 +6,8 @@ import type { PrincipalKind } from "../domain/principal.js";
 /** The demo identities file `writ dev` writes: plain keys, for trying writ locally only. */
 export interface DevIdentities {
   agents: { id: string; key: string; owner: string }[];
-  reviewers: { id: string; key: string; groups: string[] }[];
+  /** `slack_user_id` links a demo reviewer to a Slack account (see docs/slack.md). */
+  reviewers: { id: string; key: string; groups: string[]; slack_user_id?: string }[];
   auditors: { id: string; key: string }[];
   resource_servers: { id: string; key: string; audience: string }[];
 }
@@ -18,9 +19,26 @@ function demo(): DevIdentities {
     // alice owns the agent and is also a data owner: she must never count toward its approvals.
     agents: [{ id: "report-agent", key: generateKey("agent"), owner: "alice" }],
     reviewers: [
-      { id: "alice", key: generateKey("reviewer"), groups: ["data-owners"] },
-      { id: "bob", key: generateKey("reviewer"), groups: ["data-owners"] },
-      { id: "carol", key: generateKey("reviewer"), groups: ["data-owners", "security"] },
+      // Placeholder Slack ids: no real workspace has them, so nobody maps until
+      // WRIT_DEV_SLACK_USERS names real accounts.
+      {
+        id: "alice",
+        key: generateKey("reviewer"),
+        groups: ["data-owners"],
+        slack_user_id: "U0WRITALICE",
+      },
+      {
+        id: "bob",
+        key: generateKey("reviewer"),
+        groups: ["data-owners"],
+        slack_user_id: "U0WRITBOB",
+      },
+      {
+        id: "carol",
+        key: generateKey("reviewer"),
+        groups: ["data-owners", "security"],
+        slack_user_id: "U0WRITCAROL",
+      },
     ],
     auditors: [{ id: "dana", key: generateKey("auditor") }],
     resource_servers: [
@@ -88,4 +106,20 @@ export function devPrincipals(identities: DevIdentities): KeyedPrincipal[] {
       audience: s.audience,
     })),
   ];
+}
+
+/**
+ * The demo reviewers' Slack links: `override` (from WRIT_DEV_SLACK_USERS) gives
+ * ids in reviewer order; otherwise the `slack_user_id` each carries.
+ */
+export function devSlackUserIds(
+  identities: DevIdentities,
+  override?: readonly string[],
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  identities.reviewers.forEach((reviewer, index) => {
+    const id = override !== undefined ? override[index] : reviewer.slack_user_id;
+    if (typeof id === "string" && /^[UW][A-Z0-9]{2,20}$/.test(id)) out[reviewer.id] = id;
+  });
+  return out;
 }

@@ -52,6 +52,20 @@ export interface WritEnv {
   WRIT_URL?: string;
   /** The caller's key, for client commands. */
   WRIT_KEY?: string;
+  /** `writ dev` only: the IAM role every AWS request maps to (see docs/aws.md). */
+  WRIT_AWS_ROLE_ARN?: string;
+  /** Slack's signing secret; with SLACK_BOT_TOKEN turns Slack on (see docs/slack.md). */
+  SLACK_SIGNING_SECRET?: string;
+  /** The Slack bot token (`xoxb-…`). */
+  SLACK_BOT_TOKEN?: string;
+  /** The Slack app-level token (`xapp-…`), for Socket Mode. */
+  SLACK_APP_TOKEN?: string;
+  /** Slack Web API base URL, for proxies and tests. */
+  WRIT_SLACK_API_URL?: string;
+  /** The Slack channel approval messages go to when no group route applies. */
+  WRIT_SLACK_CHANNEL?: string;
+  /** `writ dev` only: Slack user ids of the demo reviewers, in order, comma-separated. */
+  WRIT_DEV_SLACK_USERS?: string;
 }
 
 export function readEnv(env: NodeJS.ProcessEnv = process.env): WritEnv {
@@ -59,5 +73,12 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): WritEnv {
   if (env.WRIT_CONFIG) out.WRIT_CONFIG = env.WRIT_CONFIG;
   if (env.WRIT_URL) out.WRIT_URL = env.WRIT_URL;
   if (env.WRIT_KEY) out.WRIT_KEY = env.WRIT_KEY;
+  if (env.WRIT_AWS_ROLE_ARN) out.WRIT_AWS_ROLE_ARN = env.WRIT_AWS_ROLE_ARN;
+  if (env.SLACK_SIGNING_SECRET) out.SLACK_SIGNING_SECRET = env.SLACK_SIGNING_SECRET;
+  if (env.SLACK_BOT_TOKEN) out.SLACK_BOT_TOKEN = env.SLACK_BOT_TOKEN;
+  if (env.SLACK_APP_TOKEN) out.SLACK_APP_TOKEN = env.SLACK_APP_TOKEN;
+  if (env.WRIT_SLACK_API_URL) out.WRIT_SLACK_API_URL = env.WRIT_SLACK_API_URL;
+  if (env.WRIT_SLACK_CHANNEL) out.WRIT_SLACK_CHANNEL = env.WRIT_SLACK_CHANNEL;
+  if (env.WRIT_DEV_SLACK_USERS) out.WRIT_DEV_SLACK_USERS = env.WRIT_DEV_SLACK_USERS;
   return out;
 }

@@ -1,4 +1,15 @@
 import { z } from "zod";
+import { AwsConfig } from "./aws-schema.js";
+import { McpConfig } from "./mcp-schema.js";
+import {
+  NotificationsConfig,
+  SlackConfig,
+  slackUserId,
+  TeamsConfig,
+  WebhookConfig,
+} from "./notify-schema.js";
+import { OidcIssuersConfig } from "./oidc-schema.js";
+import { MetricsConfig, RateLimitsConfig, RedisConfig, StoreConfig } from "./operations-schema.js";
 
 const id = z
   .string()
@@ -18,7 +29,15 @@ const AgentConfig = z.strictObject({
     .default({}),
 });
 /** One reviewer: a person, and the groups policies may name. */
-const ReviewerConfig = z.strictObject({ id, key_sha256: keySha256, groups: z.array(id).min(1) });
+const ReviewerConfig = z.strictObject({
+  id,
+  key_sha256: keySha256,
+  groups: z.array(id).min(1),
+  /** The reviewer's Slack account: the only way a Slack user counts as this reviewer. */
+  slack_user_id: slackUserId.optional(),
+  /** Matched against Slack's confirmed email only with `slack.match_by_email`. */
+  email: z.email().max(254).optional(),
+});
 const AuditorConfig = z.strictObject({ id, key_sha256: keySha256 });
 const ResourceServerConfig = z.strictObject({
   id,
@@ -31,13 +50,15 @@ export const IdentitiesConfig = z.strictObject({
   reviewers: z.array(ReviewerConfig).default([]),
   auditors: z.array(AuditorConfig).default([]),
   resource_servers: z.array(ResourceServerConfig).default([]),
+  /** Workload-identity issuers whose tokens authenticate agents (see docs/oidc.md). */
+  oidc: OidcIssuersConfig.default([]),
 });
 
 /**
  * The whole configuration: one file (YAML or JSON), validated at start. Every
  * field is documented in docs/configuration.md.
  */
-export const WritConfigSchema = z.strictObject({
+const WritConfigObject = z.strictObject({
   server: z
     .strictObject({
       host: z.string().min(1).default("127.0.0.1"),
@@ -75,9 +96,65 @@ export const WritConfigSchema = z.strictObject({
     .strictObject({
       /** Log directory; default `<data_dir>/audit`. */
       dir: z.string().min(1).optional(),
+      /** Ed25519 checkpoint signing key, apart from the JWT keys; default `<data_dir>/keys/checkpoint.json`. */
+      checkpoint_key_file: z.string().min(1).optional(),
+      /** A signed checkpoint after this many new entries. */
+      checkpoint_every_entries: z.number().int().min(1).max(1_000_000).default(1000),
+      /** A signed checkpoint at least this often while entries are being added. */
+      checkpoint_every_seconds: seconds(1, 86_400).default(60),
+      /** A new segment file once the current one reaches this size. */
+      segment_max_bytes: z
+        .number()
+        .int()
+        .min(4096)
+        .max(2 ** 40)
+        .default(64 * 1024 * 1024),
+    })
+    .prefault({}),
+  /** The web console at `/console` (see docs/console.md). */
+  console: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** A console session ends after this long without a request. */
+      idle_timeout_seconds: seconds(60, 86_400).default(1800),
+      /** A console session ends this long after sign-in, whatever its activity. */
+      session_max_seconds: seconds(300, 604_800).default(28_800),
     })
     .prefault({}),
   identities: IdentitiesConfig.prefault({}),
+  /** The state store: embedded memory (dev) or Redis (production). */
+  store: StoreConfig.prefault({}),
+  /** The Redis deployment (see docs/operations.md). */
+  redis: RedisConfig.prefault({}),
+  /** Per-agent request limits. */
+  rate_limits: RateLimitsConfig.prefault({}),
+  /** The Prometheus `/metrics` endpoint, on its own listener. */
+  metrics: MetricsConfig.prefault({}),
+  /** The MCP server on the HTTP API (see docs/mcp.md). */
+  mcp: McpConfig.prefault({}),
+  /** AWS credentials; absent, writ issues none (see docs/aws.md). */
+  aws: AwsConfig.optional(),
+  /** Slack approvals (see docs/slack.md); on when the signing secret and bot token are set. */
+  slack: SlackConfig.optional(),
+  /** A Microsoft Teams channel told about requests (see docs/teams.md). */
+  teams: TeamsConfig.optional(),
+  /** Signed webhooks receiving every event (see docs/webhooks.md). */
+  webhooks: z.array(WebhookConfig).max(20).default([]),
+  /** Settings shared by every notification channel. */
+  notifications: NotificationsConfig.prefault({}),
+});
+
+export const WritConfigSchema = WritConfigObject.superRefine((config, ctx) => {
+  // writ's own credentials must never authenticate an agent.
+  config.identities.oidc.forEach((entry, index) => {
+    if (entry.issuer === config.issuer) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["identities", "oidc", index, "issuer"],
+        message: "is writ's own issuer; trust another issuer",
+      });
+    }
+  });
 });
 
 export type WritConfig = z.infer<typeof WritConfigSchema>;

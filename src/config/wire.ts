@@ -1,18 +1,26 @@
 import { join, resolve } from "node:path";
-import { loadOrCreateKeyRing } from "../adapters/jwt-keys.js";
+import { type JwtKeyRing, loadOrCreateKeyRing } from "../adapters/jwt-keys.js";
 import { createJwtMinter, createJwtVerifier } from "../adapters/jwt-minter.js";
 import { createKeyDirectory, type KeyedPrincipal } from "../adapters/key-identity.js";
 import { createMemoryStore } from "../adapters/memory-store.js";
-import { openReplicaLog } from "../audit/replica-log.js";
+import { createOidcAuthenticator, withOidcAgents } from "../adapters/oidc-identity.js";
 import { createStreamFollowingLog } from "../audit/stream-follower.js";
 import { createApp } from "../http/app.js";
 import { createCedarPolicyEngine } from "../policy/cedar-engine.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import type { Logger } from "../ports/logger.js";
+import type { Metrics } from "../ports/metrics.js";
+import type { NotificationState } from "../ports/notification-state.js";
 import type { Notifier } from "../ports/notifier.js";
+import type { RateLimiter } from "../ports/rate-limiter.js";
 import type { RequestStore } from "../ports/store.js";
 import { createBroker } from "../service/broker.js";
+import { recordAuditRepair } from "../service/record-audit-repair.js";
 import type { WritConfig } from "./schema.js";
+import { openAuditLog } from "./wire-audit.js";
+import { type AwsClients, createAwsCredentials } from "./wire-aws.js";
+import { prepareNotifications } from "./wire-notify.js";
+import { wireOperations } from "./wire-operations.js";
 
 export interface AssembleOptions {
   clock?: Clock;
@@ -22,6 +30,23 @@ export interface AssembleOptions {
   notifiers?: readonly Notifier[];
   /** Defaults to the embedded memory store. */
   store?: RequestStore;
+  /** Signing keys loaded by the caller; `writ serve` never lets wiring generate them. */
+  keys?: JwtKeyRing;
+  /**
+   * Whether a missing audit checkpoint key may be generated (default true, as in
+   * `writ dev`); false makes a missing key an error, as production needs.
+   */
+  createCheckpointKey?: boolean;
+  /** A shared rate limiter (Redis); defaults to one held in this process. */
+  rateLimiter?: RateLimiter;
+  /** Where to count requests, decisions, issuance and Redis errors (`/metrics`). */
+  metrics?: Metrics;
+  /** AWS SDK clients to use instead of those the configuration builds. */
+  awsClients?: AwsClients;
+  /** Slack user ids of reviewers not in the configuration (the demo ones in dev mode). */
+  slackUserIds?: Readonly<Record<string, string>>;
+  /** Notification state shared by replicas (Redis); defaults to one held in this process. */
+  notificationState?: NotificationState;
 }
 
 /** Converts configured identities to directory entries. */
@@ -59,10 +84,19 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
   const { logger } = options;
   const clock = options.clock ?? systemClock;
   const dataDir = resolve(config.data_dir);
-  const keys = await loadOrCreateKeyRing(
-    config.jwt.keys_file ?? join(dataDir, "keys", "jwt.json"),
-    config.jwt.algorithm,
-  );
+  const buildNotifications = prepareNotifications(config, {
+    principals: [...configuredPrincipals(config), ...(options.extraPrincipals ?? [])],
+    ...(options.slackUserIds !== undefined ? { slackUserIds: options.slackUserIds } : {}),
+    ...(options.notificationState !== undefined ? { state: options.notificationState } : {}),
+    clock,
+    logger,
+  });
+  const keys =
+    options.keys ??
+    (await loadOrCreateKeyRing(
+      config.jwt.keys_file ?? join(dataDir, "keys", "jwt.json"),
+      config.jwt.algorithm,
+    ));
   const policy = await createCedarPolicyEngine({
     dir: resolve(config.policies.dir),
     defaults: {
@@ -80,8 +114,20 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
         errors: errors.map((e) => e.policyId ?? "request"),
       }),
   });
-  const store = options.store ?? createMemoryStore();
-  const { log: auditFile } = await openReplicaLog(config.audit.dir ?? join(dataDir, "audit"));
+  const operations = wireOperations(config, options.store ?? createMemoryStore(), {
+    clock,
+    rateLimiter: options.rateLimiter,
+    metrics: options.metrics,
+  });
+  const { store } = operations;
+  const { auditFile, repair, integrity } = await openAuditLog(config, {
+    dataDir,
+    jwtKeys: keys,
+    jwtKeysFile: config.jwt.keys_file ?? join(dataDir, "keys", "jwt.json"),
+    createKey: options.createCheckpointKey ?? true,
+    clock,
+    logger,
+  });
   const auditLog = createStreamFollowingLog({
     store,
     file: auditFile,
@@ -89,32 +135,59 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     after: store.persistent ? auditFile.tailEventIdAtOpen : undefined,
   });
   const jwtOptions = { keys, issuer: config.issuer };
+  const aws = await createAwsCredentials(config.aws, {
+    clock,
+    logger,
+    clients: options.awsClients,
+  });
   const broker = createBroker({
     store,
     auditLog,
     policy,
-    identities: createKeyDirectory([
-      ...configuredPrincipals(config),
-      ...(options.extraPrincipals ?? []),
-    ]),
-    minters: { jwt: createJwtMinter(jwtOptions) },
+    identities: withOidcAgents(
+      createKeyDirectory([...configuredPrincipals(config), ...(options.extraPrincipals ?? [])]),
+      config.identities.oidc.length > 0
+        ? createOidcAuthenticator({ issuers: config.identities.oidc, clock })
+        : undefined,
+    ),
+    minters: { jwt: createJwtMinter(jwtOptions), ...(aws ? { aws: aws.minter } : {}) },
+    ...(aws ? { revokers: { aws: aws.revoker } } : {}),
     verifier: createJwtVerifier(jwtOptions),
-    notifiers: options.notifiers ?? [],
+    notifiers: [...(options.notifiers ?? []), ...operations.notifiers],
     clock,
     logger,
     timing: { collectWindowSeconds: config.requests.collect_window_seconds },
+    rateLimiter: operations.rateLimiter,
+    stopping: operations.stopping.signal,
   });
-  if (auditFile.repaired !== undefined) {
+  if (repair !== undefined) {
     logger.warn("audit log had a torn final line; repaired", {
-      dropped_bytes: auditFile.repaired.droppedBytes,
+      dropped_bytes: repair.droppedBytes,
     });
+    // The cut is evidence too: it goes into the stream and the log as audit.repaired.
+    await recordAuditRepair(broker.deps, repair);
   }
+  const notifications = await buildNotifications(broker.deps);
   const app = createApp({
     broker,
+    extraRoutes: notifications.routes,
     jwks: () => keys.jwks(),
     logger,
     maxBodyBytes: config.server.max_body_bytes,
+    ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
+    mcp: { enabled: config.mcp.http, returnCredentials: config.mcp.return_credentials },
+    audit: integrity,
+    ...(config.console.enabled
+      ? {
+          console: {
+            idleTimeoutSeconds: config.console.idle_timeout_seconds,
+            sessionMaxSeconds: config.console.session_max_seconds,
+          },
+        }
+      : {}),
   });
+  // Delivery workers follow the event stream beside requests, never inside them.
+  notifications.start();
   return {
     app,
     broker,
@@ -122,11 +195,20 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     policy,
     auditLog,
     auditFile,
+    auditIntegrity: integrity,
+    /** Ends long-polls and reports not ready: the first step of a graceful stop. */
+    beginShutdown() {
+      operations.stopping.abort();
+    },
+    notifications,
     async close() {
+      // Workers first: they read the stream and the store until they stop.
+      await notifications.close();
       policy.close();
       // The log first: it writes what the stream still holds, then the store goes.
       await auditLog.close();
       await store.close();
+      aws?.close();
     },
   };
 }

@@ -21,6 +21,12 @@ export interface Decision {
   readonly reasonRequired: boolean;
   /** Context field names that notifications mask until a reviewer reveals them. */
   readonly sensitiveFields: readonly string[];
+  /**
+   * Networks an AWS credential may be used from (`aws:SourceIp`): one list per
+   * determining permit with `@aws_source_ip`, and every list must hold. Absent
+   * when no permit restricts it.
+   */
+  readonly awsSourceIps?: readonly (readonly string[])[];
 }
 
 /** Every group named by any requirement, in order, without repeats. */

@@ -7,6 +7,7 @@ export const EVENT_TYPES = [
   "request.decided",
   "approval.granted",
   "approval.denied",
+  "approval.refused",
   "request.approved",
   "request.denied",
   "request.expired",
@@ -14,8 +15,12 @@ export const EVENT_TYPES = [
   "credential.issued",
   "credential.expired",
   "credential.revoked",
+  "credential.completed",
   "token.used",
   "token.replay_blocked",
+  "sensitive.revealed",
+  // Belongs to no request (request_id ""): opening the audit log cut a torn write.
+  "audit.repaired",
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];

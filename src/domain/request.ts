@@ -13,9 +13,10 @@ import {
 } from "./principal.js";
 
 /**
- * `pending → approved → issued → (used | expired | revoked)` and
+ * `pending → approved → issued → (used | expired | revoked | completed)` and
  * `pending → (denied | expired | cancelled)`; an approved request that is never
- * collected expires or can be cancelled.
+ * collected expires or can be cancelled. `completed`: the agent reported its
+ * action done before the credential was used or expired, which ended it.
  */
 export const REQUEST_STATUSES = [
   "pending",
@@ -24,6 +25,7 @@ export const REQUEST_STATUSES = [
   "used",
   "expired",
   "revoked",
+  "completed",
   "denied",
   "cancelled",
 ] as const;
@@ -52,6 +54,12 @@ export interface IssuedCredential {
   readonly id: string;
   readonly issuedAt: number;
   readonly expiresAt: number;
+  /**
+   * Public facts about the credential that auditors and its revoker need (an AWS
+   * session's role, session name, grant id and STS expiry). Recorded in
+   * `credential.issued`; never a secret.
+   */
+  readonly attributes?: Readonly<Record<string, string>>;
 }
 
 /** What an agent asks for. */
@@ -83,6 +91,8 @@ export interface AccessRequest extends RequestInput {
   readonly expiresAt: number;
   readonly reviews: readonly Review[];
   readonly credential?: IssuedCredential;
+  /** When the agent reported its action done (`POST /v1/requests/{id}/complete`). */
+  readonly completedAt?: number;
 }
 
 /** A new state and the events that record the change; committed together or not at all. */
@@ -204,7 +214,17 @@ export function approverIds(request: AccessRequest): string[] {
   ];
 }
 
-function assertReviewable(request: AccessRequest, reviewer: Reviewer, now: number): string[] {
+/**
+ * The reviewer's groups that the policy names, if `reviewer` may act on `request`
+ * now: it is pending and before its deadline, and the reviewer is neither the
+ * agent, its owner nor its `on_behalf_of` person. Throws the coded reason otherwise.
+ * Every channel's checks (review, reveal) go through here.
+ */
+export function assertEligibleReviewer(
+  request: AccessRequest,
+  reviewer: Reviewer,
+  now: number,
+): string[] {
   if (request.status !== "pending") {
     throw new WritError("request_not_pending", `The request is ${request.status}, not pending.`, {
       status: request.status,
@@ -232,6 +252,11 @@ function assertReviewable(request: AccessRequest, reviewer: Reviewer, now: numbe
       groups: [...named],
     });
   }
+  return groups;
+}
+
+function assertReviewable(request: AccessRequest, reviewer: Reviewer, now: number): string[] {
+  const groups = assertEligibleReviewer(request, reviewer, now);
   if (request.reviews.some((r) => r.reviewerId === reviewer.id)) {
     throw new WritError("already_reviewed", "You have already reviewed this request.");
   }
@@ -243,10 +268,12 @@ export function approveRequest(args: {
   reviewer: Reviewer;
   comment?: string;
   channel: ReviewChannel;
+  /** The reviewer's account in the channel (a Slack user id), recorded with the review. */
+  channelUserId?: string;
   now: number;
   timing: Timing;
 }): Transition {
-  const { request, reviewer, comment, channel, now, timing } = args;
+  const { request, reviewer, comment, channel, channelUserId, now, timing } = args;
   const groups = assertReviewable(request, reviewer, now);
   const review: Review = {
     reviewerId: reviewer.id,
@@ -265,6 +292,7 @@ export function approveRequest(args: {
       reviewer: reviewer.id,
       groups,
       channel,
+      ...(channelUserId ? { channel_user_id: channelUserId } : {}),
       ...(comment ? { comment } : {}),
       approvals: approvers.length,
     }),
@@ -288,9 +316,11 @@ export function denyRequest(args: {
   reviewer: Reviewer;
   reason: string;
   channel: ReviewChannel;
+  /** The reviewer's account in the channel (a Slack user id), recorded with the review. */
+  channelUserId?: string;
   now: number;
 }): Transition {
-  const { request, reviewer, reason, channel, now } = args;
+  const { request, reviewer, reason, channel, channelUserId, now } = args;
   const groups = assertReviewable(request, reviewer, now);
   const review: Review = {
     reviewerId: reviewer.id,
@@ -308,6 +338,7 @@ export function denyRequest(args: {
         reviewer: reviewer.id,
         groups,
         channel,
+        ...(channelUserId ? { channel_user_id: channelUserId } : {}),
         reason,
       }),
       event(request, "request.denied", actor, now, { by: "reviewer", reviewer: reviewer.id }),
@@ -373,6 +404,7 @@ export function assertCollectable(request: AccessRequest, now: number): void {
     case "issued":
     case "used":
     case "revoked":
+    case "completed":
       throw new WritError(
         "credential_already_issued",
         "The credential was already collected; it is handed out once.",
@@ -392,6 +424,7 @@ export function issueCredential(args: {
     request: next(request, { status: "issued", credential, expiresAt: credential.expiresAt }, now),
     events: [
       event(request, "credential.issued", actorOf(agent), now, {
+        ...credential.attributes,
         credential_type: credential.type,
         credential_id: credential.id,
         expires_at: new Date(credential.expiresAt).toISOString(),
@@ -458,6 +491,57 @@ export function revokeCredential(args: {
       event(request, "credential.revoked", actorOf(by), now, {
         credential_id: request.credential?.id ?? null,
         reason,
+      }),
+    ],
+  };
+}
+
+/**
+ * Whether the agent may report `request` complete: its credential was collected
+ * and is still issued (completing ends it), or was already used. Throws
+ * `not_completable` otherwise; an already-completed request is accepted here and
+ * left unchanged by {@link completeRequest}.
+ */
+export function assertCompletable(request: AccessRequest): void {
+  if (request.status === "issued" || request.status === "used" || request.status === "completed") {
+    return;
+  }
+  const hint =
+    request.status === "pending" || request.status === "approved"
+      ? " Nothing was collected yet: cancel the request instead."
+      : "";
+  throw new WritError(
+    "not_completable",
+    `The request is ${request.status}; only a collected credential can be completed.${hint}`,
+    { status: request.status },
+  );
+}
+
+/**
+ * The requesting agent reports its action done. Credential-type neutral: an
+ * issued credential ends (`issued → completed`; a JWT no longer consumes, and
+ * the service revokes sessions at their source first); a used one stays `used`
+ * and the report is recorded. Reporting again changes and records nothing.
+ */
+export function completeRequest(args: {
+  request: AccessRequest;
+  agent: Agent;
+  now: number;
+}): Transition {
+  const { request, agent, now } = args;
+  assertCompletable(request);
+  if (request.status === "completed" || request.completedAt !== undefined) {
+    return { request, events: [] };
+  }
+  const status: RequestStatus = request.status === "issued" ? "completed" : request.status;
+  return {
+    request: next(request, { status, completedAt: now }, now),
+    events: [
+      event(request, "credential.completed", actorOf(agent), now, {
+        credential_type: request.credentialType,
+        credential_id: request.credential?.id ?? null,
+        previous_status: request.status,
+        ended: request.status === "issued",
       }),
     ],
   };

@@ -5,11 +5,17 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import type { ZodError } from "zod";
+import { createConsole } from "../console/console-app.js";
 import { type ErrorCode, WritError } from "../domain/errors.js";
+import type { AuditIntegrity } from "../ports/audit-integrity.js";
 import type { Logger } from "../ports/logger.js";
+import type { Metrics } from "../ports/metrics.js";
 import type { Broker } from "../service/broker.js";
 import { type AuthEnv, principalAuth } from "./auth.js";
 import { ERROR_STATUS } from "./error-status.js";
+import { httpMetrics } from "./metrics.js";
+import { publicAuditRoutes } from "./routes/audit.js";
+import { type McpRouteOptions, mcpRoutes } from "./routes/mcp.js";
 import { requestRoutes } from "./routes/requests.js";
 import { tokenRoutes } from "./routes/tokens.js";
 import { nestsWithin } from "./schemas.js";
@@ -21,7 +27,21 @@ export interface AppOptions {
   logger: Logger;
   /** Largest accepted request body (default 64 KiB). */
   maxBodyBytes?: number;
+  /** The MCP server at `/mcp` (default: served, credentials never returned). */
+  mcp?: McpRouteOptions;
   version?: string;
+  /**
+   * Routes outside `/v1` that authenticate their callers themselves, each with
+   * its own body limit: the Slack receiver at `/slack/events` verifies Slack's
+   * signature instead of a bearer key.
+   */
+  extraRoutes?: readonly ((app: OpenAPIHono<AuthEnv>) => void)[];
+  /** Counts requests by route template and status, when metrics are on. */
+  metrics?: Metrics;
+  /** The audit log's checkpoint key and integrity checks (`/v1/audit/checkpoint-key`, console). */
+  audit?: AuditIntegrity;
+  /** The web console at `/console`; absent, it is not served. */
+  console?: { idleTimeoutSeconds: number; sessionMaxSeconds: number };
 }
 
 /** Deepest JSON nesting any request body may have; schemas set tighter limits per field. */
@@ -41,7 +61,12 @@ function respond(
   message: string,
   details?: Readonly<Record<string, unknown>>,
 ) {
-  if (code === "unauthenticated") c.header("WWW-Authenticate", 'Bearer realm="writ"');
+  if (code === "unauthenticated" || (code.startsWith("oidc_") && ERROR_STATUS[code] === 401)) {
+    c.header("WWW-Authenticate", 'Bearer realm="writ"');
+  }
+  if (code === "rate_limited" && typeof details?.retry_after_seconds === "number") {
+    c.header("Retry-After", String(details.retry_after_seconds));
+  }
   return c.json(errorBody(code, message, details), ERROR_STATUS[code]);
 }
 
@@ -64,6 +89,7 @@ export function createApp(options: AppOptions) {
     },
   });
 
+  if (options.metrics !== undefined) app.use(httpMetrics(options.metrics));
   app.use(secureHeaders());
   app.use(async function requestLog(c, next) {
     const started = performance.now();
@@ -112,15 +138,33 @@ export function createApp(options: AppOptions) {
     }
     await next();
   });
+  // A public key, served without a key like the JWKS: registered before authentication.
+  if (options.audit !== undefined) publicAuditRoutes(app, options.audit);
   app.use("/v1/*", principalAuth({ identities: broker.deps.identities }));
 
   requestRoutes(app, broker);
   tokenRoutes(app, broker);
+  for (const mount of options.extraRoutes ?? []) mount(app);
+  if (options.console !== undefined) {
+    app.route(
+      "/console",
+      createConsole({ broker, audit: options.audit, logger, ...options.console }),
+    );
+  }
+  mcpRoutes(app, broker.deps.identities, {
+    ...(options.mcp ?? { enabled: true, returnCredentials: false }),
+    maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,
+    version: options.version ?? "0.1.0",
+  });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
+    // A replica that is shutting down reports not ready, so the load balancer stops
+    // sending it new requests while it drains.
     const ready =
-      broker.deps.auditLog.writable() && (await broker.deps.store.ready().catch(() => false));
+      broker.deps.stopping?.aborted !== true &&
+      broker.deps.auditLog.writable() &&
+      (await broker.deps.store.ready().catch(() => false));
     return c.json({ status: ready ? "ready" : "not_ready" }, ready ? 200 : 503);
   });
   app.get("/.well-known/jwks.json", (c) => {

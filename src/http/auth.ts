@@ -9,7 +9,8 @@ export interface PrincipalAuthOptions {
   identities: IdentityDirectory;
 }
 
-const BEARER = /^Bearer ([\x21-\x7e]{1,512})$/;
+// Long enough for workload-identity JWTs (1–2 KB in practice), not for abuse.
+const BEARER = /^Bearer ([\x21-\x7e]{1,8192})$/;
 
 /** Authenticates `Authorization: Bearer <key>` and sets `principal`; anything else is 401. */
 export function principalAuth(options: PrincipalAuthOptions) {

@@ -114,9 +114,10 @@ export const ListRequestsQuery = z.strictObject({
   since: z.iso.datetime().optional(),
   until: z.iso.datetime().optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
+  // Opaque to callers: digits of a list position (the Redis store's are 27 long).
   cursor: z
     .string()
-    .regex(/^\d{1,12}$/)
+    .regex(/^\d{1,32}$/)
     .optional(),
 });
 
@@ -127,6 +128,12 @@ export const ListEventsQuery = z.strictObject({
     .string()
     .regex(/^[0-9-]{1,40}$/)
     .optional(),
+  since: z.iso.datetime().optional().openapi({ description: "Only events at or after this time." }),
+  until: z.iso.datetime().optional().openapi({ description: "Only events before this time." }),
+  wait: z.coerce.number().int().min(0).max(60).optional().openapi({
+    description:
+      "Long-poll: when nothing matches yet, wait up to this many seconds for an event that does.",
+  }),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
@@ -192,6 +199,10 @@ export const RequestView = z
         expires_at: z.string(),
       })
       .optional(),
+    completed_at: z
+      .string()
+      .optional()
+      .openapi({ description: "When the agent reported its action done." }),
     created_at: z.string(),
     updated_at: z.string(),
     expires_at: z.string(),
@@ -241,5 +252,12 @@ export const EventView = z
   .openapi("Event");
 
 export const EventList = z
-  .object({ items: z.array(EventView), next: z.string().optional() })
+  .object({
+    items: z.array(EventView),
+    next: z.string().optional(),
+    last_id: z.string().optional().openapi({
+      description:
+        "The newest event id in the stream when the call was answered. When `items` is empty, continue with `after=last_id`: nothing up to it matched.",
+    }),
+  })
   .openapi("EventList");

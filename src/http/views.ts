@@ -69,6 +69,7 @@ export function requestView(request: AccessRequest, viewer: Principal) {
           },
         }
       : {}),
+    ...(request.completedAt !== undefined ? { completed_at: iso(request.completedAt) } : {}),
     created_at: iso(request.createdAt),
     updated_at: iso(request.updatedAt),
     expires_at: iso(request.expiresAt),

@@ -1,3 +1,5 @@
+import { isIP } from "node:net";
+
 /**
  * The approval terms a policy carries in its Cedar annotations, checked when the
  * policy set loads so that a typo never reaches a request.
@@ -16,6 +18,8 @@ export interface PolicyTerms {
   readonly reasonRequired: boolean;
   /** Context field names masked in notifications. */
   readonly sensitiveFields: readonly string[];
+  /** CIDRs an AWS credential may be used from (`@aws_source_ip`), when the policy sets them. */
+  readonly awsSourceIps?: readonly string[];
 }
 
 /** Largest quorum a policy may ask for; more is almost certainly a typo. */
@@ -29,6 +33,7 @@ const TERM_ANNOTATIONS = [
   "approval_timeout",
   "reason",
   "sensitive",
+  "aws_source_ip",
 ] as const;
 
 /**
@@ -100,6 +105,7 @@ export function readPolicyTerms(
   }
   const reasonRequired = readReason(annotations, problems);
   const sensitiveFields = readNameList(annotations, "sensitive", problems);
+  const awsSourceIps = readCidrList(annotations, "aws_source_ip", problems);
 
   if (problems.length > 0) return { ok: false, problems };
   return {
@@ -111,8 +117,45 @@ export function readPolicyTerms(
       approvalTimeoutSeconds,
       reasonRequired,
       sensitiveFields,
+      ...(awsSourceIps !== undefined ? { awsSourceIps } : {}),
     },
   };
+}
+
+/** At most this many networks in one `@aws_source_ip`: each one grows the session policy. */
+const MAX_CIDRS = 20;
+
+/**
+ * A comma-separated list of IPv4/IPv6 addresses or CIDR blocks, as
+ * `aws:SourceIp` takes them; `undefined` without the annotation.
+ */
+function readCidrList(
+  annotations: RawAnnotations,
+  name: string,
+  problems: string[],
+): string[] | undefined {
+  if (!Object.hasOwn(annotations, name)) return undefined;
+  const value = annotations[name];
+  const items = (value ?? "").split(",").map((item) => item.trim());
+  const bad = items.filter((item) => !isCidr(item));
+  if (value === null || value === undefined || bad.length > 0 || items.length > MAX_CIDRS) {
+    problems.push(
+      `@${name} must be a comma-separated list of at most ${MAX_CIDRS} IP addresses or CIDR ` +
+        `blocks (e.g. "203.0.113.0/24, 2001:db8::/32"), got ${show(value)}`,
+    );
+    return undefined;
+  }
+  return [...new Set(items)];
+}
+
+function isCidr(text: string): boolean {
+  const [address = "", prefix, extra] = text.split("/");
+  if (extra !== undefined) return false;
+  const version = isIP(address);
+  if (version === 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^(0|[1-9][0-9]{0,2})$/.test(prefix)) return false;
+  return Number(prefix) <= (version === 4 ? 32 : 128);
 }
 
 function readNameList(annotations: RawAnnotations, name: string, problems: string[]): string[] {

@@ -1,3 +1,5 @@
+// First: it must run before any call into the Cedar WebAssembly module is optimized.
+import "./wasm-call-inlining.js";
 import { type FSWatcher, watch as watchDir } from "node:fs";
 import { preparsePolicySet, statefulIsAuthorized } from "@cedar-policy/cedar-wasm/nodejs";
 import type { Decision } from "../domain/decision.js";

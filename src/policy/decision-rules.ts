@@ -38,7 +38,8 @@ export function denyDecision(policies: readonly string[], defaults: PolicyDefaul
  * 3. nothing permits: deny, naming nothing;
  * 4. otherwise the satisfied permits decide, and the strictest wins: `approve` if
  *    any names approvers (one requirement each), the smallest TTL and approval
- *    timeout, a reason if any asks for one, the union of sensitive fields.
+ *    timeout, a reason if any asks for one, the union of sensitive fields, and
+ *    every permit's `@aws_source_ip` list (each must hold).
  */
 export function combineDecision(
   outcome: CedarOutcome,
@@ -60,6 +61,9 @@ export function combineDecision(
 
   permits.sort((a, b) => compare(a.id, b.id));
   const requirements = mergeRequirements(permits);
+  const awsSourceIps = permits.flatMap((policy) =>
+    policy.terms.awsSourceIps === undefined ? [] : [policy.terms.awsSourceIps],
+  );
   return {
     effect: requirements.length > 0 ? "approve" : "allow",
     policies: ids(permits),
@@ -74,6 +78,7 @@ export function combineDecision(
     ),
     reasonRequired: permits.some((policy) => policy.terms.reasonRequired),
     sensitiveFields: [...new Set(permits.flatMap((policy) => policy.terms.sensitiveFields))].sort(),
+    ...(awsSourceIps.length > 0 ? { awsSourceIps } : {}),
   };
 }
 

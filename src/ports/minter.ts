@@ -20,6 +20,13 @@ export interface Minted {
 /** Mints a credential bound to exactly one approved request. */
 export interface Minter {
   readonly type: CredentialType;
+  /**
+   * Checks, when the request is made and before it is recorded, that a
+   * credential can be minted for it (AWS: the action is in the catalogue, the
+   * resource is a well-formed ARN, the session policy fits). Throws a coded
+   * `WritError` otherwise. Calls no credential provider.
+   */
+  validate?(request: AccessRequest): Promise<void>;
   mint(request: AccessRequest, now: number): Promise<Minted>;
 }
 

@@ -28,6 +28,10 @@ export interface EventQuery {
   readonly type?: string;
   /** Only events after this stream id. */
   readonly after?: string;
+  /** Only events whose `time` is at or after this (ms since the epoch). */
+  readonly since?: number;
+  /** Only events whose `time` is before this (ms since the epoch). */
+  readonly until?: number;
   readonly limit: number;
 }
 
@@ -79,6 +83,12 @@ export interface RequestStore {
    * followers of the stream: the audit log writer, `writ audit tail`.
    */
   waitForEvents(after: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * The id of the newest event in the stream, or undefined while it is empty.
+   * Read before a query, it is a position the query has covered: followers
+   * (`writ audit tail`) start there, and long-polls wait past it.
+   */
+  lastEventId(): Promise<string | undefined>;
   /** Whether the store can serve state changes now. */
   ready(): Promise<boolean>;
   close(): Promise<void>;

@@ -9,7 +9,10 @@ import type {
   EventView,
   RequestView,
 } from "../http/schemas.js";
-import { WritApiError } from "./errors.js";
+import { isWritApiError, WritApiError } from "./errors.js";
+
+export type { ClientErrorCode, WritErrorCode } from "./errors.js";
+export { isWritApiError, WritApiError } from "./errors.js";
 
 // Only types come from the server's schemas, so the client never loads the server.
 // Objects that travel on the wire keep the API's snake_case names (as in
@@ -57,6 +60,12 @@ export interface ListEventsQuery {
   type?: EventType;
   /** An event id: only events after it. */
   after?: string;
+  /** ISO 8601: only events at or after. */
+  since?: string;
+  /** ISO 8601: only events before. */
+  until?: string;
+  /** Long-poll: when nothing matches yet, wait up to this many seconds (0–60). */
+  wait?: number;
   /** 1–1000, default 100. */
   limit?: number;
 }
@@ -82,14 +91,34 @@ export interface WaitForDecisionOptions {
   onPoll?: (request: WritRequest) => void;
 }
 
-export interface WritClientOptions {
+/**
+ * Returns a bearer token for the next call, e.g. a workload-identity (OIDC)
+ * token from the platform. A JWT with an `exp` claim is reused until shortly
+ * before it expires; anything else is asked for on every call.
+ */
+export type TokenProvider = (context: { signal?: AbortSignal }) => string | Promise<string>;
+
+interface WritClientBaseOptions {
   /** The writ server, e.g. `https://writ.example.com` (http or https; a path prefix is kept). */
   url: string | URL;
-  /** The caller's writ key (agent, reviewer, auditor or resource server). Sent only as a bearer token. */
-  key: string;
   /** A `fetch` to use instead of the global one (tests, proxies). */
   fetch?: typeof fetch;
 }
+
+/** A client authenticates with a static writ key or with tokens from a provider, not both. */
+export type WritClientOptions = WritClientBaseOptions &
+  (
+    | {
+        /** The caller's writ key (agent, reviewer, auditor or resource server). Sent only as a bearer token. */
+        key: string;
+        tokenProvider?: undefined;
+      }
+    | {
+        key?: undefined;
+        /** Supplies bearer tokens (e.g. OIDC) instead of a static key. */
+        tokenProvider: TokenProvider;
+      }
+  );
 
 /**
  * A typed client for the writ v1 API. Every method rejects with a
@@ -115,12 +144,20 @@ export interface WritClient {
   deny(id: string, reason: string): Promise<WritRequest>;
   /** Withdraws a pending or uncollected request (the requesting agent). */
   cancel(id: string): Promise<WritRequest>;
+  /**
+   * Reports the action done (the requesting agent): an unused credential ends
+   * now; a used one stays used and the report is recorded. Repeating it is fine.
+   */
+  complete(id: string): Promise<WritRequest>;
   /** Mints and returns the credential of an approved request, once (the requesting agent). */
   collectCredential(id: string): Promise<WritCredential>;
   /** Consumes a writ JWT once (resource servers); a replay rejects with `token_replayed`. */
   consume(token: string): Promise<ConsumeResult>;
-  /** Recorded events in stream order (auditors). */
-  events(query?: ListEventsQuery): Promise<EventPage>;
+  /**
+   * Recorded events in stream order (auditors). With `wait`, long-polls; `signal`
+   * aborts the call.
+   */
+  events(query?: ListEventsQuery, options?: { signal?: AbortSignal }): Promise<EventPage>;
 }
 
 /** The longest long-poll the API accepts, in seconds. */
@@ -128,7 +165,10 @@ export const MAX_WAIT_SECONDS = 60;
 
 // Larger delays overflow setTimeout and would fire at once.
 const MAX_TIMER_MS = 2_147_483_647;
-const KEY_FORMAT = /^[\x21-\x7e]{1,512}$/;
+// Long enough for a workload-identity JWT passed as the key.
+const KEY_FORMAT = /^[\x21-\x7e]{1,8192}$/;
+/** A provider's JWT is asked for again this long before its `exp`. */
+const TOKEN_REFRESH_MARGIN_MS = 60_000;
 
 type Query = Readonly<Record<string, string | number | undefined>>;
 
@@ -188,27 +228,112 @@ function networkReason(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Creates a client. Misuse (a bad URL or key) throws `TypeError`. */
-export function createWritClient(options: WritClientOptions): WritClient {
-  const base = baseUrl(options.url);
-  const { key } = options;
+/** When a JWT's `exp` claim says it expires (ms), read without verifying; else undefined. */
+function jwtExpiry(token: string): number | undefined {
+  const payload = token.split(".")[1];
+  if (payload === undefined || token.split(".").length !== 3) return undefined;
+  try {
+    const exp: unknown = JSON.parse(Buffer.from(payload, "base64url").toString("utf8")).exp;
+    return typeof exp === "number" && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The bearer for each call: the static key, or the provider's token, reused
+ * while it is a JWT not about to expire.
+ */
+function bearerSource(options: WritClientOptions) {
+  const { key, tokenProvider } = options;
+  if (key !== undefined && tokenProvider !== undefined) {
+    throw new TypeError("give either key or tokenProvider, not both");
+  }
+  if (tokenProvider !== undefined) {
+    if (typeof tokenProvider !== "function")
+      throw new TypeError("tokenProvider must be a function");
+    let cached: { token: string; refreshAt: number } | undefined;
+    return {
+      async bearer(signal: AbortSignal | undefined): Promise<{ token: string; fresh: boolean }> {
+        if (cached !== undefined && Date.now() < cached.refreshAt) {
+          return { token: cached.token, fresh: false };
+        }
+        cached = undefined;
+        let token: unknown;
+        try {
+          token = await tokenProvider(signal === undefined ? {} : { signal });
+        } catch (error) {
+          if (signal?.aborted) throw signal.reason;
+          throw new WritApiError({
+            status: 0,
+            code: "token_unavailable",
+            message: "The token provider failed to supply a token.",
+            cause: error,
+          });
+        }
+        if (typeof token !== "string" || !KEY_FORMAT.test(token)) {
+          throw new WritApiError({
+            status: 0,
+            code: "token_unavailable",
+            message:
+              "The token provider returned something that is not a bearer token (1 to 8192 printable ASCII characters).",
+          });
+        }
+        const expiresAt = jwtExpiry(token);
+        if (expiresAt !== undefined) {
+          cached = { token, refreshAt: expiresAt - TOKEN_REFRESH_MARGIN_MS };
+        }
+        return { token, fresh: true };
+      },
+      /** Forgets a token the server refused, so the next call asks the provider again. */
+      refused(token: string) {
+        if (cached?.token === token) cached = undefined;
+      },
+    };
+  }
   if (typeof key !== "string" || !KEY_FORMAT.test(key)) {
     // The key itself is never echoed: it may be a secret pasted in the wrong place.
-    throw new TypeError("key must be a writ key: 1 to 512 printable ASCII characters, no spaces");
+    throw new TypeError("key must be a writ key: 1 to 8192 printable ASCII characters, no spaces");
   }
+  return {
+    async bearer(): Promise<{ token: string; fresh: boolean }> {
+      return { token: key, fresh: true };
+    },
+    refused(_token: string) {},
+  };
+}
+
+/** Creates a client. Misuse (a bad URL, key or provider) throws `TypeError`. */
+export function createWritClient(options: WritClientOptions): WritClient {
+  const base = baseUrl(options.url);
+  const source = bearerSource(options);
   const fetchImpl = options.fetch ?? globalThis.fetch;
   const where = base.href;
-  // Belt and braces: no message built here contains the key, but a server or a
-  // network library could echo it back.
-  const redact = (text: string) => text.replaceAll(key, "[redacted]");
 
-  async function call<T>({ method, path, query, body, signal }: Call): Promise<T> {
+  async function call<T>(request: Call): Promise<T> {
+    const { token, fresh } = await source.bearer(request.signal);
+    try {
+      return await send<T>(request, token);
+    } catch (error) {
+      // A reused provider token the server refuses (rotated, revoked early):
+      // ask the provider for a new one and try once more. Nothing ran on a 401.
+      if (fresh || !isWritApiError(error) || error.status !== 401) throw error;
+      source.refused(token);
+      const retry = await source.bearer(request.signal);
+      return send<T>(request, retry.token);
+    }
+  }
+
+  async function send<T>({ method, path, query, body, signal }: Call, token: string): Promise<T> {
+    // Belt and braces: no message built here contains the bearer, but a server
+    // or a network library could echo it back.
+    const redact = (text: string) => text.replaceAll(token, "[redacted]");
     const url = new URL(path, base);
     for (const [name, value] of Object.entries(query ?? {})) {
       if (value !== undefined) url.searchParams.set(name, String(value));
     }
     const headers: Record<string, string> = {
-      authorization: `Bearer ${key}`,
+      authorization: `Bearer ${token}`,
       accept: "application/json",
     };
     if (body !== undefined) headers["content-type"] = "application/json";
@@ -339,6 +464,7 @@ export function createWritClient(options: WritClientOptions): WritClient {
     deny: async (id, reason) =>
       call({ method: "POST", path: `v1/requests/${requestId(id)}/deny`, body: { reason } }),
     cancel: async (id) => call({ method: "POST", path: `v1/requests/${requestId(id)}/cancel` }),
+    complete: async (id) => call({ method: "POST", path: `v1/requests/${requestId(id)}/complete` }),
     collectCredential: async (id) => {
       const view = await call<z.infer<typeof CredentialView>>({
         method: "POST",
@@ -350,6 +476,7 @@ export function createWritClient(options: WritClientOptions): WritClient {
       if (typeof token !== "string" || token === "") throw new TypeError("token must be a string");
       return call({ method: "POST", path: "v1/tokens/consume", body: { token } });
     },
-    events: async (query = {}) => call({ method: "GET", path: "v1/events", query: { ...query } }),
+    events: async (query = {}, options = {}) =>
+      call({ method: "GET", path: "v1/events", query: { ...query }, signal: options.signal }),
   };
 }

@@ -4,9 +4,15 @@ import type { ErrorCode } from "../domain/errors.js";
  * Codes the client itself produces, for failures that never got a writ answer:
  * - `unreachable`: the server could not be reached (connection refused, DNS, TLS, reset);
  * - `bad_response`: something answered, but not with writ's JSON (a proxy page, a redirect);
- * - `wait_timeout`: `waitForDecision` gave up while the request was still pending.
+ * - `wait_timeout`: `waitForDecision` gave up while the request was still pending;
+ * - `token_unavailable`: the client's `tokenProvider` failed or returned no usable token.
  */
-export const CLIENT_ERROR_CODES = ["unreachable", "bad_response", "wait_timeout"] as const;
+export const CLIENT_ERROR_CODES = [
+  "unreachable",
+  "bad_response",
+  "wait_timeout",
+  "token_unavailable",
+] as const;
 
 export type ClientErrorCode = (typeof CLIENT_ERROR_CODES)[number];
 

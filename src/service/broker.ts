@@ -3,11 +3,18 @@ import type { RequestInput, ReviewChannel } from "../domain/request.js";
 import type { EventQuery, RequestQuery } from "../ports/store.js";
 import { cancel } from "./cancel-request.js";
 import { collectCredential } from "./collect-credential.js";
+import { complete } from "./complete-request.js";
 import { consumeToken } from "./consume-token.js";
 import { createRequest } from "./create-request.js";
 import type { BrokerDeps } from "./deps.js";
 import { expireDue } from "./expire-requests.js";
-import { getRequest, listEvents, listRequests, type WaitOptions } from "./read-requests.js";
+import {
+  type EventWaitOptions,
+  getRequest,
+  listEvents,
+  listRequests,
+  type WaitOptions,
+} from "./read-requests.js";
 import { approve, deny } from "./review-request.js";
 import { revoke } from "./revoke-credential.js";
 
@@ -19,7 +26,8 @@ export function createBroker(deps: BrokerDeps) {
     get: (principal: Principal, id: string, wait?: WaitOptions) =>
       getRequest(deps, principal, id, wait),
     list: (principal: Principal, query: RequestQuery) => listRequests(deps, principal, query),
-    events: (principal: Principal, query: EventQuery) => listEvents(deps, principal, query),
+    events: (principal: Principal, query: EventQuery, wait?: EventWaitOptions) =>
+      listEvents(deps, principal, query, wait),
     approve: (
       reviewer: Reviewer,
       id: string,
@@ -29,6 +37,7 @@ export function createBroker(deps: BrokerDeps) {
     deny: (reviewer: Reviewer, id: string, reason: string, channel: ReviewChannel) =>
       deny(deps, reviewer, id, reason, channel),
     cancel: (agent: Agent, id: string) => cancel(deps, agent, id),
+    complete: (agent: Agent, id: string) => complete(deps, agent, id),
     revoke: (by: Reviewer | Auditor, id: string, reason: string) => revoke(deps, by, id, reason),
     collect: (agent: Agent, id: string) => collectCredential(deps, agent, id),
     consume: (server: ResourceServer, token: string) => consumeToken(deps, server, token),

@@ -14,7 +14,8 @@ export async function createRequest(
   agent: Agent,
   input: RequestInput,
 ): Promise<AccessRequest> {
-  if (deps.minters[input.credentialType] === undefined) {
+  const minter = deps.minters[input.credentialType];
+  if (minter === undefined) {
     throw new WritError(
       "unsupported_credential_type",
       `This writ does not issue "${input.credentialType}" credentials.`,
@@ -23,6 +24,7 @@ export async function createRequest(
   if (input.credentialType === "jwt" && input.audience === undefined) {
     throw new WritError("audience_required", "A JWT credential needs an audience.");
   }
+  await assertWithinRate(deps, agent);
   const decision = deps.policy.decide({
     agent,
     action: input.action,
@@ -45,6 +47,10 @@ export async function createRequest(
     now: deps.clock.now(),
     timing: deps.timing,
   });
+  // After the decision, which can add conditions to what will be minted (and so
+  // to an AWS session policy's size), and before anything is recorded: a request
+  // that could never be minted is refused now, not after reviewers approved it.
+  if (request.status !== "denied") await minter.validate?.(request);
   assertAuditable(deps);
   const result = await deps.store.create(request, events);
   if (!result.ok) throw new WritError("conflict", "Request id collision; try again.");
@@ -59,4 +65,20 @@ export async function createRequest(
     });
   }
   return request;
+}
+
+/**
+ * Every request, whatever the policy then decides, is recorded and may notify
+ * reviewers: the per-agent limit keeps one agent from flooding either.
+ */
+async function assertWithinRate(deps: BrokerDeps, agent: Agent): Promise<void> {
+  if (deps.rateLimiter === undefined) return;
+  const decision = await deps.rateLimiter.take(agent.id);
+  if (decision.allowed) return;
+  const retryAfterSeconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+  throw new WritError(
+    "rate_limited",
+    `Too many requests from this agent; retry in ${retryAfterSeconds} s.`,
+    { retry_after_seconds: retryAfterSeconds },
+  );
 }

@@ -6,6 +6,8 @@ import type { Logger } from "../ports/logger.js";
 import type { Minter, TokenVerifier } from "../ports/minter.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { PolicyEngine } from "../ports/policy.js";
+import type { RateLimiter } from "../ports/rate-limiter.js";
+import type { CredentialRevoker } from "../ports/revoker.js";
 import type { RequestStore } from "../ports/store.js";
 
 /** Everything the use cases consume: ports only, no adapters. */
@@ -15,9 +17,21 @@ export interface BrokerDeps {
   readonly policy: PolicyEngine;
   readonly identities: IdentityDirectory;
   readonly minters: Partial<Record<CredentialType, Minter>>;
+  /**
+   * Revokers for credentials that must be ended at their source when an agent
+   * completes or a reviewer revokes (AWS sessions); none for JWTs.
+   */
+  readonly revokers?: Partial<Record<CredentialType, CredentialRevoker>>;
   readonly verifier: TokenVerifier;
   readonly notifiers: readonly Notifier[];
   readonly clock: Clock;
   readonly logger: Logger;
   readonly timing: Timing;
+  /** Limits how often each agent may ask (`rate_limited`); none means unlimited. */
+  readonly rateLimiter?: RateLimiter;
+  /**
+   * Aborted when the process begins to shut down: long-polls answer at once with
+   * the current state, so in-flight requests drain within the grace period.
+   */
+  readonly stopping?: AbortSignal;
 }

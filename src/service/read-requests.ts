@@ -25,24 +25,61 @@ export async function getRequest(
   id: string,
   options: WaitOptions = {},
 ): Promise<AccessRequest> {
-  const { waitSeconds = 0, signal } = options;
+  const { waitSeconds = 0 } = options;
   // Checked before the lookup, so the answer does not reveal whether the id exists.
   requireKind(principal, "agent", "reviewer", "auditor");
   let request = await loadSettled(deps, id);
   assertVisible(request, principal);
   const initialStatus = options.whileStatus ?? request.status;
   const waitUntil = Date.now() + waitSeconds * 1000;
-  // A final status never changes, so there is nothing to wait for.
-  while (isLive(request.status) && request.status === initialStatus && !signal?.aborted) {
-    const remaining = waitUntil - Date.now();
-    if (remaining <= 0) break;
-    // Wake at the stage's deadline too, so a waiter sees the expiry when it happens
-    // (loadSettled records it). The deadline is on the injected clock.
-    const untilDeadline = Math.max(0, request.expiresAt - deps.clock.now()) + 1;
-    await deps.store.waitForChange(id, request.version, Math.min(remaining, untilDeadline), signal);
-    request = await loadSettled(deps, id);
+  // Only a long-poll needs the combined signal; a plain read never waits.
+  const wait = waitSignal(waitSeconds > 0 ? options.signal : undefined, deps.stopping);
+  try {
+    // A final status never changes, so there is nothing to wait for.
+    while (isLive(request.status) && request.status === initialStatus && !wait.signal?.aborted) {
+      const remaining = waitUntil - Date.now();
+      if (remaining <= 0) break;
+      // Wake at the stage's deadline too, so a waiter sees the expiry when it happens
+      // (loadSettled records it). The deadline is on the injected clock.
+      const untilDeadline = Math.max(0, request.expiresAt - deps.clock.now()) + 1;
+      await deps.store.waitForChange(
+        id,
+        request.version,
+        Math.min(remaining, untilDeadline),
+        wait.signal,
+      );
+      request = await loadSettled(deps, id);
+    }
+  } finally {
+    wait.release();
   }
   return request;
+}
+
+/**
+ * The caller's signal and the shutdown signal combined: a long-poll ends on
+ * either. Listeners are removed when the wait ends (`AbortSignal.any` would tie
+ * every poll to the process-long shutdown signal).
+ */
+function waitSignal(
+  caller: AbortSignal | undefined,
+  stopping: AbortSignal | undefined,
+): { signal: AbortSignal | undefined; release: () => void } {
+  if (caller === undefined || stopping === undefined) {
+    return { signal: caller ?? stopping, release: () => {} };
+  }
+  const both = new AbortController();
+  const abort = () => both.abort();
+  if (caller.aborted || stopping.aborted) both.abort();
+  caller.addEventListener("abort", abort, { once: true });
+  stopping.addEventListener("abort", abort, { once: true });
+  return {
+    signal: both.signal,
+    release: () => {
+      caller.removeEventListener("abort", abort);
+      stopping.removeEventListener("abort", abort);
+    },
+  };
 }
 
 export async function listRequests(
@@ -54,11 +91,34 @@ export async function listRequests(
   return deps.store.list(query);
 }
 
+export interface EventWaitOptions {
+  /** Long-poll up to this long for a matching event when there is none yet (0: answer at once). */
+  readonly waitSeconds?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Recorded events matching `query`, in stream order, and `lastId`: the newest
+ * stream id when the query ran. It is read first, so every event up to it was
+ * visible to the query: a follower whose page came back empty may continue
+ * after it. With `waitSeconds`, an empty answer waits for new events.
+ */
 export async function listEvents(
   deps: BrokerDeps,
   principal: Principal,
   query: EventQuery,
-): Promise<readonly RecordedEvent[]> {
+  options: EventWaitOptions = {},
+): Promise<{ items: readonly RecordedEvent[]; lastId: string | undefined }> {
   requireKind(principal, "auditor");
-  return deps.store.events(query);
+  const { waitSeconds = 0, signal } = options;
+  const waitUntil = Date.now() + waitSeconds * 1000;
+  for (;;) {
+    const lastId = await deps.store.lastEventId();
+    const items = await deps.store.events(query);
+    const remaining = waitUntil - Date.now();
+    if (items.length > 0 || signal?.aborted || remaining <= 0) return { items, lastId };
+    // Waiting past what the query already covered: events that do not match the
+    // filters wake the loop once each, never spin it.
+    await deps.store.waitForEvents(lastId ?? query.after, remaining, signal);
+  }
 }

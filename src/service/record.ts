@@ -3,11 +3,12 @@ import type { DomainEvent, RecordedEvent } from "../domain/events.js";
 import type { AccessRequest, Transition } from "../domain/request.js";
 import { expireIfDue } from "../domain/request.js";
 import type { BrokerDeps } from "./deps.js";
+import { revokeExpiredAtSource } from "./revoke-at-source.js";
 
 /** Compare-and-swap retries before giving up; each retry re-reads fresh state. */
 const MAX_ATTEMPTS = 50;
 
-type Deps = Pick<BrokerDeps, "store" | "auditLog" | "notifiers" | "logger" | "clock">;
+type Deps = Pick<BrokerDeps, "store" | "auditLog" | "notifiers" | "logger" | "clock" | "revokers">;
 
 /**
  * Refuses a state change up front when the audit log cannot take its record:
@@ -93,6 +94,7 @@ export async function loadSettled(deps: Deps, id: string): Promise<AccessRequest
     if (result.ok) {
       await persist(deps, result.events);
       announce(deps, expiry.request, result.events);
+      if (request.status === "issued") void revokeExpiredAtSource(deps, request);
       return expiry.request;
     }
   }
@@ -114,6 +116,8 @@ export async function transact(
     const current = await loadSettled(deps, id);
     const transition = await change(current, deps.clock.now());
     if (transition.request.version === current.version) {
+      // Nothing changed and nothing to record (an idempotent repeat): a no-op.
+      if (transition.events.length === 0) return { request: current, events: [] };
       return { request: current, events: await appendEvents(deps, current, transition.events) };
     }
     assertAuditable(deps);

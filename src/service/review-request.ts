@@ -10,6 +10,7 @@ export async function approve(
   id: string,
   comment: string | undefined,
   channel: ReviewChannel,
+  channelUserId?: string,
 ) {
   return transact(deps, id, (request, now) =>
     approveRequest({
@@ -17,6 +18,7 @@ export async function approve(
       reviewer,
       ...(comment !== undefined ? { comment } : {}),
       channel,
+      ...(channelUserId !== undefined ? { channelUserId } : {}),
       now,
       timing: deps.timing,
     }),
@@ -30,8 +32,16 @@ export async function deny(
   id: string,
   reason: string,
   channel: ReviewChannel,
+  channelUserId?: string,
 ) {
   return transact(deps, id, (request, now) =>
-    denyRequest({ request, reviewer, reason, channel, now }),
+    denyRequest({
+      request,
+      reviewer,
+      reason,
+      channel,
+      ...(channelUserId !== undefined ? { channelUserId } : {}),
+      now,
+    }),
   );
 }

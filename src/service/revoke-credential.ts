@@ -1,9 +1,14 @@
 import type { Auditor, Reviewer } from "../domain/principal.js";
 import { revokeCredential } from "../domain/request.js";
 import type { BrokerDeps } from "./deps.js";
-import { transact } from "./record.js";
+import { loadSettled, transact } from "./record.js";
+import { revokeAtSource } from "./revoke-at-source.js";
 
-/** A reviewer or auditor ends an issued credential before it is used. */
+/**
+ * A reviewer or auditor ends an issued credential before it is used; types
+ * with a revoker are ended at their source first.
+ */
 export async function revoke(deps: BrokerDeps, by: Reviewer | Auditor, id: string, reason: string) {
+  await revokeAtSource(deps, await loadSettled(deps, id), "revoked");
   return transact(deps, id, (request, now) => revokeCredential({ request, by, reason, now }));
 }

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { DomainEvent, EventType, RecordedEvent } from "../../src/domain/events.js";
 import { newId } from "../../src/domain/ids.js";
 import type { AccessRequest, RequestStatus } from "../../src/domain/request.js";
-import type { RequestStore } from "../../src/ports/store.js";
+import type { EventQuery, RequestStore } from "../../src/ports/store.js";
 
 const T0 = Date.parse("2026-01-15T09:00:00.000Z");
 
@@ -541,6 +541,119 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
         const waiting = store.waitForEvents(newest?.id, 30_000, controller.signal);
         controller.abort();
         await waiting;
+      });
+    });
+
+    describe("event time bounds and the newest event id", () => {
+      it("selects events by time (since inclusive, until exclusive), with the other filters", async () => {
+        const request = await created();
+        const at = (seconds: number, type: EventType) => ({
+          ...sampleEvent(request.id, type),
+          time: T0 + seconds * 1000,
+        });
+        await store.append([
+          at(10, "token.used"),
+          at(20, "token.replay_blocked"),
+          at(30, "token.replay_blocked"),
+          at(40, "token.used"),
+        ]);
+        const times = async (query: Omit<EventQuery, "limit">) =>
+          (await store.events({ ...query, limit: 100 }))
+            .filter((e) => e.time > T0)
+            .map((e) => (e.time - T0) / 1000);
+        expect(await times({ since: T0 + 20_000 })).toEqual([20, 30, 40]);
+        expect(await times({ until: T0 + 30_000 })).toEqual([10, 20]);
+        expect(await times({ since: T0 + 20_000, until: T0 + 40_000 })).toEqual([20, 30]);
+        expect(
+          await times({ since: T0 + 15_000, type: "token.used", requestId: request.id }),
+        ).toEqual([40]);
+        const all = await store.events({ since: T0 + 10_000, limit: 100 });
+        const after = (all[1] as RecordedEvent).id;
+        expect(await times({ since: T0 + 10_000, after })).toEqual([30, 40]);
+      });
+
+      it("names the newest event, and nothing for an empty stream", async () => {
+        expect(await store.lastEventId()).toBeUndefined();
+        await created();
+        const recorded = await store.append([sampleEvent("req_x", "token.used")]);
+        expect(await store.lastEventId()).toBe(recorded[0]?.id);
+        const all = await store.events({ limit: 1000 });
+        expect(await store.lastEventId()).toBe(all.at(-1)?.id);
+      });
+    });
+
+    describe("hostile and odd input", () => {
+      it("reads cursors it never handed out as the end, never as a restart", async () => {
+        await created();
+        for (const cursor of ["999999999999", "0", "123456789012345678901234567"]) {
+          const page = await store.list({ limit: 10, cursor });
+          expect(page.items.length).toBeLessThanOrEqual(1);
+          expect(page.next).toBeUndefined();
+        }
+        for (const after of ["abc", "--1-", "1-2-3", "99999999999999999999999-0"]) {
+          expect(await store.events({ after, limit: 10 })).toEqual([]);
+        }
+      });
+
+      it("answers nothing for ids that are not ids of its requests", async () => {
+        await created();
+        for (const id of ["", "req_{other}", "x".repeat(10_000), "req_\u0000\n"]) {
+          expect(await store.get(id)).toBeUndefined();
+          expect(await store.events({ requestId: id, limit: 10 })).toEqual([]);
+        }
+      });
+
+      it("combines time bounds, filters and the cursor", async () => {
+        const made: AccessRequest[] = [];
+        for (let i = 0; i < 6; i++) {
+          made.push(
+            await created({
+              createdAt: T0 + i * 1000,
+              status: i % 2 === 0 ? "pending" : "approved",
+            }),
+          );
+        }
+        const seen: string[] = [];
+        let cursor: string | undefined;
+        for (let page = 0; page < 10; page++) {
+          const result = await store.list({
+            status: "pending",
+            since: T0 + 1000,
+            until: T0 + 5000,
+            limit: 1,
+            ...(cursor !== undefined ? { cursor } : {}),
+          });
+          seen.push(...result.items.map((r) => r.id));
+          if (result.next === undefined) break;
+          cursor = result.next;
+        }
+        expect(seen).toEqual([made[4]?.id, made[2]?.id]);
+      });
+
+      it("orders requests created in the same millisecond by creation", async () => {
+        const made: AccessRequest[] = [];
+        for (let i = 0; i < 4; i++) made.push(await created({ createdAt: T0 }));
+        const page = await store.list({ limit: 10 });
+        expect(page.items.map((r) => r.id)).toEqual(made.map((r) => r.id).reverse());
+      });
+    });
+
+    describe("close", () => {
+      it("resolves pending waits, then refuses work with store_unavailable", async () => {
+        const request = await created();
+        const [newest] = (await store.events({ limit: 1000 })).slice(-1);
+        const waits = [
+          store.waitForChange(request.id, 1, 30_000),
+          store.waitForEvents(newest?.id, 30_000),
+        ];
+        await turn();
+        await store.close();
+        await Promise.all(waits);
+        expect(await store.ready()).toBe(false);
+        await expect(store.get(request.id)).rejects.toMatchObject({ code: "store_unavailable" });
+        await expect(
+          store.commit({ ...request, version: 2 }, 1, [sampleEvent(request.id)]),
+        ).rejects.toMatchObject({ code: "store_unavailable" });
       });
     });
   });

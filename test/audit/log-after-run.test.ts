@@ -32,8 +32,8 @@ describe("the audit log after a full run", () => {
   beforeEach(async () => {
     t = await startTestWrit();
     const files = await readdir(join(t.dataDir, "audit"));
-    expect(files).toContain("audit.jsonl");
-    logPath = join(t.dataDir, "audit", "audit.jsonl");
+    expect(files).toContain("audit-000001.jsonl");
+    logPath = join(t.dataDir, "audit", "audit-000001.jsonl");
 
     // Every kind of outcome: allowed, approved by quorum, denied by a reviewer and by
     // policy, cancelled, expired, consumed and replayed.

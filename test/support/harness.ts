@@ -4,12 +4,14 @@ import { join, resolve } from "node:path";
 import {
   type DevIdentities,
   devPrincipals,
+  devSlackUserIds,
   loadOrCreateDevIdentities,
 } from "../../src/config/dev-identities.js";
 import { parseConfig } from "../../src/config/load.js";
-import { assembleWrit, type Writ } from "../../src/config/wire.js";
+import { type AssembleOptions, assembleWrit, type Writ } from "../../src/config/wire.js";
 import type { Clock } from "../../src/ports/clock.js";
 import { silentLogger } from "../../src/ports/logger.js";
+import type { RequestStore } from "../../src/ports/store.js";
 
 /** A clock tests move by hand: time never passes unless a test says so. */
 export class ManualClock implements Clock {
@@ -41,12 +43,23 @@ export interface TestWrit {
 }
 
 /**
- * A whole writ in-process on the embedded store, with the demo policies and
- * identities, a manual clock and a temporary data dir.
+ * A whole writ in-process on the embedded store (or `options.store`), with the
+ * demo policies and identities, a manual clock and a temporary data dir.
  */
-export async function startTestWrit(overrides: Record<string, unknown> = {}): Promise<TestWrit> {
+export async function startTestWrit(
+  overrides: Record<string, unknown> = {},
+  options: {
+    store?: RequestStore;
+    clock?: ManualClock;
+    logger?: AssembleOptions["logger"];
+    awsClients?: AssembleOptions["awsClients"];
+    metrics?: AssembleOptions["metrics"];
+    rateLimiter?: AssembleOptions["rateLimiter"];
+    notificationState?: AssembleOptions["notificationState"];
+  } = {},
+): Promise<TestWrit> {
   const dataDir = await mkdtemp(join(tmpdir(), "writ-test-"));
-  const clock = new ManualClock();
+  const clock = options.clock ?? new ManualClock();
   const config = parseConfig({
     data_dir: dataDir,
     policies: { dir: REPO_POLICIES, watch: false },
@@ -55,8 +68,16 @@ export async function startTestWrit(overrides: Record<string, unknown> = {}): Pr
   const { identities } = await loadOrCreateDevIdentities(dataDir);
   const writ = await assembleWrit(config, {
     clock,
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
     extraPrincipals: devPrincipals(identities),
+    slackUserIds: devSlackUserIds(identities),
+    ...(options.notificationState !== undefined
+      ? { notificationState: options.notificationState }
+      : {}),
+    ...(options.store !== undefined ? { store: options.store } : {}),
+    ...(options.awsClients !== undefined ? { awsClients: options.awsClients } : {}),
+    ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
+    ...(options.rateLimiter !== undefined ? { rateLimiter: options.rateLimiter } : {}),
   });
   const keys: Record<string, string> = {};
   for (const list of [

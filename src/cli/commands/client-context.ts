@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { createWritClient, type WritClient } from "../../sdk/client.js";
 import { isWritApiError, type WritErrorCode } from "../../sdk/errors.js";
 import { type CommandIo, EXIT, UsageError } from "../command.js";
@@ -10,7 +11,10 @@ export const DEFAULT_WRIT_URL = "http://127.0.0.1:8787";
 export const ENVIRONMENT_HELP = `
 Environment:
   WRIT_URL    The writ server (default ${DEFAULT_WRIT_URL})
-  WRIT_KEY    Your writ key (required)`;
+  WRIT_KEY    Your writ key (required, unless WRIT_TOKEN_FILE is set)
+  WRIT_TOKEN_FILE
+              Agents: a file holding a workload-identity token (e.g. a Kubernetes
+              projected service-account token), read again when it nears expiry`;
 
 const REQUEST_ID = /^req_[A-Za-z0-9_-]{22}$/;
 
@@ -56,13 +60,21 @@ export function rejectPositionals(positionals: readonly string[]): void {
 /** A client for the server and key in the environment. */
 export function connectFromEnv(io: CommandIo): WritClient {
   const key = io.env.WRIT_KEY?.trim();
-  if (key === undefined || key === "") {
+  const tokenFile = io.env.WRIT_TOKEN_FILE?.trim();
+  if ((key === undefined || key === "") && (tokenFile === undefined || tokenFile === "")) {
     throw new UsageError(
       "WRIT_KEY is not set: set WRIT_KEY to your writ key (`writ dev` prints where the demo keys are)",
     );
   }
   const url = io.env.WRIT_URL?.trim() || DEFAULT_WRIT_URL;
   try {
+    if (key === undefined || key === "") {
+      // The platform rotates the file; the client rereads it as its token nears expiry.
+      return createWritClient({
+        url,
+        tokenProvider: async () => (await readFile(tokenFile as string, "utf8")).trim(),
+      });
+    }
     return createWritClient({ url, key });
   } catch (error) {
     if (error instanceof TypeError) {

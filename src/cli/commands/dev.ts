@@ -4,12 +4,18 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createConsoleLogger } from "../../adapters/console-logger.js";
 import { createConsoleNotifier } from "../../adapters/console-notifier.js";
-import { devPrincipals, loadOrCreateDevIdentities } from "../../config/dev-identities.js";
+import { withDevAwsRole } from "../../config/dev-aws.js";
+import {
+  devPrincipals,
+  devSlackUserIds,
+  loadOrCreateDevIdentities,
+} from "../../config/dev-identities.js";
 import { loadConfigFile, parseConfig, readEnv } from "../../config/load.js";
+import { parseDevSlackUsers } from "../../config/notify-config.js";
+import { redisUrlProblem } from "../../config/operations-schema.js";
 import type { WritConfig } from "../../config/schema.js";
-import { assembleWrit } from "../../config/wire.js";
-import { serveWrit } from "../../server.js";
 import { type Command, UsageError } from "../command.js";
+import { startWrit } from "./start-writ.js";
 
 /** The policies shipped with writ, used when the working directory has none. */
 const BUNDLED_POLICIES = fileURLToPath(new URL("../../../policies", import.meta.url));
@@ -27,8 +33,16 @@ Options:
   --data-dir <dir>    Keys, audit log and identities (default .writ)
   --config <file>     A writ configuration file (YAML or JSON), as in production
   --policies <dir>    Cedar policies directory (default ./policies)
+  --redis-url <url>   Keep requests in this Redis instead of memory. A second
+                      writ dev with the same --data-dir and --redis-url on
+                      another --port joins as a second replica
   --json-logs         Log JSON lines instead of text
   --quiet             Do not log every HTTP request
+
+Environment:
+  WRIT_AWS_ROLE_ARN   Issue AWS credentials (credential "aws"): every AWS request
+                      maps to this IAM role, assumed with writ's own credentials
+                      from the AWS SDK's default chain (see docs/aws.md)
 `;
 
 export const devCommand: Command = {
@@ -44,6 +58,7 @@ export const devCommand: Command = {
         "data-dir": { type: "string" },
         config: { type: "string" },
         policies: { type: "string" },
+        "redis-url": { type: "string" },
         "json-logs": { type: "boolean", default: false },
         quiet: { type: "boolean", default: false },
       },
@@ -68,6 +83,15 @@ export const devCommand: Command = {
     } else if (!configFile && !existsSync(config.policies.dir)) {
       config = { ...config, policies: { ...config.policies, dir: BUNDLED_POLICIES } };
     }
+    config = withDevAwsRole(config, readEnv(io.env).WRIT_AWS_ROLE_ARN);
+
+    const redisUrl = values["redis-url"];
+    if (redisUrl !== undefined) {
+      const problem = redisUrlProblem(redisUrl, true);
+      if (problem !== undefined) throw new UsageError(`--redis-url: ${problem}`);
+      config = { ...config, store: { kind: "redis" } };
+    }
+    const env = redisUrl === undefined ? io.env : { ...io.env, WRIT_REDIS_URL: redisUrl };
 
     const logger = createConsoleLogger({
       format: values["json-logs"] ? "json" : "pretty",
@@ -82,24 +106,29 @@ export const devCommand: Command = {
         configured.resource_servers.length >
       0;
     const dev = hasIdentities ? undefined : await loadOrCreateDevIdentities(config.data_dir);
-    const writ = await assembleWrit(config, {
+    const { writ, server, redisEndpoint } = await startWrit(config, {
+      env,
       logger,
       extraPrincipals: dev === undefined ? [] : devPrincipals(dev.identities),
       notifiers: [createConsoleNotifier((line) => io.stdout(`${line}\n`))],
-    });
-    const server = await serveWrit(writ, {
-      host: config.server.host,
-      port: config.server.port,
-      logger,
-      sweepIntervalSeconds: config.requests.sweep_interval_seconds,
-      shutdownGraceSeconds: config.server.shutdown_grace_seconds,
+      ...(dev !== undefined
+        ? {
+            slackUserIds: devSlackUserIds(
+              dev.identities,
+              parseDevSlackUsers(readEnv(io.env).WRIT_DEV_SLACK_USERS),
+            ),
+          }
+        : {}),
     });
 
     const agent = dev?.identities.agents[0];
     io.stdout(
       [
         `writ dev listening on ${server.url}`,
-        `  store: embedded (in memory; requests are lost on restart)`,
+        redisEndpoint === undefined
+          ? `  store: embedded (in memory; requests are lost on restart)`
+          : `  store: redis ${redisEndpoint} (shared with every writ on it)`,
+        ...(server.metricsUrl !== undefined ? [`  metrics: ${server.metricsUrl}/metrics`] : []),
         `  policies: ${config.policies.dir} (${writ.policy.policyIds().length} loaded)`,
         `  audit log: ${config.audit.dir ?? `${config.data_dir}/audit`}`,
         ...(dev

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
 import { generateKey, hashKey } from "../../adapters/key-identity.js";
 import type { PrincipalKind } from "../../domain/principal.js";
@@ -5,14 +6,18 @@ import { type Command, UsageError } from "../command.js";
 
 const KINDS: readonly PrincipalKind[] = ["agent", "reviewer", "auditor", "resource_server"];
 
+/** The Prometheus scrape token (`metrics.token_sha256`): not a principal, it reads /metrics only. */
+const METRICS_KIND = "metrics";
+
 export const keygenCommand: Command = {
   path: ["keygen"],
   summary: "Generate a key for a principal and the hash to put in the configuration",
   help: `
-Usage: writ keygen --kind <agent|reviewer|auditor|resource_server> [--json]
+Usage: writ keygen --kind <agent|reviewer|auditor|resource_server|metrics> [--json]
 
 Prints a new random key (give it to the principal, once) and its SHA-256 (put
-it in the configuration as key_sha256). writ stores only the hash.
+it in the configuration as key_sha256). writ stores only the hash. A metrics
+token goes to the Prometheus scraper; its hash is metrics.token_sha256.
 `,
   async run(args, io) {
     const { values } = parseArgs({
@@ -20,11 +25,14 @@ it in the configuration as key_sha256). writ stores only the hash.
       options: { kind: { type: "string" }, json: { type: "boolean", default: false } },
       strict: true,
     });
-    const kind = values.kind as PrincipalKind | undefined;
-    if (kind === undefined || !KINDS.includes(kind)) {
-      throw new UsageError(`--kind must be one of ${KINDS.join(", ")}`);
+    const kind = values.kind as PrincipalKind | typeof METRICS_KIND | undefined;
+    if (kind === undefined || (kind !== METRICS_KIND && !KINDS.includes(kind))) {
+      throw new UsageError(`--kind must be one of ${[...KINDS, METRICS_KIND].join(", ")}`);
     }
-    const key = generateKey(kind);
+    const key =
+      kind === METRICS_KIND
+        ? `writ_metrics_${randomBytes(32).toString("base64url")}`
+        : generateKey(kind);
     const keySha256 = hashKey(key);
     io.stdout(
       values.json

@@ -28,7 +28,7 @@ export const ENDED_WITHOUT_CREDENTIAL: ReadonlySet<string> = new Set([
 
 // The server marks a request expired when its deadline passes; waiting a little
 // beyond it lets `--wait` report `expired` rather than a client-side timeout.
-const DEADLINE_GRACE_MS = 30_000;
+export const DEADLINE_GRACE_MS = 30_000;
 
 const HELP = `
 Usage: writ request --action <action> --resource <resource> [options]
@@ -74,7 +74,7 @@ interface RequestValues {
   ttl?: string | undefined;
 }
 
-function parseContext(text: string): Record<string, unknown> {
+export function parseContext(text: string): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -87,7 +87,7 @@ function parseContext(text: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function wholeSeconds(option: string, text: string): number {
+export function wholeSeconds(option: string, text: string): number {
   if (!/^\d{1,9}$/.test(text) || Number(text) === 0) {
     throw new UsageError(`${option} takes a whole number of seconds greater than 0`);
   }
@@ -124,7 +124,7 @@ const SPINNER = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", 
  * stderr is a terminal: stdout is usually captured (`TOKEN=$(…)`) during a wait,
  * so whether stdout is a terminal says nothing about where the person looks.
  */
-function startWaitIndicator(io: CommandIo, request: WritRequest) {
+export function startWaitIndicator(io: CommandIo, request: WritRequest) {
   const live = io.stderrIsTty;
   const startedAt = Date.now();
   let progress = approvalProgress(request);
@@ -153,7 +153,7 @@ function startWaitIndicator(io: CommandIo, request: WritRequest) {
   };
 }
 
-function describeEnding(request: WritRequest): string {
+export function describeEnding(request: WritRequest): string {
   const deny = request.reviews.find((r) => r.verdict === "deny");
   switch (request.status) {
     case "denied":

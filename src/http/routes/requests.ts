@@ -33,7 +33,10 @@ const createRequestRoute = createRoute({
   responses: {
     201: { description: "Approved at once, or waiting for reviewers", ...json(RequestView) },
     403: error("policy_denied, wrong_principal_kind"),
-    422: error("reason_required, audience_required, unsupported_credential_type"),
+    422: error(
+      "reason_required, audience_required, unsupported_credential_type, unknown_aws_action, invalid_resource, aws_role_not_configured, session_policy_too_large",
+    ),
+    429: error("rate_limited: the agent's request limit; retry after Retry-After seconds"),
   },
 });
 
@@ -96,6 +99,23 @@ const cancelRoute = createRoute({
   },
 });
 
+const completeRoute = createRoute({
+  method: "post",
+  path: "/v1/requests/{id}/complete",
+  tags: ["credentials"],
+  summary: "Report the action done; an unused credential ends now (the requesting agent)",
+  security,
+  request: { params: RequestIdParam, body: { required: false, ...json(EmptyBody) } },
+  responses: {
+    200: {
+      description: "The request, completed (or used, with the report recorded)",
+      ...json(RequestView),
+    },
+    409: error("not_completable"),
+    503: error("revocation_unavailable"),
+  },
+});
+
 const credentialRoute = createRoute({
   method: "post",
   path: "/v1/requests/{id}/credential",
@@ -108,6 +128,9 @@ const credentialRoute = createRoute({
     403: error("request_denied"),
     409: error("approval_pending"),
     410: error("credential_already_issued, request_expired, request_cancelled"),
+    422: error("session_policy_too_large (AWS found the packed policy too large)"),
+    502: error("aws_access_denied, aws_error"),
+    503: error("aws_throttled, aws_unavailable"),
   },
 });
 
@@ -199,6 +222,13 @@ export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
     const principal = c.get("principal");
     requireKind(principal, "agent");
     const { request } = await broker.cancel(principal, c.req.valid("param").id);
+    return c.json(requestView(request, principal), 200);
+  });
+
+  app.openapi(completeRoute, async (c) => {
+    const principal = c.get("principal");
+    requireKind(principal, "agent");
+    const request = await broker.complete(principal, c.req.valid("param").id);
     return c.json(requestView(request, principal), 200);
   });
 

@@ -56,17 +56,24 @@ export function tokenRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
 
   app.openapi(eventsRoute, async (c) => {
     const q = c.req.valid("query");
-    const events = await broker.events(c.get("principal"), {
-      limit: q.limit,
-      ...(q.request_id !== undefined ? { requestId: q.request_id } : {}),
-      ...(q.type !== undefined ? { type: q.type } : {}),
-      ...(q.after !== undefined ? { after: q.after } : {}),
-    });
+    const { items: events, lastId } = await broker.events(
+      c.get("principal"),
+      {
+        limit: q.limit,
+        ...(q.request_id !== undefined ? { requestId: q.request_id } : {}),
+        ...(q.type !== undefined ? { type: q.type } : {}),
+        ...(q.after !== undefined ? { after: q.after } : {}),
+        ...(q.since !== undefined ? { since: Date.parse(q.since) } : {}),
+        ...(q.until !== undefined ? { until: Date.parse(q.until) } : {}),
+      },
+      { waitSeconds: q.wait ?? 0, signal: c.req.raw.signal },
+    );
     const last = events.at(-1);
     return c.json(
       {
         items: events.map(eventView),
         ...(events.length === q.limit && last !== undefined ? { next: last.id } : {}),
+        ...(lastId !== undefined ? { last_id: lastId } : {}),
       },
       200,
     );

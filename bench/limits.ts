@@ -1,0 +1,141 @@
+import { execFile, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { promisify } from "node:util";
+import { generateKeyPair, jwtVerify, SignJWT } from "jose";
+import { GCRA_SCRIPT } from "../src/adapters/redis-rate-limiter.js";
+import { BenchConnection } from "./http-client.js";
+
+const run = promisify(execFile);
+
+/** A bare node:http server answering every request with its JSON body, in its own process. */
+const ECHO_SERVER = `
+import { createServer } from "node:http";
+const server = createServer((req, res) => {
+  const chunks = [];
+  req.on("data", (c) => chunks.push(c));
+  req.on("end", () => {
+    const body = chunks.length > 0 ? Buffer.concat(chunks) : Buffer.from("{}");
+    res.writeHead(200, { "content-type": "application/json", "content-length": body.length });
+    res.end(body);
+  });
+});
+server.keepAliveTimeout = 30000;
+server.listen(0, "127.0.0.1", () => process.stdout.write(server.address().port + "\\n"));
+`;
+
+/** Runs `clients` connections against `url` for `durationMs`, each sending `send` in a loop. */
+export async function closedLoop(
+  urls: readonly string[],
+  clients: number,
+  durationMs: number,
+  step: (connection: BenchConnection, client: number) => Promise<number>,
+): Promise<{ operations: number; seconds: number }> {
+  const connections = await Promise.all(
+    Array.from({ length: clients }, (_, i) =>
+      BenchConnection.open(urls[i % urls.length] as string),
+    ),
+  );
+  const started = performance.now();
+  const until = started + durationMs;
+  let operations = 0;
+  await Promise.all(
+    connections.map(async (connection, i) => {
+      while (performance.now() < until) {
+        const done = await step(connection, i);
+        if (done < 0) return;
+        operations += done;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  for (const c of connections) c.close();
+  return { operations, seconds };
+}
+
+/** Requests per second of a bare node:http JSON echo at `clients` connections. */
+export async function measureHttpEcho(clients: number, durationMs: number): Promise<number> {
+  const child = spawn(process.execPath, ["--input-type=module", "-e", ECHO_SERVER], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+      child.once("exit", () => reject(new Error("echo server exited")));
+    });
+    const body = JSON.stringify({
+      action: "s3:GetObject",
+      resource: "arn:aws:s3:::demo-reports/q3.csv",
+      audience: "billing-api",
+    });
+    const { operations, seconds } = await closedLoop(
+      [`http://127.0.0.1:${port}`],
+      clients,
+      durationMs,
+      async (c) => ((await c.request("POST", "/echo", "key", body)).status === 200 ? 1 : 0),
+    );
+    return operations / seconds;
+  } finally {
+    child.kill("SIGKILL");
+  }
+}
+
+/** EdDSA JWT signatures and verifications per second, one after another on one core. */
+export async function measureJose(durationMs: number): Promise<{ sign: number; verify: number }> {
+  const { privateKey, publicKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
+  const sign = () =>
+    new SignJWT({
+      authorization_details: [
+        { type: "writ_action", actions: ["s3:GetObject"], locations: ["arn:aws:s3:::demo/q3.csv"] },
+      ],
+      request_id: "req_AAAAAAAAAAAAAAAAAAAAAA",
+    })
+      .setProtectedHeader({ alg: "EdDSA", kid: "k", typ: "JWT" })
+      .setIssuer("writ")
+      .setSubject("report-agent")
+      .setAudience("billing-api")
+      .setJti("jti_AAAAAAAAAAAAAAAAAAAAAA")
+      .setIssuedAt()
+      .setExpirationTime("5m")
+      .sign(privateKey);
+  let signed = 0;
+  let token = "";
+  let started = performance.now();
+  while (performance.now() - started < durationMs) {
+    token = await sign();
+    signed++;
+  }
+  const signRate = signed / ((performance.now() - started) / 1000);
+  let verified = 0;
+  started = performance.now();
+  while (performance.now() - started < durationMs) {
+    await jwtVerify(token, publicKey, { algorithms: ["EdDSA"], issuer: "writ" });
+    verified++;
+  }
+  return { sign: signRate, verify: verified / ((performance.now() - started) / 1000) };
+}
+
+/** EVALSHA round trips per second of writ's rate-limit script, by redis-benchmark at 50 clients. */
+export async function measureRedisScript(port: number, requests: number): Promise<number> {
+  const sha = createHash("sha1").update(GCRA_SCRIPT).digest("hex");
+  await run("redis-cli", ["-p", String(port), "SCRIPT", "LOAD", GCRA_SCRIPT]);
+  const { stdout } = await run("redis-benchmark", [
+    "-p",
+    String(port),
+    "-c",
+    "50",
+    "-n",
+    String(requests),
+    "--csv",
+    "EVALSHA",
+    sha,
+    "1",
+    "{bench}:ratelimit:agent",
+    "0.001",
+    "1000000000",
+  ]);
+  // CSV: a header line, then "command","rps",...
+  const line = stdout.trim().split("\n").at(-1) ?? "";
+  const rps = Number(line.split(",")[1]?.replace(/"/g, ""));
+  if (!Number.isFinite(rps)) throw new Error(`cannot read redis-benchmark output: ${stdout}`);
+  return rps;
+}

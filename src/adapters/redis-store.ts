@@ -1,0 +1,370 @@
+import { WritError } from "../domain/errors.js";
+import type { DomainEvent } from "../domain/events.js";
+import { type AccessRequest, isLive, REQUEST_STATUSES } from "../domain/request.js";
+import type { Logger } from "../ports/logger.js";
+import type { CommitResult, RequestStore } from "../ports/store.js";
+import { createChangeFeed } from "./redis/change-feed.js";
+import { corrupt, decodeEntries, decodeRequest, eventArgs, parseStreamId } from "./redis/codec.js";
+import { errorKind, type RedisStoreConnection } from "./redis/connection.js";
+import { isListCursor, keyLayout, MAX_CREATED_AT, timeDigits } from "./redis/keys.js";
+import { readRequestEvents, readRequestPage, readStreamEvents } from "./redis/reads.js";
+
+export {
+  connectRedis,
+  type RedisConnectOptions,
+  type RedisSentinelOptions,
+  type RedisStoreClient,
+  type RedisStoreConnection,
+  type RedisTlsOptions,
+} from "./redis/connection.js";
+export { type RedisStoreScripts, redisStoreScripts } from "./redis/scripts.js";
+
+export interface RedisStoreOptions {
+  /**
+   * A connected node-redis client or cluster with `redisStoreScripts`
+   * registered (see `connectRedis`). The store uses it but does not own it
+   * unless `closeClient` is set.
+   */
+  client: RedisStoreConnection;
+  /**
+   * Names writ's keys and is their Cluster hash tag: keys are `{<prefix>}:…`
+   * (default "writ"). 1-64 characters of `A-Z a-z 0-9 _ . : -`.
+   */
+  prefix?: string;
+  /** The event stream's key (default `{<prefix>}:events`); it must carry the `{<prefix>}` hash tag. */
+  streamKey?: string;
+  /**
+   * Trim the stream to about this many entries (`XADD MAXLEN ~`); undefined
+   * keeps every event. Keep it far above what audit followers may lag behind.
+   */
+  streamMaxLen?: number;
+  /** Deadline of each store operation; past it the caller gets `store_unavailable` (default 5,000 ms). */
+  operationTimeoutMs?: number;
+  /** Most concurrent `waitForChange` calls before new ones get `store_unavailable` (default 10,000). */
+  maxWaiters?: number;
+  /** Most concurrent `waitForEvents` calls (default 1,000). */
+  maxStreamWaiters?: number;
+  /** Close the client when the store closes: set when the store is its only user. */
+  closeClient?: boolean;
+  logger: Logger;
+}
+
+/** The store port on Redis, with what `writ serve` needs on top. */
+export interface RedisStore extends RequestStore {
+  /** One round trip to the shard holding writ's keys; resolves with its duration in ms. */
+  ping(): Promise<number>;
+}
+
+/** Request ids are writ's (`req_` + 22 characters); anything far off that is no id of ours. */
+const MAX_ID_LENGTH = 256;
+
+const STATUS_SET: ReadonlySet<string> = new Set(REQUEST_STATUSES);
+
+function isId(id: unknown): id is string {
+  return typeof id === "string" && id.length > 0 && id.length <= MAX_ID_LENGTH;
+}
+
+/** The request's invariants the indexes rely on; breaking one is a programming error. */
+function checkRequest(request: AccessRequest): void {
+  if (!isId(request.id)) throw new TypeError("request id must be 1-256 characters");
+  if (!Number.isSafeInteger(request.version)) {
+    throw new TypeError("request version must be an integer");
+  }
+  if (!STATUS_SET.has(request.status)) throw new TypeError(`unknown status "${request.status}"`);
+  if (
+    !Number.isSafeInteger(request.createdAt) ||
+    request.createdAt < 0 ||
+    request.createdAt > MAX_CREATED_AT
+  ) {
+    throw new TypeError("request createdAt must be a non-negative integer of milliseconds");
+  }
+  if (!Number.isFinite(request.expiresAt)) throw new TypeError("request expiresAt must be finite");
+  if (typeof request.agentId !== "string" || typeof request.action !== "string") {
+    throw new TypeError("request agentId and action must be strings");
+  }
+}
+
+/** The script arguments of events, checked: a malformed event is a programming error. */
+function eventScriptArgs(events: readonly DomainEvent[]): string[] {
+  for (const event of events) {
+    if (!isId(event.requestId)) throw new TypeError("event requestId must be 1-256 characters");
+  }
+  return eventArgs(events);
+}
+
+function checkLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new TypeError("limit must be a positive integer");
+  }
+}
+
+/** The stream ids a script replied with, one per event. */
+function streamIds(ids: readonly unknown[], count: number): string[] {
+  if (ids.length !== count || !ids.every((id) => typeof id === "string" && parseStreamId(id))) {
+    throw corrupt();
+  }
+  return ids as string[];
+}
+
+/** A create or commit reply: `{0}` for a conflict, `{1, id...}` once written. */
+function commitReply(reply: unknown, events: readonly DomainEvent[]): CommitResult {
+  if (!Array.isArray(reply)) throw corrupt();
+  if (reply.length === 1 && reply[0] === 0) return { ok: false, reason: "conflict" };
+  if (reply[0] !== 1) throw corrupt();
+  const ids = streamIds(reply.slice(1), events.length);
+  return { ok: true, events: events.map((event, i) => ({ ...event, id: ids[i] as string })) };
+}
+
+/**
+ * The request store on Redis (standalone, Sentinel or Cluster), for any number
+ * of writ replicas sharing it.
+ *
+ * Every change is one Lua script: `create` fails if the id exists; `commit`
+ * compares the stored version and, on a match, writes the request, updates
+ * the indexes and adds each event to the stream, else writes nothing and
+ * answers `conflict`; `append` only adds events. Event ids are the stream's.
+ *
+ * Fail closed: any Redis error, a dropped connection or an answer later than
+ * `operationTimeoutMs` is `store_unavailable`, whose message says nothing of
+ * Redis. A command whose reply is lost (the connection dropped after it was
+ * sent) may still have run. That can never hand out a credential without its
+ * `credential.issued` record: the service returns a credential only after
+ * `commit` resolved and the audit log took the events. A lost reply rejects
+ * instead, the caller gets a 503 and the minted credential is dropped unseen.
+ * The request may then be `issued` in Redis with its event recorded, which
+ * fails closed: the credential can never be collected again, and nothing
+ * ever held it.
+ */
+export function createRedisStore(options: RedisStoreOptions): RedisStore {
+  const { client, logger } = options;
+  for (const name of ["writCreate", "writCommit", "writAppend", "writList"] as const) {
+    if (typeof client[name] !== "function") {
+      throw new TypeError(
+        "the Redis client lacks writ's scripts: create it with scripts: redisStoreScripts",
+      );
+    }
+  }
+  const keys = keyLayout(options.prefix ?? "writ", options.streamKey);
+  const maxLen = options.streamMaxLen;
+  if (maxLen !== undefined && (!Number.isSafeInteger(maxLen) || maxLen < 1)) {
+    throw new TypeError("streamMaxLen must be a positive integer");
+  }
+  const maxLenArg = maxLen === undefined ? "" : String(maxLen);
+  const operationTimeoutMs = options.operationTimeoutMs ?? 5_000;
+  let closed = false;
+  let failing = false;
+
+  /**
+   * Runs one store operation against Redis with a deadline, turning every
+   * failure into `store_unavailable`. Outages are logged once, by kind.
+   */
+  async function guard<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    if (closed) throw new WritError("store_unavailable", "The store is closed.");
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const result = await Promise.race([
+        run(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(Object.assign(new Error("deadline"), { name: "OperationTimeout" })),
+            operationTimeoutMs,
+          );
+        }),
+      ]);
+      if (failing) {
+        failing = false;
+        logger.info("redis store recovered");
+      }
+      return result;
+    } catch (error) {
+      if (error instanceof WritError) {
+        logger.error("redis store holds a record writ cannot read", { operation });
+        throw error;
+      }
+      if (!failing) {
+        failing = true;
+        logger.error("redis store unavailable", { operation, error: errorKind(error) });
+      }
+      throw new WritError("store_unavailable", "The state store is unavailable; try again later.");
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  const feed = createChangeFeed({
+    connection: client,
+    stream: keys.stream,
+    logger,
+    async versionOf(id) {
+      const version = await client.hGet(keys.request(id), "v");
+      return typeof version === "string" ? version : undefined;
+    },
+    ...(options.maxWaiters !== undefined ? { maxWaiters: options.maxWaiters } : {}),
+    ...(options.maxStreamWaiters !== undefined
+      ? { maxStreamWaiters: options.maxStreamWaiters }
+      : {}),
+  });
+
+  /** Index fields of a request, as the create and commit scripts take them. */
+  const indexArgs = (request: AccessRequest) => [
+    request.status,
+    request.agentId,
+    request.action,
+    isLive(request.status) ? "1" : "0",
+    String(request.expiresAt),
+    maxLenArg,
+  ];
+
+  return {
+    // The stream lives in Redis: a restarted replica's audit log resumes from it.
+    persistent: true,
+
+    async create(request, events) {
+      checkRequest(request);
+      const scriptKeys = [
+        keys.request(request.id),
+        keys.stream,
+        keys.due,
+        keys.list,
+        keys.listOf(request.status),
+        keys.seq,
+        ...events.map((e) => keys.requestEvents(e.requestId)),
+      ];
+      const args = [
+        request.id,
+        JSON.stringify(request),
+        String(request.version),
+        ...indexArgs(request),
+        timeDigits(request.createdAt),
+        ...eventScriptArgs(events),
+      ];
+      return guard("create", async () =>
+        commitReply(await client.writCreate(scriptKeys, args), events),
+      );
+    },
+
+    async get(id) {
+      if (!isId(id)) return undefined;
+      return guard("get", async () => {
+        const json = await client.hGet(keys.request(id), "d");
+        return json === null ? undefined : decodeRequest(json);
+      });
+    },
+
+    async commit(next, expectedVersion, events) {
+      checkRequest(next);
+      if (!Number.isSafeInteger(expectedVersion)) {
+        throw new TypeError("expectedVersion must be an integer");
+      }
+      const scriptKeys = [
+        keys.request(next.id),
+        keys.stream,
+        keys.due,
+        ...REQUEST_STATUSES.map((s) => keys.listOf(s)),
+        ...events.map((e) => keys.requestEvents(e.requestId)),
+      ];
+      const args = [
+        next.id,
+        String(expectedVersion),
+        JSON.stringify(next),
+        String(next.version),
+        ...indexArgs(next),
+        ...eventScriptArgs(events),
+      ];
+      return guard("commit", async () =>
+        commitReply(await client.writCommit(scriptKeys, args), events),
+      );
+    },
+
+    async append(events) {
+      if (events.length === 0) return [];
+      const args = [maxLenArg, ...eventScriptArgs(events)];
+      const scriptKeys = [keys.stream, ...events.map((e) => keys.requestEvents(e.requestId))];
+      return guard("append", async () => {
+        const reply = await client.writAppend(scriptKeys, args);
+        if (!Array.isArray(reply)) throw corrupt();
+        const ids = streamIds(reply, events.length);
+        return events.map((event, i) => ({ ...event, id: ids[i] as string }));
+      });
+    },
+
+    async list(query) {
+      checkLimit(query.limit);
+      // A cursor this store never handed out reads as the end, never as a restart.
+      if (query.cursor !== undefined && !isListCursor(query.cursor)) return { items: [] };
+      if (query.status !== undefined && !STATUS_SET.has(query.status)) return { items: [] };
+      for (const bound of [query.since, query.until]) {
+        if (bound !== undefined && Number.isNaN(bound)) {
+          throw new TypeError("since and until must be numbers");
+        }
+      }
+      return readRequestPage(client, keys, query, (call) => guard("list", call));
+    },
+
+    async due(now, limit) {
+      checkLimit(limit);
+      if (!Number.isFinite(now)) throw new TypeError("now must be finite");
+      return guard("due", async () => {
+        const ids = await client.zRange(keys.due, "-inf", String(now), {
+          BY: "SCORE",
+          LIMIT: { offset: 0, count: limit },
+        });
+        if (!Array.isArray(ids) || !ids.every((id) => typeof id === "string")) throw corrupt();
+        return ids as string[];
+      });
+    },
+
+    async events(query) {
+      checkLimit(query.limit);
+      // An `after` that is no stream id (callers pass it on) matches nothing, as in the memory store.
+      if (query.after !== undefined && parseStreamId(query.after) === undefined) return [];
+      const { requestId } = query;
+      if (requestId === undefined) {
+        return guard("events", () => readStreamEvents(client, keys, query));
+      }
+      if (!isId(requestId)) return [];
+      return guard("events", () => readRequestEvents(client, keys, requestId, query));
+    },
+
+    waitForChange(id, version, timeoutMs, signal) {
+      if (!isId(id)) return Promise.resolve();
+      return feed.waitForChange(id, version, timeoutMs, signal);
+    },
+
+    waitForEvents(after, timeoutMs, signal) {
+      return feed.waitForEvents(after, timeoutMs, signal);
+    },
+
+    async lastEventId() {
+      return guard("lastEventId", async () => {
+        const reply = await client.xRevRange(keys.stream, "+", "-", { COUNT: 1 });
+        return decodeEntries(reply).at(-1)?.id;
+      });
+    },
+
+    async ready() {
+      if (closed || !client.isReady) return false;
+      try {
+        await guard("ready", () => client.exists(keys.seq));
+        return true;
+      } catch {
+        return false;
+      }
+    },
+
+    async ping() {
+      const started = performance.now();
+      await guard("ping", () => client.exists(keys.seq));
+      return performance.now() - started;
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      await feed.close();
+      if (options.closeClient) {
+        await client.close().catch(() => client.destroy());
+      }
+    },
+  };
+}

@@ -1,0 +1,358 @@
+import { WritError } from "../../domain/errors.js";
+import type { Logger } from "../../ports/logger.js";
+import { compareStreamIds, parseStreamId } from "./codec.js";
+import { errorKind, type RedisStoreConnection, type RedisStreamReader } from "./connection.js";
+
+/**
+ * Wakes long-polls and stream followers when the stream grows, across every
+ * process sharing the Redis: an approval on one replica wakes a long-poll on
+ * another at once.
+ *
+ * One reader per store blocks on `XREAD` over its own connection and fans
+ * each batch out to the waiters of the requests it names and to the stream
+ * followers. It resumes from the last id it read, also after a lost
+ * connection, so no change is missed: every create, commit and append adds
+ * stream entries in the same script as the change. (A commit without events
+ * wakes no one; writ never makes one, since every transition is recorded.)
+ *
+ * A waiter registers first and checks the state second, after the reader
+ * has fixed its starting point: a change after the check is then always read
+ * by the reader, and a change before it is seen by the check.
+ */
+export interface ChangeFeed {
+  waitForChange(
+    id: string,
+    version: number,
+    timeoutMs: number,
+    signal?: AbortSignal,
+  ): Promise<void>;
+  waitForEvents(after: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  /** Resolves every waiter and stops the reader. */
+  close(): Promise<void>;
+}
+
+export interface ChangeFeedOptions {
+  connection: RedisStoreConnection;
+  stream: string;
+  logger: Logger;
+  /** The request's stored version as a string, or undefined if there is none. May throw. */
+  versionOf(id: string): Promise<string | undefined>;
+  /** How long one XREAD blocks; the reader's liveness check (default 5,000 ms). */
+  blockMs?: number;
+  /** Most concurrent `waitForChange` calls (default 10,000). */
+  maxWaiters?: number;
+  /** Most concurrent `waitForEvents` calls (default 1,000). */
+  maxStreamWaiters?: number;
+}
+
+interface Waiter {
+  readonly check: () => Promise<boolean>;
+  readonly finish: () => void;
+  /** Whether a check has completed since the waiter registered; else the reader checks it. */
+  checked: boolean;
+  checking: boolean;
+  /** A wake-up arrived during a check: check once more after it. */
+  again: boolean;
+}
+
+interface StreamWaiter {
+  readonly after: string | undefined;
+  readonly finish: () => void;
+}
+
+/** Entries read per XREAD. */
+const READ_COUNT = 1000;
+
+function newestOf(reply: unknown): string | undefined {
+  if (!Array.isArray(reply) || reply.length === 0) return undefined;
+  const id = (reply[0] as { id?: unknown }).id;
+  return typeof id === "string" ? id : undefined;
+}
+
+/** The entries of an XREAD reply as `[id, request id]`; null (a timeout) is no entries. */
+function entriesOf(reply: unknown): [string, string | undefined][] {
+  if (reply === null) return [];
+  if (!Array.isArray(reply)) throw new TypeError("unexpected XREAD reply");
+  const out: [string, string | undefined][] = [];
+  for (const stream of reply) {
+    const messages = (stream as { messages?: unknown }).messages;
+    if (!Array.isArray(messages)) throw new TypeError("unexpected XREAD reply");
+    for (const message of messages) {
+      const { id, message: fields } = message as { id?: unknown; message?: unknown };
+      if (typeof id !== "string" || parseStreamId(id) === undefined) {
+        throw new TypeError("unexpected XREAD reply");
+      }
+      const requestId = (fields as { request_id?: unknown } | null)?.request_id;
+      out.push([id, typeof requestId === "string" ? requestId : undefined]);
+    }
+  }
+  return out;
+}
+
+export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
+  const { connection, stream, logger } = options;
+  const blockMs = options.blockMs ?? 5_000;
+  const maxWaiters = options.maxWaiters ?? 10_000;
+  const maxStreamWaiters = options.maxStreamWaiters ?? 1_000;
+
+  const byRequest = new Map<string, Set<Waiter>>();
+  let waiterCount = 0;
+  const streamWaiters = new Set<StreamWaiter>();
+  /** The id the reader reads after; undefined until it has fixed its starting point. */
+  let lastId: string | undefined;
+  let reader: RedisStreamReader | undefined;
+  let running: Promise<void> | undefined;
+  let closed = false;
+  const stop = new AbortController();
+
+  function unchecked(): Waiter[] {
+    const out: Waiter[] = [];
+    for (const set of byRequest.values()) for (const w of set) if (!w.checked) out.push(w);
+    return out;
+  }
+
+  async function runCheck(waiter: Waiter): Promise<void> {
+    if (waiter.checking) {
+      waiter.again = true;
+      return;
+    }
+    waiter.checking = true;
+    try {
+      do {
+        waiter.again = false;
+        let met = false;
+        try {
+          met = await waiter.check();
+          waiter.checked = true;
+        } catch {
+          // Unknown state: the reader checks again once Redis answers.
+          waiter.checked = false;
+        }
+        if (met) {
+          waiter.finish();
+          return;
+        }
+      } while (waiter.again);
+    } finally {
+      waiter.checking = false;
+    }
+  }
+
+  function wakeRequests(requestIds: ReadonlySet<string>): void {
+    for (const id of requestIds) {
+      for (const waiter of byRequest.get(id) ?? []) void runCheck(waiter);
+    }
+  }
+
+  /** Ends the waits of followers that are behind `newest`, the last id the reader knows of. */
+  function wakeFollowers(newest: string): void {
+    if (newest === "0-0") return;
+    for (const waiter of streamWaiters) {
+      if (waiter.after === undefined || compareStreamIds(newest, waiter.after) > 0) waiter.finish();
+    }
+  }
+
+  /** Drops the reader's connection; the next loop turn opens a new one. */
+  function dropReader(): void {
+    const current = reader;
+    reader = undefined;
+    try {
+      current?.destroy();
+    } catch {
+      // Already closed: nothing left to release.
+    }
+  }
+
+  function pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        stop.signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      stop.signal.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /** A read that answers within its deadline, or throws and drops the connection (it may be half-open). */
+  async function withDeadline<T>(ms: number, op: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        op,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("change feed read timed out")), ms);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function loop(): Promise<void> {
+    let failing = false;
+    let backoffMs = 100;
+    while (!closed) {
+      try {
+        if (reader === undefined) {
+          const fresh = connection.duplicate();
+          // Errors also reject the pending read, which the loop handles; the
+          // listener keeps node-redis from treating them as unhandled.
+          fresh.on("error", () => {});
+          reader = fresh;
+          await withDeadline(blockMs + 5_000, fresh.connect());
+        }
+        if (lastId === undefined) {
+          const newest = newestOf(
+            await withDeadline(blockMs, reader.xRevRange(stream, "+", "-", { COUNT: 1 })),
+          );
+          lastId = newest ?? "0-0";
+        }
+        // Waiters that registered before the starting point was fixed, or whose
+        // check failed while Redis was unreachable, are checked now.
+        for (const waiter of unchecked()) void runCheck(waiter);
+        wakeFollowers(lastId);
+        const reply = await withDeadline(
+          blockMs + 5_000,
+          reader.xRead({ key: stream, id: lastId }, { BLOCK: blockMs, COUNT: READ_COUNT }),
+        );
+        if (failing) {
+          failing = false;
+          backoffMs = 100;
+          logger.info("redis change feed resumed");
+        }
+        const entries = entriesOf(reply);
+        const last = entries.at(-1);
+        if (last === undefined) continue;
+        lastId = last[0];
+        const ids = new Set<string>();
+        for (const [, requestId] of entries) if (requestId !== undefined) ids.add(requestId);
+        wakeRequests(ids);
+        wakeFollowers(lastId);
+      } catch (error) {
+        if (closed) return;
+        if (!failing) {
+          failing = true;
+          logger.warn("redis change feed interrupted; retrying", { error: errorKind(error) });
+        }
+        dropReader();
+        await pause(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 2_000);
+      }
+    }
+  }
+
+  function ensureRunning(): void {
+    running ??= loop();
+  }
+
+  /** Common plumbing of a wait: timeout, abort and removal, all leading to one `finish`. */
+  function settleOn(
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    resolve: () => void,
+    remove: () => void,
+  ): () => void {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", finish);
+      remove();
+      resolve();
+    };
+    const timer = setTimeout(finish, Math.max(0, timeoutMs));
+    signal?.addEventListener("abort", finish, { once: true });
+    return finish;
+  }
+
+  return {
+    waitForChange(id, version, timeoutMs, signal) {
+      if (closed || signal?.aborted) return Promise.resolve();
+      if (waiterCount >= maxWaiters) {
+        return Promise.reject(
+          new WritError("store_unavailable", "Too many requests are waiting; try again later."),
+        );
+      }
+      return new Promise<void>((resolve) => {
+        const expected = String(version);
+        const waiter: Waiter = {
+          check: async () => (await options.versionOf(id)) !== expected,
+          finish: () => {},
+          checked: false,
+          checking: false,
+          again: false,
+        };
+        const finish = settleOn(timeoutMs, signal, resolve, () => {
+          const set = byRequest.get(id);
+          if (set?.delete(waiter)) {
+            waiterCount--;
+            if (set.size === 0) byRequest.delete(id);
+          }
+        });
+        (waiter as { finish: () => void }).finish = finish;
+        let set = byRequest.get(id);
+        if (set === undefined) {
+          set = new Set();
+          byRequest.set(id, set);
+        }
+        set.add(waiter);
+        waiterCount++;
+        ensureRunning();
+        // Before the reader has its starting point, it checks new waiters itself.
+        if (lastId !== undefined) void runCheck(waiter);
+      });
+    },
+
+    waitForEvents(after, timeoutMs, signal) {
+      if (after !== undefined && parseStreamId(after) === undefined) {
+        return Promise.reject(new TypeError("waitForEvents: after must be a stream id"));
+      }
+      if (closed || signal?.aborted) return Promise.resolve();
+      if (streamWaiters.size >= maxStreamWaiters) {
+        return Promise.reject(
+          new WritError("store_unavailable", "Too many readers are waiting; try again later."),
+        );
+      }
+      return new Promise<void>((resolve) => {
+        let waiter: StreamWaiter | undefined;
+        const finish = settleOn(timeoutMs, signal, resolve, () => {
+          if (waiter !== undefined) streamWaiters.delete(waiter);
+        });
+        waiter = { after, finish };
+        streamWaiters.add(waiter);
+        ensureRunning();
+        // Before the reader has its starting point, it wakes followers behind it itself.
+        if (lastId === undefined) return;
+        // The newest id is read after registering: an entry added later is
+        // past the reader's starting point, so the reader wakes this waiter.
+        void (async () => {
+          try {
+            const newest = newestOf(await connection.xRevRange(stream, "+", "-", { COUNT: 1 }));
+            if (
+              newest !== undefined &&
+              (after === undefined || compareStreamIds(newest, after) > 0)
+            ) {
+              finish();
+            }
+          } catch {
+            // Redis is unreachable: the reader wakes this waiter when it reads
+            // past `after`, or the timeout ends the wait.
+          }
+        })();
+      });
+    },
+
+    async close() {
+      if (closed) return;
+      closed = true;
+      stop.abort();
+      dropReader();
+      for (const set of [...byRequest.values()]) for (const waiter of [...set]) waiter.finish();
+      for (const waiter of [...streamWaiters]) waiter.finish();
+      await running;
+    },
+  };
+}

@@ -1,0 +1,131 @@
+import { WritError } from "../../domain/errors.js";
+import { type DomainEvent, EVENT_TYPES, type RecordedEvent } from "../../domain/events.js";
+import type { JsonObject } from "../../domain/json.js";
+import type { Actor } from "../../domain/principal.js";
+import type { AccessRequest } from "../../domain/request.js";
+
+/**
+ * How events and requests are written to Redis and read back. Stream entries
+ * are plain fields so that a SIEM reading `XREAD` needs no writ code:
+ * `type`, `request_id`, `time` (ms since the epoch), `actor` and `data` (JSON).
+ */
+
+/** Arguments per event in the write scripts, in this order. */
+export const EVENT_ARGS = 5;
+
+const EVENT_TYPE_SET: ReadonlySet<string> = new Set(EVENT_TYPES);
+
+/** What a stored record that writ cannot read turns into: fail closed, say nothing of it. */
+export function corrupt(): WritError {
+  return new WritError("store_unavailable", "The store holds a record writ cannot read.");
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/** The script arguments of events: five strings each. Malformed events are a programming error. */
+export function eventArgs(events: readonly DomainEvent[]): string[] {
+  const args: string[] = [];
+  for (const event of events) {
+    if (!EVENT_TYPE_SET.has(event.type)) throw new TypeError(`unknown event type "${event.type}"`);
+    if (!Number.isSafeInteger(event.time) || event.time < 0) {
+      throw new TypeError("event time must be a non-negative integer of milliseconds");
+    }
+    args.push(
+      event.type,
+      event.requestId,
+      String(event.time),
+      JSON.stringify({ kind: event.actor.kind, id: event.actor.id }),
+      JSON.stringify(event.data),
+    );
+  }
+  return args;
+}
+
+/** A stream entry as an event; throws `store_unavailable` for an entry writ did not write. */
+export function decodeEvent(id: string, fields: unknown): RecordedEvent {
+  if (!isObject(fields)) throw corrupt();
+  const { type, request_id: requestId, time, actor, data } = fields;
+  if (
+    typeof type !== "string" ||
+    !EVENT_TYPE_SET.has(type) ||
+    typeof requestId !== "string" ||
+    typeof time !== "string" ||
+    !/^\d{1,16}$/.test(time) ||
+    typeof actor !== "string" ||
+    typeof data !== "string"
+  ) {
+    throw corrupt();
+  }
+  let parsedActor: unknown;
+  let parsedData: unknown;
+  try {
+    parsedActor = JSON.parse(actor);
+    parsedData = JSON.parse(data);
+  } catch {
+    throw corrupt();
+  }
+  if (
+    !isObject(parsedActor) ||
+    typeof parsedActor.kind !== "string" ||
+    typeof parsedActor.id !== "string" ||
+    !isObject(parsedData)
+  ) {
+    throw corrupt();
+  }
+  return {
+    id,
+    type: type as DomainEvent["type"],
+    requestId,
+    actor: parsedActor as unknown as Actor,
+    time: Number(time),
+    data: parsedData as JsonObject,
+  };
+}
+
+/** Entries as node-redis returns them from XRANGE / XREAD: `{ id, message }`. */
+export function decodeEntries(reply: unknown): RecordedEvent[] {
+  if (!Array.isArray(reply)) throw corrupt();
+  return reply.map((entry: unknown) => {
+    if (!isObject(entry) || typeof entry.id !== "string") throw corrupt();
+    return decodeEvent(entry.id, entry.message);
+  });
+}
+
+/** A stored request's JSON as a request; a fresh object on every call. */
+export function decodeRequest(json: unknown): AccessRequest {
+  if (typeof json !== "string") throw corrupt();
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw corrupt();
+  }
+  if (!isObject(value) || typeof value.id !== "string" || typeof value.version !== "number") {
+    throw corrupt();
+  }
+  return value as unknown as AccessRequest;
+}
+
+const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
+const MAX_U64 = 2n ** 64n - 1n;
+
+/** A Redis stream id as its two parts, or undefined if `id` is not one. */
+export function parseStreamId(id: string): readonly [bigint, bigint] | undefined {
+  const match = STREAM_ID.exec(id);
+  if (match === null) return undefined;
+  const ms = BigInt(match[1] as string);
+  const seq = BigInt(match[2] as string);
+  return ms <= MAX_U64 && seq <= MAX_U64 ? [ms, seq] : undefined;
+}
+
+/** Orders two valid stream ids: negative, zero or positive. */
+export function compareStreamIds(a: string, b: string): number {
+  const pa = parseStreamId(a);
+  const pb = parseStreamId(b);
+  if (pa === undefined || pb === undefined) throw new TypeError("not a stream id");
+  if (pa[0] !== pb[0]) return pa[0] < pb[0] ? -1 : 1;
+  if (pa[1] !== pb[1]) return pa[1] < pb[1] ? -1 : 1;
+  return 0;
+}

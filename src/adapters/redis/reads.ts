@@ -1,0 +1,170 @@
+import type { RecordedEvent } from "../../domain/events.js";
+import type { AccessRequest } from "../../domain/request.js";
+import type { EventQuery, RequestPage, RequestQuery } from "../../ports/store.js";
+import { compareStreamIds, corrupt, decodeEntries, decodeRequest, parseStreamId } from "./codec.js";
+import type { RedisStoreConnection } from "./connection.js";
+import { cursorOf, type KeyLayout, MAX_CREATED_AT, timeDigits } from "./keys.js";
+
+/**
+ * The store's reads that page through indexes: requests (`list`) and events.
+ *
+ * Costs, for N requests or stream entries:
+ * - `list` without filters, or by status (each status has its own index): O(log N + page).
+ *   Agent and action filters are applied while reading, so they cost the entries read past
+ *   non-matching ones; one call reads at most `LIST_SCAN_BUDGET` entries and then returns
+ *   a shorter page with a cursor, so a rare match never holds Redis or the caller for long.
+ * - `events` of one request: O(events of that request), from its list of stream ids.
+ * - `events` by type or time: a scan of the stream from `after`, in batches.
+ */
+
+/** Most list entries one `list` call reads before returning a partial page with a cursor. */
+export const LIST_SCAN_BUDGET = 5_000;
+/** Entries one script call reads, so that no call holds Redis for long. */
+const LIST_SCAN_PER_CALL = 1_000;
+/** Stream entries, or a request's event ids, read per round trip. */
+const EVENT_BATCH = 500;
+
+/**
+ * The filters a stream read applies itself. Event times come from writ's
+ * clock, not Redis's, so time bounds cannot be turned into id ranges.
+ */
+function matches(query: EventQuery, event: RecordedEvent): boolean {
+  return (
+    (query.type === undefined || event.type === query.type) &&
+    (query.since === undefined || event.time >= query.since) &&
+    (query.until === undefined || event.time < query.until)
+  );
+}
+
+/** Events of one request, in stream order, from its list of event ids. */
+export async function readRequestEvents(
+  client: RedisStoreConnection,
+  keys: KeyLayout,
+  requestId: string,
+  query: EventQuery,
+): Promise<RecordedEvent[]> {
+  const out: RecordedEvent[] = [];
+  for (let start = 0; out.length < query.limit; start += EVENT_BATCH) {
+    const ids = await client.lRange(keys.requestEvents(requestId), start, start + EVENT_BATCH - 1);
+    if (!Array.isArray(ids)) throw corrupt();
+    const wanted = ids.filter(
+      (id): id is string =>
+        typeof id === "string" &&
+        parseStreamId(id) !== undefined &&
+        (query.after === undefined || compareStreamIds(id, query.after) > 0),
+    );
+    // One pipelined round trip per batch; an id trimmed from the stream reads as nothing.
+    const entries = await Promise.all(wanted.map((id) => client.xRange(keys.stream, id, id)));
+    for (const reply of entries) {
+      for (const event of decodeEntries(reply)) {
+        if (!matches(query, event)) continue;
+        out.push(event);
+        if (out.length >= query.limit) return out;
+      }
+    }
+    if (ids.length < EVENT_BATCH) break;
+  }
+  return out;
+}
+
+/** Events of the whole stream after `query.after`, filtered, in stream order. */
+export async function readStreamEvents(
+  client: RedisStoreConnection,
+  keys: KeyLayout,
+  query: EventQuery,
+): Promise<RecordedEvent[]> {
+  const out: RecordedEvent[] = [];
+  const filtered =
+    query.type !== undefined || query.since !== undefined || query.until !== undefined;
+  let start = query.after === undefined ? "-" : `(${query.after}`;
+  for (;;) {
+    const count = filtered ? EVENT_BATCH : Math.min(query.limit - out.length, EVENT_BATCH);
+    const batch = decodeEntries(await client.xRange(keys.stream, start, "+", { COUNT: count }));
+    for (const event of batch) {
+      if (!matches(query, event)) continue;
+      out.push(event);
+      if (out.length >= query.limit) return out;
+    }
+    const last = batch.at(-1);
+    if (last === undefined || batch.length < count) return out;
+    start = `(${last.id}`;
+  }
+}
+
+/**
+ * The lexical bounds of a list read. List members start with the creation
+ * time's digits, so time bounds are lexical bounds; `since` and `until`
+ * round up to whole milliseconds. Undefined when nothing can match.
+ */
+function listBounds(query: RequestQuery): { max: string; min: string } | undefined {
+  let max = "+";
+  const tighten = (bound: string) => {
+    if (max === "+" || bound < max.slice(1)) max = `(${bound}`;
+  };
+  if (query.until !== undefined) {
+    const until = Math.ceil(query.until);
+    if (until <= 0) return undefined;
+    if (until <= MAX_CREATED_AT) tighten(timeDigits(until));
+  }
+  if (query.cursor !== undefined) tighten(query.cursor);
+  let min = "-";
+  if (query.since !== undefined && query.since > 0) {
+    const since = Math.ceil(query.since);
+    if (since > MAX_CREATED_AT) return undefined;
+    min = `[${timeDigits(since)}`;
+  }
+  return { max, min };
+}
+
+/**
+ * A page of requests, newest first. `run` executes each script call under
+ * the store's deadline and error handling. The cursor is the time and
+ * counter digits of the last entry read: later creations never shift it.
+ */
+export async function readRequestPage(
+  client: RedisStoreConnection,
+  keys: KeyLayout,
+  query: RequestQuery,
+  run: <T>(call: () => Promise<T>) => Promise<T>,
+): Promise<RequestPage> {
+  const bounds = listBounds(query);
+  if (bounds === undefined) return { items: [] };
+  let { max } = bounds;
+  const index = query.status === undefined ? keys.list : keys.listOf(query.status);
+  const items: AccessRequest[] = [];
+  let scanned = 0;
+  for (;;) {
+    const budget = Math.min(LIST_SCAN_PER_CALL, LIST_SCAN_BUDGET - scanned);
+    const { exhausted, last, found } = await run(async () => {
+      const reply = await client.writList(
+        [index],
+        [
+          keys.requestPrefix,
+          max,
+          bounds.min,
+          String(query.limit - items.length),
+          String(budget),
+          query.agentId !== undefined ? "1" : "0",
+          query.agentId ?? "",
+          query.action !== undefined ? "1" : "0",
+          query.action ?? "",
+        ],
+      );
+      if (!Array.isArray(reply) || reply.length < 2 || typeof reply[1] !== "string") {
+        throw corrupt();
+      }
+      return {
+        exhausted: reply[0] === 1,
+        last: reply[1] as string,
+        found: reply.slice(2).map(decodeRequest),
+      };
+    });
+    items.push(...found);
+    scanned += budget;
+    if (exhausted || last === "") return { items };
+    if (items.length >= query.limit || scanned >= LIST_SCAN_BUDGET) {
+      return { items, next: cursorOf(last) };
+    }
+    max = `(${cursorOf(last)}`;
+  }
+}

@@ -1,0 +1,74 @@
+import type {
+  AuditIntegrity,
+  CheckpointSummary,
+  IntegrityReport,
+} from "../ports/audit-integrity.js";
+import type { Clock } from "../ports/clock.js";
+import type { Checkpoint } from "./checkpoint.js";
+import type { CheckpointSigner } from "./checkpoint-key.js";
+import type { FileAuditLog } from "./file-audit-log.js";
+import { verifyAuditLog } from "./verify-log.js";
+
+export interface AuditIntegrityOptions {
+  readonly log: FileAuditLog;
+  readonly signer: CheckpointSigner;
+  readonly clock: Clock;
+}
+
+function summary(cp: Checkpoint): CheckpointSummary {
+  return { seq: cp.seq, hash: cp.hash, time: cp.time, keyId: cp.key_id };
+}
+
+/** Integrity checks of this process's own log, with its own checkpoint key. */
+export function createAuditIntegrity(options: AuditIntegrityOptions): AuditIntegrity {
+  const { log, signer, clock } = options;
+  const keys = new Map([[signer.keyId, signer.publicKey]]);
+  let last: IntegrityReport | undefined;
+  let running: Promise<IntegrityReport> | undefined;
+
+  async function run(): Promise<IntegrityReport> {
+    const started = performance.now();
+    const result = await verifyAuditLog({ dir: log.dir, keys, upToSeq: log.lastSeq() });
+    const base = {
+      checkedAt: clock.now(),
+      durationMs: Math.round(performance.now() - started),
+      entries: result.entries,
+    };
+    return result.ok
+      ? {
+          ...base,
+          ok: true,
+          checkpoints: result.checkpoints,
+          lastCheckpoint: summary(result.lastCheckpoint),
+        }
+      : {
+          ...base,
+          ok: false,
+          firstBadSeq: result.firstBadSeq,
+          reason: result.reason,
+          ...(result.segment !== undefined ? { segment: result.segment } : {}),
+          ...(result.line !== undefined ? { line: result.line } : {}),
+        };
+  }
+
+  return {
+    checkpointKey: () => ({ keyId: signer.keyId, jwk: { ...signer.publicJwk } }),
+    lastCheckpoint() {
+      const cp = log.lastCheckpoint();
+      return cp === undefined ? undefined : summary(cp);
+    },
+    lastSeq: () => log.lastSeq(),
+    lastReport: () => last,
+    verifyNow() {
+      running ??= run()
+        .then((report) => {
+          last = report;
+          return report;
+        })
+        .finally(() => {
+          running = undefined;
+        });
+      return running;
+    },
+  };
+}

@@ -1,0 +1,161 @@
+import { spawn } from "node:child_process";
+import { constants } from "node:os";
+import { parseArgs } from "node:util";
+import type { WritClient } from "../../sdk/client.js";
+import { type Command, type CommandIo, UsageError } from "../command.js";
+import {
+  AWS_REQUEST_HELP,
+  AWS_REQUEST_OPTIONS,
+  type AwsCredential,
+  awsRequestPlan,
+  requestAwsCredential,
+} from "./aws-request.js";
+import {
+  connectFromEnv,
+  ENVIRONMENT_HELP,
+  parseCommandLine,
+  reportApiErrors,
+} from "./client-context.js";
+import { printable } from "./render-request.js";
+
+/** What a shell answers when the command cannot be run at all. */
+const EXIT_NOT_FOUND = 127;
+const EXIT_NOT_EXECUTABLE = 126;
+
+const HELP = `
+Usage: writ exec --action <action> --resource <arn> [options] -- <command> [args...]
+
+Asks writ for AWS credentials for one action on one resource (agent keys),
+waits for approval, then runs the command with the credentials in its
+environment only (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN):
+they are never printed. When the command exits, writ is told the work is done,
+which ends the session, and the command's exit code becomes writ's.
+
+  writ exec --action s3:GetObject --resource arn:aws:s3:::reports/q3.csv \\
+    --reason "Q3 summary" -- aws s3 cp s3://reports/q3.csv .
+
+Options:
+${AWS_REQUEST_HELP}
+
+The command does not see WRIT_KEY or WRIT_TOKEN_FILE, nor AWS profile settings
+that could take precedence over the session.
+
+Exit codes: the command's own (128 + the signal's number if a signal ended it;
+127 if it could not be found, 126 if it could not be run); 1 server or network
+error, or the wait timed out; 2 bad command line; 3 denied, cancelled or expired
+(the command does not run).
+${ENVIRONMENT_HELP}
+`;
+
+// Removed from the command's environment: writ's own credentials (the command
+// must not ask for more), and AWS settings that could make an SDK or the AWS CLI
+// pick another identity than the session writ minted.
+const WITHHELD = [
+  "WRIT_KEY",
+  "WRIT_TOKEN_FILE",
+  "AWS_PROFILE",
+  "AWS_DEFAULT_PROFILE",
+  "AWS_SECURITY_TOKEN",
+  "AWS_ROLE_ARN",
+  "AWS_ROLE_SESSION_NAME",
+  "AWS_WEB_IDENTITY_TOKEN_FILE",
+  "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+  "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+  "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+  "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+];
+
+/** The command's environment: the caller's, less what is withheld, plus the session. */
+export function commandEnvironment(
+  env: NodeJS.ProcessEnv,
+  credential: AwsCredential,
+): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = { ...env };
+  for (const name of WITHHELD) delete out[name];
+  out.AWS_ACCESS_KEY_ID = credential.access_key_id;
+  out.AWS_SECRET_ACCESS_KEY = credential.secret_access_key;
+  out.AWS_SESSION_TOKEN = credential.session_token;
+  out.AWS_CREDENTIAL_EXPIRATION = credential.expires_at;
+  return out;
+}
+
+/** Splits `… -- command args` into writ's arguments and the command. */
+function splitCommand(args: readonly string[]): { own: string[]; command: string[] } {
+  const separator = args.indexOf("--");
+  if (separator === -1) {
+    throw new UsageError("give the command to run after --, e.g. -- aws s3 cp s3://b/k .");
+  }
+  const command = args.slice(separator + 1);
+  if (command.length === 0 || command[0] === "")
+    throw new UsageError("the command after -- is empty");
+  return { own: args.slice(0, separator), command };
+}
+
+/**
+ * Runs the command with inherited stdio and resolves with its exit code in the
+ * shell's convention. writ outlives it whatever happens, so that it can report
+ * the request complete: Ctrl-C reaches the command from the terminal (writ only
+ * waits), and SIGTERM or SIGHUP sent to writ is passed on to the command.
+ */
+function run(command: readonly string[], env: NodeJS.ProcessEnv, io: CommandIo): Promise<number> {
+  const [file = "", ...rest] = command;
+  return new Promise((resolve) => {
+    const child = spawn(file, rest, { env, stdio: "inherit" });
+    const wait = () => {};
+    const forward = (signal: NodeJS.Signals) => child.kill(signal);
+    process.on("SIGINT", wait);
+    process.on("SIGTERM", forward);
+    process.on("SIGHUP", forward);
+    const done = (code: number) => {
+      process.off("SIGINT", wait);
+      process.off("SIGTERM", forward);
+      process.off("SIGHUP", forward);
+      resolve(code);
+    };
+    child.once("error", (error: NodeJS.ErrnoException) => {
+      io.stderr(`writ exec: cannot run ${printable(file)}: ${error.code ?? error.message}\n`);
+      done(error.code === "ENOENT" ? EXIT_NOT_FOUND : EXIT_NOT_EXECUTABLE);
+    });
+    child.once("exit", (code, signal) => {
+      if (code !== null) done(code);
+      else done(128 + (signal === null ? 0 : (constants.signals[signal] ?? 0)));
+    });
+  });
+}
+
+/** Tells writ the work is done, which ends the session; a failure is reported, never hidden. */
+async function complete(client: WritClient, io: CommandIo, id: string): Promise<void> {
+  try {
+    await client.complete(id);
+    io.stderr(`${id} completed; its AWS session is being ended\n`);
+  } catch (error) {
+    const reason = error instanceof Error ? printable(error.message) : "unknown error";
+    io.stderr(
+      `writ exec: could not report ${id} complete (${reason}); its session lasts until it expires. Retry with \`writ complete ${id}\`.\n`,
+    );
+  }
+}
+
+export const execCommand: Command = {
+  path: ["exec"],
+  summary: "Run a command with AWS credentials for one approved action (agents)",
+  help: HELP,
+  async run(args, io) {
+    const { own, command } = splitCommand(args);
+    const { values, positionals } = parseCommandLine(() =>
+      parseArgs({ args: own, options: AWS_REQUEST_OPTIONS, strict: true, allowPositionals: true }),
+    );
+    if (positionals.length > 0) {
+      throw new UsageError(`unexpected argument "${positionals[0]}" (put the command after --)`);
+    }
+    const plan = awsRequestPlan(values);
+    const client = connectFromEnv(io);
+    return reportApiErrors("exec", io, async () => {
+      const outcome = await requestAwsCredential(client, io, "exec", plan);
+      if (!outcome.ok) return outcome.exitCode;
+      const code = await run(command, commandEnvironment(io.env, outcome.credential), io);
+      await complete(client, io, outcome.id);
+      return code;
+    });
+  },
+};

@@ -1,0 +1,203 @@
+import { parseArgs } from "node:util";
+import { createConsoleLogger } from "../../adapters/console-logger.js";
+import { loadKeyRing } from "../../adapters/jwt-keys.js";
+import { ConfigError, loadConfigFile, readEnv } from "../../config/load.js";
+import {
+  describeRefusals,
+  jwtKeysPath,
+  type ProductionFinding,
+  reviewForProduction,
+} from "../../config/production.js";
+import { resolveRedisSettings } from "../../config/redis-settings.js";
+import type { WritConfig } from "../../config/schema.js";
+import { isWritError } from "../../domain/errors.js";
+import { type Command, type CommandIo, EXIT, UsageError } from "../command.js";
+import { startWrit } from "./start-writ.js";
+
+const HELP = `
+Usage: writ serve [--config <file>] [--host <addr>] [--port <n>] [--pretty-logs] [--quiet]
+
+Runs writ for production: any number of these processes, on one Redis, behind
+a load balancer. Refuses to start, naming the key and the fix, with the
+embedded memory store, without a JWT key ring (writ serve never generates
+keys: \`writ keys init\`), without agents or auditors, or with any
+configuration error.
+
+Options:
+  --config <file>     The configuration file (YAML or JSON); default WRIT_CONFIG
+  --host <addr>       Address to listen on (overrides server.host)
+  --port <n>          Port to listen on (overrides server.port; 0 picks a free one)
+  --pretty-logs       Log text for people instead of JSON lines
+  --quiet             Do not log every HTTP request
+
+Environment:
+  WRIT_CONFIG         The configuration file, if --config is not given
+  WRIT_REDIS_URL      The Redis URL (replaces redis.url; may carry a password)
+
+On SIGTERM or SIGINT writ reports not ready, ends long-polls, finishes
+in-flight requests (server.shutdown_grace_seconds) and exits; a second signal
+exits at once. See docs/operations.md.
+`;
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!/^\d{1,5}$/.test(value) || port > 65_535) {
+    throw new UsageError("--port takes a number from 0 to 65535");
+  }
+  return port;
+}
+
+/** Waits for SIGTERM or SIGINT; a second one forces the exit. */
+function untilSignal(onForce: () => void): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const first = (signal: NodeJS.Signals) => {
+      process.off("SIGINT", first);
+      process.off("SIGTERM", first);
+      process.once("SIGINT", onForce);
+      process.once("SIGTERM", onForce);
+      resolve(signal);
+    };
+    process.on("SIGINT", first);
+    process.on("SIGTERM", first);
+  });
+}
+
+function refuse(io: CommandIo, findings: readonly ProductionFinding[]): number {
+  io.stderr(`${describeRefusals(findings)}\n`);
+  return EXIT.failed;
+}
+
+export const serveCommand: Command = {
+  path: ["serve"],
+  summary: "Run writ in production (Redis, configured identities and keys)",
+  help: HELP,
+  async run(args, io) {
+    const { values } = parseArgs({
+      args: [...args],
+      options: {
+        config: { type: "string" },
+        host: { type: "string" },
+        port: { type: "string" },
+        "pretty-logs": { type: "boolean", default: false },
+        quiet: { type: "boolean", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    const port = values.port === undefined ? undefined : parsePort(values.port);
+    const configFile = values.config ?? readEnv(io.env).WRIT_CONFIG;
+    if (configFile === undefined) {
+      return refuse(io, [
+        {
+          key: "--config",
+          problem: "no configuration file was given",
+          fix: "pass --config <file> or set WRIT_CONFIG (see docs/configuration.md)",
+        },
+      ]);
+    }
+    let config: WritConfig;
+    try {
+      config = await loadConfigFile(configFile);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      io.stderr(`writ serve refuses to start:\n${error.message}\n`);
+      return EXIT.failed;
+    }
+    if (values.host !== undefined)
+      config = { ...config, server: { ...config.server, host: values.host } };
+    if (port !== undefined) config = { ...config, server: { ...config.server, port } };
+
+    const review = await reviewForProduction(config, io.env, configFile);
+    if (review.refusals.length > 0) return refuse(io, review.refusals);
+    // Resolved once here for its errors (a missing secret file, a bad WRIT_REDIS_URL);
+    // the connection itself is made when writ starts.
+    try {
+      await resolveRedisSettings(config, io.env);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      io.stderr(`writ serve refuses to start:\n  ${error.message}\n`);
+      return EXIT.failed;
+    }
+    const keysPath = jwtKeysPath(config);
+    const keys = await loadKeyRing(keysPath).catch((error: unknown) => error as Error);
+    if (keys instanceof Error) {
+      return refuse(io, [
+        {
+          key: "jwt.keys_file",
+          problem: `${keysPath} is not a usable key ring (${keys.message})`,
+          fix: "restore the file from your secret store, or create a new one with `writ keys init`",
+        },
+      ]);
+    }
+    if (keys.active.alg !== config.jwt.algorithm) {
+      return refuse(io, [
+        {
+          key: "jwt.algorithm",
+          problem: `is ${config.jwt.algorithm}, but the active key in ${keysPath} is ${keys.active.alg}`,
+          fix: `set jwt.algorithm: ${keys.active.alg}, or create a ring for ${config.jwt.algorithm}`,
+        },
+      ]);
+    }
+
+    const logger = createConsoleLogger({
+      format: values["pretty-logs"] ? "pretty" : "json",
+      quiet: values.quiet,
+      write: (line) => io.stderr(`${line}\n`),
+    });
+    for (const warning of review.warnings) {
+      logger.warn(`${warning.key}: ${warning.problem}`, { fix: warning.fix });
+    }
+
+    let started: Awaited<ReturnType<typeof startWrit>>;
+    try {
+      started = await startWrit(config, { env: io.env, logger, keys });
+    } catch (error) {
+      if (isWritError(error) && error.code === "store_unavailable") {
+        const settings = await resolveRedisSettings(config, io.env);
+        return refuse(io, [
+          {
+            key: io.env.WRIT_REDIS_URL
+              ? "WRIT_REDIS_URL"
+              : config.redis.url
+                ? "redis.url"
+                : "redis.nodes",
+            problem: `cannot reach Redis at ${settings.endpoint} within ${config.redis.connect_timeout_seconds} s`,
+            fix: "check the address, the network path, the password or ACL user, and TLS (rediss://); writ retries by itself only once it has started",
+          },
+        ]);
+      }
+      if (error instanceof ConfigError) {
+        io.stderr(`writ serve refuses to start:\n  ${error.message}\n`);
+        return EXIT.failed;
+      }
+      throw error;
+    }
+    const { server, redisEndpoint } = started;
+    logger.info("writ serve started", {
+      url: server.url,
+      redis: redisEndpoint,
+      metrics: server.metricsUrl === undefined ? undefined : `${server.metricsUrl}/metrics`,
+      policies: started.writ.policy.policyIds().length,
+      jwt_kid: keys.active.kid,
+    });
+    io.stdout(
+      [
+        `writ serve listening on ${server.url}`,
+        ...(server.metricsUrl !== undefined ? [`  metrics: ${server.metricsUrl}/metrics`] : []),
+        "",
+      ].join("\n"),
+    );
+
+    const force = () => {
+      io.stderr("writ serve: second signal, exiting now\n");
+      process.exit(EXIT.failed);
+    };
+    const signal = await untilSignal(force);
+    logger.info("writ serve draining", { signal });
+    await server.stop();
+    process.off("SIGINT", force);
+    process.off("SIGTERM", force);
+    logger.info("writ serve stopped");
+    return EXIT.ok;
+  },
+};

@@ -1,0 +1,223 @@
+import { readFileSync } from "node:fs";
+import type { Principal } from "../domain/principal.js";
+import type { NotificationSettings, SlackSettings } from "../notify/setup.js";
+import type { SlackPerson } from "../notify/slack/directory.js";
+import { ConfigError, type WritEnv } from "./load.js";
+import { SlackConfig } from "./notify-schema.js";
+import type { WritConfig } from "./schema.js";
+
+/** Webhook secrets shorter than this are refused: they sign what SIEMs and pagers trust. */
+const MIN_WEBHOOK_SECRET = 32;
+
+/**
+ * Fills the `slack` section from the environment, Bolt's way: SLACK_SIGNING_SECRET,
+ * SLACK_BOT_TOKEN and SLACK_APP_TOKEN, plus WRIT_SLACK_API_URL and
+ * WRIT_SLACK_CHANNEL. A value in the configuration file wins over the
+ * environment. Without any Slack secret anywhere, Slack stays off and the
+ * section is left as it was.
+ */
+export function withSlackEnv(config: WritConfig, env: WritEnv): WritConfig {
+  const file = config.slack;
+  const anySecret =
+    file?.signing_secret ??
+    file?.bot_token ??
+    file?.app_token ??
+    env.SLACK_SIGNING_SECRET ??
+    env.SLACK_BOT_TOKEN ??
+    env.SLACK_APP_TOKEN;
+  if (file === undefined && anySecret === undefined) return config;
+  const merged = {
+    ...file,
+    ...(file?.signing_secret === undefined && env.SLACK_SIGNING_SECRET !== undefined
+      ? { signing_secret: env.SLACK_SIGNING_SECRET }
+      : {}),
+    ...(file?.bot_token === undefined && env.SLACK_BOT_TOKEN !== undefined
+      ? { bot_token: env.SLACK_BOT_TOKEN }
+      : {}),
+    ...(file?.app_token === undefined && env.SLACK_APP_TOKEN !== undefined
+      ? { app_token: env.SLACK_APP_TOKEN }
+      : {}),
+    ...(file?.api_url === undefined && env.WRIT_SLACK_API_URL !== undefined
+      ? { api_url: env.WRIT_SLACK_API_URL }
+      : {}),
+    ...(file?.channel === undefined && env.WRIT_SLACK_CHANNEL !== undefined
+      ? { channel: env.WRIT_SLACK_CHANNEL }
+      : {}),
+  };
+  const parsed = SlackConfig.safeParse(merged);
+  if (!parsed.success) {
+    const envName: Record<string, string> = {
+      signing_secret: "SLACK_SIGNING_SECRET",
+      bot_token: "SLACK_BOT_TOKEN",
+      app_token: "SLACK_APP_TOKEN",
+      api_url: "WRIT_SLACK_API_URL",
+      channel: "WRIT_SLACK_CHANNEL",
+    };
+    const lines = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? "");
+      const from = envName[key];
+      return `  slack.${issue.path.map(String).join(".")}${from ? ` (or ${from})` : ""}: ${issue.message}`;
+    });
+    throw new ConfigError(`Invalid Slack configuration:\n${lines.join("\n")}`);
+  }
+  return { ...config, slack: parsed.data };
+}
+
+/** The demo reviewers' Slack ids from WRIT_DEV_SLACK_USERS (`id1,id2,…`, in reviewer order). */
+export function parseDevSlackUsers(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const ids = value.split(",").map((s) => s.trim());
+  for (const id of ids) {
+    if (!/^[UW][A-Z0-9]{2,20}$/.test(id)) {
+      throw new ConfigError(
+        `WRIT_DEV_SLACK_USERS: "${id.slice(0, 40)}" is not a Slack user id like U012AB3CD`,
+      );
+    }
+  }
+  return ids;
+}
+
+function missing(key: string, envName: string): ConfigError {
+  return new ConfigError(
+    `Slack is configured but ${key} is missing: set it in the configuration file or in ${envName}.`,
+  );
+}
+
+function slackSettings(
+  config: WritConfig,
+  principals: readonly Principal[],
+  slackUserIds: Readonly<Record<string, string>>,
+): SlackSettings | undefined {
+  const slack = config.slack;
+  if (slack === undefined) return undefined;
+  // Refuse to start half-configured: an unauthenticated endpoint or a bot that cannot post.
+  if (slack.bot_token === undefined) throw missing("slack.bot_token", "SLACK_BOT_TOKEN");
+  if (slack.socket_mode) {
+    if (slack.app_token === undefined) throw missing("slack.app_token", "SLACK_APP_TOKEN");
+  } else if (slack.signing_secret === undefined) {
+    throw missing("slack.signing_secret", "SLACK_SIGNING_SECRET");
+  }
+  const people: SlackPerson[] = [];
+  const seen = new Map<string, string>();
+  const link = (reviewerId: string, slackUserId: string | undefined, key: string) => {
+    if (slackUserId === undefined) return;
+    const other = seen.get(slackUserId);
+    if (other !== undefined && other !== reviewerId) {
+      throw new ConfigError(
+        `${key}: Slack user ${slackUserId} is already linked to reviewer ${other}; one Slack account, one reviewer.`,
+      );
+    }
+    seen.set(slackUserId, reviewerId);
+  };
+  const emails = new Map<string, string>();
+  config.identities.reviewers.forEach((r, index) => {
+    const slackUserId = r.slack_user_id ?? slackUserIds[r.id];
+    link(r.id, slackUserId, `identities.reviewers.${index}.slack_user_id`);
+    if (r.email !== undefined) {
+      const other = emails.get(r.email.toLowerCase());
+      if (other !== undefined && other !== r.id) {
+        throw new ConfigError(
+          `identities.reviewers.${index}.email: ${r.email} is also reviewer ${other}'s email`,
+        );
+      }
+      emails.set(r.email.toLowerCase(), r.id);
+    }
+    people.push({
+      reviewerId: r.id,
+      groups: r.groups,
+      ...(slackUserId !== undefined ? { slackUserId } : {}),
+      ...(r.email !== undefined ? { email: r.email } : {}),
+    });
+  });
+  const configured = new Set(config.identities.reviewers.map((r) => r.id));
+  for (const principal of principals) {
+    if (principal.kind !== "reviewer" || configured.has(principal.id)) continue;
+    const slackUserId = slackUserIds[principal.id];
+    link(principal.id, slackUserId, `Slack id of reviewer ${principal.id}`);
+    people.push({
+      reviewerId: principal.id,
+      groups: principal.groups,
+      ...(slackUserId !== undefined ? { slackUserId } : {}),
+    });
+  }
+  return {
+    ...(slack.signing_secret !== undefined ? { signingSecret: slack.signing_secret } : {}),
+    botToken: slack.bot_token,
+    socketMode: slack.socket_mode,
+    ...(slack.app_token !== undefined ? { appToken: slack.app_token } : {}),
+    ...(slack.api_url !== undefined ? { apiUrl: slack.api_url } : {}),
+    ...(slack.channel !== undefined ? { channel: slack.channel } : {}),
+    routing: slack.routing,
+    matchByEmail: slack.match_by_email,
+    ...(slack.team_id !== undefined ? { teamId: slack.team_id } : {}),
+    ...(slack.console_url !== undefined ? { consoleUrl: slack.console_url } : {}),
+    people,
+    owners: slack.owner_user_ids,
+  };
+}
+
+function webhookSecret(
+  hook: WritConfig["webhooks"][number],
+  index: number,
+  env: NodeJS.ProcessEnv,
+): string {
+  let secret: string | undefined;
+  let key: string;
+  if (hook.secret_env !== undefined) {
+    key = `webhooks.${index}.secret_env`;
+    secret = env[hook.secret_env];
+    if (secret === undefined || secret === "") {
+      throw new ConfigError(`${key}: the environment variable ${hook.secret_env} is not set`);
+    }
+  } else {
+    key = `webhooks.${index}.secret_file`;
+    try {
+      secret = readFileSync(hook.secret_file as string, "utf8").replace(/\r?\n$/, "");
+    } catch (error) {
+      throw new ConfigError(
+        `${key}: cannot read ${hook.secret_file}: ${(error as NodeJS.ErrnoException).code ?? "error"}`,
+      );
+    }
+  }
+  if (secret.length < MIN_WEBHOOK_SECRET) {
+    throw new ConfigError(
+      `${key}: the secret must be at least ${MIN_WEBHOOK_SECRET} characters (e.g. \`openssl rand -hex 32\`)`,
+    );
+  }
+  return secret;
+}
+
+/**
+ * Everything the notification channels need, checked: Slack refuses to start
+ * without its secrets (naming the key), one Slack account maps to at most one
+ * reviewer, webhook secrets are read and long enough. `slackUserIds` adds links
+ * for reviewers that are not in the configuration (the demo ones in `writ dev`).
+ */
+export function resolveNotificationSettings(
+  config: WritConfig,
+  options: {
+    principals?: readonly Principal[];
+    slackUserIds?: Readonly<Record<string, string>>;
+    env?: NodeJS.ProcessEnv;
+  } = {},
+): NotificationSettings {
+  const env = options.env ?? process.env;
+  const slack = slackSettings(config, options.principals ?? [], options.slackUserIds ?? {});
+  const { notifications } = config;
+  if (notifications.retry.max_ms < notifications.retry.initial_ms) {
+    throw new ConfigError("notifications.retry.max_ms: must be at least initial_ms");
+  }
+  return {
+    ...(slack !== undefined ? { slack } : {}),
+    ...(config.teams !== undefined
+      ? { teams: { webhookUrl: config.teams.webhook_url, consoleUrl: config.teams.console_url } }
+      : {}),
+    webhooks: config.webhooks.map((hook, index) => ({
+      url: hook.url,
+      secret: webhookSecret(hook, index, env),
+      ...(hook.events !== undefined ? { events: hook.events } : {}),
+    })),
+    message: notifications.ticket_url !== undefined ? { ticketUrl: notifications.ticket_url } : {},
+    retry: { initialMs: notifications.retry.initial_ms, maxMs: notifications.retry.max_ms },
+  };
+}

@@ -1,0 +1,156 @@
+import { stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { storeKind } from "./redis-settings.js";
+import type { WritConfig } from "./schema.js";
+
+/** Something that makes a configuration unfit for production, and how to fix it. */
+export interface ProductionFinding {
+  /** The configuration key (or environment variable) at fault. */
+  readonly key: string;
+  readonly problem: string;
+  readonly fix: string;
+}
+
+export interface ProductionReview {
+  /** `writ serve` refuses to start while any of these remain. */
+  readonly refusals: readonly ProductionFinding[];
+  /** Allowed, but worth a loud line in the log. */
+  readonly warnings: readonly ProductionFinding[];
+}
+
+/** Where the JWT key ring lives for this configuration. */
+export function jwtKeysPath(config: WritConfig): string {
+  return resolve(config.jwt.keys_file ?? join(config.data_dir, "keys", "jwt.json"));
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host.startsWith("127.") || host === "[::1]" || host === "::1";
+}
+
+/**
+ * Reviews a configuration for `writ serve`. Refused: the embedded store (it
+ * loses every request and cannot be shared by replicas), a missing or exposed
+ * signing key file (`writ serve` never generates one: every replica must sign
+ * with the same keys, and a key made on the fly would vanish with its
+ * container), and a configuration nobody could use or audit.
+ */
+export async function reviewForProduction(
+  config: WritConfig,
+  env: NodeJS.ProcessEnv,
+  configPath: string,
+): Promise<ProductionReview> {
+  const refusals: ProductionFinding[] = [];
+  const warnings: ProductionFinding[] = [];
+
+  if (storeKind(config, env) === "memory") {
+    refusals.push({
+      key: "store.kind",
+      problem:
+        "the embedded memory store loses every request on restart and cannot be shared by replicas",
+      fix: "set store.kind: redis and redis.url (or redis.nodes / redis.sentinel), or WRIT_REDIS_URL",
+    });
+  }
+
+  const keysPath = jwtKeysPath(config);
+  const keysKey = config.jwt.keys_file === undefined ? "jwt.keys_file (default)" : "jwt.keys_file";
+  try {
+    const info = await stat(keysPath);
+    if (!info.isFile()) {
+      refusals.push({
+        key: keysKey,
+        problem: `${keysPath} is not a file`,
+        fix: `point jwt.keys_file at the key ring made by \`writ keys init --config ${configPath}\``,
+      });
+    } else if (process.platform !== "win32" && (info.mode & 0o007) !== 0) {
+      refusals.push({
+        key: keysKey,
+        problem: `${keysPath} holds private signing keys and other users can read it (mode ${(info.mode & 0o777).toString(8)})`,
+        fix: `chmod 600 ${keysPath}`,
+      });
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    refusals.push({
+      key: keysKey,
+      problem:
+        code === "ENOENT"
+          ? `there is no JWT key ring at ${keysPath}, and writ serve never generates throwaway keys`
+          : `cannot read ${keysPath} (${code ?? "error"})`,
+      fix: `create it once with \`writ keys init --config ${configPath}\` and give every replica the same file`,
+    });
+  }
+
+  const { identities } = config;
+  if (identities.agents.length === 0 && identities.oidc.length === 0) {
+    refusals.push({
+      key: "identities.agents",
+      problem: "no agents are configured, so nothing could ask for a credential",
+      fix: "add agents with `writ keygen --kind agent` (or trust a workload identity issuer in identities.oidc)",
+    });
+  }
+  if (identities.auditors.length === 0) {
+    refusals.push({
+      key: "identities.auditors",
+      problem: "no auditors are configured, so nobody could read the record of what was issued",
+      fix: "add at least one auditor with `writ keygen --kind auditor`",
+    });
+  }
+  if (identities.reviewers.length === 0) {
+    warnings.push({
+      key: "identities.reviewers",
+      problem: "no reviewers: requests that need approval can only expire",
+      fix: "add reviewers with `writ keygen --kind reviewer`",
+    });
+  }
+
+  if (config.rate_limits.requests_per_minute_per_agent === 0) {
+    warnings.push({
+      key: "rate_limits.requests_per_minute_per_agent",
+      problem: "agents are not rate limited: one agent can flood reviewers and the record",
+      fix: "set a limit, e.g. 600",
+    });
+  }
+
+  const redis = config.redis;
+  const urls = [
+    ...(env.WRIT_REDIS_URL ? [env.WRIT_REDIS_URL] : redis.url !== undefined ? [redis.url] : []),
+    ...(redis.nodes ?? []),
+  ];
+  for (const value of urls) {
+    const url = URL.canParse(value) ? new URL(value) : undefined;
+    if (url === undefined || isLoopbackHost(url.hostname)) continue;
+    if (url.protocol === "redis:") {
+      warnings.push({
+        key: env.WRIT_REDIS_URL
+          ? "WRIT_REDIS_URL"
+          : redis.url !== undefined
+            ? "redis.url"
+            : "redis.nodes",
+        problem: `traffic to Redis at ${url.host} is not encrypted`,
+        fix: "use rediss:// (TLS), or keep Redis on a private network you trust",
+      });
+    }
+    if (
+      url.password === "" &&
+      redis.password_file === undefined &&
+      redis.password_env === undefined
+    ) {
+      warnings.push({
+        key: "redis.password_file",
+        problem: `Redis at ${url.host} is used without a password`,
+        fix: "give writ its own ACL user (see infra/redis/redis.conf) and set redis.password_file",
+      });
+    }
+    break;
+  }
+
+  return { refusals, warnings };
+}
+
+/** The refusals as one message for the operator. */
+export function describeRefusals(refusals: readonly ProductionFinding[]): string {
+  return [
+    "writ serve refuses to start:",
+    ...refusals.map((r) => `  ${r.key}: ${r.problem}.\n    Fix: ${r.fix}.`),
+  ].join("\n");
+}

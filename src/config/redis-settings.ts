@@ -1,0 +1,194 @@
+import { open } from "node:fs/promises";
+import { ConfigError } from "./load.js";
+import { redisUrlProblem } from "./operations-schema.js";
+import type { WritConfig } from "./schema.js";
+
+/** TLS material, read from the configured files. */
+export interface RedisTlsSettings {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+  readonly servername?: string;
+}
+
+/**
+ * A Redis deployment ready to connect to: endpoints, credentials and TLS
+ * material resolved from the configuration, the environment and files.
+ * `password` is a secret: it goes to the client and nowhere else.
+ */
+export interface RedisSettings {
+  /** Standalone: the URL, possibly with credentials from `WRIT_REDIS_URL`. */
+  readonly url?: string;
+  /** Redis Cluster seed nodes. */
+  readonly clusterNodes?: readonly string[];
+  readonly username?: string;
+  readonly password?: string;
+  /** Present when TLS is on (`rediss://` URLs). */
+  readonly tls?: RedisTlsSettings;
+  readonly keyPrefix: string;
+  readonly streamMaxLen: number;
+  readonly connectTimeoutMs: number;
+  /** The endpoints for logs and messages, without any credential. */
+  readonly endpoint: string;
+}
+
+const MAX_SECRET_FILE_BYTES = 64 * 1024;
+
+function envUrl(env: NodeJS.ProcessEnv): string | undefined {
+  const value = env.WRIT_REDIS_URL;
+  return value === undefined || value === "" ? undefined : value;
+}
+
+/** The store writ runs on: explicit `store.kind`, else Redis when an endpoint is configured. */
+export function storeKind(config: WritConfig, env: NodeJS.ProcessEnv): "memory" | "redis" {
+  if (config.store.kind !== undefined) return config.store.kind;
+  const configured =
+    envUrl(env) !== undefined || config.redis.url !== undefined || config.redis.nodes !== undefined;
+  return configured ? "redis" : "memory";
+}
+
+/** A URL without its password, for logs. */
+export function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password !== "") url.password = "";
+    return url.toString().replace(/\/$/, "");
+  } catch {
+    return "(unparseable URL)";
+  }
+}
+
+async function openForReading(path: string, key: string) {
+  try {
+    return await open(path, "r");
+  } catch (error) {
+    throw new ConfigError(
+      `${key}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? "error"}); point it at a file writ's user can read`,
+    );
+  }
+}
+
+/**
+ * Reads a secret file. It must be a regular file no other user can read (as
+ * ssh demands of private keys): a secret anyone on the host can read is not one.
+ */
+export async function readSecretFile(path: string, key: string): Promise<string> {
+  const handle = await openForReading(path, key);
+  try {
+    const stat = await handle.stat();
+    if (!stat.isFile()) throw new ConfigError(`${key}: ${path} is not a regular file`);
+    if (process.platform !== "win32" && (stat.mode & 0o007) !== 0) {
+      throw new ConfigError(
+        `${key}: ${path} can be read by other users (mode ${(stat.mode & 0o777).toString(8)}); run \`chmod 600 ${path}\` (or 640/440 with a group only writ's user is in)`,
+      );
+    }
+    if (stat.size > MAX_SECRET_FILE_BYTES) {
+      throw new ConfigError(`${key}: ${path} is larger than a secret should be`);
+    }
+    const secret = (await handle.readFile("utf8")).replace(/\r?\n$/, "");
+    if (secret === "") throw new ConfigError(`${key}: ${path} is empty`);
+    return secret;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readPemFile(path: string, key: string): Promise<string> {
+  const handle = await openForReading(path, key);
+  try {
+    const text = await handle.readFile("utf8");
+    if (!text.includes("-----BEGIN ")) throw new ConfigError(`${key}: ${path} is not a PEM file`);
+    return text;
+  } finally {
+    await handle.close();
+  }
+}
+
+async function redisPassword(
+  config: WritConfig,
+  env: NodeJS.ProcessEnv,
+): Promise<string | undefined> {
+  const { password_file: file, password_env: variable } = config.redis;
+  if (file !== undefined) return readSecretFile(file, "redis.password_file");
+  if (variable === undefined) return undefined;
+  const secret = env[variable];
+  if (secret === undefined || secret === "") {
+    throw new ConfigError(
+      `redis.password_env: the environment variable ${variable} is not set; set it, or remove redis.password_env`,
+    );
+  }
+  return secret;
+}
+
+async function tlsSettings(config: WritConfig): Promise<RedisTlsSettings> {
+  const tls = config.redis.tls;
+  if (tls === undefined) return {};
+  return {
+    ...(tls.ca_file !== undefined
+      ? { ca: await readPemFile(tls.ca_file, "redis.tls.ca_file") }
+      : {}),
+    ...(tls.cert_file !== undefined
+      ? { cert: await readPemFile(tls.cert_file, "redis.tls.cert_file") }
+      : {}),
+    ...(tls.key_file !== undefined
+      ? { key: await readSecretFile(tls.key_file, "redis.tls.key_file") }
+      : {}),
+    ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
+  };
+}
+
+/**
+ * Resolves the Redis settings of a configuration whose store is Redis:
+ * `WRIT_REDIS_URL` replaces `redis.url`, secrets are read from their files or
+ * variables, TLS files are loaded. Every problem is a {@link ConfigError}
+ * naming the key (or variable) and how to fix it.
+ */
+export async function resolveRedisSettings(
+  config: WritConfig,
+  env: NodeJS.ProcessEnv,
+): Promise<RedisSettings> {
+  const { redis } = config;
+  const fromEnv = envUrl(env);
+  if (fromEnv !== undefined) {
+    const problem = redisUrlProblem(fromEnv, true);
+    if (problem !== undefined) throw new ConfigError(`WRIT_REDIS_URL: ${problem}`);
+    if (redis.nodes !== undefined) {
+      throw new ConfigError(
+        "WRIT_REDIS_URL is set, but redis.nodes (Redis Cluster) is configured too: use one of them",
+      );
+    }
+  }
+  const url = fromEnv ?? redis.url;
+  const urls = url !== undefined ? [url] : (redis.nodes ?? []);
+  if (urls.length === 0) {
+    throw new ConfigError(
+      "store.kind is redis, but no Redis is configured: set redis.url (or redis.nodes for Redis Cluster), or the environment variable WRIT_REDIS_URL",
+    );
+  }
+  const password = await redisPassword(config, env);
+  if (password !== undefined && url !== undefined && new URL(url).password !== "") {
+    throw new ConfigError(
+      "WRIT_REDIS_URL carries a password and redis.password_file/password_env is set too: keep one",
+    );
+  }
+  const secure = urls.map((u) => new URL(u).protocol === "rediss:");
+  if (secure.some((s) => s !== secure[0])) {
+    throw new ConfigError("redis.nodes: mix of redis:// and rediss:// URLs; use rediss:// for all");
+  }
+  if (redis.tls !== undefined && secure[0] === false) {
+    throw new ConfigError(
+      "redis.tls is set, but the Redis URL is redis://: use rediss:// so that TLS is on for every connection",
+    );
+  }
+  const tls = secure[0] === true ? await tlsSettings(config) : undefined;
+  return {
+    ...(url !== undefined ? { url } : { clusterNodes: urls }),
+    ...(redis.username !== undefined ? { username: redis.username } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(tls !== undefined ? { tls } : {}),
+    keyPrefix: redis.key_prefix,
+    streamMaxLen: redis.stream_max_len,
+    connectTimeoutMs: redis.connect_timeout_seconds * 1000,
+    endpoint: url !== undefined ? redactUrl(url) : `cluster ${urls.map(redactUrl).join(",")}`,
+  };
+}

@@ -1,0 +1,87 @@
+import type { IAMClient } from "@aws-sdk/client-iam";
+import type { STSClient } from "@aws-sdk/client-sts";
+import type { Clock } from "../ports/clock.js";
+import type { Logger } from "../ports/logger.js";
+import type { Minter } from "../ports/minter.js";
+import type { CredentialRevoker } from "../ports/revoker.js";
+import type { AwsConfigValue } from "./aws-schema.js";
+
+/** SDK clients to use instead of the ones built from the configuration (tests, embedding). */
+export interface AwsClients {
+  readonly sts: STSClient;
+  readonly iam: IAMClient;
+}
+
+/** What AWS credentials need: the minter, the revoker, and the clients to close. */
+export interface AwsCredentials {
+  readonly minter: Minter;
+  readonly revoker: CredentialRevoker;
+  close(): void;
+}
+
+// Bounded waits, so that a dead endpoint answers `aws_unavailable` in seconds
+// rather than holding an agent's collect open.
+const REQUEST_HANDLER = { connectionTimeout: 3000, requestTimeout: 10_000 } as const;
+// The SDK's standard retries: throttling and transient errors only, never a
+// refusal. Both operations are safe to repeat: a retried AssumeRole at worst
+// makes a session nobody receives; PutRolePolicy writes a whole document.
+const MAX_ATTEMPTS = 3;
+
+/**
+ * Builds the AWS minter and revoker, or nothing when the configuration has no
+ * `aws` section. The SDK clients find their region, endpoints
+ * (`AWS_ENDPOINT_URL_STS`, `AWS_ENDPOINT_URL_IAM`, or a profile's) and writ's
+ * own credentials (the default provider chain) by the SDK's conventions.
+ */
+export async function createAwsCredentials(
+  config: AwsConfigValue | undefined,
+  options: { clock: Clock; logger: Logger; clients?: AwsClients | undefined },
+): Promise<AwsCredentials | undefined> {
+  if (config === undefined) return undefined;
+  // Loaded only when AWS is configured: every CLI command starts faster without.
+  const [{ STSClient }, { IAMClient }, { createAwsCatalogue }, { createIamRevoker }, aws] =
+    await Promise.all([
+      import("@aws-sdk/client-sts"),
+      import("@aws-sdk/client-iam"),
+      import("../adapters/aws/catalogue.js"),
+      import("../adapters/aws/iam-revoker.js"),
+      import("../adapters/aws/sts-minter.js"),
+    ]);
+  const region = config.region === undefined ? {} : { region: config.region };
+  const clients = options.clients ?? {
+    sts: new STSClient({
+      ...region,
+      maxAttempts: MAX_ATTEMPTS,
+      requestHandler: REQUEST_HANDLER,
+    }),
+    iam: new IAMClient({ ...region, maxAttempts: MAX_ATTEMPTS, requestHandler: REQUEST_HANDLER }),
+  };
+  const minter = aws.createAwsMinter({
+    sts: clients.sts,
+    catalogue: createAwsCatalogue(),
+    roles: config.roles.map((role) => ({
+      resourcePattern: role.resource_pattern,
+      roleArn: role.role_arn,
+      ...(role.account !== undefined ? { account: role.account } : {}),
+      ...(role.external_id !== undefined ? { externalId: role.external_id } : {}),
+    })),
+    maxSessionSeconds: config.session_duration_seconds,
+    logger: options.logger,
+  });
+  const revoker = createIamRevoker({
+    iam: clients.iam,
+    policyName: config.revocation_policy_name,
+    clock: options.clock,
+    logger: options.logger,
+  });
+  return {
+    minter,
+    revoker,
+    close() {
+      // Clients passed in belong to the caller.
+      if (options.clients !== undefined) return;
+      clients.sts.destroy();
+      clients.iam.destroy();
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import {
+  createMetricsNotifier,
+  instrumentRateLimiter,
+  instrumentStore,
+} from "../adapters/instrumented.js";
+import { createMemoryRateLimiter } from "../adapters/memory-rate-limiter.js";
+import type { Clock } from "../ports/clock.js";
+import type { Metrics } from "../ports/metrics.js";
+import type { Notifier } from "../ports/notifier.js";
+import type { RateLimit, RateLimiter } from "../ports/rate-limiter.js";
+import type { RequestStore } from "../ports/store.js";
+import type { WritConfig } from "./schema.js";
+
+/** The per-agent request limit of a configuration; undefined when limits are off for the agent. */
+export function rateLimitFor(config: WritConfig): (agentId: string) => RateLimit | undefined {
+  const { requests_per_minute_per_agent: perMinute, burst, agents } = config.rate_limits;
+  const overrides = new Map(
+    Object.entries(agents).map(([id, limit]) => [
+      id,
+      { perMinute: limit.requests_per_minute, burst: limit.burst ?? burst },
+    ]),
+  );
+  const fallback = perMinute === 0 ? undefined : { perMinute, burst };
+  return (agentId) => overrides.get(agentId) ?? fallback;
+}
+
+export interface OperationsOptions {
+  clock: Clock;
+  /** A shared limiter (Redis); by default one held in this process. */
+  rateLimiter?: RateLimiter | undefined;
+  metrics?: Metrics | undefined;
+}
+
+/**
+ * The operational parts around the use cases: the rate limiter, metrics
+ * (counting store failures, refusals and committed events) and the shutdown
+ * signal that ends long-polls so a stopping replica drains quickly.
+ */
+export function wireOperations(
+  config: WritConfig,
+  store: RequestStore,
+  options: OperationsOptions,
+) {
+  const { metrics } = options;
+  const limiter =
+    options.rateLimiter ??
+    createMemoryRateLimiter({ limitFor: rateLimitFor(config), clock: options.clock });
+  const stopping = new AbortController();
+  const notifiers: Notifier[] = metrics === undefined ? [] : [createMetricsNotifier(metrics)];
+  return {
+    store: metrics === undefined ? store : instrumentStore(store, metrics),
+    rateLimiter: metrics === undefined ? limiter : instrumentRateLimiter(limiter, metrics),
+    notifiers,
+    stopping,
+  };
+}

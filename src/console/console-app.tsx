@@ -1,0 +1,390 @@
+import { type Context, Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import { createMiddleware } from "hono/factory";
+import { WritError } from "../domain/errors.js";
+import { type AccessRequest, REQUEST_STATUSES, type RequestStatus } from "../domain/request.js";
+import { ERROR_STATUS } from "../http/error-status.js";
+import { requestView } from "../http/views.js";
+import type { AuditIntegrity } from "../ports/audit-integrity.js";
+import type { Logger } from "../ports/logger.js";
+import { recentActivity } from "../service/activity.js";
+import type { Broker } from "../service/broker.js";
+import { requestTimeline } from "../service/request-timeline.js";
+import { MAX_FORM_BYTES, readForm, sameOrigin, textField, tokensEqual } from "./forms.js";
+import { IntegrityPage } from "./integrity-page.js";
+import { ErrorPage, LoginPage } from "./layout.js";
+import { type ListFilters, PendingPage, RequestPage, RequestsPage } from "./request-pages.js";
+import { reviewBlock } from "./review-block.js";
+import {
+  type ConsolePrincipal,
+  type ConsoleSession,
+  createSessionStore,
+  randomToken,
+} from "./sessions.js";
+import { CONSOLE_CSS } from "./styles.js";
+import { timelineStep } from "./timeline.js";
+
+export interface ConsoleOptions {
+  readonly broker: Broker;
+  /** The audit log's integrity checks; without it the integrity page says so. */
+  readonly audit?: AuditIntegrity | undefined;
+  readonly logger: Logger;
+  readonly idleTimeoutSeconds: number;
+  readonly sessionMaxSeconds: number;
+}
+
+type ConsoleEnv = { Variables: { session: ConsoleSession; sessionId: string } };
+
+const SESSION_COOKIE = "writ_console";
+const LOGIN_COOKIE = "writ_console_login";
+const LOGIN_FORM_SECONDS = 600;
+const REQUEST_ID = /^req_[A-Za-z0-9_-]{22}$/;
+const ACTION = /^[A-Za-z0-9][A-Za-z0-9_.*:/-]{0,127}$/;
+const AGENT = /^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,255}$/;
+const LOCAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?Z?$/;
+const CURSOR = /^\d{1,12}$/;
+const PAGE_SIZE = 50;
+const MAX_PENDING = 1000;
+
+/**
+ * No script may run, no style may be inline, nothing may frame the console, and
+ * forms post only to it. Pages are never cached: they show who approved what.
+ */
+const CSP =
+  "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+function isSecure(c: Context): boolean {
+  return new URL(c.req.url).protocol === "https:" || c.req.header("x-forwarded-proto") === "https";
+}
+
+function cookieOptions(c: Context, maxAge?: number) {
+  return {
+    path: "/console",
+    httpOnly: true,
+    sameSite: "Strict" as const,
+    secure: isSecure(c),
+    ...(maxAge !== undefined ? { maxAge } : {}),
+  };
+}
+
+/** A time typed in the filter form, read as UTC; undefined when empty. */
+function parseTime(value: string | undefined, name: string): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  if (!LOCAL_TIME.test(value)) throw new WritError("validation_failed", `${name} is not a time.`);
+  const ms = Date.parse(value.endsWith("Z") ? value : `${value}Z`);
+  if (Number.isNaN(ms)) throw new WritError("validation_failed", `${name} is not a time.`);
+  return ms;
+}
+
+function filtersOf(c: Context): { filters: ListFilters; cursor: string | undefined } {
+  const q = (name: string) => {
+    const v = c.req.query(name);
+    return v === undefined || v === "" ? undefined : v;
+  };
+  const filters: ListFilters = {};
+  const status = q("status");
+  if (status !== undefined) {
+    if (!(REQUEST_STATUSES as readonly string[]).includes(status)) {
+      throw new WritError("validation_failed", "status is not a request status.");
+    }
+    filters.status = status;
+  }
+  const agent = q("agent");
+  if (agent !== undefined) {
+    if (!AGENT.test(agent)) throw new WritError("validation_failed", "agent is not an agent id.");
+    filters.agent = agent;
+  }
+  const action = q("action");
+  if (action !== undefined) {
+    if (!ACTION.test(action)) throw new WritError("validation_failed", "action is not an action.");
+    filters.action = action;
+  }
+  for (const name of ["since", "until"] as const) {
+    const value = q(name);
+    parseTime(value, name);
+    if (value !== undefined) filters[name] = value;
+  }
+  const cursor = q("cursor");
+  if (cursor !== undefined && !CURSOR.test(cursor)) {
+    throw new WritError("validation_failed", "cursor is not a cursor.");
+  }
+  return { filters, cursor };
+}
+
+/** The web console: server-rendered pages for reviewers and auditors, no JavaScript. */
+export function createConsole(options: ConsoleOptions) {
+  const { broker, audit, logger } = options;
+  const sessions = createSessionStore({
+    clock: broker.deps.clock,
+    idleTimeoutSeconds: options.idleTimeoutSeconds,
+    maxAgeSeconds: options.sessionMaxSeconds,
+  });
+  const app = new Hono<ConsoleEnv>();
+
+  app.use(async function consoleHeaders(c, next) {
+    await next();
+    c.header("Content-Security-Policy", CSP);
+    c.header("Cache-Control", "no-store");
+  });
+  app.use(
+    bodyLimit({
+      maxSize: MAX_FORM_BYTES,
+      onError: () => {
+        throw new WritError("payload_too_large", "The form is too large.");
+      },
+    }),
+  );
+
+  const session = createMiddleware<ConsoleEnv>(async function consoleSession(c, next) {
+    const id = getCookie(c, SESSION_COOKIE);
+    const found = id === undefined ? undefined : sessions.get(id);
+    if (found === undefined || id === undefined) {
+      if (c.req.method === "GET") return c.redirect("/console/login", 303);
+      throw new WritError("unauthenticated", "Sign in to the console first.");
+    }
+    if (c.req.method === "POST") {
+      if (!sameOrigin(c)) {
+        throw new WritError("bad_request", "The form did not come from this console.");
+      }
+    }
+    c.set("session", found);
+    c.set("sessionId", id);
+    await next();
+  });
+
+  /** Reads a form and checks its CSRF token against the session's. */
+  async function checkedForm(c: Context<ConsoleEnv>): Promise<URLSearchParams> {
+    const form = await readForm(c);
+    if (!tokensEqual(form.get("csrf") ?? undefined, c.get("session").csrfToken)) {
+      throw new WritError("bad_request", "The form has expired or did not come from this console.");
+    }
+    return form;
+  }
+
+  function reviewerOf(c: Context<ConsoleEnv>) {
+    const principal = c.get("session").principal;
+    if (principal.kind !== "reviewer") {
+      throw new WritError("wrong_principal_kind", "Only reviewers approve or deny requests.");
+    }
+    return principal;
+  }
+
+  function requestIdOf(c: Context): string {
+    const id = c.req.param("id") ?? "";
+    if (!REQUEST_ID.test(id)) throw new WritError("not_found", "No such request.");
+    return id;
+  }
+
+  app.get("/assets/console.css", (c) => {
+    c.header("Content-Type", "text/css; charset=utf-8");
+    return c.body(CONSOLE_CSS);
+  });
+
+  app.get("/", (c) => {
+    const id = getCookie(c, SESSION_COOKIE);
+    const signedIn = id !== undefined && sessions.get(id) !== undefined;
+    return c.redirect(signedIn ? "/console/requests" : "/console/login", 303);
+  });
+
+  function loginForm(c: Context, status: 200 | 401 | 403, error?: string) {
+    const token = randomToken();
+    setCookie(c, LOGIN_COOKIE, token, cookieOptions(c, LOGIN_FORM_SECONDS));
+    return c.html(<LoginPage csrf={token} error={error} />, status);
+  }
+
+  app.get("/login", (c) => {
+    const id = getCookie(c, SESSION_COOKIE);
+    if (id !== undefined && sessions.get(id) !== undefined) {
+      return c.redirect("/console/requests", 303);
+    }
+    return loginForm(c, 200);
+  });
+
+  app.post("/login", async (c) => {
+    if (!sameOrigin(c)) return loginForm(c, 403, "The form did not come from this console.");
+    const form = await readForm(c);
+    // Login CSRF: the form's token must match the cookie set with the form.
+    if (!tokensEqual(form.get("csrf") ?? undefined, getCookie(c, LOGIN_COOKIE))) {
+      return loginForm(c, 403, "The sign-in form expired; please try again.");
+    }
+    const key = form.get("key") ?? "";
+    const principal = key === "" ? undefined : await broker.deps.identities.authenticate(key);
+    if (principal === undefined) return loginForm(c, 401, "The key is not valid.");
+    if (principal.kind !== "reviewer" && principal.kind !== "auditor") {
+      logger.warn("console sign-in refused", { kind: principal.kind, id: principal.id });
+      return loginForm(c, 403, "Only reviewer and auditor keys can sign in to the console.");
+    }
+    // A fresh id at every sign-in: a session id planted before it is worthless.
+    const previous = getCookie(c, SESSION_COOKIE);
+    if (previous !== undefined) sessions.destroy(previous);
+    const created = sessions.create(principal as ConsolePrincipal);
+    setCookie(c, SESSION_COOKIE, created.id, cookieOptions(c));
+    deleteCookie(c, LOGIN_COOKIE, { path: "/console" });
+    logger.info("console sign-in", { kind: principal.kind, id: principal.id });
+    return c.redirect("/console/requests", 303);
+  });
+
+  app.use("/logout", session);
+  app.post("/logout", async (c) => {
+    await checkedForm(c);
+    sessions.destroy(c.get("sessionId"));
+    deleteCookie(c, SESSION_COOKIE, { path: "/console" });
+    return c.redirect("/console/login", 303);
+  });
+
+  app.use("/requests", session);
+  app.use("/requests/*", session);
+  app.use("/pending", session);
+  app.use("/integrity", session);
+  app.use("/integrity/*", session);
+
+  app.get("/requests", async (c) => {
+    const s = c.get("session");
+    const { filters, cursor } = filtersOf(c);
+    const since = parseTime(filters.since, "since");
+    const until = parseTime(filters.until, "until");
+    const page = await broker.list(s.principal, {
+      limit: PAGE_SIZE,
+      ...(filters.status !== undefined ? { status: filters.status as RequestStatus } : {}),
+      ...(filters.agent !== undefined ? { agentId: filters.agent } : {}),
+      ...(filters.action !== undefined ? { action: filters.action } : {}),
+      ...(since !== undefined ? { since } : {}),
+      ...(until !== undefined ? { until } : {}),
+      ...(cursor !== undefined ? { cursor } : {}),
+    });
+    const activity = await recentActivity(broker.deps, s.principal, {
+      buckets: 24,
+      bucketMs: 3_600_000,
+    });
+    return c.html(
+      <RequestsPage
+        session={s}
+        filters={filters}
+        items={page.items.map((r) => requestView(r, s.principal))}
+        next={page.next}
+        paged={cursor !== undefined}
+        activity={activity}
+      />,
+    );
+  });
+
+  app.get("/requests/:id", async (c) => {
+    const s = c.get("session");
+    const { request, events, truncated } = await requestTimeline(
+      broker.deps,
+      s.principal,
+      requestIdOf(c),
+    );
+    const done = c.req.query("done");
+    return c.html(
+      <RequestPage
+        session={s}
+        request={requestView(request, s.principal)}
+        steps={events.map(timelineStep)}
+        truncated={truncated}
+        reviewBlock={
+          s.principal.kind === "reviewer" ? reviewBlock(request, s.principal) : undefined
+        }
+        done={done === "approved" || done === "denied" ? done : undefined}
+      />,
+    );
+  });
+
+  app.post("/requests/:id/approve", async (c) => {
+    const form = await checkedForm(c);
+    const reviewer = reviewerOf(c);
+    const id = requestIdOf(c);
+    const comment = textField(form, "comment", 2000);
+    await broker.approve(reviewer, id, comment === "" ? undefined : comment, "console");
+    return c.redirect(`/console/requests/${id}?done=approved`, 303);
+  });
+
+  app.post("/requests/:id/deny", async (c) => {
+    const form = await checkedForm(c);
+    const reviewer = reviewerOf(c);
+    const id = requestIdOf(c);
+    const reason = textField(form, "reason", 2000);
+    if (reason === "") throw new WritError("validation_failed", "Give a reason to deny.");
+    await broker.deny(reviewer, id, reason, "console");
+    return c.redirect(`/console/requests/${id}?done=denied`, 303);
+  });
+
+  app.get("/pending", async (c) => {
+    const s = c.get("session");
+    const items: AccessRequest[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await broker.list(s.principal, {
+        status: "pending",
+        limit: 200,
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+      items.push(...page.items);
+      cursor = page.next;
+    } while (cursor !== undefined && items.length < MAX_PENDING);
+    const reviewable = [];
+    const others = [];
+    for (const request of items) {
+      const view = requestView(request, s.principal);
+      const why =
+        s.principal.kind === "reviewer"
+          ? reviewBlock(request, s.principal)
+          : "auditors do not review";
+      if (why === undefined) reviewable.push(view);
+      else others.push({ request: view, why });
+    }
+    return c.html(<PendingPage session={s} reviewable={reviewable} others={others} />);
+  });
+
+  app.get("/integrity", (c) => {
+    if (audit === undefined) throw new WritError("not_found", "This writ keeps no audit log.");
+    return c.html(
+      <IntegrityPage
+        session={c.get("session")}
+        lastSeq={audit.lastSeq()}
+        lastCheckpoint={audit.lastCheckpoint()}
+        report={audit.lastReport()}
+        keyId={audit.checkpointKey().keyId}
+      />,
+    );
+  });
+
+  app.post("/integrity/verify", async (c) => {
+    await checkedForm(c);
+    if (audit === undefined) throw new WritError("not_found", "This writ keeps no audit log.");
+    const report = await audit.verifyNow();
+    const who = c.get("session").principal;
+    logger.info("audit log verified from the console", {
+      by: who.id,
+      ok: report.ok,
+      entries: report.entries,
+    });
+    return c.redirect("/console/integrity", 303);
+  });
+
+  app.notFound((c) =>
+    c.html(<ErrorPage status={404} code="not_found" message="No such page." />, 404),
+  );
+  app.onError((error, c) => {
+    const s = (c as Context<ConsoleEnv>).get("session") as ConsoleSession | undefined;
+    if (error instanceof WritError) {
+      const status = ERROR_STATUS[error.code];
+      return c.html(
+        <ErrorPage session={s} status={status} code={error.code} message={error.message} />,
+        status,
+      );
+    }
+    logger.error("console error", { route: c.req.routePath, error: (error as Error).name });
+    return c.html(
+      <ErrorPage
+        session={s}
+        status={500}
+        code="internal_error"
+        message="Something went wrong on our side."
+      />,
+      500,
+    );
+  });
+  return app;
+}

@@ -1,0 +1,331 @@
+import { REQUEST_STATUSES } from "../domain/request.js";
+import type { requestView } from "../http/views.js";
+import type { Activity } from "../service/activity.js";
+import { ActivityChart } from "./chart.js";
+import { CsrfField, Layout, Status } from "./layout.js";
+import type { ConsoleSession } from "./sessions.js";
+import type { TimelineStep } from "./timeline.js";
+
+export type RequestView = ReturnType<typeof requestView>;
+
+/** The list filters as the form shows them (strings, as typed). */
+export interface ListFilters {
+  status?: string;
+  agent?: string;
+  action?: string;
+  since?: string;
+  until?: string;
+}
+
+const when = (iso: string) => `${iso.slice(0, 19).replace("T", " ")} UTC`;
+
+function query(filters: ListFilters, extra: Record<string, string> = {}): string {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries({ ...filters, ...extra })) {
+    if (typeof v === "string" && v !== "") params.set(k, v);
+  }
+  const text = params.toString();
+  return text === "" ? "" : `?${text}`;
+}
+
+function RequestRows(props: { items: readonly RequestView[] }) {
+  return (
+    <table>
+      <thead>
+        <tr>
+          <th>Created</th>
+          <th>Status</th>
+          <th>Agent</th>
+          <th>Action</th>
+          <th>Resource</th>
+          <th>Reason</th>
+        </tr>
+      </thead>
+      <tbody>
+        {props.items.map((r) => (
+          <tr>
+            <td>
+              <a href={`/console/requests/${r.id}`}>{when(r.created_at)}</a>
+            </td>
+            <td>
+              <Status status={r.status} />
+            </td>
+            <td>
+              {r.agent} <span class="muted">({r.owner})</span>
+            </td>
+            <td>
+              <code>{r.action}</code>
+            </td>
+            <td>
+              <code>{r.resource}</code>
+            </td>
+            <td>{r.reason ?? ""}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+export function RequestsPage(props: {
+  session: ConsoleSession;
+  filters: ListFilters;
+  items: readonly RequestView[];
+  next: string | undefined;
+  paged: boolean;
+  activity: Activity;
+}) {
+  const { filters } = props;
+  return (
+    <Layout title="Requests" session={props.session} section="requests">
+      <h1>Requests</h1>
+      <ActivityChart activity={props.activity} />
+      <form class="filters card" method="get" action="/console/requests">
+        <label>
+          Status
+          <select name="status">
+            <option value="">any</option>
+            {REQUEST_STATUSES.map((s) => (
+              <option value={s} selected={filters.status === s}>
+                {s}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Agent
+          <input name="agent" value={filters.agent ?? ""} maxlength={256} />
+        </label>
+        <label>
+          Action
+          <input name="action" value={filters.action ?? ""} maxlength={128} />
+        </label>
+        <label>
+          Created from (UTC)
+          <input type="datetime-local" name="since" value={filters.since ?? ""} />
+        </label>
+        <label>
+          Created before (UTC)
+          <input type="datetime-local" name="until" value={filters.until ?? ""} />
+        </label>
+        <button type="submit">Filter</button>
+        <a href="/console/requests">Clear</a>
+      </form>
+      {props.items.length === 0 ? (
+        <p class="card muted">No requests match.</p>
+      ) : (
+        <RequestRows items={props.items} />
+      )}
+      <div class="pager">
+        {props.paged ? <a href={`/console/requests${query(filters)}`}>« Newest</a> : null}
+        {props.next !== undefined ? (
+          <a href={`/console/requests${query(filters, { cursor: props.next })}`}>Older »</a>
+        ) : null}
+      </div>
+    </Layout>
+  );
+}
+
+/** Why this reviewer cannot review this request, shown instead of the forms; or undefined. */
+export type ReviewBlock = string | undefined;
+
+function ReviewForms(props: { session: ConsoleSession; id: string }) {
+  const { session, id } = props;
+  return (
+    <div class="reviews">
+      <form method="post" action={`/console/requests/${id}/approve`} class="card">
+        <CsrfField token={session.csrfToken} />
+        <h2>Approve</h2>
+        <label>
+          Comment (optional)
+          <textarea name="comment" maxlength={2000} />
+        </label>
+        <p>
+          <button type="submit">Approve</button>
+        </p>
+      </form>
+      <form method="post" action={`/console/requests/${id}/deny`} class="card">
+        <CsrfField token={session.csrfToken} />
+        <h2>Deny</h2>
+        <label>
+          Reason (required)
+          <textarea name="reason" required maxlength={2000} />
+        </label>
+        <p>
+          <button type="submit" class="danger">
+            Deny
+          </button>
+        </p>
+      </form>
+    </div>
+  );
+}
+
+const DONE_MESSAGES: Record<string, string> = {
+  approved: "Your approval was recorded.",
+  denied: "Your denial was recorded; the request is denied.",
+};
+
+export function RequestPage(props: {
+  session: ConsoleSession;
+  request: RequestView;
+  steps: readonly TimelineStep[];
+  truncated: boolean;
+  reviewBlock: ReviewBlock;
+  done: string | undefined;
+}) {
+  const { request: r, session } = props;
+  const done = props.done !== undefined ? DONE_MESSAGES[props.done] : undefined;
+  const contextEntries = Object.entries(r.context);
+  return (
+    <Layout title={r.id} session={session} section="requests">
+      <h1>
+        Request <span class="mono">{r.id}</span> <Status status={r.status} />
+      </h1>
+      {done !== undefined ? (
+        <div class="card notice" role="status">
+          {done}
+        </div>
+      ) : null}
+      <div class="card">
+        <dl class="grid">
+          <dt>Agent</dt>
+          <dd>
+            {r.agent} (owner {r.owner}
+            {r.on_behalf_of !== undefined ? `, on behalf of ${r.on_behalf_of}` : ""})
+          </dd>
+          <dt>Action</dt>
+          <dd class="mono">{r.action}</dd>
+          <dt>Resource</dt>
+          <dd class="mono">{r.resource}</dd>
+          <dt>Reason</dt>
+          <dd>{r.reason ?? "—"}</dd>
+          <dt>Ticket</dt>
+          <dd>{r.ticket ?? "—"}</dd>
+          <dt>Credential</dt>
+          <dd>
+            {r.credential_type}
+            {r.audience !== undefined ? ` for ${r.audience}` : ""}, up to {r.ttl_seconds} s
+          </dd>
+          <dt>Policy</dt>
+          <dd>
+            {r.decision.effect} by {r.decision.policies.join(", ") || "no policy"}
+            {r.status === "pending" ? `; ${r.pending_approvals} more approval(s) needed` : ""}
+          </dd>
+          {contextEntries.length > 0 ? (
+            <>
+              <dt>Context</dt>
+              <dd class="mono">
+                {contextEntries.map(([k, v]) => (
+                  <div>
+                    {k}: {typeof v === "string" ? v : JSON.stringify(v)}
+                    {r.masked_fields.includes(k) ? " (masked)" : ""}
+                  </div>
+                ))}
+              </dd>
+            </>
+          ) : null}
+          <dt>Stage ends</dt>
+          <dd>{when(r.expires_at)}</dd>
+        </dl>
+      </div>
+      {r.status === "pending" && session.principal.kind === "reviewer" ? (
+        props.reviewBlock === undefined ? (
+          <ReviewForms session={session} id={r.id} />
+        ) : (
+          <p class="card muted">{props.reviewBlock}</p>
+        )
+      ) : null}
+      <h2>Timeline</h2>
+      <div class="card">
+        <ol class="timeline">
+          {props.steps.map((step) => (
+            <li class={step.tone}>
+              <div class="when">
+                {when(step.time)} · <code>{step.type}</code> · {step.actor}
+              </div>
+              <div class="title">{step.title}</div>
+              {step.facts.length > 0 ? (
+                <dl class="grid">
+                  {step.facts.map(([label, value]) => (
+                    <>
+                      <dt>{label}</dt>
+                      <dd>{value}</dd>
+                    </>
+                  ))}
+                </dl>
+              ) : null}
+            </li>
+          ))}
+        </ol>
+        {props.truncated ? <p class="muted">Later events are not shown.</p> : null}
+      </div>
+    </Layout>
+  );
+}
+
+export function PendingPage(props: {
+  session: ConsoleSession;
+  reviewable: readonly RequestView[];
+  others: readonly { request: RequestView; why: string }[];
+}) {
+  const { session } = props;
+  return (
+    <Layout title="Pending approvals" session={session} section="pending">
+      <h1>Pending approvals</h1>
+      {session.principal.kind === "reviewer" ? (
+        props.reviewable.length === 0 ? (
+          <p class="card muted">Nothing is waiting for you.</p>
+        ) : (
+          props.reviewable.map((r) => (
+            <div class="card">
+              <p>
+                <a href={`/console/requests/${r.id}`} class="mono">
+                  {r.id}
+                </a>{" "}
+                — <strong>{r.agent}</strong> asks for <code>{r.action}</code> on{" "}
+                <code>{r.resource}</code>; {r.pending_approvals} more approval(s) needed, until{" "}
+                {when(r.expires_at)}.
+              </p>
+              <p>Reason: {r.reason ?? "—"}</p>
+              <ReviewForms session={session} id={r.id} />
+            </div>
+          ))
+        )
+      ) : null}
+      {props.others.length > 0 ? (
+        <>
+          <h2>{session.principal.kind === "reviewer" ? "Waiting for others" : "Waiting"}</h2>
+          <table>
+            <thead>
+              <tr>
+                <th>Request</th>
+                <th>Agent</th>
+                <th>Action</th>
+                <th>Needs</th>
+                <th>Note</th>
+              </tr>
+            </thead>
+            <tbody>
+              {props.others.map(({ request: r, why }) => (
+                <tr>
+                  <td>
+                    <a href={`/console/requests/${r.id}`} class="mono">
+                      {r.id}
+                    </a>
+                  </td>
+                  <td>{r.agent}</td>
+                  <td>
+                    <code>{r.action}</code>
+                  </td>
+                  <td>{r.pending_approvals}</td>
+                  <td class="muted">{why}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      ) : null}
+    </Layout>
+  );
+}

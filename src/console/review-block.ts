@@ -1,0 +1,26 @@
+import type { Reviewer } from "../domain/principal.js";
+import type { AccessRequest } from "../domain/request.js";
+
+/**
+ * Why `reviewer` cannot review `request`, in words, or undefined if they can. Only
+ * decides which forms a page shows: the broker enforces the same rules (and more,
+ * such as the deadline) on every approve and deny, whatever a page showed.
+ */
+export function reviewBlock(request: AccessRequest, reviewer: Reviewer): string | undefined {
+  if (request.status !== "pending") return `The request is ${request.status}.`;
+  if (
+    reviewer.id === request.agentId ||
+    reviewer.id === request.owner ||
+    (request.onBehalfOf !== undefined && reviewer.id === request.onBehalfOf)
+  ) {
+    return "You own this agent or it acts for you, so you cannot review its request.";
+  }
+  const named = new Set(request.decision.requirements.flatMap((r) => r.groups));
+  if (!reviewer.groups.some((g) => named.has(g))) {
+    return `Only members of ${[...named].join(", ") || "no group"} review this request.`;
+  }
+  if (request.reviews.some((r) => r.reviewerId === reviewer.id)) {
+    return "You have already reviewed this request.";
+  }
+  return undefined;
+}

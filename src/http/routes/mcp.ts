@@ -1,0 +1,109 @@
+import type { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { WritError } from "../../domain/errors.js";
+import type { IdentityDirectory } from "../../ports/identity.js";
+import { createWritClient } from "../../sdk/client.js";
+import { requireKind } from "../../service/access.js";
+import { type AuthEnv, principalAuth } from "../auth.js";
+
+export interface McpRouteOptions {
+  /** Whether `/mcp` is served at all. */
+  enabled: boolean;
+  /** DANGEROUS: offer the tool that returns credentials to the model. */
+  returnCredentials: boolean;
+}
+
+/**
+ * The MCP SDK, loaded on the first `/mcp` call rather than at start: the CLI
+ * loads this app for `writ dev`, and no other command should pay for it.
+ */
+function loadMcp() {
+  return Promise.all([
+    import("../../mcp/server.js"),
+    import("@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js"),
+  ]);
+}
+
+/** The in-process address the MCP tools call the API on; it never leaves the process. */
+const INTERNAL_URL = "http://writ.internal/";
+
+/**
+ * `/mcp`: the writ MCP server over Streamable HTTP, for agents. The caller
+ * authenticates as on the API (a writ agent key or an OIDC token) and every
+ * tool acts as that agent, by calling this same app in-process with the
+ * caller's own bearer: the same validation, policy and audit as `/v1`.
+ * Stateless (no MCP session): each POST carries its own JSON-RPC exchange.
+ */
+export function mcpRoutes(
+  app: Hono<AuthEnv>,
+  identities: IdentityDirectory,
+  options: McpRouteOptions & { maxBodyBytes: number; version: string },
+) {
+  if (!options.enabled) return;
+  app.use("/mcp", async function sameOrigin(c, next) {
+    // Browsers send Origin; a page on another site must not drive the tools
+    // (DNS rebinding), even though it would also need the bearer.
+    const origin = c.req.header("origin");
+    if (origin !== undefined) {
+      let host: string | undefined;
+      try {
+        host = new URL(origin).host;
+      } catch {
+        host = undefined;
+      }
+      if (host === undefined || host !== c.req.header("host")) {
+        throw new WritError("bad_request", "Cross-origin MCP calls are not accepted.");
+      }
+    }
+    await next();
+  });
+  app.use(
+    "/mcp",
+    bodyLimit({
+      maxSize: options.maxBodyBytes,
+      onError: () => {
+        throw new WritError("payload_too_large", "The request body is too large.");
+      },
+    }),
+  );
+  app.use("/mcp", principalAuth({ identities }));
+  app.all("/mcp", async (c) => {
+    requireKind(c.get("principal"), "agent");
+    if (c.req.method !== "POST") {
+      // Stateless: no server-initiated stream (GET) and no session to end (DELETE).
+      return c.json(
+        { jsonrpc: "2.0", error: { code: -32000, message: "Method not allowed." }, id: null },
+        405,
+        { Allow: "POST" },
+      );
+    }
+    // principalAuth accepted exactly this shape.
+    const bearer = (c.req.header("authorization") ?? "").slice("Bearer ".length);
+    const client = createWritClient({
+      url: INTERNAL_URL,
+      key: bearer,
+      fetch: async (input, init) => app.fetch(new Request(input, init)),
+    });
+    const [{ createWritMcpServer }, { WebStandardStreamableHTTPServerTransport }] = await loadMcp();
+    const server = createWritMcpServer({
+      client,
+      returnCredentials: options.returnCredentials,
+      version: options.version,
+    });
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      // No sessionIdGenerator: stateless.
+      enableJsonResponse: true,
+      maxRequestBodySize: options.maxBodyBytes,
+    });
+    await server.connect(transport);
+    // A caller that hangs up ends its tool calls (and their long-polls) too.
+    const hangUp = () => void server.close();
+    c.req.raw.signal.addEventListener("abort", hangUp, { once: true });
+    try {
+      return await transport.handleRequest(c.req.raw);
+    } finally {
+      c.req.raw.signal.removeEventListener("abort", hangUp);
+      await server.close();
+    }
+  });
+}

@@ -1,0 +1,75 @@
+import type { RecordedEvent } from "../domain/events.js";
+
+/**
+ * One destination of notifications (Slack, a Teams channel, one webhook). A
+ * worker feeds it the event stream in order, one event at a time, and retries
+ * an event until `deliver` succeeds; so `deliver` must be idempotent (posting
+ * again what was already posted is avoided with remembered facts, updates are
+ * naturally repeatable).
+ */
+export interface DeliveryChannel {
+  /** Stable across restarts: it names the worker's cursor and lease. */
+  readonly name: string;
+  /** Cheap filter by event type; `deliver` is called only for these. */
+  wants(event: RecordedEvent): boolean;
+  /** Throws {@link DeliveryError} (or anything) when the event was not delivered. */
+  deliver(event: RecordedEvent): Promise<void>;
+}
+
+/** Why a delivery failed, and whether trying again can help. */
+export class DeliveryError extends Error {
+  override readonly name = "DeliveryError";
+  readonly retryable: boolean;
+  /** The receiver asked to wait this long (Retry-After), in ms. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message: string, options: { retryable: boolean; retryAfterMs?: number }) {
+    super(message);
+    this.retryable = options.retryable;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** Classifies an HTTP status of a webhook-style receiver. */
+export function httpFailure(status: number, retryAfterHeader: string | null): DeliveryError {
+  const seconds = retryAfterHeader === null ? Number.NaN : Number(retryAfterHeader);
+  const retryAfterMs = Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
+  const retryable = status === 408 || status === 425 || status === 429 || status >= 500;
+  return new DeliveryError(`the receiver answered HTTP ${status}`, {
+    retryable,
+    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+  });
+}
+
+/**
+ * POSTs `body` and throws a {@link DeliveryError} unless the answer is 2xx.
+ * Redirects are not followed (a moved endpoint is a configuration change, not
+ * something to follow with signed payloads); a network error or a timeout is
+ * retryable.
+ */
+export async function postJson(
+  url: string,
+  body: string,
+  headers: Readonly<Record<string, string>>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (error) {
+    throw new DeliveryError(`the receiver could not be reached (${(error as Error).name})`, {
+      retryable: true,
+    });
+  }
+  // The body is not needed; reading it frees the connection.
+  await response.arrayBuffer().catch(() => undefined);
+  if (response.status < 200 || response.status >= 300) {
+    throw httpFailure(response.status, response.headers.get("retry-after"));
+  }
+}

@@ -1,0 +1,277 @@
+import type { RecordedEvent } from "../domain/events.js";
+import type { JsonValue } from "../domain/json.js";
+import type { Actor } from "../domain/principal.js";
+import type { AccessRequest, RequestStatus } from "../domain/request.js";
+import { maskedFields } from "../domain/reveal.js";
+
+/**
+ * What a reviewer needs to see about a request, once, independent of any chat
+ * system: Slack blocks, the Teams card and webhook payloads are renderings of
+ * it. It never holds a masked value: a renderer cannot leak what it never gets.
+ * Text is plain (no markup) and bounded; renderers escape it for their format.
+ */
+export interface ReviewMessage {
+  readonly requestId: string;
+  readonly status: RequestStatus;
+  /** Whether reviewers can still act (pending and before its deadline). */
+  readonly open: boolean;
+  /** One line, e.g. "Approval needed" or "Approved". */
+  readonly headline: string;
+  /** One sentence for previews and plain-text fallbacks. */
+  readonly summary: string;
+  readonly agent: string;
+  readonly owner: string;
+  readonly onBehalfOf?: string;
+  readonly action: string;
+  readonly resource: string;
+  readonly credentialType: string;
+  readonly audience?: string;
+  readonly ttlSeconds: number;
+  readonly reason?: string;
+  readonly ticket?: { readonly id: string; readonly url?: string };
+  /** Context fields in the agent's order; masked ones carry no value. */
+  readonly context: readonly ContextEntry[];
+  /** How many context fields did not fit. */
+  readonly contextOmitted: number;
+  /** Names of the fields the policy masks (present in the context). */
+  readonly masked: readonly string[];
+  /** The policies that decided; for an approval, the ones that asked for it. */
+  readonly policies: readonly string[];
+  readonly requirements: readonly RequirementProgress[];
+  readonly approvals: readonly ApprovalEntry[];
+  readonly denial?: {
+    readonly reviewer: string;
+    readonly at: number;
+    readonly reason: string;
+    readonly channel: string;
+  };
+  readonly createdAt: number;
+  /** The end of the current stage: approval deadline, collection deadline or credential expiry. */
+  readonly expiresAt: number;
+  /** What happened after the request was opened, oldest first. */
+  readonly timeline: readonly TimelineEntry[];
+}
+
+export interface ContextEntry {
+  readonly name: string;
+  /** Absent when masked. */
+  readonly value?: string;
+  readonly masked: boolean;
+}
+
+export interface RequirementProgress {
+  readonly groups: readonly string[];
+  readonly quorum: number;
+  /** Distinct approvers counted toward this requirement so far. */
+  readonly approvals: number;
+}
+
+export interface ApprovalEntry {
+  readonly reviewer: string;
+  readonly at: number;
+  readonly channel: string;
+}
+
+export interface TimelineEntry {
+  readonly eventId: string;
+  readonly type: string;
+  readonly at: number;
+  /** Plain text, e.g. "Token used by billing-api". */
+  readonly text: string;
+}
+
+/** An event as far as the message needs it; what notifiers keep per request. */
+export type TimelineEvent = Pick<RecordedEvent, "id" | "type" | "time" | "actor" | "data">;
+
+export interface MessageOptions {
+  /** Link for tickets, with `{ticket}` where the id goes. */
+  readonly ticketUrl?: string;
+}
+
+/** Bounds keep every rendering within chat limits (Slack: 3,000 characters a section). */
+export const LIMITS = {
+  text: 500,
+  contextValue: 200,
+  contextFields: 10,
+  timeline: 20,
+} as const;
+
+const HEADLINES: Record<RequestStatus, string> = {
+  pending: "Approval needed",
+  approved: "Approved",
+  issued: "Approved, credential issued",
+  used: "Approved, credential used",
+  expired: "Expired",
+  revoked: "Credential revoked",
+  completed: "Approved, completed",
+  denied: "Denied",
+  cancelled: "Cancelled",
+};
+
+/** Shortens `text` to `max` characters, marking the cut. */
+export function clip(text: string, max: number): string {
+  const chars = [...text];
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join("")}…`;
+}
+
+function show(value: JsonValue | undefined): string {
+  if (typeof value === "string") return value;
+  return JSON.stringify(value ?? null);
+}
+
+function str(value: JsonValue | undefined): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}
+
+function who(actor: Actor): string {
+  return actor.kind === "system" ? "writ" : actor.id;
+}
+
+/** The line an event adds to a message, or undefined for events shown elsewhere. */
+function timelineText(event: TimelineEvent): string | undefined {
+  const { data } = event;
+  switch (event.type) {
+    case "request.approved": {
+      const approvers = Array.isArray(data.approvers) ? data.approvers.map(String) : [];
+      return data.by === "policy"
+        ? "Approved by policy"
+        : `Approved by ${approvers.join(", ") || "reviewers"}`;
+    }
+    case "request.denied":
+      return data.by === "policy"
+        ? "Denied by policy"
+        : `Denied by ${str(data.reviewer) ?? who(event.actor)}`;
+    case "request.expired":
+      return data.previous_status === "approved"
+        ? "Expired: the credential was not collected in time"
+        : "Expired before enough approvals";
+    case "request.cancelled":
+      return "Cancelled by the agent";
+    case "credential.issued":
+      return `Credential issued (${str(data.credential_type) ?? "?"}), expires ${str(data.expires_at) ?? "?"}`;
+    case "credential.expired":
+      return "Credential expired unused";
+    case "credential.revoked":
+      return `Credential revoked by ${who(event.actor)}`;
+    case "credential.completed":
+      return "The agent reported the action done";
+    case "token.used":
+      return `Token used by ${str(data.resource_server) ?? who(event.actor)}`;
+    case "token.replay_blocked":
+      return `Replay of the used token blocked (${str(data.resource_server) ?? who(event.actor)})`;
+    case "sensitive.revealed":
+      return `${str(data.reviewer) ?? who(event.actor)} revealed the masked fields`;
+    default:
+      return undefined;
+  }
+}
+
+/** Whether an event belongs on a message's timeline. */
+export function isTimelineEvent(event: Pick<TimelineEvent, "type">): boolean {
+  return (
+    timelineText({
+      id: "",
+      type: event.type,
+      time: 0,
+      actor: { kind: "system", id: "" },
+      data: {},
+    }) !== undefined
+  );
+}
+
+/**
+ * Builds the message for `request` as it stands, with `events` (its events so
+ * far, any order, repeats ignored) for what the request state does not keep:
+ * token use, blocked replays, reveals.
+ */
+export function buildReviewMessage(
+  request: AccessRequest,
+  events: readonly TimelineEvent[],
+  now: number,
+  options: MessageOptions = {},
+): ReviewMessage {
+  const masked = maskedFields(request);
+  const maskedSet = new Set(masked);
+  const names = Object.keys(request.context);
+  const context: ContextEntry[] = names.slice(0, LIMITS.contextFields).map((name) =>
+    maskedSet.has(name)
+      ? { name: clip(name, 64), masked: true }
+      : {
+          name: clip(name, 64),
+          value: clip(show(request.context[name]), LIMITS.contextValue),
+          masked: false,
+        },
+  );
+  const approvals = request.reviews.filter((r) => r.verdict === "approve");
+  const requirements = request.decision.requirements.map((requirement) => ({
+    groups: [...requirement.groups],
+    quorum: requirement.quorum,
+    approvals: new Set(
+      approvals
+        .filter((a) => a.groups.some((g) => requirement.groups.includes(g)))
+        .map((a) => a.reviewerId),
+    ).size,
+  }));
+  const denial = request.reviews.find((r) => r.verdict === "deny");
+  const seen = new Set<string>();
+  const timeline: TimelineEntry[] = [];
+  for (const event of [...events].sort((a, b) => a.time - b.time)) {
+    if (seen.has(event.id)) continue;
+    seen.add(event.id);
+    const text = timelineText(event);
+    if (text !== undefined) {
+      timeline.push({ eventId: event.id, type: event.type, at: event.time, text: clip(text, 300) });
+    }
+  }
+  const open = request.status === "pending" && now < request.expiresAt;
+  const status: RequestStatus = request.status === "pending" && !open ? "expired" : request.status;
+  const ticket =
+    request.ticket === undefined
+      ? undefined
+      : {
+          id: clip(request.ticket, 256),
+          ...(options.ticketUrl !== undefined
+            ? { url: options.ticketUrl.replace("{ticket}", encodeURIComponent(request.ticket)) }
+            : {}),
+        };
+  const headline = HEADLINES[status];
+  return {
+    requestId: request.id,
+    status,
+    open,
+    headline,
+    summary: clip(
+      `${headline}: ${request.agentId} asks for ${request.action} on ${request.resource}`,
+      LIMITS.text,
+    ),
+    agent: request.agentId,
+    owner: request.owner,
+    ...(request.onBehalfOf !== undefined ? { onBehalfOf: request.onBehalfOf } : {}),
+    action: request.action,
+    resource: clip(request.resource, LIMITS.text),
+    credentialType: request.credentialType,
+    ...(request.audience !== undefined ? { audience: request.audience } : {}),
+    ttlSeconds: request.grantedTtlSeconds,
+    ...(request.reason !== undefined ? { reason: clip(request.reason, LIMITS.text) } : {}),
+    ...(ticket !== undefined ? { ticket } : {}),
+    context,
+    contextOmitted: Math.max(0, names.length - LIMITS.contextFields),
+    masked,
+    policies: [...request.decision.policies],
+    requirements,
+    approvals: approvals.map((a) => ({ reviewer: a.reviewerId, at: a.at, channel: a.channel })),
+    ...(denial !== undefined
+      ? {
+          denial: {
+            reviewer: denial.reviewerId,
+            at: denial.at,
+            reason: clip(denial.comment ?? "", LIMITS.text),
+            channel: denial.channel,
+          },
+        }
+      : {}),
+    createdAt: request.createdAt,
+    expiresAt: request.expiresAt,
+    timeline: timeline.slice(-LIMITS.timeline),
+  };
+}

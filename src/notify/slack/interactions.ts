@@ -1,0 +1,423 @@
+import { createHash } from "node:crypto";
+import { App, LogLevel, type Receiver, type types as SlackTypes, type webApi } from "@slack/bolt";
+import { z } from "zod";
+import { isWritError, WritError } from "../../domain/errors.js";
+import { actorOf, type Reviewer, SYSTEM_ACTOR } from "../../domain/principal.js";
+import { assertEligibleReviewer } from "../../domain/request.js";
+import type { Logger } from "../../ports/logger.js";
+import type { NotificationState } from "../../ports/notification-state.js";
+import type { BrokerDeps } from "../../service/deps.js";
+import { loadSettled } from "../../service/record.js";
+import { recordRefusal } from "../../service/refuse-review.js";
+import { revealMasked } from "../../service/reveal-sensitive.js";
+import { approve, deny } from "../../service/review-request.js";
+import { buildReviewMessage, type MessageOptions } from "../message.js";
+import { denyModal, escapeMrkdwn, revealMessage, SLACK_IDS } from "./blocks.js";
+import type { SlackDirectory } from "./directory.js";
+
+type WebClient = InstanceType<typeof webApi.WebClient>;
+
+export interface SlackAppOptions {
+  readonly deps: BrokerDeps;
+  readonly botToken: string;
+  readonly directory: SlackDirectory;
+  readonly state: NotificationState;
+  readonly logger: Logger;
+  /** Web API base URL (ends with `/`). */
+  readonly apiUrl?: string;
+  /** Also map users by their confirmed Slack email (weaker; see docs/slack.md). */
+  readonly matchByEmail: boolean;
+  /** Accept interactions from this workspace only. */
+  readonly teamId?: string;
+  readonly message: MessageOptions;
+  /** The HTTP receiver; absent with Socket Mode. */
+  readonly receiver?: Receiver;
+  /** Socket Mode's app-level token. */
+  readonly appToken?: string;
+}
+
+/** How long a trigger id is remembered: Slack never reuses one, and retries come within minutes. */
+const TRIGGER_MEMORY_MS = 15 * 60_000;
+
+/** Codes the domain uses to refuse a review; each answered with its own message. */
+const REFUSALS = new Set([
+  "self_approval_forbidden",
+  "not_an_approver",
+  "already_reviewed",
+  "request_not_pending",
+]);
+
+const UNKNOWN_USER_TEXT =
+  "Your Slack account is not linked to a writ reviewer, so you cannot act on this request. Ask a writ admin to add your Slack user id to your reviewer entry.";
+const FAILED_TEXT =
+  "writ could not record this now. Nothing changed; try again, or use `writ approve` / `writ deny`.";
+
+const REQUEST_ID = z.string().regex(/^req_[A-Za-z0-9_-]{22}$/);
+const SLACK_ID = z.string().regex(/^[A-Z0-9]{2,24}$/);
+
+const Click = z.object({
+  user: z.object({ id: SLACK_ID }),
+  team: z.object({ id: SLACK_ID }).nullish(),
+  channel: z.object({ id: SLACK_ID }).nullish(),
+  trigger_id: z.string().max(256).optional(),
+  actions: z.array(z.object({ action_id: z.string(), value: REQUEST_ID })).length(1),
+});
+
+const Submission = z.object({
+  user: z.object({ id: SLACK_ID }),
+  team: z.object({ id: SLACK_ID }).nullish(),
+  view: z.object({
+    private_metadata: z.string().max(3000),
+    state: z.object({
+      values: z.record(z.string(), z.record(z.string(), z.object({ value: z.string().nullish() }))),
+    }),
+  }),
+});
+
+const Metadata = z.strictObject({ requestId: REQUEST_ID, channelId: SLACK_ID.optional() });
+
+/** Printable text only: no control characters, no bidirectional overrides. */
+const PRINTABLE = /^[^\p{Cc}\u202A-\u202E\u2066-\u2069]*$/u;
+
+/** A deny reason from the modal: whitespace collapsed (the input is multi-line), 1–2,000 characters. */
+export function normalizeReason(value: string | null | undefined): string | undefined {
+  const reason = (value ?? "").replace(/\s+/g, " ").trim();
+  if (reason.length === 0 || reason.length > 2000 || !PRINTABLE.test(reason)) return undefined;
+  return reason;
+}
+
+interface ClickContext {
+  readonly slackUserId: string;
+  readonly requestId: string;
+  readonly channelId: string | undefined;
+}
+
+/** Bolt's logger interface over writ's: Bolt's debug output (payload dumps) is dropped. */
+function boltLogger(logger: Logger) {
+  let level = LogLevel.INFO;
+  const text = (msg: unknown[]) =>
+    msg
+      .map((m) => String(m))
+      .join(" ")
+      .slice(0, 500);
+  return {
+    debug() {},
+    info: (...msg: unknown[]) => logger.info(`slack: ${text(msg)}`),
+    warn: (...msg: unknown[]) => logger.warn(`slack: ${text(msg)}`),
+    error: (...msg: unknown[]) => logger.error(`slack: ${text(msg)}`),
+    setLevel(next: LogLevel) {
+      level = next;
+    },
+    getLevel: () => level,
+    setName() {},
+  };
+}
+
+/**
+ * The Bolt app behind writ's Slack buttons. Every click goes through the same
+ * use cases and domain rules as the API (channel "slack"), with the reviewer
+ * found only through the directory; a refused click changes nothing, gets an
+ * ephemeral answer, and is recorded as `approval.refused` with the Slack user id.
+ */
+export function createSlackApp(options: SlackAppOptions): App {
+  const { deps, directory, state, logger } = options;
+  const app = new App({
+    ...(options.receiver !== undefined
+      ? { receiver: options.receiver }
+      : {
+          socketMode: true,
+          ...(options.appToken !== undefined ? { appToken: options.appToken } : {}),
+        }),
+    // A fixed authorization: no auth.test at start, so a Slack outage at boot
+    // cannot leave the app unable to authorize every later click.
+    authorize: async () => ({ botToken: options.botToken }),
+    logger: boltLogger(logger),
+    convoStore: false,
+    clientOptions: {
+      ...(options.apiUrl !== undefined ? { slackApiUrl: options.apiUrl } : {}),
+      // Interactive answers are useful only now; notifications have their own retries.
+      retryConfig: { retries: 0 },
+      rejectRateLimitedCalls: true,
+      timeout: 10_000,
+    },
+  });
+
+  app.error(async (error) => {
+    logger.error("slack listener failed", { error: error.message.slice(0, 300) });
+  });
+
+  // One handling per interaction, even when Slack (or Socket Mode) delivers it twice.
+  app.use(async (args) => {
+    const body = args.body as { trigger_id?: unknown; team?: { id?: unknown } | null };
+    if (options.teamId !== undefined && body.team?.id !== options.teamId) {
+      logger.warn("slack interaction from another workspace ignored");
+      if ("ack" in args && typeof args.ack === "function") await args.ack();
+      return;
+    }
+    if (typeof body.trigger_id === "string") {
+      const key = createHash("sha256").update(body.trigger_id).digest("hex");
+      if (!(await state.firstSeen(`slack:trigger:${key}`, TRIGGER_MEMORY_MS))) {
+        if ("ack" in args && typeof args.ack === "function") await args.ack();
+        return;
+      }
+    }
+    await args.next();
+  });
+
+  async function resolveReviewer(client: WebClient, slackUserId: string) {
+    let reviewerId = directory.reviewerFor(slackUserId);
+    if (reviewerId === undefined && options.matchByEmail) {
+      try {
+        const { user } = await client.users.info({ user: slackUserId });
+        const eligible =
+          user !== undefined &&
+          user.deleted !== true &&
+          user.is_bot !== true &&
+          user.is_restricted !== true &&
+          user.is_ultra_restricted !== true &&
+          user.is_email_confirmed === true &&
+          (options.teamId === undefined || user.team_id === options.teamId);
+        const email = user?.profile?.email;
+        if (eligible && typeof email === "string") reviewerId = directory.reviewerForEmail(email);
+      } catch (error) {
+        // Fail closed: an unknown user stays unknown.
+        logger.warn("slack users.info failed", { error: (error as Error).message.slice(0, 200) });
+      }
+    }
+    return reviewerId === undefined ? undefined : deps.identities.reviewer(reviewerId);
+  }
+
+  async function tell(
+    client: WebClient,
+    click: Pick<ClickContext, "slackUserId" | "channelId">,
+    text: string,
+    blocks?: SlackTypes.KnownBlock[],
+  ) {
+    try {
+      if (click.channelId !== undefined) {
+        await client.chat.postEphemeral({
+          channel: click.channelId,
+          user: click.slackUserId,
+          text,
+          ...(blocks !== undefined ? { blocks } : {}),
+        });
+      } else {
+        await client.chat.postMessage({
+          channel: click.slackUserId,
+          text,
+          ...(blocks !== undefined ? { blocks } : {}),
+        });
+      }
+    } catch (error) {
+      logger.warn("slack reply failed", { error: (error as Error).message.slice(0, 200) });
+    }
+  }
+
+  async function refuse(
+    client: WebClient,
+    click: ClickContext,
+    attempted: "approve" | "deny" | "reveal",
+    reviewer: Reviewer | undefined,
+    code: WritError["code"] | "unknown_channel_user",
+    text: string,
+  ) {
+    try {
+      await recordRefusal(deps, {
+        requestId: click.requestId,
+        actor:
+          reviewer !== undefined ? actorOf(reviewer) : { kind: SYSTEM_ACTOR.kind, id: "slack" },
+        channel: "slack",
+        channelUserId: click.slackUserId,
+        attempted,
+        code,
+      });
+    } catch (error) {
+      logger.warn("slack refusal not recorded", {
+        request_id: click.requestId,
+        error: (error as Error).message.slice(0, 200),
+      });
+    }
+    await tell(client, click, `:no_entry: ${text}`);
+  }
+
+  /** Answers a failed action: a domain refusal, a vanished request, or writ being unavailable. */
+  async function failed(
+    client: WebClient,
+    click: ClickContext,
+    attempted: "approve" | "deny" | "reveal",
+    reviewer: Reviewer,
+    error: unknown,
+  ) {
+    if (isWritError(error) && REFUSALS.has(error.code)) {
+      await refuse(client, click, attempted, reviewer, error.code, error.message);
+    } else if (isWritError(error) && error.code === "not_found") {
+      await tell(client, click, "This request no longer exists in writ.");
+    } else {
+      logger.warn("slack action failed", {
+        request_id: click.requestId,
+        attempted,
+        error: isWritError(error) ? error.code : (error as Error).name,
+      });
+      await tell(client, click, FAILED_TEXT);
+    }
+  }
+
+  function parseClick(body: unknown): ClickContext | undefined {
+    const parsed = Click.safeParse(body);
+    if (!parsed.success) {
+      logger.warn("slack action payload rejected");
+      return undefined;
+    }
+    const { user, channel, actions } = parsed.data;
+    return {
+      slackUserId: user.id,
+      requestId: (actions[0] as { value: string }).value,
+      channelId: channel?.id ?? undefined,
+    };
+  }
+
+  app.action(SLACK_IDS.approve, async ({ ack, body, client }) => {
+    await ack();
+    const click = parseClick(body);
+    if (click === undefined) return;
+    const reviewer = await resolveReviewer(client, click.slackUserId);
+    if (reviewer === undefined) {
+      await refuse(client, click, "approve", undefined, "unknown_channel_user", UNKNOWN_USER_TEXT);
+      return;
+    }
+    try {
+      const { request } = await approve(
+        deps,
+        reviewer,
+        click.requestId,
+        undefined,
+        "slack",
+        click.slackUserId,
+      );
+      await tell(
+        client,
+        click,
+        request.status === "pending"
+          ? `:white_check_mark: You approved \`${request.id}\`; more approvals are needed.`
+          : `:white_check_mark: You approved \`${request.id}\`; it is now approved.`,
+      );
+    } catch (error) {
+      await failed(client, click, "approve", reviewer, error);
+    }
+  });
+
+  app.action(SLACK_IDS.deny, async ({ ack, body, client }) => {
+    await ack();
+    const click = parseClick(body);
+    if (click === undefined) return;
+    const reviewer = await resolveReviewer(client, click.slackUserId);
+    if (reviewer === undefined) {
+      await refuse(client, click, "deny", undefined, "unknown_channel_user", UNKNOWN_USER_TEXT);
+      return;
+    }
+    try {
+      const request = await loadSettled(deps, click.requestId);
+      // Checked before the form opens, so nobody types a reason only to be refused.
+      assertEligibleReviewer(request, reviewer, deps.clock.now());
+      if (request.reviews.some((r) => r.reviewerId === reviewer.id)) {
+        throw new WritError("already_reviewed", "You have already reviewed this request.");
+      }
+      const triggerId = (body as { trigger_id?: string }).trigger_id;
+      if (triggerId === undefined) throw new WritError("bad_request", "No trigger id.");
+      const message = buildReviewMessage(request, [], deps.clock.now(), options.message);
+      await client.views.open({
+        trigger_id: triggerId,
+        view: denyModal(message, {
+          requestId: request.id,
+          ...(click.channelId !== undefined ? { channelId: click.channelId } : {}),
+        }),
+      });
+    } catch (error) {
+      await failed(client, click, "deny", reviewer, error);
+    }
+  });
+
+  app.action(SLACK_IDS.reveal, async ({ ack, body, client }) => {
+    await ack();
+    const click = parseClick(body);
+    if (click === undefined) return;
+    const reviewer = await resolveReviewer(client, click.slackUserId);
+    if (reviewer === undefined) {
+      await refuse(client, click, "reveal", undefined, "unknown_channel_user", UNKNOWN_USER_TEXT);
+      return;
+    }
+    try {
+      // Recorded (store and audit log) before anything is shown.
+      const fields = await revealMasked(
+        deps,
+        reviewer,
+        click.requestId,
+        "slack",
+        click.slackUserId,
+      );
+      const rendered = revealMessage(click.requestId, fields);
+      await tell(client, click, rendered.text, rendered.blocks);
+    } catch (error) {
+      await failed(client, click, "reveal", reviewer, error);
+    }
+  });
+
+  // The "Open in writ" link button also sends an action; it needs only an ack.
+  app.action("writ_open_console", async ({ ack }) => {
+    await ack();
+  });
+
+  app.view(SLACK_IDS.denyModal, async ({ ack, body, client }) => {
+    const parsed = Submission.safeParse(body);
+    const reason = parsed.success
+      ? normalizeReason(
+          parsed.data.view.state.values[SLACK_IDS.reasonBlock]?.[SLACK_IDS.reasonInput]?.value,
+        )
+      : undefined;
+    if (!parsed.success) {
+      await ack();
+      logger.warn("slack modal payload rejected");
+      return;
+    }
+    if (reason === undefined) {
+      await ack({
+        response_action: "errors",
+        errors: {
+          [SLACK_IDS.reasonBlock]:
+            "A reason of 1 to 2,000 printable characters is required to deny.",
+        },
+      });
+      return;
+    }
+    await ack();
+    let metadata: z.infer<typeof Metadata>;
+    try {
+      metadata = Metadata.parse(JSON.parse(parsed.data.view.private_metadata));
+    } catch {
+      logger.warn("slack modal metadata rejected");
+      return;
+    }
+    const click: ClickContext = {
+      slackUserId: parsed.data.user.id,
+      requestId: metadata.requestId,
+      channelId: metadata.channelId,
+    };
+    const reviewer = await resolveReviewer(client, click.slackUserId);
+    if (reviewer === undefined) {
+      await refuse(client, click, "deny", undefined, "unknown_channel_user", UNKNOWN_USER_TEXT);
+      return;
+    }
+    try {
+      await deny(deps, reviewer, click.requestId, reason, "slack", click.slackUserId);
+      await tell(
+        client,
+        click,
+        `:no_entry: You denied \`${click.requestId}\`: ${escapeMrkdwn(reason)}`,
+      );
+    } catch (error) {
+      await failed(client, click, "deny", reviewer, error);
+    }
+  });
+
+  return app;
+}

@@ -1,0 +1,231 @@
+import { webApi } from "@slack/bolt";
+import { approverGroups } from "../../domain/decision.js";
+import type { RecordedEvent } from "../../domain/events.js";
+import type { AccessRequest } from "../../domain/request.js";
+import type { Clock } from "../../ports/clock.js";
+import type { NotificationState } from "../../ports/notification-state.js";
+import type { RequestStore } from "../../ports/store.js";
+import { type DeliveryChannel, DeliveryError } from "../channel.js";
+import {
+  buildReviewMessage,
+  isTimelineEvent,
+  LIMITS,
+  type MessageOptions,
+  type TimelineEvent,
+} from "../message.js";
+import { approvalMessage, ownerDecisionMessage, type SlackRenderOptions } from "./blocks.js";
+import type { SlackDirectory } from "./directory.js";
+
+/** Where a group's approval messages go. */
+export type SlackRoute = { readonly channel: string } | { readonly dm: true };
+
+export interface SlackNotifierOptions {
+  readonly client: InstanceType<typeof webApi.WebClient>;
+  readonly store: Pick<RequestStore, "get">;
+  readonly state: NotificationState;
+  readonly directory: SlackDirectory;
+  readonly clock: Clock;
+  /** Per approver group. */
+  readonly routing: Readonly<Record<string, SlackRoute>>;
+  /** For groups without a route; without it, such groups' members get DMs. */
+  readonly defaultChannel?: string;
+  readonly render: SlackRenderOptions;
+  readonly message: MessageOptions;
+}
+
+/** The facts scope for Slack in the notification state. */
+export const SLACK_SCOPE = "slack";
+
+/** A posted approval message: where it is, so later events update it in place. */
+interface PostedMessage {
+  readonly channel: string;
+  readonly ts: string;
+}
+
+// Platform errors that go away by themselves, or once an operator fixes the
+// token: the event waits for them rather than being dropped.
+const RETRYABLE_PLATFORM_ERRORS = new Set([
+  "ratelimited",
+  "rate_limited",
+  "internal_error",
+  "fatal_error",
+  "service_unavailable",
+  "request_timeout",
+  "team_added_to_org",
+  "invalid_auth",
+  "not_authed",
+  "account_inactive",
+  "token_revoked",
+  "token_expired",
+]);
+
+/** Turns a WebClient failure into a {@link DeliveryError} that says whether to retry. */
+export function slackFailure(error: unknown): DeliveryError {
+  if (error instanceof webApi.WebAPIRateLimitedError) {
+    return new DeliveryError("Slack rate-limited the call", {
+      retryable: true,
+      retryAfterMs: error.retryAfter * 1000,
+    });
+  }
+  if (error instanceof webApi.WebAPIPlatformError) {
+    const code = String(error.data.error);
+    return new DeliveryError(`Slack answered ${code.slice(0, 64)}`, {
+      retryable: RETRYABLE_PLATFORM_ERRORS.has(code),
+    });
+  }
+  if (error instanceof webApi.WebAPIHTTPError) {
+    return new DeliveryError(`Slack answered HTTP ${error.statusCode}`, {
+      retryable: error.statusCode >= 500 || error.statusCode === 408,
+    });
+  }
+  if (error instanceof webApi.WebAPIRequestError) {
+    return new DeliveryError("Slack could not be reached", { retryable: true });
+  }
+  if (error instanceof DeliveryError) return error;
+  return new DeliveryError((error as Error).message ?? "Slack call failed", { retryable: false });
+}
+
+async function call<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw slackFailure(error);
+  }
+}
+
+function parsePosted(facts: Readonly<Record<string, string>>): Map<string, PostedMessage> {
+  const posted = new Map<string, PostedMessage>();
+  for (const [key, value] of Object.entries(facts)) {
+    if (!key.startsWith("msg:")) continue;
+    try {
+      const parsed = JSON.parse(value) as PostedMessage;
+      if (typeof parsed.channel === "string" && typeof parsed.ts === "string") {
+        posted.set(key.slice(4), parsed);
+      }
+    } catch {
+      // A fact this version cannot read is ignored, not fatal.
+    }
+  }
+  return posted;
+}
+
+function parseTimeline(facts: Readonly<Record<string, string>>): TimelineEvent[] {
+  try {
+    const parsed = JSON.parse(facts.timeline ?? "[]") as unknown;
+    return Array.isArray(parsed) ? (parsed as TimelineEvent[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Whether the event decides a pending request (its owner hears about it). */
+function isDecision(event: RecordedEvent): boolean {
+  return (
+    event.type === "request.approved" ||
+    event.type === "request.denied" ||
+    (event.type === "request.expired" && event.data.previous_status === "pending")
+  );
+}
+
+/**
+ * Delivers events to Slack: the approval message when a request needs
+ * approval (to the group's channel, or as DMs to its members), `chat.update`
+ * of every posted copy for each later event, and a DM to the agent's owner
+ * once the request is decided. Posted message ids are kept in the
+ * notification state, so any replica updates what another posted.
+ */
+export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChannel {
+  const { client, store, state, directory, clock } = options;
+
+  /** Every place the approval message goes, keyed so a retry skips those done. */
+  function destinations(request: AccessRequest): Map<string, string> {
+    const out = new Map<string, string>();
+    // Rule 2 reaches notifications too: those who may not approve are not asked to.
+    const excluded = new Set(
+      [request.agentId, request.owner, request.onBehalfOf]
+        .filter((id): id is string => id !== undefined)
+        .map((id) => directory.slackUserOf(id))
+        .filter((id): id is string => id !== undefined),
+    );
+    for (const group of approverGroups(request.decision)) {
+      const route =
+        options.routing[group] ??
+        (options.defaultChannel !== undefined ? { channel: options.defaultChannel } : { dm: true });
+      if ("channel" in route) {
+        out.set(`c:${route.channel}`, route.channel);
+      } else {
+        for (const member of directory.members(group)) {
+          if (!excluded.has(member)) out.set(`u:${member}`, member);
+        }
+      }
+    }
+    return out;
+  }
+
+  async function postApproval(request: AccessRequest, posted: Map<string, PostedMessage>) {
+    const rendered = approvalMessage(
+      buildReviewMessage(request, [], clock.now(), options.message),
+      options.render,
+    );
+    for (const [key, channel] of destinations(request)) {
+      if (posted.has(key)) continue;
+      const result = await call(() =>
+        client.chat.postMessage({ channel, text: rendered.text, blocks: rendered.blocks }),
+      );
+      if (typeof result.channel !== "string" || typeof result.ts !== "string") {
+        throw new DeliveryError("Slack did not return the message id", { retryable: false });
+      }
+      // Saved one by one: a failure after this point never posts this copy twice.
+      await state.saveFacts(SLACK_SCOPE, request.id, {
+        [`msg:${key}`]: JSON.stringify({ channel: result.channel, ts: result.ts }),
+      });
+    }
+  }
+
+  return {
+    name: SLACK_SCOPE,
+    wants: (event) => event.type !== "request.created" && event.type !== "approval.refused",
+    async deliver(event) {
+      const request = await store.get(event.requestId);
+      if (request === undefined || request.decision.effect !== "approve") return;
+      const facts = await state.facts(SLACK_SCOPE, request.id);
+      const posted = parsePosted(facts);
+      if (event.type === "request.decided") {
+        await postApproval(request, posted);
+        return;
+      }
+      if (posted.size === 0) return;
+      let timeline = parseTimeline(facts);
+      if (isTimelineEvent(event) && !timeline.some((t) => t.id === event.id)) {
+        const entry: TimelineEvent = {
+          id: event.id,
+          type: event.type,
+          time: event.time,
+          actor: event.actor,
+          data: event.data,
+        };
+        timeline = [...timeline, entry].slice(-LIMITS.timeline);
+        await state.saveFacts(SLACK_SCOPE, request.id, { timeline: JSON.stringify(timeline) });
+      }
+      const message = buildReviewMessage(request, timeline, clock.now(), options.message);
+      const rendered = approvalMessage(message, options.render);
+      for (const copy of posted.values()) {
+        await call(() =>
+          client.chat.update({
+            channel: copy.channel,
+            ts: copy.ts,
+            text: rendered.text,
+            blocks: rendered.blocks,
+          }),
+        );
+      }
+      const ownerSlackId = directory.slackUserOf(request.owner);
+      const dmKey = `owner:${event.type}`;
+      if (isDecision(event) && ownerSlackId !== undefined && facts[dmKey] === undefined) {
+        const dm = ownerDecisionMessage(message, options.render);
+        await call(() => client.chat.postMessage({ channel: ownerSlackId, ...dm }));
+        await state.saveFacts(SLACK_SCOPE, request.id, { [dmKey]: event.id });
+      }
+    },
+  };
+}

@@ -1,0 +1,105 @@
+import { clip, type ReviewMessage } from "../message.js";
+
+/**
+ * Escapes text for the Markdown subset Adaptive Cards render: agent text must
+ * not become a link (`[Approve](https://…)`) or formatting.
+ */
+export function escapeCardMarkdown(text: string): string {
+  return text.replace(/[\\`*_[\]()~]/g, (ch) => `\\${ch}`);
+}
+
+/** An Adaptive Card `TextBlock`. */
+interface TextBlock {
+  readonly type: "TextBlock";
+  readonly text: string;
+  readonly wrap: true;
+  readonly weight?: "Bolder";
+  readonly size?: "Medium" | "Large";
+  readonly isSubtle?: true;
+}
+
+function text(value: string, extra: Partial<TextBlock> = {}): TextBlock {
+  return { type: "TextBlock", text: value, wrap: true, ...extra };
+}
+
+/**
+ * The Teams message for a request: an Adaptive Card with the same context as
+ * the Slack message and a link to the console's approval page, where approval
+ * happens (the console authenticates the reviewer; a card button could not).
+ */
+export function teamsCard(message: ReviewMessage, approvalUrl: string): object {
+  const e = escapeCardMarkdown;
+  const facts = [
+    { title: "Agent", value: `${e(message.agent)} (owner ${e(message.owner)})` },
+    ...(message.onBehalfOf !== undefined
+      ? [{ title: "On behalf of", value: e(message.onBehalfOf) }]
+      : []),
+    { title: "Action", value: e(message.action) },
+    { title: "Resource", value: e(message.resource) },
+    {
+      title: "Credential",
+      value: `${e(message.credentialType)}${message.audience !== undefined ? ` for ${e(message.audience)}` : ""}, ${message.ttlSeconds} s`,
+    },
+    { title: "Reason", value: message.reason !== undefined ? e(message.reason) : "none given" },
+    ...(message.ticket !== undefined ? [{ title: "Ticket", value: e(message.ticket.id) }] : []),
+    { title: "Policy", value: e(message.policies.join(", ") || "none") },
+    {
+      title: "Approvals",
+      value: message.requirements
+        .map((r) => `${r.approvals}/${r.quorum} from ${e(r.groups.join(" or "))}`)
+        .join(", "),
+    },
+    {
+      title: message.open ? "Approve by" : "Stage ends",
+      value: new Date(message.expiresAt).toISOString(),
+    },
+  ];
+  const context = message.context.map((entry) => ({
+    title: e(entry.name),
+    value: entry.masked ? "••• (masked; reveal in the console)" : e(entry.value ?? ""),
+  }));
+  const reviews = [
+    ...message.approvals.map(
+      (a) => `Approved by ${e(a.reviewer)} at ${new Date(a.at).toISOString()} (${a.channel})`,
+    ),
+    ...(message.denial !== undefined
+      ? [`Denied by ${e(message.denial.reviewer)}: ${e(message.denial.reason)}`]
+      : []),
+    ...message.timeline.map((t) => `${new Date(t.at).toISOString()} ${e(t.text)}`),
+  ];
+  const actions = [
+    {
+      type: "Action.OpenUrl",
+      title: message.open ? "Review in writ" : "Open in writ",
+      url: approvalUrl,
+    },
+    ...(message.ticket?.url !== undefined
+      ? [{ type: "Action.OpenUrl", title: "Open ticket", url: message.ticket.url }]
+      : []),
+  ];
+  return {
+    type: "message",
+    summary: clip(message.summary, 150),
+    attachments: [
+      {
+        contentType: "application/vnd.microsoft.card.adaptive",
+        contentUrl: null,
+        content: {
+          $schema: "http://adaptivecards.io/schemas/adaptive-card.json",
+          type: "AdaptiveCard",
+          version: "1.4",
+          body: [
+            text(e(`${message.headline}: ${message.action}`), { weight: "Bolder", size: "Medium" }),
+            { type: "FactSet", facts },
+            ...(context.length > 0
+              ? [text("Context", { weight: "Bolder" }), { type: "FactSet", facts: context }]
+              : []),
+            ...(reviews.length > 0 ? [text(reviews.join("\n\n"))] : []),
+            text(`writ request ${message.requestId}`, { isSubtle: true }),
+          ],
+          actions,
+        },
+      },
+    ],
+  };
+}

@@ -1,0 +1,48 @@
+import { createHash } from "node:crypto";
+import type { EventType } from "../../domain/events.js";
+import type { Clock } from "../../ports/clock.js";
+import type { RequestStore } from "../../ports/store.js";
+import { type DeliveryChannel, postJson } from "../channel.js";
+import { buildReviewMessage, type MessageOptions } from "../message.js";
+import { SIGNATURE_HEADER, signWebhook, webhookPayload } from "./payload.js";
+
+export interface WebhookNotifierOptions {
+  readonly url: string;
+  readonly secret: string;
+  /** Only these event types; every type when absent. */
+  readonly events?: readonly EventType[];
+  readonly store: Pick<RequestStore, "get">;
+  readonly clock: Clock;
+  readonly message: MessageOptions;
+}
+
+/**
+ * POSTs every event (or the configured types) as signed JSON, for PagerDuty,
+ * ticketing or a SIEM. Delivery is at least once, in stream order; receivers
+ * deduplicate on the event `id` (also in `X-Writ-Event-Id`).
+ */
+export function createWebhookNotifier(options: WebhookNotifierOptions): DeliveryChannel {
+  const { store, clock } = options;
+  const types = options.events === undefined ? undefined : new Set<string>(options.events);
+  // Named after its URL (hashed, so the cursor key carries no secret a URL may hold).
+  const name = `webhook:${createHash("sha256").update(options.url).digest("hex").slice(0, 16)}`;
+  return {
+    name,
+    wants: (event) => types === undefined || types.has(event.type),
+    async deliver(event) {
+      const request = await store.get(event.requestId);
+      const message =
+        request === undefined
+          ? undefined
+          : buildReviewMessage(request, [], clock.now(), options.message);
+      const body = JSON.stringify(webhookPayload(event, message));
+      const unix = Math.floor(clock.now() / 1000);
+      await postJson(options.url, body, {
+        [SIGNATURE_HEADER]: signWebhook(options.secret, unix, body),
+        "X-Writ-Event-Id": event.id,
+        "X-Writ-Event-Type": event.type,
+        "User-Agent": "writ-webhook/1",
+      });
+    },
+  };
+}

@@ -1,0 +1,202 @@
+import { WritError } from "../domain/errors.js";
+import type { RecordedEvent } from "../domain/events.js";
+import type { Clock } from "../ports/clock.js";
+import type { Logger } from "../ports/logger.js";
+import type { NotificationState } from "../ports/notification-state.js";
+import type { RequestStore } from "../ports/store.js";
+import { type DeliveryChannel, DeliveryError } from "./channel.js";
+
+export interface RetryPolicy {
+  /** The first wait after a failure, in ms; it doubles with each further failure. */
+  readonly initialMs: number;
+  /** The longest wait, in ms, including a receiver's Retry-After. */
+  readonly maxMs: number;
+}
+
+export interface NotificationWorkerOptions {
+  readonly channel: DeliveryChannel;
+  readonly store: Pick<RequestStore, "events" | "waitForEvents">;
+  readonly state: NotificationState;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** This process's id for the lease: one replica at a time runs each worker. */
+  readonly holder: string;
+  readonly retry: RetryPolicy;
+  /** Events read per batch (default 100). */
+  readonly batchSize?: number;
+  /** Longest idle wait before re-reading the stream, in ms (default 5,000). */
+  readonly idleWaitMs?: number;
+  /** Lease lifetime, in ms (default 30,000); renewed before every delivery attempt. */
+  readonly leaseMs?: number;
+  /**
+   * A worker with no saved cursor (its first start) skips events older than
+   * this, in ms (default 10 minutes), so that a new deployment does not replay
+   * a long stream into a chat channel.
+   */
+  readonly firstStartWindowMs?: number;
+  /** Attempts before an event that fails permanently is dropped (default 3). */
+  readonly permanentAttempts?: number;
+}
+
+export interface NotificationWorker {
+  /** The last event this worker finished with (delivered, skipped or dropped). */
+  position(): string | undefined;
+  /** Stops after the current attempt; an undelivered event stays for the next start. */
+  stop(): Promise<void>;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Exponential backoff with jitter, never under the receiver's Retry-After, never over the cap. */
+export function backoffMs(attempt: number, policy: RetryPolicy, retryAfterMs?: number): number {
+  const exponential = policy.initialMs * 2 ** Math.min(attempt - 1, 30);
+  const jittered = Math.min(policy.maxMs, exponential) * (0.5 + Math.random() / 2);
+  return Math.min(policy.maxMs, Math.max(jittered, retryAfterMs ?? 0));
+}
+
+function isRetryable(error: unknown): boolean {
+  if (error instanceof DeliveryError) return error.retryable;
+  // writ's own store or log being briefly unavailable is worth waiting for.
+  return (
+    error instanceof WritError &&
+    (error.code === "store_unavailable" || error.code === "audit_unavailable")
+  );
+}
+
+/**
+ * Follows the store's event stream from a saved cursor and hands each event to
+ * one channel, in order, retrying with backoff until it is delivered. It runs
+ * beside the request flow and never inside it: a channel that is down or rate
+ * limited delays only its own notifications, and they go out once it recovers.
+ * The cursor is saved after each event, so a restart resumes where it stopped;
+ * delivery is at least once.
+ */
+export function startNotificationWorker(options: NotificationWorkerOptions): NotificationWorker {
+  const { channel, store, state, clock, logger, holder, retry } = options;
+  const batchSize = options.batchSize ?? 100;
+  const idleWaitMs = options.idleWaitMs ?? 5_000;
+  const leaseMs = options.leaseMs ?? 30_000;
+  const firstStartWindowMs = options.firstStartWindowMs ?? 10 * 60_000;
+  const permanentAttempts = options.permanentAttempts ?? 3;
+  const stop = new AbortController();
+  const name = `notify:${channel.name}`;
+  let cursor: string | undefined;
+  let held = false;
+  // Set on the first start only: events before it are not worth sending.
+  let skipBefore: number | undefined;
+
+  /** Takes or renews the lease; reloads the cursor when it was someone else's. */
+  async function holdLease(): Promise<boolean> {
+    const ok = await state.lease(name, holder, leaseMs);
+    if (ok && !held) {
+      cursor = await state.cursor(name);
+      skipBefore = cursor === undefined ? clock.now() - firstStartWindowMs : undefined;
+    }
+    held = ok;
+    return ok;
+  }
+
+  /** Delivers one event; false if the worker stopped or lost its lease first. */
+  async function deliver(event: RecordedEvent): Promise<boolean> {
+    for (let attempt = 1; ; attempt++) {
+      if (stop.signal.aborted || !(await holdLease())) return false;
+      try {
+        await channel.deliver(event);
+        return true;
+      } catch (error) {
+        const retryable = isRetryable(error);
+        const fields = {
+          channel: channel.name,
+          event_id: event.id,
+          event_type: event.type,
+          request_id: event.requestId,
+          attempt,
+          error: (error as Error).message,
+        };
+        if (!retryable && attempt >= permanentAttempts) {
+          logger.error("notification dropped after repeated failures", fields);
+          return true;
+        }
+        const waitMs = backoffMs(
+          attempt,
+          retry,
+          error instanceof DeliveryError ? error.retryAfterMs : undefined,
+        );
+        logger.warn("notification failed; retrying", {
+          ...fields,
+          retry_in_ms: Math.round(waitMs),
+        });
+        await sleep(waitMs, stop.signal);
+      }
+    }
+  }
+
+  async function advance(event: RecordedEvent): Promise<void> {
+    cursor = event.id;
+    await state.saveCursor(name, event.id);
+  }
+
+  async function drain(): Promise<void> {
+    for (;;) {
+      if (stop.signal.aborted || !(await holdLease())) return;
+      const batch = await store.events({
+        limit: batchSize,
+        ...(cursor !== undefined ? { after: cursor } : {}),
+      });
+      for (const event of batch) {
+        const stale = skipBefore !== undefined && event.time < skipBefore;
+        if (!stale && channel.wants(event) && !(await deliver(event))) return;
+        await advance(event);
+      }
+      if (batch.length < batchSize) return;
+    }
+  }
+
+  const loop = (async () => {
+    let failures = 0;
+    while (!stop.signal.aborted) {
+      try {
+        await drain();
+        failures = 0;
+      } catch (error) {
+        // The store or the state is unreachable: wait, then read again from the cursor.
+        failures++;
+        logger.warn("notification worker could not read the stream", {
+          channel: channel.name,
+          error: (error as Error).message,
+        });
+        await sleep(backoffMs(failures, retry), stop.signal);
+        continue;
+      }
+      if (!held) {
+        await sleep(leaseMs / 3, stop.signal);
+        continue;
+      }
+      await store.waitForEvents(cursor, idleWaitMs, stop.signal).catch(async () => {
+        await sleep(backoffMs(1, retry), stop.signal);
+      });
+    }
+  })();
+
+  return {
+    position: () => cursor,
+    async stop() {
+      stop.abort();
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,247 @@
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createIamRevoker } from "../../../src/adapters/aws/iam-revoker.js";
+import { grantId, parseRevocationPolicy } from "../../../src/adapters/aws/revocation-policy.js";
+import type { AccessRequest } from "../../../src/domain/request.js";
+import { silentLogger } from "../../../src/ports/logger.js";
+import type { CredentialRevoker } from "../../../src/ports/revoker.js";
+import { policyDocumentOf } from "../../support/aws-policy.js";
+import { type FakeAws, IAM_ROLE_POLICY_CAP, startFakeAws } from "../../support/fake-aws.js";
+import { ManualClock } from "../../support/harness.js";
+
+const POLICY = "writ-revocations";
+const clock = new ManualClock();
+let fake: FakeAws;
+let revoker: CredentialRevoker;
+
+function issued(roleName: string, sessionSeconds = 900): { request: AccessRequest; grant: string } {
+  const now = clock.now();
+  const grant = grantId(now + sessionSeconds * 1000, randomBytes(16));
+  const request: AccessRequest = {
+    id: `req_${randomBytes(16).toString("base64url")}`,
+    version: 3,
+    agentId: "report-agent",
+    owner: "alice",
+    status: "issued",
+    action: "s3:GetObject",
+    resource: "arn:aws:s3:::reports/q3.csv",
+    credentialType: "aws",
+    context: {},
+    decision: {
+      effect: "allow",
+      policies: ["reports-read"],
+      requirements: [],
+      ttlSeconds: 300,
+      approvalTimeoutSeconds: 900,
+      reasonRequired: false,
+      sensitiveFields: [],
+    },
+    grantedTtlSeconds: 300,
+    createdAt: now,
+    updatedAt: now,
+    expiresAt: now + 300_000,
+    reviews: [],
+    credential: {
+      type: "aws",
+      id: "ASIAEXAMPLE",
+      issuedAt: now,
+      expiresAt: now + 300_000,
+      attributes: {
+        role_arn: `arn:aws:iam::111122223333:role/team/${roleName}`,
+        session_name: "writ-x",
+        grant_id: grant,
+        session_expires_at: new Date(now + sessionSeconds * 1000).toISOString(),
+      },
+    },
+  };
+  return { request, grant };
+}
+
+function stored(roleName: string) {
+  return parseRevocationPolicy(fake.rolePolicy(roleName, POLICY));
+}
+
+function writesTo(roleName: string) {
+  return fake.calls.filter((c) => c.action === "PutRolePolicy" && c.params.RoleName === roleName)
+    .length;
+}
+
+beforeAll(async () => {
+  fake = await startFakeAws({ now: () => clock.now() });
+  revoker = createIamRevoker({
+    iam: fake.clients({ maxAttempts: 1 }).iam,
+    policyName: POLICY,
+    clock,
+    logger: silentLogger,
+  });
+});
+
+afterAll(async () => {
+  await fake?.close();
+});
+
+describe("the IAM revoker", () => {
+  it("adds the grant to a deny matched on the session tag, by role name without path", async () => {
+    const { request, grant } = issued("first");
+    await revoker.revoke(request, "completed");
+    const policy = policyDocumentOf(fake.rolePolicy("first", POLICY));
+    expect(policy.Statement).toEqual([
+      {
+        Sid: "WritEndedGrants",
+        Effect: "Deny",
+        Action: "*",
+        Resource: "*",
+        Condition: { StringEquals: { "aws:PrincipalTag/writ-grant": [grant] } },
+      },
+    ]);
+    // Idempotent: a second call finds the grant denied and writes nothing.
+    const writes = writesTo("first");
+    await revoker.revoke(request, "completed");
+    expect(writesTo("first")).toBe(writes);
+  });
+
+  it("prunes entries whose sessions have ended and keeps statements it did not write", async () => {
+    const manual = { Sid: "Manual", Effect: "Deny", Action: "s3:DeleteObject", Resource: "*" };
+    const old = Array.from({ length: 40 }, () => grantId(clock.now() - 3_600_000, randomBytes(16)));
+    const live = grantId(clock.now() + 600_000, randomBytes(16));
+    fake.setRolePolicy(
+      "pruned",
+      POLICY,
+      JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+          manual,
+          {
+            Sid: "WritEndedGrants",
+            Effect: "Deny",
+            Action: "*",
+            Resource: "*",
+            Condition: { StringEquals: { "aws:PrincipalTag/writ-grant": [...old, live] } },
+          },
+        ],
+      }),
+    );
+    const { request, grant } = issued("pruned");
+    await revoker.revoke(request, "expired");
+    const doc = stored("pruned");
+    expect(doc.grants).toEqual([live, grant]);
+    expect(doc.foreign).toEqual([manual]);
+  });
+
+  it("holds IAM's size cap: a list that no longer fits becomes one time-based deny", async () => {
+    // Another inline policy takes most of the role's 10,240 characters.
+    const filler = JSON.stringify({
+      Version: "2012-10-17",
+      Statement: [
+        { Effect: "Allow", Action: "s3:GetObject", Resource: `arn:aws:s3:::${"x".repeat(9000)}` },
+      ],
+    });
+    fake.setRolePolicy("crowded", "app", filler);
+    const live = Array.from({ length: 30 }, () => grantId(clock.now() + 600_000, randomBytes(16)));
+    fake.setRolePolicy(
+      "crowded",
+      POLICY,
+      JSON.stringify({
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "WritEndedGrants",
+            Effect: "Deny",
+            Action: "*",
+            Resource: "*",
+            Condition: { StringEquals: { "aws:PrincipalTag/writ-grant": live } },
+          },
+        ],
+      }),
+    );
+    const { request } = issued("crowded");
+    await revoker.revoke(request, "completed");
+    const text = fake.rolePolicy("crowded", POLICY) ?? "";
+    expect(text.length + filler.length).toBeLessThanOrEqual(IAM_ROLE_POLICY_CAP);
+    const doc = parseRevocationPolicy(text);
+    expect(doc.grants).toEqual([]);
+    // Every writ session issued so far on this role is denied, this one included.
+    expect(doc.endedBefore).toBeGreaterThan(request.credential?.issuedAt ?? Infinity);
+    expect(policyDocumentOf(text).Statement[0]).toMatchObject({
+      Sid: "WritEndedBefore",
+      Effect: "Deny",
+      Condition: { Null: { "aws:PrincipalTag/writ-grant": "false" } },
+    });
+  });
+
+  it("never writes its own list past the cap, even with no other policies", async () => {
+    const live = Array.from({ length: 272 }, () => grantId(clock.now() + 600_000, randomBytes(16)));
+    const full = JSON.stringify({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Sid: "WritEndedGrants",
+          Effect: "Deny",
+          Action: "*",
+          Resource: "*",
+          Condition: { StringEquals: { "aws:PrincipalTag/writ-grant": live } },
+        },
+      ],
+    });
+    expect(full.length).toBeLessThanOrEqual(IAM_ROLE_POLICY_CAP);
+    fake.setRolePolicy("long-list", POLICY, full);
+    const { request } = issued("long-list");
+    const failedWrites = fake.calls.length;
+    await revoker.revoke(request, "completed");
+    const text = fake.rolePolicy("long-list", POLICY) ?? "";
+    expect(text.length).toBeLessThanOrEqual(IAM_ROLE_POLICY_CAP);
+    expect(stored("long-list").endedBefore).toBeGreaterThan(
+      request.credential?.issuedAt ?? Infinity,
+    );
+    // The over-long list was never sent: one write, of the compact form.
+    expect(fake.calls.slice(failedWrites).filter((c) => c.action === "PutRolePolicy")).toHaveLength(
+      1,
+    );
+  });
+
+  it("serializes concurrent revocations on one role: none is lost", async () => {
+    const sessions = Array.from({ length: 8 }, () => issued("busy"));
+    await Promise.all(sessions.map(({ request }) => revoker.revoke(request, "completed")));
+    expect(new Set(stored("busy").grants)).toEqual(new Set(sessions.map((s) => s.grant)));
+  });
+
+  it("does nothing for a session that has already ended at STS", async () => {
+    const { request } = issued("ended", 900);
+    clock.advance(901);
+    const before = fake.calls.length;
+    await revoker.revoke(request, "expired");
+    expect(fake.calls.length).toBe(before);
+  });
+
+  it("fails closed for a credential without its session on record", async () => {
+    const { request } = issued("unknown");
+    const { credential } = request;
+    if (credential === undefined) throw new Error("no credential");
+    const bare: AccessRequest = {
+      ...request,
+      credential: {
+        type: credential.type,
+        id: credential.id,
+        issuedAt: credential.issuedAt,
+        expiresAt: credential.expiresAt,
+      },
+    };
+    await expect(revoker.revoke(bare, "completed")).rejects.toMatchObject({
+      code: "internal_error",
+    });
+  });
+
+  it("maps IAM failures to coded errors", async () => {
+    const { request } = issued("failing");
+    fake.failNext("GetRolePolicy", "AccessDenied");
+    await expect(revoker.revoke(request, "completed")).rejects.toMatchObject({
+      code: "aws_access_denied",
+    });
+    fake.failNext("PutRolePolicy", "Throttling");
+    await expect(revoker.revoke(request, "completed")).rejects.toMatchObject({
+      code: "aws_throttled",
+    });
+    await revoker.revoke(request, "completed");
+    expect(stored("failing").grants).toHaveLength(1);
+  });
+});

@@ -1,0 +1,548 @@
+import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { createClient } from "redis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  connectRedis,
+  createRedisStore,
+  type RedisStore,
+  type RedisStoreClient,
+  type RedisStoreOptions,
+} from "../../src/adapters/redis-store.js";
+import { isWritError } from "../../src/domain/errors.js";
+import type { Logger } from "../../src/ports/logger.js";
+import { silentLogger } from "../../src/ports/logger.js";
+import {
+  allEvents,
+  approveAs,
+  CUSTOMERS_EXPORT,
+  collectToken,
+  createRequest,
+  expectError,
+  expectJson,
+  keyOf,
+} from "../support/api.js";
+import { startTestWrit } from "../support/harness.js";
+import {
+  type RedisClusterServers,
+  type RedisSentinelServer,
+  type RedisServer,
+  startRedisCluster,
+  startRedisSentinel,
+  startRedisServer,
+} from "../support/redis.js";
+import { describeStoreContract, sampleEvent, sampleRequest } from "./store-contract.js";
+
+/** A prefix no other test uses, so that tests sharing a server never see each other's keys. */
+const freshPrefix = () => `t${randomBytes(6).toString("hex")}`;
+
+/** A logger that keeps every line, to check what reaches logs. */
+function recordingLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const keep = (level: string) => (message: string, fields?: Record<string, unknown>) => {
+    lines.push(`${level} ${message} ${JSON.stringify(fields ?? {})}`);
+  };
+  return { lines, info: keep("info"), warn: keep("warn"), error: keep("error") };
+}
+
+/** Resolves with the error a promise rejects with; fails if it resolves. */
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error("expected a rejection");
+}
+
+/** Resolves once `ready()` holds, or fails after `ms`: the store reconnects on its own. */
+async function untilReady(store: RedisStore, client: RedisStoreClient, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  while (!(await store.ready())) {
+    if (Date.now() > deadline) throw new Error("store did not become ready");
+    // Wake on the client's next reconnection, or re-check within a bounded
+    // interval (a frozen server keeps its connection, so it sends no event).
+    const wake = new AbortController();
+    await Promise.race([
+      once(client as unknown as NodeJS.EventEmitter, "ready", { signal: wake.signal }).catch(
+        () => {},
+      ),
+      new Promise((resolve) => setTimeout(resolve, 100)),
+    ]);
+    wake.abort();
+  }
+}
+
+let server: RedisServer;
+let client: RedisStoreClient;
+let cluster: RedisClusterServers;
+let clusterClient: RedisStoreClient;
+let sentinel: RedisSentinelServer;
+let sentinelClient: RedisStoreClient;
+/** A plain client, to look at what the store wrote. */
+const plainClient = (url: string) => createClient({ url }).on("error", () => {});
+let raw: ReturnType<typeof plainClient>;
+
+beforeAll(async () => {
+  [server, cluster] = await Promise.all([startRedisServer(), startRedisCluster(3)]);
+  sentinel = await startRedisSentinel(server);
+  [client, clusterClient, sentinelClient] = await Promise.all([
+    connectRedis({ url: server.url, logger: silentLogger }),
+    connectRedis({ clusterNodes: cluster.urls, logger: silentLogger }),
+    connectRedis({
+      sentinel: { name: sentinel.name, nodes: [sentinel.url] },
+      logger: silentLogger,
+    }),
+  ]);
+  raw = plainClient(server.url);
+  await raw.connect();
+});
+
+afterAll(async () => {
+  await Promise.allSettled([
+    client?.close(),
+    clusterClient?.close(),
+    sentinelClient?.close(),
+    raw?.close(),
+  ]);
+  await Promise.allSettled([server?.dispose(), cluster?.dispose(), sentinel?.dispose()]);
+});
+
+const storeOn = (c: () => RedisStoreClient, extra: Partial<RedisStoreOptions> = {}) =>
+  createRedisStore({ client: c(), prefix: freshPrefix(), logger: silentLogger, ...extra });
+
+describeStoreContract("redis (standalone)", async () => storeOn(() => client));
+describeStoreContract("redis (cluster of 3 masters)", async () => storeOn(() => clusterClient));
+describeStoreContract("redis (through Sentinel)", async () => storeOn(() => sentinelClient));
+
+describe("redis store across processes", () => {
+  it("wakes a long-poll and a follower on another connection as soon as the other commits", async () => {
+    const prefix = freshPrefix();
+    const other = await connectRedis({ url: server.url, logger: silentLogger });
+    const a = createRedisStore({ client, prefix, logger: silentLogger });
+    const b = createRedisStore({ client: other, prefix, logger: silentLogger });
+    try {
+      const request = sampleRequest();
+      const created = await a.create(request, [sampleEvent(request.id)]);
+      if (!created.ok) throw new Error("create failed");
+      const newest = created.events.at(-1)?.id as string;
+
+      // B's stream reader is running: the waits below check the state once, then
+      // only the reader's wake-up can end them before their timeout.
+      await b.waitForEvents(undefined, 10_000);
+      let changed = 0;
+      let appended = 0;
+      const started = performance.now();
+      const change = b.waitForChange(request.id, 1, 30_000).then(() => {
+        changed = performance.now() - started;
+      });
+      const follow = b.waitForEvents(newest, 30_000).then(() => {
+        appended = performance.now() - started;
+      });
+      // Both waits are registered and checked before the commit (this read is
+      // answered after their checks, on the same connection): nothing has changed yet.
+      expect(await b.get(request.id)).toEqual(request);
+      const committed = await a.commit({ ...request, status: "approved", version: 2 }, 1, [
+        sampleEvent(request.id, "request.approved"),
+      ]);
+      expect(committed.ok).toBe(true);
+      await Promise.all([change, follow]);
+      // Woken by the stream reader, not by the 30 s timeout.
+      expect(changed).toBeLessThan(2_000);
+      expect(appended).toBeLessThan(2_000);
+      expect((await b.get(request.id))?.status).toBe("approved");
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await other.close();
+    }
+  });
+
+  it("lets exactly one of 200 concurrent commits through two connections win", async () => {
+    const prefix = freshPrefix();
+    const other = await connectRedis({ url: server.url, logger: silentLogger });
+    const stores = [
+      createRedisStore({ client, prefix, logger: silentLogger }),
+      createRedisStore({ client: other, prefix, logger: silentLogger }),
+    ];
+    try {
+      const request = sampleRequest();
+      await stores[0]?.create(request, [sampleEvent(request.id)]);
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, n) =>
+          (stores[n % 2] as RedisStore).commit(
+            { ...request, status: "approved", version: 2, context: { n } },
+            1,
+            [sampleEvent(request.id, "request.approved", { n })],
+          ),
+        ),
+      );
+      const winners = results.flatMap((r, n) => (r.ok ? [n] : []));
+      expect(winners).toHaveLength(1);
+      const stored = await stores[1]?.get(request.id);
+      expect(stored?.context).toEqual({ n: winners[0] });
+      const approved = await stores[1]?.events({ type: "request.approved", limit: 1000 });
+      expect(approved?.map((e) => e.data.n)).toEqual(winners);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+      await other.close();
+    }
+  });
+});
+
+describe("redis store waiters", () => {
+  it("bounds concurrent waits, frees a slot on abort, and resolves the rest on close", async () => {
+    const store = storeOn(() => client, { maxWaiters: 2, maxStreamWaiters: 1 });
+    const request = sampleRequest();
+    await store.create(request, [sampleEvent(request.id)]);
+    const newest = (await store.lastEventId()) as string;
+    const controller = new AbortController();
+    const first = store.waitForChange(request.id, 1, 30_000, controller.signal);
+    const second = store.waitForChange(request.id, 1, 30_000);
+    const follower = store.waitForEvents(newest, 30_000);
+    const refused = [
+      await rejection(store.waitForChange(request.id, 1, 30_000)),
+      await rejection(store.waitForEvents(newest, 30_000)),
+    ];
+    for (const error of refused) expect(isWritError(error) && error.code).toBe("store_unavailable");
+    controller.abort();
+    await first;
+    const third = store.waitForChange(request.id, 1, 30_000);
+    await expect(rejection(store.waitForEvents("not-an-id", 10))).resolves.toBeInstanceOf(
+      TypeError,
+    );
+    await store.close();
+    await Promise.all([second, third, follower]);
+  });
+});
+
+describe("redis store atomicity", () => {
+  it("writes nothing for a stale commit: no entry, no index change", async () => {
+    const prefix = freshPrefix();
+    const store = createRedisStore({ client, prefix, logger: silentLogger });
+    try {
+      const request = sampleRequest({ expiresAt: 1 });
+      await store.create(request, [sampleEvent(request.id)]);
+      const v2 = { ...request, status: "approved" as const, version: 2 };
+      expect((await store.commit(v2, 1, [sampleEvent(request.id, "request.approved")])).ok).toBe(
+        true,
+      );
+      const streamLength = await raw.xLen(`{${prefix}}:events`);
+      const stale = { ...request, status: "denied" as const, version: 2, expiresAt: 5 };
+      expect(await store.commit(stale, 1, [sampleEvent(request.id, "request.denied")])).toEqual({
+        ok: false,
+        reason: "conflict",
+      });
+      expect(await raw.xLen(`{${prefix}}:events`)).toBe(streamLength);
+      expect(await store.get(request.id)).toEqual(v2);
+      expect((await store.list({ status: "denied", limit: 10 })).items).toEqual([]);
+      expect((await store.list({ status: "approved", limit: 10 })).items).toEqual([v2]);
+      expect(await store.due(4, 10)).toEqual([request.id]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("refuses a change before its first write when a key holds the wrong type", async () => {
+    const prefix = freshPrefix();
+    const store = createRedisStore({ client, prefix, logger: silentLogger });
+    try {
+      const request = sampleRequest();
+      await store.create(request, [sampleEvent(request.id)]);
+      // The event-id list is the last key a commit writes: its failure must not leave the rest.
+      await raw.del(`{${prefix}}:reqev:${request.id}`);
+      await raw.set(`{${prefix}}:reqev:${request.id}`, "not a list");
+      const streamLength = await raw.xLen(`{${prefix}}:events`);
+      const error = await rejection(
+        store.commit({ ...request, status: "approved", version: 2 }, 1, [
+          sampleEvent(request.id, "request.approved"),
+        ]),
+      );
+      expect(isWritError(error) && error.code).toBe("store_unavailable");
+      expect(await store.get(request.id)).toEqual(request);
+      expect(await raw.xLen(`{${prefix}}:events`)).toBe(streamLength);
+      expect((await store.list({ status: "approved", limit: 10 })).items).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("keeps every writ key of a Cluster in one slot, so one shard holds them all", async () => {
+    const prefix = freshPrefix();
+    const store = createRedisStore({ client: clusterClient, prefix, logger: silentLogger });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const request = sampleRequest();
+        await store.create(request, [sampleEvent(request.id)]);
+        await store.commit({ ...request, status: "approved", version: 2 }, 1, [
+          sampleEvent(request.id, "request.approved"),
+        ]);
+      }
+      const counts = await Promise.all(
+        cluster.nodes.map(async (node) => {
+          const nodeClient = await plainClient(node.url).connect();
+          try {
+            return (await nodeClient.keys(`{${prefix}}:*`)).length;
+          } finally {
+            await nodeClient.close();
+          }
+        }),
+      );
+      // Request hashes and event-id lists (5 each), the list, the approved list
+      // (the emptied pending list is gone), due, the counter and the stream.
+      expect(counts.filter((n) => n > 0)).toEqual([15]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("trims the stream to about streamMaxLen, and reads skip what was trimmed", async () => {
+    const prefix = freshPrefix();
+    const store = createRedisStore({ client, prefix, streamMaxLen: 100, logger: silentLogger });
+    try {
+      const request = sampleRequest();
+      await store.create(request, [sampleEvent(request.id)]);
+      for (let i = 0; i < 10; i++) {
+        await store.append(
+          Array.from({ length: 100 }, (_, j) =>
+            sampleEvent(request.id, "token.replay_blocked", { n: i * 100 + j }),
+          ),
+        );
+      }
+      const length = await raw.xLen(`{${prefix}}:events`);
+      expect(length).toBeGreaterThanOrEqual(100);
+      expect(length).toBeLessThan(400);
+      const ofRequest = await store.events({ requestId: request.id, limit: 1000 });
+      expect(ofRequest.length).toBe(length);
+      expect(ofRequest.at(-1)?.data.n).toBe(999);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe("redis store configuration", () => {
+  it("refuses a client without its scripts, and keys outside its hash tag", () => {
+    const bare = createClient();
+    expect(() =>
+      createRedisStore({ client: bare as unknown as RedisStoreClient, logger: silentLogger }),
+    ).toThrow(TypeError);
+    for (const prefix of ["", "a{b}", "x".repeat(65), "sp ace"]) {
+      expect(() => createRedisStore({ client, prefix, logger: silentLogger })).toThrow(TypeError);
+    }
+    for (const streamKey of ["writ:events", "{other}:events", "{}:{writ}:events"]) {
+      expect(() => createRedisStore({ client, streamKey, logger: silentLogger })).toThrow(
+        TypeError,
+      );
+    }
+    expect(() =>
+      createRedisStore({ client, streamKey: "audit:{writ}:events", logger: silentLogger }),
+    ).not.toThrow();
+    expect(() => createRedisStore({ client, streamMaxLen: 0, logger: silentLogger })).toThrow(
+      TypeError,
+    );
+  });
+
+  it("connectRedis refuses bad options without echoing them", async () => {
+    const secret = "hunter2-do-not-log";
+    for (const options of [
+      {},
+      { url: server.url, clusterNodes: cluster.urls },
+      { url: `http://:${secret}@127.0.0.1:1` },
+      { url: `redis://:${secret}@[bad` },
+      { clusterNodes: [] },
+      { url: `redis://:${secret}@127.0.0.1:1`, tls: true },
+      { url: `redis://:%E0%A4%A${secret}@127.0.0.1:1` },
+      { clusterNodes: [`redis://127.0.0.1:1`, `rediss://:${secret}@127.0.0.1:2`] },
+      { sentinel: { name: "bad name", nodes: [`redis://127.0.0.1:1`] } },
+      { url: `redis://:${secret}@127.0.0.1:1`, connectTimeoutMs: 0 },
+    ]) {
+      const error = await rejection(connectRedis({ ...options, logger: silentLogger }));
+      expect(error).toBeInstanceOf(TypeError);
+      expect(error.message).not.toContain(secret);
+    }
+  });
+});
+
+describe("redis store outages", () => {
+  const password = `pw-${randomBytes(12).toString("hex")}`;
+  let guarded: RedisServer;
+  beforeAll(async () => {
+    guarded = await startRedisServer({ password, appendOnly: true });
+  });
+  afterAll(async () => {
+    await guarded?.dispose();
+  });
+
+  it("fails closed while Redis is down, recovers when it is back, and never shows the password", async () => {
+    const logger = recordingLogger();
+    const own = await connectRedis({ url: guarded.url, logger, maxReconnectDelayMs: 200 });
+    const store = createRedisStore({ client: own, prefix: freshPrefix(), logger });
+    const messages: string[] = [];
+    try {
+      const request = sampleRequest();
+      await store.create(request, [sampleEvent(request.id)]);
+      const waiting = store.waitForChange(request.id, 1, 30_000);
+      const started = performance.now();
+
+      await guarded.stop("SIGKILL");
+      expect(await store.ready()).toBe(false);
+      const failures = [
+        store.get(request.id),
+        store.create(sampleRequest(), []),
+        store.commit({ ...request, version: 2 }, 1, [sampleEvent(request.id)]),
+        store.append([sampleEvent(request.id, "token.replay_blocked")]),
+        store.list({ limit: 10 }),
+        store.due(Date.now(), 10),
+        store.events({ limit: 10 }),
+        store.events({ requestId: request.id, limit: 10 }),
+        store.ping(),
+      ];
+      for (const failure of failures) {
+        const error = await rejection(failure);
+        expect(isWritError(error) && error.code).toBe("store_unavailable");
+        messages.push(error.message);
+      }
+      // Refused at once (no offline queue), not after the operation deadline.
+      expect(performance.now() - started).toBeLessThan(3_000);
+
+      await guarded.restart();
+      await untilReady(store, own);
+      // The same store, no restart: the data is back (AOF) and changes go through.
+      expect(await store.get(request.id)).toEqual(request);
+      const committed = await store.commit({ ...request, status: "approved", version: 2 }, 1, [
+        sampleEvent(request.id, "request.approved"),
+      ]);
+      expect(committed.ok).toBe(true);
+      // The long-poll that began before the outage is woken by the change after it.
+      await waiting;
+      expect(performance.now() - started).toBeLessThan(20_000);
+    } finally {
+      await store.close();
+      await own.close();
+    }
+    const wrong = await rejection(
+      connectRedis({
+        url: guarded.url.replace(password, `${password}-wrong`),
+        connectTimeoutMs: 1_000,
+        logger,
+      }),
+    );
+    expect(isWritError(wrong) && wrong.code).toBe("store_unavailable");
+    messages.push(wrong.message);
+    for (const text of [...messages, ...logger.lines]) expect(text).not.toContain(password);
+    expect(logger.lines.some((line) => line.includes("redis store unavailable"))).toBe(true);
+    expect(logger.lines.some((line) => line.includes("redis store recovered"))).toBe(true);
+  });
+
+  it("answers store_unavailable when Redis stops answering; the lost commit fails closed", async () => {
+    const own = await connectRedis({ url: guarded.url, logger: silentLogger });
+    const store = createRedisStore({
+      client: own,
+      prefix: freshPrefix(),
+      operationTimeoutMs: 300,
+      logger: silentLogger,
+    });
+    try {
+      const request = sampleRequest({ status: "approved" });
+      await store.create(request, [sampleEvent(request.id)]);
+      const issued = { ...request, status: "issued" as const, version: 2 };
+      guarded.freeze();
+      let error: Error;
+      try {
+        // Sent, but the reply never comes in time: the caller must treat it as failed.
+        error = await rejection(
+          store.commit(issued, 1, [sampleEvent(request.id, "credential.issued")]),
+        );
+        expect(await store.ready()).toBe(false);
+      } finally {
+        guarded.thaw();
+      }
+      expect(isWritError(error) && error.code).toBe("store_unavailable");
+      await untilReady(store, own);
+      // Redis ran the script once it woke: the request is issued with its record,
+      // and a second collect (the same compare-and-swap) can never succeed.
+      expect(await store.get(request.id)).toEqual(issued);
+      const recorded = await store.events({ requestId: request.id, limit: 10 });
+      expect(recorded.map((e) => e.type)).toEqual(["request.created", "credential.issued"]);
+      expect(
+        await store.commit({ ...issued, credential: undefined } as never, 1, [
+          sampleEvent(request.id, "credential.issued"),
+        ]),
+      ).toEqual({ ok: false, reason: "conflict" });
+    } finally {
+      await store.close();
+      await own.close();
+    }
+  });
+});
+
+describe("the whole HTTP flow on Redis", () => {
+  it("request, two approvals, collect, consume, replay", async () => {
+    const store = createRedisStore({ client, prefix: freshPrefix(), logger: silentLogger });
+    const t = await startTestWrit({}, { store });
+    try {
+      const pending = await createRequest(t, CUSTOMERS_EXPORT);
+      expect(pending.status).toBe("pending");
+      const longPoll = t.call("GET", `/v1/requests/${pending.id}?wait=30&while=pending`, {
+        key: keyOf(t, "report-agent"),
+      });
+      await approveAs(t, "bob", pending.id);
+      const approved = await approveAs(t, "carol", pending.id);
+      expect(approved.status).toBe("approved");
+      const polled = await expectJson<{ status: string }>(await longPoll, 200);
+      expect(polled.status).toBe("approved");
+
+      const token = await collectToken(t, pending.id);
+      await expectError(
+        await t.call("POST", `/v1/requests/${pending.id}/credential`, {
+          key: keyOf(t, "report-agent"),
+        }),
+        410,
+        "credential_already_issued",
+      );
+      const server = keyOf(t, "billing-api");
+      const used = await expectJson<{ active: boolean; request_id: string }>(
+        await t.call("POST", "/v1/tokens/consume", { key: server, body: { token } }),
+        200,
+      );
+      expect(used).toMatchObject({ active: true, request_id: pending.id });
+      await expectError(
+        await t.call("POST", "/v1/tokens/consume", { key: server, body: { token } }),
+        409,
+        "token_replayed",
+      );
+
+      const events = await allEvents(t, { request_id: pending.id });
+      expect(events.map((e) => e.type)).toEqual([
+        "request.created",
+        "request.decided",
+        "approval.granted",
+        "approval.granted",
+        "request.approved",
+        "credential.issued",
+        "token.used",
+        "token.replay_blocked",
+      ]);
+      expect(events.every((e) => /^\d+-\d+$/.test(e.id))).toBe(true);
+      expect(JSON.stringify(events)).not.toContain(token);
+
+      // The Redis store's list cursors page through the API.
+      const second = await createRequest(t, CUSTOMERS_EXPORT);
+      const listed: string[] = [];
+      let cursor: string | undefined;
+      for (let page = 0; page < 5; page++) {
+        const query = new URLSearchParams({ limit: "1", ...(cursor ? { cursor } : {}) });
+        const body = await expectJson<{ items: { id: string }[]; next?: string }>(
+          await t.call("GET", `/v1/requests?${query}`, { key: keyOf(t, "dana") }),
+          200,
+        );
+        listed.push(...body.items.map((r) => r.id));
+        if (body.next === undefined) break;
+        cursor = body.next;
+      }
+      expect(listed).toEqual([second.id, pending.id]);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -1,0 +1,195 @@
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EXIT } from "../../src/cli/command.js";
+import { runCli } from "../../src/cli/main.js";
+import { writeProductionConfig } from "../support/production-config.js";
+import { freePort, type RedisServer, startRedisServer } from "../support/redis.js";
+
+// The refusals return before anything listens, so they run in-process.
+
+async function serve(args: string[], env: NodeJS.ProcessEnv = {}) {
+  let stdout = "";
+  let stderr = "";
+  const code = await runCli(["serve", ...args], {
+    stdout: (text) => {
+      stdout += text;
+    },
+    stderr: (text) => {
+      stderr += text;
+    },
+    env,
+    stderrIsTty: false,
+  });
+  return { code, stdout, stderr };
+}
+
+let dir: string;
+let redis: RedisServer;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "writ-serve-"));
+  redis = await startRedisServer({ password: "s3cret-redis-pw" });
+});
+afterAll(async () => {
+  await redis?.dispose();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A fresh production setup in its own directory, with `raw` merged in. */
+async function setup(name: string, raw: Record<string, unknown> = {}, createKeys = true) {
+  const sub = join(dir, name);
+  return writeProductionConfig(sub, raw, { createKeys });
+}
+
+async function editConfig(path: string, edit: (config: Record<string, unknown>) => void) {
+  const config = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
+  edit(config);
+  await writeFile(path, JSON.stringify(config));
+}
+
+describe("writ serve refuses to start, naming the key and the fix", () => {
+  it("without a configuration file", async () => {
+    const { code, stderr } = await serve([]);
+    expect(code).toBe(EXIT.failed);
+    expect(stderr).toMatch(
+      /--config: no configuration file was given\.\n\s+Fix: pass --config <file> or set WRIT_CONFIG/,
+    );
+  });
+
+  it("with a configuration error: every bad key named", async () => {
+    const { configPath } = await setup("bad-keys");
+    await editConfig(configPath, (c) => {
+      c.requests = { collect_window_seconds: 1 };
+      c.rate_limits = { burst: 0 };
+      c.servre = {};
+    });
+    const { code, stderr } = await serve(["--config", configPath]);
+    expect(code).toBe(EXIT.failed);
+    expect(stderr).toMatch(/requests\.collect_window_seconds/);
+    expect(stderr).toMatch(/rate_limits\.burst/);
+    expect(stderr).toMatch(/servre/);
+  });
+
+  it("on the memory store, without keys, agents or auditors, all at once", async () => {
+    const { configPath } = await setup("empty", { identities: {} }, false);
+    const { code, stderr, stdout } = await serve(["--config", configPath]);
+    expect(code).toBe(EXIT.failed);
+    expect(stdout).toBe("");
+    expect(stderr).toMatch(
+      /store\.kind: the embedded memory store .*\n\s+Fix: set store\.kind: redis and redis\.url/,
+    );
+    expect(stderr).toMatch(
+      /jwt\.keys_file: there is no JWT key ring .* writ serve never generates throwaway keys/,
+    );
+    expect(stderr).toMatch(/Fix: create it once with `writ keys init --config .*writ\.json`/);
+    expect(stderr).toMatch(/identities\.agents: no agents are configured/);
+    expect(stderr).toMatch(/identities\.auditors: no auditors are configured/);
+  });
+
+  it("with a signing key file others can read, or of another algorithm", async () => {
+    const { configPath, keysFile } = await setup("open-keys", {
+      redis: { url: `redis://127.0.0.1:${redis.port}` },
+    });
+    await chmod(keysFile, 0o644);
+    const open = await serve(["--config", configPath]);
+    expect(open.stderr).toMatch(
+      new RegExp(`jwt\\.keys_file: .*other users can read it.*\\n\\s+Fix: chmod 600 ${keysFile}`),
+    );
+    await chmod(keysFile, 0o600);
+    await editConfig(configPath, (c) => {
+      c.jwt = { keys_file: keysFile, algorithm: "ES256" };
+    });
+    const wrongAlg = await serve(["--config", configPath]);
+    expect(wrongAlg.code).toBe(EXIT.failed);
+    expect(wrongAlg.stderr).toMatch(/jwt\.algorithm: is ES256, but the active key .* is EdDSA/);
+    await writeFile(keysFile, "{}", { mode: 0o600 });
+    await editConfig(configPath, (c) => {
+      c.jwt = { keys_file: keysFile };
+    });
+    const broken = await serve(["--config", configPath]);
+    expect(broken.stderr).toMatch(/jwt\.keys_file: .* is not a usable key ring/);
+  });
+
+  it("with a password in the file, a missing secret or a bad WRIT_REDIS_URL, never echoing secrets", async () => {
+    const { configPath } = await setup("secrets");
+    await editConfig(configPath, (c) => {
+      c.redis = { url: "redis://:hunter2@127.0.0.1:6379" };
+    });
+    const inFile = await serve(["--config", configPath]);
+    expect(inFile.code).toBe(EXIT.failed);
+    expect(inFile.stderr).toMatch(/redis\.url: holds a password; put it in redis\.password_file/);
+    expect(inFile.stderr).not.toContain("hunter2");
+
+    await editConfig(configPath, (c) => {
+      c.redis = { url: "redis://127.0.0.1:6379", password_file: join(dir, "no-such-file") };
+    });
+    const missing = await serve(["--config", configPath]);
+    expect(missing.stderr).toMatch(/redis\.password_file: cannot read .*ENOENT/);
+
+    await editConfig(configPath, (c) => {
+      c.redis = {};
+    });
+    const badEnv = await serve(["--config", configPath], {
+      WRIT_REDIS_URL: "https://user:hunter2@example.com",
+    });
+    expect(badEnv.code).toBe(EXIT.failed);
+    expect(badEnv.stderr).toMatch(/WRIT_REDIS_URL: expected a redis:\/\//);
+    expect(badEnv.stderr).not.toContain("hunter2");
+  });
+
+  it("when Redis cannot be reached, or refuses the password, without printing it", async () => {
+    const { configPath } = await setup("unreachable");
+    const port = await freePort();
+    await editConfig(configPath, (c) => {
+      c.redis = { connect_timeout_seconds: 1 };
+    });
+    const nothing = await serve(["--config", configPath], {
+      WRIT_REDIS_URL: `redis://127.0.0.1:${port}`,
+    });
+    expect(nothing.code).toBe(EXIT.failed);
+    expect(nothing.stderr).toMatch(
+      new RegExp(
+        `WRIT_REDIS_URL: cannot reach Redis at redis://127\\.0\\.0\\.1:${port} within 1 s`,
+      ),
+    );
+    const wrongPassword = await serve(["--config", configPath], {
+      WRIT_REDIS_URL: `redis://:not-the-password@127.0.0.1:${redis.port}`,
+    });
+    expect(wrongPassword.code).toBe(EXIT.failed);
+    expect(wrongPassword.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1/);
+    expect(wrongPassword.stderr + wrongPassword.stdout).not.toContain("not-the-password");
+  });
+
+  it("on bad command lines", async () => {
+    for (const args of [
+      ["--port", "99999"],
+      ["--port", "-1"],
+      ["--port", "8x"],
+      ["--nope"],
+      ["extra"],
+    ]) {
+      const { code } = await serve(["--config", "writ.json", ...args]);
+      expect(code, args.join(" ")).toBe(EXIT.usage);
+    }
+  });
+});
+
+describe("writ dev --redis-url", () => {
+  it("refuses a malformed URL as a usage error, before starting anything", async () => {
+    for (const url of ["http://127.0.0.1:6379", "redis://", "not a url", "redis://h/x/y"]) {
+      let stderr = "";
+      const code = await runCli(["dev", "--data-dir", join(dir, "dev"), "--redis-url", url], {
+        stdout: () => {},
+        stderr: (text) => {
+          stderr += text;
+        },
+        env: {},
+        stderrIsTty: false,
+      });
+      expect(code, url).toBe(EXIT.usage);
+      expect(stderr).toMatch(/--redis-url: /);
+    }
+  });
+});

@@ -1,0 +1,202 @@
+import { describe, expect, it } from "vitest";
+import { generateKey, hashKey } from "../../src/adapters/key-identity.js";
+import { type DevIdentities, devSlackUserIds } from "../../src/config/dev-identities.js";
+import { ConfigError, parseConfig, readEnv } from "../../src/config/load.js";
+import {
+  parseDevSlackUsers,
+  resolveNotificationSettings,
+  withSlackEnv,
+} from "../../src/config/notify-config.js";
+
+const SECRET = "8f742231b10e8888abcd99e7c5a7e58d";
+const TOKEN = "xoxb-1111-2222-writtesttoken";
+const reviewer = (id: string, extra: Record<string, unknown> = {}) => ({
+  id,
+  key_sha256: hashKey(generateKey("reviewer")),
+  groups: ["data-owners"],
+  ...extra,
+});
+
+function resolve(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) {
+  return resolveNotificationSettings(parseConfig(raw), { env });
+}
+
+describe("Slack configuration", () => {
+  it("is off without any Slack secret, whatever else is set", () => {
+    const config = withSlackEnv(parseConfig({}), readEnv({ WRIT_SLACK_CHANNEL: "#approvals" }));
+    expect(config.slack).toBeUndefined();
+    expect(resolve({}).slack).toBeUndefined();
+  });
+
+  it("turns on from SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN, the file's values winning", () => {
+    const env = readEnv({
+      SLACK_SIGNING_SECRET: SECRET,
+      SLACK_BOT_TOKEN: TOKEN,
+      WRIT_SLACK_API_URL: "http://127.0.0.1:9/api/",
+      WRIT_SLACK_CHANNEL: "C0APPROVALS",
+    });
+    const config = withSlackEnv(parseConfig({}), env);
+    expect(config.slack).toMatchObject({
+      signing_secret: SECRET,
+      bot_token: TOKEN,
+      api_url: "http://127.0.0.1:9/api/",
+      channel: "C0APPROVALS",
+    });
+    const filed = withSlackEnv(parseConfig({ slack: { channel: "#writ" } }), env);
+    expect(filed.slack?.channel).toBe("#writ");
+    const settings = resolveNotificationSettings(config, { env: {} });
+    expect(settings.slack).toMatchObject({
+      botToken: TOKEN,
+      signingSecret: SECRET,
+      socketMode: false,
+    });
+  });
+
+  it("refuses to start without the signing secret or the token, naming the key", () => {
+    expect(() => withSlackEnv(parseConfig({}), readEnv({ SLACK_BOT_TOKEN: TOKEN }))).not.toThrow();
+    const tokenOnly = withSlackEnv(parseConfig({}), readEnv({ SLACK_BOT_TOKEN: TOKEN }));
+    expect(() => resolveNotificationSettings(tokenOnly, { env: {} })).toThrow(
+      /slack\.signing_secret is missing.*SLACK_SIGNING_SECRET/,
+    );
+    expect(() => resolve({ slack: { signing_secret: SECRET } })).toThrow(
+      /slack\.bot_token is missing.*SLACK_BOT_TOKEN/,
+    );
+    expect(() => resolve({ slack: { bot_token: TOKEN, socket_mode: true } })).toThrow(
+      /slack\.app_token is missing.*SLACK_APP_TOKEN/,
+    );
+    expect(
+      resolve({ slack: { bot_token: TOKEN, socket_mode: true, app_token: "xapp-1-A0-123-abcdef" } })
+        .slack?.socketMode,
+    ).toBe(true);
+  });
+
+  it("validates values from the environment, naming the variable", () => {
+    expect(() =>
+      withSlackEnv(
+        parseConfig({}),
+        readEnv({ SLACK_BOT_TOKEN: "xoxp-user-token-123", SLACK_SIGNING_SECRET: SECRET }),
+      ),
+    ).toThrow(/slack\.bot_token \(or SLACK_BOT_TOKEN\)/);
+    expect(() =>
+      withSlackEnv(
+        parseConfig({}),
+        readEnv({
+          SLACK_BOT_TOKEN: TOKEN,
+          SLACK_SIGNING_SECRET: SECRET,
+          WRIT_SLACK_API_URL: "http://slack.example.com/api/",
+        }),
+      ),
+    ).toThrow(/WRIT_SLACK_API_URL/);
+    expect(() =>
+      withSlackEnv(
+        parseConfig({}),
+        readEnv({ SLACK_SIGNING_SECRET: "short", SLACK_BOT_TOKEN: TOKEN }),
+      ),
+    ).toThrow(ConfigError);
+  });
+
+  it("rejects bad ids, unknown keys and credentials in URLs in the file", () => {
+    expect(() =>
+      parseConfig({
+        slack: { bot_token: TOKEN, routing: { "data-owners": { channel: "approvals" } } },
+      }),
+    ).toThrow(/slack\.routing\.data-owners/);
+    expect(() => parseConfig({ slack: { bot_token: TOKEN, surprise: true } })).toThrow(/slack/);
+    expect(() =>
+      parseConfig({ identities: { reviewers: [reviewer("bob", { slack_user_id: "bob" })] } }),
+    ).toThrow(/slack_user_id/);
+    expect(() =>
+      parseConfig({
+        teams: {
+          webhook_url: "https://u:p@example.com/hook",
+          console_url: "https://w.example.com",
+        },
+      }),
+    ).toThrow(/teams\.webhook_url/);
+  });
+
+  it("links one Slack account to one reviewer only", () => {
+    expect(() =>
+      resolve({
+        slack: { signing_secret: SECRET, bot_token: TOKEN },
+        identities: {
+          reviewers: [
+            reviewer("bob", { slack_user_id: "U0SAME" }),
+            reviewer("carol", { slack_user_id: "U0SAME" }),
+          ],
+        },
+      }),
+    ).toThrow(
+      /identities\.reviewers\.1\.slack_user_id: Slack user U0SAME is already linked to reviewer bob/,
+    );
+    const settings = resolve({
+      slack: { signing_secret: SECRET, bot_token: TOKEN, owner_user_ids: { dave: "U0DAVE" } },
+      identities: {
+        reviewers: [reviewer("bob", { slack_user_id: "U0BOB", email: "bob@example.com" })],
+      },
+    });
+    expect(settings.slack?.people).toEqual([
+      {
+        reviewerId: "bob",
+        groups: ["data-owners"],
+        slackUserId: "U0BOB",
+        email: "bob@example.com",
+      },
+    ]);
+    expect(settings.slack?.owners).toEqual({ dave: "U0DAVE" });
+  });
+
+  it("reads the demo reviewers' Slack ids from WRIT_DEV_SLACK_USERS", () => {
+    const ids = {
+      reviewers: [{ id: "alice", slack_user_id: "U0A" }, { id: "bob" }, { id: "carol" }],
+    } as DevIdentities;
+    expect(devSlackUserIds(ids)).toEqual({ alice: "U0A" });
+    expect(devSlackUserIds(ids, parseDevSlackUsers("U1AAA, U2BBB"))).toEqual({
+      alice: "U1AAA",
+      bob: "U2BBB",
+    });
+    expect(() => parseDevSlackUsers("U1AAA,alice@example.com")).toThrow(/WRIT_DEV_SLACK_USERS/);
+    expect(parseDevSlackUsers(undefined)).toBeUndefined();
+  });
+});
+
+describe("webhook configuration", () => {
+  it("needs exactly one secret source, long enough, and names the key when it is missing", () => {
+    expect(() => parseConfig({ webhooks: [{ url: "https://siem.example.com/in" }] })).toThrow(
+      /exactly one/,
+    );
+    expect(() =>
+      resolve({ webhooks: [{ url: "https://siem.example.com/in", secret_env: "HOOK_SECRET" }] }),
+    ).toThrow(/webhooks\.0\.secret_env: the environment variable HOOK_SECRET is not set/);
+    expect(() =>
+      resolve(
+        { webhooks: [{ url: "https://siem.example.com/in", secret_env: "HOOK_SECRET" }] },
+        { HOOK_SECRET: "short" },
+      ),
+    ).toThrow(/at least 32 characters/);
+    expect(() =>
+      resolve({
+        webhooks: [{ url: "https://siem.example.com/in", secret_file: "/nonexistent/secret" }],
+      }),
+    ).toThrow(/webhooks\.0\.secret_file: cannot read/);
+    const settings = resolve(
+      {
+        webhooks: [
+          { url: "https://siem.example.com/in", secret_env: "HOOK_SECRET", events: ["token.used"] },
+        ],
+      },
+      { HOOK_SECRET: "x".repeat(40) },
+    );
+    expect(settings.webhooks).toEqual([
+      { url: "https://siem.example.com/in", secret: "x".repeat(40), events: ["token.used"] },
+    ]);
+    expect(() =>
+      parseConfig({ webhooks: [{ url: "http://siem.example.com/in", secret_env: "H" }] }),
+    ).toThrow(/https/);
+    expect(() =>
+      parseConfig({
+        webhooks: [{ url: "https://s.example.com", secret_env: "H", events: ["nope"] }],
+      }),
+    ).toThrow(/webhooks\.0\.events/);
+  });
+});

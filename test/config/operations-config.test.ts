@@ -1,0 +1,305 @@
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createKeyRing } from "../../src/adapters/jwt-keys.js";
+import { hashKey } from "../../src/adapters/key-identity.js";
+import { ConfigError, parseConfig } from "../../src/config/load.js";
+import { reviewForProduction } from "../../src/config/production.js";
+import { resolveRedisSettings, storeKind } from "../../src/config/redis-settings.js";
+import { rateLimitFor } from "../../src/config/wire-operations.js";
+
+const HASH = hashKey("k");
+const IDENTITIES = {
+  agents: [{ id: "a", key_sha256: hashKey("a"), owner: "o" }],
+  reviewers: [{ id: "r", key_sha256: hashKey("r"), groups: ["g"] }],
+  auditors: [{ id: "d", key_sha256: hashKey("d") }],
+};
+
+/** The error message of an invalid configuration. */
+function invalid(raw: unknown): string {
+  try {
+    parseConfig(raw, "writ.yaml");
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error("the configuration was accepted");
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "writ-ops-config-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function secretFile(name: string, content: string, mode: number): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, content);
+  await chmod(path, mode);
+  return path;
+}
+
+describe("configuration of the store, Redis, rate limits and metrics", () => {
+  it("has safe defaults: memory store, limits on, metrics off", () => {
+    const config = parseConfig({});
+    expect(storeKind(config, {})).toBe("memory");
+    expect(config.rate_limits).toEqual({
+      requests_per_minute_per_agent: 600,
+      burst: 100,
+      agents: {},
+    });
+    expect(config.metrics).toMatchObject({ enabled: false, host: "127.0.0.1", port: 9464 });
+    expect(config.redis.key_prefix).toBe("writ");
+  });
+
+  it("picks Redis when an endpoint is configured or WRIT_REDIS_URL is set, unless told otherwise", () => {
+    expect(storeKind(parseConfig({ redis: { url: "redis://r:6379" } }), {})).toBe("redis");
+    expect(storeKind(parseConfig({}), { WRIT_REDIS_URL: "redis://r:6379" })).toBe("redis");
+    expect(storeKind(parseConfig({ redis: { nodes: ["redis://a:1"] } }), {})).toBe("redis");
+    expect(
+      storeKind(parseConfig({ store: { kind: "memory" }, redis: { url: "redis://r" } }), {}),
+    ).toBe("memory");
+  });
+
+  it("never accepts a password in the file, naming where it goes instead", () => {
+    expect(invalid({ redis: { url: "redis://:hunter2@r:6379" } })).toMatch(
+      /redis\.url: .*password_file or redis\.password_env/,
+    );
+    expect(invalid({ redis: { url: "redis://r", password: "hunter2" } })).toMatch(
+      /redis\.password: a password is never written in the configuration file/,
+    );
+    // The message never echoes the secret.
+    expect(invalid({ redis: { url: "redis://:hunter2@r:6379" } })).not.toContain("hunter2");
+    expect(invalid({ redis: { url: "redis://r", password: "hunter2" } })).not.toContain("hunter2");
+  });
+
+  it("names each bad Redis key", () => {
+    expect(invalid({ redis: { url: "http://r:6379" } })).toMatch(
+      /redis\.url: expected a redis:\/\//,
+    );
+    expect(invalid({ redis: { url: "redis://r/x/y" } })).toMatch(/redis\.url: the path/);
+    expect(invalid({ redis: { url: "redis://r", nodes: ["redis://a"] } })).toMatch(
+      /redis\.nodes: set url/,
+    );
+    expect(invalid({ redis: { nodes: [] } })).toMatch(/redis\.nodes/);
+    expect(invalid({ redis: { password_file: "/f", password_env: "X" } })).toMatch(
+      /redis\.password_env: set password_file or password_env, not both/,
+    );
+    expect(invalid({ redis: { password_env: "lower-case" } })).toMatch(/redis\.password_env/);
+    expect(invalid({ redis: { sentinel: { master: "m" } } })).toMatch(
+      /redis\.sentinel: Redis Sentinel is not supported yet/,
+    );
+    expect(invalid({ redis: { tls: { cert_file: "/c" } } })).toMatch(/redis\.tls\.key_file/);
+    expect(invalid({ redis: { tls: { verify: false } } })).toMatch(/redis\.tls/);
+    expect(invalid({ redis: { key_prefix: "{evil}" } })).toMatch(/redis\.key_prefix/);
+    expect(invalid({ redis: { stream_max_len: 10 } })).toMatch(/redis\.stream_max_len/);
+    expect(invalid({ store: { kind: "postgres" } })).toMatch(/store\.kind/);
+  });
+
+  it("validates rate limits and metrics", () => {
+    expect(invalid({ rate_limits: { requests_per_minute_per_agent: -1 } })).toMatch(
+      /rate_limits\.requests_per_minute_per_agent/,
+    );
+    expect(invalid({ rate_limits: { burst: 0 } })).toMatch(/rate_limits\.burst/);
+    expect(invalid({ rate_limits: { agents: { "bad id!": { requests_per_minute: 1 } } } })).toMatch(
+      /rate_limits\.agents/,
+    );
+    expect(invalid({ rate_limits: { agents: { a: { requests_per_minute: 0 } } } })).toMatch(
+      /rate_limits\.agents\.a\.requests_per_minute/,
+    );
+    expect(invalid({ metrics: { enabled: true, host: "0.0.0.0" } })).toMatch(
+      /metrics\.token_sha256: metrics\.host 0\.0\.0\.0 is reachable from other machines/,
+    );
+    expect(invalid({ metrics: { token_sha256: "ABC" } })).toMatch(/metrics\.token_sha256/);
+    // A token makes a non-loopback listener acceptable; loopback needs none.
+    expect(() =>
+      parseConfig({ metrics: { enabled: true, host: "0.0.0.0", token_sha256: HASH } }),
+    ).not.toThrow();
+    expect(() => parseConfig({ metrics: { enabled: true, host: "::1" } })).not.toThrow();
+  });
+
+  it("resolves per-agent limits, overrides first, and 0 as no limit", () => {
+    const limitFor = rateLimitFor(
+      parseConfig({
+        rate_limits: {
+          requests_per_minute_per_agent: 10,
+          burst: 4,
+          agents: {
+            big: { requests_per_minute: 100 },
+            huge: { requests_per_minute: 5, burst: 50 },
+          },
+        },
+      }),
+    );
+    expect(limitFor("anyone")).toEqual({ perMinute: 10, burst: 4 });
+    expect(limitFor("big")).toEqual({ perMinute: 100, burst: 4 });
+    expect(limitFor("huge")).toEqual({ perMinute: 5, burst: 50 });
+    expect(
+      rateLimitFor(parseConfig({ rate_limits: { requests_per_minute_per_agent: 0 } }))("a"),
+    ).toBe(undefined);
+  });
+});
+
+describe("resolving Redis settings", () => {
+  it("takes WRIT_REDIS_URL over redis.url, and it may carry a password", async () => {
+    const config = parseConfig({ redis: { url: "redis://file:6379" } });
+    const settings = await resolveRedisSettings(config, {
+      WRIT_REDIS_URL: "rediss://writ:s3cret@env.internal:6380/1",
+    });
+    expect(settings.url).toBe("rediss://writ:s3cret@env.internal:6380/1");
+    expect(settings.tls).toEqual({});
+    expect(settings.endpoint).toBe("rediss://writ@env.internal:6380/1");
+    expect(settings.endpoint).not.toContain("s3cret");
+  });
+
+  it("reads the password from a private file or a named variable", async () => {
+    const file = await secretFile("pw", "from-file\n", 0o600);
+    const fromFile = await resolveRedisSettings(
+      parseConfig({ redis: { url: "redis://r", password_file: file, username: "writ" } }),
+      {},
+    );
+    expect(fromFile).toMatchObject({ password: "from-file", username: "writ" });
+    const fromEnv = await resolveRedisSettings(
+      parseConfig({ redis: { url: "redis://r", password_env: "MY_REDIS_PW" } }),
+      { MY_REDIS_PW: "from-env" },
+    );
+    expect(fromEnv.password).toBe("from-env");
+  });
+
+  it("refuses secrets others can read, missing, empty or doubled ones, naming the key and fix", async () => {
+    const open = await secretFile("open", "pw", 0o644);
+    const empty = await secretFile("empty", "\n", 0o600);
+    const cases: [Record<string, unknown>, NodeJS.ProcessEnv, RegExp][] = [
+      [
+        { url: "redis://r", password_file: open },
+        {},
+        /redis\.password_file: .* can be read by other users .*chmod 600/,
+      ],
+      [
+        { url: "redis://r", password_file: join(dir, "missing") },
+        {},
+        /redis\.password_file: cannot read .*ENOENT/,
+      ],
+      [{ url: "redis://r", password_file: empty }, {}, /redis\.password_file: .* is empty/],
+      [{ url: "redis://r", password_file: dir }, {}, /redis\.password_file: .* not a regular file/],
+      [
+        { url: "redis://r", password_env: "NOPE" },
+        {},
+        /redis\.password_env: the environment variable NOPE is not set/,
+      ],
+      [
+        { password_env: "PW" },
+        { PW: "x", WRIT_REDIS_URL: "redis://:y@r" },
+        /carries a password and redis\.password_file/,
+      ],
+      [{}, { WRIT_REDIS_URL: "http://r" }, /WRIT_REDIS_URL: expected a redis:\/\//],
+      [
+        { nodes: ["redis://a"] },
+        { WRIT_REDIS_URL: "redis://r" },
+        /WRIT_REDIS_URL is set, but redis\.nodes/,
+      ],
+      [{ nodes: ["redis://a", "rediss://b"] }, {}, /mix of redis:\/\/ and rediss:\/\//],
+      [
+        { url: "redis://r", tls: { ca_file: "/ca" } },
+        {},
+        /redis\.tls is set, but the Redis URL is redis:\/\//,
+      ],
+      [
+        { url: "rediss://r", tls: { ca_file: open } },
+        {},
+        /redis\.tls\.ca_file: .* is not a PEM file/,
+      ],
+      [{}, {}, /no Redis is configured: set redis\.url/],
+    ];
+    for (const [redis, env, pattern] of cases) {
+      const config = parseConfig({ store: { kind: "redis" }, redis });
+      const error = await resolveRedisSettings(config, env).catch((e: unknown) => e);
+      expect(error, JSON.stringify(redis)).toBeInstanceOf(ConfigError);
+      expect((error as Error).message, JSON.stringify(redis)).toMatch(pattern);
+      expect((error as Error).message).not.toMatch(/\by\b@|pw\b/);
+    }
+  });
+
+  it("loads TLS material for rediss:// and keeps the client key private", async () => {
+    const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const ca = await secretFile("ca.pem", pem, 0o644);
+    const cert = await secretFile("cert.pem", pem, 0o644);
+    const key = await secretFile(
+      "key.pem",
+      "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n",
+      0o600,
+    );
+    const settings = await resolveRedisSettings(
+      parseConfig({
+        redis: {
+          nodes: ["rediss://a:7000", "rediss://b:7000"],
+          tls: { ca_file: ca, cert_file: cert, key_file: key, servername: "redis.internal" },
+        },
+      }),
+      {},
+    );
+    expect(settings.clusterNodes).toEqual(["rediss://a:7000", "rediss://b:7000"]);
+    expect(settings.tls).toMatchObject({ ca: pem, cert: pem, servername: "redis.internal" });
+    await chmod(key, 0o644);
+    await expect(
+      resolveRedisSettings(
+        parseConfig({ redis: { url: "rediss://a", tls: { cert_file: cert, key_file: key } } }),
+        {},
+      ),
+    ).rejects.toThrow(/redis\.tls\.key_file: .* can be read by other users/);
+  });
+});
+
+describe("the production review (writ serve)", () => {
+  async function review(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) {
+    return reviewForProduction(parseConfig({ data_dir: dir, ...raw }), env, "writ.yaml");
+  }
+
+  it("refuses the memory store, missing keys, no agents and no auditors, naming the fix", async () => {
+    const { refusals } = await review({ jwt: { keys_file: join(dir, "none.json") } });
+    const keys = refusals.map((r) => r.key);
+    expect(keys).toEqual([
+      "store.kind",
+      "jwt.keys_file",
+      "identities.agents",
+      "identities.auditors",
+    ]);
+    expect(refusals[1]?.problem).toMatch(/never generates throwaway keys/);
+    expect(refusals[1]?.fix).toMatch(/writ keys init --config writ\.yaml/);
+  });
+
+  it("refuses a key ring others can read", async () => {
+    const file = join(dir, "ring", "jwt.json");
+    await createKeyRing(file, "EdDSA");
+    await chmod(file, 0o644);
+    const { refusals } = await review({
+      jwt: { keys_file: file },
+      identities: IDENTITIES,
+      redis: { url: "redis://127.0.0.1:6379" },
+    });
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatchObject({ key: "jwt.keys_file", fix: `chmod 600 ${file}` });
+    await chmod(file, 0o600);
+    const fine = await review({
+      jwt: { keys_file: file },
+      identities: IDENTITIES,
+      redis: { url: "redis://127.0.0.1:6379" },
+    });
+    expect(fine.refusals).toEqual([]);
+  });
+
+  it("warns about plain-text or password-less Redis off the host, and limits turned off", async () => {
+    const { warnings } = await review(
+      { identities: IDENTITIES, rate_limits: { requests_per_minute_per_agent: 0 } },
+      { WRIT_REDIS_URL: "redis://redis.internal:6379" },
+    );
+    expect(warnings.map((w) => w.key)).toEqual([
+      "rate_limits.requests_per_minute_per_agent",
+      "WRIT_REDIS_URL",
+      "redis.password_file",
+    ]);
+  });
+});

@@ -1,0 +1,146 @@
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join, resolve } from "node:path";
+import { type ServerType, serve } from "@hono/node-server";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CUSTOMERS_EXPORT, collectToken, createRequest, keyOf, S3_READ } from "../support/api.js";
+import { startTestWrit, type TestWrit } from "../support/harness.js";
+
+// Debian's chromium, driven by playwright-core: .ci/run installs it.
+const CHROMIUM = "/usr/bin/chromium";
+const ARTIFACTS = resolve(import.meta.dirname, "../../test-artifacts/console");
+// Skipped only outside CI on a machine without Chromium; CI always runs it.
+const RUN = existsSync(CHROMIUM) || process.env.CI !== undefined;
+
+let t: TestWrit;
+let server: ServerType;
+let base = "";
+let browser: Browser;
+const problems: string[] = [];
+
+beforeAll(async () => {
+  if (!RUN) return;
+  t = await startTestWrit();
+  server = await new Promise<ServerType>((ready) => {
+    const s = serve({ fetch: t.writ.app.fetch, hostname: "127.0.0.1", port: 0 }, () => ready(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  await mkdir(ARTIFACTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // Playwright gives each launch a fresh profile; these keep Chromium off the network.
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  (server as Server | undefined)?.closeAllConnections();
+  await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
+  await t?.close();
+});
+
+/** A fresh browser context (its own cookies) on the console; CSP violations are recorded. */
+async function openPage(): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  page.on("console", (msg) => {
+    // The browser's own favicon probe 404s; everything else is the page's.
+    if (msg.type() === "error" && !msg.location().url.endsWith("/favicon.ico")) {
+      problems.push(msg.text());
+    }
+  });
+  page.on("pageerror", (error) => problems.push(error.message));
+  return page;
+}
+
+async function signIn(page: Page, id: string) {
+  await page.goto(`${base}/console`);
+  expect(new URL(page.url()).pathname).toBe("/console/login");
+  await page.fill('input[name="key"]', keyOf(t, id));
+  await page.click('button[type="submit"]');
+  await page.waitForURL(`${base}/console/requests`);
+}
+
+const shot = (page: Page, name: string) =>
+  page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+describe.skipIf(!RUN)("the console in a browser", () => {
+  it("signs in, filters, opens a timeline, approves, and shows integrity", async () => {
+    // Some hours of history for the chart: credentials issued, and requests denied.
+    for (let hour = 0; hour < 6; hour++) {
+      for (let i = 0; i < (hour % 3) + 1; i++) {
+        await collectToken(t, (await createRequest(t, S3_READ)).id);
+      }
+      if (hour % 2 === 1) {
+        const refused = await createRequest(t, CUSTOMERS_EXPORT);
+        await t.call("POST", `/v1/requests/${refused.id}/deny`, {
+          key: keyOf(t, "bob"),
+          body: { reason: "not this quarter" },
+        });
+      }
+      t.clock.advance(3600);
+    }
+    const pending = await createRequest(t, CUSTOMERS_EXPORT);
+
+    const login = await openPage();
+    await login.goto(`${base}/console/login`);
+    await shot(login, "login");
+
+    const bob = await openPage();
+    await signIn(bob, "bob");
+    expect(await bob.locator("table tbody tr").count()).toBe(16);
+    expect(await bob.locator("figure .legend").textContent()).toContain("issued: 12");
+    await shot(bob, "requests");
+
+    await bob.selectOption('select[name="status"]', "pending");
+    await bob.click('form.filters button[type="submit"]');
+    await bob.waitForURL(/status=pending/);
+    expect(await bob.locator("table tbody tr").count()).toBe(1);
+    await bob.click(`a[href="/console/requests/${pending.id}"]`);
+    await bob.waitForURL(`${base}/console/requests/${pending.id}`);
+    expect(await bob.locator("ol.timeline li").count()).toBeGreaterThanOrEqual(2);
+    await shot(bob, "request-pending");
+
+    await bob.fill('form[action$="/approve"] textarea[name="comment"]', "checked the ticket");
+    await bob.click('form[action$="/approve"] button[type="submit"]');
+    await bob.waitForURL(/done=approved/);
+    expect(await bob.locator(".notice").textContent()).toContain("Your approval was recorded.");
+    expect(await bob.locator("h1 .status").textContent()).toBe("pending");
+
+    const carol = await openPage();
+    await signIn(carol, "carol");
+    await carol.click('a[href="/console/pending"]');
+    await shot(carol, "pending");
+    await carol.click(
+      `form[action="/console/requests/${pending.id}/approve"] button[type="submit"]`,
+    );
+    await carol.waitForURL(/done=approved/);
+    expect(await carol.locator("h1 .status").textContent()).toBe("approved");
+    expect(await carol.locator("ol.timeline").textContent()).toContain("Approved by bob");
+    await shot(carol, "request-approved");
+
+    const dana = await openPage();
+    await signIn(dana, "dana");
+    await dana.click('a[href="/console/integrity"]');
+    await dana.click('form[action="/console/integrity/verify"] button[type="submit"]');
+    await dana.waitForURL(`${base}/console/integrity`);
+    expect(await dana.locator(".ok").textContent()).toMatch(/Verified: \d+ entries/);
+    await shot(dana, "integrity");
+
+    // The strict Content-Security-Policy broke nothing on any page.
+    expect(problems).toEqual([]);
+  });
+});

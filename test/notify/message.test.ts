@@ -1,0 +1,124 @@
+import { createHmac } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import type { AccessRequest } from "../../src/domain/request.js";
+import { buildReviewMessage, LIMITS } from "../../src/notify/message.js";
+import { approvalMessage, escapeMrkdwn } from "../../src/notify/slack/blocks.js";
+import { verifySlackSignature } from "../../src/notify/slack/receiver.js";
+import { teamsCard } from "../../src/notify/teams/card.js";
+
+const NOW = Date.parse("2026-01-15T09:00:00.000Z");
+
+function request(overrides: Partial<AccessRequest> = {}): AccessRequest {
+  return {
+    id: "req_AAAAAAAAAAAAAAAAAAAAAA",
+    version: 1,
+    agentId: "report-agent",
+    owner: "alice",
+    status: "pending",
+    action: "db:export",
+    resource: "db://prod/customers",
+    credentialType: "jwt",
+    audience: "billing-api",
+    reason: "<!channel> see <https://evil.example|Approve> & more",
+    context: { customer_email: "jane@example.com", rows: 12000, nested: { a: [1, 2] } },
+    decision: {
+      effect: "approve",
+      policies: ["customers-export"],
+      requirements: [{ groups: ["data-owners"], quorum: 2 }],
+      ttlSeconds: 300,
+      approvalTimeoutSeconds: 900,
+      reasonRequired: true,
+      sensitiveFields: ["customer_email", "absent_field"],
+    },
+    grantedTtlSeconds: 300,
+    createdAt: NOW,
+    updatedAt: NOW,
+    expiresAt: NOW + 900_000,
+    reviews: [],
+    ...overrides,
+  };
+}
+
+describe("the review message", () => {
+  it("never carries a masked value, and shows the rest bounded", () => {
+    const message = buildReviewMessage(request(), [], NOW);
+    expect(message.masked).toEqual(["customer_email"]);
+    expect(message.context).toEqual([
+      { name: "customer_email", masked: true },
+      { name: "rows", value: "12000", masked: false },
+      { name: "nested", value: '{"a":[1,2]}', masked: false },
+    ]);
+    expect(JSON.stringify(message)).not.toContain("jane@example.com");
+    expect(message.requirements).toEqual([{ groups: ["data-owners"], quorum: 2, approvals: 0 }]);
+    expect(message.open).toBe(true);
+  });
+
+  it("reads a pending request past its deadline as expired and closed", () => {
+    const message = buildReviewMessage(request(), [], NOW + 900_000);
+    expect(message.open).toBe(false);
+    expect(message.status).toBe("expired");
+    expect(JSON.stringify(approvalMessage(message).blocks)).not.toContain("writ_approve");
+  });
+
+  it("stays within Slack's limits whatever the agent sends", () => {
+    const context: Record<string, string> = {};
+    for (let i = 0; i < 40; i++) context[`field_${i}`] = "&<>".repeat(500);
+    const message = buildReviewMessage(
+      request({ context, reason: "&".repeat(2000), resource: "<".repeat(1024) }),
+      [],
+      NOW,
+    );
+    expect(message.context).toHaveLength(LIMITS.contextFields);
+    expect(message.contextOmitted).toBe(30);
+    const { blocks } = approvalMessage(message);
+    expect(blocks.length).toBeLessThanOrEqual(50);
+    for (const block of blocks) {
+      if (block.type === "section") {
+        expect(block.text?.text.length ?? 0).toBeLessThanOrEqual(3000);
+        for (const field of block.fields ?? []) expect(field.text.length).toBeLessThanOrEqual(2000);
+      }
+    }
+  });
+
+  it("escapes agent text for Slack and Teams so it cannot ping or disguise a link", () => {
+    const message = buildReviewMessage(request(), [], NOW);
+    const slack = JSON.stringify(approvalMessage(message).blocks);
+    expect(slack).not.toContain("<!channel>");
+    expect(slack).not.toContain("<https://evil.example|Approve>");
+    expect(slack).toContain("&lt;!channel&gt; see &lt;https://evil.example|Approve&gt; &amp; more");
+    expect(escapeMrkdwn("a<b>&c")).toBe("a&lt;b&gt;&amp;c");
+    const teams = JSON.stringify(
+      teamsCard(
+        buildReviewMessage(request({ reason: "[x](https://e.example)" }), [], NOW),
+        "https://w.example/requests/r",
+      ),
+    );
+    expect(teams).not.toContain("[x](https://e.example)");
+  });
+});
+
+describe("Slack signatures", () => {
+  const secret = "8f742231b10e8888abcd99e7c5a7e58d";
+  const sign = (ts: string, body: string) =>
+    `v0=${createHmac("sha256", secret).update(`v0:${ts}:${body}`).digest("hex")}`;
+  const check = (timestamp: string | undefined, signature: string | undefined, rawBody = "a=b") =>
+    verifySlackSignature({ signingSecret: secret, timestamp, signature, rawBody, nowMs: NOW });
+  const ts = String(NOW / 1000);
+
+  it("accepts Slack's v0 signature within five minutes, and nothing else", () => {
+    expect(check(ts, sign(ts, "a=b"))).toBeUndefined();
+    expect(check(String(NOW / 1000 - 300), sign(String(NOW / 1000 - 300), "a=b"))).toBeUndefined();
+    expect(check(String(NOW / 1000 - 301), sign(String(NOW / 1000 - 301), "a=b"))).toBe(
+      "stale_timestamp",
+    );
+    expect(check(undefined, sign(ts, "a=b"))).toBe("missing_headers");
+    expect(check(ts, undefined)).toBe("missing_headers");
+    expect(check(`${ts}.5`, sign(`${ts}.5`, "a=b"))).toBe("stale_timestamp");
+    expect(check("-1", sign("-1", "a=b"))).toBe("stale_timestamp");
+    expect(check(ts, sign(ts, "a=c"))).toBe("bad_signature");
+    expect(check(ts, sign(ts, "a=b").toUpperCase())).toBe("bad_signature");
+    expect(check(ts, `${sign(ts, "a=b")}00`)).toBe("bad_signature");
+    expect(check(ts, "v0=")).toBe("bad_signature");
+    expect(check(ts, `v1=${sign(ts, "a=b").slice(3)}`)).toBe("bad_signature");
+  });
+});

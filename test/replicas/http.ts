@@ -1,0 +1,94 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+
+export interface Answer<T = Record<string, unknown>> {
+  readonly status: number;
+  readonly body: T;
+  readonly headers: Headers;
+}
+
+/** Calls a writ over HTTP with a bearer key and a JSON body; never throws on a status. */
+export async function call<T = Record<string, unknown>>(
+  base: string,
+  method: string,
+  path: string,
+  key?: string,
+  body?: unknown,
+): Promise<Answer<T>> {
+  const headers: Record<string, string> = {};
+  if (key !== undefined) headers.authorization = `Bearer ${key}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    body: (text === "" ? {} : JSON.parse(text)) as T,
+    headers: res.headers,
+  };
+}
+
+export interface EventBody {
+  id: string;
+  type: string;
+  request_id: string;
+  data: Record<string, unknown>;
+}
+
+/** Every event matching `query`, read as an auditor, following `next`. */
+export async function allEvents(
+  base: string,
+  auditorKey: string,
+  query: Record<string, string> = {},
+): Promise<EventBody[]> {
+  const out: EventBody[] = [];
+  let after: string | undefined;
+  for (;;) {
+    const params = new URLSearchParams({ ...query, limit: "1000", ...(after ? { after } : {}) });
+    const page = await call<{ items: EventBody[]; next?: string }>(
+      base,
+      "GET",
+      `/v1/events?${params}`,
+      auditorKey,
+    );
+    if (page.status !== 200) throw new Error(`GET /v1/events: ${page.status}`);
+    out.push(...page.body.items);
+    if (page.body.next === undefined) return out;
+    after = page.body.next;
+  }
+}
+
+/** Statuses and error codes of a batch of answers, counted. */
+export function tally(answers: readonly Answer[]) {
+  const statuses: Record<number, number> = {};
+  const codes: Record<string, number> = {};
+  for (const a of answers) {
+    statuses[a.status] = (statuses[a.status] ?? 0) + 1;
+    const code = (a.body as { error?: { code?: string } }).error?.code;
+    if (code !== undefined) codes[code] = (codes[code] ?? 0) + 1;
+  }
+  return { statuses, codes };
+}
+
+/** Every audit log segment under `dir`, at any depth (replica logs included). */
+export async function logFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && /^audit-\d{6,}\.jsonl$/.test(e.name))
+    .map((e) => join(e.parentPath, e.name))
+    .sort();
+}
+
+/** The stream ids (`event_id`) of every entry in a log file. */
+export async function loggedEventIds(path: string): Promise<Set<string>> {
+  const text = await readFile(path, "utf8");
+  const ids = new Set<string>();
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    ids.add((JSON.parse(line) as { event_id: string }).event_id);
+  }
+  return ids;
+}

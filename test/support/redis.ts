@@ -1,0 +1,291 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+
+/** How long a redis-server may take to say it is ready, or a cluster to agree on its slots. */
+const START_TIMEOUT_MS = 15_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+export interface RedisServerOptions {
+  /** Run with `--requirepass`. */
+  password?: string;
+  /** Write an append-only file, fsynced on every write, so a restart keeps the data. */
+  appendOnly?: boolean;
+  /** Start as a cluster node (`--cluster-enabled yes`). */
+  cluster?: boolean;
+}
+
+/** A real redis-server on a free loopback port, with its own data directory. */
+export interface RedisServer {
+  readonly port: number;
+  /** `redis://127.0.0.1:<port>`, with the password when there is one. */
+  readonly url: string;
+  readonly dir: string;
+  /** Whether the process is running. */
+  running(): boolean;
+  /** Stops the process (SIGTERM, or SIGKILL for a crash), keeping its data directory. */
+  stop(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
+  /** Starts it again on the same port and data directory. */
+  restart(): Promise<void>;
+  /** Freezes the process (SIGSTOP): connections stay open, nothing is answered. */
+  freeze(): void;
+  /** Lets a frozen process run again (SIGCONT). */
+  thaw(): void;
+  /** Stops the process and removes its data directory. */
+  dispose(): Promise<void>;
+}
+
+/** Every process this module started and not yet disposed, killed on exit if a test forgot. */
+const live = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of live) child.kill("SIGKILL");
+});
+
+/** A port nothing listens on now, from the kernel's ephemeral range. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => {
+        if (address === null || typeof address === "string") reject(new Error("no port"));
+        else resolve(address.port);
+      });
+    });
+  });
+}
+
+/** Spawns redis-server and resolves once it logs `readyLine`. */
+function spawnRedis(
+  args: readonly string[],
+  readyLine = "Ready to accept connections",
+): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("redis-server", args, { stdio: ["ignore", "pipe", "pipe"] });
+    live.add(child);
+    let output = "";
+    const fail = (reason: string) => {
+      clearTimeout(timer);
+      child.kill("SIGKILL");
+      live.delete(child);
+      reject(new Error(`redis-server ${reason}:\n${output.slice(-2000)}`));
+    };
+    const timer = setTimeout(() => fail("did not become ready in time"), START_TIMEOUT_MS);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes(readyLine)) {
+        clearTimeout(timer);
+        child.stdout?.off("data", onData);
+        child.off("exit", onExit);
+        // Keep draining the pipes so a chatty server never blocks on a full one.
+        child.stdout?.resume();
+        child.stderr?.resume();
+        resolve(child);
+      }
+    };
+    const onExit = (code: number | null) => fail(`exited early (code ${code})`);
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    child.once("exit", onExit);
+    child.once("error", (error) => fail(error.message));
+  });
+}
+
+function stopProcess(child: ChildProcess, signal: "SIGTERM" | "SIGKILL"): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      live.delete(child);
+      resolve();
+      return;
+    }
+    const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
+    // A frozen process would never handle SIGTERM.
+    child.kill("SIGCONT");
+    child.once("exit", () => {
+      clearTimeout(timer);
+      live.delete(child);
+      resolve();
+    });
+    child.kill(signal);
+  });
+}
+
+/**
+ * Starts a real redis-server bound to 127.0.0.1 on a free port, with an empty
+ * temporary data directory. RDB snapshots are off; `appendOnly` turns AOF on.
+ */
+export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
+  const dir = await mkdtemp(join(tmpdir(), "writ-redis-"));
+  let lastError: unknown;
+  // A port found free can be taken by someone else before redis binds it: try a few.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const clusterPort = options.cluster ? await freePort() : undefined;
+    const args = [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--save",
+      "",
+      "--appendonly",
+      options.appendOnly ? "yes" : "no",
+      ...(options.appendOnly ? ["--appendfsync", "always"] : []),
+      "--daemonize",
+      "no",
+      "--logfile",
+      "",
+      ...(options.password !== undefined ? ["--requirepass", options.password] : []),
+      ...(clusterPort !== undefined
+        ? [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-port",
+            String(clusterPort),
+            "--cluster-config-file",
+            join(dir, "nodes.conf"),
+            "--cluster-node-timeout",
+            "2000",
+          ]
+        : []),
+    ];
+    try {
+      let child = await spawnRedis(args);
+      const auth = options.password !== undefined ? `:${options.password}@` : "";
+      return {
+        port,
+        url: `redis://${auth}127.0.0.1:${port}`,
+        dir,
+        running: () => child.exitCode === null && child.signalCode === null,
+        stop: (signal = "SIGTERM") => stopProcess(child, signal),
+        async restart() {
+          await stopProcess(child, "SIGTERM");
+          child = await spawnRedis(args);
+        },
+        freeze: () => child.kill("SIGSTOP"),
+        thaw: () => child.kill("SIGCONT"),
+        async dispose() {
+          await stopProcess(child, "SIGKILL");
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+  throw lastError;
+}
+
+/** A Redis Cluster of masters only, every node on loopback. */
+export interface RedisClusterServers {
+  readonly nodes: readonly RedisServer[];
+  /** `redis://127.0.0.1:<port>` of every node. */
+  readonly urls: readonly string[];
+  dispose(): Promise<void>;
+}
+
+async function clusterInfo(port: number): Promise<string> {
+  const { stdout } = await run("redis-cli", [
+    "-h",
+    "127.0.0.1",
+    "-p",
+    String(port),
+    "cluster",
+    "info",
+  ]);
+  return stdout;
+}
+
+/**
+ * Starts `masters` cluster nodes, joins them with `redis-cli --cluster create`
+ * (no replicas) and resolves once every node reports `cluster_state:ok`.
+ */
+export async function startRedisCluster(masters = 3): Promise<RedisClusterServers> {
+  const nodes: RedisServer[] = [];
+  const dispose = async () => {
+    await Promise.all(nodes.map((n) => n.dispose()));
+  };
+  try {
+    for (let i = 0; i < masters; i++) nodes.push(await startRedisServer({ cluster: true }));
+    await run("redis-cli", [
+      "--cluster",
+      "create",
+      ...nodes.map((n) => `127.0.0.1:${n.port}`),
+      "--cluster-replicas",
+      "0",
+      "--cluster-yes",
+    ]);
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    for (;;) {
+      const infos = await Promise.all(nodes.map((n) => clusterInfo(n.port)));
+      if (
+        infos.every(
+          (info) =>
+            /cluster_state:ok/.test(info) &&
+            /cluster_known_nodes:(\d+)/.exec(info)?.[1] === String(masters),
+        )
+      )
+        break;
+      if (Date.now() > deadline) throw new Error(`cluster did not converge:\n${infos.join("\n")}`);
+      // Gossip settles in a few hundred milliseconds; ask again shortly, within the deadline.
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return { nodes, urls: nodes.map((n) => `redis://127.0.0.1:${n.port}`), dispose };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}
+
+/** A Redis Sentinel on loopback watching one primary. */
+export interface RedisSentinelServer {
+  /** The name it knows the primary by. */
+  readonly name: string;
+  /** `redis://127.0.0.1:<port>` of the Sentinel. */
+  readonly url: string;
+  dispose(): Promise<void>;
+}
+
+/** Starts a Sentinel (quorum 1) watching `primary`; resolves once it monitors it. */
+export async function startRedisSentinel(
+  primary: RedisServer,
+  name = "writ-primary",
+): Promise<RedisSentinelServer> {
+  const dir = await mkdtemp(join(tmpdir(), "writ-sentinel-"));
+  try {
+    const port = await freePort();
+    // Sentinel rewrites its configuration file, so it gets one of its own.
+    const config = join(dir, "sentinel.conf");
+    await writeFile(
+      config,
+      [
+        `port ${port}`,
+        "bind 127.0.0.1",
+        `dir ${dir}`,
+        `sentinel monitor ${name} 127.0.0.1 ${primary.port} 1`,
+        "",
+      ].join("\n"),
+    );
+    const child = await spawnRedis([config, "--sentinel"], "+monitor master");
+    return {
+      name,
+      url: `redis://127.0.0.1:${port}`,
+      async dispose() {
+        await stopProcess(child, "SIGKILL");
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
