@@ -15,7 +15,6 @@ import { parseDevSlackUsers } from "../../config/notify-config.js";
 import { redisUrlProblem } from "../../config/operations-schema.js";
 import type { WritConfig } from "../../config/schema.js";
 import { type Command, UsageError } from "../command.js";
-import { startWrit } from "./start-writ.js";
 
 /** The policies shipped with writ, used when the working directory has none. */
 const BUNDLED_POLICIES = fileURLToPath(new URL("../../../policies", import.meta.url));
@@ -106,6 +105,9 @@ export const devCommand: Command = {
         configured.resource_servers.length >
       0;
     const dev = hasIdentities ? undefined : await loadOrCreateDevIdentities(config.data_dir);
+    // Loaded here, not at the top: the server stack is heavy, and every other
+    // command (and `--help`) would pay for it at start.
+    const { startWrit } = await import("./start-writ.js");
     const { writ, server, redisEndpoint } = await startWrit(config, {
       env,
       logger,

@@ -12,7 +12,7 @@ import { resolveRedisSettings } from "../../config/redis-settings.js";
 import type { WritConfig } from "../../config/schema.js";
 import { isWritError } from "../../domain/errors.js";
 import { type Command, type CommandIo, EXIT, UsageError } from "../command.js";
-import { startWrit } from "./start-writ.js";
+import type { StartedWrit } from "./start-writ.js";
 
 const HELP = `
 Usage: writ serve [--config <file>] [--host <addr>] [--port <n>] [--pretty-logs] [--quiet]
@@ -148,7 +148,9 @@ export const serveCommand: Command = {
       logger.warn(`${warning.key}: ${warning.problem}`, { fix: warning.fix });
     }
 
-    let started: Awaited<ReturnType<typeof startWrit>>;
+    // Loaded on demand so other commands do not pay for the server stack at start.
+    const { startWrit } = await import("./start-writ.js");
+    let started: StartedWrit;
     try {
       started = await startWrit(config, { env: io.env, logger, keys });
     } catch (error) {
