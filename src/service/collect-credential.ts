@@ -4,7 +4,7 @@ import { assertCollectable, issueCredential } from "../domain/request.js";
 import type { Credential } from "../ports/minter.js";
 import { assertOwnRequest } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
-import { loadSettled, transact } from "./record.js";
+import { transact } from "./record.js";
 
 /**
  * Mints the credential of an approved request, once. The credential is minted
@@ -17,21 +17,19 @@ export async function collectCredential(
   agent: Agent,
   id: string,
 ): Promise<Credential> {
-  const current = await loadSettled(deps, id);
-  assertOwnRequest(current, agent);
-  assertCollectable(current, deps.clock.now());
-  const minter = deps.minters[current.credentialType];
-  if (minter === undefined) {
-    throw new WritError(
-      "unsupported_credential_type",
-      `No minter for "${current.credentialType}".`,
-    );
-  }
   let credential: Credential | undefined;
   await transact(deps, id, async (request, now) => {
-    // Runs again on every retry: once a concurrent collect has won, the
-    // domain check throws `credential_already_issued` and nothing is handed out.
+    // Every check runs again on each retry, on fresh state: once a concurrent
+    // collect has won, `credential_already_issued` is thrown and nothing leaves.
+    assertOwnRequest(request, agent);
     assertCollectable(request, now);
+    const minter = deps.minters[request.credentialType];
+    if (minter === undefined) {
+      throw new WritError(
+        "unsupported_credential_type",
+        `No minter for "${request.credentialType}".`,
+      );
+    }
     const minted = await minter.mint(request, now);
     credential = minted.credential;
     return issueCredential({ request, agent, credential: minted.record, now });
