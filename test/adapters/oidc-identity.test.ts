@@ -4,13 +4,12 @@ import { join } from "node:path";
 import { UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
-import { silentLogger } from "../../src/ports/logger.js";
 import { createWritClient } from "../../src/sdk/client.js";
 import { WritApiError } from "../../src/sdk/errors.js";
-import { type RunningServer, serveWrit } from "../../src/server.js";
+import type { RunningServer } from "../../src/server.js";
 import { tempPolicies } from "../policy/temp-policies.js";
 import { allEvents, expectError, expectJson, keyOf, type RequestBody } from "../support/api.js";
-import { startTestWrit, type TestWrit } from "../support/harness.js";
+import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
 import { type LoopbackIssuer, startOidcIssuer } from "../support/oidc-issuer.js";
 
 const POLICIES = `
@@ -346,13 +345,7 @@ describe("the SDK with a tokenProvider", () => {
   });
 
   beforeAll(async () => {
-    server = await serveWrit(t.writ, {
-      host: "127.0.0.1",
-      port: 0,
-      logger: silentLogger,
-      sweepIntervalSeconds: 3600,
-      shutdownGraceSeconds: 1,
-    });
+    server = await serveTestWrit(t);
   });
 
   it("reuses a JWT until near its expiry, and asks again when writ refuses it", async () => {

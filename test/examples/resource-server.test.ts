@@ -1,11 +1,10 @@
 import { rm } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createResourceServer } from "../../examples/resource-server/server.js";
-import { silentLogger } from "../../src/ports/logger.js";
 import { createWritClient } from "../../src/sdk/client.js";
-import { type RunningServer, serveWrit } from "../../src/server.js";
+import type { RunningServer } from "../../src/server.js";
 import { CUSTOMERS_EXPORT, keyOf } from "../support/api.js";
-import { startTestWrit, type TestWrit } from "../support/harness.js";
+import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
 
 // The example imports `writ/verify` by package name, as a user's server would;
 // it resolves to the built package (dist/), which `npm test` builds first.
@@ -16,13 +15,7 @@ let server: RunningServer;
 beforeAll(async () => {
   t = await startTestWrit();
   t.clock.advance((Date.now() - t.clock.now()) / 1000);
-  server = await serveWrit(t.writ, {
-    host: "127.0.0.1",
-    port: 0,
-    logger: silentLogger,
-    sweepIntervalSeconds: 3600,
-    shutdownGraceSeconds: 1,
-  });
+  server = await serveTestWrit(t);
 });
 
 afterAll(async () => {

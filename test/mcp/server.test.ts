@@ -7,11 +7,10 @@ import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWritMcpServer } from "../../src/mcp/server.js";
-import { silentLogger } from "../../src/ports/logger.js";
 import { createWritClient, type WritClient } from "../../src/sdk/client.js";
-import { type RunningServer, serveWrit } from "../../src/server.js";
+import type { RunningServer } from "../../src/server.js";
 import { CUSTOMERS_EXPORT, keyOf, S3_READ } from "../support/api.js";
-import { startTestWrit, type TestWrit } from "../support/harness.js";
+import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
 
 let t: TestWrit;
 let server: RunningServer;
@@ -67,13 +66,7 @@ function errorOf(result: CallToolResult): { code: string; message: string } {
 
 beforeAll(async () => {
   t = await startTestWrit();
-  server = await serveWrit(t.writ, {
-    host: "127.0.0.1",
-    port: 0,
-    logger: silentLogger,
-    sweepIntervalSeconds: 3600,
-    shutdownGraceSeconds: 1,
-  });
+  server = await serveTestWrit(t);
 });
 
 afterAll(async () => {

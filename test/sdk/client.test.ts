@@ -1,15 +1,14 @@
 import { rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/ports/logger.js";
 import {
   type CreateRequestInput,
   createWritClient,
   type WritClient,
 } from "../../src/sdk/client.js";
 import { WritApiError } from "../../src/sdk/errors.js";
-import { type RunningServer, serveWrit } from "../../src/server.js";
-import { startTestWrit, type TestWrit } from "../support/harness.js";
+import type { RunningServer } from "../../src/server.js";
+import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
 
 let t: TestWrit;
 let server: RunningServer;
@@ -85,13 +84,7 @@ async function closedPort(): Promise<number> {
 
 beforeAll(async () => {
   t = await startTestWrit();
-  server = await serveWrit(t.writ, {
-    host: "127.0.0.1",
-    port: 0,
-    logger: silentLogger,
-    sweepIntervalSeconds: 3600,
-    shutdownGraceSeconds: 1,
-  });
+  server = await serveTestWrit(t);
 });
 
 afterAll(async () => {

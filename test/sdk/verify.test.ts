@@ -3,14 +3,13 @@ import { createServer } from "node:net";
 import { Hono } from "hono";
 import { generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../src/ports/logger.js";
 import { createWritClient } from "../../src/sdk/client.js";
 import { type WritAuthEnv, writAuth } from "../../src/sdk/hono.js";
 import { createWritVerifier, WritVerifyError } from "../../src/sdk/verify.js";
-import { type RunningServer, serveWrit } from "../../src/server.js";
+import type { RunningServer } from "../../src/server.js";
 import { keyOf, S3_READ } from "../support/api.js";
 import { extraIdentities } from "../support/extra-identities.js";
-import { startTestWrit, type TestWrit } from "../support/harness.js";
+import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
 
 let t: TestWrit;
 let server: RunningServer;
@@ -75,13 +74,7 @@ beforeAll(async () => {
   Object.assign(t.keys, extra.keys);
   // Resource servers check expiry on the real clock: writ's must agree.
   t.clock.advance((Date.now() - t.clock.now()) / 1000);
-  server = await serveWrit(t.writ, {
-    host: "127.0.0.1",
-    port: 0,
-    logger: silentLogger,
-    sweepIntervalSeconds: 3600,
-    shutdownGraceSeconds: 1,
-  });
+  server = await serveTestWrit(t);
   const verifier = createWritVerifier({
     writUrl: server.url,
     audience: "billing-api",

@@ -1,11 +1,10 @@
 import { rm } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AccessRequest } from "../../src/domain/request.js";
-import { silentLogger } from "../../src/ports/logger.js";
 import type { CredentialRevoker } from "../../src/ports/revoker.js";
 import { createWritClient, type WritClient } from "../../src/sdk/client.js";
 import { WritApiError } from "../../src/sdk/errors.js";
-import { type RunningServer, serveWrit } from "../../src/server.js";
+import type { RunningServer } from "../../src/server.js";
 import { createBroker } from "../../src/service/broker.js";
 import {
   allEvents,
@@ -16,7 +15,7 @@ import {
   UNKNOWN_REQUEST_ID,
 } from "../support/api.js";
 import { extraIdentities } from "../support/extra-identities.js";
-import { startTestWrit, type TestWrit } from "../support/harness.js";
+import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
 
 let t: TestWrit;
 let server: RunningServer;
@@ -43,13 +42,7 @@ beforeAll(async () => {
   const extra = extraIdentities({ agents: [{ id: "other-agent", owner: "dana" }] });
   t = await startTestWrit(extra.overrides);
   Object.assign(t.keys, extra.keys);
-  server = await serveWrit(t.writ, {
-    host: "127.0.0.1",
-    port: 0,
-    logger: silentLogger,
-    sweepIntervalSeconds: 3600,
-    shutdownGraceSeconds: 1,
-  });
+  server = await serveTestWrit(t);
 });
 
 afterAll(async () => {

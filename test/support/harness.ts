@@ -12,6 +12,7 @@ import { type AssembleOptions, assembleWrit, type Writ } from "../../src/config/
 import type { Clock } from "../../src/ports/clock.js";
 import { silentLogger } from "../../src/ports/logger.js";
 import type { RequestStore } from "../../src/ports/store.js";
+import { type RunningServer, serveWrit } from "../../src/server.js";
 
 /** A clock tests move by hand: time never passes unless a test says so. */
 export class ManualClock implements Clock {
@@ -111,4 +112,15 @@ export async function startTestWrit(
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Serves a test writ over HTTP on a free loopback port; `stop()` also closes the writ. */
+export function serveTestWrit(t: TestWrit): Promise<RunningServer> {
+  return serveWrit(t.writ, {
+    host: "127.0.0.1",
+    port: 0,
+    logger: silentLogger,
+    sweepIntervalSeconds: 3600,
+    shutdownGraceSeconds: 1,
+  });
 }
