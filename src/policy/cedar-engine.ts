@@ -5,7 +5,12 @@ import { preparsePolicySet, statefulIsAuthorized } from "@cedar-policy/cedar-was
 import type { Decision } from "../domain/decision.js";
 import type { PolicyEngine, PolicyQuery } from "../ports/policy.js";
 import { toCedarRequest } from "./cedar-request.js";
-import { combineDecision, denyDecision, type PolicyDefaults } from "./decision-rules.js";
+import {
+  allSensitiveFields,
+  combineDecision,
+  denyDecision,
+  type PolicyDefaults,
+} from "./decision-rules.js";
 import { type LoadedPolicySet, loadPolicySet, PolicyLoadError } from "./policy-set.js";
 
 /** What a successful reload installed. */
@@ -93,7 +98,10 @@ export async function createCedarPolicyEngine(
       result = evaluateWith(active, query, defaults);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      result = { decision: denyDecision([], defaults), errors: [{ policyId: undefined, message }] };
+      result = {
+        decision: denyDecision([], defaults, allSensitiveFields(active.set.policies)),
+        errors: [{ policyId: undefined, message }],
+      };
     }
     if (result.errors.length > 0) report(result.errors);
     return result;
@@ -152,7 +160,7 @@ function evaluateWith(
   const answer = statefulIsAuthorized({ ...toCedarRequest(query), preparsedPolicySetId: slot });
   if (answer.type === "failure") {
     return {
-      decision: denyDecision([], defaults),
+      decision: denyDecision([], defaults, allSensitiveFields(set.policies)),
       errors: answer.errors.map((error) => ({ policyId: undefined, message: error.message })),
     };
   }

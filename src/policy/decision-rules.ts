@@ -18,8 +18,25 @@ export interface CedarOutcome {
   readonly errored: readonly string[];
 }
 
-/** A deny naming `policies`, with default terms and nothing to approve. */
-export function denyDecision(policies: readonly string[], defaults: PolicyDefaults): Decision {
+/**
+ * Every context field any loaded policy marks `@sensitive`. A deny masks all of
+ * them: the permit that would have named a field may be exactly the one a
+ * forbid or an evaluation error overruled, and over-masking costs nothing.
+ */
+export function allSensitiveFields(policies: ReadonlyMap<string, LoadedPolicy>): string[] {
+  const fields = new Set<string>();
+  for (const policy of policies.values()) {
+    for (const field of policy.terms.sensitiveFields) fields.add(field);
+  }
+  return [...fields].sort();
+}
+
+/** A deny naming `policies`, with default terms, nothing to approve, and `sensitiveFields` masked. */
+export function denyDecision(
+  policies: readonly string[],
+  defaults: PolicyDefaults,
+  sensitiveFields: readonly string[] = [],
+): Decision {
   return {
     effect: "deny",
     policies: [...new Set(policies)].sort(),
@@ -27,7 +44,7 @@ export function denyDecision(policies: readonly string[], defaults: PolicyDefaul
     ttlSeconds: defaults.ttlSeconds,
     approvalTimeoutSeconds: defaults.approvalTimeoutSeconds,
     reasonRequired: false,
-    sensitiveFields: [],
+    sensitiveFields: [...sensitiveFields],
   };
 }
 
@@ -46,18 +63,20 @@ export function combineDecision(
   policies: ReadonlyMap<string, LoadedPolicy>,
   defaults: PolicyDefaults,
 ): Decision {
+  const deny = (named: readonly string[]) =>
+    denyDecision(named, defaults, allSensitiveFields(policies));
   const determining: LoadedPolicy[] = [];
   for (const id of outcome.reasons) {
     const policy = policies.get(id);
     // Cedar naming a policy this set does not hold means the two disagree: deny.
-    if (policy === undefined) return denyDecision([id], defaults);
+    if (policy === undefined) return deny([id]);
     determining.push(policy);
   }
   const forbids = determining.filter((policy) => policy.effect === "forbid");
-  if (forbids.length > 0) return denyDecision(ids(forbids), defaults);
-  if (outcome.errored.length > 0) return denyDecision(outcome.errored, defaults);
+  if (forbids.length > 0) return deny(ids(forbids));
+  if (outcome.errored.length > 0) return deny(outcome.errored);
   const permits = determining.filter((policy) => policy.effect === "permit");
-  if (outcome.decision !== "allow" || permits.length === 0) return denyDecision([], defaults);
+  if (outcome.decision !== "allow" || permits.length === 0) return deny([]);
 
   permits.sort((a, b) => compare(a.id, b.id));
   const requirements = mergeRequirements(permits);

@@ -279,3 +279,30 @@ describe("failing closed", () => {
     ).rejects.toThrow(TypeError);
   });
 });
+
+describe("masking on a deny", () => {
+  it("keeps every @sensitive field masked when a forbid overrules the permit that named it", async () => {
+    const policies = await tempPolicies({
+      "export.cedar": `
+        @id("export") @sensitive("customer_email")
+        permit (principal, action == Action::"db:export", resource);
+        @id("too-many-rows")
+        forbid (principal, action == Action::"db:export", resource)
+        when { context.data has rows && context.data.rows > 1000 };`,
+    });
+    const engine = await createCedarPolicyEngine({ dir: policies.dir, defaults: DEFAULTS });
+    try {
+      const allowed = engine.decide(query("db:export", "db://x", { data: { rows: 5 } }));
+      expect(allowed.effect).toBe("allow");
+      expect(allowed.sensitiveFields).toEqual(["customer_email"]);
+      const denied = engine.decide(query("db:export", "db://x", { data: { rows: 5000 } }));
+      expect(denied).toMatchObject({ effect: "deny", policies: ["too-many-rows"] });
+      expect(denied.sensitiveFields).toEqual(["customer_email"]);
+      const unpermitted = engine.decide(query("db:drop", "db://x"));
+      expect(unpermitted.sensitiveFields).toEqual(["customer_email"]);
+    } finally {
+      engine.close();
+      await policies.remove();
+    }
+  });
+});

@@ -15,12 +15,33 @@ export interface AwsRoleRoute extends AwsRoleMapping {
   readonly matches: (resource: string) => boolean;
 }
 
-function globPattern(pattern: string): RegExp {
-  const source = pattern
-    .split("*")
-    .map((part) => part.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"))
-    .join(".*");
-  return new RegExp(`^${source}$`, "s");
+/**
+ * Whether `text` matches `pattern`, where `*` matches any run of characters.
+ * Greedy two-pointer matching, O(pattern × text) at worst: the resource comes
+ * from an agent, and a backtracking regex of several `.*` on it can block the
+ * event loop for minutes.
+ */
+export function wildcardMatch(pattern: string, text: string): boolean {
+  let p = 0;
+  let t = 0;
+  let star = -1;
+  let resume = 0;
+  while (t < text.length) {
+    if (p < pattern.length && pattern[p] !== "*" && pattern[p] === text[t]) {
+      p++;
+      t++;
+    } else if (p < pattern.length && pattern[p] === "*") {
+      star = p++;
+      resume = t;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++resume;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === "*") p++;
+  return p === pattern.length;
 }
 
 /** The account an ARN names (its fifth field), if any. */
@@ -31,11 +52,10 @@ function arnAccount(resource: string): string | undefined {
 
 export function compileRoutes(mappings: readonly AwsRoleMapping[]): AwsRoleRoute[] {
   return mappings.map((mapping) => {
-    const pattern = globPattern(mapping.resourcePattern);
     return {
       ...mapping,
       matches: (resource) =>
-        pattern.test(resource) &&
+        wildcardMatch(mapping.resourcePattern, resource) &&
         (mapping.account === undefined || arnAccount(resource) === mapping.account),
     };
   });
