@@ -1,10 +1,11 @@
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { createMemoryStore } from "../src/adapters/memory-store.js";
+import { verifyLogFile } from "../src/audit/verify-log.js";
 import { silentLogger } from "../src/ports/logger.js";
 import type { RequestStore } from "../src/ports/store.js";
 import { serveWrit } from "../src/server.js";
-import { CUSTOMERS_EXPORT, createRequest, keyOf } from "./support/api.js";
+import { CUSTOMERS_EXPORT, createRequest, keyOf, S3_READ } from "./support/api.js";
 import { startTestWrit } from "./support/harness.js";
 
 describe("graceful shutdown", () => {
@@ -46,6 +47,81 @@ describe("graceful shutdown", () => {
       expect(performance.now() - started).toBeLessThan(2000);
       await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
     } finally {
+      await server.stop();
+      await rm(t.dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("finishes a state change in flight with its 2xx and its record, and refuses new calls", async () => {
+    // The real memory store; its commits wait at a gate while `holding` is set,
+    // so that a collect is certainly in flight when the stop begins.
+    const memory = createMemoryStore();
+    let holding = false;
+    let held = 0;
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const store: RequestStore = {
+      ...memory,
+      commit: async (...args) => {
+        if (holding) {
+          held++;
+          await gate;
+        }
+        return memory.commit(...args);
+      },
+    };
+    const t = await startTestWrit({}, { store });
+    const server = await serveWrit(t.writ, {
+      host: "127.0.0.1",
+      port: 0,
+      logger: silentLogger,
+      sweepIntervalSeconds: 60,
+      shutdownGraceSeconds: 30,
+    });
+    try {
+      const { id } = await createRequest(t, S3_READ);
+      const agent = { authorization: `Bearer ${keyOf(t, "report-agent")}` };
+      holding = true;
+      const collect = fetch(`${server.url}/v1/requests/${id}/credential`, {
+        method: "POST",
+        headers: agent,
+      });
+      await expect.poll(() => held, { timeout: 5000 }).toBe(1);
+
+      const stopped = server.stop();
+      // A new call once the stop has begun never reaches writ: the listener is closed.
+      await expect(
+        fetch(`${server.url}/v1/requests`, {
+          method: "POST",
+          headers: { ...agent, "content-type": "application/json" },
+          body: JSON.stringify(S3_READ),
+        }),
+      ).rejects.toThrow();
+
+      release();
+      const answer = await collect;
+      expect(answer.status).toBe(200);
+      const body = (await answer.json()) as { credential: { token: string } };
+      const jti = JSON.parse(
+        Buffer.from(body.credential.token.split(".")[1] as string, "base64url").toString(),
+      ).jti;
+      await stopped;
+
+      // Its record is in the closed log, and nothing else was created.
+      const entries = (await readFile(t.writ.auditFile.path, "utf8"))
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as { type: string; request_id: string; data: unknown });
+      const issued = entries.filter((e) => e.type === "credential.issued");
+      expect(issued).toHaveLength(1);
+      expect(issued[0]).toMatchObject({ request_id: id, data: { credential_id: jti } });
+      expect(entries.filter((e) => e.type === "request.created")).toHaveLength(1);
+      expect(await verifyLogFile(t.writ.auditFile.path)).toMatchObject({ ok: true });
+      await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
+    } finally {
+      release();
       await server.stop();
       await rm(t.dataDir, { recursive: true, force: true });
     }

@@ -38,8 +38,8 @@ export function instrumentStore(store: RequestStore, metrics: Metrics): RequestS
     waitForChange: counted("waitForChange", (id, version, timeoutMs, signal) =>
       store.waitForChange(id, version, timeoutMs, signal),
     ),
-    waitForEvents: counted("waitForEvents", (after, timeoutMs, signal) =>
-      store.waitForEvents(after, timeoutMs, signal),
+    waitForEvents: counted("waitForEvents", (after, timeoutMs, signal, options) =>
+      store.waitForEvents(after, timeoutMs, signal, options),
     ),
     // A store that cannot answer `ready` is not ready: count it, report false.
     ready: async () => {

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import { WritError } from "../domain/errors.js";
-import type { DomainEvent, RecordedEvent } from "../domain/events.js";
+import { type DomainEvent, NO_REQUEST, type RecordedEvent } from "../domain/events.js";
 import { type AccessRequest, isLive } from "../domain/request.js";
 import type {
   CommitResult,
@@ -118,6 +118,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
 
     async events(query: EventQuery) {
       assertOpen();
+      // Events about writ itself belong to no request, not to one whose id is "".
+      if (query.requestId === NO_REQUEST) return [];
       const after = query.after === undefined ? 0 : Number(query.after);
       const out: RecordedEvent[] = [];
       // Stream ids are dense integers, so start at the first one past the cursor.

@@ -1,13 +1,24 @@
 import { WritError } from "../domain/errors.js";
-import type { DomainEvent } from "../domain/events.js";
+import { type DomainEvent, NO_REQUEST } from "../domain/events.js";
 import { type AccessRequest, isLive, REQUEST_STATUSES } from "../domain/request.js";
 import type { Logger } from "../ports/logger.js";
-import type { CommitResult, RequestStore } from "../ports/store.js";
+import type { CommitResult, RequestStore, StreamGap } from "../ports/store.js";
 import { createChangeFeed } from "./redis/change-feed.js";
 import { corrupt, decodeEntries, decodeRequest, eventArgs, parseStreamId } from "./redis/codec.js";
 import { errorKind, type RedisStoreConnection } from "./redis/connection.js";
-import { isListCursor, keyLayout, MAX_CREATED_AT, timeDigits } from "./redis/keys.js";
+import {
+  isListCursor,
+  type KeyLayout,
+  keyLayout,
+  MAX_CREATED_AT,
+  timeDigits,
+} from "./redis/keys.js";
 import { readRequestEvents, readRequestPage, readStreamEvents } from "./redis/reads.js";
+import {
+  createStreamRetention,
+  type StreamTrimOptions,
+  type StreamTrimResult,
+} from "./redis/stream-retention.js";
 
 export {
   connectRedis,
@@ -18,6 +29,7 @@ export {
   type RedisTlsOptions,
 } from "./redis/connection.js";
 export { type RedisStoreScripts, redisStoreScripts } from "./redis/scripts.js";
+export type { StreamTrimOptions, StreamTrimResult } from "./redis/stream-retention.js";
 
 export interface RedisStoreOptions {
   /**
@@ -34,15 +46,22 @@ export interface RedisStoreOptions {
   /** The event stream's key (default `{<prefix>}:events`); it must carry the `{<prefix>}` hash tag. */
   streamKey?: string;
   /**
-   * Trim the stream to about this many entries (`XADD MAXLEN ~`); undefined
-   * keeps every event. Keep it far above what audit followers may lag behind.
+   * Trim the stream periodically, never past an event that an audit log
+   * heard from within the follower timeout has not fsynced (see
+   * `recordLogCursor`). Undefined keeps every event.
    */
-  streamMaxLen?: number;
+  streamTrim?: StreamTrimOptions;
+  /** How often audit log cursors are written to Redis, and repeated as a heartbeat (default 1,000 ms). */
+  followerReportIntervalMs?: number;
   /** Deadline of each store operation; past it the caller gets `store_unavailable` (default 5,000 ms). */
   operationTimeoutMs?: number;
   /** Most concurrent `waitForChange` calls before new ones get `store_unavailable` (default 10,000). */
   maxWaiters?: number;
-  /** Most concurrent `waitForEvents` calls (default 1,000). */
+  /**
+   * Most concurrent `waitForEvents` calls of API callers (default 1,000);
+   * `internal` ones (this process's audit log and notification workers) are
+   * never refused.
+   */
   maxStreamWaiters?: number;
   /** Close the client when the store closes: set when the store is its only user. */
   closeClient?: boolean;
@@ -53,6 +72,21 @@ export interface RedisStoreOptions {
 export interface RedisStore extends RequestStore {
   /** One round trip to the shard holding writ's keys; resolves with its duration in ms. */
   ping(): Promise<number>;
+  /**
+   * Records how far an audit log following the stream has fsynced it (its last
+   * written event id; undefined for nothing yet) in `{<prefix>}:followers`, under
+   * the log's own id: trimming never passes the slowest log heard from within
+   * the follower timeout. The first call for an id writes at once, and a log
+   * awaits it before reading the stream; later calls only note the cursor,
+   * written within the report interval and repeated as a heartbeat until the
+   * store closes. When the stream was already trimmed past the first cursor,
+   * that log lacks what lay in between: the first call logs an error and
+   * resolves with the gap, for the caller to record (`audit.gap`); otherwise,
+   * and on later calls, with undefined.
+   */
+  recordLogCursor(followerId: string, cursor: string | undefined): Promise<StreamGap | undefined>;
+  /** Trims the stream once, as the store does every `streamTrim.intervalMs`. */
+  trimStream(): Promise<StreamTrimResult>;
 }
 
 /** Request ids are writ's (`req_` + 22 characters); anything far off that is no id of ours. */
@@ -87,9 +121,21 @@ function checkRequest(request: AccessRequest): void {
 /** The script arguments of events, checked: a malformed event is a programming error. */
 function eventScriptArgs(events: readonly DomainEvent[]): string[] {
   for (const event of events) {
-    if (!isId(event.requestId)) throw new TypeError("event requestId must be 1-256 characters");
+    if (event.requestId !== NO_REQUEST && !isId(event.requestId)) {
+      throw new TypeError('event requestId must be 1-256 characters, or "" for no request');
+    }
   }
   return eventArgs(events);
+}
+
+/**
+ * The event-id list keys the write scripts take: one per event that belongs
+ * to a request, in order. Events about writ itself are in the stream only.
+ */
+function eventListKeys(keys: KeyLayout, events: readonly DomainEvent[]): string[] {
+  return events.flatMap((e) =>
+    e.requestId === NO_REQUEST ? [] : [keys.requestEvents(e.requestId)],
+  );
 }
 
 function checkLimit(limit: number): void {
@@ -137,7 +183,14 @@ function commitReply(reply: unknown, events: readonly DomainEvent[]): CommitResu
  */
 export function createRedisStore(options: RedisStoreOptions): RedisStore {
   const { client, logger } = options;
-  for (const name of ["writCreate", "writCommit", "writAppend", "writList"] as const) {
+  for (const name of [
+    "writCreate",
+    "writCommit",
+    "writAppend",
+    "writList",
+    "writFollow",
+    "writTrim",
+  ] as const) {
     if (typeof client[name] !== "function") {
       throw new TypeError(
         "the Redis client lacks writ's scripts: create it with scripts: redisStoreScripts",
@@ -145,13 +198,9 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     }
   }
   const keys = keyLayout(options.prefix ?? "writ", options.streamKey);
-  const maxLen = options.streamMaxLen;
-  if (maxLen !== undefined && (!Number.isSafeInteger(maxLen) || maxLen < 1)) {
-    throw new TypeError("streamMaxLen must be a positive integer");
-  }
-  const maxLenArg = maxLen === undefined ? "" : String(maxLen);
   const operationTimeoutMs = options.operationTimeoutMs ?? 5_000;
   let closed = false;
+  let closing: Promise<void> | undefined;
   let failing = false;
 
   /**
@@ -212,8 +261,18 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     request.action,
     isLive(request.status) ? "1" : "0",
     String(request.expiresAt),
-    maxLenArg,
   ];
+
+  const retention = createStreamRetention({
+    client,
+    keys,
+    guard,
+    logger,
+    trim: options.streamTrim,
+    ...(options.followerReportIntervalMs !== undefined
+      ? { reportIntervalMs: options.followerReportIntervalMs }
+      : {}),
+  });
 
   return {
     // The stream lives in Redis: a restarted replica's audit log resumes from it.
@@ -228,7 +287,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         keys.list,
         keys.listOf(request.status),
         keys.seq,
-        ...events.map((e) => keys.requestEvents(e.requestId)),
+        ...eventListKeys(keys, events),
       ];
       const args = [
         request.id,
@@ -261,7 +320,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         keys.stream,
         keys.due,
         ...REQUEST_STATUSES.map((s) => keys.listOf(s)),
-        ...events.map((e) => keys.requestEvents(e.requestId)),
+        ...eventListKeys(keys, events),
       ];
       const args = [
         next.id,
@@ -278,8 +337,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     async append(events) {
       if (events.length === 0) return [];
-      const args = [maxLenArg, ...eventScriptArgs(events)];
-      const scriptKeys = [keys.stream, ...events.map((e) => keys.requestEvents(e.requestId))];
+      const args = eventScriptArgs(events);
+      const scriptKeys = [keys.stream, ...eventListKeys(keys, events)];
       return guard("append", async () => {
         const reply = await client.writAppend(scriptKeys, args);
         if (!Array.isArray(reply)) throw corrupt();
@@ -322,6 +381,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       if (requestId === undefined) {
         return guard("events", () => readStreamEvents(client, keys, query));
       }
+      // "" is no request's id: events about writ itself belong to none.
       if (!isId(requestId)) return [];
       return guard("events", () => readRequestEvents(client, keys, requestId, query));
     },
@@ -331,8 +391,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       return feed.waitForChange(id, version, timeoutMs, signal);
     },
 
-    waitForEvents(after, timeoutMs, signal) {
-      return feed.waitForEvents(after, timeoutMs, signal);
+    waitForEvents(after, timeoutMs, signal, waitOptions) {
+      return feed.waitForEvents(after, timeoutMs, signal, waitOptions);
     },
 
     async lastEventId() {
@@ -358,13 +418,25 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       return performance.now() - started;
     },
 
-    async close() {
-      if (closed) return;
-      closed = true;
-      await feed.close();
-      if (options.closeClient) {
-        await client.close().catch(() => client.destroy());
-      }
+    recordLogCursor(followerId, cursor) {
+      return retention.recordLogCursor(followerId, cursor);
+    },
+
+    trimStream() {
+      return retention.trim();
+    },
+
+    close() {
+      closing ??= (async () => {
+        // The last cursors go out while the client is still open; the records stay.
+        await retention.close();
+        closed = true;
+        await feed.close();
+        if (options.closeClient) {
+          await client.close().catch(() => client.destroy());
+        }
+      })();
+      return closing;
     },
   };
 }

@@ -3,7 +3,7 @@ import type { RecordedEvent } from "../domain/events.js";
 import { compareStreamIds } from "../domain/stream-id.js";
 import type { AuditLog } from "../ports/audit-log.js";
 import type { Logger } from "../ports/logger.js";
-import type { RequestStore } from "../ports/store.js";
+import type { RequestStore, StreamGap } from "../ports/store.js";
 import type { FileAuditLog } from "./file-audit-log.js";
 
 export interface StreamFollowingLogOptions {
@@ -25,6 +25,39 @@ export interface StreamFollowingLogOptions {
    * unreachable must not hold requests open forever.
    */
   appendTimeoutMs?: number;
+  /**
+   * Told how far the file has fsynced the stream: first with where it resumes,
+   * awaited before the first read (a stream trimmer then knows of this log
+   * before it reads anything; a failure is retried like an unreachable store),
+   * then after every fsynced batch and at close, not awaited. The first answer
+   * may be a gap: the stream was trimmed past where this log resumes.
+   */
+  onDurable?: (cursor: string | undefined) => Promise<StreamGap | undefined> | Promise<void> | void;
+  /**
+   * Records a gap the first `onDurable` answered (as an `audit.gap` event in the
+   * stream, which this log then writes like any other), before the first read.
+   * A `store_unavailable` failure is retried like an unreachable store.
+   */
+  onGap?: (gap: StreamGap) => Promise<unknown>;
+}
+
+/** The longest pause between two attempts while the store is unreachable. */
+const MAX_RETRY_MS = 1_000;
+
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 interface Waiter {
@@ -54,6 +87,15 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
   const waiters: Waiter[] = [];
   const stop = new AbortController();
   let poke: AbortController | undefined;
+  let announced = options.onDurable === undefined;
+
+  function reportDurable(): void {
+    try {
+      void Promise.resolve(options.onDurable?.(cursor)).catch(() => {});
+    } catch {
+      // A report that cannot be made only holds trimming back.
+    }
+  }
 
   const covered = (id: string) => cursor !== undefined && compareStreamIds(id, cursor) <= 0;
 
@@ -77,18 +119,40 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
       await file.append(batch);
       cursor = (batch.at(-1) as RecordedEvent).id;
       settle();
+      reportDurable();
       if (batch.length < batchSize) return;
     }
   }
 
+  /** Pauses before the next attempt, longer after each failure in a row: never a spin. */
+  let retryMs = 0;
+  function backOff(): Promise<void> {
+    retryMs = Math.min(Math.max(retryMs * 2, 50), MAX_RETRY_MS);
+    return pause(retryMs, stop.signal);
+  }
+
   const loop = (async () => {
+    let gap: StreamGap | undefined;
     while (!stop.signal.aborted) {
       try {
+        if (!announced) {
+          gap = (await options.onDurable?.(cursor)) ?? undefined;
+          announced = true;
+        }
+        if (gap !== undefined && options.onGap !== undefined) {
+          await options.onGap(gap);
+          logger.error(
+            "audit log resumes after events trimmed from the stream; recorded as audit.gap",
+            { follower: gap.follower, after: gap.after, first_available: gap.firstAvailable },
+          );
+          gap = undefined;
+        }
         await drain();
+        retryMs = 0;
       } catch (error) {
         if (error instanceof WritError && error.code === "store_unavailable") {
           // The store will come back; callers waiting meanwhile time out on their own.
-          await store.waitForEvents(cursor, 250, stop.signal).catch(() => {});
+          await backOff();
           continue;
         }
         failure =
@@ -103,9 +167,13 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
         return;
       }
       poke = new AbortController();
+      // Internal: a crowd of API long-polls never gets this wait refused. Should it
+      // fail anyway, the pause keeps the loop from spinning.
       await store
-        .waitForEvents(cursor, idleWaitMs, AbortSignal.any([stop.signal, poke.signal]))
-        .catch(() => {});
+        .waitForEvents(cursor, idleWaitMs, AbortSignal.any([stop.signal, poke.signal]), {
+          internal: true,
+        })
+        .catch(() => backOff());
     }
   })();
 
@@ -144,7 +212,8 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
       stop.abort();
       await loop;
       // Whatever the stream holds by now is written before the file closes.
-      await drain().catch(() => {});
+      if (announced) await drain().catch(() => {});
+      reportDurable();
       failure ??= new WritError("audit_unavailable", "The audit log is closed.");
       settle();
       await file.close();

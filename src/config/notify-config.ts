@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Principal } from "../domain/principal.js";
+import { samePerson } from "../domain/request.js";
 import type { NotificationSettings, SlackSettings } from "../notify/setup.js";
 import type { SlackPerson } from "../notify/slack/directory.js";
 import { ConfigError, type WritEnv } from "./load.js";
@@ -139,6 +140,16 @@ function slackSettings(
       groups: principal.groups,
       ...(slackUserId !== undefined ? { slackUserId } : {}),
     });
+  }
+  // An owner's Slack account that is also someone else's reviewer account would let
+  // the owner's clicks count as that reviewer's approvals of the owner's agents.
+  for (const [ownerId, slackUserId] of Object.entries(slack.owner_user_ids)) {
+    const reviewerId = seen.get(slackUserId);
+    if (reviewerId !== undefined && !samePerson(reviewerId, ownerId)) {
+      throw new ConfigError(
+        `slack.owner_user_ids.${ownerId}: Slack user ${slackUserId} is also reviewer ${reviewerId}'s slack_user_id, so clicks by the owner ${ownerId} would count as ${reviewerId}'s approvals. Give ${ownerId} their own Slack account here, or remove the entry; if ${ownerId} and ${reviewerId} are one person, make the agent's owner id ${reviewerId} (for workload identities, map agent.owner to it: see docs/oidc.md).`,
+      );
+    }
   }
   return {
     ...(slack.signing_secret !== undefined ? { signingSecret: slack.signing_secret } : {}),

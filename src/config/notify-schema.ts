@@ -45,7 +45,7 @@ export const slackChannel = z
     "a Slack channel id like C012AB3CD or a name like #approvals",
   );
 
-export const SlackConfig = z.strictObject({
+const SlackConfigObject = z.strictObject({
   /** Verifies that inbound payloads come from Slack. Env: SLACK_SIGNING_SECRET. */
   signing_secret: z.string().min(16).max(256).optional(),
   /** The bot token (`xoxb-…`). Env: SLACK_BOT_TOKEN. */
@@ -76,7 +76,10 @@ export const SlackConfig = z.strictObject({
    * configured `email`. Weaker than explicit ids: see docs/slack.md.
    */
   match_by_email: z.boolean().default(false),
-  /** Accept interactions from this workspace only (`T…`). */
+  /**
+   * Accept interactions from this workspace only (`T…`): the payload's team and
+   * the clicking user's home team must both be it. Required with `match_by_email`.
+   */
   team_id: z
     .string()
     .regex(/^T[A-Z0-9]{2,20}$/, "a Slack team id like T012AB3CD")
@@ -85,9 +88,24 @@ export const SlackConfig = z.strictObject({
   console_url: serviceUrl.optional(),
   /**
    * Slack user ids of agent owners who are not reviewers, for the DM telling them
-   * their agent's request was decided. Never lets anyone review.
+   * their agent's request was decided. Never lets anyone review: clicks from
+   * these accounts on their own agents' requests are refused, and an id here
+   * may not be another person's reviewer `slack_user_id`.
    */
   owner_user_ids: z.record(group, slackUserId).default({}),
+});
+
+export const SlackConfig = SlackConfigObject.superRefine((slack, ctx) => {
+  // An email is unique only within a workspace: with Slack Connect or several
+  // workspaces, another workspace's confirmed address could otherwise match.
+  if (slack.match_by_email && slack.team_id === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["team_id"],
+      message:
+        "is required with slack.match_by_email: set it to your workspace's team id (T…), so that users of other workspaces never match a reviewer by email",
+    });
+  }
 });
 
 export const TeamsConfig = z.strictObject({

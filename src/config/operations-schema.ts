@@ -89,9 +89,70 @@ export const RedisTlsConfig = z
     }
   });
 
+const SENTINEL_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** A host name or IP address, as it may stand in a URL (IPv6 without brackets). */
+const hostName = z
+  .string()
+  .min(1)
+  .max(253)
+  .refine(
+    (host) => URL.canParse(`redis://${host.includes(":") ? `[${host}]` : host}:1`),
+    "a host name or IP address, e.g. sentinel-1.internal or 10.0.1.5",
+  );
+
+/** One Sentinel to ask for the current primary. */
+export const RedisSentinelNodeConfig = z.strictObject({
+  host: hostName,
+  /** Sentinel's port (default 26379). */
+  port: z.number().int().min(1).max(65_535).default(26_379),
+});
+
 /**
- * The Redis deployment: `url` (standalone, or a primary behind a proxy) or
- * `nodes` (Redis Cluster seed nodes). `WRIT_REDIS_URL` replaces `url`.
+ * Redis Sentinel: writ asks the Sentinels for the current primary of `name`
+ * and follows its failovers. The primary's credentials and TLS are the
+ * `redis.username`, `redis.password_*` and `redis.tls` keys, as in the other
+ * modes; the keys here are the Sentinels' own.
+ */
+export const RedisSentinelConfig = z
+  .strictObject({
+    /** The name the Sentinels know the primary by (`sentinel monitor <name> …`). */
+    name: z.string().regex(SENTINEL_NAME, "1 to 64 of letters, digits and _ . -"),
+    /** Some of the Sentinels; a few are enough. */
+    nodes: z.array(RedisSentinelNodeConfig).min(1).max(64),
+    /** The Sentinels' ACL user, when they require one. */
+    username: z.string().min(1).max(128).optional(),
+    /** The Sentinels' password (`requirepass` in sentinel.conf), when they require one. */
+    ...secretReference,
+  })
+  .superRefine(oneSecretAtMost);
+
+/**
+ * Trimming of the event stream. Absent (the default), the stream keeps every
+ * event. Present, writ trims it to about `max_len` events, but never past an
+ * event that a replica's audit log, heard from within
+ * `follower_timeout_seconds`, has not yet fsynced.
+ */
+export const StreamTrimConfig = z.strictObject({
+  /** Trim the stream to about this many events, once every replica's log has them. */
+  max_len: z.number().int().min(1000).max(1_000_000_000).default(10_000_000),
+  /**
+   * A replica whose audit log has not reported for this long stops holding
+   * trimming back (live replicas report every second). A replica away longer
+   * may find events it has not written trimmed: keep this above your longest
+   * planned outage of a replica.
+   */
+  follower_timeout_seconds: z
+    .number()
+    .int()
+    .min(60)
+    .max(30 * 86_400)
+    .default(86_400),
+});
+
+/**
+ * The Redis deployment: `url` (standalone, or a primary behind a proxy),
+ * `nodes` (Redis Cluster seed nodes) or `sentinel`. `WRIT_REDIS_URL` replaces `url`.
  */
 export const RedisConfig = z
   .strictObject({
@@ -99,20 +160,16 @@ export const RedisConfig = z
     url: redisUrl.optional(),
     /** Redis Cluster: some of the cluster's nodes; writ discovers the rest. */
     nodes: z.array(redisUrl).min(1).max(64).optional(),
-    /**
-     * Not supported yet: the error says what to do instead (docs/operations.md,
-     * "Redis Sentinel").
-     */
-    sentinel: z
-      .never({
-        error:
-          "Redis Sentinel is not supported yet; point redis.url at the current master through a Sentinel-aware proxy (see docs/operations.md, Redis Sentinel), or use Redis Cluster (redis.nodes)",
-      })
-      .optional(),
+    /** Redis Sentinel: the primary's name and some of the Sentinels. */
+    sentinel: RedisSentinelConfig.optional(),
     /** The ACL user writ logs in as (`AUTH <username> <password>`). */
     username: z.string().min(1).max(128).optional(),
     ...secretReference,
-    /** TLS settings; TLS is on with a `rediss://` URL or when this section is present. */
+    /**
+     * TLS settings. With `url` or `nodes`, TLS is on with `rediss://` URLs (this
+     * section with `redis://` is an error); with `sentinel`, TLS is on, to the
+     * Sentinels and the primary alike, when this section is present.
+     */
     tls: RedisTlsConfig.optional(),
     /**
      * Prefix of every key writ writes, inside a hash tag (`{writ}:…`) so that all
@@ -123,18 +180,27 @@ export const RedisConfig = z
       .string()
       .regex(/^[A-Za-z0-9_.:-]{1,64}$/, "1 to 64 of letters, digits and _ . : -")
       .default("writ"),
-    /** Most events kept in the Redis stream (trimmed approximately); the log file keeps all. */
-    stream_max_len: z.number().int().min(1000).max(1_000_000_000).default(10_000_000),
+    /** Trimming of the event stream; absent, the stream keeps every event. */
+    stream_trim: StreamTrimConfig.optional(),
+    /** Replaced by `stream_trim`: the error says so. */
+    stream_max_len: z
+      .never({
+        error:
+          "replaced by redis.stream_trim.max_len, which never trims an event a replica's audit log has not yet written (see docs/operations.md, Stream length)",
+      })
+      .optional(),
     /** How long `writ serve` waits for Redis at start before it gives up. */
     connect_timeout_seconds: z.number().int().min(1).max(300).default(10),
   })
   .superRefine((redis, ctx) => {
     oneSecretAtMost(redis, ctx);
-    if (redis.url !== undefined && redis.nodes !== undefined) {
+    const given = (["url", "nodes", "sentinel"] as const).filter((k) => redis[k] !== undefined);
+    if (given.length > 1) {
       ctx.addIssue({
         code: "custom",
-        path: ["nodes"],
-        message: "set url (one server) or nodes (Redis Cluster), not both",
+        path: [given[1] as string],
+        message:
+          "set one of url (one server), nodes (Redis Cluster) and sentinel (Redis Sentinel), not several",
       });
     }
   });
@@ -206,5 +272,6 @@ export const MetricsConfig = z
   });
 
 export type RedisConfigValue = z.infer<typeof RedisConfig>;
+export type RedisSentinelConfigValue = z.infer<typeof RedisSentinelConfig>;
 export type RateLimitsConfigValue = z.infer<typeof RateLimitsConfig>;
 export type MetricsConfigValue = z.infer<typeof MetricsConfig>;

@@ -23,6 +23,24 @@ export function jwtKeysPath(config: WritConfig): string {
   return resolve(config.jwt.keys_file ?? join(config.data_dir, "keys", "jwt.json"));
 }
 
+/** Where this process's audit checkpoint signing key lives for this configuration. */
+export function checkpointKeyPath(config: WritConfig): string {
+  return resolve(
+    config.audit.checkpoint_key_file ?? join(config.data_dir, "keys", "checkpoint.json"),
+  );
+}
+
+/**
+ * The configuration as `writ serve` runs it: settings whose default depends on
+ * production take their production value here (`console.secure_cookies`: on).
+ */
+export function withProductionDefaults(config: WritConfig): WritConfig {
+  return {
+    ...config,
+    console: { ...config.console, secure_cookies: config.console.secure_cookies ?? true },
+  };
+}
+
 function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host.startsWith("127.") || host === "[::1]" || host === "::1";
 }
@@ -47,7 +65,7 @@ export async function reviewForProduction(
       key: "store.kind",
       problem:
         "the embedded memory store loses every request on restart and cannot be shared by replicas",
-      fix: "set store.kind: redis and redis.url (or redis.nodes / redis.sentinel), or WRIT_REDIS_URL",
+      fix: "set store.kind: redis and redis.url (or redis.nodes for Redis Cluster, redis.sentinel for Redis Sentinel), or WRIT_REDIS_URL",
     });
   }
 
@@ -80,6 +98,8 @@ export async function reviewForProduction(
     });
   }
 
+  refusals.push(...(await reviewCheckpointKey(config)));
+
   const { identities } = config;
   if (identities.agents.length === 0 && identities.oidc.length === 0) {
     refusals.push({
@@ -111,7 +131,101 @@ export async function reviewForProduction(
     });
   }
 
+  if (config.console.enabled && config.console.secure_cookies === false) {
+    warnings.push({
+      key: "console.secure_cookies",
+      problem:
+        "console session cookies are sent without Secure, so a plain-http request can carry them",
+      fix: "remove console.secure_cookies (on by default under writ serve) and reach the console over HTTPS",
+    });
+  }
+
+  warnings.push(...reviewRedisTransport(config, env));
+
+  return { refusals, warnings };
+}
+
+/**
+ * The audit checkpoint key, when it exists, must be a file only writ's user can
+ * use: whoever reads it can sign checkpoints that hide a cut log. A missing one
+ * is made at start (mode 0600 in a 0700 directory); each replica has its own.
+ */
+async function reviewCheckpointKey(config: WritConfig): Promise<ProductionFinding[]> {
+  const path = checkpointKeyPath(config);
+  const key =
+    config.audit.checkpoint_key_file === undefined
+      ? "audit.checkpoint_key_file (default)"
+      : "audit.checkpoint_key_file";
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) {
+      return [
+        {
+          key,
+          problem: `${path} is not a file`,
+          fix: "point audit.checkpoint_key_file at the checkpoint key file, or at a path where writ may create one",
+        },
+      ];
+    }
+    if (process.platform !== "win32" && (info.mode & 0o077) !== 0) {
+      return [
+        {
+          key,
+          problem: `${path} holds the private key that signs audit checkpoints and other users can read or change it (mode ${(info.mode & 0o777).toString(8)})`,
+          fix: `chmod 600 ${path}`,
+        },
+      ];
+    }
+    return [];
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return [];
+    return [
+      {
+        key,
+        problem: `cannot read ${path} (${code ?? "error"})`,
+        fix: `check the file's owner and mode (chmod 600 ${path})`,
+      },
+    ];
+  }
+}
+
+/**
+ * Warnings for Redis on another host reached without TLS or without a
+ * password. With Sentinel the Sentinels count too: a Sentinel anyone can talk
+ * to can name any server as the primary.
+ */
+function reviewRedisTransport(config: WritConfig, env: NodeJS.ProcessEnv): ProductionFinding[] {
   const redis = config.redis;
+  const noPassword = redis.password_file === undefined && redis.password_env === undefined;
+  const { sentinel } = redis;
+  if (sentinel !== undefined && !env.WRIT_REDIS_URL) {
+    const remote = sentinel.nodes.find((n) => !isLoopbackHost(n.host));
+    if (remote === undefined) return [];
+    const findings: ProductionFinding[] = [];
+    if (redis.tls === undefined) {
+      findings.push({
+        key: "redis.tls",
+        problem: `traffic to the Sentinels (${remote.host}) and the primary they name is not encrypted`,
+        fix: "add a redis.tls section (TLS to the Sentinels and the primary), or keep Redis on a private network you trust",
+      });
+    }
+    if (sentinel.password_file === undefined && sentinel.password_env === undefined) {
+      findings.push({
+        key: "redis.sentinel.password_file",
+        problem: `the Sentinels (${remote.host}) are used without a password, and they decide which server writ writes to`,
+        fix: "set requirepass in sentinel.conf and redis.sentinel.password_file",
+      });
+    }
+    if (noPassword) {
+      findings.push({
+        key: "redis.password_file",
+        problem: "the primary is used without a password",
+        fix: "give writ its own ACL user (see infra/redis/redis.conf) and set redis.password_file",
+      });
+    }
+    return findings;
+  }
   const urls = [
     ...(env.WRIT_REDIS_URL ? [env.WRIT_REDIS_URL] : redis.url !== undefined ? [redis.url] : []),
     ...(redis.nodes ?? []),
@@ -119,8 +233,9 @@ export async function reviewForProduction(
   for (const value of urls) {
     const url = URL.canParse(value) ? new URL(value) : undefined;
     if (url === undefined || isLoopbackHost(url.hostname)) continue;
+    const findings: ProductionFinding[] = [];
     if (url.protocol === "redis:") {
-      warnings.push({
+      findings.push({
         key: env.WRIT_REDIS_URL
           ? "WRIT_REDIS_URL"
           : redis.url !== undefined
@@ -130,21 +245,16 @@ export async function reviewForProduction(
         fix: "use rediss:// (TLS), or keep Redis on a private network you trust",
       });
     }
-    if (
-      url.password === "" &&
-      redis.password_file === undefined &&
-      redis.password_env === undefined
-    ) {
-      warnings.push({
+    if (url.password === "" && noPassword) {
+      findings.push({
         key: "redis.password_file",
         problem: `Redis at ${url.host} is used without a password`,
         fix: "give writ its own ACL user (see infra/redis/redis.conf) and set redis.password_file",
       });
     }
-    break;
+    return findings;
   }
-
-  return { refusals, warnings };
+  return [];
 }
 
 /** The refusals as one message for the operator. */

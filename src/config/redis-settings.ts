@@ -1,4 +1,5 @@
 import { open } from "node:fs/promises";
+import type { RedisConnectOptions } from "../adapters/redis/connection.js";
 import { ConfigError } from "./load.js";
 import { redisUrlProblem } from "./operations-schema.js";
 import type { WritConfig } from "./schema.js";
@@ -11,6 +12,21 @@ export interface RedisTlsSettings {
   readonly servername?: string;
 }
 
+/** Sentinels to ask for the primary, with their own credentials. */
+export interface RedisSentinelSettings {
+  readonly name: string;
+  /** `redis://host:port` (`rediss://` with TLS) of each Sentinel. */
+  readonly nodes: readonly string[];
+  readonly username?: string;
+  readonly password?: string;
+}
+
+/** Trimming of the event stream (`redis.stream_trim`). */
+export interface StreamTrimSettings {
+  readonly maxLen: number;
+  readonly followerTimeoutMs: number;
+}
+
 /**
  * A Redis deployment ready to connect to: endpoints, credentials and TLS
  * material resolved from the configuration, the environment and files.
@@ -21,12 +37,16 @@ export interface RedisSettings {
   readonly url?: string;
   /** Redis Cluster seed nodes. */
   readonly clusterNodes?: readonly string[];
+  /** Redis Sentinel. */
+  readonly sentinel?: RedisSentinelSettings;
+  /** The data nodes' ACL user and password (the primary's, with Sentinel). */
   readonly username?: string;
   readonly password?: string;
-  /** Present when TLS is on (`rediss://` URLs). */
+  /** Present when TLS is on (`rediss://` URLs, or `redis.tls` with Sentinel). */
   readonly tls?: RedisTlsSettings;
   readonly keyPrefix: string;
-  readonly streamMaxLen: number;
+  /** Undefined: the stream is never trimmed. */
+  readonly streamTrim?: StreamTrimSettings;
   readonly connectTimeoutMs: number;
   /** The endpoints for logs and messages, without any credential. */
   readonly endpoint: string;
@@ -43,7 +63,10 @@ function envUrl(env: NodeJS.ProcessEnv): string | undefined {
 export function storeKind(config: WritConfig, env: NodeJS.ProcessEnv): "memory" | "redis" {
   if (config.store.kind !== undefined) return config.store.kind;
   const configured =
-    envUrl(env) !== undefined || config.redis.url !== undefined || config.redis.nodes !== undefined;
+    envUrl(env) !== undefined ||
+    config.redis.url !== undefined ||
+    config.redis.nodes !== undefined ||
+    config.redis.sentinel !== undefined;
   return configured ? "redis" : "memory";
 }
 
@@ -104,20 +127,27 @@ async function readPemFile(path: string, key: string): Promise<string> {
   }
 }
 
-async function redisPassword(
-  config: WritConfig,
+/** A password given by reference (`<key>.password_file` or `<key>.password_env`). */
+async function referencedPassword(
+  reference: { password_file?: string | undefined; password_env?: string | undefined },
+  key: string,
   env: NodeJS.ProcessEnv,
 ): Promise<string | undefined> {
-  const { password_file: file, password_env: variable } = config.redis;
-  if (file !== undefined) return readSecretFile(file, "redis.password_file");
+  const { password_file: file, password_env: variable } = reference;
+  if (file !== undefined) return readSecretFile(file, `${key}.password_file`);
   if (variable === undefined) return undefined;
   const secret = env[variable];
   if (secret === undefined || secret === "") {
     throw new ConfigError(
-      `redis.password_env: the environment variable ${variable} is not set; set it, or remove redis.password_env`,
+      `${key}.password_env: the environment variable ${variable} is not set; set it, or remove ${key}.password_env`,
     );
   }
   return secret;
+}
+
+/** `host:port` as a URL authority; IPv6 addresses in brackets. */
+function authority(host: string, port: number): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
 async function tlsSettings(config: WritConfig): Promise<RedisTlsSettings> {
@@ -157,15 +187,54 @@ export async function resolveRedisSettings(
         "WRIT_REDIS_URL is set, but redis.nodes (Redis Cluster) is configured too: use one of them",
       );
     }
+    if (redis.sentinel !== undefined) {
+      throw new ConfigError(
+        "WRIT_REDIS_URL is set, but redis.sentinel is configured too: use one of them",
+      );
+    }
+  }
+  const common = {
+    keyPrefix: redis.key_prefix,
+    ...(redis.stream_trim !== undefined
+      ? {
+          streamTrim: {
+            maxLen: redis.stream_trim.max_len,
+            followerTimeoutMs: redis.stream_trim.follower_timeout_seconds * 1000,
+          },
+        }
+      : {}),
+    connectTimeoutMs: redis.connect_timeout_seconds * 1000,
+  };
+  if (redis.sentinel !== undefined) {
+    const { sentinel } = redis;
+    const password = await referencedPassword(redis, "redis", env);
+    // No URL says rediss:// here: the tls section turns TLS on, for Sentinels and primary alike.
+    const scheme = redis.tls !== undefined ? "rediss" : "redis";
+    const nodes = sentinel.nodes.map((n) => `${scheme}://${authority(n.host, n.port)}`);
+    const sentinelPassword = await referencedPassword(sentinel, "redis.sentinel", env);
+    const tls = redis.tls !== undefined ? await tlsSettings(config) : undefined;
+    return {
+      sentinel: {
+        name: sentinel.name,
+        nodes,
+        ...(sentinel.username !== undefined ? { username: sentinel.username } : {}),
+        ...(sentinelPassword !== undefined ? { password: sentinelPassword } : {}),
+      },
+      ...(redis.username !== undefined ? { username: redis.username } : {}),
+      ...(password !== undefined ? { password } : {}),
+      ...(tls !== undefined ? { tls } : {}),
+      ...common,
+      endpoint: `sentinel ${sentinel.name} via ${nodes.join(",")}`,
+    };
   }
   const url = fromEnv ?? redis.url;
   const urls = url !== undefined ? [url] : (redis.nodes ?? []);
   if (urls.length === 0) {
     throw new ConfigError(
-      "store.kind is redis, but no Redis is configured: set redis.url (or redis.nodes for Redis Cluster), or the environment variable WRIT_REDIS_URL",
+      "store.kind is redis, but no Redis is configured: set redis.url (or redis.nodes for Redis Cluster, redis.sentinel for Redis Sentinel), or the environment variable WRIT_REDIS_URL",
     );
   }
-  const password = await redisPassword(config, env);
+  const password = await referencedPassword(redis, "redis", env);
   if (password !== undefined && url !== undefined && new URL(url).password !== "") {
     throw new ConfigError(
       "WRIT_REDIS_URL carries a password and redis.password_file/password_env is set too: keep one",
@@ -186,9 +255,25 @@ export async function resolveRedisSettings(
     ...(redis.username !== undefined ? { username: redis.username } : {}),
     ...(password !== undefined ? { password } : {}),
     ...(tls !== undefined ? { tls } : {}),
-    keyPrefix: redis.key_prefix,
-    streamMaxLen: redis.stream_max_len,
-    connectTimeoutMs: redis.connect_timeout_seconds * 1000,
+    ...common,
     endpoint: url !== undefined ? redactUrl(url) : `cluster ${urls.map(redactUrl).join(",")}`,
+  };
+}
+
+/**
+ * The `connectRedis` options of resolved settings (all but the logger and the
+ * client name): one place that knows which settings go where.
+ */
+export function redisConnectOptions(
+  settings: RedisSettings,
+): Omit<RedisConnectOptions, "logger" | "clientName"> {
+  return {
+    ...(settings.url !== undefined ? { url: settings.url } : {}),
+    ...(settings.clusterNodes !== undefined ? { clusterNodes: settings.clusterNodes } : {}),
+    ...(settings.sentinel !== undefined ? { sentinel: settings.sentinel } : {}),
+    ...(settings.username !== undefined ? { username: settings.username } : {}),
+    ...(settings.password !== undefined ? { password: settings.password } : {}),
+    ...(settings.tls !== undefined ? { tls: settings.tls } : {}),
+    connectTimeoutMs: settings.connectTimeoutMs,
   };
 }

@@ -83,6 +83,8 @@ const WritConfigObject = z.strictObject({
       approval_timeout_seconds: seconds(30, 604_800).default(900),
       collect_window_seconds: seconds(10, 86_400).default(300),
       sweep_interval_seconds: seconds(1, 3600).default(5),
+      /** Long-polls one principal may hold at once in each process (`too_many_waits` beyond). */
+      max_waits_per_principal: z.number().int().min(1).max(10_000).default(100),
     })
     .prefault({}),
   jwt: z
@@ -119,6 +121,11 @@ const WritConfigObject = z.strictObject({
       idle_timeout_seconds: seconds(60, 86_400).default(1800),
       /** A console session ends this long after sign-in, whatever its activity. */
       session_max_seconds: seconds(300, 604_800).default(28_800),
+      /**
+       * Session cookies only over HTTPS (`Secure`, named `__Host-…`). Unset: on
+       * under `writ serve`, off under `writ dev` (plain http on loopback).
+       */
+      secure_cookies: z.boolean().optional(),
     })
     .prefault({}),
   identities: IdentitiesConfig.prefault({}),

@@ -1,3 +1,7 @@
+import { randomBytes } from "node:crypto";
+import { readFile, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join } from "node:path";
 import { createRedisNotificationState } from "../adapters/notification-state-redis.js";
 import { createRedisRateLimiter, type RedisScriptClient } from "../adapters/redis-rate-limiter.js";
 import { connectRedis, createRedisStore, type RedisStore } from "../adapters/redis-store.js";
@@ -5,7 +9,8 @@ import type { Logger } from "../ports/logger.js";
 import type { Metrics } from "../ports/metrics.js";
 import type { NotificationState } from "../ports/notification-state.js";
 import type { RateLimiter } from "../ports/rate-limiter.js";
-import { resolveRedisSettings } from "./redis-settings.js";
+import type { StreamGap } from "../ports/store.js";
+import { redisConnectOptions, resolveRedisSettings } from "./redis-settings.js";
 import type { WritConfig } from "./schema.js";
 import { rateLimitFor } from "./wire-operations.js";
 
@@ -17,6 +22,47 @@ export interface RedisBackend {
   readonly notificationState: NotificationState;
   /** Where writ connected, without credentials, for logs. */
   readonly endpoint: string;
+  /**
+   * Records how far this process's audit log has fsynced the stream, under the
+   * log's id (see {@link logFollowerId}): the `onAuditDurable` of `assembleWrit`.
+   * The first call answers the gap when the stream was trimmed past the log.
+   */
+  readonly onAuditDurable: (
+    cursor: string | undefined,
+    logDir: string,
+  ) => Promise<StreamGap | undefined>;
+}
+
+/** The file in an audit log directory that holds the log's id among the stream's followers. */
+export const FOLLOWER_ID_FILE = "stream-follower-id";
+const FOLLOWER_ID = /^[A-Za-z0-9_.-]{1,128}$/;
+
+/**
+ * The id an audit log reports its cursor under, kept in the log's own
+ * directory: one process writes a directory at a time (its writer lock), so
+ * the id names the log, and a replica that restarts takes up its own record
+ * instead of leaving a stale one to hold trimming back. It starts with the
+ * host's name, for people reading `{writ}:followers`; the random part keeps
+ * two hosts of one name apart.
+ */
+export async function logFollowerId(logDir: string): Promise<string> {
+  const path = join(logDir, FOLLOWER_ID_FILE);
+  const existing = await readFile(path, "utf8").then(
+    (text) => text.trim(),
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT") return undefined;
+      throw error;
+    },
+  );
+  if (existing !== undefined && FOLLOWER_ID.test(existing)) return existing;
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9_.-]/g, "-")
+      .slice(0, 64) || "host";
+  const id = `${host}-${randomBytes(8).toString("hex")}`;
+  // An unreadable id is replaced: a new id only leaves the old record to expire.
+  await writeFile(path, `${id}\n`, { mode: 0o600 });
+  return id;
 }
 
 /**
@@ -42,22 +88,15 @@ export async function openRedisBackend(
   options: { logger: Logger; metrics?: Metrics | undefined },
 ): Promise<RedisBackend> {
   const settings = await resolveRedisSettings(config, env);
-  const client = await connectRedis({
-    ...(settings.url !== undefined ? { url: settings.url } : {}),
-    ...(settings.clusterNodes !== undefined ? { clusterNodes: settings.clusterNodes } : {}),
-    ...(settings.username !== undefined ? { username: settings.username } : {}),
-    ...(settings.password !== undefined ? { password: settings.password } : {}),
-    ...(settings.tls !== undefined ? { tls: settings.tls } : {}),
-    connectTimeoutMs: settings.connectTimeoutMs,
-    logger: options.logger,
-  });
+  const client = await connectRedis({ ...redisConnectOptions(settings), logger: options.logger });
   const store = createRedisStore({
     client,
     prefix: settings.keyPrefix,
-    streamMaxLen: settings.streamMaxLen,
+    ...(settings.streamTrim !== undefined ? { streamTrim: settings.streamTrim } : {}),
     closeClient: true,
     logger: options.logger,
   });
+  let followerId: Promise<string> | undefined;
   const rateLimiter = createRedisRateLimiter({
     client: scriptClient(client),
     limitFor: rateLimitFor(config),
@@ -68,5 +107,14 @@ export async function openRedisBackend(
     client: scriptClient(client),
     prefix: `{${settings.keyPrefix}}`,
   });
-  return { store, rateLimiter, notificationState, endpoint: settings.endpoint };
+  return {
+    store,
+    rateLimiter,
+    notificationState,
+    endpoint: settings.endpoint,
+    async onAuditDurable(cursor, logDir) {
+      followerId ??= logFollowerId(logDir);
+      return store.recordLogCursor(await followerId, cursor);
+    },
+  };
 }

@@ -13,9 +13,11 @@ import type { Metrics } from "../ports/metrics.js";
 import type { NotificationState } from "../ports/notification-state.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { RateLimiter } from "../ports/rate-limiter.js";
-import type { RequestStore } from "../ports/store.js";
+import type { RequestStore, StreamGap } from "../ports/store.js";
 import { createBroker } from "../service/broker.js";
+import { recordAuditGap } from "../service/record-audit-gap.js";
 import { recordAuditRepair } from "../service/record-audit-repair.js";
+import { createWaitLimit } from "../service/wait-limit.js";
 import type { WritConfig } from "./schema.js";
 import { openAuditLog } from "./wire-audit.js";
 import { type AwsClients, createAwsCredentials } from "./wire-aws.js";
@@ -47,6 +49,16 @@ export interface AssembleOptions {
   slackUserIds?: Readonly<Record<string, string>>;
   /** Notification state shared by replicas (Redis); defaults to one held in this process. */
   notificationState?: NotificationState;
+  /**
+   * Told how far this process's audit log (in `logDir`) has fsynced the event
+   * stream: the Redis store records it so that stream trimming never passes it.
+   * The first call may answer a gap (the stream was trimmed past the log), which
+   * is recorded as an `audit.gap` event.
+   */
+  onAuditDurable?: (
+    cursor: string | undefined,
+    logDir: string,
+  ) => Promise<StreamGap | undefined> | Promise<void> | void;
 }
 
 /** Converts configured identities to directory entries. */
@@ -133,6 +145,13 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     file: auditFile,
     logger,
     after: store.persistent ? auditFile.tailEventIdAtOpen : undefined,
+    ...(options.onAuditDurable !== undefined
+      ? {
+          onDurable: (cursor) => options.onAuditDurable?.(cursor, auditFile.dir),
+          // A log that lacks trimmed events says so in the record itself.
+          onGap: (gap) => recordAuditGap({ store, clock }, gap),
+        }
+      : {}),
   });
   const jwtOptions = { keys, issuer: config.issuer };
   const aws = await createAwsCredentials(config.aws, {
@@ -158,6 +177,7 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     logger,
     timing: { collectWindowSeconds: config.requests.collect_window_seconds },
     rateLimiter: operations.rateLimiter,
+    waitLimit: createWaitLimit(config.requests.max_waits_per_principal),
     stopping: operations.stopping.signal,
   });
   if (repair !== undefined) {
@@ -182,6 +202,8 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
           console: {
             idleTimeoutSeconds: config.console.idle_timeout_seconds,
             sessionMaxSeconds: config.console.session_max_seconds,
+            // `writ serve` sets it (default on) before it gets here; unset is `writ dev`.
+            secureCookies: config.console.secure_cookies ?? false,
           },
         }
       : {}),
@@ -202,6 +224,8 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     },
     notifications,
     async close() {
+      // Long-polls and background retries stop waiting (idempotent after beginShutdown).
+      operations.stopping.abort();
       // Workers first: they read the stream and the store until they stop.
       await notifications.close();
       policy.close();

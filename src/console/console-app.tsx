@@ -32,6 +32,12 @@ export interface ConsoleOptions {
   readonly logger: Logger;
   readonly idleTimeoutSeconds: number;
   readonly sessionMaxSeconds: number;
+  /**
+   * Cookies only over HTTPS: `Secure`, with the `__Host-` name prefix (so no
+   * subdomain or plain-http page can set or shadow them). Set from
+   * `console.secure_cookies`, never from request headers a proxy may not send.
+   */
+  readonly secureCookies: boolean;
 }
 
 type ConsoleEnv = { Variables: { session: ConsoleSession; sessionId: string } };
@@ -54,17 +60,27 @@ const MAX_PENDING = 1000;
 const CSP =
   "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-function isSecure(c: Context): boolean {
-  return new URL(c.req.url).protocol === "https:" || c.req.header("x-forwarded-proto") === "https";
-}
-
-function cookieOptions(c: Context, maxAge?: number) {
+/**
+ * How the console's cookies are named and scoped. Secure: `__Host-<name>`,
+ * `Secure`, `Path=/` (the prefix demands it; nothing else on the origin reads
+ * cookies). Otherwise (plain http on loopback, `writ dev`): `<name>`,
+ * `Path=/console`. Always HttpOnly and SameSite=Strict.
+ */
+function cookieJar(secure: boolean) {
+  const prefix = secure ? ("host" as const) : undefined;
+  const scope = secure ? { prefix: "host" as const, path: "/" } : { path: "/console" };
   return {
-    path: "/console",
-    httpOnly: true,
-    sameSite: "Strict" as const,
-    secure: isSecure(c),
-    ...(maxAge !== undefined ? { maxAge } : {}),
+    get: (c: Context, name: string) => getCookie(c, name, prefix),
+    set: (c: Context, name: string, value: string, maxAge?: number) =>
+      setCookie(c, name, value, {
+        ...scope,
+        httpOnly: true,
+        sameSite: "Strict",
+        secure,
+        ...(maxAge !== undefined ? { maxAge } : {}),
+      }),
+    delete: (c: Context, name: string) =>
+      deleteCookie(c, name, { ...scope, httpOnly: true, sameSite: "Strict", secure }),
   };
 }
 
@@ -121,6 +137,7 @@ export function createConsole(options: ConsoleOptions) {
     maxAgeSeconds: options.sessionMaxSeconds,
   });
   const app = new Hono<ConsoleEnv>();
+  const cookies = cookieJar(options.secureCookies);
 
   app.use(async function consoleHeaders(c, next) {
     await next();
@@ -137,7 +154,7 @@ export function createConsole(options: ConsoleOptions) {
   );
 
   const session = createMiddleware<ConsoleEnv>(async function consoleSession(c, next) {
-    const id = getCookie(c, SESSION_COOKIE);
+    const id = cookies.get(c, SESSION_COOKIE);
     const found = id === undefined ? undefined : sessions.get(id);
     if (found === undefined || id === undefined) {
       if (c.req.method === "GET") return c.redirect("/console/login", 303);
@@ -182,19 +199,19 @@ export function createConsole(options: ConsoleOptions) {
   });
 
   app.get("/", (c) => {
-    const id = getCookie(c, SESSION_COOKIE);
+    const id = cookies.get(c, SESSION_COOKIE);
     const signedIn = id !== undefined && sessions.get(id) !== undefined;
     return c.redirect(signedIn ? "/console/requests" : "/console/login", 303);
   });
 
   function loginForm(c: Context, status: 200 | 401 | 403, error?: string) {
     const token = randomToken();
-    setCookie(c, LOGIN_COOKIE, token, cookieOptions(c, LOGIN_FORM_SECONDS));
+    cookies.set(c, LOGIN_COOKIE, token, LOGIN_FORM_SECONDS);
     return c.html(<LoginPage csrf={token} error={error} />, status);
   }
 
   app.get("/login", (c) => {
-    const id = getCookie(c, SESSION_COOKIE);
+    const id = cookies.get(c, SESSION_COOKIE);
     if (id !== undefined && sessions.get(id) !== undefined) {
       return c.redirect("/console/requests", 303);
     }
@@ -205,7 +222,7 @@ export function createConsole(options: ConsoleOptions) {
     if (!sameOrigin(c)) return loginForm(c, 403, "The form did not come from this console.");
     const form = await readForm(c);
     // Login CSRF: the form's token must match the cookie set with the form.
-    if (!tokensEqual(form.get("csrf") ?? undefined, getCookie(c, LOGIN_COOKIE))) {
+    if (!tokensEqual(form.get("csrf") ?? undefined, cookies.get(c, LOGIN_COOKIE))) {
       return loginForm(c, 403, "The sign-in form expired; please try again.");
     }
     const key = form.get("key") ?? "";
@@ -216,11 +233,11 @@ export function createConsole(options: ConsoleOptions) {
       return loginForm(c, 403, "Only reviewer and auditor keys can sign in to the console.");
     }
     // A fresh id at every sign-in: a session id planted before it is worthless.
-    const previous = getCookie(c, SESSION_COOKIE);
+    const previous = cookies.get(c, SESSION_COOKIE);
     if (previous !== undefined) sessions.destroy(previous);
     const created = sessions.create(principal as ConsolePrincipal);
-    setCookie(c, SESSION_COOKIE, created.id, cookieOptions(c));
-    deleteCookie(c, LOGIN_COOKIE, { path: "/console" });
+    cookies.set(c, SESSION_COOKIE, created.id);
+    cookies.delete(c, LOGIN_COOKIE);
     logger.info("console sign-in", { kind: principal.kind, id: principal.id });
     return c.redirect("/console/requests", 303);
   });
@@ -229,7 +246,7 @@ export function createConsole(options: ConsoleOptions) {
   app.post("/logout", async (c) => {
     await checkedForm(c);
     sessions.destroy(c.get("sessionId"));
-    deleteCookie(c, SESSION_COOKIE, { path: "/console" });
+    cookies.delete(c, SESSION_COOKIE);
     return c.redirect("/console/login", 303);
   });
 

@@ -74,6 +74,45 @@ export function timelineStep(event: RecordedEvent): TimelineStep {
           ],
         ]),
       };
+    case "notification.sent":
+      return {
+        ...base,
+        title: `Notified reviewers via ${str(d.channel) ?? "?"}`,
+        tone: "neutral",
+        facts: facts([
+          [
+            "sent to",
+            d.target === "dm"
+              ? "direct messages"
+              : d.target === "endpoint"
+                ? "webhook endpoint"
+                : str(d.target),
+          ],
+          ["destinations", str(d.destinations)],
+          ["webhook", str(d.webhook)],
+        ]),
+      };
+    case "approval.form_opened":
+      return {
+        ...base,
+        title: `${str(d.reviewer) ?? event.actor.id} opened the ${str(d.form) ?? "review"} form`,
+        tone: "neutral",
+        facts: facts([
+          ["channel", str(d.channel)],
+          ["channel user", str(d.channel_user_id)],
+        ]),
+      };
+    case "approval.refused":
+      return {
+        ...base,
+        title: `Refused to ${str(d.attempted) ?? "act"}: ${str(d.code) ?? "?"}`,
+        tone: "warn",
+        facts: facts([
+          ["reviewer", str(d.reviewer)],
+          ["channel", str(d.channel)],
+          ["channel user", str(d.channel_user_id)],
+        ]),
+      };
     case "approval.granted":
       return {
         ...base,

@@ -46,6 +46,7 @@ export const ERROR_CODES = [
   "audience_mismatch",
   "conflict",
   "rate_limited",
+  "too_many_waits",
   "store_unavailable",
   "audit_unavailable",
   "internal_error",

@@ -8,6 +8,8 @@ export const EVENT_TYPES = [
   "approval.granted",
   "approval.denied",
   "approval.refused",
+  // A reviewer opened a review form in a chat channel (Slack's deny modal); no state changes.
+  "approval.form_opened",
   "request.approved",
   "request.denied",
   "request.expired",
@@ -16,14 +18,28 @@ export const EVENT_TYPES = [
   "credential.expired",
   "credential.revoked",
   "credential.completed",
+  // An expired credential could not be ended at its source (the IAM deny was never written).
+  "credential.revocation_failed",
   "token.used",
   "token.replay_blocked",
   "sensitive.revealed",
+  // A notification channel first delivered a request's approval prompt; no state changes.
+  "notification.sent",
   // Belongs to no request (request_id ""): opening the audit log cut a torn write.
   "audit.repaired",
+  // Belongs to no request: a log resumed after events trimmed from the stream, which it lacks.
+  "audit.gap",
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
+
+/**
+ * The `requestId` of an event about writ itself rather than about one request
+ * (`audit.repaired`, `audit.gap`). Such events are in the stream and the log
+ * like any other; no request has this id, so reading one request's events never
+ * returns them.
+ */
+export const NO_REQUEST = "";
 
 /**
  * A fact about a request, produced by the domain. It carries ids, hashes and
@@ -31,6 +47,7 @@ export type EventType = (typeof EVENT_TYPES)[number];
  */
 export interface DomainEvent {
   readonly type: EventType;
+  /** The request it belongs to, or {@link NO_REQUEST} for an event about writ itself. */
   readonly requestId: string;
   readonly actor: Actor;
   /** Milliseconds since the epoch, from the injected clock. */

@@ -11,6 +11,7 @@ import {
   type Reviewer,
   SYSTEM_ACTOR,
 } from "./principal.js";
+import { atSourceData, type RevokedAtSource, sourceRevokedEvent } from "./revocation.js";
 
 /**
  * `pending → approved → issued → (used | expired | revoked | completed)` and
@@ -220,6 +221,15 @@ export function approverIds(request: AccessRequest): string[] {
  * agent, its owner nor its `on_behalf_of` person. Throws the coded reason otherwise.
  * Every channel's checks (review, reveal) go through here.
  */
+/**
+ * Whether two person ids name the same person. Case and Unicode compatibility
+ * forms are folded: an owner taken from an identity provider's claim
+ * ("AliceSmith") must still match the reviewer configured as "alicesmith".
+ */
+export function samePerson(a: string, b: string): boolean {
+  return a.normalize("NFKC").toLowerCase() === b.normalize("NFKC").toLowerCase();
+}
+
 export function assertEligibleReviewer(
   request: AccessRequest,
   reviewer: Reviewer,
@@ -236,9 +246,9 @@ export function assertEligibleReviewer(
   }
   // Rule 2: the agent, its owner and whoever it acts for never review its requests.
   if (
-    reviewer.id === request.agentId ||
-    reviewer.id === request.owner ||
-    (request.onBehalfOf !== undefined && reviewer.id === request.onBehalfOf)
+    samePerson(reviewer.id, request.agentId) ||
+    samePerson(reviewer.id, request.owner) ||
+    (request.onBehalfOf !== undefined && samePerson(reviewer.id, request.onBehalfOf))
   ) {
     throw new WritError(
       "self_approval_forbidden",
@@ -467,15 +477,18 @@ export function consumeCredential(args: {
 
 /**
  * Ends an issued credential before it is used or expires: the kill switch for
- * reviewers and the security team. A revoked token no longer consumes.
+ * reviewers and the security team. A revoked token no longer consumes. When the
+ * service has ended it at its source first, that fact goes into the one
+ * `credential.revoked` event.
  */
 export function revokeCredential(args: {
   request: AccessRequest;
   by: Reviewer | Auditor;
   reason: string;
   now: number;
+  revokedAtSource?: RevokedAtSource;
 }): Transition {
-  const { request, by, reason, now } = args;
+  const { request, by, reason, now, revokedAtSource } = args;
   if (request.status !== "issued") {
     throw new WritError(
       "not_revocable",
@@ -489,6 +502,8 @@ export function revokeCredential(args: {
     request: next(request, { status: "revoked" }, now),
     events: [
       event(request, "credential.revoked", actorOf(by), now, {
+        ...(revokedAtSource !== undefined ? atSourceData(revokedAtSource) : {}),
+        cause: "revoked",
         credential_id: request.credential?.id ?? null,
         reason,
       }),
@@ -522,27 +537,34 @@ export function assertCompletable(request: AccessRequest): void {
  * issued credential ends (`issued → completed`; a JWT no longer consumes, and
  * the service revokes sessions at their source first); a used one stays `used`
  * and the report is recorded. Reporting again changes and records nothing.
+ * `revokedAtSource`: the service ended the credential at its source first; it is
+ * recorded as `credential.revoked` in the same atomic step.
  */
 export function completeRequest(args: {
   request: AccessRequest;
   agent: Agent;
   now: number;
+  revokedAtSource?: RevokedAtSource;
 }): Transition {
-  const { request, agent, now } = args;
+  const { request, agent, now, revokedAtSource } = args;
   assertCompletable(request);
   if (request.status === "completed" || request.completedAt !== undefined) {
     return { request, events: [] };
   }
   const status: RequestStatus = request.status === "issued" ? "completed" : request.status;
-  return {
-    request: next(request, { status, completedAt: now }, now),
-    events: [
-      event(request, "credential.completed", actorOf(agent), now, {
-        credential_type: request.credentialType,
-        credential_id: request.credential?.id ?? null,
-        previous_status: request.status,
-        ended: request.status === "issued",
-      }),
-    ],
-  };
+  const actor = actorOf(agent);
+  const events: DomainEvent[] = [
+    event(request, "credential.completed", actor, now, {
+      credential_type: request.credentialType,
+      credential_id: request.credential?.id ?? null,
+      previous_status: request.status,
+      ended: request.status === "issued",
+    }),
+  ];
+  if (revokedAtSource !== undefined) {
+    events.push(
+      sourceRevokedEvent({ request, cause: "completed", revoked: revokedAtSource, actor, now }),
+    );
+  }
+  return { request: next(request, { status, completedAt: now }, now), events };
 }

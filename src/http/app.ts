@@ -41,7 +41,7 @@ export interface AppOptions {
   /** The audit log's checkpoint key and integrity checks (`/v1/audit/checkpoint-key`, console). */
   audit?: AuditIntegrity;
   /** The web console at `/console`; absent, it is not served. */
-  console?: { idleTimeoutSeconds: number; sessionMaxSeconds: number };
+  console?: { idleTimeoutSeconds: number; sessionMaxSeconds: number; secureCookies: boolean };
 }
 
 /** Deepest JSON nesting any request body may have; schemas set tighter limits per field. */
@@ -64,7 +64,7 @@ function respond(
   if (code === "unauthenticated" || (code.startsWith("oidc_") && ERROR_STATUS[code] === 401)) {
     c.header("WWW-Authenticate", 'Bearer realm="writ"');
   }
-  if (code === "rate_limited" && typeof details?.retry_after_seconds === "number") {
+  if (ERROR_STATUS[code] === 429 && typeof details?.retry_after_seconds === "number") {
     c.header("Retry-After", String(details.retry_after_seconds));
   }
   return c.json(errorBody(code, message, details), ERROR_STATUS[code]);

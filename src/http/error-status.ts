@@ -46,6 +46,7 @@ export const ERROR_STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   audience_mismatch: 403,
   conflict: 409,
   rate_limited: 429,
+  too_many_waits: 429,
   store_unavailable: 503,
   audit_unavailable: 503,
   internal_error: 500,

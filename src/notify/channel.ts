@@ -16,6 +16,29 @@ export interface DeliveryChannel {
   deliver(event: RecordedEvent): Promise<void>;
 }
 
+/**
+ * Records, once per request, that a channel delivered its approval prompt
+ * (`notification.sent`), so the request's timeline shows when reviewers were
+ * told. Kinds and counts only; it throws when the record cannot be written,
+ * and the worker then retries the delivery (which skips what was posted).
+ */
+export type PromptRecorder = (
+  requestId: string,
+  sent: { readonly target: "channel" | "dm" | "endpoint"; readonly destinations: number },
+) => Promise<void>;
+
+/**
+ * Events about notifying and clicking themselves: chat channels do not show
+ * them, and recording them must never prompt another message (no loops).
+ * Webhooks still forward them like any other event.
+ */
+export const NOTIFICATION_SILENT_TYPES: ReadonlySet<string> = new Set([
+  "request.created",
+  "approval.refused",
+  "approval.form_opened",
+  "notification.sent",
+]);
+
 /** Why a delivery failed, and whether trying again can help. */
 export class DeliveryError extends Error {
   override readonly name = "DeliveryError";

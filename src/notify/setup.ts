@@ -6,13 +6,14 @@ import type { Clock } from "../ports/clock.js";
 import type { Logger } from "../ports/logger.js";
 import type { NotificationState } from "../ports/notification-state.js";
 import type { BrokerDeps } from "../service/deps.js";
-import type { DeliveryChannel } from "./channel.js";
+import { type PromptDelivery, recordNotificationSent } from "../service/record-notification.js";
+import type { DeliveryChannel, PromptRecorder } from "./channel.js";
 import type { MessageOptions } from "./message.js";
 import { createSlackDirectory, type SlackPerson } from "./slack/directory.js";
 import type { SlackRoute } from "./slack/notifier.js";
 import { HonoSlackReceiver } from "./slack/receiver.js";
 import { createTeamsNotifier } from "./teams/notifier.js";
-import { createWebhookNotifier } from "./webhook/notifier.js";
+import { createWebhookNotifier, webhookName } from "./webhook/notifier.js";
 import { type NotificationWorker, type RetryPolicy, startNotificationWorker } from "./worker.js";
 
 /** Slack, resolved from configuration and environment. */
@@ -85,6 +86,16 @@ export async function createNotifications(options: NotificationsOptions): Promis
   const routes: ((app: OpenAPIHono<AuthEnv>) => void)[] = [];
   let slackApp: App | undefined;
   const slack = settings.slack;
+  /** `notification.sent` through the store and the audit log, like every event. */
+  const recordPrompt =
+    (channel: PromptDelivery["channel"], webhook?: string): PromptRecorder =>
+    (requestId, sent) =>
+      recordNotificationSent(deps, {
+        requestId,
+        channel,
+        ...sent,
+        ...(webhook !== undefined ? { webhook } : {}),
+      });
   if (slack !== undefined) {
     const [{ webApi }, { createSlackApp }, { createSlackNotifier }] = await Promise.all([
       import("@slack/bolt"),
@@ -154,6 +165,7 @@ export async function createNotifications(options: NotificationsOptions): Promis
           slackUserOf: directory.slackUserOf,
         },
         message: settings.message,
+        recordPrompt: recordPrompt("slack"),
       }),
     );
   }
@@ -166,6 +178,7 @@ export async function createNotifications(options: NotificationsOptions): Promis
         state,
         clock,
         message: settings.message,
+        recordPrompt: recordPrompt("teams"),
       }),
     );
   }
@@ -178,6 +191,7 @@ export async function createNotifications(options: NotificationsOptions): Promis
         store: deps.store,
         clock,
         message: settings.message,
+        recordPrompt: recordPrompt("webhook", webhookName(hook.url).slice("webhook:".length)),
       }),
     );
   }

@@ -186,9 +186,13 @@ export function startNotificationWorker(options: NotificationWorkerOptions): Not
         await sleep(leaseMs / 3, stop.signal);
         continue;
       }
-      await store.waitForEvents(cursor, idleWaitMs, stop.signal).catch(async () => {
-        await sleep(backoffMs(1, retry), stop.signal);
-      });
+      // An internal follower: the store never refuses it for capacity. Any other
+      // refusal waits before the next read, so the loop never spins.
+      await store
+        .waitForEvents(cursor, idleWaitMs, stop.signal, { internal: true })
+        .catch(async () => {
+          await sleep(backoffMs(1, retry), stop.signal);
+        });
     }
   })();
 

@@ -1,4 +1,5 @@
 import type { AccessRequest, CredentialType } from "../domain/request.js";
+import type { RevocationCause, RevokedAtSource } from "../domain/revocation.js";
 
 /**
  * Ends an issued credential at its source, for credentials that outlive writ's
@@ -12,11 +13,17 @@ import type { AccessRequest, CredentialType } from "../domain/request.js";
  */
 export interface CredentialRevoker {
   readonly type: CredentialType;
+  /** Where it ends credentials, recorded as `at_source` in events (`aws-iam`). */
+  readonly source: string;
   /**
-   * Ends `request`'s credential (`request.credential` is set and the status is
-   * `issued`). `expired`: writ's record of it has just expired while the session
-   * may live on at its source (an STS session lasts at least 15 minutes); that
-   * call comes after the expiry is committed, and a failure is only logged.
+   * Ends `request`'s credential (`request.credential` is set). For `completed`
+   * and `revoked` the status is still `issued`. For `expired` writ's record of
+   * it has just expired (status `expired`) while the session may live on at its
+   * source (an STS session lasts at least 15 minutes); that call comes after
+   * the expiry is committed, and is retried in the background.
+   *
+   * Resolves with what it did, recorded in `credential.revoked`, or undefined
+   * when there was nothing left to end (the session is over at its source).
    */
-  revoke(request: AccessRequest, reason: "completed" | "revoked" | "expired"): Promise<void>;
+  revoke(request: AccessRequest, reason: RevocationCause): Promise<RevokedAtSource | undefined>;
 }

@@ -24,6 +24,11 @@ export interface RequestPage {
 }
 
 export interface EventQuery {
+  /**
+   * Only the events of this request. Events about writ itself (`requestId`
+   * `NO_REQUEST`, "") belong to no request: this filter never returns them,
+   * not even for "".
+   */
   readonly requestId?: string;
   readonly type?: string;
   /** Only events after this stream id. */
@@ -35,10 +40,42 @@ export interface EventQuery {
   readonly limit: number;
 }
 
+/** Options of `waitForEvents`. */
+export interface StreamWaitOptions {
+  /**
+   * The caller is one of this process's own followers of the stream (its audit
+   * log, its notification workers): a fixed few per process, which a store
+   * never refuses for want of capacity. Waits on behalf of API callers leave
+   * this unset and may be refused with `store_unavailable` when too many wait.
+   */
+  readonly internal?: boolean;
+}
+
+/**
+ * Events a follower of the stream can no longer read: the stream was trimmed
+ * past where its log resumes. Whatever lay after `after` and before
+ * `firstAvailable` is not in that log (the range may hold nothing, when exactly
+ * the log's last event was trimmed); the logs of replicas that followed the
+ * stream meanwhile hold it.
+ */
+export interface StreamGap {
+  /** The id the log reports its cursor under. */
+  readonly follower: string;
+  /** The last event the log holds. */
+  readonly after: string;
+  /** The oldest event the stream still holds. */
+  readonly firstAvailable: string;
+}
+
 /**
  * Requests and their event stream. Every state change goes through `create` or
  * `commit`, which write the new state and its events in one atomic step: both or
  * neither. Implementations: the embedded memory store (dev) and Redis.
+ *
+ * Events usually belong to a request. Those about writ itself (`audit.repaired`,
+ * `audit.gap`) carry `requestId` `NO_REQUEST` (""): every method that records
+ * events takes them, `events()` returns them in stream order with the others
+ * and by type, and `events({ requestId })` never does.
  */
 export interface RequestStore {
   /**
@@ -59,7 +96,7 @@ export interface RequestStore {
     expectedVersion: number,
     events: readonly DomainEvent[],
   ): Promise<CommitResult>;
-  /** Records events that change no state (a blocked replay, a reveal). */
+  /** Records events that change no state (a blocked replay, a reveal, an audit repair). */
   append(events: readonly DomainEvent[]): Promise<readonly RecordedEvent[]>;
   /** Requests, newest first. */
   list(query: RequestQuery): Promise<RequestPage>;
@@ -69,7 +106,9 @@ export interface RequestStore {
   events(query: EventQuery): Promise<readonly RecordedEvent[]>;
   /**
    * Resolves when the request's version differs from `version`, or after
-   * `timeoutMs`, or when `signal` aborts; whichever is first.
+   * `timeoutMs`, or when `signal` aborts; whichever is first. A store may
+   * refuse it with `store_unavailable` when too many are waiting (the service
+   * caps each principal's share, so that one caller cannot take them all).
    */
   waitForChange(
     id: string,
@@ -80,9 +119,16 @@ export interface RequestStore {
   /**
    * Resolves when the stream holds an event after `after` (any event when
    * `after` is undefined), or after `timeoutMs`, or when `signal` aborts. For
-   * followers of the stream: the audit log writer, `writ audit tail`.
+   * followers of the stream: the audit log writer, notification workers, event
+   * long-polls. A store may refuse a wait that is not `internal` with
+   * `store_unavailable` when too many are waiting.
    */
-  waitForEvents(after: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  waitForEvents(
+    after: string | undefined,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    options?: StreamWaitOptions,
+  ): Promise<void>;
   /**
    * The id of the newest event in the stream, or undefined while it is empty.
    * Read before a query, it is a position the query has covered: followers

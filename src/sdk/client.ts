@@ -303,6 +303,33 @@ function bearerSource(options: WritClientOptions) {
   };
 }
 
+/** A `retry_after_seconds` detail in ms, within 1-60 s (1 s when absent). */
+function retryAfterMs(details: Readonly<Record<string, unknown>> | undefined): number {
+  const seconds = details?.retry_after_seconds;
+  return typeof seconds === "number" && Number.isFinite(seconds)
+    ? Math.min(60, Math.max(1, seconds)) * 1000
+    : 1000;
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason once it aborts. */
+function pauseFor(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
 /** Creates a client. Misuse (a bad URL, key or provider) throws `TypeError`. */
 export function createWritClient(options: WritClientOptions): WritClient {
   const base = baseUrl(options.url);
@@ -429,7 +456,15 @@ export function createWritClient(options: WritClientOptions): WritClient {
         const remainingMs = deadline - Date.now();
         if (remainingMs <= 0) break;
         const waitSeconds = Math.min(MAX_WAIT_SECONDS, Math.max(1, Math.ceil(remainingMs / 1000)));
-        last = await get(id, { waitSeconds, whileStatus: "pending", signal: polling });
+        try {
+          last = await get(id, { waitSeconds, whileStatus: "pending", signal: polling });
+        } catch (error) {
+          // This caller holds its share of long-polls (other waits of the same
+          // key): pause as told, then poll again.
+          if (!isWritApiError(error) || error.code !== "too_many_waits") throw error;
+          await pauseFor(retryAfterMs(error.details), polling);
+          continue;
+        }
         onPoll?.(last);
       }
       if (last.status !== "pending") return last;

@@ -9,6 +9,8 @@ import type { PolicyEngine } from "../ports/policy.js";
 import type { RateLimiter } from "../ports/rate-limiter.js";
 import type { CredentialRevoker } from "../ports/revoker.js";
 import type { RequestStore } from "../ports/store.js";
+import type { Timer } from "../ports/timer.js";
+import type { WaitLimit } from "./wait-limit.js";
 
 /** Everything the use cases consume: ports only, no adapters. */
 export interface BrokerDeps {
@@ -19,19 +21,24 @@ export interface BrokerDeps {
   readonly minters: Partial<Record<CredentialType, Minter>>;
   /**
    * Revokers for credentials that must be ended at their source when an agent
-   * completes or a reviewer revokes (AWS sessions); none for JWTs.
+   * completes, a reviewer revokes or writ expires them (AWS sessions); none for JWTs.
    */
   readonly revokers?: Partial<Record<CredentialType, CredentialRevoker>>;
   readonly verifier: TokenVerifier;
   readonly notifiers: readonly Notifier[];
   readonly clock: Clock;
+  /** Waits between background retries (ending expired credentials at their source). */
+  readonly timer?: Timer;
   readonly logger: Logger;
   readonly timing: Timing;
   /** Limits how often each agent may ask (`rate_limited`); none means unlimited. */
   readonly rateLimiter?: RateLimiter;
+  /** Caps each principal's concurrent long-polls (`too_many_waits`); none means no cap. */
+  readonly waitLimit?: WaitLimit;
   /**
    * Aborted when the process begins to shut down: long-polls answer at once with
-   * the current state, so in-flight requests drain within the grace period.
+   * the current state, so in-flight requests drain within the grace period, and
+   * background retries stop waiting.
    */
   readonly stopping?: AbortSignal;
 }

@@ -6,6 +6,20 @@ import { assertVisible, requireKind } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
 import { loadSettled } from "./record.js";
 
+/**
+ * The caller's long-poll slot, taken on the first actual wait (a read that
+ * answers at once takes none) and given back by `release`.
+ */
+function waitSlot(deps: BrokerDeps, principal: Principal) {
+  let release: (() => void) | undefined;
+  return {
+    take() {
+      release ??= deps.waitLimit?.begin(principal) ?? (() => {});
+    },
+    release: () => release?.(),
+  };
+}
+
 export interface WaitOptions {
   /** Long-poll up to this long (0: answer at once). */
   readonly waitSeconds?: number;
@@ -17,7 +31,8 @@ export interface WaitOptions {
 /**
  * Reads one request. With `waitSeconds`, long-polls: returns as soon as the
  * status differs from `whileStatus` (or from the status at the call), or when
- * the wait ends.
+ * the wait ends. A caller already holding its share of long-polls
+ * (`deps.waitLimit`) gets `too_many_waits` instead of waiting.
  */
 export async function getRequest(
   deps: BrokerDeps,
@@ -34,6 +49,7 @@ export async function getRequest(
   const waitUntil = Date.now() + waitSeconds * 1000;
   // Only a long-poll needs the combined signal; a plain read never waits.
   const wait = waitSignal(waitSeconds > 0 ? options.signal : undefined, deps.stopping);
+  const slot = waitSlot(deps, principal);
   try {
     // A final status never changes, so there is nothing to wait for.
     while (isLive(request.status) && request.status === initialStatus && !wait.signal?.aborted) {
@@ -42,6 +58,7 @@ export async function getRequest(
       // Wake at the stage's deadline too, so a waiter sees the expiry when it happens
       // (loadSettled records it). The deadline is on the injected clock.
       const untilDeadline = Math.max(0, request.expiresAt - deps.clock.now()) + 1;
+      slot.take();
       await deps.store.waitForChange(
         id,
         request.version,
@@ -51,6 +68,7 @@ export async function getRequest(
       request = await loadSettled(deps, id);
     }
   } finally {
+    slot.release();
     wait.release();
   }
   return request;
@@ -101,7 +119,8 @@ export interface EventWaitOptions {
  * Recorded events matching `query`, in stream order, and `lastId`: the newest
  * stream id when the query ran. It is read first, so every event up to it was
  * visible to the query: a follower whose page came back empty may continue
- * after it. With `waitSeconds`, an empty answer waits for new events.
+ * after it. With `waitSeconds`, an empty answer waits for new events, within
+ * the caller's share of long-polls (`too_many_waits` beyond it).
  */
 export async function listEvents(
   deps: BrokerDeps,
@@ -112,13 +131,19 @@ export async function listEvents(
   requireKind(principal, "auditor");
   const { waitSeconds = 0, signal } = options;
   const waitUntil = Date.now() + waitSeconds * 1000;
-  for (;;) {
-    const lastId = await deps.store.lastEventId();
-    const items = await deps.store.events(query);
-    const remaining = waitUntil - Date.now();
-    if (items.length > 0 || signal?.aborted || remaining <= 0) return { items, lastId };
-    // Waiting past what the query already covered: events that do not match the
-    // filters wake the loop once each, never spin it.
-    await deps.store.waitForEvents(lastId ?? query.after, remaining, signal);
+  const slot = waitSlot(deps, principal);
+  try {
+    for (;;) {
+      const lastId = await deps.store.lastEventId();
+      const items = await deps.store.events(query);
+      const remaining = waitUntil - Date.now();
+      if (items.length > 0 || signal?.aborted || remaining <= 0) return { items, lastId };
+      slot.take();
+      // Waiting past what the query already covered: events that do not match the
+      // filters wake the loop once each, never spin it.
+      await deps.store.waitForEvents(lastId ?? query.after, remaining, signal);
+    }
+  } finally {
+    slot.release();
   }
 }

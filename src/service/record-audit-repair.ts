@@ -1,4 +1,4 @@
-import type { DomainEvent } from "../domain/events.js";
+import { type DomainEvent, NO_REQUEST } from "../domain/events.js";
 import { SYSTEM_ACTOR } from "../domain/principal.js";
 import type { BrokerDeps } from "./deps.js";
 import { assertAuditable, persist } from "./record.js";
@@ -16,12 +16,12 @@ export interface AuditRepair {
  * Records that opening the audit log cut a torn write left by a crash. The repair
  * changes the evidence, so it is evidence itself: an `audit.repaired` event in the
  * stream and in the log, right after the entry the cut left last. It belongs to no
- * request (`request_id` is "").
+ * request (`request_id` is "", `NO_REQUEST`).
  */
 export async function recordAuditRepair(deps: BrokerDeps, repair: AuditRepair): Promise<void> {
   const event: DomainEvent = {
     type: "audit.repaired",
-    requestId: "",
+    requestId: NO_REQUEST,
     actor: SYSTEM_ACTOR,
     time: deps.clock.now(),
     data: {

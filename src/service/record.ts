@@ -8,7 +8,10 @@ import { revokeExpiredAtSource } from "./revoke-at-source.js";
 /** Compare-and-swap retries before giving up; each retry re-reads fresh state. */
 const MAX_ATTEMPTS = 50;
 
-type Deps = Pick<BrokerDeps, "store" | "auditLog" | "notifiers" | "logger" | "clock" | "revokers">;
+type Deps = Pick<
+  BrokerDeps,
+  "store" | "auditLog" | "notifiers" | "logger" | "clock" | "revokers" | "timer" | "stopping"
+>;
 
 /**
  * Refuses a state change up front when the audit log cannot take its record:
@@ -94,7 +97,10 @@ export async function loadSettled(deps: Deps, id: string): Promise<AccessRequest
     if (result.ok) {
       await persist(deps, result.events);
       announce(deps, expiry.request, result.events);
-      if (request.status === "issued") void revokeExpiredAtSource(deps, request);
+      if (request.status === "issued") {
+        const expired = expiry.request;
+        void revokeExpiredAtSource(deps, expired, (events) => appendEvents(deps, expired, events));
+      }
       return expiry.request;
     }
   }

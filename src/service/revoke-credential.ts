@@ -6,9 +6,18 @@ import { revokeAtSource } from "./revoke-at-source.js";
 
 /**
  * A reviewer or auditor ends an issued credential before it is used; types
- * with a revoker are ended at their source first.
+ * with a revoker are ended at their source first, and `credential.revoked`
+ * records that too.
  */
 export async function revoke(deps: BrokerDeps, by: Reviewer | Auditor, id: string, reason: string) {
-  await revokeAtSource(deps, await loadSettled(deps, id), "revoked");
-  return transact(deps, id, (request, now) => revokeCredential({ request, by, reason, now }));
+  const revokedAtSource = await revokeAtSource(deps, await loadSettled(deps, id), "revoked");
+  return transact(deps, id, (request, now) =>
+    revokeCredential({
+      request,
+      by,
+      reason,
+      now,
+      ...(revokedAtSource !== undefined ? { revokedAtSource } : {}),
+    }),
+  );
 }

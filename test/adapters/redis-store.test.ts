@@ -1,7 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createMemoryNotificationState } from "../../src/adapters/notification-state-memory.js";
 import {
   connectRedis,
   createRedisStore,
@@ -9,7 +13,11 @@ import {
   type RedisStoreClient,
   type RedisStoreOptions,
 } from "../../src/adapters/redis-store.js";
+import { openFileAuditLog } from "../../src/audit/file-audit-log.js";
+import { createStreamFollowingLog } from "../../src/audit/stream-follower.js";
 import { isWritError } from "../../src/domain/errors.js";
+import type { RecordedEvent } from "../../src/domain/events.js";
+import { startNotificationWorker } from "../../src/notify/worker.js";
 import type { Logger } from "../../src/ports/logger.js";
 import { silentLogger } from "../../src/ports/logger.js";
 import {
@@ -215,6 +223,99 @@ describe("redis store waiters", () => {
   });
 });
 
+describe("redis store waiters of the process's own followers", () => {
+  /** A stream id far ahead of any entry: API waits past it never end by themselves. */
+  const FAR_AHEAD = "99999999999999-0";
+
+  it("never refuses them: the audit log and a notification worker keep up while API readers fill the pool", async () => {
+    const store = storeOn(() => client, { maxStreamWaiters: 2 });
+    const dir = await mkdtemp(join(tmpdir(), "writ-waiters-"));
+    const api = new AbortController();
+    /** The store as the followers see it, counting their waits and the refused ones. */
+    let pending = 0;
+    const refusals: string[] = [];
+    const watched: RedisStore = {
+      ...store,
+      waitForEvents(after, timeoutMs, signal, options) {
+        pending++;
+        return store
+          .waitForEvents(after, timeoutMs, signal, options)
+          .catch((error: unknown) => {
+            refusals.push((error as Error).message);
+            throw error;
+          })
+          .finally(() => {
+            pending--;
+          });
+      },
+    };
+    const file = await openFileAuditLog({ dir });
+    const log = createStreamFollowingLog({
+      store: watched,
+      file,
+      logger: silentLogger,
+      after: undefined,
+    });
+    const delivered: string[] = [];
+    const worker = startNotificationWorker({
+      channel: {
+        name: "test",
+        wants: () => true,
+        deliver: async (event) => {
+          delivered.push(event.id);
+        },
+      },
+      store: watched,
+      state: createMemoryNotificationState({ clock: { now: () => Date.now() } }),
+      clock: { now: () => Date.now() },
+      logger: silentLogger,
+      holder: "here",
+      retry: { initialMs: 1, maxMs: 1 },
+      // The sample events are dated long ago: none is too old to hand on.
+      firstStartWindowMs: Number.MAX_SAFE_INTEGER,
+    });
+    try {
+      // API readers take every slot of the pool; one more is refused.
+      const readers = [
+        store.waitForEvents(FAR_AHEAD, 30_000, api.signal),
+        store.waitForEvents(FAR_AHEAD, 30_000, api.signal),
+      ];
+      const refused = await rejection(store.waitForEvents(FAR_AHEAD, 30_000));
+      expect(isWritError(refused) && refused.code).toBe("store_unavailable");
+
+      // Internal waits are still taken, and end as any wait does.
+      const own = new AbortController();
+      const internal = store.waitForEvents(FAR_AHEAD, 30_000, own.signal, { internal: true });
+      own.abort();
+      await internal;
+
+      const request = sampleRequest();
+      const created = await store.create(request, [sampleEvent(request.id)]);
+      if (!created.ok) throw new Error("the request was not created");
+      for (let round = 0; round < 3; round++) {
+        const recorded: readonly RecordedEvent[] =
+          round === 0
+            ? created.events
+            : await store.append([sampleEvent(request.id, "token.replay_blocked", { round })]);
+        // The audit log writes it; the worker hands it on; both then wait again.
+        await log.append(recorded);
+        await expect.poll(() => delivered).toContain(recorded.at(-1)?.id);
+        await expect.poll(() => pending).toBe(2);
+      }
+      expect(refusals).toEqual([]);
+      expect(delivered).toHaveLength(3);
+      api.abort();
+      await Promise.all(readers);
+    } finally {
+      api.abort();
+      await worker.stop();
+      await log.close();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("redis store atomicity", () => {
   it("writes nothing for a stale commit: no entry, no index change", async () => {
     const prefix = freshPrefix();
@@ -294,30 +395,6 @@ describe("redis store atomicity", () => {
       await store.close();
     }
   });
-
-  it("trims the stream to about streamMaxLen, and reads skip what was trimmed", async () => {
-    const prefix = freshPrefix();
-    const store = createRedisStore({ client, prefix, streamMaxLen: 100, logger: silentLogger });
-    try {
-      const request = sampleRequest();
-      await store.create(request, [sampleEvent(request.id)]);
-      for (let i = 0; i < 10; i++) {
-        await store.append(
-          Array.from({ length: 100 }, (_, j) =>
-            sampleEvent(request.id, "token.replay_blocked", { n: i * 100 + j }),
-          ),
-        );
-      }
-      const length = await raw.xLen(`{${prefix}}:events`);
-      expect(length).toBeGreaterThanOrEqual(100);
-      expect(length).toBeLessThan(400);
-      const ofRequest = await store.events({ requestId: request.id, limit: 1000 });
-      expect(ofRequest.length).toBe(length);
-      expect(ofRequest.at(-1)?.data.n).toBe(999);
-    } finally {
-      await store.close();
-    }
-  });
 });
 
 describe("redis store configuration", () => {
@@ -337,9 +414,13 @@ describe("redis store configuration", () => {
     expect(() =>
       createRedisStore({ client, streamKey: "audit:{writ}:events", logger: silentLogger }),
     ).not.toThrow();
-    expect(() => createRedisStore({ client, streamMaxLen: 0, logger: silentLogger })).toThrow(
-      TypeError,
-    );
+    expect(() =>
+      createRedisStore({
+        client,
+        streamTrim: { maxLen: 0, followerTimeoutMs: 1000 },
+        logger: silentLogger,
+      }),
+    ).toThrow(TypeError);
   });
 
   it("connectRedis refuses bad options without echoing them", async () => {

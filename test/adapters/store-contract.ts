@@ -1,6 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { DomainEvent, EventType, RecordedEvent } from "../../src/domain/events.js";
+import {
+  type DomainEvent,
+  type EventType,
+  NO_REQUEST,
+  type RecordedEvent,
+} from "../../src/domain/events.js";
 import { newId } from "../../src/domain/ids.js";
+import { SYSTEM_ACTOR } from "../../src/domain/principal.js";
 import type { AccessRequest, RequestStatus } from "../../src/domain/request.js";
 import type { EventQuery, RequestStore } from "../../src/ports/store.js";
 
@@ -339,6 +345,72 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
       it("answers an empty stream with no events", async () => {
         expect(await store.events({ limit: 10 })).toEqual([]);
         expect(await store.events({ requestId: newId("req"), limit: 10 })).toEqual([]);
+      });
+
+      it("records events that belong to no request: in the stream and by type, never under a request id", async () => {
+        const request = await created();
+        const [newest] = (await store.events({ limit: 1000 })).slice(-1);
+        const follower = store.waitForEvents(newest?.id, 30_000);
+        const aboutWrit = (type: EventType, data: DomainEvent["data"]): DomainEvent => ({
+          type,
+          requestId: NO_REQUEST,
+          actor: SYSTEM_ACTOR,
+          time: T0,
+          data,
+        });
+        const [repaired] = await store.append([aboutWrit("audit.repaired", { log: "." })]);
+        // A follower of the stream hears of it like of any other event.
+        await follower;
+        // Mixed with a request's events, in an append and in a commit.
+        await store.append([
+          sampleEvent(request.id, "token.replay_blocked", { n: 1 }),
+          aboutWrit("audit.gap", { after: "1", first_available: "2" }),
+          sampleEvent(request.id, "token.replay_blocked", { n: 2 }),
+        ]);
+        const cancelled = { ...request, status: "cancelled" as const, version: 2 };
+        expect(
+          (
+            await store.commit(cancelled, 1, [
+              aboutWrit("audit.gap", { after: "3", first_available: "4" }),
+              sampleEvent(request.id, "request.cancelled"),
+            ])
+          ).ok,
+        ).toBe(true);
+
+        const all = await store.events({ limit: 100 });
+        expect(all.map((e) => [e.requestId === NO_REQUEST ? "-" : "r", e.type])).toEqual([
+          ["r", "request.created"],
+          ["-", "audit.repaired"],
+          ["r", "token.replay_blocked"],
+          ["-", "audit.gap"],
+          ["r", "token.replay_blocked"],
+          ["-", "audit.gap"],
+          ["r", "request.cancelled"],
+        ]);
+        expectIncreasing(all);
+        expect(all[1]).toEqual({ ...aboutWrit("audit.repaired", { log: "." }), id: repaired?.id });
+
+        const gaps = await store.events({ type: "audit.gap", limit: 100 });
+        expect(gaps.map((e) => e.data.after)).toEqual(["1", "3"]);
+        expect(gaps.every((e) => e.requestId === NO_REQUEST)).toBe(true);
+        const firstGap = (gaps[0] as RecordedEvent).id;
+        expect(await store.events({ type: "audit.gap", after: firstGap, limit: 100 })).toEqual(
+          gaps.slice(1),
+        );
+
+        // Reading one request's events never returns them, not even for "".
+        const ofRequest = await store.events({ requestId: request.id, limit: 100 });
+        expect(ofRequest.map((e) => e.type)).toEqual([
+          "request.created",
+          "token.replay_blocked",
+          "token.replay_blocked",
+          "request.cancelled",
+        ]);
+        expect(await store.events({ requestId: NO_REQUEST, limit: 100 })).toEqual([]);
+        expect(
+          await store.events({ requestId: NO_REQUEST, type: "audit.gap", limit: 100 }),
+        ).toEqual([]);
+        expect(await store.get(request.id)).toEqual(cancelled);
       });
     });
 

@@ -127,6 +127,36 @@ describe("the audit log that follows the event stream", () => {
     await log.close();
   });
 
+  it("reports where it resumes before it reads, then how far each fsync reached", async () => {
+    const earlier = await store.append([event(1), event(2)]);
+    const file = await openFileAuditLog({ dir });
+    const reports: (string | undefined)[] = [];
+    let registered = () => {};
+    const registering = new Promise<void>((resolve) => {
+      registered = resolve;
+    });
+    const log = createStreamFollowingLog({
+      store,
+      file,
+      logger: silentLogger,
+      after: undefined,
+      onDurable: (cursor) => {
+        reports.push(cursor);
+        // The first report is awaited: nothing is read until it is made.
+        return reports.length === 1 ? registering : undefined;
+      },
+    });
+    await expect.poll(() => reports).toEqual([undefined]);
+    expect(file.lastSeq()).toBe(0);
+    registered();
+    await log.append(earlier);
+    expect(reports).toEqual([undefined, "2"]);
+    const later = await store.append([event(3)]);
+    await log.append(later);
+    await log.close();
+    expect(reports).toEqual([undefined, "2", "3", "3"]);
+  });
+
   it("fails closed once its file can no longer be written", async () => {
     const file = await openFileAuditLog({ dir });
     const log = createStreamFollowingLog({ store, file, logger: silentLogger, after: undefined });

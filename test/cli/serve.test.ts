@@ -151,14 +151,16 @@ describe("writ serve refuses to start, naming the key and the fix", () => {
     expect(nothing.code).toBe(EXIT.failed);
     expect(nothing.stderr).toMatch(
       new RegExp(
-        `WRIT_REDIS_URL: cannot reach Redis at redis://127\\.0\\.0\\.1:${port} within 1 s`,
+        `WRIT_REDIS_URL: cannot reach Redis at redis://127\\.0\\.0\\.1:${port} within 1 s \\(ECONNREFUSED\\)`,
       ),
     );
     const wrongPassword = await serve(["--config", configPath], {
       WRIT_REDIS_URL: `redis://:not-the-password@127.0.0.1:${redis.port}`,
     });
     expect(wrongPassword.code).toBe(EXIT.failed);
-    expect(wrongPassword.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1/);
+    expect(wrongPassword.stderr).toMatch(
+      /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ within 1 s: it refused writ's credentials \(WRONGPASS\)/,
+    );
     expect(wrongPassword.stderr + wrongPassword.stdout).not.toContain("not-the-password");
   });
 

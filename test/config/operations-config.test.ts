@@ -82,20 +82,26 @@ describe("configuration of the store, Redis, rate limits and metrics", () => {
     );
     expect(invalid({ redis: { url: "redis://r/x/y" } })).toMatch(/redis\.url: the path/);
     expect(invalid({ redis: { url: "redis://r", nodes: ["redis://a"] } })).toMatch(
-      /redis\.nodes: set url/,
+      /redis\.nodes: set one of url \(one server\), nodes \(Redis Cluster\) and sentinel/,
     );
     expect(invalid({ redis: { nodes: [] } })).toMatch(/redis\.nodes/);
     expect(invalid({ redis: { password_file: "/f", password_env: "X" } })).toMatch(
       /redis\.password_env: set password_file or password_env, not both/,
     );
     expect(invalid({ redis: { password_env: "lower-case" } })).toMatch(/redis\.password_env/);
-    expect(invalid({ redis: { sentinel: { master: "m" } } })).toMatch(
-      /redis\.sentinel: Redis Sentinel is not supported yet/,
-    );
     expect(invalid({ redis: { tls: { cert_file: "/c" } } })).toMatch(/redis\.tls\.key_file/);
     expect(invalid({ redis: { tls: { verify: false } } })).toMatch(/redis\.tls/);
     expect(invalid({ redis: { key_prefix: "{evil}" } })).toMatch(/redis\.key_prefix/);
-    expect(invalid({ redis: { stream_max_len: 10 } })).toMatch(/redis\.stream_max_len/);
+    expect(invalid({ redis: { stream_max_len: 10_000 } })).toMatch(
+      /redis\.stream_max_len: replaced by redis\.stream_trim\.max_len, which never trims an event a replica's audit log has not yet written/,
+    );
+    expect(invalid({ redis: { stream_trim: { max_len: 10 } } })).toMatch(
+      /redis\.stream_trim\.max_len/,
+    );
+    expect(invalid({ redis: { stream_trim: { follower_timeout_seconds: 5 } } })).toMatch(
+      /redis\.stream_trim\.follower_timeout_seconds/,
+    );
+    expect(invalid({ redis: { stream_trim: { maxlen: 5000 } } })).toMatch(/redis\.stream_trim/);
     expect(invalid({ store: { kind: "postgres" } })).toMatch(/store\.kind/);
   });
 
@@ -140,6 +146,131 @@ describe("configuration of the store, Redis, rate limits and metrics", () => {
     expect(
       rateLimitFor(parseConfig({ rate_limits: { requests_per_minute_per_agent: 0 } }))("a"),
     ).toBe(undefined);
+  });
+});
+
+describe("Redis Sentinel and stream trimming in the configuration", () => {
+  const SENTINEL = {
+    name: "writ-primary",
+    nodes: [{ host: "10.0.1.5" }, { host: "::1", port: 26380 }],
+  };
+
+  it("accepts Sentinel as the Redis deployment, with default ports", () => {
+    const config = parseConfig({ redis: { sentinel: SENTINEL } });
+    expect(storeKind(config, {})).toBe("redis");
+    expect(config.redis.sentinel).toEqual({
+      name: "writ-primary",
+      nodes: [
+        { host: "10.0.1.5", port: 26379 },
+        { host: "::1", port: 26380 },
+      ],
+    });
+  });
+
+  it("names each bad Sentinel key, and never takes a password in the file", () => {
+    expect(invalid({ redis: { sentinel: { master: "m" } } })).toMatch(
+      /redis\.sentinel\.name: .*\n\s+redis\.sentinel\.nodes: .*\n\s+redis\.sentinel: Unrecognized key: "master"/,
+    );
+    expect(invalid({ redis: { sentinel: { name: "bad name", nodes: [] } } })).toMatch(
+      /redis\.sentinel\.name: 1 to 64 of letters, digits and _ \. -\n\s+redis\.sentinel\.nodes: Too small/,
+    );
+    expect(
+      invalid({ redis: { sentinel: { name: "m", nodes: [{ host: "a b", port: 70_000 }] } } }),
+    ).toMatch(
+      /redis\.sentinel\.nodes\.0\.host: a host name or IP address.*\n\s+redis\.sentinel\.nodes\.0\.port/,
+    );
+    expect(invalid({ redis: { url: "redis://r", sentinel: SENTINEL } })).toMatch(
+      /redis\.sentinel: set one of url \(one server\), nodes \(Redis Cluster\) and sentinel \(Redis Sentinel\), not several/,
+    );
+    expect(invalid({ redis: { sentinel: { ...SENTINEL, password: "hunter2" } } })).toMatch(
+      /redis\.sentinel\.password: a password is never written in the configuration file/,
+    );
+    expect(
+      invalid({ redis: { sentinel: { ...SENTINEL, password_file: "/f", password_env: "X" } } }),
+    ).toMatch(/redis\.sentinel\.password_env: set password_file or password_env, not both/);
+    expect(invalid({ redis: { sentinel: { ...SENTINEL, password: "hunter2" } } })).not.toContain(
+      "hunter2",
+    );
+  });
+
+  it("resolves the Sentinels and both passwords; TLS with the tls section", async () => {
+    const file = await secretFile("sentinel-pw", "of-the-sentinels\n", 0o600);
+    const settings = await resolveRedisSettings(
+      parseConfig({
+        redis: {
+          sentinel: { ...SENTINEL, username: "watcher", password_file: file },
+          username: "writ",
+          password_env: "PRIMARY_PW",
+        },
+      }),
+      { PRIMARY_PW: "of-the-primary" },
+    );
+    expect(settings).toMatchObject({
+      sentinel: {
+        name: "writ-primary",
+        nodes: ["redis://10.0.1.5:26379", "redis://[::1]:26380"],
+        username: "watcher",
+        password: "of-the-sentinels",
+      },
+      username: "writ",
+      password: "of-the-primary",
+      endpoint: "sentinel writ-primary via redis://10.0.1.5:26379,redis://[::1]:26380",
+    });
+    expect(settings.url).toBeUndefined();
+    expect(settings.tls).toBeUndefined();
+    expect(settings.endpoint).not.toMatch(/of-the/);
+
+    const secure = await resolveRedisSettings(
+      parseConfig({ redis: { sentinel: SENTINEL, tls: {} } }),
+      {},
+    );
+    expect(secure.sentinel?.nodes).toEqual(["rediss://10.0.1.5:26379", "rediss://[::1]:26380"]);
+    expect(secure.tls).toEqual({});
+  });
+
+  it("refuses a missing Sentinel secret and WRIT_REDIS_URL beside Sentinel, naming the key", async () => {
+    const cases: [Record<string, unknown>, NodeJS.ProcessEnv, RegExp][] = [
+      [
+        { sentinel: { ...SENTINEL, password_env: "NOPE" } },
+        {},
+        /redis\.sentinel\.password_env: the environment variable NOPE is not set; set it, or remove redis\.sentinel\.password_env/,
+      ],
+      [
+        { sentinel: { ...SENTINEL, password_file: join(dir, "missing") } },
+        {},
+        /redis\.sentinel\.password_file: cannot read .*ENOENT/,
+      ],
+      [
+        { sentinel: SENTINEL },
+        { WRIT_REDIS_URL: "redis://r" },
+        /WRIT_REDIS_URL is set, but redis\.sentinel is configured too/,
+      ],
+    ];
+    for (const [redis, env, pattern] of cases) {
+      const error = await resolveRedisSettings(parseConfig({ redis }), env).catch((e) => e);
+      expect(error, JSON.stringify(redis)).toBeInstanceOf(ConfigError);
+      expect((error as Error).message).toMatch(pattern);
+    }
+  });
+
+  it("keeps every event by default; stream_trim sets a limit and a follower timeout", async () => {
+    const plain = await resolveRedisSettings(parseConfig({ redis: { url: "redis://r" } }), {});
+    expect(plain.streamTrim).toBeUndefined();
+    const defaults = await resolveRedisSettings(
+      parseConfig({ redis: { url: "redis://r", stream_trim: {} } }),
+      {},
+    );
+    expect(defaults.streamTrim).toEqual({ maxLen: 10_000_000, followerTimeoutMs: 86_400_000 });
+    const set = await resolveRedisSettings(
+      parseConfig({
+        redis: {
+          sentinel: SENTINEL,
+          stream_trim: { max_len: 5000, follower_timeout_seconds: 600 },
+        },
+      }),
+      {},
+    );
+    expect(set.streamTrim).toEqual({ maxLen: 5000, followerTimeoutMs: 600_000 });
   });
 });
 
@@ -289,6 +420,34 @@ describe("the production review (writ serve)", () => {
       redis: { url: "redis://127.0.0.1:6379" },
     });
     expect(fine.refusals).toEqual([]);
+  });
+
+  it("names Sentinel in the fix for the memory store, and warns about open Sentinels off the host", async () => {
+    const { refusals } = await review({ identities: IDENTITIES });
+    expect(refusals.find((r) => r.key === "store.kind")?.fix).toMatch(
+      /redis\.url \(or redis\.nodes for Redis Cluster, redis\.sentinel for Redis Sentinel\)/,
+    );
+    const sentinel = { name: "m", nodes: [{ host: "sentinel.internal" }] };
+    const open = await review({ identities: IDENTITIES, redis: { sentinel } });
+    expect(open.warnings.map((w) => w.key)).toEqual([
+      "redis.tls",
+      "redis.sentinel.password_file",
+      "redis.password_file",
+    ]);
+    const closed = await review({
+      identities: IDENTITIES,
+      redis: {
+        sentinel: { ...sentinel, password_env: "S" },
+        password_env: "P",
+        tls: {},
+      },
+    });
+    expect(closed.warnings).toEqual([]);
+    const local = await review({
+      identities: IDENTITIES,
+      redis: { sentinel: { name: "m", nodes: [{ host: "127.0.0.1" }] } },
+    });
+    expect(local.warnings).toEqual([]);
   });
 
   it("warns about plain-text or password-less Redis off the host, and limits turned off", async () => {

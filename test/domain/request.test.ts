@@ -275,6 +275,12 @@ describe("approveRequest", () => {
     expectCode(() => denyBy(request, bob), "self_approval_forbidden");
   });
 
+  it("matches the owner whatever the case or Unicode form of the id", () => {
+    const { request } = open(decision(), { onBehalfOf: "Ｂob" });
+    expectCode(() => approve({ ...request, owner: "ALICE" }, alice), "self_approval_forbidden");
+    expectCode(() => approve(request, bob), "self_approval_forbidden");
+  });
+
   it("refuses a reviewer in none of the named groups", () => {
     const err = expectCode(() => approve(open().request, erin), "not_an_approver");
     expect(err.details).toEqual({ groups: ["data-owners"] });

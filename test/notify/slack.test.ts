@@ -181,6 +181,20 @@ describe("Slack approvals", () => {
     const view = opened.args.view as { callback_id: string; private_metadata: string };
     expect(view.callback_id).toBe("writ_deny_reason");
     expect(JSON.parse(view.private_metadata)).toEqual({ requestId: id, channelId: CHANNEL });
+    // The click that only opens the form is on the record too, with the Slack user id.
+    await expect
+      .poll(async () =>
+        (await allEvents(t, { request_id: id, type: "approval.form_opened" })).map((e) => [
+          e.actor,
+          e.data,
+        ]),
+      )
+      .toEqual([
+        [
+          { kind: "reviewer", id: "bob" },
+          { form: "deny", reviewer: "bob", channel: "slack", channel_user_id: BOB },
+        ],
+      ]);
 
     const empty = await post(denySubmission({ user: BOB, requestId: id, reason: "  \n " }));
     expect(await empty.json()).toEqual({
@@ -241,6 +255,8 @@ describe("Slack approvals", () => {
     ]);
     expect(refused[0]?.actor).toEqual({ kind: "system", id: "slack" });
     expect(refused[2]?.actor).toEqual({ kind: "reviewer", id: "alice" });
+    // A refused Deny click opens no form, so it is recorded as refused only.
+    expect(await allEvents(t, { request_id: id, type: "approval.form_opened" })).toEqual([]);
   });
 
   it("rejects bad signatures, stale timestamps and replays; Slack's own retries change nothing", async () => {

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { approveAs, CUSTOMERS_EXPORT, createRequest, S3_READ } from "../support/api.js";
+import { allEvents, approveAs, CUSTOMERS_EXPORT, createRequest, S3_READ } from "../support/api.js";
 import { startTestWrit, type TestWrit } from "../support/harness.js";
 import { type RecordingServer, startRecordingServer } from "../support/recording-server.js";
 
@@ -119,7 +119,8 @@ describe("signed webhooks", () => {
     );
     const delivered = receiver.requests.filter((r) => r.path === "/all" && r.status === 200);
     const types = delivered.map((r) => JSON.parse(r.body).type);
-    expect(types).toEqual([
+    // notification.sent (the channels' own records) interleaves as the workers run.
+    expect(types.filter((type) => type !== "notification.sent")).toEqual([
       "request.created",
       "request.decided",
       "approval.granted",
@@ -156,5 +157,33 @@ describe("signed webhooks", () => {
     const decisions = await receiver.waitFor((r) => r.path === "/decisions");
     expect(JSON.parse(decisions.body).type).toBe("request.approved");
     expect(receiver.requests.filter((r) => r.path === "/decisions")).toHaveLength(1);
+  });
+
+  it("records notification.sent for Teams and for a webhook that took the prompt, and forwards it", async () => {
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    const recorded = async () =>
+      (await allEvents(t, { request_id: id, type: "notification.sent" })).map((e) => e.data);
+    await expect.poll(recorded).toEqual(
+      expect.arrayContaining([
+        { channel: "teams", target: "channel", destinations: 1 },
+        {
+          channel: "webhook",
+          target: "endpoint",
+          destinations: 1,
+          webhook: expect.stringMatching(/^[0-9a-f]{16}$/),
+        },
+      ]),
+    );
+    // Once each: the webhook filtered to decisions never took the prompt.
+    expect(await recorded()).toHaveLength(2);
+    // A webhook for every event forwards these records too; the other does not.
+    const forwarded = await receiver.waitFor(
+      (r) => r.path === "/all" && r.status === 200 && r.body.includes('"notification.sent"'),
+    );
+    expect(JSON.parse(forwarded.body)).toMatchObject({ request_id: id, type: "notification.sent" });
+    expect(JSON.stringify(await allEvents(t, { request_id: id }))).not.toContain(receiver.url);
+    expect(
+      receiver.requests.filter((r) => r.path === "/decisions" && r.body.includes("notification")),
+    ).toEqual([]);
   });
 });

@@ -92,3 +92,62 @@ export async function loggedEventIds(path: string): Promise<Set<string>> {
   }
   return ids;
 }
+
+/**
+ * The whole life of a credential over HTTP, as the production setup's
+ * principals (test/support/production-config.ts): report-agent asks for the
+ * customers export, bob and carol approve, the agent collects the JWT,
+ * billing-api consumes it once and is refused a replay. Resolves with the
+ * request's events as auditor dana reads them.
+ */
+export async function approvalFlow(
+  base: string,
+  key: (id: string) => string,
+  request: Record<string, unknown>,
+): Promise<{ id: string; events: EventBody[] }> {
+  const expectStatus = (answer: Answer, status: number, what: string) => {
+    if (answer.status !== status) {
+      throw new Error(`${what}: ${answer.status} ${JSON.stringify(answer.body)}`);
+    }
+  };
+  const created = await call<{ id: string; status: string }>(
+    base,
+    "POST",
+    "/v1/requests",
+    key("report-agent"),
+    request,
+  );
+  expectStatus(created, 201, "POST /v1/requests");
+  const { id } = created.body;
+  for (const reviewer of ["bob", "carol"]) {
+    expectStatus(
+      await call(base, "POST", `/v1/requests/${id}/approve`, key(reviewer), {}),
+      200,
+      `approve as ${reviewer}`,
+    );
+  }
+  const collected = await call<{ credential: { token: string } }>(
+    base,
+    "POST",
+    `/v1/requests/${id}/credential`,
+    key("report-agent"),
+  );
+  expectStatus(collected, 200, "collect");
+  const { token } = collected.body.credential;
+  const consume = () => call(base, "POST", "/v1/tokens/consume", key("billing-api"), { token });
+  expectStatus(await consume(), 200, "consume");
+  expectStatus(await consume(), 409, "replay");
+  return { id, events: await allEvents(base, key("dana"), { request_id: id }) };
+}
+
+/** The event types a request goes through in {@link approvalFlow}. */
+export const APPROVAL_FLOW_EVENTS = [
+  "request.created",
+  "request.decided",
+  "approval.granted",
+  "approval.granted",
+  "request.approved",
+  "credential.issued",
+  "token.used",
+  "token.replay_blocked",
+] as const;

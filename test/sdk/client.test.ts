@@ -334,6 +334,47 @@ describe("long-polls", () => {
     expect(error.details).toMatchObject({ request_id: created.id, status: "pending" });
   });
 
+  it("waitForDecision pauses when the key holds all its long-polls (too_many_waits), then polls again", async () => {
+    const agent = clientFor("report-agent");
+    const created = await agent.request(EXPORT);
+    let refused = 0;
+    let sent: () => void = () => {};
+    const retried = new Promise<void>((resolve) => {
+      sent = resolve;
+    });
+    // The first long-poll is refused as a server refuses one over the cap.
+    const refusing: typeof fetch = (input, init) => {
+      if (String(input).includes("wait=")) {
+        if (refused === 0) {
+          refused++;
+          const body = {
+            error: {
+              code: "too_many_waits",
+              message: "At most 100 long-polls may wait at once for one caller.",
+              details: { max_waits: 100, retry_after_seconds: 1 },
+            },
+          };
+          return Promise.resolve(
+            new Response(JSON.stringify(body), {
+              status: 429,
+              headers: { "content-type": "application/json", "retry-after": "1" },
+            }),
+          );
+        }
+        sent();
+      }
+      return fetch(input, init);
+    };
+    const decided = clientFor("report-agent", refusing).waitForDecision(created.id, {
+      timeoutMs: 20_000,
+    });
+    await retried;
+    await clientFor("bob").approve(created.id);
+    await clientFor("carol").approve(created.id);
+    expect((await decided).status).toBe("approved");
+    expect(refused).toBe(1);
+  });
+
   it("waitForDecision stops when its signal aborts, rejecting with the signal's reason", async () => {
     const agent = clientFor("report-agent");
     const created = await agent.request(EXPORT);

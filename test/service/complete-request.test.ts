@@ -183,9 +183,11 @@ describe("the revoker seam", () => {
     const calls: { id: string; status: string; reason: string }[] = [];
     const revoker: CredentialRevoker = {
       type: "jwt",
+      source: "test-source",
       async revoke(request: AccessRequest, reason) {
         calls.push({ id: request.id, status: request.status, reason });
         if (fail()) throw new Error("iam unreachable");
+        return { source: "test-source", details: { handle: `ended-${request.id}` } };
       },
     };
     return { revoker, calls };
@@ -210,6 +212,14 @@ describe("the revoker seam", () => {
     failing = false;
     expect((await broker.complete(agent, created.id)).status).toBe("completed");
     expect(calls).toHaveLength(2);
+    // The end at the source is recorded in the same commit as the completion.
+    const ended = (await allEvents(t, { request_id: created.id })).slice(-2);
+    expect(ended.map((e) => e.type)).toEqual(["credential.completed", "credential.revoked"]);
+    expect(ended[1]).toMatchObject({
+      actor: { kind: "agent", id: "report-agent" },
+      data: { reason: "completed", cause: "completed", at_source: "test-source" },
+    });
+    expect(ended[1]?.data.handle).toBe(`ended-${created.id}`);
     // Already completed: nothing left to revoke.
     await broker.complete(agent, created.id);
     expect(calls).toHaveLength(2);
@@ -222,8 +232,16 @@ describe("the revoker seam", () => {
     if (carol === undefined) throw new Error("no demo reviewer");
     const created = await clientFor("report-agent").request(S3_READ);
     await clientFor("report-agent").collectCredential(created.id);
-    const { request } = await broker.revoke(carol, created.id, "suspicious");
+    const { request, events } = await broker.revoke(carol, created.id, "suspicious");
     expect(request.status).toBe("revoked");
     expect(calls).toEqual([{ id: created.id, status: "issued", reason: "revoked" }]);
+    // One event: the reviewer's revoke, carrying the end at the source.
+    expect(events.map((e) => e.type)).toEqual(["credential.revoked"]);
+    expect(events[0]?.data).toMatchObject({
+      reason: "suspicious",
+      cause: "revoked",
+      at_source: "test-source",
+      handle: `ended-${created.id}`,
+    });
   });
 });

@@ -1,11 +1,30 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
+
+/** The Redis configuration writ ships, whose AOF settings tests can run with. */
+export const SHIPPED_REDIS_CONF = resolve(import.meta.dirname, "../../infra/redis/redis.conf");
+
+/** The directives of the shipped configuration that decide what the AOF keeps. */
+const AOF_DIRECTIVE =
+  /^(appendonly|appendfsync|appenddirname|appendfilename|no-appendfsync-on-rewrite|auto-aof-rewrite-percentage|auto-aof-rewrite-min-size|aof-load-truncated|aof-use-rdb-preamble|aof-timestamp-enabled)$/;
+
+/** Every AOF directive of `infra/redis/redis.conf`, by name, as written there. */
+export async function shippedAofSettings(): Promise<Record<string, string>> {
+  const settings: Record<string, string> = {};
+  for (const line of (await readFile(SHIPPED_REDIS_CONF, "utf8")).split("\n")) {
+    const match = /^([a-z-]+)\s+(.+?)\s*$/.exec(line);
+    if (match === null || !AOF_DIRECTIVE.test(match[1] as string)) continue;
+    settings[match[1] as string] = (match[2] as string).replace(/^"(.*)"$/, "$1");
+  }
+  if (settings.appendonly !== "yes") throw new Error(`${SHIPPED_REDIS_CONF} does not turn AOF on`);
+  return settings;
+}
 
 /** How long a redis-server may take to say it is ready, or a cluster to agree on its slots. */
 const START_TIMEOUT_MS = 15_000;
@@ -14,16 +33,31 @@ const STOP_TIMEOUT_MS = 10_000;
 export interface RedisServerOptions {
   /** Run with `--requirepass`. */
   password?: string;
-  /** Write an append-only file, fsynced on every write, so a restart keeps the data. */
-  appendOnly?: boolean;
+  /**
+   * Write an append-only file so a restart keeps the data: `true` fsyncs it on
+   * every write (`appendfsync always`); `"shipped"` takes every AOF setting of
+   * `infra/redis/redis.conf` as it is (`appendfsync everysec`).
+   */
+  appendOnly?: boolean | "shipped";
   /** Start as a cluster node (`--cluster-enabled yes`). */
   cluster?: boolean;
+  /** Serve TLS only (`--port 0 --tls-port …`), with these PEM files. */
+  tls?: RedisTlsFiles;
+}
+
+export interface RedisTlsFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** The CA that client certificates must chain to. */
+  readonly caFile: string;
+  /** `tls-auth-clients`: whether clients must show a certificate (default "no"). */
+  readonly authClients?: "yes" | "no" | "optional";
 }
 
 /** A real redis-server on a free loopback port, with its own data directory. */
 export interface RedisServer {
   readonly port: number;
-  /** `redis://127.0.0.1:<port>`, with the password when there is one. */
+  /** `redis://127.0.0.1:<port>` (`rediss://` with TLS), with the password when there is one. */
   readonly url: string;
   readonly dir: string;
   /** Whether the process is running. */
@@ -121,24 +155,43 @@ function stopProcess(child: ChildProcess, signal: "SIGTERM" | "SIGKILL"): Promis
  * temporary data directory. RDB snapshots are off; `appendOnly` turns AOF on.
  */
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
+  const aof =
+    options.appendOnly === "shipped"
+      ? Object.entries(await shippedAofSettings()).flatMap(([name, value]) => [`--${name}`, value])
+      : options.appendOnly
+        ? ["--appendonly", "yes", "--appendfsync", "always"]
+        : ["--appendonly", "no"];
   const dir = await mkdtemp(join(tmpdir(), "writ-redis-"));
   let lastError: unknown;
   // A port found free can be taken by someone else before redis binds it: try a few.
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
     const clusterPort = options.cluster ? await freePort() : undefined;
+    const { tls } = options;
     const args = [
-      "--port",
-      String(port),
+      ...(tls === undefined
+        ? ["--port", String(port)]
+        : [
+            "--port",
+            "0",
+            "--tls-port",
+            String(port),
+            "--tls-cert-file",
+            tls.certFile,
+            "--tls-key-file",
+            tls.keyFile,
+            "--tls-ca-cert-file",
+            tls.caFile,
+            "--tls-auth-clients",
+            tls.authClients ?? "no",
+          ]),
       "--bind",
       "127.0.0.1",
       "--dir",
       dir,
       "--save",
       "",
-      "--appendonly",
-      options.appendOnly ? "yes" : "no",
-      ...(options.appendOnly ? ["--appendfsync", "always"] : []),
+      ...aof,
       "--daemonize",
       "no",
       "--logfile",
@@ -162,7 +215,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       const auth = options.password !== undefined ? `:${options.password}@` : "";
       return {
         port,
-        url: `redis://${auth}127.0.0.1:${port}`,
+        url: `${tls === undefined ? "redis" : "rediss"}://${auth}127.0.0.1:${port}`,
         dir,
         running: () => child.exitCode === null && child.signalCode === null,
         stop: (signal = "SIGTERM") => stopProcess(child, signal),
@@ -252,13 +305,22 @@ export interface RedisSentinelServer {
   readonly name: string;
   /** `redis://127.0.0.1:<port>` of the Sentinel. */
   readonly url: string;
+  readonly port: number;
   dispose(): Promise<void>;
+}
+
+export interface RedisSentinelOptions {
+  /** The primary's password (`sentinel auth-pass`). */
+  primaryPassword?: string;
+  /** The Sentinel's own password (`requirepass`). */
+  password?: string;
 }
 
 /** Starts a Sentinel (quorum 1) watching `primary`; resolves once it monitors it. */
 export async function startRedisSentinel(
   primary: RedisServer,
   name = "writ-primary",
+  options: RedisSentinelOptions = {},
 ): Promise<RedisSentinelServer> {
   const dir = await mkdtemp(join(tmpdir(), "writ-sentinel-"));
   try {
@@ -272,6 +334,10 @@ export async function startRedisSentinel(
         "bind 127.0.0.1",
         `dir ${dir}`,
         `sentinel monitor ${name} 127.0.0.1 ${primary.port} 1`,
+        ...(options.primaryPassword !== undefined
+          ? [`sentinel auth-pass ${name} ${options.primaryPassword}`]
+          : []),
+        ...(options.password !== undefined ? [`requirepass ${options.password}`] : []),
         "",
       ].join("\n"),
     );
@@ -279,6 +345,7 @@ export async function startRedisSentinel(
     return {
       name,
       url: `redis://127.0.0.1:${port}`,
+      port,
       async dispose() {
         await stopProcess(child, "SIGKILL");
         await rm(dir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 import { GetRolePolicyCommand, type IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
 import { WritError } from "../../domain/errors.js";
 import type { AccessRequest } from "../../domain/request.js";
+import type { RevokedAtSource } from "../../domain/revocation.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Logger } from "../../ports/logger.js";
 import type { CredentialRevoker } from "../../ports/revoker.js";
@@ -28,6 +29,15 @@ export interface IamRevokerOptions {
 
 /** Read, change, write, read back: tries before giving up when other writers keep winning. */
 const MAX_WRITES = 3;
+
+/** The name writ records as `at_source` for sessions it ends through IAM. */
+export const IAM_REVOKER_SOURCE = "aws-iam";
+
+/**
+ * How the role's policy denies a session: its grant is listed, or (when the list
+ * no longer fits) every writ session of the role issued before a moment is.
+ */
+type DenyForm = "grant" | "all_earlier_sessions";
 
 /** The role name in a role ARN (IAM's policy calls take the name, without the path). */
 export function roleNameOf(roleArn: string): string {
@@ -97,11 +107,15 @@ export function createIamRevoker(options: IamRevokerOptions): CredentialRevoker 
     }
   }
 
-  async function deny(roleName: string, grant: string, issuedAt: number): Promise<void> {
+  function formOf(doc: RevocationDocument, grant: string): DenyForm {
+    return doc.grants.includes(grant) ? "grant" : "all_earlier_sessions";
+  }
+
+  async function deny(roleName: string, grant: string, issuedAt: number): Promise<DenyForm> {
     for (let attempt = 0; attempt < MAX_WRITES; attempt++) {
       const now = clock.now();
       const current = pruneRevocations(await read(roleName), now);
-      if (deniesGrant(current, grant, issuedAt)) return;
+      if (deniesGrant(current, grant, issuedAt)) return formOf(current, grant);
       const listed = withGrant(current, grant);
       const text = renderRevocationPolicy(listed);
       let written = text.length <= ROLE_INLINE_POLICIES_MAX_CHARS && (await write(roleName, text));
@@ -119,7 +133,8 @@ export function createIamRevoker(options: IamRevokerOptions): CredentialRevoker 
           );
         }
       }
-      if (deniesGrant(await read(roleName), grant, issuedAt)) return;
+      const stored = await read(roleName);
+      if (deniesGrant(stored, grant, issuedAt)) return formOf(stored, grant);
       logger.warn("AWS revocation overwritten by a concurrent writer; writing again", {
         role: roleName,
       });
@@ -129,7 +144,8 @@ export function createIamRevoker(options: IamRevokerOptions): CredentialRevoker 
 
   return {
     type: "aws",
-    async revoke(request: AccessRequest, reason) {
+    source: IAM_REVOKER_SOURCE,
+    async revoke(request: AccessRequest, reason): Promise<RevokedAtSource | undefined> {
       const credential = request.credential;
       const attributes = credential?.attributes ?? {};
       const roleArn = attributes.role_arn;
@@ -140,16 +156,29 @@ export function createIamRevoker(options: IamRevokerOptions): CredentialRevoker 
         throw new WritError("internal_error", "The credential's AWS session is not on record.");
       }
       // The session has ended at STS already: nothing is left to deny.
-      if (!Number.isNaN(sessionEnd) && sessionEnd <= clock.now()) return;
+      if (!Number.isNaN(sessionEnd) && sessionEnd <= clock.now()) return undefined;
       const roleName = roleNameOf(roleArn);
-      await serialized(roleName, () => deny(roleName, grant, credential.issuedAt));
+      const form = await serialized(roleName, () => deny(roleName, grant, credential.issuedAt));
       logger.info("AWS session denied through the role's revocation policy", {
         request_id: request.id,
         reason,
         role_arn: roleArn,
         session_name: attributes.session_name,
         access_key_id: credential.id,
+        deny: form,
       });
+      return {
+        source: IAM_REVOKER_SOURCE,
+        details: {
+          role_arn: roleArn,
+          policy_name: policyName,
+          grant_id: grant,
+          ...(attributes.session_name !== undefined
+            ? { session_name: attributes.session_name }
+            : {}),
+          deny: form,
+        },
+      };
     },
   };
 }

@@ -1,5 +1,6 @@
 import { WritError } from "../../domain/errors.js";
 import type { Logger } from "../../ports/logger.js";
+import type { StreamWaitOptions } from "../../ports/store.js";
 import { compareStreamIds, parseStreamId } from "./codec.js";
 import { errorKind, type RedisStoreConnection, type RedisStreamReader } from "./connection.js";
 
@@ -18,6 +19,13 @@ import { errorKind, type RedisStoreConnection, type RedisStreamReader } from "./
  * A waiter registers first and checks the state second, after the reader
  * has fixed its starting point: a change after the check is then always read
  * by the reader, and a change before it is seen by the check.
+ *
+ * Waits are bounded so that callers cannot exhaust the process's memory:
+ * `maxWaiters` request waits and `maxStreamWaiters` stream waits of API
+ * callers, past which a wait is refused with `store_unavailable`. Stream waits
+ * marked `internal` (the process's own audit log and notification workers, a
+ * fixed few) are not counted and never refused: a crowd of API callers must
+ * never stall the audit log.
  */
 export interface ChangeFeed {
   waitForChange(
@@ -26,7 +34,12 @@ export interface ChangeFeed {
     timeoutMs: number,
     signal?: AbortSignal,
   ): Promise<void>;
-  waitForEvents(after: string | undefined, timeoutMs: number, signal?: AbortSignal): Promise<void>;
+  waitForEvents(
+    after: string | undefined,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    options?: StreamWaitOptions,
+  ): Promise<void>;
   /** Resolves every waiter and stops the reader. */
   close(): Promise<void>;
 }
@@ -41,7 +54,7 @@ export interface ChangeFeedOptions {
   blockMs?: number;
   /** Most concurrent `waitForChange` calls (default 10,000). */
   maxWaiters?: number;
-  /** Most concurrent `waitForEvents` calls (default 1,000). */
+  /** Most concurrent `waitForEvents` calls that are not `internal` (default 1,000). */
   maxStreamWaiters?: number;
 }
 
@@ -83,7 +96,8 @@ function entriesOf(reply: unknown): [string, string | undefined][] {
         throw new TypeError("unexpected XREAD reply");
       }
       const requestId = (fields as { request_id?: unknown } | null)?.request_id;
-      out.push([id, typeof requestId === "string" ? requestId : undefined]);
+      // "" marks an event about writ itself: no request waits on it.
+      out.push([id, typeof requestId === "string" && requestId !== "" ? requestId : undefined]);
     }
   }
   return out;
@@ -98,6 +112,8 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
   const byRequest = new Map<string, Set<Waiter>>();
   let waiterCount = 0;
   const streamWaiters = new Set<StreamWaiter>();
+  /** Stream waiters that are not `internal`: only they count against `maxStreamWaiters`. */
+  let publicStreamWaiters = 0;
   /** The id the reader reads after; undefined until it has fixed its starting point. */
   let lastId: string | undefined;
   let reader: RedisStreamReader | undefined;
@@ -306,12 +322,13 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
       });
     },
 
-    waitForEvents(after, timeoutMs, signal) {
+    waitForEvents(after, timeoutMs, signal, waitOptions) {
       if (after !== undefined && parseStreamId(after) === undefined) {
         return Promise.reject(new TypeError("waitForEvents: after must be a stream id"));
       }
       if (closed || signal?.aborted) return Promise.resolve();
-      if (streamWaiters.size >= maxStreamWaiters) {
+      const internal = waitOptions?.internal === true;
+      if (!internal && publicStreamWaiters >= maxStreamWaiters) {
         return Promise.reject(
           new WritError("store_unavailable", "Too many readers are waiting; try again later."),
         );
@@ -319,10 +336,13 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
       return new Promise<void>((resolve) => {
         let waiter: StreamWaiter | undefined;
         const finish = settleOn(timeoutMs, signal, resolve, () => {
-          if (waiter !== undefined) streamWaiters.delete(waiter);
+          if (waiter !== undefined && streamWaiters.delete(waiter) && !internal) {
+            publicStreamWaiters--;
+          }
         });
         waiter = { after, finish };
         streamWaiters.add(waiter);
+        if (!internal) publicStreamWaiters++;
         ensureRunning();
         // Before the reader has its starting point, it wakes followers behind it itself.
         if (lastId === undefined) return;

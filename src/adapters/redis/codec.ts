@@ -7,7 +7,8 @@ import type { AccessRequest } from "../../domain/request.js";
 /**
  * How events and requests are written to Redis and read back. Stream entries
  * are plain fields so that a SIEM reading `XREAD` needs no writ code:
- * `type`, `request_id`, `time` (ms since the epoch), `actor` and `data` (JSON).
+ * `type`, `request_id` ("" for an event about writ itself, which belongs to no
+ * request), `time` (ms since the epoch), `actor` and `data` (JSON).
  */
 
 /** Arguments per event in the write scripts, in this order. */

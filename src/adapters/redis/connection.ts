@@ -1,4 +1,4 @@
-import { createClient, createCluster, createSentinel } from "redis";
+import { createClient, createCluster, createSentinel, ErrorReply } from "redis";
 import { WritError } from "../../domain/errors.js";
 import type { Logger } from "../../ports/logger.js";
 import { redisStoreScripts } from "./scripts.js";
@@ -33,6 +33,8 @@ export interface RedisStoreConnection extends RedisStreamReader {
   writCommit(keys: string[], args: string[]): Promise<unknown>;
   writAppend(keys: string[], args: string[]): Promise<unknown>;
   writList(keys: string[], args: string[]): Promise<unknown>;
+  writFollow(keys: string[], args: string[]): Promise<unknown>;
+  writTrim(keys: string[], args: string[]): Promise<unknown>;
   hGet(key: string, field: string): Promise<unknown>;
   exists(key: string): Promise<unknown>;
   lRange(key: string, start: number, stop: number): Promise<unknown>;
@@ -149,7 +151,12 @@ function parseRedisUrl(
 export function errorKind(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
-    return typeof code === "string" && /^[A-Z0-9_]{1,40}$/.test(code) ? code : error.name;
+    if (typeof code === "string" && /^[A-Z0-9_]{1,40}$/.test(code)) return code;
+    // A Redis error reply starts with its code (WRONGPASS, NOAUTH, NOPERM, LOADING):
+    // a fixed word, unlike the rest of the reply.
+    const replyCode =
+      error instanceof ErrorReply ? /^([A-Z][A-Z_]{1,30})\b/.exec(error.message) : null;
+    return replyCode?.[1] ?? error.name;
   }
   return typeof error;
 }
@@ -171,7 +178,9 @@ function reconnectStrategy(maxDelayMs: number) {
  * store's scripts registered, fail-fast commands while disconnected, automatic
  * reconnection with backoff, and connection errors logged once per outage
  * (their kind only). Rejects with `store_unavailable` if the first connection
- * does not succeed within `connectTimeoutMs`.
+ * does not succeed within `connectTimeoutMs`; its `details.cause` is the kind of
+ * the first error seen (`ECONNREFUSED`, `UNABLE_TO_VERIFY_LEAF_SIGNATURE`, …),
+ * so that a caller can say what went wrong without quoting Redis.
  */
 export async function connectRedis(options: RedisConnectOptions): Promise<RedisStoreClient> {
   const { logger } = options;
@@ -294,7 +303,10 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisS
   }
 
   let down = false;
+  /** Why the first connection fails, by kind only (e.g. a certificate that does not verify). */
+  let firstError: string | undefined;
   client.on("error", (error: unknown) => {
+    firstError ??= errorKind(error);
     if (down) return;
     down = true;
     logger.warn("redis connection lost; reconnecting", { error: errorKind(error) });
@@ -313,9 +325,16 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisS
         timer = setTimeout(() => reject(new Error("timeout")), connectTimeoutMs);
       }),
     ]);
-  } catch {
+  } catch (error) {
     client.destroy();
-    throw new WritError("store_unavailable", "Could not connect to Redis.");
+    const cause =
+      firstError ??
+      (error instanceof Error && error.message !== "timeout" ? errorKind(error) : undefined);
+    throw new WritError(
+      "store_unavailable",
+      "Could not connect to Redis.",
+      cause !== undefined ? { cause } : undefined,
+    );
   } finally {
     clearTimeout(timer);
   }

@@ -12,7 +12,10 @@ import { REQUEST_STATUSES, type RequestStatus } from "../../domain/request.js";
 export interface KeyLayout {
   /** `{writ}:req:<id>`: a hash of the request's JSON (`d`), version (`v`), status (`s`), agent (`a`), action (`x`) and list member (`m`). */
   request(id: string): string;
-  /** `{writ}:reqev:<id>`: the stream ids of the request's events, in order. */
+  /**
+   * `{writ}:reqev:<id>`: the stream ids of the request's events, in order.
+   * Events about writ itself (request id "") are in the stream only.
+   */
   requestEvents(id: string): string;
   /** `{writ}:list`: every request, as list members (see {@link listMember}). */
   readonly list: string;
@@ -24,6 +27,12 @@ export interface KeyLayout {
   readonly seq: string;
   /** The event stream. */
   readonly stream: string;
+  /**
+   * `{writ}:followers`: a hash of how far each audit log following the stream
+   * has fsynced it (`<stream id> <Redis time in ms>` by follower id); trimming
+   * never passes the slowest one heard from recently.
+   */
+  readonly followers: string;
   /** The prefix of request hashes, for the list script that reads them by id. */
   readonly requestPrefix: string;
 }
@@ -63,6 +72,7 @@ export function keyLayout(prefix: string, streamKey: string | undefined): KeyLay
     due: `${base}:due`,
     seq: `${base}:seq`,
     stream,
+    followers: `${base}:followers`,
     requestPrefix: `${base}:req:`,
   };
 }

@@ -15,16 +15,26 @@ import { EVENT_ARGS } from "./codec.js";
  */
 
 /** Fixed arguments before the events in the create and commit scripts. */
-const HEAD_ARGS = 10;
+const HEAD_ARGS = 9;
 
 /**
- * Records the events in ARGV from `first_arg` on, five arguments each, with
- * each event's id list in KEYS from `first_key` on, and returns their ids.
+ * Records the events in ARGV from `first_arg` on, five arguments each, and
+ * returns their ids. KEYS from `first_key` on are the id lists of the events
+ * that belong to a request, in order: an event about writ itself (request id
+ * "") has none. Adding never trims: trimming is a separate script
+ * (`TRIM_LUA`) that knows how far every audit log has read.
  */
 const RECORD = `
 local function check_events(first_key, first_arg, types)
   local n = #ARGV - first_arg + 1
-  if n < 0 or n % ${EVENT_ARGS} ~= 0 or #KEYS - first_key + 1 ~= n / ${EVENT_ARGS} then
+  if n < 0 or n % ${EVENT_ARGS} ~= 0 then
+    return redis.error_reply("writ: malformed event arguments")
+  end
+  local lists = 0
+  for a = first_arg + 1, #ARGV, ${EVENT_ARGS} do
+    if ARGV[a] ~= "" then lists = lists + 1 end
+  end
+  if #KEYS - first_key + 1 ~= lists then
     return redis.error_reply("writ: malformed event arguments")
   end
   -- A key of another type would fail a write halfway: refuse before the first.
@@ -38,21 +48,16 @@ local function check_events(first_key, first_arg, types)
   return nil
 end
 
-local function record(stream, maxlen, first_key, first_arg, ids)
-  local i = 0
-  while first_arg + i * ${EVENT_ARGS} <= #ARGV do
-    local a = first_arg + i * ${EVENT_ARGS}
-    local id
-    if maxlen == "" then
-      id = redis.call("XADD", stream, "*", "type", ARGV[a], "request_id", ARGV[a + 1],
-        "time", ARGV[a + 2], "actor", ARGV[a + 3], "data", ARGV[a + 4])
-    else
-      id = redis.call("XADD", stream, "MAXLEN", "~", maxlen, "*", "type", ARGV[a],
-        "request_id", ARGV[a + 1], "time", ARGV[a + 2], "actor", ARGV[a + 3], "data", ARGV[a + 4])
+local function record(stream, first_key, first_arg, ids)
+  local k = first_key
+  for a = first_arg, #ARGV, ${EVENT_ARGS} do
+    local id = redis.call("XADD", stream, "*", "type", ARGV[a], "request_id", ARGV[a + 1],
+      "time", ARGV[a + 2], "actor", ARGV[a + 3], "data", ARGV[a + 4])
+    if ARGV[a + 1] ~= "" then
+      redis.call("RPUSH", KEYS[k], id)
+      k = k + 1
     end
-    redis.call("RPUSH", KEYS[first_key + i], id)
     ids[#ids + 1] = id
-    i = i + 1
   end
   return ids
 end
@@ -60,8 +65,8 @@ end
 
 /**
  * KEYS: request, stream, due, list, list of its status, creation counter, then
- * one event-id list per event. ARGV: id, json, version, status, agent, action,
- * live (1/0), expires-at, stream max length ("" = none), created-at digits,
+ * the event-id list of each event that belongs to a request. ARGV: id, json,
+ * version, status, agent, action, live (1/0), expires-at, created-at digits,
  * then the events. Replies `{0}` if the id exists, else `{1, event ids...}`.
  */
 const CREATE_LUA = `#!lua
@@ -72,13 +77,13 @@ if bad then return bad end
 if redis.call("EXISTS", KEYS[1]) == 1 then return {0} end
 local n = redis.call("INCR", KEYS[6])
 if n >= 1e12 then return redis.error_reply("writ: creation counter exhausted") end
-local member = ARGV[10] .. string.format("%012d", n) .. ":" .. ARGV[1]
+local member = ARGV[9] .. string.format("%012d", n) .. ":" .. ARGV[1]
 redis.call("HSET", KEYS[1], "d", ARGV[2], "v", ARGV[3], "s", ARGV[4], "a", ARGV[5],
   "x", ARGV[6], "m", member)
 redis.call("ZADD", KEYS[4], 0, member)
 redis.call("ZADD", KEYS[5], 0, member)
 if ARGV[7] == "1" then redis.call("ZADD", KEYS[3], ARGV[8], ARGV[1]) end
-return record(KEYS[2], ARGV[9], 7, ${HEAD_ARGS + 1}, {1})
+return record(KEYS[2], 7, ${HEAD_ARGS + 1}, {1})
 `;
 
 const STATUS_KEYS = `{ ${REQUEST_STATUSES.map((s, i) => `["${s}"] = ${4 + i}`).join(", ")} }`;
@@ -86,10 +91,11 @@ const COMMIT_FIRST_EVENT_KEY = 4 + REQUEST_STATUSES.length;
 
 /**
  * KEYS: request, stream, due, the list of every status (in REQUEST_STATUSES
- * order), then one event-id list per event. ARGV: id, expected version, json,
- * new version, status, agent, action, live (1/0), expires-at, stream max length,
- * then the events. Replies `{0}` when the stored version is not the expected
- * one (or the request does not exist), writing nothing; else `{1, event ids...}`.
+ * order), then the event-id list of each event that belongs to a request.
+ * ARGV: id, expected version, json, new version, status, agent, action, live
+ * (1/0), expires-at, then the events. Replies `{0}` when the stored version is
+ * not the expected one (or the request does not exist), writing nothing; else
+ * `{1, event ids...}`.
  */
 const COMMIT_LUA = `#!lua
 ${RECORD}
@@ -114,15 +120,18 @@ if ARGV[8] == "1" then
 else
   redis.call("ZREM", KEYS[3], ARGV[1])
 end
-return record(KEYS[2], ARGV[10], ${COMMIT_FIRST_EVENT_KEY}, ${HEAD_ARGS + 1}, {1})
+return record(KEYS[2], ${COMMIT_FIRST_EVENT_KEY}, ${HEAD_ARGS + 1}, {1})
 `;
 
-/** KEYS: stream, then one event-id list per event. ARGV: stream max length, then the events. */
+/**
+ * KEYS: stream, then the event-id list of each event that belongs to a
+ * request. ARGV: the events.
+ */
 const APPEND_LUA = `#!lua
 ${RECORD}
-local bad = check_events(2, 2, {"stream"})
+local bad = check_events(2, 1, {"stream"})
 if bad then return bad end
-return record(KEYS[1], ARGV[1], 2, 2, {})
+return record(KEYS[1], 2, 1, {})
 `;
 
 /**
@@ -160,6 +169,76 @@ while true do
 end
 `;
 
+/** Redis's own clock in ms: every replica's records are timed by one clock, so no skew counts. */
+const NOW_MS = `
+local function now_ms()
+  local t = redis.call("TIME")
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
+/**
+ * Records how far one audit log has fsynced the stream. KEYS: the followers
+ * hash, the stream. ARGV: follower id, stream id ("0-0" for nothing yet).
+ * Replies the stream's first entry id ("" while it is empty), so the caller
+ * can tell whether entries it has not read were trimmed while it was away.
+ */
+const FOLLOW_LUA = `#!lua
+${NOW_MS}
+redis.call("HSET", KEYS[1], ARGV[1], ARGV[2] .. " " .. string.format("%.0f", now_ms()))
+local first = redis.call("XRANGE", KEYS[2], "-", "+", "COUNT", 1)
+if #first == 0 then return "" end
+return first[1][1]
+`;
+
+/**
+ * Trims the stream, never past what an audit log heard from recently has not
+ * fsynced. KEYS: the stream, the followers hash. ARGV: the length to trim
+ * down to, the follower timeout (ms), the most entries one call removes.
+ *
+ * Followers not heard from within the timeout are dropped from the hash and
+ * hold nothing back; without any live follower nothing is trimmed. Of the
+ * others the slowest cursor bounds the trim: `XTRIM MINID ~` removes only
+ * whole stream nodes whose every entry is older than it, and `LIMIT` keeps it
+ * from removing more than the excess over the length. Replies
+ * `{removed, length after, live followers, slowest cursor or ""}`.
+ */
+const TRIM_LUA = `#!lua
+${NOW_MS}
+-- Whether stream id a is older than b; canonical ids have no leading zeros,
+-- so comparing digit counts, then digits, compares numbers of any size.
+local function older(a, b)
+  local am, as = string.match(a, "^(%d+)%-(%d+)$")
+  local bm, bs = string.match(b, "^(%d+)%-(%d+)$")
+  if #am ~= #bm then return #am < #bm end
+  if am ~= bm then return am < bm end
+  if #as ~= #bs then return #as < #bs end
+  return as < bs
+end
+local now = now_ms()
+local timeout = tonumber(ARGV[2])
+local fields = redis.call("HGETALL", KEYS[2])
+local slowest = nil
+local live = 0
+for i = 1, #fields, 2 do
+  local cursor, at = string.match(fields[i + 1], "^(%d+%-%d+) (%d+)$")
+  -- An unreadable record could be a follower's: trim nothing rather than guess.
+  if not cursor then return redis.error_reply("writ: unreadable stream follower record") end
+  if now - tonumber(at) > timeout then
+    redis.call("HDEL", KEYS[2], fields[i])
+  else
+    live = live + 1
+    if slowest == nil or older(cursor, slowest) then slowest = cursor end
+  end
+end
+local length = redis.call("XLEN", KEYS[1])
+local excess = length - tonumber(ARGV[1])
+if slowest == nil or excess <= 0 then return {0, length, live, slowest or ""} end
+local removed = redis.call("XTRIM", KEYS[1], "MINID", "~", slowest,
+  "LIMIT", math.min(excess, tonumber(ARGV[3])))
+return {removed, length - removed, live, slowest}
+`;
+
 /** Every script takes its keys and its arguments as string lists. */
 function parseKeysAndArgs(parser: CommandParser, keys: string[], args: string[]): void {
   parser.pushKeysLength(keys);
@@ -193,6 +272,16 @@ export const redisStoreScripts = {
   }),
   writList: defineScript({
     SCRIPT: LIST_LUA,
+    parseCommand: parseKeysAndArgs,
+    transformReply: rawReply,
+  }),
+  writFollow: defineScript({
+    SCRIPT: FOLLOW_LUA,
+    parseCommand: parseKeysAndArgs,
+    transformReply: rawReply,
+  }),
+  writTrim: defineScript({
+    SCRIPT: TRIM_LUA,
     parseCommand: parseKeysAndArgs,
     transformReply: rawReply,
   }),

@@ -7,6 +7,7 @@ import {
   jwtKeysPath,
   type ProductionFinding,
   reviewForProduction,
+  withProductionDefaults,
 } from "../../config/production.js";
 import { resolveRedisSettings } from "../../config/redis-settings.js";
 import type { WritConfig } from "../../config/schema.js";
@@ -62,6 +63,59 @@ function untilSignal(onForce: () => void): Promise<NodeJS.Signals> {
   });
 }
 
+/** Node's codes for a server certificate that does not verify. */
+const CERTIFICATE_ERRORS = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_UNTRUSTED",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+/** Why `writ serve` could not reach Redis at start, naming the key to fix. */
+function unreachable(
+  config: WritConfig,
+  env: NodeJS.ProcessEnv,
+  endpoint: string,
+  cause: unknown,
+): ProductionFinding {
+  const key = env.WRIT_REDIS_URL
+    ? "WRIT_REDIS_URL"
+    : config.redis.url
+      ? "redis.url"
+      : config.redis.sentinel
+        ? "redis.sentinel"
+        : "redis.nodes";
+  const within = `within ${config.redis.connect_timeout_seconds} s`;
+  if (typeof cause === "string" && CERTIFICATE_ERRORS.has(cause)) {
+    return {
+      key: config.redis.tls?.ca_file !== undefined ? "redis.tls.ca_file" : key,
+      problem: `cannot reach Redis at ${endpoint} ${within}: its TLS certificate does not verify (${cause}), so writ refuses the connection`,
+      fix:
+        cause === "ERR_TLS_CERT_ALTNAME_INVALID"
+          ? "connect by a name the certificate holds, or set redis.tls.servername to one"
+          : "point redis.tls.ca_file at the CA that signed Redis's certificate (certificates are always verified)",
+    };
+  }
+  if (cause === "WRONGPASS" || cause === "NOAUTH" || cause === "NOPERM") {
+    return {
+      key,
+      problem: `cannot reach Redis at ${endpoint} ${within}: it refused writ's credentials (${cause})`,
+      fix: "check redis.username and the password (redis.password_file, redis.password_env or WRIT_REDIS_URL) against writ's ACL user in Redis",
+    };
+  }
+  return {
+    key,
+    problem: `cannot reach Redis at ${endpoint} ${within}${typeof cause === "string" ? ` (${cause})` : ""}`,
+    fix: "check the address, the network path, the password or ACL user, and TLS (rediss://); writ retries by itself only once it has started",
+  };
+}
+
 function refuse(io: CommandIo, findings: readonly ProductionFinding[]): number {
   io.stderr(`${describeRefusals(findings)}\n`);
   return EXIT.failed;
@@ -97,7 +151,7 @@ export const serveCommand: Command = {
     }
     let config: WritConfig;
     try {
-      config = await loadConfigFile(configFile);
+      config = withProductionDefaults(await loadConfigFile(configFile));
     } catch (error) {
       if (!(error instanceof ConfigError)) throw error;
       io.stderr(`writ serve refuses to start:\n${error.message}\n`);
@@ -156,17 +210,7 @@ export const serveCommand: Command = {
     } catch (error) {
       if (isWritError(error) && error.code === "store_unavailable") {
         const settings = await resolveRedisSettings(config, io.env);
-        return refuse(io, [
-          {
-            key: io.env.WRIT_REDIS_URL
-              ? "WRIT_REDIS_URL"
-              : config.redis.url
-                ? "redis.url"
-                : "redis.nodes",
-            problem: `cannot reach Redis at ${settings.endpoint} within ${config.redis.connect_timeout_seconds} s`,
-            fix: "check the address, the network path, the password or ACL user, and TLS (rediss://); writ retries by itself only once it has started",
-          },
-        ]);
+        return refuse(io, [unreachable(config, io.env, settings.endpoint, error.details?.cause)]);
       }
       if (error instanceof ConfigError) {
         io.stderr(`writ serve refuses to start:\n  ${error.message}\n`);

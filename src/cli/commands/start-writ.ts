@@ -64,6 +64,7 @@ export async function startWrit(config: WritConfig, options: StartOptions): Prom
             store: backend.store,
             rateLimiter: backend.rateLimiter,
             notificationState: backend.notificationState,
+            onAuditDurable: backend.onAuditDurable,
           }
         : {}),
       ...(metrics !== undefined ? { metrics } : {}),

@@ -47,7 +47,11 @@ const getRequestRoute = createRoute({
   summary: "Read a request; `wait` long-polls for a status change",
   security,
   request: { params: RequestIdParam, query: GetRequestQuery },
-  responses: { 200: { description: "The request", ...json(RequestView) }, 404: error("not_found") },
+  responses: {
+    200: { description: "The request", ...json(RequestView) },
+    404: error("not_found"),
+    429: error("too_many_waits: the caller's long-polls are all in use; retry after Retry-After"),
+  },
 });
 
 const listRequestsRoute = createRoute({

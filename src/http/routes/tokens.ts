@@ -32,6 +32,10 @@ const eventsRoute = createRoute({
   request: { query: ListEventsQuery },
   responses: {
     200: { description: "A page of events; pass `next` as `after`", ...json(EventList) },
+    429: {
+      description: "too_many_waits: the caller's long-polls are all in use",
+      ...json(ErrorResponse),
+    },
   },
 });
 

@@ -1,3 +1,5 @@
+import { samePerson } from "../../domain/request.js";
+
 /** A reviewer as the Slack integration knows them. */
 export interface SlackPerson {
   readonly reviewerId: string;
@@ -21,6 +23,12 @@ export interface SlackDirectory {
   reviewerForEmail(email: string): string | undefined;
   /** The Slack user id of a reviewer or agent owner, for mentions and DMs. */
   slackUserOf(personId: string): string | undefined;
+  /**
+   * Every Slack user id writ links to this person id: the `slack_user_id` of a
+   * reviewer who is that person, and the person's `slack.owner_user_ids` entry.
+   * Person ids compare as {@link samePerson} does (case and NFKC folded).
+   */
+  slackUsersOf(personId: string): string[];
   /** Slack user ids of the configured members of `group`. */
   members(group: string): string[];
 }
@@ -52,13 +60,21 @@ export function createSlackDirectory(
       byEmail.set(email, person.reviewerId);
     }
   }
-  for (const [ownerId, slackUserId] of Object.entries(owners)) {
-    if (!slackOf.has(ownerId)) slackOf.set(ownerId, slackUserId);
-  }
+  const ownerLinks = Object.entries(owners);
+  const slackUsersOf = (personId: string): string[] => [
+    ...new Set([
+      ...people
+        .filter((p) => p.slackUserId !== undefined && samePerson(p.reviewerId, personId))
+        .map((p) => p.slackUserId as string),
+      ...ownerLinks.filter(([ownerId]) => samePerson(ownerId, personId)).map(([, id]) => id),
+    ]),
+  ];
   return {
     reviewerFor: (slackUserId) => bySlack.get(slackUserId),
     reviewerForEmail: (email) => byEmail.get(email.toLowerCase()),
-    slackUserOf: (personId) => slackOf.get(personId),
+    // The reviewer link first: it is the account the person reviews with.
+    slackUserOf: (personId) => slackOf.get(personId) ?? slackUsersOf(personId)[0],
+    slackUsersOf,
     members: (group) =>
       people
         .filter((p) => p.groups.includes(group) && p.slackUserId !== undefined)

@@ -3,11 +3,12 @@ import { App, LogLevel, type Receiver, type types as SlackTypes, type webApi } f
 import { z } from "zod";
 import { isWritError, WritError } from "../../domain/errors.js";
 import { actorOf, type Reviewer, SYSTEM_ACTOR } from "../../domain/principal.js";
-import { assertEligibleReviewer } from "../../domain/request.js";
+import { assertEligibleReviewer, samePerson } from "../../domain/request.js";
 import type { Logger } from "../../ports/logger.js";
 import type { NotificationState } from "../../ports/notification-state.js";
 import type { BrokerDeps } from "../../service/deps.js";
 import { loadSettled } from "../../service/record.js";
+import { recordFormOpened } from "../../service/record-form-opened.js";
 import { recordRefusal } from "../../service/refuse-review.js";
 import { revealMasked } from "../../service/reveal-sensitive.js";
 import { approve, deny } from "../../service/review-request.js";
@@ -27,7 +28,10 @@ export interface SlackAppOptions {
   readonly apiUrl?: string;
   /** Also map users by their confirmed Slack email (weaker; see docs/slack.md). */
   readonly matchByEmail: boolean;
-  /** Accept interactions from this workspace only. */
+  /**
+   * Accept interactions from this workspace only: the payload's team and the
+   * clicking user's home team must both be it. Required with `matchByEmail`.
+   */
   readonly teamId?: string;
   readonly message: MessageOptions;
   /** The HTTP receiver; absent with Socket Mode. */
@@ -47,6 +51,9 @@ const REFUSALS = new Set([
   "request_not_pending",
 ]);
 
+/** The domain's answer to self-review, for a Slack account writ links to the owner. */
+const OWN_ACCOUNT_TEXT =
+  "You own this agent or it acts on your behalf, so you cannot review its request.";
 const UNKNOWN_USER_TEXT =
   "Your Slack account is not linked to a writ reviewer, so you cannot act on this request. Ask a writ admin to add your Slack user id to your reviewer entry.";
 const FAILED_TEXT =
@@ -148,8 +155,18 @@ export function createSlackApp(options: SlackAppOptions): App {
 
   // One handling per interaction, even when Slack (or Socket Mode) delivers it twice.
   app.use(async (args) => {
-    const body = args.body as { trigger_id?: unknown; team?: { id?: unknown } | null };
-    if (options.teamId !== undefined && body.team?.id !== options.teamId) {
+    const body = args.body as {
+      trigger_id?: unknown;
+      team?: { id?: unknown } | null;
+      user?: { team_id?: unknown } | null;
+    };
+    // Another workspace's user clicking in a shared (Slack Connect) channel comes
+    // with this workspace's team but their own home team: both must be ours.
+    if (
+      options.teamId !== undefined &&
+      (body.team?.id !== options.teamId ||
+        (body.user?.team_id !== undefined && body.user.team_id !== options.teamId))
+    ) {
       logger.warn("slack interaction from another workspace ignored");
       if ("ack" in args && typeof args.ack === "function") await args.ack();
       return;
@@ -176,7 +193,9 @@ export function createSlackApp(options: SlackAppOptions): App {
           user.is_restricted !== true &&
           user.is_ultra_restricted !== true &&
           user.is_email_confirmed === true &&
-          (options.teamId === undefined || user.team_id === options.teamId);
+          // Never across workspaces: configuration requires team_id with email matching.
+          options.teamId !== undefined &&
+          user.team_id === options.teamId;
         const email = user?.profile?.email;
         if (eligible && typeof email === "string") reviewerId = directory.reviewerForEmail(email);
       } catch (error) {
@@ -185,6 +204,22 @@ export function createSlackApp(options: SlackAppOptions): App {
       }
     }
     return reviewerId === undefined ? undefined : deps.identities.reviewer(reviewerId);
+  }
+
+  /**
+   * Rule 2 by Slack account: a click from a Slack account writ links to the
+   * request's agent, owner or on-behalf-of person is refused, whichever reviewer
+   * the account resolves to (another reviewer entry, or a matching email).
+   */
+  async function assertNotOwnAccount(requestId: string, slackUserId: string) {
+    const request = await deps.store.get(requestId);
+    if (request === undefined) throw new WritError("not_found", "No such request.");
+    const people = [request.agentId, request.owner, request.onBehalfOf].filter(
+      (id): id is string => id !== undefined,
+    );
+    if (people.some((id) => directory.slackUsersOf(id).includes(slackUserId))) {
+      throw new WritError("self_approval_forbidden", OWN_ACCOUNT_TEXT);
+    }
   }
 
   async function tell(
@@ -286,6 +321,7 @@ export function createSlackApp(options: SlackAppOptions): App {
       return;
     }
     try {
+      await assertNotOwnAccount(click.requestId, click.slackUserId);
       const { request } = await approve(
         deps,
         reviewer,
@@ -316,10 +352,11 @@ export function createSlackApp(options: SlackAppOptions): App {
       return;
     }
     try {
+      await assertNotOwnAccount(click.requestId, click.slackUserId);
       const request = await loadSettled(deps, click.requestId);
       // Checked before the form opens, so nobody types a reason only to be refused.
       assertEligibleReviewer(request, reviewer, deps.clock.now());
-      if (request.reviews.some((r) => r.reviewerId === reviewer.id)) {
+      if (request.reviews.some((r) => samePerson(r.reviewerId, reviewer.id))) {
         throw new WritError("already_reviewed", "You have already reviewed this request.");
       }
       const triggerId = (body as { trigger_id?: string }).trigger_id;
@@ -334,6 +371,24 @@ export function createSlackApp(options: SlackAppOptions): App {
       });
     } catch (error) {
       await failed(client, click, "deny", reviewer, error);
+      return;
+    }
+    // Recorded after the form opens: Slack's trigger id lapses three seconds after
+    // the click, and a slow write must not cost the reviewer the form. The denial
+    // itself is recorded when the form is submitted.
+    try {
+      await recordFormOpened(deps, {
+        requestId: click.requestId,
+        reviewer,
+        channel: "slack",
+        channelUserId: click.slackUserId,
+        form: "deny",
+      });
+    } catch (error) {
+      logger.warn("slack deny click not recorded", {
+        request_id: click.requestId,
+        error: isWritError(error) ? error.code : (error as Error).name,
+      });
     }
   });
 
@@ -347,6 +402,7 @@ export function createSlackApp(options: SlackAppOptions): App {
       return;
     }
     try {
+      await assertNotOwnAccount(click.requestId, click.slackUserId);
       // Recorded (store and audit log) before anything is shown.
       const fields = await revealMasked(
         deps,
@@ -408,6 +464,7 @@ export function createSlackApp(options: SlackAppOptions): App {
       return;
     }
     try {
+      await assertNotOwnAccount(click.requestId, click.slackUserId);
       await deny(deps, reviewer, click.requestId, reason, "slack", click.slackUserId);
       await tell(
         client,

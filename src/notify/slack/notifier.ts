@@ -5,7 +5,12 @@ import type { AccessRequest } from "../../domain/request.js";
 import type { Clock } from "../../ports/clock.js";
 import type { NotificationState } from "../../ports/notification-state.js";
 import type { RequestStore } from "../../ports/store.js";
-import { type DeliveryChannel, DeliveryError } from "../channel.js";
+import {
+  type DeliveryChannel,
+  DeliveryError,
+  NOTIFICATION_SILENT_TYPES,
+  type PromptRecorder,
+} from "../channel.js";
 import {
   buildReviewMessage,
   isTimelineEvent,
@@ -31,6 +36,8 @@ export interface SlackNotifierOptions {
   readonly defaultChannel?: string;
   readonly render: SlackRenderOptions;
   readonly message: MessageOptions;
+  /** Records `notification.sent` once the approval message reached every destination. */
+  readonly recordPrompt?: PromptRecorder;
 }
 
 /** The facts scope for Slack in the notification state. */
@@ -140,12 +147,12 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
   /** Every place the approval message goes, keyed so a retry skips those done. */
   function destinations(request: AccessRequest): Map<string, string> {
     const out = new Map<string, string>();
-    // Rule 2 reaches notifications too: those who may not approve are not asked to.
+    // Rule 2 reaches notifications too: those who may not approve are not asked to,
+    // on any Slack account writ links to them (person ids compared as samePerson).
     const excluded = new Set(
       [request.agentId, request.owner, request.onBehalfOf]
         .filter((id): id is string => id !== undefined)
-        .map((id) => directory.slackUserOf(id))
-        .filter((id): id is string => id !== undefined),
+        .flatMap((id) => directory.slackUsersOf(id)),
     );
     for (const group of approverGroups(request.decision)) {
       const route =
@@ -167,7 +174,8 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
       buildReviewMessage(request, [], clock.now(), options.message),
       options.render,
     );
-    for (const [key, channel] of destinations(request)) {
+    const targets = destinations(request);
+    for (const [key, channel] of targets) {
       if (posted.has(key)) continue;
       const result = await call(() =>
         client.chat.postMessage({ channel, text: rendered.text, blocks: rendered.blocks }),
@@ -180,11 +188,21 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
         [`msg:${key}`]: JSON.stringify({ channel: result.channel, ts: result.ts }),
       });
     }
+    // After every copy is out, so a retry that posted nothing new still records it.
+    if (options.recordPrompt === undefined) return;
+    const keys = [...targets.keys()];
+    for (const [prefix, target] of [
+      ["c:", "channel"],
+      ["u:", "dm"],
+    ] as const) {
+      const count = keys.filter((k) => k.startsWith(prefix)).length;
+      if (count > 0) await options.recordPrompt(request.id, { target, destinations: count });
+    }
   }
 
   return {
     name: SLACK_SCOPE,
-    wants: (event) => event.type !== "request.created" && event.type !== "approval.refused",
+    wants: (event) => !NOTIFICATION_SILENT_TYPES.has(event.type),
     async deliver(event) {
       const request = await store.get(event.requestId);
       if (request === undefined || request.decision.effect !== "approve") return;

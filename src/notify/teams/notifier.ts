@@ -2,7 +2,7 @@ import type { RecordedEvent } from "../../domain/events.js";
 import type { Clock } from "../../ports/clock.js";
 import type { NotificationState } from "../../ports/notification-state.js";
 import type { RequestStore } from "../../ports/store.js";
-import { type DeliveryChannel, postJson } from "../channel.js";
+import { type DeliveryChannel, type PromptRecorder, postJson } from "../channel.js";
 import { buildReviewMessage, type MessageOptions } from "../message.js";
 import { consoleLink } from "../slack/blocks.js";
 import { teamsCard } from "./card.js";
@@ -16,6 +16,8 @@ export interface TeamsNotifierOptions {
   readonly state: NotificationState;
   readonly clock: Clock;
   readonly message: MessageOptions;
+  /** Records `notification.sent` once the approval card is posted. */
+  readonly recordPrompt?: PromptRecorder;
 }
 
 export const TEAMS_SCOPE = "teams";
@@ -46,11 +48,16 @@ export function createTeamsNotifier(options: TeamsNotifierOptions): DeliveryChan
       if (request === undefined || request.decision.effect !== "approve") return;
       const facts = await state.facts(TEAMS_SCOPE, request.id);
       const key = `sent:${event.id}`;
-      if (facts[key] !== undefined) return;
-      const message = buildReviewMessage(request, [], clock.now(), options.message);
-      const card = teamsCard(message, consoleLink(options.consoleUrl, request.id));
-      await postJson(options.webhookUrl, JSON.stringify(card), {});
-      await state.saveFacts(TEAMS_SCOPE, request.id, { [key]: "1" });
+      if (facts[key] === undefined) {
+        const message = buildReviewMessage(request, [], clock.now(), options.message);
+        const card = teamsCard(message, consoleLink(options.consoleUrl, request.id));
+        await postJson(options.webhookUrl, JSON.stringify(card), {});
+        await state.saveFacts(TEAMS_SCOPE, request.id, { [key]: "1" });
+      }
+      // Also when a retry finds the card already sent: the record may be what failed.
+      if (event.type === "request.decided") {
+        await options.recordPrompt?.(request.id, { target: "channel", destinations: 1 });
+      }
     },
   };
 }

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type { EventType } from "../../domain/events.js";
 import type { Clock } from "../../ports/clock.js";
 import type { RequestStore } from "../../ports/store.js";
-import { type DeliveryChannel, postJson } from "../channel.js";
+import { type DeliveryChannel, type PromptRecorder, postJson } from "../channel.js";
 import { buildReviewMessage, type MessageOptions } from "../message.js";
 import { SIGNATURE_HEADER, signWebhook, webhookPayload } from "./payload.js";
 
@@ -14,6 +14,21 @@ export interface WebhookNotifierOptions {
   readonly store: Pick<RequestStore, "get">;
   readonly clock: Clock;
   readonly message: MessageOptions;
+  /**
+   * Records `notification.sent` once this endpoint took the `request.decided`
+   * event of a request that needs approval: for a pager or a ticket system,
+   * that event is the prompt.
+   */
+  readonly recordPrompt?: PromptRecorder;
+}
+
+/**
+ * A webhook's stable name, `webhook:<16 hex>`: its worker's cursor key and, in
+ * `notification.sent`, how the record tells webhooks apart. Named after its
+ * URL, hashed, so neither carries a secret a URL may hold.
+ */
+export function webhookName(url: string): string {
+  return `webhook:${createHash("sha256").update(url).digest("hex").slice(0, 16)}`;
 }
 
 /**
@@ -24,8 +39,7 @@ export interface WebhookNotifierOptions {
 export function createWebhookNotifier(options: WebhookNotifierOptions): DeliveryChannel {
   const { store, clock } = options;
   const types = options.events === undefined ? undefined : new Set<string>(options.events);
-  // Named after its URL (hashed, so the cursor key carries no secret a URL may hold).
-  const name = `webhook:${createHash("sha256").update(options.url).digest("hex").slice(0, 16)}`;
+  const name = webhookName(options.url);
   return {
     name,
     wants: (event) => types === undefined || types.has(event.type),
@@ -43,6 +57,9 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): Delivery
         "X-Writ-Event-Type": event.type,
         "User-Agent": "writ-webhook/1",
       });
+      if (event.type === "request.decided" && request?.decision.effect === "approve") {
+        await options.recordPrompt?.(request.id, { target: "endpoint", destinations: 1 });
+      }
     },
   };
 }

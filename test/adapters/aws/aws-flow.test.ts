@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Logger } from "../../../src/ports/logger.js";
 import { tempPolicies } from "../../policy/temp-policies.js";
-import { allEvents, allRequests, expectError, expectJson, keyOf } from "../../support/api.js";
+import {
+  allEvents,
+  allRequests,
+  type EventBody,
+  expectError,
+  expectJson,
+  keyOf,
+} from "../../support/api.js";
 import { closedUrl, stsClientTo } from "../../support/aws-clients.js";
 import { policyDocumentOf } from "../../support/aws-policy.js";
 import {
@@ -99,6 +106,24 @@ async function askAndCollect(body: Record<string, unknown>) {
     200,
   );
   return { request, credential: collected.credential };
+}
+
+/** The first `type` event of a request, waiting (bounded) for it to be recorded. */
+async function nextEvent(requestId: string, type: string) {
+  const query = new URLSearchParams({ request_id: requestId, type, wait: "10" });
+  const page = await expectJson<{ items: EventBody[] }>(
+    await t.call("GET", `/v1/events?${query}`, { key: keyOf(t, "dana") }),
+    200,
+  );
+  const event = page.items[0];
+  if (event === undefined) throw new Error(`no ${type} for ${requestId}`);
+  return event;
+}
+
+function expectNoSecrets(text: string, credential: AwsCredentialBody["credential"]) {
+  expect(text).not.toContain(credential.secret_access_key);
+  expect(text).not.toContain(credential.session_token);
+  expect(text).not.toContain(TEST_SECRET_ACCESS_KEY);
 }
 
 function sessionOf(accessKeyId: string) {
@@ -470,8 +495,30 @@ describe("ending a session early", () => {
     });
     const put = fake.calls.filter((c) => c.action === "PutRolePolicy").at(-1);
     expect(put?.params).toMatchObject({ RoleName: "writ-reports", PolicyName: REVOCATIONS });
-    const types = (await allEvents(t, { request_id: request.id })).map((e) => e.type);
-    expect(types).toContain("credential.completed");
+    // The state change and the end at the source, recorded in one commit.
+    const events = await allEvents(t, { request_id: request.id });
+    expect(events.map((e) => e.type).slice(-2)).toEqual([
+      "credential.completed",
+      "credential.revoked",
+    ]);
+    const revoked = events.at(-1);
+    expect(revoked?.time).toBe(events.at(-2)?.time);
+    expect(revoked).toMatchObject({
+      actor: { kind: "agent", id: "report-agent" },
+      data: {
+        reason: "completed",
+        cause: "completed",
+        at_source: "aws-iam",
+        credential_type: "aws",
+        credential_id: credential.access_key_id,
+        role_arn: role("writ-reports"),
+        policy_name: REVOCATIONS,
+        grant_id: grant,
+        session_name: `writ-${request.id.slice(4)}`,
+        deny: "grant",
+      },
+    });
+    expectNoSecrets(JSON.stringify(events) + logLines.join("\n"), credential);
   });
 
   it("a reviewer's or auditor's revoke denies the grant too", async () => {
@@ -486,6 +533,22 @@ describe("ending a session early", () => {
     });
     expect((await expectJson<{ status: string }>(revoked, 200)).status).toBe("revoked");
     expect(fake.rolePolicy("writ-reports", REVOCATIONS)).toContain(grant);
+    // One event: the reviewer's revoke, carrying the end at the source.
+    const events = await allEvents(t, { request_id: request.id });
+    const revocations = events.filter((e) => e.type === "credential.revoked");
+    expect(revocations).toHaveLength(1);
+    expect(revocations[0]).toMatchObject({
+      actor: { kind: "auditor", id: "dana" },
+      data: {
+        reason: "key pasted in a ticket",
+        cause: "revoked",
+        at_source: "aws-iam",
+        credential_id: credential.access_key_id,
+        grant_id: grant,
+        deny: "grant",
+      },
+    });
+    expectNoSecrets(JSON.stringify(events), credential);
   });
 
   it("a failing IAM write leaves the credential issued and answers 503", async () => {
@@ -498,8 +561,11 @@ describe("ending a session early", () => {
     await expectError(failed, 503, "revocation_unavailable");
     const status = await t.call("GET", `/v1/requests/${request.id}`, { key: agentKey() });
     expect((await expectJson<{ status: string }>(status, 200)).status).toBe("issued");
+    const typesOf = async () => (await allEvents(t, { request_id: request.id })).map((e) => e.type);
+    expect(await typesOf()).not.toContain("credential.revoked");
     const again = await t.call("POST", `/v1/requests/${request.id}/complete`, { key: agentKey() });
     expect((await expectJson<{ status: string }>(again, 200)).status).toBe("completed");
+    expect((await typesOf()).filter((type) => type === "credential.revoked")).toHaveLength(1);
   });
 
   it("expiry denies a grant whose STS session outlives the approved TTL", async () => {
@@ -519,7 +585,23 @@ describe("ending a session early", () => {
     );
     const policy = fake.rolePolicy("writ-reports", REVOCATIONS) ?? "";
     expect(policy).toContain(grant);
+    // Recorded once IAM took the deny, after the expiry itself.
+    const revoked = await nextEvent(request.id, "credential.revoked");
+    expect(revoked).toMatchObject({
+      actor: { kind: "system", id: "writ" },
+      data: {
+        reason: "expired",
+        cause: "expired",
+        at_source: "aws-iam",
+        credential_id: credential.access_key_id,
+        grant_id: grant,
+      },
+    });
     const events = await allEvents(t, { request_id: request.id });
-    expect(events.map((e) => e.type)).toContain("credential.expired");
+    expect(events.map((e) => e.type).slice(-2)).toEqual([
+      "credential.expired",
+      "credential.revoked",
+    ]);
+    expectNoSecrets(JSON.stringify(events) + logLines.join("\n"), credential);
   });
 });

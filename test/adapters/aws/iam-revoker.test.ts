@@ -83,7 +83,17 @@ afterAll(async () => {
 describe("the IAM revoker", () => {
   it("adds the grant to a deny matched on the session tag, by role name without path", async () => {
     const { request, grant } = issued("first");
-    await revoker.revoke(request, "completed");
+    // What it did, for writ to record in `credential.revoked`: public facts only.
+    expect(await revoker.revoke(request, "completed")).toEqual({
+      source: "aws-iam",
+      details: {
+        role_arn: "arn:aws:iam::111122223333:role/team/first",
+        policy_name: POLICY,
+        grant_id: grant,
+        session_name: "writ-x",
+        deny: "grant",
+      },
+    });
     const policy = policyDocumentOf(fake.rolePolicy("first", POLICY));
     expect(policy.Statement).toEqual([
       {
@@ -96,7 +106,7 @@ describe("the IAM revoker", () => {
     ]);
     // Idempotent: a second call finds the grant denied and writes nothing.
     const writes = writesTo("first");
-    await revoker.revoke(request, "completed");
+    expect(await revoker.revoke(request, "completed")).toMatchObject({ source: "aws-iam" });
     expect(writesTo("first")).toBe(writes);
   });
 
@@ -155,7 +165,8 @@ describe("the IAM revoker", () => {
       }),
     );
     const { request } = issued("crowded");
-    await revoker.revoke(request, "completed");
+    const revoked = await revoker.revoke(request, "completed");
+    expect(revoked?.details?.deny).toBe("all_earlier_sessions");
     const text = fake.rolePolicy("crowded", POLICY) ?? "";
     expect(text.length + filler.length).toBeLessThanOrEqual(IAM_ROLE_POLICY_CAP);
     const doc = parseRevocationPolicy(text);
@@ -209,7 +220,7 @@ describe("the IAM revoker", () => {
     const { request } = issued("ended", 900);
     clock.advance(901);
     const before = fake.calls.length;
-    await revoker.revoke(request, "expired");
+    expect(await revoker.revoke(request, "expired")).toBeUndefined();
     expect(fake.calls.length).toBe(before);
   });
 

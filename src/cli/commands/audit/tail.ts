@@ -2,9 +2,9 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { EVENT_TYPES, type EventType } from "../../../domain/events.js";
 import { compareStreamIds } from "../../../domain/stream-id.js";
-import type { WritClient, WritEvent } from "../../../sdk/client.js";
+import type { WritClient } from "../../../sdk/client.js";
 import { isWritApiError } from "../../../sdk/errors.js";
-import { type Command, EXIT, UsageError } from "../../command.js";
+import { type Command, type CommandIo, EXIT, UsageError } from "../../command.js";
 import {
   connectFromEnv,
   ENVIRONMENT_HELP,
@@ -12,6 +12,7 @@ import {
   rejectPositionals,
   reportApiErrors,
 } from "../client-context.js";
+import { createEventFilter } from "./event-filter.js";
 import { eventLine } from "./render-event.js";
 
 const EVENT_ID = /^[0-9-]{1,40}$/;
@@ -20,8 +21,6 @@ const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,255}$/;
 const PAGE_SIZE = 500;
 const WAIT_SECONDS = 30;
 const MAX_BACKOFF_MS = 30_000;
-/** Request ids whose agent is known; cleared when full, it is only a cache. */
-const MAX_AGENT_CACHE = 10_000;
 
 async function readCursor(path: string): Promise<string | undefined> {
   let text: string;
@@ -44,59 +43,155 @@ async function writeCursor(path: string, id: string): Promise<void> {
   await rename(temp, path);
 }
 
-/** Which agent a request belongs to: from its `request.created`, or by asking once. */
-function agentResolver(client: WritClient) {
-  const agents = new Map<string, string>();
-  return {
-    learn(event: WritEvent) {
-      if (event.type === "request.created" && typeof event.data.agent === "string") {
-        if (agents.size >= MAX_AGENT_CACHE) agents.clear();
-        agents.set(event.request_id, event.data.agent);
-      }
-    },
-    async agentOf(event: WritEvent): Promise<string | undefined> {
-      if (event.request_id === "") return undefined;
-      let agent = agents.get(event.request_id);
-      if (agent === undefined) {
-        try {
-          agent = (await client.get(event.request_id)).agent;
-        } catch (error) {
-          // A request the store no longer holds (a restarted dev store) is nobody's.
-          if (!isWritApiError(error) || error.code !== "not_found") throw error;
-          agent = "";
-        }
-        if (agents.size >= MAX_AGENT_CACHE) agents.clear();
-        agents.set(event.request_id, agent);
-      }
-      return agent === "" ? undefined : agent;
-    },
+/** The agent of a request, asked of the server; undefined once the store no longer holds it. */
+function agentFromApi(client: WritClient) {
+  return async (requestId: string): Promise<string | undefined> => {
+    try {
+      return (await client.get(requestId)).agent;
+    } catch (error) {
+      // A request the store no longer holds (a restarted dev store) is nobody's.
+      if (!isWritApiError(error) || error.code !== "not_found") throw error;
+      return undefined;
+    }
   };
+}
+
+/** Runs `body` until SIGINT or SIGTERM, which abort its signal. */
+async function untilInterrupted(body: (signal: AbortSignal) => Promise<number>): Promise<number> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    return await body(stop.signal);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+interface ApiTailOptions {
+  readonly type: EventType | undefined;
+  readonly request: string | undefined;
+  readonly agent: string | undefined;
+  readonly after: string | undefined;
+  readonly fromStart: boolean;
+  readonly cursorFile: string | undefined;
+  readonly json: boolean;
+}
+
+/** The default mode: long-polls of `GET /v1/events` with an auditor key, resumable with a cursor file. */
+async function tailApi(
+  options: ApiTailOptions,
+  io: CommandIo,
+  client: WritClient,
+  signal: AbortSignal,
+): Promise<number> {
+  const { type, cursorFile } = options;
+  return reportApiErrors("audit tail", io, async () => {
+    let after =
+      options.after ?? (cursorFile !== undefined ? await readCursor(cursorFile) : undefined);
+    if (after === undefined && !options.fromStart) {
+      after = (await client.events({ limit: 1 }, { signal })).last_id;
+    }
+    // Saved at once: a shipper that stops before the first event resumes from here.
+    if (after !== undefined && cursorFile !== undefined) await writeCursor(cursorFile, after);
+    const matches = createEventFilter({ agent: options.agent }, agentFromApi(client));
+    let backoffMs = 500;
+    while (!signal.aborted) {
+      let page: Awaited<ReturnType<WritClient["events"]>>;
+      try {
+        page = await client.events(
+          {
+            limit: PAGE_SIZE,
+            wait: WAIT_SECONDS,
+            ...(after !== undefined ? { after } : {}),
+            ...(type !== undefined ? { type } : {}),
+            ...(options.request !== undefined ? { request_id: options.request } : {}),
+          },
+          { signal },
+        );
+        backoffMs = 500;
+      } catch (error) {
+        if (signal.aborted) break;
+        // A restarting server or a flaky network: wait and resume from the same place.
+        if (isWritApiError(error) && (error.code === "unreachable" || error.status >= 500)) {
+          io.stderr(`writ audit tail: ${error.code}; retrying in ${backoffMs / 1000} s\n`);
+          await new Promise((resolve) => setTimeout(resolve, backoffMs));
+          backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
+          continue;
+        }
+        throw error;
+      }
+      const lines: string[] = [];
+      for (const event of page.items) {
+        if (await matches(event))
+          lines.push(options.json ? JSON.stringify(event) : eventLine(event));
+      }
+      if (lines.length > 0) io.stdout(`${lines.join("\n")}\n`);
+      const last = page.items.at(-1)?.id;
+      // Nothing matched up to last_id (it was read before the query): move past it.
+      const next =
+        last ??
+        (page.last_id !== undefined &&
+        (after === undefined || compareStreamIds(page.last_id, after) > 0)
+          ? page.last_id
+          : after);
+      if (next !== undefined && next !== after) {
+        after = next;
+        if (cursorFile !== undefined) await writeCursor(cursorFile, after);
+      }
+    }
+    return EXIT.ok;
+  });
 }
 
 export const auditTailCommand: Command = {
   path: ["audit", "tail"],
-  summary: "Follow recorded events live (auditors); resumable with --cursor-file",
+  summary: "Follow recorded events live (auditors), or as a Redis consumer group (--group)",
   help: `
 Usage: writ audit tail [--type <type>] [--agent <id>] [--request <id>]
                        [--after <event id> | --from-start] [--cursor-file <file>] [--json]
+       writ audit tail --group <name> [--consumer <name>] [--config <file>]
+                       [--from-start] [--type <type>] [--agent <id>] [--request <id>] [--json]
 
-Prints events as they are recorded, until interrupted (Ctrl-C). It starts at
-the end of the stream, unless told where: --after an event id, --from-start,
-or the position saved in --cursor-file. With --cursor-file the position is
-saved after every batch, so a shipper that stops resumes where it stopped
-(each event is printed at least once).
+Prints events as they are recorded, until interrupted (Ctrl-C).
+
+From a running writ (the default): long-polls GET /v1/events with an auditor
+key. It starts at the end of the stream, unless told where: --after an event
+id, --from-start, or the position saved in --cursor-file. With --cursor-file
+the position is saved after every batch, so a shipper that stops resumes where
+it stopped (each event is printed at least once).
+
+From Redis, as a consumer group (--group): reads writ's Redis stream directly,
+for SIEM shippers. Redis remembers the group's position and what each consumer
+was given; an event is acknowledged (XACK) only after its line is written, and
+a restarted consumer prints its unacknowledged events again before new ones
+(each event at least once). A new group starts at new events, or at the
+beginning of the stream with --from-start; an existing group resumes where it
+stopped. Redis comes from --config (the writ configuration file, read as
+\`writ serve\` reads it; default WRIT_CONFIG) or WRIT_REDIS_URL; no writ key is
+needed, the Redis credentials are.
 
 Options:
   --type <type>         Only this event type, e.g. credential.issued
   --agent <id>          Only events of this agent's requests
   --request <id>        Only events of this request
   --after <event id>    Start after this event
-  --from-start          Start at the beginning of the stream
+  --from-start          Start at the beginning of the stream (with --group: a new group's start)
   --cursor-file <file>  Read the start position from, and save it to, this file
   --json                One JSON object per line (as GET /v1/events has them)
+  --group <name>        Read as this Redis consumer group (created if missing)
+  --consumer <name>     This reader's name in the group (default: the host name).
+                        Keep it stable: pending events belong to it
+  --config <file>       With --group: the writ configuration naming Redis
 
-Exit codes: 0 interrupted; 1 server error; 2 bad command line.
+Exit codes: 0 interrupted; 1 server or Redis error (unreachable at start,
+refused, stdout closed); 2 bad command line.
 ${ENVIRONMENT_HELP}
+  WRIT_CONFIG With --group: the configuration file, if --config is not given
+  WRIT_REDIS_URL
+              With --group: the Redis URL (replaces redis.url)
 `,
   async run(args, io) {
     const { values, positionals } = parseCommandLine(() =>
@@ -110,6 +205,9 @@ ${ENVIRONMENT_HELP}
           "from-start": { type: "boolean", default: false },
           "cursor-file": { type: "string" },
           json: { type: "boolean", default: false },
+          group: { type: "string" },
+          consumer: { type: "string" },
+          config: { type: "string" },
         },
         strict: true,
         allowPositionals: true,
@@ -132,78 +230,67 @@ ${ENVIRONMENT_HELP}
     if (values.after !== undefined && values["from-start"]) {
       throw new UsageError("give --after or --from-start, not both");
     }
-    const cursorFile = values["cursor-file"];
-    const client = connectFromEnv(io);
-    const stop = new AbortController();
-    const onSignal = () => stop.abort();
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-    try {
-      return await reportApiErrors("audit tail", io, async () => {
-        let after =
-          values.after ?? (cursorFile !== undefined ? await readCursor(cursorFile) : undefined);
-        if (after === undefined && !values["from-start"]) {
-          after = (await client.events({ limit: 1 }, { signal: stop.signal })).last_id;
-        }
-        // Saved at once: a shipper that stops before the first event resumes from here.
-        if (after !== undefined && cursorFile !== undefined) await writeCursor(cursorFile, after);
-        const resolver = agentResolver(client);
-        let backoffMs = 500;
-        while (!stop.signal.aborted) {
-          let page: Awaited<ReturnType<WritClient["events"]>>;
-          try {
-            page = await client.events(
-              {
-                limit: PAGE_SIZE,
-                wait: WAIT_SECONDS,
-                ...(after !== undefined ? { after } : {}),
-                ...(type !== undefined ? { type: type as EventType } : {}),
-                ...(values.request !== undefined ? { request_id: values.request } : {}),
-              },
-              { signal: stop.signal },
-            );
-            backoffMs = 500;
-          } catch (error) {
-            if (stop.signal.aborted) break;
-            // A restarting server or a flaky network: wait and resume from the same place.
-            if (isWritApiError(error) && (error.code === "unreachable" || error.status >= 500)) {
-              io.stderr(`writ audit tail: ${error.code}; retrying in ${backoffMs / 1000} s\n`);
-              await new Promise((resolve) => setTimeout(resolve, backoffMs));
-              backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
-              continue;
-            }
-            throw error;
-          }
-          const lines: string[] = [];
-          for (const event of page.items) {
-            resolver.learn(event);
-            if (values.agent !== undefined) {
-              const mine =
-                (event.actor.kind === "agent" && event.actor.id === values.agent) ||
-                (await resolver.agentOf(event)) === values.agent;
-              if (!mine) continue;
-            }
-            lines.push(values.json ? JSON.stringify(event) : eventLine(event));
-          }
-          if (lines.length > 0) io.stdout(`${lines.join("\n")}\n`);
-          const last = page.items.at(-1)?.id;
-          // Nothing matched up to last_id (it was read before the query): move past it.
-          const next =
-            last ??
-            (page.last_id !== undefined &&
-            (after === undefined || compareStreamIds(page.last_id, after) > 0)
-              ? page.last_id
-              : after);
-          if (next !== undefined && next !== after) {
-            after = next;
-            if (cursorFile !== undefined) await writeCursor(cursorFile, after);
-          }
-        }
-        return EXIT.ok;
-      });
-    } finally {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
+    const { group } = values;
+    if (group === undefined) {
+      if (values.consumer !== undefined || values.config !== undefined) {
+        throw new UsageError("--consumer and --config go with --group");
+      }
+      const client = connectFromEnv(io);
+      return untilInterrupted((signal) =>
+        tailApi(
+          {
+            type: type as EventType | undefined,
+            request: values.request,
+            agent: values.agent,
+            after: values.after,
+            fromStart: values["from-start"],
+            cursorFile: values["cursor-file"],
+            json: values.json,
+          },
+          io,
+          client,
+          signal,
+        ),
+      );
     }
+    // Loaded only here: the Redis client is heavy, and every other command would pay for it.
+    const { auditStreamConfigured, defaultConsumer, GROUP_NAME, tailConsumerGroup } = await import(
+      "./tail-group.js"
+    );
+    if (!GROUP_NAME.test(group)) {
+      throw new UsageError(
+        "--group takes a name of 1-64 letters, digits and _ . : @ - (starting with a letter or digit)",
+      );
+    }
+    const consumer = values.consumer ?? defaultConsumer();
+    if (!GROUP_NAME.test(consumer)) {
+      throw new UsageError(
+        "--consumer takes a name of 1-64 letters, digits and _ . : @ - (starting with a letter or digit)",
+      );
+    }
+    if (values.after !== undefined || values["cursor-file"] !== undefined) {
+      throw new UsageError(
+        "--group keeps its position in Redis: drop --after and --cursor-file (use --from-start for a new group)",
+      );
+    }
+    if (!auditStreamConfigured(values.config, io.env)) {
+      throw new UsageError(
+        "--group reads writ's Redis stream: pass --config <file> (the writ configuration) or set WRIT_REDIS_URL",
+      );
+    }
+    return untilInterrupted((signal) =>
+      tailConsumerGroup(
+        {
+          configFile: values.config,
+          group,
+          consumer,
+          fromStart: values["from-start"],
+          filter: { type, requestId: values.request, agent: values.agent },
+          json: values.json,
+        },
+        io,
+        signal,
+      ),
+    );
   },
 };
