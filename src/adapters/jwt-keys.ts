@@ -1,13 +1,7 @@
+import { createPrivateKey, type JsonWebKey, type KeyObject, type webcrypto } from "node:crypto";
 import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import {
-  calculateJwkThumbprint,
-  exportJWK,
-  generateKeyPair,
-  importJWK,
-  type JWK,
-  type KeyObject,
-} from "jose";
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 
 export type JwtAlgorithm = "EdDSA" | "ES256";
 
@@ -28,8 +22,10 @@ interface StoredKeyRing {
 export interface SigningKey {
   readonly kid: string;
   readonly alg: JwtAlgorithm;
+  /** The private key as Node's own key object, for signing with `node:crypto`. */
   readonly privateKey: KeyObject;
-  readonly publicKey: KeyObject;
+  /** The public key as jose imports it, for verifying with jose. */
+  readonly publicKey: webcrypto.CryptoKey;
   readonly publicJwk: JWK;
 }
 
@@ -58,14 +54,11 @@ async function newStoredKey(alg: JwtAlgorithm, now: Date): Promise<StoredKey> {
 
 async function toSigningKey(stored: StoredKey): Promise<SigningKey> {
   const { d: _secret, ...publicFields } = stored.private_jwk;
-  const privateKey = (await importJWK(
-    { ...stored.private_jwk, alg: stored.alg },
-    stored.alg,
-  )) as KeyObject;
+  const privateKey = createPrivateKey({ key: stored.private_jwk as JsonWebKey, format: "jwk" });
   const publicKey = (await importJWK(
     { ...publicFields, alg: stored.alg },
     stored.alg,
-  )) as KeyObject;
+  )) as webcrypto.CryptoKey;
   const publicJwk: JWK = { ...publicFields, kid: stored.kid, alg: stored.alg, use: "sig" };
   return { kid: stored.kid, alg: stored.alg, privateKey, publicKey, publicJwk };
 }

@@ -204,7 +204,9 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
         };
         waiters.push(waiter);
         // The caller just committed these events: read now rather than wait for the wake-up.
-        poke?.abort();
+        // Only a loop that is idle needs waking; `abort()` builds an AbortError
+        // even when the signal has already fired, so don't call it per append.
+        if (poke !== undefined && !poke.signal.aborted) poke.abort();
       });
     },
     writable: () => failure === undefined && file.writable(),
