@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Principal } from "../domain/principal.js";
-import { samePerson } from "../domain/request.js";
+import { samePerson } from "../domain/review.js";
 import type { NotificationSettings, SlackSettings } from "../notify/setup.js";
 import type { SlackPerson } from "../notify/slack/directory.js";
 import { ConfigError, type WritEnv } from "./load.js";

@@ -2,16 +2,7 @@ import type { Decision } from "./decision.js";
 import { WritError } from "./errors.js";
 import type { DomainEvent } from "./events.js";
 import type { JsonObject } from "./json.js";
-import {
-  type Actor,
-  type Agent,
-  type Auditor,
-  actorOf,
-  type ResourceServer,
-  type Reviewer,
-  SYSTEM_ACTOR,
-} from "./principal.js";
-import { atSourceData, type RevokedAtSource, sourceRevokedEvent } from "./revocation.js";
+import { type Actor, type Agent, actorOf, SYSTEM_ACTOR } from "./principal.js";
 
 /**
  * `pending → approved → issued → (used | expired | revoked | completed)` and
@@ -113,7 +104,8 @@ export function isLive(status: RequestStatus): boolean {
   return LIVE_STATUSES.has(status);
 }
 
-function event(
+/** An event about `request`; shared by the transitions in this folder. */
+export function requestEvent(
   request: AccessRequest,
   type: DomainEvent["type"],
   actor: Actor,
@@ -123,7 +115,12 @@ function event(
   return { type, requestId: request.id, actor, time, data };
 }
 
-function next(request: AccessRequest, changes: Partial<AccessRequest>, now: number): AccessRequest {
+/** The request after a transition: its changes, the next version, the time. */
+export function advance(
+  request: AccessRequest,
+  changes: Partial<AccessRequest>,
+  now: number,
+): AccessRequest {
   return { ...request, ...changes, version: request.version + 1, updatedAt: now };
 }
 
@@ -167,7 +164,7 @@ export function openRequest(args: {
   };
   const actor = actorOf(agent);
   const events: DomainEvent[] = [
-    event(request, "request.created", actor, now, {
+    requestEvent(request, "request.created", actor, now, {
       agent: agent.id,
       owner: agent.owner,
       ...(input.onBehalfOf ? { on_behalf_of: input.onBehalfOf } : {}),
@@ -179,7 +176,7 @@ export function openRequest(args: {
       ...(input.ticket ? { ticket: input.ticket } : {}),
       ttl_seconds: grantedTtlSeconds,
     }),
-    event(request, "request.decided", SYSTEM_ACTOR, now, {
+    requestEvent(request, "request.decided", SYSTEM_ACTOR, now, {
       effect: decision.effect,
       policies: [...decision.policies],
       requirements: decision.requirements.map((r) => ({ groups: [...r.groups], quorum: r.quorum })),
@@ -187,173 +184,12 @@ export function openRequest(args: {
   ];
   if (status === "approved") {
     events.push(
-      event(request, "request.approved", SYSTEM_ACTOR, now, { by: "policy", approvers: [] }),
+      requestEvent(request, "request.approved", SYSTEM_ACTOR, now, { by: "policy", approvers: [] }),
     );
   } else if (status === "denied") {
-    events.push(event(request, "request.denied", SYSTEM_ACTOR, now, { by: "policy" }));
+    events.push(requestEvent(request, "request.denied", SYSTEM_ACTOR, now, { by: "policy" }));
   }
   return { request, events };
-}
-
-/** The requirements still unmet, given the approvals so far. */
-export function unmetRequirements(request: AccessRequest) {
-  const approvals = request.reviews.filter((r) => r.verdict === "approve");
-  return request.decision.requirements.filter((requirement) => {
-    const counted = new Set(
-      approvals
-        .filter((a) => a.groups.some((g) => requirement.groups.includes(g)))
-        .map((a) => a.reviewerId),
-    );
-    return counted.size < requirement.quorum;
-  });
-}
-
-/** Distinct people who have approved. */
-export function approverIds(request: AccessRequest): string[] {
-  return [
-    ...new Set(request.reviews.filter((r) => r.verdict === "approve").map((r) => r.reviewerId)),
-  ];
-}
-
-/**
- * The reviewer's groups that the policy names, if `reviewer` may act on `request`
- * now: it is pending and before its deadline, and the reviewer is neither the
- * agent, its owner nor its `on_behalf_of` person. Throws the coded reason otherwise.
- * Every channel's checks (review, reveal) go through here.
- */
-/**
- * Whether two person ids name the same person. Case and Unicode compatibility
- * forms are folded: an owner taken from an identity provider's claim
- * ("AliceSmith") must still match the reviewer configured as "alicesmith".
- */
-export function samePerson(a: string, b: string): boolean {
-  return a.normalize("NFKC").toLowerCase() === b.normalize("NFKC").toLowerCase();
-}
-
-export function assertEligibleReviewer(
-  request: AccessRequest,
-  reviewer: Reviewer,
-  now: number,
-): string[] {
-  if (request.status !== "pending") {
-    throw new WritError("request_not_pending", `The request is ${request.status}, not pending.`, {
-      status: request.status,
-    });
-  }
-  if (now >= request.expiresAt) {
-    // An approval that arrives after the deadline never counts, even before the sweep.
-    throw new WritError("request_not_pending", "The request has expired.", { status: "expired" });
-  }
-  // Rule 2: the agent, its owner and whoever it acts for never review its requests.
-  if (
-    samePerson(reviewer.id, request.agentId) ||
-    samePerson(reviewer.id, request.owner) ||
-    (request.onBehalfOf !== undefined && samePerson(reviewer.id, request.onBehalfOf))
-  ) {
-    throw new WritError(
-      "self_approval_forbidden",
-      "You own this agent or it acts on your behalf, so you cannot review its request.",
-    );
-  }
-  const named = new Set(request.decision.requirements.flatMap((r) => r.groups));
-  const groups = reviewer.groups.filter((g) => named.has(g));
-  if (groups.length === 0) {
-    throw new WritError("not_an_approver", "You are not in a group that may review this request.", {
-      groups: [...named],
-    });
-  }
-  return groups;
-}
-
-function assertReviewable(request: AccessRequest, reviewer: Reviewer, now: number): string[] {
-  const groups = assertEligibleReviewer(request, reviewer, now);
-  if (request.reviews.some((r) => r.reviewerId === reviewer.id)) {
-    throw new WritError("already_reviewed", "You have already reviewed this request.");
-  }
-  return groups;
-}
-
-export function approveRequest(args: {
-  request: AccessRequest;
-  reviewer: Reviewer;
-  comment?: string;
-  channel: ReviewChannel;
-  /** The reviewer's account in the channel (a Slack user id), recorded with the review. */
-  channelUserId?: string;
-  now: number;
-  timing: Timing;
-}): Transition {
-  const { request, reviewer, comment, channel, channelUserId, now, timing } = args;
-  const groups = assertReviewable(request, reviewer, now);
-  const review: Review = {
-    reviewerId: reviewer.id,
-    verdict: "approve",
-    groups,
-    ...(comment ? { comment } : {}),
-    at: now,
-    channel,
-  };
-  const reviewed = next(request, { reviews: [...request.reviews, review] }, now);
-  const approved = unmetRequirements(reviewed).length === 0;
-  const approvers = approverIds(reviewed);
-  const actor = actorOf(reviewer);
-  const events: DomainEvent[] = [
-    event(request, "approval.granted", actor, now, {
-      reviewer: reviewer.id,
-      groups,
-      channel,
-      ...(channelUserId ? { channel_user_id: channelUserId } : {}),
-      ...(comment ? { comment } : {}),
-      approvals: approvers.length,
-    }),
-  ];
-  if (!approved) return { request: reviewed, events };
-  events.push(
-    event(request, "request.approved", SYSTEM_ACTOR, now, { by: "reviewers", approvers }),
-  );
-  return {
-    request: {
-      ...reviewed,
-      status: "approved",
-      expiresAt: now + timing.collectWindowSeconds * 1000,
-    },
-    events,
-  };
-}
-
-export function denyRequest(args: {
-  request: AccessRequest;
-  reviewer: Reviewer;
-  reason: string;
-  channel: ReviewChannel;
-  /** The reviewer's account in the channel (a Slack user id), recorded with the review. */
-  channelUserId?: string;
-  now: number;
-}): Transition {
-  const { request, reviewer, reason, channel, channelUserId, now } = args;
-  const groups = assertReviewable(request, reviewer, now);
-  const review: Review = {
-    reviewerId: reviewer.id,
-    verdict: "deny",
-    groups,
-    comment: reason,
-    at: now,
-    channel,
-  };
-  const actor = actorOf(reviewer);
-  return {
-    request: next(request, { status: "denied", reviews: [...request.reviews, review] }, now),
-    events: [
-      event(request, "approval.denied", actor, now, {
-        reviewer: reviewer.id,
-        groups,
-        channel,
-        ...(channelUserId ? { channel_user_id: channelUserId } : {}),
-        reason,
-      }),
-      event(request, "request.denied", actor, now, { by: "reviewer", reviewer: reviewer.id }),
-    ],
-  };
 }
 
 export function cancelRequest(args: {
@@ -372,9 +208,11 @@ export function cancelRequest(args: {
     );
   }
   return {
-    request: next(request, { status: "cancelled" }, now),
+    request: advance(request, { status: "cancelled" }, now),
     events: [
-      event(request, "request.cancelled", actorOf(agent), now, { previous_status: request.status }),
+      requestEvent(request, "request.cancelled", actorOf(agent), now, {
+        previous_status: request.status,
+      }),
     ],
   };
 }
@@ -384,187 +222,12 @@ export function expireIfDue(request: AccessRequest, now: number): Transition | u
   if (!isLive(request.status) || now < request.expiresAt) return undefined;
   const type = request.status === "issued" ? "credential.expired" : "request.expired";
   return {
-    request: next(request, { status: "expired" }, now),
+    request: advance(request, { status: "expired" }, now),
     events: [
-      event(request, type, SYSTEM_ACTOR, now, {
+      requestEvent(request, type, SYSTEM_ACTOR, now, {
         previous_status: request.status,
         deadline: new Date(request.expiresAt).toISOString(),
       }),
     ],
   };
-}
-
-/** Throws the error that explains why the request's credential cannot be collected now. */
-export function assertCollectable(request: AccessRequest, now: number): void {
-  switch (request.status) {
-    case "approved":
-      if (now >= request.expiresAt)
-        throw new WritError("request_expired", "The request has expired.");
-      return;
-    case "pending":
-      throw new WritError("approval_pending", "The request is still waiting for approval.", {
-        status: request.status,
-      });
-    case "denied":
-      throw new WritError("request_denied", "The request was denied.");
-    case "cancelled":
-      throw new WritError("request_cancelled", "The request was cancelled.");
-    case "expired":
-      throw new WritError("request_expired", "The request has expired.");
-    case "issued":
-    case "used":
-    case "revoked":
-    case "completed":
-      throw new WritError(
-        "credential_already_issued",
-        "The credential was already collected; it is handed out once.",
-      );
-  }
-}
-
-export function issueCredential(args: {
-  request: AccessRequest;
-  agent: Agent;
-  credential: IssuedCredential;
-  now: number;
-}): Transition {
-  const { request, agent, credential, now } = args;
-  assertCollectable(request, now);
-  return {
-    request: next(request, { status: "issued", credential, expiresAt: credential.expiresAt }, now),
-    events: [
-      event(request, "credential.issued", actorOf(agent), now, {
-        ...credential.attributes,
-        credential_type: credential.type,
-        credential_id: credential.id,
-        expires_at: new Date(credential.expiresAt).toISOString(),
-        action: request.action,
-        resource: request.resource,
-        ...(request.audience ? { audience: request.audience } : {}),
-      }),
-    ],
-  };
-}
-
-/**
- * Consuming a token: the first use moves `issued → used`. Any later use is a
- * replay: a transition that keeps the state (same version) and only records
- * `token.replay_blocked`.
- */
-export function consumeCredential(args: {
-  request: AccessRequest;
-  server: ResourceServer;
-  credentialId: string;
-  now: number;
-}): Transition {
-  const { request, server, credentialId, now } = args;
-  if (request.credential?.id !== credentialId) {
-    throw new WritError("token_invalid", "The token does not match an issued credential.");
-  }
-  const actor = actorOf(server);
-  const data = { credential_id: credentialId, resource_server: server.id };
-  if (request.status === "issued" && now < request.expiresAt) {
-    return {
-      request: next(request, { status: "used" }, now),
-      events: [event(request, "token.used", actor, now, data)],
-    };
-  }
-  if (request.status === "used") {
-    return { request, events: [event(request, "token.replay_blocked", actor, now, data)] };
-  }
-  throw new WritError("token_invalid", `The token is no longer valid (${request.status}).`);
-}
-
-/**
- * Ends an issued credential before it is used or expires: the kill switch for
- * reviewers and the security team. A revoked token no longer consumes. When the
- * service has ended it at its source first, that fact goes into the one
- * `credential.revoked` event.
- */
-export function revokeCredential(args: {
-  request: AccessRequest;
-  by: Reviewer | Auditor;
-  reason: string;
-  now: number;
-  revokedAtSource?: RevokedAtSource;
-}): Transition {
-  const { request, by, reason, now, revokedAtSource } = args;
-  if (request.status !== "issued") {
-    throw new WritError(
-      "not_revocable",
-      `Only an issued, unused credential can be revoked; the request is ${request.status}.`,
-      {
-        status: request.status,
-      },
-    );
-  }
-  return {
-    request: next(request, { status: "revoked" }, now),
-    events: [
-      event(request, "credential.revoked", actorOf(by), now, {
-        ...(revokedAtSource !== undefined ? atSourceData(revokedAtSource) : {}),
-        cause: "revoked",
-        credential_id: request.credential?.id ?? null,
-        reason,
-      }),
-    ],
-  };
-}
-
-/**
- * Whether the agent may report `request` complete: its credential was collected
- * and is still issued (completing ends it), or was already used. Throws
- * `not_completable` otherwise; an already-completed request is accepted here and
- * left unchanged by {@link completeRequest}.
- */
-export function assertCompletable(request: AccessRequest): void {
-  if (request.status === "issued" || request.status === "used" || request.status === "completed") {
-    return;
-  }
-  const hint =
-    request.status === "pending" || request.status === "approved"
-      ? " Nothing was collected yet: cancel the request instead."
-      : "";
-  throw new WritError(
-    "not_completable",
-    `The request is ${request.status}; only a collected credential can be completed.${hint}`,
-    { status: request.status },
-  );
-}
-
-/**
- * The requesting agent reports its action done. Credential-type neutral: an
- * issued credential ends (`issued → completed`; a JWT no longer consumes, and
- * the service revokes sessions at their source first); a used one stays `used`
- * and the report is recorded. Reporting again changes and records nothing.
- * `revokedAtSource`: the service ended the credential at its source first; it is
- * recorded as `credential.revoked` in the same atomic step.
- */
-export function completeRequest(args: {
-  request: AccessRequest;
-  agent: Agent;
-  now: number;
-  revokedAtSource?: RevokedAtSource;
-}): Transition {
-  const { request, agent, now, revokedAtSource } = args;
-  assertCompletable(request);
-  if (request.status === "completed" || request.completedAt !== undefined) {
-    return { request, events: [] };
-  }
-  const status: RequestStatus = request.status === "issued" ? "completed" : request.status;
-  const actor = actorOf(agent);
-  const events: DomainEvent[] = [
-    event(request, "credential.completed", actor, now, {
-      credential_type: request.credentialType,
-      credential_id: request.credential?.id ?? null,
-      previous_status: request.status,
-      ended: request.status === "issued",
-    }),
-  ];
-  if (revokedAtSource !== undefined) {
-    events.push(
-      sourceRevokedEvent({ request, cause: "completed", revoked: revokedAtSource, actor, now }),
-    );
-  }
-  return { request: next(request, { status, completedAt: now }, now), events };
 }

@@ -1,12 +1,8 @@
 import { WritError } from "./errors.js";
 import type { JsonValue } from "./json.js";
 import { actorOf, type Reviewer } from "./principal.js";
-import {
-  type AccessRequest,
-  assertEligibleReviewer,
-  type ReviewChannel,
-  type Transition,
-} from "./request.js";
+import type { AccessRequest, ReviewChannel, Transition } from "./request.js";
+import { assertEligibleReviewer } from "./review.js";
 
 /** The context fields of `request` that its policy masks, in the policy's order. */
 export function maskedFields(request: AccessRequest): string[] {

@@ -1,7 +1,8 @@
 import { approverGroups, requiredQuorum } from "../domain/decision.js";
 import type { RecordedEvent } from "../domain/events.js";
 import type { Principal } from "../domain/principal.js";
-import { type AccessRequest, unmetRequirements } from "../domain/request.js";
+import type { AccessRequest } from "../domain/request.js";
+import { unmetRequirements } from "../domain/review.js";
 import type { Credential } from "../ports/minter.js";
 
 const iso = (ms: number) => new Date(ms).toISOString();

@@ -1,6 +1,6 @@
+import { assertCollectable, issueCredential } from "../domain/credential.js";
 import { WritError } from "../domain/errors.js";
 import type { Agent } from "../domain/principal.js";
-import { assertCollectable, issueCredential } from "../domain/request.js";
 import type { Credential } from "../ports/minter.js";
 import { assertOwnRequest } from "./access.js";
 import type { BrokerDeps } from "./deps.js";

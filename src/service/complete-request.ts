@@ -1,5 +1,6 @@
+import { assertCompletable, completeRequest } from "../domain/credential.js";
 import type { Agent } from "../domain/principal.js";
-import { type AccessRequest, assertCompletable, completeRequest } from "../domain/request.js";
+import type { AccessRequest } from "../domain/request.js";
 import { assertOwnRequest } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
 import { loadSettled, transact } from "./record.js";

@@ -1,6 +1,6 @@
+import { consumeCredential } from "../domain/credential.js";
 import { WritError } from "../domain/errors.js";
 import type { ResourceServer } from "../domain/principal.js";
-import { consumeCredential } from "../domain/request.js";
 import type { TokenClaims } from "../ports/minter.js";
 import type { BrokerDeps } from "./deps.js";
 import { transact } from "./record.js";

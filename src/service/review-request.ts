@@ -1,5 +1,6 @@
 import type { Reviewer } from "../domain/principal.js";
-import { approveRequest, denyRequest, type ReviewChannel } from "../domain/request.js";
+import type { ReviewChannel } from "../domain/request.js";
+import { approveRequest, denyRequest } from "../domain/review.js";
 import type { BrokerDeps } from "./deps.js";
 import { transact } from "./record.js";
 

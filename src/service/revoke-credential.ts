@@ -1,5 +1,5 @@
+import { revokeCredential } from "../domain/credential.js";
 import type { Auditor, Reviewer } from "../domain/principal.js";
-import { revokeCredential } from "../domain/request.js";
 import type { BrokerDeps } from "./deps.js";
 import { loadSettled, transact } from "./record.js";
 import { revokeAtSource } from "./revoke-at-source.js";

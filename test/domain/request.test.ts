@@ -1,24 +1,28 @@
 import { describe, expect, it } from "vitest";
+import {
+  assertCollectable,
+  consumeCredential,
+  issueCredential,
+} from "../../src/domain/credential.js";
 import type { ApprovalRequirement, Decision } from "../../src/domain/decision.js";
 import { isWritError } from "../../src/domain/errors.js";
 import type { Agent, ResourceServer, Reviewer } from "../../src/domain/principal.js";
 import {
   type AccessRequest,
-  approveRequest,
-  approverIds,
-  assertCollectable,
   cancelRequest,
-  consumeCredential,
-  denyRequest,
   expireIfDue,
   type IssuedCredential,
   isLive,
-  issueCredential,
   openRequest,
   type RequestInput,
   type Transition,
-  unmetRequirements,
 } from "../../src/domain/request.js";
+import {
+  approveRequest,
+  approverIds,
+  denyRequest,
+  unmetRequirements,
+} from "../../src/domain/review.js";
 
 const T0 = Date.parse("2026-01-15T09:00:00.000Z");
 const timing = { collectWindowSeconds: 300 };

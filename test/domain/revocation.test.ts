@@ -1,12 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { completeRequest, issueCredential, revokeCredential } from "../../src/domain/credential.js";
 import type { Agent, Auditor } from "../../src/domain/principal.js";
-import {
-  type AccessRequest,
-  completeRequest,
-  issueCredential,
-  openRequest,
-  revokeCredential,
-} from "../../src/domain/request.js";
+import { type AccessRequest, openRequest } from "../../src/domain/request.js";
 import {
   type RevokedAtSource,
   sourceRevocationFailedEvent,

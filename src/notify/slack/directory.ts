@@ -1,4 +1,4 @@
-import { samePerson } from "../../domain/request.js";
+import { samePerson } from "../../domain/review.js";
 
 /** A reviewer as the Slack integration knows them. */
 export interface SlackPerson {

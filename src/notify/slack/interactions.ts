@@ -3,7 +3,7 @@ import { App, LogLevel, type Receiver, type types as SlackTypes, type webApi } f
 import { z } from "zod";
 import { isWritError, WritError } from "../../domain/errors.js";
 import { actorOf, type Reviewer, SYSTEM_ACTOR } from "../../domain/principal.js";
-import { assertEligibleReviewer, samePerson } from "../../domain/request.js";
+import { assertEligibleReviewer, samePerson } from "../../domain/review.js";
 import type { Logger } from "../../ports/logger.js";
 import type { NotificationState } from "../../ports/notification-state.js";
 import type { BrokerDeps } from "../../service/deps.js";

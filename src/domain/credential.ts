@@ -1,0 +1,197 @@
+import { WritError } from "./errors.js";
+import type { DomainEvent } from "./events.js";
+import {
+  type Agent,
+  type Auditor,
+  actorOf,
+  type ResourceServer,
+  type Reviewer,
+} from "./principal.js";
+import {
+  type AccessRequest,
+  advance,
+  type IssuedCredential,
+  type RequestStatus,
+  requestEvent,
+  type Transition,
+} from "./request.js";
+import { atSourceData, type RevokedAtSource, sourceRevokedEvent } from "./revocation.js";
+
+/** Throws the error that explains why the request's credential cannot be collected now. */
+export function assertCollectable(request: AccessRequest, now: number): void {
+  switch (request.status) {
+    case "approved":
+      if (now >= request.expiresAt)
+        throw new WritError("request_expired", "The request has expired.");
+      return;
+    case "pending":
+      throw new WritError("approval_pending", "The request is still waiting for approval.", {
+        status: request.status,
+      });
+    case "denied":
+      throw new WritError("request_denied", "The request was denied.");
+    case "cancelled":
+      throw new WritError("request_cancelled", "The request was cancelled.");
+    case "expired":
+      throw new WritError("request_expired", "The request has expired.");
+    case "issued":
+    case "used":
+    case "revoked":
+    case "completed":
+      throw new WritError(
+        "credential_already_issued",
+        "The credential was already collected; it is handed out once.",
+      );
+  }
+}
+
+export function issueCredential(args: {
+  request: AccessRequest;
+  agent: Agent;
+  credential: IssuedCredential;
+  now: number;
+}): Transition {
+  const { request, agent, credential, now } = args;
+  assertCollectable(request, now);
+  return {
+    request: advance(
+      request,
+      { status: "issued", credential, expiresAt: credential.expiresAt },
+      now,
+    ),
+    events: [
+      requestEvent(request, "credential.issued", actorOf(agent), now, {
+        ...credential.attributes,
+        credential_type: credential.type,
+        credential_id: credential.id,
+        expires_at: new Date(credential.expiresAt).toISOString(),
+        action: request.action,
+        resource: request.resource,
+        ...(request.audience ? { audience: request.audience } : {}),
+      }),
+    ],
+  };
+}
+
+/**
+ * Consuming a token: the first use moves `issued → used`. Any later use is a
+ * replay: a transition that keeps the state (same version) and only records
+ * `token.replay_blocked`.
+ */
+export function consumeCredential(args: {
+  request: AccessRequest;
+  server: ResourceServer;
+  credentialId: string;
+  now: number;
+}): Transition {
+  const { request, server, credentialId, now } = args;
+  if (request.credential?.id !== credentialId) {
+    throw new WritError("token_invalid", "The token does not match an issued credential.");
+  }
+  const actor = actorOf(server);
+  const data = { credential_id: credentialId, resource_server: server.id };
+  if (request.status === "issued" && now < request.expiresAt) {
+    return {
+      request: advance(request, { status: "used" }, now),
+      events: [requestEvent(request, "token.used", actor, now, data)],
+    };
+  }
+  if (request.status === "used") {
+    return { request, events: [requestEvent(request, "token.replay_blocked", actor, now, data)] };
+  }
+  throw new WritError("token_invalid", `The token is no longer valid (${request.status}).`);
+}
+
+/**
+ * Ends an issued credential before it is used or expires: the kill switch for
+ * reviewers and the security team. A revoked token no longer consumes. When the
+ * service has ended it at its source first, that fact goes into the one
+ * `credential.revoked` event.
+ */
+export function revokeCredential(args: {
+  request: AccessRequest;
+  by: Reviewer | Auditor;
+  reason: string;
+  now: number;
+  revokedAtSource?: RevokedAtSource;
+}): Transition {
+  const { request, by, reason, now, revokedAtSource } = args;
+  if (request.status !== "issued") {
+    throw new WritError(
+      "not_revocable",
+      `Only an issued, unused credential can be revoked; the request is ${request.status}.`,
+      {
+        status: request.status,
+      },
+    );
+  }
+  return {
+    request: advance(request, { status: "revoked" }, now),
+    events: [
+      requestEvent(request, "credential.revoked", actorOf(by), now, {
+        ...(revokedAtSource !== undefined ? atSourceData(revokedAtSource) : {}),
+        cause: "revoked",
+        credential_id: request.credential?.id ?? null,
+        reason,
+      }),
+    ],
+  };
+}
+
+/**
+ * Whether the agent may report `request` complete: its credential was collected
+ * and is still issued (completing ends it), or was already used. Throws
+ * `not_completable` otherwise; an already-completed request is accepted here and
+ * left unchanged by {@link completeRequest}.
+ */
+export function assertCompletable(request: AccessRequest): void {
+  if (request.status === "issued" || request.status === "used" || request.status === "completed") {
+    return;
+  }
+  const hint =
+    request.status === "pending" || request.status === "approved"
+      ? " Nothing was collected yet: cancel the request instead."
+      : "";
+  throw new WritError(
+    "not_completable",
+    `The request is ${request.status}; only a collected credential can be completed.${hint}`,
+    { status: request.status },
+  );
+}
+
+/**
+ * The requesting agent reports its action done. Credential-type neutral: an
+ * issued credential ends (`issued → completed`; a JWT no longer consumes, and
+ * the service revokes sessions at their source first); a used one stays `used`
+ * and the report is recorded. Reporting again changes and records nothing.
+ * `revokedAtSource`: the service ended the credential at its source first; it is
+ * recorded as `credential.revoked` in the same atomic step.
+ */
+export function completeRequest(args: {
+  request: AccessRequest;
+  agent: Agent;
+  now: number;
+  revokedAtSource?: RevokedAtSource;
+}): Transition {
+  const { request, agent, now, revokedAtSource } = args;
+  assertCompletable(request);
+  if (request.status === "completed" || request.completedAt !== undefined) {
+    return { request, events: [] };
+  }
+  const status: RequestStatus = request.status === "issued" ? "completed" : request.status;
+  const actor = actorOf(agent);
+  const events: DomainEvent[] = [
+    requestEvent(request, "credential.completed", actor, now, {
+      credential_type: request.credentialType,
+      credential_id: request.credential?.id ?? null,
+      previous_status: request.status,
+      ended: request.status === "issued",
+    }),
+  ];
+  if (revokedAtSource !== undefined) {
+    events.push(
+      sourceRevokedEvent({ request, cause: "completed", revoked: revokedAtSource, actor, now }),
+    );
+  }
+  return { request: advance(request, { status, completedAt: now }, now), events };
+}

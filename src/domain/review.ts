@@ -1,0 +1,176 @@
+import { WritError } from "./errors.js";
+import type { DomainEvent } from "./events.js";
+import { actorOf, type Reviewer, SYSTEM_ACTOR } from "./principal.js";
+import {
+  type AccessRequest,
+  advance,
+  type Review,
+  type ReviewChannel,
+  requestEvent,
+  type Timing,
+  type Transition,
+} from "./request.js";
+
+/** The requirements still unmet, given the approvals so far. */
+export function unmetRequirements(request: AccessRequest) {
+  const approvals = request.reviews.filter((r) => r.verdict === "approve");
+  return request.decision.requirements.filter((requirement) => {
+    const counted = new Set(
+      approvals
+        .filter((a) => a.groups.some((g) => requirement.groups.includes(g)))
+        .map((a) => a.reviewerId),
+    );
+    return counted.size < requirement.quorum;
+  });
+}
+
+/** Distinct people who have approved. */
+export function approverIds(request: AccessRequest): string[] {
+  return [
+    ...new Set(request.reviews.filter((r) => r.verdict === "approve").map((r) => r.reviewerId)),
+  ];
+}
+
+/**
+ * The reviewer's groups that the policy names, if `reviewer` may act on `request`
+ * now: it is pending and before its deadline, and the reviewer is neither the
+ * agent, its owner nor its `on_behalf_of` person. Throws the coded reason otherwise.
+ * Every channel's checks (review, reveal) go through here.
+ */
+/**
+ * Whether two person ids name the same person. Case and Unicode compatibility
+ * forms are folded: an owner taken from an identity provider's claim
+ * ("AliceSmith") must still match the reviewer configured as "alicesmith".
+ */
+export function samePerson(a: string, b: string): boolean {
+  return a.normalize("NFKC").toLowerCase() === b.normalize("NFKC").toLowerCase();
+}
+
+export function assertEligibleReviewer(
+  request: AccessRequest,
+  reviewer: Reviewer,
+  now: number,
+): string[] {
+  if (request.status !== "pending") {
+    throw new WritError("request_not_pending", `The request is ${request.status}, not pending.`, {
+      status: request.status,
+    });
+  }
+  if (now >= request.expiresAt) {
+    // An approval that arrives after the deadline never counts, even before the sweep.
+    throw new WritError("request_not_pending", "The request has expired.", { status: "expired" });
+  }
+  // Rule 2: the agent, its owner and whoever it acts for never review its requests.
+  if (
+    samePerson(reviewer.id, request.agentId) ||
+    samePerson(reviewer.id, request.owner) ||
+    (request.onBehalfOf !== undefined && samePerson(reviewer.id, request.onBehalfOf))
+  ) {
+    throw new WritError(
+      "self_approval_forbidden",
+      "You own this agent or it acts on your behalf, so you cannot review its request.",
+    );
+  }
+  const named = new Set(request.decision.requirements.flatMap((r) => r.groups));
+  const groups = reviewer.groups.filter((g) => named.has(g));
+  if (groups.length === 0) {
+    throw new WritError("not_an_approver", "You are not in a group that may review this request.", {
+      groups: [...named],
+    });
+  }
+  return groups;
+}
+
+function assertReviewable(request: AccessRequest, reviewer: Reviewer, now: number): string[] {
+  const groups = assertEligibleReviewer(request, reviewer, now);
+  if (request.reviews.some((r) => r.reviewerId === reviewer.id)) {
+    throw new WritError("already_reviewed", "You have already reviewed this request.");
+  }
+  return groups;
+}
+
+export function approveRequest(args: {
+  request: AccessRequest;
+  reviewer: Reviewer;
+  comment?: string;
+  channel: ReviewChannel;
+  /** The reviewer's account in the channel (a Slack user id), recorded with the review. */
+  channelUserId?: string;
+  now: number;
+  timing: Timing;
+}): Transition {
+  const { request, reviewer, comment, channel, channelUserId, now, timing } = args;
+  const groups = assertReviewable(request, reviewer, now);
+  const review: Review = {
+    reviewerId: reviewer.id,
+    verdict: "approve",
+    groups,
+    ...(comment ? { comment } : {}),
+    at: now,
+    channel,
+  };
+  const reviewed = advance(request, { reviews: [...request.reviews, review] }, now);
+  const approved = unmetRequirements(reviewed).length === 0;
+  const approvers = approverIds(reviewed);
+  const actor = actorOf(reviewer);
+  const events: DomainEvent[] = [
+    requestEvent(request, "approval.granted", actor, now, {
+      reviewer: reviewer.id,
+      groups,
+      channel,
+      ...(channelUserId ? { channel_user_id: channelUserId } : {}),
+      ...(comment ? { comment } : {}),
+      approvals: approvers.length,
+    }),
+  ];
+  if (!approved) return { request: reviewed, events };
+  events.push(
+    requestEvent(request, "request.approved", SYSTEM_ACTOR, now, { by: "reviewers", approvers }),
+  );
+  return {
+    request: {
+      ...reviewed,
+      status: "approved",
+      expiresAt: now + timing.collectWindowSeconds * 1000,
+    },
+    events,
+  };
+}
+
+export function denyRequest(args: {
+  request: AccessRequest;
+  reviewer: Reviewer;
+  reason: string;
+  channel: ReviewChannel;
+  /** The reviewer's account in the channel (a Slack user id), recorded with the review. */
+  channelUserId?: string;
+  now: number;
+}): Transition {
+  const { request, reviewer, reason, channel, channelUserId, now } = args;
+  const groups = assertReviewable(request, reviewer, now);
+  const review: Review = {
+    reviewerId: reviewer.id,
+    verdict: "deny",
+    groups,
+    comment: reason,
+    at: now,
+    channel,
+  };
+  const actor = actorOf(reviewer);
+  return {
+    request: advance(request, { status: "denied", reviews: [...request.reviews, review] }, now),
+    events: [
+      requestEvent(request, "approval.denied", actor, now, {
+        reviewer: reviewer.id,
+        groups,
+        channel,
+        ...(channelUserId ? { channel_user_id: channelUserId } : {}),
+        reason,
+      }),
+      requestEvent(request, "request.denied", actor, now, {
+        by: "reviewer",
+        reviewer: reviewer.id,
+      }),
+    ],
+  };
+}
