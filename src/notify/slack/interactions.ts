@@ -311,71 +311,84 @@ export function createSlackApp(options: SlackAppOptions): App {
     };
   }
 
-  app.action(SLACK_IDS.approve, async ({ ack, body, client }) => {
-    await ack();
-    const click = parseClick(body);
-    if (click === undefined) return;
-    const reviewer = await resolveReviewer(client, click.slackUserId);
-    if (reviewer === undefined) {
-      await refuse(client, click, "approve", undefined, "unknown_channel_user", UNKNOWN_USER_TEXT);
-      return;
-    }
-    try {
-      await assertNotOwnAccount(click.requestId, click.slackUserId);
-      const { request } = await approve(
-        deps,
-        reviewer,
-        click.requestId,
-        undefined,
-        "slack",
-        click.slackUserId,
-      );
-      await tell(
-        client,
-        click,
-        request.status === "pending"
-          ? `:white_check_mark: You approved \`${request.id}\`; more approvals are needed.`
-          : `:white_check_mark: You approved \`${request.id}\`; it is now approved.`,
-      );
-    } catch (error) {
-      await failed(client, click, "approve", reviewer, error);
-    }
+  /**
+   * What every button shares: acknowledge at once, map the clicking Slack user
+   * to a configured reviewer, refuse the accounts of the agent's own people, and
+   * answer any refusal ephemerally (recorded as `approval.refused`).
+   */
+  function onClick(
+    actionId: string,
+    attempted: "approve" | "deny" | "reveal",
+    handle: (
+      click: ClickContext,
+      reviewer: Reviewer,
+      client: WebClient,
+      body: unknown,
+    ) => Promise<void>,
+  ) {
+    app.action(actionId, async ({ ack, body, client }) => {
+      await ack();
+      const click = parseClick(body);
+      if (click === undefined) return;
+      const reviewer = await resolveReviewer(client, click.slackUserId);
+      if (reviewer === undefined) {
+        await refuse(
+          client,
+          click,
+          attempted,
+          undefined,
+          "unknown_channel_user",
+          UNKNOWN_USER_TEXT,
+        );
+        return;
+      }
+      try {
+        await assertNotOwnAccount(click.requestId, click.slackUserId);
+        await handle(click, reviewer, client, body);
+      } catch (error) {
+        await failed(client, click, attempted, reviewer, error);
+      }
+    });
+  }
+
+  onClick(SLACK_IDS.approve, "approve", async (click, reviewer, client) => {
+    const { request } = await approve(
+      deps,
+      reviewer,
+      click.requestId,
+      undefined,
+      "slack",
+      click.slackUserId,
+    );
+    await tell(
+      client,
+      click,
+      request.status === "pending"
+        ? `:white_check_mark: You approved \`${request.id}\`; more approvals are needed.`
+        : `:white_check_mark: You approved \`${request.id}\`; it is now approved.`,
+    );
   });
 
-  app.action(SLACK_IDS.deny, async ({ ack, body, client }) => {
-    await ack();
-    const click = parseClick(body);
-    if (click === undefined) return;
-    const reviewer = await resolveReviewer(client, click.slackUserId);
-    if (reviewer === undefined) {
-      await refuse(client, click, "deny", undefined, "unknown_channel_user", UNKNOWN_USER_TEXT);
-      return;
+  onClick(SLACK_IDS.deny, "deny", async (click, reviewer, client, body) => {
+    const request = await loadSettled(deps, click.requestId);
+    // Checked before the form opens, so nobody types a reason only to be refused.
+    assertEligibleReviewer(request, reviewer, deps.clock.now());
+    if (request.reviews.some((r) => samePerson(r.reviewerId, reviewer.id))) {
+      throw new WritError("already_reviewed", "You have already reviewed this request.");
     }
-    try {
-      await assertNotOwnAccount(click.requestId, click.slackUserId);
-      const request = await loadSettled(deps, click.requestId);
-      // Checked before the form opens, so nobody types a reason only to be refused.
-      assertEligibleReviewer(request, reviewer, deps.clock.now());
-      if (request.reviews.some((r) => samePerson(r.reviewerId, reviewer.id))) {
-        throw new WritError("already_reviewed", "You have already reviewed this request.");
-      }
-      const triggerId = (body as { trigger_id?: string }).trigger_id;
-      if (triggerId === undefined) throw new WritError("bad_request", "No trigger id.");
-      const message = buildReviewMessage(request, [], deps.clock.now(), options.message);
-      await client.views.open({
-        trigger_id: triggerId,
-        view: denyModal(message, {
-          requestId: request.id,
-          ...(click.channelId !== undefined ? { channelId: click.channelId } : {}),
-        }),
-      });
-    } catch (error) {
-      await failed(client, click, "deny", reviewer, error);
-      return;
-    }
+    const triggerId = (body as { trigger_id?: string }).trigger_id;
+    if (triggerId === undefined) throw new WritError("bad_request", "No trigger id.");
+    const message = buildReviewMessage(request, [], deps.clock.now(), options.message);
+    await client.views.open({
+      trigger_id: triggerId,
+      view: denyModal(message, {
+        requestId: request.id,
+        ...(click.channelId !== undefined ? { channelId: click.channelId } : {}),
+      }),
+    });
     // Recorded after the form opens: Slack's trigger id lapses three seconds after
     // the click, and a slow write must not cost the reviewer the form. The denial
-    // itself is recorded when the form is submitted.
+    // itself is recorded when the form is submitted; a failure here is only logged.
     try {
       await recordFormOpened(deps, {
         requestId: click.requestId,
@@ -392,30 +405,11 @@ export function createSlackApp(options: SlackAppOptions): App {
     }
   });
 
-  app.action(SLACK_IDS.reveal, async ({ ack, body, client }) => {
-    await ack();
-    const click = parseClick(body);
-    if (click === undefined) return;
-    const reviewer = await resolveReviewer(client, click.slackUserId);
-    if (reviewer === undefined) {
-      await refuse(client, click, "reveal", undefined, "unknown_channel_user", UNKNOWN_USER_TEXT);
-      return;
-    }
-    try {
-      await assertNotOwnAccount(click.requestId, click.slackUserId);
-      // Recorded (store and audit log) before anything is shown.
-      const fields = await revealMasked(
-        deps,
-        reviewer,
-        click.requestId,
-        "slack",
-        click.slackUserId,
-      );
-      const rendered = revealMessage(click.requestId, fields);
-      await tell(client, click, rendered.text, rendered.blocks);
-    } catch (error) {
-      await failed(client, click, "reveal", reviewer, error);
-    }
+  onClick(SLACK_IDS.reveal, "reveal", async (click, reviewer, client) => {
+    // Recorded (store and audit log) before anything is shown.
+    const fields = await revealMasked(deps, reviewer, click.requestId, "slack", click.slackUserId);
+    const rendered = revealMessage(click.requestId, fields);
+    await tell(client, click, rendered.text, rendered.blocks);
   });
 
   // The "Open in writ" link button also sends an action; it needs only an ack.
