@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
 import { createWritClient, type WritClient } from "../../sdk/client.js";
 import { isWritApiError, type WritErrorCode } from "../../sdk/errors.js";
 import { type CommandIo, EXIT, UsageError } from "../command.js";
@@ -51,6 +52,19 @@ export function requestIdArgument(positionals: readonly string[]): string {
   if (!REQUEST_ID.test(id))
     throw new UsageError(`"${id}" is not a request id (req_ and 22 characters)`);
   return id;
+}
+
+/** Parses `writ <command> <request id> [--json]`, the shape of most one-request commands. */
+export function parseIdAndJson(args: readonly string[]): { id: string; json: boolean } {
+  const { values, positionals } = parseCommandLine(() =>
+    parseArgs({
+      args: [...args],
+      options: { json: { type: "boolean", default: false } },
+      strict: true,
+      allowPositionals: true,
+    }),
+  );
+  return { id: requestIdArgument(positionals), json: values.json };
 }
 
 export function rejectPositionals(positionals: readonly string[]): void {

@@ -5,6 +5,7 @@ import {
   connectFromEnv,
   ENVIRONMENT_HELP,
   parseCommandLine,
+  parseIdAndJson,
   printJson,
   reportApiErrors,
   requestIdArgument,
@@ -77,19 +78,11 @@ cancelled or expired.
 ${ENVIRONMENT_HELP}
 `,
   async run(args, io) {
-    const { values, positionals } = parseCommandLine(() =>
-      parseArgs({
-        args: [...args],
-        options: { json: { type: "boolean", default: false } },
-        strict: true,
-        allowPositionals: true,
-      }),
-    );
-    const id = requestIdArgument(positionals);
+    const { id, json } = parseIdAndJson(args);
     const client = connectFromEnv(io);
     return reportApiErrors("credential", io, async () => {
       const credential = await client.collectCredential(id);
-      if (values.json) {
+      if (json) {
         printJson(io, { credential });
       } else {
         io.stderr(`${id}: ${describeCredential(credential)}\n`);
@@ -116,19 +109,11 @@ Exit codes: 0 cancelled; 1 server or network error (e.g. request_not_pending);
 ${ENVIRONMENT_HELP}
 `,
   async run(args, io) {
-    const { values, positionals } = parseCommandLine(() =>
-      parseArgs({
-        args: [...args],
-        options: { json: { type: "boolean", default: false } },
-        strict: true,
-        allowPositionals: true,
-      }),
-    );
-    const id = requestIdArgument(positionals);
+    const { id, json } = parseIdAndJson(args);
     const client = connectFromEnv(io);
     return reportApiErrors("cancel", io, async () => {
       const request = await client.cancel(id);
-      if (values.json) printJson(io, request);
+      if (json) printJson(io, request);
       else io.stdout(`${request.id} ${request.status}\n`);
       return EXIT.ok;
     });

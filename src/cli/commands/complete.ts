@@ -1,12 +1,10 @@
-import { parseArgs } from "node:util";
 import { type Command, EXIT } from "../command.js";
 import {
   connectFromEnv,
   ENVIRONMENT_HELP,
-  parseCommandLine,
+  parseIdAndJson,
   printJson,
   reportApiErrors,
-  requestIdArgument,
 } from "./client-context.js";
 
 export const completeCommand: Command = {
@@ -28,19 +26,11 @@ Exit codes: 0 completed; 1 server or network error (e.g. not_completable);
 ${ENVIRONMENT_HELP}
 `,
   async run(args, io) {
-    const { values, positionals } = parseCommandLine(() =>
-      parseArgs({
-        args: [...args],
-        options: { json: { type: "boolean", default: false } },
-        strict: true,
-        allowPositionals: true,
-      }),
-    );
-    const id = requestIdArgument(positionals);
+    const { id, json } = parseIdAndJson(args);
     const client = connectFromEnv(io);
     return reportApiErrors("complete", io, async () => {
       const request = await client.complete(id);
-      if (values.json) printJson(io, request);
+      if (json) printJson(io, request);
       else io.stdout(`${request.id} ${request.status}\n`);
       return EXIT.ok;
     });

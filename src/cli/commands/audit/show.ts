@@ -1,4 +1,3 @@
-import { parseArgs } from "node:util";
 import { timelineStep } from "../../../console/timeline.js";
 import type { RecordedEvent } from "../../../domain/events.js";
 import type { WritEvent } from "../../../sdk/client.js";
@@ -6,10 +5,9 @@ import { type Command, EXIT } from "../../command.js";
 import {
   connectFromEnv,
   ENVIRONMENT_HELP,
-  parseCommandLine,
+  parseIdAndJson,
   printJson,
   reportApiErrors,
-  requestIdArgument,
 } from "../client-context.js";
 import { describeRequest, printable } from "../render-request.js";
 
@@ -47,15 +45,7 @@ command line.
 ${ENVIRONMENT_HELP}
 `,
   async run(args, io) {
-    const { values, positionals } = parseCommandLine(() =>
-      parseArgs({
-        args: [...args],
-        options: { json: { type: "boolean", default: false } },
-        strict: true,
-        allowPositionals: true,
-      }),
-    );
-    const id = requestIdArgument(positionals);
+    const { id, json } = parseIdAndJson(args);
     const client = connectFromEnv(io);
     return reportApiErrors("audit show", io, async () => {
       const request = await client.get(id);
@@ -71,7 +61,7 @@ ${ENVIRONMENT_HELP}
         if (page.next === undefined || events.length >= MAX_EVENTS) break;
         after = page.next;
       }
-      if (values.json) {
+      if (json) {
         printJson(io, { request, events });
         return EXIT.ok;
       }
