@@ -1,19 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import {
-  allEvents,
-  CUSTOMERS_EXPORT,
-  createRequest,
-  expectJson,
-  keyOf,
-  type RequestBody,
-} from "../support/api.js";
+import { allEvents, CUSTOMERS_EXPORT, createRequest, keyOf, readRequest } from "../support/api.js";
 import { extraIdentities } from "../support/extra-identities.js";
 import {
   blockAction,
   denySubmission,
+  ephemeralTo as ephemeral,
   type FakeSlack,
-  interactionBody,
-  slackSignature,
+  postInteraction,
   startFakeSlack,
 } from "../support/fake-slack.js";
 import { startTestWrit, type TestWrit } from "../support/harness.js";
@@ -88,36 +81,15 @@ async function start(slackOverrides: Record<string, unknown> = {}) {
   }
 }
 
-function post(payload: object) {
-  const body = interactionBody(payload);
-  const at = Math.floor(t.clock.now() / 1000);
-  return t.writ.app.request("/slack/events", {
-    method: "POST",
-    headers: {
-      "content-type": "application/x-www-form-urlencoded",
-      ...slackSignature(SECRET, body, at),
-    },
-    body,
-  });
-}
-
-async function getRequest(id: string): Promise<RequestBody> {
-  return expectJson<RequestBody>(
-    await t.call("GET", `/v1/requests/${id}`, { key: keyOf(t, "dana") }),
-    200,
-  );
-}
+const post = (payload: object) =>
+  postInteraction(t.writ, t.clock.now(), payload, { secret: SECRET });
+const getRequest = (id: string) => readRequest(t, id);
 
 function repliesTo(user: string) {
   return slack.accepted("chat.postEphemeral").filter((c) => c.args.user === user);
 }
 
-function ephemeralTo(user: string, contains: string) {
-  return slack.waitFor(
-    "chat.postEphemeral",
-    (c) => c.args.user === user && JSON.stringify(c.args).includes(contains),
-  );
-}
+const ephemeralTo = (user: string, contains: string) => ephemeral(slack, user, contains);
 
 async function postedRequest(agent: string, extra: Record<string, unknown> = {}) {
   const { id } = await createRequest(t, { ...CUSTOMERS_EXPORT, ...extra }, keyOf(t, agent));

@@ -6,15 +6,17 @@ import {
   CUSTOMERS_EXPORT,
   collectToken,
   createRequest,
-  expectJson,
   keyOf,
-  type RequestBody,
+  readRequest,
 } from "../support/api.js";
 import {
   blockAction,
   denySubmission,
+  ephemeralTo as ephemeral,
   type FakeSlack,
   interactionBody,
+  type PostInteractionOptions,
+  postInteraction,
   slackSignature,
   startFakeSlack,
 } from "../support/fake-slack.js";
@@ -54,21 +56,8 @@ async function start(slackOverrides: Record<string, unknown> = {}, extra: object
   t.keys.erin = erinKey;
 }
 
-function post(
-  payload: object | string,
-  options: { at?: number; secret?: string; headers?: Record<string, string>; type?: string } = {},
-) {
-  const body = typeof payload === "string" ? payload : interactionBody(payload);
-  const at = options.at ?? Math.floor(t.clock.now() / 1000);
-  return t.writ.app.request("/slack/events", {
-    method: "POST",
-    headers: {
-      "content-type": options.type ?? "application/x-www-form-urlencoded",
-      ...slackSignature(options.secret ?? SECRET, body, at),
-      ...options.headers,
-    },
-    body,
-  });
+function post(payload: object | string, options: Partial<PostInteractionOptions> = {}) {
+  return postInteraction(t.writ, t.clock.now(), payload, { secret: SECRET, ...options });
 }
 
 /** Creates the demo export and waits for its approval message in the channel. */
@@ -81,19 +70,8 @@ async function exportRequest(context?: Record<string, unknown>): Promise<{ id: s
   return { id };
 }
 
-async function getRequest(id: string): Promise<RequestBody> {
-  return expectJson<RequestBody>(
-    await t.call("GET", `/v1/requests/${id}`, { key: keyOf(t, "dana") }),
-    200,
-  );
-}
-
-function ephemeralTo(user: string, contains: string) {
-  return slack.waitFor(
-    "chat.postEphemeral",
-    (c) => c.args.user === user && JSON.stringify(c.args).includes(contains),
-  );
-}
+const getRequest = (id: string) => readRequest(t, id);
+const ephemeralTo = (user: string, contains: string) => ephemeral(slack, user, contains);
 
 beforeEach(async () => {
   slack = await startFakeSlack(TOKEN);

@@ -84,6 +84,14 @@ export async function createRequest(
   );
 }
 
+/** Reads a request as auditor dana; expects a 200. */
+export async function readRequest(t: TestWrit, id: string): Promise<RequestBody> {
+  return expectJson<RequestBody>(
+    await t.call("GET", `/v1/requests/${id}`, { key: keyOf(t, "dana") }),
+    200,
+  );
+}
+
 /** Approves as `reviewer` (an id with a key in `t.keys`); expects a 200. */
 export async function approveAs(t: TestWrit, reviewer: string, id: string) {
   return expectJson<RequestBody>(

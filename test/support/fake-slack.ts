@@ -483,3 +483,45 @@ function readFrame(buffer: Buffer): { opcode: number; payload: Buffer; rest: Buf
   }
   return { opcode, payload, rest: buffer.subarray(offset + length) };
 }
+
+/** Options for {@link postInteraction}; defaults sign correctly, now, as a form post. */
+export interface PostInteractionOptions {
+  /** Unix seconds for the signature's timestamp (default: the writ's clock). */
+  at?: number;
+  secret: string;
+  headers?: Record<string, string>;
+  type?: string;
+}
+
+/**
+ * Posts an interaction payload to writ's `/slack/events`, signed as Slack signs
+ * it (a string payload is sent as the raw body).
+ */
+export function postInteraction(
+  writ: { app: { request: (path: string, init: RequestInit) => Response | Promise<Response> } },
+  nowMs: number,
+  payload: object | string,
+  options: PostInteractionOptions,
+): Promise<Response> {
+  const body = typeof payload === "string" ? payload : interactionBody(payload);
+  const at = options.at ?? Math.floor(nowMs / 1000);
+  return Promise.resolve(
+    writ.app.request("/slack/events", {
+      method: "POST",
+      headers: {
+        "content-type": options.type ?? "application/x-www-form-urlencoded",
+        ...slackSignature(options.secret, body, at),
+        ...options.headers,
+      },
+      body,
+    }),
+  );
+}
+
+/** Waits for an ephemeral message to `user` that contains `contains`. */
+export function ephemeralTo(slack: FakeSlack, user: string, contains: string) {
+  return slack.waitFor(
+    "chat.postEphemeral",
+    (c) => c.args.user === user && JSON.stringify(c.args).includes(contains),
+  );
+}
