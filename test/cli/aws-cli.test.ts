@@ -1,11 +1,12 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DevIdentities } from "../../src/config/dev-identities.js";
 import { createWritClient } from "../../src/sdk/client.js";
+import { BIN, ROOT, startWritCli } from "../support/cli.js";
 import {
   type FakeAws,
   startFakeAws,
@@ -17,8 +18,6 @@ import {
 // The built CLI (`npm test` builds first) against a `writ dev` whose AWS SDK
 // clients find the fake STS/IAM through the SDK's own environment conventions.
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const BIN = join(ROOT, "dist/cli/bin.js");
 const RUN_TIMEOUT_MS = 15_000;
 const ROLE = "arn:aws:iam::111122223333:role/writ-demo";
 const READ = ["--action", "s3:GetObject", "--resource", "arn:aws:s3:::demo-reports/q3.csv"];
@@ -35,12 +34,6 @@ fs.writeFileSync(out, JSON.stringify(Object.fromEntries(names.map((n) => [n, pro
 process.stdout.write("hello from the command\\n");
 process.exit(Number(code));
 `;
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let fake: FakeAws;
 let devServer: ChildProcessWithoutNullStreams | undefined;
@@ -75,27 +68,7 @@ function agentEnv(extra: NodeJS.ProcessEnv = {}) {
 }
 
 function start(args: readonly string[], env: NodeJS.ProcessEnv) {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const done = new Promise<RunResult>((resolvePromise, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`writ ${args.join(" ")} ran over ${RUN_TIMEOUT_MS} ms\n${stderr}`));
-    }, RUN_TIMEOUT_MS);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr });
-    });
-  });
-  return { child, done };
+  return startWritCli(args, env, RUN_TIMEOUT_MS);
 }
 
 const writ = (args: readonly string[], env = agentEnv()) => start(args, env).done;

@@ -3,36 +3,24 @@ import { createHash } from "node:crypto";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DevIdentities } from "../../src/config/dev-identities.js";
 import { createWritClient } from "../../src/sdk/client.js";
+import { BIN, ROOT, type Running, type RunResult, startWritCli } from "../support/cli.js";
 
 // These tests run the built CLI (`npm test` builds first) against a `writ dev`
 // subprocess, as a user would.
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const BIN = join(ROOT, "dist/cli/bin.js");
 const POLICIES = join(ROOT, "policies");
 const RUN_TIMEOUT_MS = 15_000;
-
-interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface RunOptions {
   /** WRIT_KEY for the command; omitted means unset. */
   key?: string;
   /** WRIT_URL; the dev server's by default. */
   url?: string;
-}
-
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  done: Promise<RunResult>;
 }
 
 let devServer: ChildProcessWithoutNullStreams | undefined;
@@ -50,27 +38,7 @@ function childEnv(options: RunOptions): NodeJS.ProcessEnv {
 }
 
 function start(args: readonly string[], options: RunOptions = {}): Running {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: childEnv(options) });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
-  });
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-    stderr += chunk;
-  });
-  const done = new Promise<RunResult>((resolvePromise, reject) => {
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`writ ${args.join(" ")} ran over ${RUN_TIMEOUT_MS} ms\n${stderr}`));
-    }, RUN_TIMEOUT_MS);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr });
-    });
-  });
-  return { child, done };
+  return startWritCli(args, childEnv(options), RUN_TIMEOUT_MS);
 }
 
 function writ(args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
