@@ -1,5 +1,9 @@
-import { readdir, readFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createProductionSetup, type ProductionSetup } from "../support/production-config.js";
+import { type RedisServer, type RedisServerOptions, startRedisServer } from "../support/redis.js";
+import { startWritProcess, type WritProcess } from "../support/writ-process.js";
 
 export interface Answer<T = Record<string, unknown>> {
   readonly status: number;
@@ -151,3 +155,47 @@ export const APPROVAL_FLOW_EVENTS = [
   "token.used",
   "token.replay_blocked",
 ] as const;
+
+/** Two `writ serve` processes on one real redis-server, each with its own config. */
+export interface ReplicaPair {
+  readonly dir: string;
+  readonly redis: RedisServer;
+  readonly setup: ProductionSetup;
+  readonly a: WritProcess;
+  readonly b: WritProcess;
+  /** The key of a configured principal. */
+  key(id: string): string;
+  /** Stops both gracefully and removes everything; resolves with their exit codes. */
+  stop(): Promise<(number | null | undefined)[]>;
+}
+
+export async function startReplicaPair(
+  prefix: string,
+  redisOptions: RedisServerOptions,
+): Promise<ReplicaPair> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const redis = await startRedisServer(redisOptions);
+  const setup = await createProductionSetup(dir);
+  const env = { WRIT_REDIS_URL: redis.url };
+  const start = async (name: string) =>
+    startWritProcess(["serve", "--config", await setup.writeConfig(name), "--quiet"], env);
+  const [a, b] = await Promise.all([start("a"), start("b")]);
+  return {
+    dir,
+    redis,
+    setup,
+    a,
+    b,
+    key(id) {
+      const found = setup.keys[id];
+      if (found === undefined) throw new TypeError(`no key for ${id}`);
+      return found;
+    },
+    async stop() {
+      const codes = await Promise.all([a.stop(), b.stop()]);
+      await redis.dispose();
+      await rm(dir, { recursive: true, force: true });
+      return codes;
+    },
+  };
+}

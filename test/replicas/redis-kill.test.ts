@@ -1,14 +1,17 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyLogFile } from "../../src/audit/verify-log.js";
 import { S3_READ } from "../support/api.js";
-import { createProductionSetup, type ProductionSetup } from "../support/production-config.js";
-import { type RedisServer, shippedAofSettings, startRedisServer } from "../support/redis.js";
-import { startWritProcess, type WritProcess } from "../support/writ-process.js";
-import { allEvents, call, logFiles, loggedEventIds } from "./http.js";
+import { type RedisServer, shippedAofSettings } from "../support/redis.js";
+import type { WritProcess } from "../support/writ-process.js";
+import {
+  allEvents,
+  call,
+  logFiles,
+  loggedEventIds,
+  type ReplicaPair,
+  startReplicaPair,
+} from "./http.js";
 
 // Durability: two `writ serve` processes on one redis-server, whose process is
 // killed with SIGKILL in the middle of a load and restarted on the same data.
@@ -33,33 +36,21 @@ describe.each([
 ] as const)(
   "durability with $setting: Redis killed with SIGKILL in the middle of a load",
   ({ appendOnly, appendfsync }) => {
+    let pair: ReplicaPair;
     let dir: string;
     let redis: RedisServer;
-    let setup: ProductionSetup;
     let a: WritProcess;
     let b: WritProcess;
     const pick = (n: number) => (n % 2 === 0 ? a : b);
-    const key = (id: string) => {
-      const found = setup.keys[id];
-      if (found === undefined) throw new TypeError(`no key for ${id}`);
-      return found;
-    };
+    const key = (id: string) => pair.key(id);
 
     beforeAll(async () => {
-      dir = await mkdtemp(join(tmpdir(), "writ-redis-kill-"));
-      redis = await startRedisServer({ appendOnly });
-      setup = await createProductionSetup(dir);
-      const env = { WRIT_REDIS_URL: redis.url };
-      const start = async (name: string) =>
-        startWritProcess(["serve", "--config", await setup.writeConfig(name), "--quiet"], env);
-      [a, b] = await Promise.all([start("a"), start("b")]);
+      pair = await startReplicaPair("writ-redis-kill-", { appendOnly });
+      ({ dir, redis, a, b } = pair);
     }, 60_000);
 
     afterAll(async () => {
-      const codes = await Promise.all([a?.stop(), b?.stop()]);
-      await redis?.dispose();
-      await rm(dir, { recursive: true, force: true });
-      expect(codes).toEqual([0, 0]);
+      expect(await pair?.stop()).toEqual([0, 0]);
     }, 60_000);
 
     it(`runs Redis with appendfsync ${appendfsync}`, async () => {

@@ -1,47 +1,30 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CUSTOMERS_EXPORT, S3_READ } from "../support/api.js";
-import { createProductionSetup, type ProductionSetup } from "../support/production-config.js";
-import { type RedisServer, startRedisServer } from "../support/redis.js";
-import { startWritProcess, type WritProcess } from "../support/writ-process.js";
-import { allEvents, call, tally } from "./http.js";
+import type { RedisServer } from "../support/redis.js";
+import type { WritProcess } from "../support/writ-process.js";
+import { allEvents, call, type ReplicaPair, startReplicaPair, tally } from "./http.js";
 
 // Two `writ serve` processes, each with its own data dir (as on two hosts), on
 // one real redis-server with the AOF settings of infra/redis/redis.conf, driven
 // over HTTP. Durability under SIGKILL is in redis-kill.test.ts.
 
-let dir: string;
+let pair: ReplicaPair;
 let redis: RedisServer;
-let setup: ProductionSetup;
 let a: WritProcess;
 let b: WritProcess;
 const replicas = () => [a, b] as const;
 /** Alternates between the replicas, so that concurrent calls land on both. */
 const pick = (n: number) => (n % 2 === 0 ? a : b);
-const key = (id: string) => {
-  const found = setup.keys[id];
-  if (found === undefined) throw new TypeError(`no key for ${id}`);
-  return found;
-};
+const key = (id: string) => pair.key(id);
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "writ-replicas-"));
-  redis = await startRedisServer({ appendOnly: "shipped" });
-  setup = await createProductionSetup(dir);
-  const env = { WRIT_REDIS_URL: redis.url };
-  const start = async (name: string) =>
-    startWritProcess(["serve", "--config", await setup.writeConfig(name), "--quiet"], env);
-  [a, b] = await Promise.all([start("a"), start("b")]);
+  pair = await startReplicaPair("writ-replicas-", { appendOnly: "shipped" });
+  ({ redis, a, b } = pair);
 }, 60_000);
 
 afterAll(async () => {
   // A graceful stop exits 0: in-flight work drained, the log closed.
-  const codes = await Promise.all([a?.stop(), b?.stop()]);
-  await redis?.dispose();
-  await rm(dir, { recursive: true, force: true });
-  expect(codes).toEqual([0, 0]);
+  expect(await pair?.stop()).toEqual([0, 0]);
 }, 60_000);
 
 async function create(on: WritProcess, body: Record<string, unknown>, agent = "report-agent") {
