@@ -44,6 +44,12 @@ export interface AppOptions {
   console?: { idleTimeoutSeconds: number; sessionMaxSeconds: number; secureCookies: boolean };
 }
 
+/** Whether the request came from a socket through `@hono/node-server` (not `app.request()`). */
+function servedByNode(c: Context): boolean {
+  const env: unknown = c.env;
+  return typeof env === "object" && env !== null && "incoming" in env;
+}
+
 /** Deepest JSON nesting any request body may have; schemas set tighter limits per field. */
 const MAX_BODY_DEPTH = 8;
 
@@ -101,23 +107,40 @@ export function createApp(options: AppOptions) {
       ms: Math.round((performance.now() - started) * 10) / 10,
     });
   });
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: options.maxBodyBytes ?? 64 * 1024,
-      onError: (c) => respond(c, "payload_too_large", "The request body is too large."),
-    }),
-  );
+  const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024;
+  const tooLarge = (c: Context) => respond(c, "payload_too_large", "The request body is too large.");
+  // A body with a Content-Length is checked by that header alone: Node's parser
+  // never delivers more bytes than it declares, and the body is then read straight
+  // from the socket, without a WHATWG stream per call. Any other body (chunked, or
+  // a request built in process) is counted by Hono's limiter as it streams in.
+  const streamingLimit = bodyLimit({ maxSize: maxBodyBytes, onError: tooLarge });
   app.use("/v1/*", async function requireJson(c, next) {
-    const type = c.req.header("content-type");
     const length = c.req.header("content-length");
-    const hasBody =
-      (length !== undefined && length !== "0") || c.req.header("transfer-encoding") !== undefined;
-    if (c.req.method !== "POST" || (!hasBody && type === undefined)) return next();
+    const chunked = c.req.header("transfer-encoding") !== undefined;
+    // Over HTTP/1.1 a request with neither header has no body (RFC 9112, 6.3).
+    const empty = !chunked && length === undefined && servedByNode(c);
+    if (length !== undefined && !chunked) {
+      if (Number(length) > maxBodyBytes) return tooLarge(c);
+    } else if (!empty) {
+      let passed = false;
+      const limited = await streamingLimit(c, async () => {
+        passed = true;
+      });
+      if (!passed) return limited;
+    }
+    const hasBody = chunked || (length !== undefined && length !== "0");
+    const type = c.req.header("content-type");
+    if (c.req.method !== "POST") return next();
+    if (!hasBody && type === undefined) {
+      // Saying the body is empty spares the route's media-type check from building
+      // a WHATWG request only to find nothing in it.
+      if (empty) Object.defineProperty(c.req.raw, "body", { value: null });
+      return next();
+    }
     if (!/^application\/json\s*(;|$)/i.test(type ?? "")) {
       return respond(c, "unsupported_media_type", "Send the body as application/json.");
     }
-    // Parsed once here (Hono caches it for the validators). Bounding the depth
+    // Parsed once here (Hono caches the text for the validators). Bounding the depth
     // first keeps hostile bodies thousands of levels deep away from the
     // recursive schema validation, which would otherwise exhaust the stack.
     const text = await c.req.text();
@@ -153,7 +176,7 @@ export function createApp(options: AppOptions) {
   }
   mcpRoutes(app, broker.deps.identities, {
     ...(options.mcp ?? { enabled: true, returnCredentials: false }),
-    maxBodyBytes: options.maxBodyBytes ?? 64 * 1024,
+    maxBodyBytes,
     version: options.version ?? "0.1.0",
   });
 
