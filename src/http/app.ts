@@ -108,7 +108,8 @@ export function createApp(options: AppOptions) {
     });
   });
   const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024;
-  const tooLarge = (c: Context) => respond(c, "payload_too_large", "The request body is too large.");
+  const tooLarge = (c: Context) =>
+    respond(c, "payload_too_large", "The request body is too large.");
   // A body with a Content-Length is checked by that header alone: Node's parser
   // never delivers more bytes than it declares, and the body is then read straight
   // from the socket, without a WHATWG stream per call. Any other body (chunked, or

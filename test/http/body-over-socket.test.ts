@@ -141,10 +141,7 @@ describe("request bodies over a socket", () => {
 
   it("a body without a JSON content type is a 415, whichever way it is sent", async () => {
     const plain = { "content-type": "text/plain" };
-    for (const sent of [
-      { body: JSON.stringify(S3_READ) },
-      { chunks: [JSON.stringify(S3_READ)] },
-    ]) {
+    for (const sent of [{ body: JSON.stringify(S3_READ) }, { chunks: [JSON.stringify(S3_READ)] }]) {
       const res = await send({
         path: "/v1/requests",
         key: keyOf(t, "report-agent"),
