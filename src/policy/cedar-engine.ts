@@ -4,7 +4,7 @@ import { type FSWatcher, watch as watchDir } from "node:fs";
 import { preparsePolicySet, statefulIsAuthorized } from "@cedar-policy/cedar-wasm/nodejs";
 import type { Decision } from "../domain/decision.js";
 import type { PolicyEngine, PolicyQuery } from "../ports/policy.js";
-import { toCedarRequest } from "./cedar-request.js";
+import { type CedarRequest, toCedarRequest } from "./cedar-request.js";
 import {
   allSensitiveFields,
   combineDecision,
@@ -48,6 +48,22 @@ export interface CedarPolicyEngineOptions {
   readonly onError?: (error: unknown) => void;
   /** Called when an evaluation fails and the engine denies; for logs. */
   readonly onEvaluationError?: (errors: readonly PolicyEvaluationError[]) => void;
+  /**
+   * Most decisions remembered for the set in force, the least recently used dropped
+   * first; 4096 by default, 0 turns the cache off. Agents repeat the same request,
+   * and Cedar's answer depends only on the set and the request.
+   */
+  readonly decisionCacheSize?: number;
+}
+
+/** How the decision cache is doing, for metrics and tests. */
+export interface DecisionCacheStats {
+  /** Evaluations answered from the cache since the engine started. */
+  readonly hits: number;
+  /** Evaluations Cedar answered since the engine started. */
+  readonly misses: number;
+  /** Decisions held for the set in force. */
+  readonly entries: number;
 }
 
 /** The Cedar-backed policy engine, with the controls its owner needs. */
@@ -61,6 +77,8 @@ export interface CedarPolicyEngine extends PolicyEngine {
   reload(): Promise<void>;
   /** Ids of the policies in force, sorted. */
   policyIds(): string[];
+  /** Hits and misses of the decision cache, and its size for the set in force. */
+  decisionCacheStats(): DecisionCacheStats;
   /** Stops watching. Decisions keep working with the set in force. */
   close(): void;
 }
@@ -68,7 +86,22 @@ export interface CedarPolicyEngine extends PolicyEngine {
 interface ActiveSet {
   readonly slot: string;
   readonly set: LoadedPolicySet;
+  /**
+   * Evaluations without errors, by Cedar request, in least- to most-recently-used
+   * order. It lives and dies with its set: a reload starts from an empty one, and
+   * no answer computed against an older set can be served after it.
+   */
+  readonly decisions: Map<string, PolicyEvaluation>;
 }
+
+const DEFAULT_DECISION_CACHE_SIZE = 4096;
+
+/**
+ * Longer requests are evaluated every time, not remembered. With the default size
+ * the keys then hold at most 4096 × 4096 UTF-16 code units (32 MiB at worst, half
+ * that for Latin-1 text), plus one decision each, which the policy set bounds.
+ */
+const MAX_CACHE_KEY_CHARS = 4096;
 
 let engineCount = 0;
 
@@ -82,6 +115,14 @@ export async function createCedarPolicyEngine(
 ): Promise<CedarPolicyEngine> {
   checkDefaults(options.defaults);
   const { defaults } = options;
+  const cacheSize = options.decisionCacheSize ?? DEFAULT_DECISION_CACHE_SIZE;
+  if (!Number.isSafeInteger(cacheSize) || cacheSize < 0) {
+    throw new TypeError(
+      `decisionCacheSize must be a non-negative integer, got ${String(cacheSize)}`,
+    );
+  }
+  let hits = 0;
+  let misses = 0;
   // Cedar keeps preparsed sets in a process-wide cache with no way to drop one. Two
   // slots per engine, written alternately, keep memory bounded across reloads; the
   // slot in force is never written to, so a request sees the old set or the new one.
@@ -93,15 +134,33 @@ export async function createCedarPolicyEngine(
   let debounce: NodeJS.Timeout | undefined;
 
   function evaluate(query: PolicyQuery): PolicyEvaluation {
+    // Synchronous, so no reload swaps `active` in the middle: the lookup, the
+    // evaluation and the insert all concern the set in force.
+    const current = active;
     let result: PolicyEvaluation;
     try {
-      result = evaluateWith(active, query, defaults);
+      const request = toCedarRequest(query);
+      // The whole request Cedar sees (principal with its attributes, action,
+      // resource, context, entities). The builder adds fields in a fixed order, so
+      // the same query gives the same key; context keys in another order only miss.
+      const key = cacheSize > 0 ? JSON.stringify(request) : undefined;
+      const cached = key === undefined ? undefined : recall(current.decisions, key);
+      if (cached !== undefined) {
+        hits += 1;
+        return cached;
+      }
+      misses += 1;
+      result = frozenCopy(evaluateWith(current, request, defaults));
+      // Failed evaluations are not remembered: each one must reach the log.
+      if (result.errors.length === 0 && key !== undefined && key.length <= MAX_CACHE_KEY_CHARS) {
+        remember(current.decisions, key, result, cacheSize);
+      }
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      result = {
-        decision: denyDecision([], defaults, allSensitiveFields(active.set.policies)),
+      result = frozenCopy({
+        decision: denyDecision([], defaults, allSensitiveFields(current.set.policies)),
         errors: [{ policyId: undefined, message }],
-      };
+      });
     }
     if (result.errors.length > 0) report(result.errors);
     return result;
@@ -144,6 +203,7 @@ export async function createCedarPolicyEngine(
     evaluate,
     reload,
     policyIds: () => sortedIds(active.set),
+    decisionCacheStats: () => ({ hits, misses, entries: active.decisions.size }),
     close() {
       clearTimeout(debounce);
       watcher?.close();
@@ -154,10 +214,10 @@ export async function createCedarPolicyEngine(
 
 function evaluateWith(
   { slot, set }: ActiveSet,
-  query: PolicyQuery,
+  request: CedarRequest,
   defaults: PolicyDefaults,
 ): PolicyEvaluation {
-  const answer = statefulIsAuthorized({ ...toCedarRequest(query), preparsedPolicySetId: slot });
+  const answer = statefulIsAuthorized({ ...request, preparsedPolicySetId: slot });
   if (answer.type === "failure") {
     return {
       decision: denyDecision([], defaults, allSensitiveFields(set.policies)),
@@ -193,7 +253,50 @@ function install(slot: string, set: LoadedPolicySet): ActiveSet {
       })),
     );
   }
-  return { slot, set };
+  return { slot, set, decisions: new Map() };
+}
+
+/** The remembered evaluation for `key`, now the most recently used. */
+function recall(
+  decisions: Map<string, PolicyEvaluation>,
+  key: string,
+): PolicyEvaluation | undefined {
+  const found = decisions.get(key);
+  if (found !== undefined) {
+    // A Map iterates in insertion order: inserting again makes it the youngest.
+    decisions.delete(key);
+    decisions.set(key, found);
+  }
+  return found;
+}
+
+/** Remembers `evaluation`, dropping the least recently used one when full. */
+function remember(
+  decisions: Map<string, PolicyEvaluation>,
+  key: string,
+  evaluation: PolicyEvaluation,
+  limit: number,
+): void {
+  if (decisions.size >= limit) {
+    const oldest = decisions.keys().next();
+    if (oldest.done !== true) decisions.delete(oldest.value);
+  }
+  decisions.set(key, evaluation);
+}
+
+/**
+ * A deeply frozen copy. A remembered evaluation is handed to every caller who asks
+ * the same question, so none may change it; every evaluation is frozen, cached or
+ * not, so callers behave alike either way. Copying first leaves the arrays the
+ * policy terms own (such as source-IP lists) to the policy set.
+ */
+function frozenCopy<T>(value: T): T {
+  if (Array.isArray(value)) return Object.freeze(value.map((item) => frozenCopy(item))) as T;
+  if (value !== null && typeof value === "object") {
+    const entries = Object.entries(value).map(([name, item]) => [name, frozenCopy(item)]);
+    return Object.freeze(Object.fromEntries(entries)) as T;
+  }
+  return value;
 }
 
 function sortedIds(set: LoadedPolicySet): string[] {

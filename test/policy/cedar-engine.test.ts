@@ -1,5 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { type CedarPolicyEngine, createCedarPolicyEngine } from "../../src/policy/cedar-engine.js";
+import {
+  type CedarPolicyEngine,
+  type CedarPolicyEngineOptions,
+  createCedarPolicyEngine,
+} from "../../src/policy/cedar-engine.js";
 import { agent, DEFAULTS, DEMO_POLICIES_DIR, query, tempPolicies } from "./temp-policies.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -8,10 +12,13 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0)) await cleanup();
 });
 
-async function engineFor(files: Record<string, string>): Promise<CedarPolicyEngine> {
+async function engineFor(
+  files: Record<string, string>,
+  options: Partial<CedarPolicyEngineOptions> = {},
+): Promise<CedarPolicyEngine> {
   const temp = await tempPolicies(files);
   cleanups.push(temp.remove);
-  const engine = await createCedarPolicyEngine({ dir: temp.dir, defaults: DEFAULTS });
+  const engine = await createCedarPolicyEngine({ dir: temp.dir, defaults: DEFAULTS, ...options });
   cleanups.push(() => engine.close());
   return engine;
 }
@@ -303,6 +310,156 @@ describe("masking on a deny", () => {
     } finally {
       engine.close();
       await policies.remove();
+    }
+  });
+});
+
+describe("the decision cache", () => {
+  const OPEN = `@id("open") permit(principal, action, resource);`;
+
+  it("answers a repeated query from the cache with the same decision", async () => {
+    const engine = await engineFor({
+      "a.cedar": `@id("p") @approvers("ops") @sensitive("ssn") @aws_source_ip("192.0.2.0/24")
+        permit(principal, action, resource);`,
+    });
+    const first = engine.evaluate(query("x", "r", { ticket: "T-1" }));
+    expect(engine.decisionCacheStats()).toEqual({ hits: 0, misses: 1, entries: 1 });
+    const second = engine.evaluate(query("x", "r", { ticket: "T-1" }));
+    expect(engine.decisionCacheStats()).toEqual({ hits: 1, misses: 1, entries: 1 });
+    expect(second).toEqual(first);
+    expect(second.decision).toMatchObject({ effect: "approve", policies: ["p"] });
+    expect(engine.decide(query("x", "r", { ticket: "T-1" }))).toEqual(first.decision);
+    expect(engine.decisionCacheStats().hits).toBe(2);
+  });
+
+  it("hands out decisions no caller can change", async () => {
+    const engine = await engineFor({
+      "a.cedar": `@id("p") @approvers("ops") @sensitive("ssn") @aws_source_ip("192.0.2.0/24")
+        permit(principal, action, resource);`,
+    });
+    const decision = engine.decide(query("x", "r"));
+    expect(() => (decision.policies as string[]).push("forged")).toThrow(TypeError);
+    expect(() => (decision.sensitiveFields as string[]).pop()).toThrow(TypeError);
+    const groups = decision.requirements[0]?.groups ?? [];
+    const ips = decision.awsSourceIps?.[0] ?? [];
+    expect(groups).toEqual(["ops"]);
+    expect(ips).toEqual(["192.0.2.0/24"]);
+    expect(() => (groups as string[]).push("everyone")).toThrow(TypeError);
+    expect(() => (ips as string[]).push("0.0.0.0/0")).toThrow(TypeError);
+    expect(() => {
+      (decision as { effect: string }).effect = "allow";
+    }).toThrow(TypeError);
+    expect(engine.decide(query("x", "r"))).toEqual({
+      effect: "approve",
+      policies: ["p"],
+      requirements: [{ groups: ["ops"], quorum: 1 }],
+      ttlSeconds: DEFAULTS.ttlSeconds,
+      approvalTimeoutSeconds: DEFAULTS.approvalTimeoutSeconds,
+      reasonRequired: false,
+      sensitiveFields: ["ssn"],
+      awsSourceIps: [["192.0.2.0/24"]],
+    });
+    expect(engine.decisionCacheStats().hits).toBe(1);
+  });
+
+  it("serves no decision of the old set once a reload installed a new one", async () => {
+    const temp = await tempPolicies({ "main.cedar": OPEN });
+    cleanups.push(temp.remove);
+    const engine = await createCedarPolicyEngine({ dir: temp.dir, defaults: DEFAULTS });
+    cleanups.push(() => engine.close());
+    expect(engine.decide(query("x", "r")).effect).toBe("allow");
+    expect(engine.decide(query("x", "r")).effect).toBe("allow");
+    expect(engine.decisionCacheStats()).toEqual({ hits: 1, misses: 1, entries: 1 });
+
+    await temp.write("main.cedar", `@id("closed") forbid(principal, action, resource);`);
+    await engine.reload();
+
+    expect(engine.decisionCacheStats().entries).toBe(0);
+    const after = engine.decide(query("x", "r"));
+    expect(after.effect).toBe("deny");
+    expect(after.policies).toEqual(["closed"]);
+    expect(engine.decisionCacheStats()).toEqual({ hits: 1, misses: 2, entries: 1 });
+  });
+
+  it("misses when the agent, action, resource or any single context field differs", async () => {
+    const engine = await engineFor({
+      "a.cedar": `@id("ticketed") permit(principal, action, resource)
+        when { context.ticket == "T-1" };`,
+    });
+    const context = { ticket: "T-1", n: 1, flag: true, data: { tags: ["a"], rows: 5 } };
+    expect(engine.decide(query("x", "r", context)).effect).toBe("allow");
+    const variants = [
+      query("x", "r", { ...context, ticket: "T-2" }),
+      query("x", "r", { ...context, n: 2 }),
+      query("x", "r", { ...context, n: "1" }),
+      query("x", "r", { ...context, flag: false }),
+      query("x", "r", { ...context, data: { tags: ["b"], rows: 5 } }),
+      query("x", "r", { ...context, data: { tags: ["a"], rows: 6 } }),
+      query("x", "r", { ...context, extra: "" }),
+      query("y", "r", context),
+      query("x", "r2", context),
+      query("x", "r", context, agent({}, "agent-2")),
+      query("x", "r", context, agent({ team: "web" })),
+      query("x", "r", context, { ...agent(), owner: "other@example.com" }),
+    ];
+    for (const variant of variants) engine.decide(variant);
+    expect(engine.decisionCacheStats()).toEqual({
+      hits: 0,
+      misses: variants.length + 1,
+      entries: variants.length + 1,
+    });
+    expect(engine.decide(query("x", "r", { ...context, ticket: "T-2" })).effect).toBe("deny");
+    expect(engine.decisionCacheStats().hits).toBe(1);
+  });
+
+  it("never caches a failed evaluation: each one is reported", async () => {
+    const reported: unknown[] = [];
+    const engine = await engineFor(
+      { "a.cedar": `@id("needs") permit(principal, action, resource) when { context.missing };` },
+      { onEvaluationError: (errors) => reported.push(...errors) },
+    );
+    for (let i = 0; i < 3; i += 1) expect(engine.decide(query("x", "r")).effect).toBe("deny");
+    expect(reported).toHaveLength(3);
+    expect(engine.decisionCacheStats()).toEqual({ hits: 0, misses: 3, entries: 0 });
+  });
+
+  it("drops the least recently used decision beyond decisionCacheSize", async () => {
+    const engine = await engineFor({ "a.cedar": OPEN }, { decisionCacheSize: 2 });
+    engine.decide(query("a", "r"));
+    engine.decide(query("b", "r"));
+    engine.decide(query("c", "r"));
+    expect(engine.decisionCacheStats()).toEqual({ hits: 0, misses: 3, entries: 2 });
+    engine.decide(query("a", "r"));
+    expect(engine.decisionCacheStats()).toEqual({ hits: 0, misses: 4, entries: 2 });
+    // Now [c, a]: asking for c makes a the oldest, so d pushes a out.
+    engine.decide(query("c", "r"));
+    engine.decide(query("d", "r"));
+    engine.decide(query("c", "r"));
+    expect(engine.decisionCacheStats()).toEqual({ hits: 2, misses: 5, entries: 2 });
+    engine.decide(query("a", "r"));
+    expect(engine.decisionCacheStats()).toEqual({ hits: 2, misses: 6, entries: 2 });
+  });
+
+  it("caches nothing when decisionCacheSize is 0", async () => {
+    const engine = await engineFor({ "a.cedar": OPEN }, { decisionCacheSize: 0 });
+    const first = engine.decide(query("x", "r"));
+    expect(engine.decide(query("x", "r"))).toEqual(first);
+    expect(engine.decisionCacheStats()).toEqual({ hits: 0, misses: 2, entries: 0 });
+  });
+
+  it("does not remember requests too large to keep", async () => {
+    const engine = await engineFor({ "a.cedar": OPEN });
+    const big = { note: "x".repeat(5000) };
+    engine.decide(query("x", "r", big));
+    expect(engine.decide(query("x", "r", big)).effect).toBe("allow");
+    expect(engine.decisionCacheStats()).toEqual({ hits: 0, misses: 2, entries: 0 });
+  });
+
+  it("refuses a decisionCacheSize that is not a non-negative integer", async () => {
+    for (const decisionCacheSize of [-1, 1.5, Number.NaN]) {
+      await expect(
+        createCedarPolicyEngine({ dir: DEMO_POLICIES_DIR, defaults: DEFAULTS, decisionCacheSize }),
+      ).rejects.toThrow(TypeError);
     }
   });
 });
