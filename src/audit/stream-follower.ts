@@ -41,6 +41,9 @@ export interface StreamFollowingLogOptions {
   onGap?: (gap: StreamGap) => Promise<unknown>;
 }
 
+/** Batches handed to the file and not yet fsynced, at most, before reading waits. */
+const MAX_BATCHES_IN_FLIGHT = 4;
+
 /** The longest pause between two attempts while the store is unreachable. */
 const MAX_RETRY_MS = 1_000;
 
@@ -109,19 +112,62 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
     }
   }
 
+  /** The last stream id read and handed to the file: reading continues from it. */
+  let readCursor = cursor;
+  /** Batches handed to the file whose fsync has not finished, oldest first. */
+  const writing: Promise<void>[] = [];
+
+  function failWith(error: unknown): void {
+    if (failure !== undefined) return;
+    failure =
+      error instanceof WritError
+        ? error
+        : new WritError("audit_unavailable", "The audit log could not record events.");
+    logger.error("audit log follower stopped", {
+      error: (error as Error).message,
+      after: cursor,
+    });
+    settle();
+    stop.abort();
+  }
+
+  /**
+   * Reads the stream and hands each batch to the file without waiting for its
+   * fsync: the next batch is read from the store while the file syncs the last
+   * one, and the file's group commit writes whatever queued meanwhile as soon as
+   * that sync ends. Callers are settled as each batch becomes durable, in order
+   * (the file writes batches in the order they were handed over). At most
+   * `MAX_BATCHES_IN_FLIGHT` wait on the disk, so a slow disk slows the reading
+   * rather than filling memory.
+   */
   async function drain(): Promise<void> {
     for (;;) {
+      if (writing.length >= MAX_BATCHES_IN_FLIGHT) await writing[0];
+      if (failure !== undefined) throw failure;
       const batch = await store.events({
         limit: batchSize,
-        ...(cursor !== undefined ? { after: cursor } : {}),
+        ...(readCursor !== undefined ? { after: readCursor } : {}),
       });
       if (batch.length === 0) return;
-      await file.append(batch);
-      cursor = (batch.at(-1) as RecordedEvent).id;
-      settle();
-      reportDurable();
+      const last = (batch.at(-1) as RecordedEvent).id;
+      readCursor = last;
+      const written = file.append(batch).then(
+        () => {
+          cursor = last;
+          settle();
+          reportDurable();
+        },
+        (error: unknown) => failWith(error),
+      );
+      writing.push(written);
+      void written.finally(() => writing.splice(writing.indexOf(written), 1));
       if (batch.length < batchSize) return;
     }
+  }
+
+  /** Waits until every batch handed to the file is fsynced (or the log failed). */
+  async function durable(): Promise<void> {
+    while (writing.length > 0) await writing[writing.length - 1];
   }
 
   /** Pauses before the next attempt, longer after each failure in a row: never a spin. */
@@ -155,22 +201,14 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
           await backOff();
           continue;
         }
-        failure =
-          error instanceof WritError
-            ? error
-            : new WritError("audit_unavailable", "The audit log could not record events.");
-        logger.error("audit log follower stopped", {
-          error: (error as Error).message,
-          after: cursor,
-        });
-        settle();
+        failWith(error);
         return;
       }
       poke = new AbortController();
       // Internal: a crowd of API long-polls never gets this wait refused. Should it
       // fail anyway, the pause keeps the loop from spinning.
       await store
-        .waitForEvents(cursor, idleWaitMs, AbortSignal.any([stop.signal, poke.signal]), {
+        .waitForEvents(readCursor, idleWaitMs, AbortSignal.any([stop.signal, poke.signal]), {
           internal: true,
         })
         .catch(() => backOff());
@@ -214,7 +252,8 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
       stop.abort();
       await loop;
       // Whatever the stream holds by now is written before the file closes.
-      if (announced) await drain().catch(() => {});
+      if (announced && failure === undefined) await drain().catch(() => {});
+      await durable();
       reportDurable();
       failure ??= new WritError("audit_unavailable", "The audit log is closed.");
       settle();

@@ -1,13 +1,13 @@
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { createMemoryStore } from "../../src/adapters/memory-store.js";
-import { openFileAuditLog } from "../../src/audit/file-audit-log.js";
+import { type FileAuditLog, openFileAuditLog } from "../../src/audit/file-audit-log.js";
 import { openReplicaLog } from "../../src/audit/replica-log.js";
 import { createStreamFollowingLog } from "../../src/audit/stream-follower.js";
 import { verifyLogFile } from "../../src/audit/verify-log.js";
-import type { DomainEvent } from "../../src/domain/events.js";
+import type { DomainEvent, RecordedEvent } from "../../src/domain/events.js";
 import { silentLogger } from "../../src/ports/logger.js";
 import type { RequestStore } from "../../src/ports/store.js";
 
@@ -166,5 +166,87 @@ describe("the audit log that follows the event stream", () => {
     await expect(log.append(events)).rejects.toMatchObject({ code: "audit_unavailable" });
     await log.close();
     expect((await readdir(dir)).filter((f) => f.endsWith(".lock"))).toEqual([]);
+  });
+
+  /**
+   * The real file log, each append held back after it was handed over until the
+   * test releases it: a disk whose fsync takes as long as the test wants.
+   */
+  function slowDisk(file: FileAuditLog) {
+    const handed: RecordedEvent[][] = [];
+    const holds: (() => void)[] = [];
+    const slow = {
+      append(events: readonly RecordedEvent[]) {
+        handed.push([...events]);
+        const written = file.append(events);
+        return new Promise<void>((resolve, reject) => {
+          holds.push(() => written.then(resolve, reject));
+        });
+      },
+      writable: () => file.writable(),
+      close: () => file.close(),
+    } as unknown as FileAuditLog;
+    return { slow, handed, release: (n: number) => holds[n]?.() };
+  }
+
+  it("reads the next batch while the last one syncs, and answers each caller only once its own batch is durable", async () => {
+    const file = await openFileAuditLog({ dir });
+    const disk = slowDisk(file);
+    const log = createStreamFollowingLog({
+      store,
+      file: disk.slow,
+      logger: silentLogger,
+      after: undefined,
+    });
+    const first = await store.append([event(1), event(2)]);
+    let firstDone = false;
+    const firstAppend = log.append(first).then(() => {
+      firstDone = true;
+    });
+    await vi.waitFor(() => expect(disk.handed).toHaveLength(1));
+    const second = await store.append([event(3)]);
+    let secondDone = false;
+    const secondAppend = log.append(second).then(() => {
+      secondDone = true;
+    });
+    // The second batch reaches the file while the first is still syncing.
+    await vi.waitFor(() => expect(disk.handed).toHaveLength(2));
+    expect([firstDone, secondDone]).toEqual([false, false]);
+    disk.release(0);
+    await firstAppend;
+    expect(secondDone).toBe(false);
+    disk.release(1);
+    await secondAppend;
+    await log.close();
+    expect((await lines(file.path)).map((e) => e.event_id)).toEqual(
+      [...first, ...second].map((e) => e.id),
+    );
+  });
+
+  it("keeps at most four batches waiting on the disk", async () => {
+    const file = await openFileAuditLog({ dir });
+    const disk = slowDisk(file);
+    const log = createStreamFollowingLog({
+      store,
+      file: disk.slow,
+      logger: silentLogger,
+      after: undefined,
+      batchSize: 1,
+    });
+    const recorded = await store.append([1, 2, 3, 4, 5, 6].map(event));
+    const appended = log.append(recorded);
+    await vi.waitFor(() => expect(disk.handed).toHaveLength(4));
+    // Nothing more is read until the oldest batch is durable.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(disk.handed).toHaveLength(4);
+    disk.release(0);
+    await vi.waitFor(() => expect(disk.handed).toHaveLength(5));
+    for (let n = 1; n < 6; n++) {
+      await vi.waitFor(() => expect(disk.handed.length).toBeGreaterThan(n));
+      disk.release(n);
+    }
+    await appended;
+    await log.close();
+    expect(await verifyLogFile(file.path)).toMatchObject({ ok: true, entries: 6 });
   });
 });
