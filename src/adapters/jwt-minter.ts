@@ -1,9 +1,9 @@
-import { sign } from "node:crypto";
-import { errors as joseErrors, jwtVerify } from "jose";
+import { createHash, sign } from "node:crypto";
+import { decodeJwt, decodeProtectedHeader } from "jose";
 import { WritError } from "../domain/errors.js";
 import { newId } from "../domain/ids.js";
 import type { AccessRequest } from "../domain/request.js";
-import type { Minted, Minter, TokenClaims, TokenVerifier } from "../ports/minter.js";
+import type { Minted, Minter, PresentedToken, TokenReader } from "../ports/minter.js";
 import type { JwtKeyRing, SigningKey } from "./jwt-keys.js";
 
 /** The RFC 9396 `authorization_details` entry type writ uses. */
@@ -11,10 +11,8 @@ export const AUTHORIZATION_DETAILS_TYPE = "writ_action";
 
 export interface JwtOptions {
   keys: JwtKeyRing;
-  /** The `iss` claim; also required on verification. */
+  /** The `iss` claim; also required of a presented token. */
   issuer: string;
-  /** Allowed clock skew when verifying, in seconds (default 5). */
-  clockToleranceSeconds?: number;
 }
 
 interface AuthorizationDetail {
@@ -24,6 +22,11 @@ interface AuthorizationDetail {
 }
 
 const base64url = (value: object) => Buffer.from(JSON.stringify(value)).toString("base64url");
+
+/** SHA-256 of a token's exact text, base64url: recorded at issue, compared at consume. */
+export function tokenDigest(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("base64url");
+}
 
 /**
  * Signs a compact JWS with Node's own crypto: writ signs only tokens it builds
@@ -74,7 +77,13 @@ export function createJwtMinter(options: JwtOptions): Minter {
       );
       return {
         credential: { type: "jwt", token, expiresAt: exp * 1000 },
-        record: { type: "jwt", id: jti, issuedAt: now, expiresAt: exp * 1000 },
+        record: {
+          type: "jwt",
+          id: jti,
+          issuedAt: now,
+          expiresAt: exp * 1000,
+          digest: tokenDigest(token),
+        },
       };
     },
   };
@@ -84,60 +93,68 @@ function invalid(message: string): WritError {
   return new WritError("token_invalid", message);
 }
 
-/** Verifies writ JWTs with the ring's keys, algorithms pinned to what the ring holds. */
-export function createJwtVerifier(options: JwtOptions): TokenVerifier {
-  const algorithms = [options.keys.active.alg];
+/** Longest token read; writ's own are well under 1 KiB. */
+const MAX_TOKEN_LENGTH = 8192;
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+
+/**
+ * Reads presented writ JWTs (see `TokenReader`): the compact form, an algorithm
+ * pinned to the active key's, a key id of the ring, the issuer and writ's claims.
+ * The signature is left to the digest binding at consume, which only the exact
+ * token writ issued can pass.
+ */
+export function createJwtTokenReader(options: JwtOptions): TokenReader {
+  const algorithm = options.keys.active.alg;
   return {
-    async verify(token, now): Promise<TokenClaims> {
-      if (token.length > 8192) throw invalid("The token is too long.");
-      let payload: Record<string, unknown>;
+    read(token): PresentedToken {
+      if (token.length > MAX_TOKEN_LENGTH) throw invalid("The token is too long.");
+      if (!COMPACT_JWS.test(token)) throw invalid("The token is not a signed JWT.");
+      let header: ReturnType<typeof decodeProtectedHeader>;
+      let payload: ReturnType<typeof decodeJwt>;
       try {
-        const result = await jwtVerify(
-          token,
-          async (header) => {
-            const key = header.kid === undefined ? undefined : options.keys.byKid(header.kid);
-            if (key === undefined) throw invalid("The token was not signed by a writ key.");
-            return key.publicKey;
-          },
-          {
-            algorithms,
-            issuer: options.issuer,
-            currentDate: new Date(now),
-            clockTolerance: options.clockToleranceSeconds ?? 5,
-            requiredClaims: ["sub", "aud", "jti", "exp", "iat"],
-          },
-        );
-        payload = result.payload;
-      } catch (error) {
-        if (error instanceof WritError) throw error;
-        if (error instanceof joseErrors.JWTExpired) throw invalid("The token has expired.");
-        if (error instanceof joseErrors.JOSEError)
-          throw invalid("The token is not a valid writ token.");
-        throw error;
+        header = decodeProtectedHeader(token);
+        payload = decodeJwt(token);
+      } catch {
+        throw invalid("The token is not a valid writ token.");
+      }
+      if (
+        header.alg !== algorithm ||
+        typeof header.kid !== "string" ||
+        options.keys.byKid(header.kid) === undefined
+      ) {
+        throw invalid("The token was not signed by a writ key.");
       }
       const details = payload.authorization_details;
       const detail =
         Array.isArray(details) && details.length === 1
           ? (details[0] as Partial<AuthorizationDetail>)
           : undefined;
-      const aud = payload.aud;
+      const { iss, sub, aud, jti, exp, iat } = payload;
       if (
+        iss !== options.issuer ||
+        typeof sub !== "string" ||
+        typeof aud !== "string" ||
+        typeof jti !== "string" ||
+        typeof exp !== "number" ||
+        typeof iat !== "number" ||
         detail?.type !== AUTHORIZATION_DETAILS_TYPE ||
         detail.actions?.length !== 1 ||
         detail.locations?.length !== 1 ||
-        typeof payload.request_id !== "string" ||
-        typeof aud !== "string"
+        typeof payload.request_id !== "string"
       ) {
         throw invalid("The token does not carry a writ authorization.");
       }
       return {
-        sub: payload.sub as string,
-        aud,
-        jti: payload.jti as string,
-        exp: payload.exp as number,
-        requestId: payload.request_id,
-        action: String(detail.actions[0]),
-        resource: String(detail.locations[0]),
+        claims: {
+          sub,
+          aud,
+          jti,
+          exp,
+          requestId: payload.request_id,
+          action: String(detail.actions[0]),
+          resource: String(detail.locations[0]),
+        },
+        digest: tokenDigest(token),
       };
     },
   };

@@ -1,6 +1,6 @@
 import { join, resolve } from "node:path";
 import { type JwtKeyRing, loadOrCreateKeyRing } from "../adapters/jwt-keys.js";
-import { createJwtMinter, createJwtVerifier } from "../adapters/jwt-minter.js";
+import { createJwtMinter, createJwtTokenReader } from "../adapters/jwt-minter.js";
 import { createKeyDirectory, type KeyedPrincipal } from "../adapters/key-identity.js";
 import { createMemoryStore } from "../adapters/memory-store.js";
 import { createOidcAuthenticator, withOidcAgents } from "../adapters/oidc-identity.js";
@@ -171,7 +171,7 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     ),
     minters: { jwt: createJwtMinter(jwtOptions), ...(aws ? { aws: aws.minter } : {}) },
     ...(aws ? { revokers: { aws: aws.revoker } } : {}),
-    verifier: createJwtVerifier(jwtOptions),
+    tokens: createJwtTokenReader(jwtOptions),
     notifiers: [...(options.notifiers ?? []), ...operations.notifiers],
     clock,
     logger,

@@ -1,3 +1,4 @@
+import { timingSafeEqual } from "node:crypto";
 import { WritError } from "./errors.js";
 import type { DomainEvent } from "./events.js";
 import {
@@ -73,6 +74,14 @@ export function issueCredential(args: {
   };
 }
 
+/** Digests compared in constant time; an absent one (no token was issued) matches nothing. */
+function sameDigest(recorded: string | undefined, presented: string): boolean {
+  if (recorded === undefined) return false;
+  const a = Buffer.from(recorded, "utf8");
+  const b = Buffer.from(presented, "utf8");
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
 /**
  * Consuming a token: the first use moves `issued → used`. Any later use is a
  * replay: a transition that keeps the state (same version) and only records
@@ -82,11 +91,18 @@ export function consumeCredential(args: {
   request: AccessRequest;
   server: ResourceServer;
   credentialId: string;
+  /** SHA-256 of the presented token, base64url: it must equal the issued token's. */
+  digest: string;
   now: number;
 }): Transition {
-  const { request, server, credentialId, now } = args;
-  if (request.credential?.id !== credentialId) {
+  const { request, server, credentialId, digest, now } = args;
+  const issued = request.credential;
+  if (issued?.id !== credentialId || !sameDigest(issued.digest, digest)) {
     throw new WritError("token_invalid", "The token does not match an issued credential.");
+  }
+  // Only now are the token's claims known to be writ's: its audience is the request's.
+  if (request.audience !== server.audience) {
+    throw new WritError("audience_mismatch", "The token was issued for another audience.");
   }
   const actor = actorOf(server);
   const data = { credential_id: credentialId, resource_server: server.id };

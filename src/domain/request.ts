@@ -47,6 +47,12 @@ export interface IssuedCredential {
   readonly issuedAt: number;
   readonly expiresAt: number;
   /**
+   * SHA-256 of the issued token, base64url (JWTs): consume accepts only a token
+   * with this digest. Not a secret, yet kept out of events and API views, which
+   * have no use for it.
+   */
+  readonly digest?: string;
+  /**
    * Public facts about the credential that auditors and its revoker need (an AWS
    * session's role, session name, grant id and STS expiry). Recorded in
    * `credential.issued`; never a secret.

@@ -30,7 +30,7 @@ export interface Minter {
   mint(request: AccessRequest, now: number): Promise<Minted>;
 }
 
-/** The verified content of a writ JWT. */
+/** The claims of a writ JWT. */
 export interface TokenClaims {
   readonly sub: string;
   readonly aud: string;
@@ -41,7 +41,23 @@ export interface TokenClaims {
   readonly resource: string;
 }
 
-/** Checks writ JWTs: signature, issuer, expiry. Throws `token_invalid` otherwise. */
-export interface TokenVerifier {
-  verify(token: string, now: number): Promise<TokenClaims>;
+/** A writ JWT as a resource server presented it: read, not yet trusted. */
+export interface PresentedToken {
+  readonly claims: TokenClaims;
+  /** SHA-256 of the exact token text, base64url: what consume compares with the record. */
+  readonly digest: string;
+}
+
+/**
+ * Reads a presented writ JWT: its shape, the pinned algorithm, a key id of the
+ * ring, the issuer and writ's claims. Throws `token_invalid` otherwise.
+ *
+ * It does not check the signature, and nothing it returns is trusted on its own.
+ * writ records the digest of every token it issues, and consume accepts a token
+ * only when its digest equals that record: only the exact text writ signed and
+ * handed out can match, which is a stronger binding than any signature check
+ * (a token signed with a leaked key, or never handed out, matches nothing).
+ */
+export interface TokenReader {
+  read(token: string): PresentedToken;
 }

@@ -7,21 +7,21 @@ import { transact } from "./record.js";
 
 /**
  * A resource server presents a writ JWT. The first consume marks it used; any
- * later one is recorded as a blocked replay and answered `token_replayed`.
+ * later one is recorded as a blocked replay and answered `token_replayed`. The
+ * token is accepted only if it is, byte for byte, the one writ issued for that
+ * request (its digest equals the recorded one): a forged, altered or re-signed
+ * token changes nothing and is answered `token_invalid`.
  */
 export async function consumeToken(
   deps: BrokerDeps,
   server: ResourceServer,
   token: string,
 ): Promise<TokenClaims> {
-  const claims = await deps.verifier.verify(token, deps.clock.now());
-  if (claims.aud !== server.audience) {
-    throw new WritError("audience_mismatch", "The token was issued for another audience.");
-  }
+  const { claims, digest } = deps.tokens.read(token);
   const { events } = await transact(deps, claims.requestId, (request, now) =>
-    consumeCredential({ request, server, credentialId: claims.jti, now }),
+    consumeCredential({ request, server, credentialId: claims.jti, digest, now }),
   ).catch((error: unknown) => {
-    // A validly signed token whose request is gone (e.g. a wiped dev store) is simply invalid.
+    // A token whose request is gone (e.g. a wiped dev store) is simply invalid.
     if (error instanceof WritError && error.code === "not_found") {
       throw new WritError("token_invalid", "The token does not match an issued credential.");
     }

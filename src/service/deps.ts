@@ -3,7 +3,7 @@ import type { AuditLog } from "../ports/audit-log.js";
 import type { Clock } from "../ports/clock.js";
 import type { IdentityDirectory } from "../ports/identity.js";
 import type { Logger } from "../ports/logger.js";
-import type { Minter, TokenVerifier } from "../ports/minter.js";
+import type { Minter, TokenReader } from "../ports/minter.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { PolicyEngine } from "../ports/policy.js";
 import type { RateLimiter } from "../ports/rate-limiter.js";
@@ -24,7 +24,7 @@ export interface BrokerDeps {
    * completes, a reviewer revokes or writ expires them (AWS sessions); none for JWTs.
    */
   readonly revokers?: Partial<Record<CredentialType, CredentialRevoker>>;
-  readonly verifier: TokenVerifier;
+  readonly tokens: TokenReader;
   readonly notifiers: readonly Notifier[];
   readonly clock: Clock;
   /** Waits between background retries (ending expired credentials at their source). */

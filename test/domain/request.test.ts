@@ -95,11 +95,14 @@ const approve = (request: AccessRequest, who: Reviewer, now = T0 + 1000) =>
   approveRequest({ request, reviewer: who, channel: "api", now, timing });
 const denyBy = (request: AccessRequest, who: Reviewer, now = T0 + 1000) =>
   denyRequest({ request, reviewer: who, reason: "no", channel: "slack", now });
+/** The digest the test credential was issued with; consumes present it. */
+const DIGEST = "n4bQgYhMfWWaL-qgxVrQFaO_TxsrC4Is0V1sFbDwCgg";
 const credential = (now: number, ttlSeconds = 300): IssuedCredential => ({
   type: "jwt",
   id: "jti_test",
   issuedAt: now,
   expiresAt: now + ttlSeconds * 1000,
+  digest: DIGEST,
 });
 
 /** Approved by `allow`, then issued at `now`. */
@@ -403,6 +406,7 @@ describe("cancelRequest", () => {
       request: issued(),
       server,
       credentialId: "jti_test",
+      digest: DIGEST,
       now: T0 + 2000,
     }).request;
     for (const request of [open(deny).request, issued(), used]) {
@@ -441,6 +445,7 @@ describe("expireIfDue", () => {
       request: issued(),
       server,
       credentialId: "jti_test",
+      digest: DIGEST,
       now: T0 + 2000,
     }).request;
     for (const request of [open(deny).request, used]) {
@@ -496,6 +501,7 @@ describe("consumeCredential", () => {
       request,
       server,
       credentialId: "jti_test",
+      digest: DIGEST,
       now: T0 + 2000,
     });
     expect(next).toMatchObject({ status: "used", version: request.version + 1 });
@@ -508,12 +514,14 @@ describe("consumeCredential", () => {
       request: issued(),
       server,
       credentialId: "jti_test",
+      digest: DIGEST,
       now: T0 + 2000,
     }).request;
     const replay = consumeCredential({
       request: used,
       server,
       credentialId: "jti_test",
+      digest: DIGEST,
       now: T0 + 3000,
     });
     expect(replay.request).toBe(used);
@@ -523,17 +531,37 @@ describe("consumeCredential", () => {
   it("refuses another credential id, an expired credential, and an unissued request", () => {
     const request = issued();
     expectCode(
-      () => consumeCredential({ request, server, credentialId: "jti_other", now: T0 + 2000 }),
+      () =>
+        consumeCredential({
+          request,
+          server,
+          credentialId: "jti_other",
+          digest: DIGEST,
+          now: T0 + 2000,
+        }),
       "token_invalid",
     );
     expectCode(
       () =>
-        consumeCredential({ request, server, credentialId: "jti_test", now: request.expiresAt }),
+        consumeCredential({
+          request,
+          server,
+          credentialId: "jti_test",
+          digest: DIGEST,
+          now: request.expiresAt,
+        }),
       "token_invalid",
     );
     const expired = expireIfDue(request, request.expiresAt)?.request as AccessRequest;
     expectCode(
-      () => consumeCredential({ request: expired, server, credentialId: "jti_test", now: T0 }),
+      () =>
+        consumeCredential({
+          request: expired,
+          server,
+          credentialId: "jti_test",
+          digest: DIGEST,
+          now: T0,
+        }),
       "token_invalid",
     );
     expectCode(
@@ -542,9 +570,51 @@ describe("consumeCredential", () => {
           request: open(allow).request,
           server,
           credentialId: "jti_test",
+          digest: DIGEST,
           now: T0,
         }),
       "token_invalid",
+    );
+  });
+
+  it("refuses any token but the one issued: another digest, or a credential recorded without one", () => {
+    const request = issued();
+    const other = `${DIGEST.slice(0, -1)}A`;
+    expectCode(
+      () =>
+        consumeCredential({ request, server, credentialId: "jti_test", digest: other, now: T0 }),
+      "token_invalid",
+    );
+    expectCode(
+      () => consumeCredential({ request, server, credentialId: "jti_test", digest: "", now: T0 }),
+      "token_invalid",
+    );
+    const { digest: _, ...undigested } = request.credential as IssuedCredential;
+    expectCode(
+      () =>
+        consumeCredential({
+          request: { ...request, credential: undigested },
+          server,
+          credentialId: "jti_test",
+          digest: DIGEST,
+          now: T0,
+        }),
+      "token_invalid",
+    );
+  });
+
+  it("refuses a genuine token presented by another audience's server, recording nothing", () => {
+    const ledger = { ...server, id: "ledger-api", audience: "ledger-api" };
+    expectCode(
+      () =>
+        consumeCredential({
+          request: issued(),
+          server: ledger,
+          credentialId: "jti_test",
+          digest: DIGEST,
+          now: T0 + 2000,
+        }),
+      "audience_mismatch",
     );
   });
 });
