@@ -1,9 +1,9 @@
 import { WritError } from "../domain/errors.js";
 import type { RecordedEvent } from "../domain/events.js";
-import { compareStreamIds } from "../domain/stream-id.js";
 import type { AuditLog } from "../ports/audit-log.js";
 import type { Logger } from "../ports/logger.js";
 import type { RequestStore, StreamGap } from "../ports/store.js";
+import { createDurableCursor } from "./durable-cursor.js";
 import type { FileAuditLog } from "./file-audit-log.js";
 
 export interface StreamFollowingLogOptions {
@@ -63,12 +63,6 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-interface Waiter {
-  readonly id: string;
-  readonly resolve: () => void;
-  readonly reject: (error: Error) => void;
-}
-
 /**
  * An audit log fed by the store's event stream rather than by its callers.
  *
@@ -85,49 +79,35 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
   const batchSize = options.batchSize ?? 500;
   const idleWaitMs = options.idleWaitMs ?? 5_000;
   const appendTimeoutMs = options.appendTimeoutMs ?? 10_000;
-  let cursor = options.after;
-  let failure: WritError | undefined;
-  const waiters: Waiter[] = [];
+  const durableCursor = createDurableCursor({ after: options.after, timeoutMs: appendTimeoutMs });
   const stop = new AbortController();
   let poke: AbortController | undefined;
   let announced = options.onDurable === undefined;
 
   function reportDurable(): void {
     try {
-      void Promise.resolve(options.onDurable?.(cursor)).catch(() => {});
+      void Promise.resolve(options.onDurable?.(durableCursor.cursor)).catch(() => {});
     } catch {
       // A report that cannot be made only holds trimming back.
     }
   }
 
-  const covered = (id: string) => cursor !== undefined && compareStreamIds(id, cursor) <= 0;
-
-  function settle() {
-    for (let i = waiters.length - 1; i >= 0; i--) {
-      const waiter = waiters[i] as Waiter;
-      if (failure !== undefined) waiter.reject(failure);
-      else if (covered(waiter.id)) waiter.resolve();
-      else continue;
-      waiters.splice(i, 1);
-    }
-  }
-
   /** The last stream id read and handed to the file: reading continues from it. */
-  let readCursor = cursor;
+  let readCursor = options.after;
   /** Batches handed to the file whose fsync has not finished, oldest first. */
   const writing: Promise<void>[] = [];
 
   function failWith(error: unknown): void {
-    if (failure !== undefined) return;
-    failure =
-      error instanceof WritError
-        ? error
-        : new WritError("audit_unavailable", "The audit log could not record events.");
+    if (durableCursor.failure !== undefined) return;
     logger.error("audit log follower stopped", {
       error: (error as Error).message,
-      after: cursor,
+      after: durableCursor.cursor,
     });
-    settle();
+    durableCursor.fail(
+      error instanceof WritError
+        ? error
+        : new WritError("audit_unavailable", "The audit log could not record events."),
+    );
     stop.abort();
   }
 
@@ -143,7 +123,7 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
   async function drain(): Promise<void> {
     for (;;) {
       if (writing.length >= MAX_BATCHES_IN_FLIGHT) await writing[0];
-      if (failure !== undefined) throw failure;
+      if (durableCursor.failure !== undefined) throw durableCursor.failure;
       const batch = await store.events({
         limit: batchSize,
         ...(readCursor !== undefined ? { after: readCursor } : {}),
@@ -153,8 +133,7 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
       readCursor = last;
       const written = file.append(batch).then(
         () => {
-          cursor = last;
-          settle();
+          durableCursor.advance(last);
           reportDurable();
         },
         (error: unknown) => failWith(error),
@@ -182,7 +161,7 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
     while (!stop.signal.aborted) {
       try {
         if (!announced) {
-          gap = (await options.onDurable?.(cursor)) ?? undefined;
+          gap = (await options.onDurable?.(durableCursor.cursor)) ?? undefined;
           announced = true;
         }
         if (gap !== undefined && options.onGap !== undefined) {
@@ -219,44 +198,22 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
     append(events) {
       const last = events.at(-1);
       if (last === undefined) return Promise.resolve();
-      if (failure !== undefined) return Promise.reject(failure);
-      if (covered(last.id)) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          const index = waiters.indexOf(waiter);
-          if (index >= 0) waiters.splice(index, 1);
-          reject(
-            new WritError("audit_unavailable", "The audit log did not record the change in time."),
-          );
-        }, appendTimeoutMs);
-        const waiter: Waiter = {
-          id: last.id,
-          resolve: () => {
-            clearTimeout(timer);
-            resolve();
-          },
-          reject: (error) => {
-            clearTimeout(timer);
-            reject(error);
-          },
-        };
-        waiters.push(waiter);
-        // The caller just committed these events: read now rather than wait for the wake-up.
-        // Only a loop that is idle needs waking; `abort()` builds an AbortError
-        // even when the signal has already fired, so don't call it per append.
-        if (poke !== undefined && !poke.signal.aborted) poke.abort();
-      });
+      const durable = durableCursor.wait(last.id);
+      // The caller just committed these events: read now rather than wait for the wake-up.
+      // Only a loop that is idle needs waking; `abort()` builds an AbortError
+      // even when the signal has already fired, so don't call it per append.
+      if (poke !== undefined && !poke.signal.aborted) poke.abort();
+      return durable;
     },
-    writable: () => failure === undefined && file.writable(),
+    writable: () => durableCursor.failure === undefined && file.writable(),
     async close() {
       stop.abort();
       await loop;
       // Whatever the stream holds by now is written before the file closes.
-      if (announced && failure === undefined) await drain().catch(() => {});
+      if (announced && durableCursor.failure === undefined) await drain().catch(() => {});
       await durable();
       reportDurable();
-      failure ??= new WritError("audit_unavailable", "The audit log is closed.");
-      settle();
+      durableCursor.fail(new WritError("audit_unavailable", "The audit log is closed."));
       await file.close();
     },
   };
