@@ -2,10 +2,35 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { EVENT_TYPES } from "../domain/events.js";
 import type { Metrics } from "../ports/metrics.js";
 
+/** One series of a family: a counter's count, or a histogram's buckets, sum and count. */
+export interface SeriesSnapshot {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly n?: number;
+  readonly counts?: readonly number[];
+  readonly sum?: number;
+  readonly count?: number;
+}
+
+/** A process's metrics as plain data: what a worker sends its primary to be summed. */
+export interface MetricsSnapshot {
+  readonly families: Readonly<Record<string, readonly SeriesSnapshot[]>>;
+  readonly process: {
+    readonly residentBytes: number;
+    readonly heapUsedBytes: number;
+    readonly loopDelayP99Seconds: number;
+  };
+}
+
 /** Metrics kept in this process and rendered in the Prometheus text format (0.0.4). */
 export interface PrometheusMetrics extends Metrics {
-  /** The exposition text served at `/metrics`. */
-  render(): string;
+  /**
+   * The exposition text served at `/metrics`. With `workers` (the snapshots of
+   * worker processes), every counter and histogram is the sum over this process
+   * and them, and each worker's process gauges carry a `worker` label.
+   */
+  render(workers?: ReadonlyMap<string, MetricsSnapshot>): string;
+  /** This process's counters and histograms (resets the event-loop delay window). */
+  snapshot(): MetricsSnapshot;
   /** Stops the event-loop delay monitor. */
   close(): void;
 }
@@ -93,6 +118,8 @@ class Family<T> {
   }
 }
 
+const seriesKey = (labels: Labels) => Object.values(labels).join("\u0000");
+
 class Histogram {
   readonly counts: number[];
   sum = 0;
@@ -112,24 +139,93 @@ class Histogram {
   }
 }
 
-function renderCounters(out: string[], family: Family<{ n: number }>, type = "counter"): void {
+/** A family's series as data. */
+function snapshotCounters(family: Family<{ n: number }>): SeriesSnapshot[] {
+  return [...family.entries()].map(({ labels, value }) => ({ labels, n: value.n }));
+}
+
+function snapshotHistograms(family: Family<Histogram>): SeriesSnapshot[] {
+  return [...family.entries()].map(({ labels, value }) => ({
+    labels,
+    counts: [...value.counts],
+    sum: value.sum,
+    count: value.count,
+  }));
+}
+
+type MutableSeries = { -readonly [K in keyof SeriesSnapshot]: SeriesSnapshot[K] };
+
+/**
+ * A family's series summed with the same family in other processes' snapshots,
+ * by label values. Series a snapshot holds that do not fit the family (labels
+ * it does not have, buckets of another length) are skipped.
+ */
+function merged(
+  family: Family<{ n: number }> | Family<Histogram>,
+  own: SeriesSnapshot[],
+  others: Iterable<MetricsSnapshot>,
+): SeriesSnapshot[] {
+  const byKey = new Map<string, MutableSeries>(
+    own.map((series) => [seriesKey(series.labels), { ...series }]),
+  );
+  const names = family.labelNames.join("\u0000");
+  const prototype = family.create();
+  const buckets = prototype instanceof Histogram ? prototype.buckets.length : undefined;
+  const fits = (series: SeriesSnapshot) =>
+    Object.keys(series.labels).join("\u0000") === names &&
+    (buckets === undefined
+      ? Number.isFinite(series.n)
+      : series.counts?.length === buckets &&
+        series.counts.every(Number.isFinite) &&
+        Number.isFinite(series.sum) &&
+        Number.isFinite(series.count));
+  for (const other of others) {
+    for (const series of other.families[family.name] ?? []) {
+      if (!fits(series)) continue;
+      const key = seriesKey(series.labels);
+      const mine = byKey.get(key);
+      if (mine === undefined) {
+        byKey.set(key, { ...series });
+      } else if (buckets === undefined) {
+        mine.n = (mine.n ?? 0) + (series.n ?? 0);
+      } else {
+        mine.counts = (mine.counts ?? []).map((c, i) => c + (series.counts?.[i] ?? 0));
+        mine.sum = (mine.sum ?? 0) + (series.sum ?? 0);
+        mine.count = (mine.count ?? 0) + (series.count ?? 0);
+      }
+    }
+  }
+  return [...byKey.values()];
+}
+
+function renderCounters(
+  out: string[],
+  family: Family<{ n: number }>,
+  others: Iterable<MetricsSnapshot>,
+  type = "counter",
+): void {
   out.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${type}`);
-  for (const { labels, value } of family.entries()) {
-    out.push(`${family.name}${formatLabels(labels)} ${formatNumber(value.n)}`);
+  for (const { labels, n } of merged(family, snapshotCounters(family), others)) {
+    out.push(`${family.name}${formatLabels(labels)} ${formatNumber(n ?? 0)}`);
   }
 }
 
-function renderHistograms(out: string[], family: Family<Histogram>): void {
+function renderHistograms(
+  out: string[],
+  family: Family<Histogram>,
+  others: Iterable<MetricsSnapshot>,
+): void {
   out.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} histogram`);
-  for (const { labels, value } of family.entries()) {
+  const buckets = family.create().buckets;
+  for (const { labels, counts, sum, count } of merged(family, snapshotHistograms(family), others)) {
     let cumulative = 0;
-    value.buckets.forEach((le, i) => {
-      cumulative += value.counts[i] as number;
+    buckets.forEach((le, i) => {
+      cumulative += counts?.[i] ?? 0;
       out.push(`${family.name}_bucket${formatLabels(labels, ["le", String(le)])} ${cumulative}`);
     });
-    out.push(`${family.name}_bucket${formatLabels(labels, ["le", "+Inf"])} ${value.count}`);
-    out.push(`${family.name}_sum${formatLabels(labels)} ${formatNumber(value.sum)}`);
-    out.push(`${family.name}_count${formatLabels(labels)} ${value.count}`);
+    out.push(`${family.name}_bucket${formatLabels(labels, ["le", "+Inf"])} ${count ?? 0}`);
+    out.push(`${family.name}_sum${formatLabels(labels)} ${formatNumber(sum ?? 0)}`);
+    out.push(`${family.name}_count${formatLabels(labels)} ${count ?? 0}`);
   }
 }
 
@@ -204,6 +300,14 @@ export function createPrometheusMetrics(options: { startedAtMs?: number } = {}):
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   loopDelay.enable();
 
+  /** This process's gauges; reading them starts a new event-loop delay window. */
+  function processGauges(): MetricsSnapshot["process"] {
+    const memory = process.memoryUsage();
+    const p99 = loopDelay.percentile(99) / 1e9;
+    loopDelay.reset();
+    return { residentBytes: memory.rss, heapUsedBytes: memory.heapUsed, loopDelayP99Seconds: p99 };
+  }
+
   // Series with no labels exist from the start, so a rate over them is defined at zero.
   for (const family of [tokensUsed, replays, rateLimited]) family.get([]);
   approvalSeconds.get([]);
@@ -252,35 +356,75 @@ export function createPrometheusMetrics(options: { startedAtMs?: number } = {}):
       rateLimited.get([]).n++;
     },
 
-    render() {
+    render(workers = new Map<string, MetricsSnapshot>()) {
+      const others = [...workers.values()];
       const out: string[] = [];
-      renderCounters(out, httpRequests);
-      renderHistograms(out, httpSeconds);
-      renderCounters(out, decisions);
-      renderHistograms(out, approvalSeconds);
-      renderCounters(out, credentials);
-      renderCounters(out, tokensUsed);
-      renderCounters(out, replays);
-      renderCounters(out, events);
-      renderCounters(out, redisErrors);
-      renderCounters(out, rateLimited);
-      const memory = process.memoryUsage();
+      renderCounters(out, httpRequests, others);
+      renderHistograms(out, httpSeconds, others);
+      renderCounters(out, decisions, others);
+      renderHistograms(out, approvalSeconds, others);
+      renderCounters(out, credentials, others);
+      renderCounters(out, tokensUsed, others);
+      renderCounters(out, replays, others);
+      renderCounters(out, events, others);
+      renderCounters(out, redisErrors, others);
+      renderCounters(out, rateLimited, others);
+      const own = processGauges();
+      const gauge = (
+        name: string,
+        help: string,
+        value: (p: MetricsSnapshot["process"]) => number,
+      ) => {
+        out.push(
+          `# HELP ${name} ${help}`,
+          `# TYPE ${name} gauge`,
+          `${name} ${formatNumber(value(own))}`,
+        );
+        for (const [worker, snapshot] of workers) {
+          out.push(`${name}${formatLabels({ worker })} ${formatNumber(value(snapshot.process))}`);
+        }
+      };
       out.push(
         "# HELP process_start_time_seconds Start time of the process since the epoch, in seconds.",
         "# TYPE process_start_time_seconds gauge",
         `process_start_time_seconds ${startedAt}`,
-        "# HELP process_resident_memory_bytes Resident memory size in bytes.",
-        "# TYPE process_resident_memory_bytes gauge",
-        `process_resident_memory_bytes ${memory.rss}`,
-        "# HELP nodejs_heap_used_bytes V8 heap in use, in bytes.",
-        "# TYPE nodejs_heap_used_bytes gauge",
-        `nodejs_heap_used_bytes ${memory.heapUsed}`,
-        "# HELP nodejs_eventloop_delay_p99_seconds 99th percentile event-loop delay since the last scrape (GC pauses and slow handlers show here).",
-        "# TYPE nodejs_eventloop_delay_p99_seconds gauge",
-        `nodejs_eventloop_delay_p99_seconds ${formatNumber(loopDelay.percentile(99) / 1e9)}`,
       );
-      loopDelay.reset();
+      gauge(
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes (workers labelled by worker).",
+        (p) => p.residentBytes,
+      );
+      gauge(
+        "nodejs_heap_used_bytes",
+        "V8 heap in use, in bytes (workers labelled by worker).",
+        (p) => p.heapUsedBytes,
+      );
+      gauge(
+        "nodejs_eventloop_delay_p99_seconds",
+        "99th percentile event-loop delay since the last scrape (GC pauses and slow handlers show here; workers labelled by worker).",
+        (p) => p.loopDelayP99Seconds,
+      );
       return `${out.join("\n")}\n`;
+    },
+
+    snapshot() {
+      const families: Record<string, SeriesSnapshot[]> = {};
+      for (const family of [
+        httpRequests,
+        decisions,
+        credentials,
+        tokensUsed,
+        replays,
+        events,
+        redisErrors,
+        rateLimited,
+      ]) {
+        families[family.name] = snapshotCounters(family);
+      }
+      for (const family of [httpSeconds, approvalSeconds]) {
+        families[family.name] = snapshotHistograms(family);
+      }
+      return { families, process: processGauges() };
     },
 
     close() {

@@ -9,8 +9,11 @@ import type { CheckpointSigner } from "./checkpoint-key.js";
 import type { FileAuditLog } from "./file-audit-log.js";
 import { verifyAuditLog } from "./verify-log.js";
 
+/** What integrity checks read of a log: where it is, how far it is fsynced, its last checkpoint. */
+export type AuditLogView = Pick<FileAuditLog, "dir" | "lastSeq" | "lastCheckpoint">;
+
 export interface AuditIntegrityOptions {
-  readonly log: FileAuditLog;
+  readonly log: AuditLogView;
   readonly signer: CheckpointSigner;
   readonly clock: Clock;
 }
@@ -19,7 +22,7 @@ function summary(cp: Checkpoint): CheckpointSummary {
   return { seq: cp.seq, hash: cp.hash, time: cp.time, keyId: cp.key_id };
 }
 
-/** Integrity checks of this process's own log, with its own checkpoint key. */
+/** Integrity checks of a log (this process's own, or its primary's), with its checkpoint key. */
 export function createAuditIntegrity(options: AuditIntegrityOptions): AuditIntegrity {
   const { log, signer, clock } = options;
   const keys = new Map([[signer.keyId, signer.publicKey]]);

@@ -111,4 +111,54 @@ describe("Prometheus metrics", () => {
     expect(fresh.render()).toContain('route="a\\"b\\\\c\\nd"');
     fresh.close();
   });
+
+  it("sums workers' snapshots into one exposition: counters, histograms, gauges per worker", () => {
+    const primary = createPrometheusMetrics();
+    const workers = [createPrometheusMetrics(), createPrometheusMetrics()];
+    primary.observeEvents(request, [event("token.used", 1)]);
+    workers[0]?.observeHttp("/v1/requests", "POST", 201, 0.004);
+    workers[1]?.observeHttp("/v1/requests", "POST", 201, 0.02);
+    workers[1]?.observeHttp("/v1/requests", "POST", 429, 0.001);
+    workers[1]?.observeEvents(request, [event("token.used", 2), event("token.used", 3)]);
+    // A snapshot travels between processes as JSON.
+    const snapshots = new Map(
+      workers.map((w, i) => [String(i + 1), JSON.parse(JSON.stringify(w.snapshot()))]),
+    );
+    const text = primary.render(snapshots);
+    for (const m of [primary, ...workers]) m.close();
+    const families = text.split("\n").filter((l) => l.startsWith("# TYPE "));
+    expect(new Set(families).size).toBe(families.length);
+    expect(sample(text, "writ_tokens_used_total")).toBe(3);
+    expect(
+      sample(text, 'writ_http_requests_total{route="/v1/requests",method="POST",status="201"}'),
+    ).toBe(2);
+    expect(
+      sample(text, 'writ_http_requests_total{route="/v1/requests",method="POST",status="429"}'),
+    ).toBe(1);
+    expect(
+      sample(text, 'writ_http_request_duration_seconds_bucket{route="/v1/requests",le="0.005"}'),
+    ).toBe(2);
+    expect(sample(text, 'writ_http_request_duration_seconds_count{route="/v1/requests"}')).toBe(3);
+    for (const worker of ["1", "2"]) {
+      expect(sample(text, `process_resident_memory_bytes{worker="${worker}"}`)).toBeGreaterThan(0);
+    }
+    expect(sample(text, "process_resident_memory_bytes")).toBeGreaterThan(0);
+  });
+
+  it("skips series of a snapshot that do not fit the family", () => {
+    const primary = createPrometheusMetrics();
+    const odd = {
+      families: {
+        writ_tokens_used_total: [{ labels: { extra: "x" }, n: 5 }],
+        writ_http_request_duration_seconds: [
+          { labels: { route: "/x" }, counts: [1], sum: 1, count: 1 },
+        ],
+      },
+      process: { residentBytes: 1, heapUsedBytes: 1, loopDelayP99Seconds: 0 },
+    };
+    const text = primary.render(new Map([["1", odd]]));
+    primary.close();
+    expect(sample(text, "writ_tokens_used_total")).toBe(0);
+    expect(text).not.toContain('route="/x",le="0.001"} 1');
+  });
 });
