@@ -23,6 +23,8 @@ const { values: options } = parseArgs({
     seconds: { type: "string", default: "8" },
     clients: { type: "string", default: "50" },
     replicas: { type: "string", default: "1" },
+    /** Worker processes per replica (server.workers); 1 runs no workers. */
+    workers: { type: "string", default: "1" },
     "wake-samples": { type: "string", default: "300" },
     appendfsync: { type: "string", default: "everysec" },
     /** Skip measuring the limits (for quick comparisons of writ alone). */
@@ -37,8 +39,13 @@ const SECONDS = Number(options.seconds);
 const CLIENTS = Number(options.clients);
 const REPLICAS = Number(options.replicas);
 const WAKE_SAMPLES = Number(options["wake-samples"]);
-if (![SECONDS, CLIENTS, REPLICAS, WAKE_SAMPLES].every((n) => Number.isInteger(n) && n > 0)) {
-  throw new TypeError("--seconds, --clients, --replicas and --wake-samples take positive integers");
+const WORKERS = Number(options.workers);
+if (
+  ![SECONDS, CLIENTS, REPLICAS, WAKE_SAMPLES, WORKERS].every((n) => Number.isInteger(n) && n > 0)
+) {
+  throw new TypeError(
+    "--seconds, --clients, --replicas, --workers and --wake-samples take positive integers",
+  );
 }
 if (!["everysec", "always"].includes(options.appendfsync)) {
   throw new TypeError("--appendfsync is everysec or always");
@@ -159,7 +166,9 @@ async function main() {
     const config = {
       policies: { dir: POLICIES, watch: false },
       jwt: { keys_file: keysFile },
-      server: { port: 0 },
+      server: { port: 0, workers: WORKERS },
+      // The console's sessions live in one process: off when the API runs in workers.
+      ...(WORKERS > 1 ? { console: { enabled: false } } : {}),
       metrics: { enabled: true, port: 0 },
       redis: { url: `redis://127.0.0.1:${redisPort}` },
       // On, as in production, and far above the load: the limiter's round trip is measured too.
@@ -296,7 +305,7 @@ async function main() {
     const consumeLimit = Math.min(echoRps, jose.verify);
     const lines = [
       "",
-      `writ benchmark (${REPLICAS} writ process(es), ${CLIENTS} clients, Redis appendfsync ${options.appendfsync})`,
+      `writ benchmark (${REPLICAS} writ replica(s)${WORKERS > 1 ? ` of ${WORKERS} workers each` : ""}, ${CLIENTS} clients, Redis appendfsync ${options.appendfsync})`,
       "",
       "limits, measured in this run:",
       `  node:http JSON echo          ${round(echoRps, 0)} req/s (${CLIENTS} connections)`,

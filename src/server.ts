@@ -7,6 +7,13 @@ export interface ServeOptions {
   host: string;
   port: number;
   logger: Logger;
+  /**
+   * Serve the API (default true). A primary process with workers serves no API
+   * itself: its workers share the port.
+   */
+  api?: boolean;
+  /** Run the expiry sweep (default true); workers leave it to their primary. */
+  sweep?: boolean;
   sweepIntervalSeconds: number;
   shutdownGraceSeconds: number;
   /** A second listener for `/metrics`, apart from the API's. */
@@ -16,6 +23,7 @@ export interface ServeOptions {
 type FetchHandler = (request: Request) => Response | Promise<Response>;
 
 export interface RunningServer {
+  /** The API's base URL; empty when this process serves no API. */
   readonly url: string;
   readonly port: number;
   /** The metrics listener's base URL, when there is one. */
@@ -72,8 +80,9 @@ function closeGracefully(server: ServerType, graceMs: number): Promise<void> {
 /** Serves a writ over HTTP and runs its expiry sweep until stopped. */
 export async function serveWrit(writ: Writ, options: ServeOptions): Promise<RunningServer> {
   const { logger } = options;
-  const server = await listen(writ.app.fetch, options.host, options.port);
-  const port = (server.address() as AddressInfo).port;
+  const server =
+    options.api === false ? undefined : await listen(writ.app.fetch, options.host, options.port);
+  const port = server === undefined ? 0 : (server.address() as AddressInfo).port;
   let metricsServer: ServerType | undefined;
   try {
     if (options.metrics !== undefined) {
@@ -84,12 +93,12 @@ export async function serveWrit(writ: Writ, options: ServeOptions): Promise<Runn
       );
     }
   } catch (error) {
-    await closeGracefully(server, 0);
+    if (server !== undefined) await closeGracefully(server, 0);
     throw error;
   }
   let sweeping = false;
   const sweep = setInterval(() => {
-    if (sweeping) return;
+    if (sweeping || options.sweep === false) return;
     sweeping = true;
     writ.broker
       .expireDue()
@@ -104,7 +113,7 @@ export async function serveWrit(writ: Writ, options: ServeOptions): Promise<Runn
 
   let stopping: Promise<void> | undefined;
   return {
-    url: baseUrl(options.host, server),
+    url: server === undefined ? "" : baseUrl(options.host, server),
     port,
     metricsUrl:
       metricsServer === undefined || options.metrics === undefined
@@ -116,7 +125,9 @@ export async function serveWrit(writ: Writ, options: ServeOptions): Promise<Runn
         // flight waits out the grace period for a status change.
         writ.beginShutdown();
         clearInterval(sweep);
-        await closeGracefully(server, options.shutdownGraceSeconds * 1000);
+        if (server !== undefined) {
+          await closeGracefully(server, options.shutdownGraceSeconds * 1000);
+        }
         if (metricsServer !== undefined) await closeGracefully(metricsServer, 0);
         await writ.close();
       })();

@@ -110,7 +110,8 @@ describe("graceful shutdown", () => {
       await stopped;
 
       // Its record is in the closed log, and nothing else was created.
-      const entries = (await readFile(t.writ.auditFile.path, "utf8"))
+      const logPath = t.writ.auditFile?.path as string;
+      const entries = (await readFile(logPath, "utf8"))
         .split("\n")
         .filter(Boolean)
         .map((line) => JSON.parse(line) as { type: string; request_id: string; data: unknown });
@@ -118,7 +119,7 @@ describe("graceful shutdown", () => {
       expect(issued).toHaveLength(1);
       expect(issued[0]).toMatchObject({ request_id: id, data: { credential_id: jti } });
       expect(entries.filter((e) => e.type === "request.created")).toHaveLength(1);
-      expect(await verifyLogFile(t.writ.auditFile.path)).toMatchObject({ ok: true });
+      expect(await verifyLogFile(logPath)).toMatchObject({ ok: true });
       await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
     } finally {
       release();

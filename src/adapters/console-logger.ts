@@ -6,6 +6,8 @@ export interface ConsoleLoggerOptions {
   /** Drop `info` lines (e.g. per-request access logs). */
   quiet?: boolean;
   write?: (line: string) => void;
+  /** Fields on every line, before the caller's (e.g. which worker process wrote it). */
+  fields?: Record<string, unknown>;
 }
 
 /** Logs to stderr. Fields are ids, codes and timings: callers never pass secrets. */
@@ -13,8 +15,9 @@ export function createConsoleLogger(options: ConsoleLoggerOptions): Logger {
   const write = options.write ?? ((line: string) => process.stderr.write(`${line}\n`));
   const log =
     (level: string) =>
-    (message: string, fields: Record<string, unknown> = {}) => {
+    (message: string, own: Record<string, unknown> = {}) => {
       if (level === "info" && options.quiet) return;
+      const fields = options.fields === undefined ? own : { ...options.fields, ...own };
       if (options.format === "json") {
         write(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }));
         return;

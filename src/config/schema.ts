@@ -65,6 +65,11 @@ const WritConfigObject = z.strictObject({
       port: z.number().int().min(0).max(65_535).default(8787),
       max_body_bytes: z.number().int().min(1024).max(1_048_576).default(65_536),
       shutdown_grace_seconds: seconds(0, 300).default(10),
+      /**
+       * `writ serve` only: processes that serve the API on the one port, under a
+       * primary that keeps the replica's audit log and runs its background work.
+       */
+      workers: z.number().int().min(1).max(64).default(1),
     })
     .prefault({}),
   /** Where writ keeps keys, the audit log and dev identities. */

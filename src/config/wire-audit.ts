@@ -10,24 +10,22 @@ import type { AuditRepair } from "../service/record-audit-repair.js";
 import { ConfigError } from "./load.js";
 import type { WritConfig } from "./schema.js";
 
+interface CheckpointKeyOptions {
+  jwtKeys: JwtKeyRing;
+  jwtKeysFile: string;
+  /** Generate the checkpoint key if it is missing (dev), or refuse to start (production). */
+  createKey: boolean;
+}
+
 /**
- * Opens this process's audit log with its checkpoint key. The key is an Ed25519 key
- * of its own: a JWT signing key (file or key material) is refused, so a leak of one
- * cannot forge the other.
+ * Loads the audit checkpoint key. It is an Ed25519 key of its own: a JWT signing
+ * key (file or key material) is refused, so a leak of one cannot forge the other.
  */
-export async function openAuditLog(
+export async function loadCheckpointSigner(
   config: WritConfig,
-  options: {
-    dataDir: string;
-    jwtKeys: JwtKeyRing;
-    jwtKeysFile: string;
-    /** Generate the checkpoint key if it is missing (dev), or refuse to start (production). */
-    createKey: boolean;
-    clock: Clock;
-    logger: Logger;
-  },
+  dataDir: string,
+  options: CheckpointKeyOptions,
 ) {
-  const { dataDir, clock, logger } = options;
   const keyFile = resolve(
     config.audit.checkpoint_key_file ?? join(dataDir, "keys", "checkpoint.json"),
   );
@@ -44,6 +42,20 @@ export async function openAuditLog(
       "the audit checkpoint key is also a JWT signing key; give it its own key",
     );
   }
+  return signer;
+}
+
+/** Opens this process's audit log with its checkpoint key (see {@link loadCheckpointSigner}). */
+export async function openAuditLog(
+  config: WritConfig,
+  options: CheckpointKeyOptions & {
+    dataDir: string;
+    clock: Clock;
+    logger: Logger;
+  },
+) {
+  const { dataDir, clock, logger } = options;
+  const signer = await loadCheckpointSigner(config, dataDir, options);
   const baseDir = resolve(config.audit.dir ?? join(dataDir, "audit"));
   const { log, dir } = await openReplicaLog(baseDir, {
     segmentMaxBytes: config.audit.segment_max_bytes,

@@ -85,14 +85,21 @@ function scriptClient(client: object): RedisScriptClient {
 export async function openRedisBackend(
   config: WritConfig,
   env: NodeJS.ProcessEnv,
-  options: { logger: Logger; metrics?: Metrics | undefined },
+  options: {
+    logger: Logger;
+    metrics?: Metrics | undefined;
+    /** Trim the stream as configured (default true); a replica's workers leave it to its primary. */
+    trimStream?: boolean;
+  },
 ): Promise<RedisBackend> {
   const settings = await resolveRedisSettings(config, env);
   const client = await connectRedis({ ...redisConnectOptions(settings), logger: options.logger });
   const store = createRedisStore({
     client,
     prefix: settings.keyPrefix,
-    ...(settings.streamTrim !== undefined ? { streamTrim: settings.streamTrim } : {}),
+    ...(settings.streamTrim !== undefined && options.trimStream !== false
+      ? { streamTrim: settings.streamTrim }
+      : {}),
     closeClient: true,
     logger: options.logger,
   });

@@ -4,6 +4,9 @@ import { createJwtMinter, createJwtTokenReader } from "../adapters/jwt-minter.js
 import { createKeyDirectory, type KeyedPrincipal } from "../adapters/key-identity.js";
 import { createMemoryStore } from "../adapters/memory-store.js";
 import { createOidcAuthenticator, withOidcAgents } from "../adapters/oidc-identity.js";
+import type { FileAuditLog } from "../audit/file-audit-log.js";
+import { createAuditIntegrity } from "../audit/integrity.js";
+import type { AuditLogReport, RemoteAuditLog } from "../audit/remote-log.js";
 import { createStreamFollowingLog } from "../audit/stream-follower.js";
 import { createApp } from "../http/app.js";
 import { createCedarPolicyEngine } from "../policy/cedar-engine.js";
@@ -19,7 +22,7 @@ import { recordAuditGap } from "../service/record-audit-gap.js";
 import { recordAuditRepair } from "../service/record-audit-repair.js";
 import { createWaitLimit } from "../service/wait-limit.js";
 import type { WritConfig } from "./schema.js";
-import { openAuditLog } from "./wire-audit.js";
+import { loadCheckpointSigner, openAuditLog } from "./wire-audit.js";
 import { type AwsClients, createAwsCredentials } from "./wire-aws.js";
 import { prepareNotifications } from "./wire-notify.js";
 import { wireOperations } from "./wire-operations.js";
@@ -59,6 +62,13 @@ export interface AssembleOptions {
     cursor: string | undefined,
     logDir: string,
   ) => Promise<StreamGap | undefined> | Promise<void> | void;
+  /**
+   * A worker process: its audit log is kept by its primary (which reports to
+   * it), and background work (notification delivery) is left to the primary.
+   */
+  remoteAudit?: RemoteAuditLog;
+  /** A primary process: told how far its audit log reached after every fsync, for its workers. */
+  onAuditReport?: (report: AuditLogReport) => void;
 }
 
 /** Converts configured identities to directory entries. */
@@ -132,27 +142,57 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     metrics: options.metrics,
   });
   const { store } = operations;
-  const { auditFile, repair, integrity } = await openAuditLog(config, {
-    dataDir,
-    jwtKeys: keys,
-    jwtKeysFile: config.jwt.keys_file ?? join(dataDir, "keys", "jwt.json"),
-    createKey: options.createCheckpointKey ?? true,
-    clock,
-    logger,
-  });
-  const auditLog = createStreamFollowingLog({
-    store,
-    file: auditFile,
-    logger,
-    after: store.persistent ? auditFile.tailEventIdAtOpen : undefined,
-    ...(options.onAuditDurable !== undefined
-      ? {
-          onDurable: (cursor) => options.onAuditDurable?.(cursor, auditFile.dir),
-          // A log that lacks trimmed events says so in the record itself.
-          onGap: (gap) => recordAuditGap({ store, clock }, gap),
-        }
-      : {}),
-  });
+  const jwtKeysFile = config.jwt.keys_file ?? join(dataDir, "keys", "jwt.json");
+  const createKey = options.createCheckpointKey ?? true;
+  let auditFile: FileAuditLog | undefined;
+  let repair: Awaited<ReturnType<typeof openAuditLog>>["repair"];
+  let integrity: Awaited<ReturnType<typeof openAuditLog>>["integrity"];
+  let auditLog: RemoteAuditLog | ReturnType<typeof createStreamFollowingLog>;
+  if (options.remoteAudit !== undefined) {
+    // The primary's log, checked with the replica's checkpoint key.
+    const signer = await loadCheckpointSigner(config, dataDir, {
+      jwtKeys: keys,
+      jwtKeysFile,
+      createKey: false,
+    });
+    auditLog = options.remoteAudit;
+    integrity = createAuditIntegrity({ log: options.remoteAudit.view, signer, clock });
+  } else {
+    const opened = await openAuditLog(config, {
+      dataDir,
+      jwtKeys: keys,
+      jwtKeysFile,
+      createKey,
+      clock,
+      logger,
+    });
+    const file = opened.auditFile;
+    ({ repair, integrity } = opened);
+    auditFile = file;
+    const { onAuditDurable, onAuditReport } = options;
+    auditLog = createStreamFollowingLog({
+      store,
+      file,
+      logger,
+      after: store.persistent ? file.tailEventIdAtOpen : undefined,
+      ...(onAuditDurable !== undefined || onAuditReport !== undefined
+        ? {
+            async onDurable(cursor): Promise<StreamGap | undefined> {
+              onAuditReport?.({
+                cursor,
+                writable: file.writable(),
+                dir: file.dir,
+                seq: file.lastSeq(),
+                checkpoint: file.lastCheckpoint(),
+              });
+              return (await onAuditDurable?.(cursor, file.dir)) ?? undefined;
+            },
+            // A log that lacks trimmed events says so in the record itself.
+            onGap: (gap) => recordAuditGap({ store, clock }, gap),
+          }
+        : {}),
+    });
+  }
   const jwtOptions = { keys, issuer: config.issuer };
   const aws = await createAwsCredentials(config.aws, {
     clock,
@@ -208,8 +248,9 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
         }
       : {}),
   });
-  // Delivery workers follow the event stream beside requests, never inside them.
-  notifications.start();
+  // Delivery workers follow the event stream beside requests, never inside them;
+  // in a worker process, its primary runs them.
+  if (options.remoteAudit === undefined) notifications.start();
   return {
     app,
     broker,

@@ -26,8 +26,8 @@ export function httpMetrics(metrics: Metrics) {
 }
 
 export interface MetricsAppOptions {
-  /** The exposition text, rendered per scrape. */
-  render: () => string;
+  /** The exposition text, rendered per scrape (a primary first gathers its workers'). */
+  render: () => string | Promise<string>;
   contentType: string;
   /**
    * SHA-256 (lowercase hex) of the bearer token Prometheus must send; when
@@ -46,7 +46,7 @@ export function createMetricsApp(options: MetricsAppOptions) {
   const expected =
     options.tokenSha256 === undefined ? undefined : Buffer.from(options.tokenSha256, "hex");
   const app = new Hono();
-  app.get("/metrics", (c) => {
+  app.get("/metrics", async (c) => {
     if (expected !== undefined) {
       const token = BEARER.exec(c.req.header("authorization") ?? "")?.[1];
       const presented =
@@ -65,7 +65,7 @@ export function createMetricsApp(options: MetricsAppOptions) {
       }
     }
     c.header("Cache-Control", "no-store");
-    return c.body(options.render(), 200, { "Content-Type": options.contentType });
+    return c.body(await options.render(), 200, { "Content-Type": options.contentType });
   });
   app.notFound((c) => c.json({ error: { code: "not_found", message: "No such route." } }, 404));
   app.onError((_error, c) =>

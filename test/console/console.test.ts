@@ -326,7 +326,7 @@ describe("GET /v1/audit/checkpoint-key", () => {
     const body = await expectJson<{ key_id: string; jwk: Record<string, string> }>(res, 200);
     expect(body.jwk).toMatchObject({ kty: "OKP", crv: "Ed25519", alg: "EdDSA", kid: body.key_id });
     expect(body.jwk.d).toBeUndefined();
-    expect(t.writ.auditFile.lastCheckpoint()?.key_id).toBe(body.key_id);
+    expect(t.writ.auditFile?.lastCheckpoint()?.key_id).toBe(body.key_id);
     const jwt = t.writ.keys.jwks().keys.map((k) => (k as { x?: string }).x);
     expect(jwt).not.toContain(body.jwk.x);
   });

@@ -1,3 +1,4 @@
+import cluster from "node:cluster";
 import { parseArgs } from "node:util";
 import { createConsoleLogger } from "../../adapters/console-logger.js";
 import { loadKeyRing } from "../../adapters/jwt-keys.js";
@@ -13,7 +14,7 @@ import { resolveRedisSettings } from "../../config/redis-settings.js";
 import type { WritConfig } from "../../config/schema.js";
 import { isWritError } from "../../domain/errors.js";
 import { type Command, type CommandIo, EXIT, UsageError } from "../command.js";
-import type { StartedWrit } from "./start-writ.js";
+import type { ProcessRole, StartedWrit } from "./start-writ.js";
 
 const HELP = `
 Usage: writ serve [--config <file>] [--host <addr>] [--port <n>] [--pretty-logs] [--quiet]
@@ -34,6 +35,10 @@ Options:
 Environment:
   WRIT_CONFIG         The configuration file, if --config is not given
   WRIT_REDIS_URL      The Redis URL (replaces redis.url; may carry a password)
+
+With server.workers above 1, the process is a primary that keeps the audit
+log and runs background work, and that many worker processes serve the API
+on the one port.
 
 On SIGTERM or SIGINT writ reports not ready, ends long-polls, finishes
 in-flight requests (server.shutdown_grace_seconds) and exits; a second signal
@@ -193,51 +198,99 @@ export const serveCommand: Command = {
       ]);
     }
 
+    const workers = config.server.workers;
+    const isWorker = workers > 1 && cluster.isWorker;
     const logger = createConsoleLogger({
       format: values["pretty-logs"] ? "pretty" : "json",
       quiet: values.quiet,
       write: (line) => io.stderr(`${line}\n`),
+      ...(isWorker ? { fields: { worker: cluster.worker?.id } } : {}),
     });
-    for (const warning of review.warnings) {
-      logger.warn(`${warning.key}: ${warning.problem}`, { fix: warning.fix });
+    if (!isWorker) {
+      for (const warning of review.warnings) {
+        logger.warn(`${warning.key}: ${warning.problem}`, { fix: warning.fix });
+      }
     }
 
-    // Loaded on demand so other commands do not pay for the server stack at start.
-    const { startWrit } = await import("./start-writ.js");
-    let started: StartedWrit;
-    try {
-      started = await startWrit(config, { env: io.env, logger, keys });
-    } catch (error) {
-      if (isWritError(error) && error.code === "store_unavailable") {
-        const settings = await resolveRedisSettings(config, io.env);
-        return refuse(io, [unreachable(config, io.env, settings.endpoint, error.details?.cause)]);
+    /** Starts this process's part of writ, or answers the exit code of a refusal. */
+    const start = async (role?: ProcessRole): Promise<StartedWrit | number> => {
+      // Loaded on demand so other commands do not pay for the server stack at start.
+      const { startWrit } = await import("./start-writ.js");
+      try {
+        return await startWrit(config, {
+          env: io.env,
+          logger,
+          keys,
+          ...(role !== undefined ? { role } : {}),
+        });
+      } catch (error) {
+        if (isWritError(error) && error.code === "store_unavailable") {
+          const settings = await resolveRedisSettings(config, io.env);
+          return refuse(io, [unreachable(config, io.env, settings.endpoint, error.details?.cause)]);
+        }
+        if (error instanceof ConfigError) {
+          io.stderr(`writ serve refuses to start:\n  ${error.message}\n`);
+          return EXIT.failed;
+        }
+        throw error;
       }
-      if (error instanceof ConfigError) {
-        io.stderr(`writ serve refuses to start:\n  ${error.message}\n`);
-        return EXIT.failed;
-      }
-      throw error;
-    }
-    const { server, redisEndpoint } = started;
-    logger.info("writ serve started", {
-      url: server.url,
-      redis: redisEndpoint,
-      metrics: server.metricsUrl === undefined ? undefined : `${server.metricsUrl}/metrics`,
-      policies: started.writ.policy.policyIds().length,
-      jwt_kid: keys.active.kid,
-    });
-    io.stdout(
-      [
-        `writ serve listening on ${server.url}`,
-        ...(server.metricsUrl !== undefined ? [`  metrics: ${server.metricsUrl}/metrics`] : []),
-        "",
-      ].join("\n"),
-    );
-
+    };
+    const announce = (url: string, metricsUrl: string | undefined, started: StartedWrit) => {
+      logger.info("writ serve started", {
+        url,
+        redis: started.redisEndpoint,
+        metrics: metricsUrl === undefined ? undefined : `${metricsUrl}/metrics`,
+        policies: started.writ.policy.policyIds().length,
+        jwt_kid: keys.active.kid,
+        ...(workers > 1 ? { workers } : {}),
+      });
+      io.stdout(
+        [
+          `writ serve listening on ${url}`,
+          ...(metricsUrl !== undefined ? [`  metrics: ${metricsUrl}/metrics`] : []),
+          "",
+        ].join("\n"),
+      );
+    };
     const force = () => {
       io.stderr("writ serve: second signal, exiting now\n");
       process.exit(EXIT.failed);
     };
+
+    if (isWorker) {
+      const { runWorker } = await import("../../cluster/worker.js");
+      return runWorker({ logger, start });
+    }
+    if (workers > 1) {
+      const { runPrimary } = await import("../../cluster/primary.js");
+      let primary: StartedWrit | undefined;
+      const code = await runPrimary({
+        workers,
+        shutdownGraceSeconds: config.server.shutdown_grace_seconds,
+        logger,
+        async start(role) {
+          const started = await start(role);
+          if (typeof started !== "number") primary = started;
+          return started;
+        },
+        onListening: (url, metricsUrl) => {
+          if (primary !== undefined) announce(url, metricsUrl, primary);
+        },
+        async untilStopped() {
+          const signal = await untilSignal(force);
+          logger.info("writ serve draining", { signal });
+        },
+      });
+      process.off("SIGINT", force);
+      process.off("SIGTERM", force);
+      if (code === EXIT.ok) logger.info("writ serve stopped");
+      return code;
+    }
+
+    const started = await start();
+    if (typeof started === "number") return started;
+    const { server } = started;
+    announce(server.url, server.metricsUrl, started);
     const signal = await untilSignal(force);
     logger.info("writ serve draining", { signal });
     await server.stop();

@@ -2,9 +2,11 @@ import type { JwtKeyRing } from "../../adapters/jwt-keys.js";
 import type { KeyedPrincipal } from "../../adapters/key-identity.js";
 import {
   createPrometheusMetrics,
+  type MetricsSnapshot,
   PROMETHEUS_CONTENT_TYPE,
   type PrometheusMetrics,
 } from "../../adapters/prometheus-metrics.js";
+import type { AuditLogReport, RemoteAuditLog } from "../../audit/remote-log.js";
 import { readEnv } from "../../config/load.js";
 import { withSlackEnv } from "../../config/notify-config.js";
 import { storeKind } from "../../config/redis-settings.js";
@@ -25,13 +27,33 @@ export interface StartOptions {
   keys?: JwtKeyRing;
   /** Slack user ids of reviewers not in the configuration (the demo ones in `writ dev`). */
   slackUserIds?: Readonly<Record<string, string>>;
+  /** This process's part when a replica runs worker processes (default: the whole replica). */
+  role?: ProcessRole;
 }
+
+/**
+ * A replica with workers is one primary and several workers sharing its port.
+ * The primary keeps the audit log, runs the background work (expiry sweep,
+ * notification delivery, stream trimming) and serves `/metrics` for all; the
+ * workers serve the API.
+ */
+export type ProcessRole =
+  | {
+      readonly kind: "primary";
+      /** Told after every fsync of the audit log, for the workers. */
+      readonly onAuditReport: (report: AuditLogReport) => void;
+      /** The workers' metrics, gathered per scrape. */
+      readonly workerMetrics: () => Promise<ReadonlyMap<string, MetricsSnapshot>>;
+    }
+  | { readonly kind: "worker"; readonly audit: RemoteAuditLog };
 
 export interface StartedWrit {
   readonly writ: Writ;
   readonly server: RunningServer;
   /** The Redis endpoint (no credentials), or undefined on the embedded store. */
   readonly redisEndpoint: string | undefined;
+  /** This process's metrics, when enabled. */
+  readonly metrics: PrometheusMetrics | undefined;
 }
 
 /**
@@ -41,6 +63,7 @@ export interface StartedWrit {
  * step fails.
  */
 export async function startWrit(config: WritConfig, options: StartOptions): Promise<StartedWrit> {
+  const { role } = options;
   const metrics: PrometheusMetrics | undefined = config.metrics.enabled
     ? createPrometheusMetrics()
     : undefined;
@@ -48,7 +71,11 @@ export async function startWrit(config: WritConfig, options: StartOptions): Prom
   let writ: Writ | undefined;
   try {
     if (storeKind(config, options.env) === "redis") {
-      backend = await openRedisBackend(config, options.env, { logger: options.logger, metrics });
+      backend = await openRedisBackend(config, options.env, {
+        logger: options.logger,
+        metrics,
+        trimStream: role?.kind !== "worker",
+      });
     }
     // Slack is configured Bolt's way too: SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN.
     writ = await assembleWrit(withSlackEnv(config, readEnv(options.env)), {
@@ -68,20 +95,29 @@ export async function startWrit(config: WritConfig, options: StartOptions): Prom
           }
         : {}),
       ...(metrics !== undefined ? { metrics } : {}),
+      ...(role?.kind === "worker" ? { remoteAudit: role.audit } : {}),
+      ...(role?.kind === "primary" ? { onAuditReport: role.onAuditReport } : {}),
     });
+    // A worker serves nothing before its primary has said how far the log is.
+    if (role?.kind === "worker") await role.audit.ready;
     const server = await serveWrit(writ, {
       host: config.server.host,
       port: config.server.port,
       logger: options.logger,
+      api: role?.kind !== "primary",
+      sweep: role?.kind !== "worker",
       sweepIntervalSeconds: config.requests.sweep_interval_seconds,
       shutdownGraceSeconds: config.server.shutdown_grace_seconds,
-      ...(metrics !== undefined
+      ...(metrics !== undefined && role?.kind !== "worker"
         ? {
             metrics: {
               host: config.metrics.host,
               port: config.metrics.port,
               fetch: createMetricsApp({
-                render: () => metrics.render(),
+                render:
+                  role?.kind === "primary"
+                    ? async () => metrics.render(await role.workerMetrics())
+                    : () => metrics.render(),
                 contentType: PROMETHEUS_CONTENT_TYPE,
                 ...(config.metrics.token_sha256 !== undefined
                   ? { tokenSha256: config.metrics.token_sha256 }
@@ -93,6 +129,7 @@ export async function startWrit(config: WritConfig, options: StartOptions): Prom
     });
     return {
       writ,
+      metrics,
       redisEndpoint: backend?.endpoint,
       server: {
         url: server.url,

@@ -1,0 +1,192 @@
+import cluster, { type Worker } from "node:cluster";
+import type { MetricsSnapshot } from "../adapters/prometheus-metrics.js";
+import type { AuditLogReport } from "../audit/remote-log.js";
+import type { ProcessRole, StartedWrit } from "../cli/commands/start-writ.js";
+import type { Logger } from "../ports/logger.js";
+import { type ToWorker, toPrimary } from "./messages.js";
+
+export interface PrimaryOptions {
+  readonly workers: number;
+  /** How long workers may take to drain on stop, as configured (seconds). */
+  readonly shutdownGraceSeconds: number;
+  readonly logger: Logger;
+  /** Starts this process's part of writ; a number is the exit code of a refusal. */
+  start(role: ProcessRole): Promise<StartedWrit | number>;
+  /** Told once every worker listens: the API URL they share, and the metrics URL. */
+  onListening(url: string, metricsUrl: string | undefined): void;
+  /** Resolves on the signal that starts a graceful stop. */
+  untilStopped(): Promise<unknown>;
+}
+
+/** How long workers have to start and listen. */
+const START_TIMEOUT_MS = 60_000;
+/** How long a scrape waits for the workers' metrics. */
+const METRICS_TIMEOUT_MS = 1_000;
+/** Restart delays of a worker that keeps exiting: doubled per exit, reset after a minute up. */
+const RESTART_MIN_MS = 250;
+const RESTART_MAX_MS = 10_000;
+const STEADY_MS = 60_000;
+
+/** The workers `node:cluster` knows of (its map may hold a slot as undefined). */
+function currentWorkers(): Worker[] {
+  return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
+}
+
+function send(worker: Worker, message: ToWorker): void {
+  if (!worker.isConnected()) return;
+  try {
+    worker.send(message);
+  } catch {
+    // A worker on its way out: its exit is handled where it is seen.
+  }
+}
+
+/**
+ * The primary of a replica with workers. It assembles writ with the audit log,
+ * the expiry sweep, notification delivery, stream trimming and `/metrics`, but
+ * serves no API: it forks the workers, which share the port (`node:cluster`
+ * hands connections to them in turn). After every fsync of the log it tells
+ * the workers how far the log reached, which is what lets them answer their
+ * callers. A worker that exits is started again; on stop the workers drain
+ * first, then the primary closes the log.
+ */
+export async function runPrimary(options: PrimaryOptions): Promise<number> {
+  const { logger } = options;
+  let latest: AuditLogReport | undefined;
+  let broadcastQueued = false;
+  const broadcast = () => {
+    broadcastQueued = false;
+    if (latest === undefined) return;
+    for (const worker of currentWorkers()) send(worker, { writ: "audit", report: latest });
+  };
+  // Reports come after every fsync; workers need only the latest, once per turn.
+  const onAuditReport = (report: AuditLogReport) => {
+    latest = report;
+    if (broadcastQueued) return;
+    broadcastQueued = true;
+    setImmediate(broadcast);
+  };
+
+  let nextQuery = 0;
+  const queries = new Map<number, (worker: string, snapshot: MetricsSnapshot) => void>();
+  async function workerMetrics(): Promise<ReadonlyMap<string, MetricsSnapshot>> {
+    const live = currentWorkers().filter((w) => w.isConnected());
+    const id = nextQuery++;
+    const gathered = new Map<string, MetricsSnapshot>();
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, METRICS_TIMEOUT_MS);
+      queries.set(id, (worker, snapshot) => {
+        gathered.set(worker, snapshot);
+        if (gathered.size >= live.length) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      if (live.length === 0) resolve();
+      for (const worker of live) send(worker, { writ: "metrics?", id });
+    });
+    queries.delete(id);
+    return gathered;
+  }
+
+  const started = await options.start({ kind: "primary", onAuditReport, workerMetrics });
+  if (typeof started === "number") return started;
+
+  let stopping = false;
+  let restartDelayMs = RESTART_MIN_MS;
+  const listening = new Set<number>();
+  let announced = false;
+  let resolveListening: (url: string) => void = () => {};
+  const allListening = new Promise<string>((resolve) => {
+    resolveListening = resolve;
+  });
+
+  cluster.on("message", (worker, raw) => {
+    const message = toPrimary(raw);
+    if (message?.writ === "attach") {
+      // Messages sent before a worker listens for them are lost: it asks once it does.
+      if (latest !== undefined) send(worker, { writ: "audit", report: latest });
+    } else if (message?.writ === "listening") {
+      listening.add(worker.id);
+      if (!announced && listening.size >= options.workers) {
+        announced = true;
+        resolveListening(message.url);
+      }
+    } else if (message?.writ === "metrics") {
+      queries.get(message.id)?.(String(worker.id), message.snapshot);
+    }
+  });
+  cluster.on("exit", (worker, code, signal) => {
+    listening.delete(worker.id);
+    if (stopping) return;
+    const upMs = Date.now() - (startedAt.get(worker.id) ?? Date.now());
+    if (upMs > STEADY_MS) restartDelayMs = RESTART_MIN_MS;
+    logger.error("worker exited; starting another", {
+      worker: worker.id,
+      pid: worker.process.pid,
+      code,
+      signal,
+      restart_in_ms: restartDelayMs,
+    });
+    const delay = restartDelayMs;
+    restartDelayMs = Math.min(restartDelayMs * 2, RESTART_MAX_MS);
+    setTimeout(() => {
+      if (!stopping) fork();
+    }, delay).unref();
+  });
+
+  const startedAt = new Map<number, number>();
+  function fork(): void {
+    const worker = cluster.fork();
+    startedAt.set(worker.id, Date.now());
+    logger.info("worker started", { worker: worker.id, pid: worker.process.pid });
+  }
+  for (let i = 0; i < options.workers; i++) fork();
+
+  let startTimer: NodeJS.Timeout | undefined;
+  const url = await Promise.race([
+    allListening,
+    new Promise<undefined>((resolve) => {
+      startTimer = setTimeout(() => resolve(undefined), START_TIMEOUT_MS);
+    }),
+  ]);
+  clearTimeout(startTimer);
+  if (url === undefined) {
+    logger.error("workers did not start in time", { listening: listening.size });
+    await stopWorkers();
+    await started.server.stop();
+    return 1;
+  }
+  options.onListening(url, started.server.metricsUrl);
+
+  async function stopWorkers(): Promise<void> {
+    stopping = true;
+    await Promise.all(
+      currentWorkers().map(
+        (worker) =>
+          new Promise<void>((resolve) => {
+            if (worker.isDead()) {
+              resolve();
+              return;
+            }
+            // Past the grace period and a margin, a worker is killed.
+            const kill = setTimeout(
+              () => worker.process.kill("SIGKILL"),
+              (options.shutdownGraceSeconds + 10) * 1000,
+            );
+            worker.once("exit", () => {
+              clearTimeout(kill);
+              resolve();
+            });
+            send(worker, { writ: "stop" });
+          }),
+      ),
+    );
+  }
+
+  await options.untilStopped();
+  await stopWorkers();
+  // Last: the log writes whatever the stream still holds, then closes.
+  await started.server.stop();
+  return 0;
+}

@@ -1,0 +1,99 @@
+import { createRemoteAuditLog } from "../audit/remote-log.js";
+import type { ProcessRole, StartedWrit } from "../cli/commands/start-writ.js";
+import type { Logger } from "../ports/logger.js";
+import { type ToPrimary, toWorker } from "./messages.js";
+
+export interface WorkerOptions {
+  readonly logger: Logger;
+  /** Starts this process's part of writ; a number is the exit code of a refusal. */
+  start(role: ProcessRole): Promise<StartedWrit | number>;
+}
+
+/** How long a new worker waits for its primary's first report on the audit log. */
+const READY_TIMEOUT_MS = 30_000;
+
+function tell(message: ToPrimary): void {
+  process.send?.(message);
+}
+
+/**
+ * A worker of a replica: serves the API on the port it shares with its sibling
+ * workers. Its audit log is its primary's, known by the primary's reports; if
+ * the primary goes away, nothing more can be made durable, so the worker fails
+ * closed and exits. It drains and exits when its primary says stop, or on
+ * SIGTERM or SIGINT (a signal to the whole process group reaches it too).
+ */
+export async function runWorker(options: WorkerOptions): Promise<number> {
+  const { logger } = options;
+  const audit = createRemoteAuditLog();
+  let started: StartedWrit | undefined;
+  let stopping: Promise<number> | undefined;
+  let resolveDone: (code: number) => void = () => {};
+  const done = new Promise<number>((resolve) => {
+    resolveDone = resolve;
+  });
+
+  function stop(code: number): Promise<number> {
+    stopping ??= (async () => {
+      await started?.server.stop();
+      return code;
+    })().then(
+      (c) => c,
+      () => 1,
+    );
+    void stopping.then(resolveDone);
+    return stopping;
+  }
+
+  process.on("message", (raw) => {
+    const message = toWorker(raw);
+    if (message === undefined) return;
+    switch (message.writ) {
+      case "audit":
+        audit.report(message.report);
+        break;
+      case "metrics?": {
+        const snapshot = started?.metrics?.snapshot();
+        if (snapshot !== undefined) tell({ writ: "metrics", id: message.id, snapshot });
+        break;
+      }
+      case "stop":
+        void stop(0);
+        break;
+    }
+  });
+  process.on("disconnect", () => {
+    if (stopping !== undefined) return;
+    // Fail closed: callers waiting for the log get audit_unavailable at once.
+    audit.lost();
+    logger.error("the primary process is gone; this worker stops");
+    void stop(1);
+  });
+  for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => void stop(0));
+  tell({ writ: "attach" });
+
+  let readyTimer: NodeJS.Timeout | undefined;
+  const ready = await Promise.race([
+    audit.ready.then(() => true),
+    new Promise<false>((resolve) => {
+      readyTimer = setTimeout(() => resolve(false), READY_TIMEOUT_MS);
+    }),
+  ]);
+  clearTimeout(readyTimer);
+  if (!ready) {
+    logger.error("no report from the primary on the audit log; this worker stops");
+    return 1;
+  }
+  const result = await options.start({ kind: "worker", audit });
+  if (typeof result === "number") return result;
+  started = result;
+  if (stopping !== undefined) {
+    // Told to stop while starting.
+    await result.server.stop();
+    return stopping;
+  }
+  tell({ writ: "listening", url: result.server.url });
+  const code = await done;
+  process.disconnect?.();
+  return code;
+}

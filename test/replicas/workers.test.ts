@@ -1,0 +1,222 @@
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { request as httpRequest } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { verifyLogFile } from "../../src/audit/verify-log.js";
+import { S3_READ } from "../support/api.js";
+import { createProductionSetup, type ProductionSetup } from "../support/production-config.js";
+import { type RedisServer, startRedisServer } from "../support/redis.js";
+import { startWritProcess, type WritProcess } from "../support/writ-process.js";
+import { allEvents, call, logFiles, loggedEventIds, tally } from "./http.js";
+
+// One replica run as a primary and two worker processes (server.workers: 2) on
+// a real redis-server, driven over HTTP. The workers share the port; the
+// primary keeps the one audit log and tells them how far it is fsynced.
+
+let dir: string;
+let redis: RedisServer;
+let setup: ProductionSetup;
+let writ: WritProcess;
+const key = (id: string) => setup.keys[id] as string;
+
+async function startWorkers(name: string): Promise<WritProcess> {
+  const config = await setup.writeConfig(name, {
+    server: { port: 0, shutdown_grace_seconds: 5, workers: 2 },
+    console: { enabled: false },
+  });
+  // Not --quiet: the access log says which worker answered.
+  return startWritProcess(["serve", "--config", config], { WRIT_REDIS_URL: redis.url });
+}
+
+interface LogLine {
+  message: string;
+  worker?: number;
+  pid?: number;
+  route?: string;
+}
+
+function logLines(process: WritProcess): LogLine[] {
+  return process
+    .stderr()
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as LogLine);
+}
+
+/** Worker pids as the primary logged them, oldest first. */
+const workerPids = (process: WritProcess) =>
+  logLines(process)
+    .filter((l) => l.message === "worker started")
+    .map((l) => l.pid as number);
+
+function alive(pid: number): boolean {
+  try {
+    globalThis.process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** `GET /readyz` over a connection of its own, so that the cluster picks a worker for it. */
+function healthOnNewConnection(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${writ.url}/readyz`, { agent: false }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** A request the demo policy allows at once; its id. */
+async function create(): Promise<string> {
+  const created = await call<{ id: string }>(
+    writ.url,
+    "POST",
+    "/v1/requests",
+    key("report-agent"),
+    S3_READ,
+  );
+  expect(created.status).toBe(201);
+  return created.body.id;
+}
+
+async function createAndCollect(): Promise<{ id: string; token: string }> {
+  const id = await create();
+  const collected = await call<{ credential: { token: string } }>(
+    writ.url,
+    "POST",
+    `/v1/requests/${id}/credential`,
+    key("report-agent"),
+  );
+  expect(collected.status).toBe(200);
+  return { id, token: collected.body.credential.token };
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "writ-workers-"));
+  redis = await startRedisServer({ appendOnly: "shipped" });
+  setup = await createProductionSetup(dir);
+  writ = await startWorkers("replica");
+}, 60_000);
+
+afterAll(async () => {
+  // A graceful stop exits 0: the workers drained, then the primary closed the log.
+  expect(await writ?.stop()).toBe(0);
+  await redis?.dispose();
+  await rm(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe("a replica with worker processes", () => {
+  it("answers from both workers on one port, and /metrics sums them", async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, () =>
+        call(writ.url, "POST", "/v1/requests", key("report-agent"), S3_READ),
+      ),
+    );
+    expect(tally(answers).statuses).toEqual({ 201: 200 });
+    const served = new Set(
+      logLines(writ)
+        .filter((l) => l.message === "http" && l.route === "/v1/requests")
+        .map((l) => l.worker),
+    );
+    expect([...served].sort()).toEqual([1, 2]);
+
+    const metrics = await (await fetch(`${writ.metricsUrl}/metrics`)).text();
+    const sample = (series: string) =>
+      Number(
+        metrics
+          .split("\n")
+          .find((l) => l.startsWith(`${series} `))
+          ?.split(" ")[1],
+      );
+    expect(
+      sample('writ_http_requests_total{route="/v1/requests",method="POST",status="201"}'),
+    ).toBe(200);
+    expect(sample('writ_decisions_total{effect="allow"}')).toBe(200);
+    expect(sample('process_resident_memory_bytes{worker="1"}')).toBeGreaterThan(0);
+    expect(sample('process_resident_memory_bytes{worker="2"}')).toBeGreaterThan(0);
+  });
+
+  it("hands out one credential for 200 concurrent collects, and consumes a token once", async () => {
+    const id = await create();
+    const collects = await Promise.all(
+      Array.from({ length: 200 }, () =>
+        call<{ credential?: { token: string } }>(
+          writ.url,
+          "POST",
+          `/v1/requests/${id}/credential`,
+          key("report-agent"),
+        ),
+      ),
+    );
+    expect(tally(collects)).toEqual({
+      statuses: { 200: 1, 410: 199 },
+      codes: { credential_already_issued: 199 },
+    });
+    const token = collects.find((a) => a.status === 200)?.body.credential?.token as string;
+    const consumes = await Promise.all(
+      Array.from({ length: 300 }, () =>
+        call(writ.url, "POST", "/v1/tokens/consume", key("billing-api"), { token }),
+      ),
+    );
+    expect(tally(consumes)).toEqual({
+      statuses: { 200: 1, 409: 299 },
+      codes: { token_replayed: 299 },
+    });
+  });
+
+  it("keeps one audit log for the replica, holding every event once, and it verifies", async () => {
+    await createAndCollect();
+    const events = await allEvents(writ.url, key("dana"));
+    const auditDir = join(dir, "replica", "audit");
+    // No per-process copies: the workers write no log of their own.
+    expect((await readdir(auditDir)).includes("replicas")).toBe(false);
+    const logged = new Set<string>();
+    for (const segment of await logFiles(auditDir)) {
+      for (const id of await loggedEventIds(segment)) {
+        expect(logged.has(id)).toBe(false);
+        logged.add(id);
+      }
+      expect(await verifyLogFile(segment)).toMatchObject({ ok: true });
+    }
+    // Every event a caller was answered for is in the log.
+    for (const event of events) expect(logged.has(event.id)).toBe(true);
+  });
+
+  it("starts another worker when one dies, and keeps answering", async () => {
+    const [first] = workerPids(writ);
+    globalThis.process.kill(first as number, "SIGKILL");
+    await until(() => workerPids(writ).length === 3, "a replacement worker");
+    // Worker ids count up: the replacement is worker 3, and it takes its share
+    // of new connections (pooled ones stay with the worker they were made to).
+    await until(async () => {
+      const statuses = await Promise.all(Array.from({ length: 10 }, () => healthOnNewConnection()));
+      expect(statuses.every((status) => status === 200)).toBe(true);
+      return logLines(writ).some((l) => l.message === "http" && l.worker === 3);
+    }, "the replacement to serve");
+    for (let i = 0; i < 20; i++) await createAndCollect();
+  });
+});
+
+describe("a worker whose primary is gone", () => {
+  it("stops: nothing more can be made durable", async () => {
+    const other = await startWorkers("orphaned");
+    const pids = workerPids(other);
+    expect(pids).toHaveLength(2);
+    await other.stop("SIGKILL");
+    await until(() => pids.every((pid) => !alive(pid)), "the workers to exit");
+    await expect(fetch(`${other.url}/healthz`)).rejects.toThrow();
+  });
+});
