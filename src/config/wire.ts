@@ -20,6 +20,7 @@ import type { RequestStore, StreamGap } from "../ports/store.js";
 import { createBroker } from "../service/broker.js";
 import { recordAuditGap } from "../service/record-audit-gap.js";
 import { recordAuditRepair } from "../service/record-audit-repair.js";
+import { createRecentRequests } from "../service/recent-requests.js";
 import { createWaitLimit } from "../service/wait-limit.js";
 import type { WritConfig } from "./schema.js";
 import { loadCheckpointSigner, openAuditLog } from "./wire-audit.js";
@@ -218,6 +219,7 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     timing: { collectWindowSeconds: config.requests.collect_window_seconds },
     rateLimiter: operations.rateLimiter,
     waitLimit: createWaitLimit(config.requests.max_waits_per_principal),
+    recent: createRecentRequests(),
     stopping: operations.stopping.signal,
   });
   if (repair !== undefined) {

@@ -54,6 +54,7 @@ export async function createRequest(
   assertAuditable(deps);
   const result = await deps.store.create(request, events);
   if (!result.ok) throw new WritError("conflict", "Request id collision; try again.");
+  deps.recent?.remember(request);
   await persist(deps, result.events);
   announce(deps, request, result.events);
   if (request.status === "denied") {

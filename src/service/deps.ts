@@ -10,6 +10,7 @@ import type { RateLimiter } from "../ports/rate-limiter.js";
 import type { CredentialRevoker } from "../ports/revoker.js";
 import type { RequestStore } from "../ports/store.js";
 import type { Timer } from "../ports/timer.js";
+import type { RecentRequests } from "./recent-requests.js";
 import type { WaitLimit } from "./wait-limit.js";
 
 /** Everything the use cases consume: ports only, no adapters. */
@@ -33,6 +34,11 @@ export interface BrokerDeps {
   readonly timing: Timing;
   /** Limits how often each agent may ask (`rate_limited`); none means unlimited. */
   readonly rateLimiter?: RateLimiter;
+  /**
+   * What this process last committed for recent requests: a change that follows
+   * one of its own skips a store read (see `transact`). None: always read.
+   */
+  readonly recent?: RecentRequests;
   /** Caps each principal's concurrent long-polls (`too_many_waits`); none means no cap. */
   readonly waitLimit?: WaitLimit;
   /**

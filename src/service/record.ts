@@ -10,7 +10,15 @@ const MAX_ATTEMPTS = 50;
 
 type Deps = Pick<
   BrokerDeps,
-  "store" | "auditLog" | "notifiers" | "logger" | "clock" | "revokers" | "timer" | "stopping"
+  | "store"
+  | "auditLog"
+  | "notifiers"
+  | "logger"
+  | "clock"
+  | "revokers"
+  | "timer"
+  | "stopping"
+  | "recent"
 >;
 
 /**
@@ -95,6 +103,7 @@ export async function loadSettled(deps: Deps, id: string): Promise<AccessRequest
     assertAuditable(deps);
     const result = await deps.store.commit(expiry.request, request.version, expiry.events);
     if (result.ok) {
+      deps.recent?.remember(expiry.request);
       await persist(deps, result.events);
       announce(deps, expiry.request, result.events);
       if (request.status === "issued") {
@@ -118,10 +127,39 @@ export async function transact(
   id: string,
   change: (current: AccessRequest, now: number) => Transition | Promise<Transition>,
 ): Promise<{ request: AccessRequest; events: readonly RecordedEvent[] }> {
+  // The state this process last committed, if it is not due to expire: a guess
+  // that only a successful compare-and-swap confirms (see RecentRequests).
+  const remembered = deps.recent?.get(id);
+  let known =
+    remembered !== undefined && expireIfDue(remembered, deps.clock.now()) === undefined
+      ? remembered
+      : undefined;
+  let guessed = known !== undefined;
+  /** After deciding on a guess without a commit: the stored state, if the guess was stale. */
+  const staleness = async (guess: AccessRequest) => {
+    const stored = await loadSettled(deps, id);
+    return stored.version === guess.version ? undefined : stored;
+  };
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-    const current = await loadSettled(deps, id);
-    const transition = await change(current, deps.clock.now());
+    const current = known ?? (await loadSettled(deps, id));
+    const onGuess = guessed;
+    known = undefined;
+    guessed = false;
+    let transition: Transition;
+    try {
+      transition = await change(current, deps.clock.now());
+    } catch (error) {
+      // A refusal stands only if the state it was decided on is the stored one;
+      // otherwise decide again on the stored state. (A failure of a side effect,
+      // such as minting, on an accurate guess is not repeated.)
+      if (onGuess) known = await staleness(current);
+      if (known !== undefined) continue;
+      throw error;
+    }
     if (transition.request.version === current.version) {
+      // Nothing to compare-and-swap would confirm a guess: check it before recording.
+      if (onGuess) known = await staleness(current);
+      if (known !== undefined) continue;
       // Nothing changed and nothing to record (an idempotent repeat): a no-op.
       if (transition.events.length === 0) return { request: current, events: [] };
       return { request: current, events: await appendEvents(deps, current, transition.events) };
@@ -129,6 +167,7 @@ export async function transact(
     assertAuditable(deps);
     const result = await deps.store.commit(transition.request, current.version, transition.events);
     if (!result.ok) continue;
+    deps.recent?.remember(transition.request);
     await persist(deps, result.events);
     announce(deps, transition.request, result.events);
     return { request: transition.request, events: result.events };
