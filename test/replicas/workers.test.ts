@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -218,5 +218,25 @@ describe("a worker whose primary is gone", () => {
     await other.stop("SIGKILL");
     await until(() => pids.every((pid) => !alive(pid)), "the workers to exit");
     await expect(fetch(`${other.url}/healthz`)).rejects.toThrow();
+  });
+});
+
+describe("writ dev with server.workers", () => {
+  it("runs in one process and says so", async () => {
+    const config = join(dir, "dev.json");
+    await writeFile(
+      config,
+      JSON.stringify({ server: { port: 0, workers: 3 }, data_dir: join(dir, "dev") }),
+    );
+    const dev = await startWritProcess(["dev", "--config", config, "--json-logs"]);
+    try {
+      const warning = logLines(dev).find((l) => l.message.startsWith("server.workers"));
+      expect(warning?.message).toBe(
+        "server.workers applies to writ serve; writ dev runs in one process",
+      );
+      expect(logLines(dev).some((l) => l.message === "worker started")).toBe(false);
+    } finally {
+      await dev.stop();
+    }
   });
 });

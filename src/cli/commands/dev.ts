@@ -97,6 +97,11 @@ export const devCommand: Command = {
       quiet: values.quiet,
       write: (line) => io.stderr(`${line}\n`),
     });
+    if (config.server.workers > 1) {
+      logger.warn("server.workers applies to writ serve; writ dev runs in one process", {
+        workers: config.server.workers,
+      });
+    }
     const { identities: configured } = config;
     const hasIdentities =
       configured.agents.length +
