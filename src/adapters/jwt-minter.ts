@@ -1,5 +1,5 @@
 import { createHash, sign } from "node:crypto";
-import { decodeJwt, decodeProtectedHeader } from "jose";
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify } from "jose";
 import { WritError } from "../domain/errors.js";
 import { newId } from "../domain/ids.js";
 import type { AccessRequest } from "../domain/request.js";
@@ -13,6 +13,8 @@ export interface JwtOptions {
   keys: JwtKeyRing;
   /** The `iss` claim; also required of a presented token. */
   issuer: string;
+  /** Allowed clock skew when verifying a signature, in seconds (default 5). */
+  clockToleranceSeconds?: number;
 }
 
 interface AuthorizationDetail {
@@ -101,7 +103,8 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
  * Reads presented writ JWTs (see `TokenReader`): the compact form, an algorithm
  * pinned to the active key's, a key id of the ring, the issuer and writ's claims.
  * The signature is left to the digest binding at consume, which only the exact
- * token writ issued can pass.
+ * token writ issued can pass; `verify` checks it for credentials recorded
+ * without a digest.
  */
 export function createJwtTokenReader(options: JwtOptions): TokenReader {
   const algorithm = options.keys.active.alg;
@@ -156,6 +159,33 @@ export function createJwtTokenReader(options: JwtOptions): TokenReader {
         },
         digest: tokenDigest(token),
       };
+    },
+
+    async verify(token, now) {
+      try {
+        await jwtVerify(
+          token,
+          async (header) => {
+            const key = header.kid === undefined ? undefined : options.keys.byKid(header.kid);
+            if (key === undefined) throw invalid("The token was not signed by a writ key.");
+            return key.publicKey;
+          },
+          {
+            algorithms: [algorithm],
+            issuer: options.issuer,
+            currentDate: new Date(now),
+            clockTolerance: options.clockToleranceSeconds ?? 5,
+            requiredClaims: ["sub", "aud", "jti", "exp", "iat"],
+          },
+        );
+      } catch (error) {
+        if (error instanceof WritError) throw error;
+        if (error instanceof joseErrors.JWTExpired) throw invalid("The token has expired.");
+        if (error instanceof joseErrors.JOSEError) {
+          throw invalid("The token is not a valid writ token.");
+        }
+        throw error;
+      }
     },
   };
 }

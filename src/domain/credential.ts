@@ -74,9 +74,15 @@ export function issueCredential(args: {
   };
 }
 
-/** Digests compared in constant time; an absent one (no token was issued) matches nothing. */
-function sameDigest(recorded: string | undefined, presented: string): boolean {
-  if (recorded === undefined) return false;
+/**
+ * What shows a presented token to be the one issued: its digest, compared with
+ * the recorded one; or, for a credential recorded without a digest (issued by
+ * an older writ), a verified signature.
+ */
+export type TokenProof = { readonly digest: string } | { readonly signatureVerified: true };
+
+/** Digests compared in constant time. */
+function sameDigest(recorded: string, presented: string): boolean {
   const a = Buffer.from(recorded, "utf8");
   const b = Buffer.from(presented, "utf8");
   return a.length === b.length && timingSafeEqual(a, b);
@@ -91,13 +97,17 @@ export function consumeCredential(args: {
   request: AccessRequest;
   server: ResourceServer;
   credentialId: string;
-  /** SHA-256 of the presented token, base64url: it must equal the issued token's. */
-  digest: string;
+  proof: TokenProof;
   now: number;
 }): Transition {
-  const { request, server, credentialId, digest, now } = args;
+  const { request, server, credentialId, proof, now } = args;
   const issued = request.credential;
-  if (issued?.id !== credentialId || !sameDigest(issued.digest, digest)) {
+  const genuine =
+    issued?.id === credentialId &&
+    (issued.digest !== undefined
+      ? "digest" in proof && sameDigest(issued.digest, proof.digest)
+      : "signatureVerified" in proof);
+  if (!genuine) {
     throw new WritError("token_invalid", "The token does not match an issued credential.");
   }
   // Only now are the token's claims known to be writ's: its audience is the request's.

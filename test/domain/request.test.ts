@@ -406,7 +406,7 @@ describe("cancelRequest", () => {
       request: issued(),
       server,
       credentialId: "jti_test",
-      digest: DIGEST,
+      proof: { digest: DIGEST },
       now: T0 + 2000,
     }).request;
     for (const request of [open(deny).request, issued(), used]) {
@@ -445,7 +445,7 @@ describe("expireIfDue", () => {
       request: issued(),
       server,
       credentialId: "jti_test",
-      digest: DIGEST,
+      proof: { digest: DIGEST },
       now: T0 + 2000,
     }).request;
     for (const request of [open(deny).request, used]) {
@@ -501,7 +501,7 @@ describe("consumeCredential", () => {
       request,
       server,
       credentialId: "jti_test",
-      digest: DIGEST,
+      proof: { digest: DIGEST },
       now: T0 + 2000,
     });
     expect(next).toMatchObject({ status: "used", version: request.version + 1 });
@@ -514,14 +514,14 @@ describe("consumeCredential", () => {
       request: issued(),
       server,
       credentialId: "jti_test",
-      digest: DIGEST,
+      proof: { digest: DIGEST },
       now: T0 + 2000,
     }).request;
     const replay = consumeCredential({
       request: used,
       server,
       credentialId: "jti_test",
-      digest: DIGEST,
+      proof: { digest: DIGEST },
       now: T0 + 3000,
     });
     expect(replay.request).toBe(used);
@@ -536,7 +536,7 @@ describe("consumeCredential", () => {
           request,
           server,
           credentialId: "jti_other",
-          digest: DIGEST,
+          proof: { digest: DIGEST },
           now: T0 + 2000,
         }),
       "token_invalid",
@@ -547,7 +547,7 @@ describe("consumeCredential", () => {
           request,
           server,
           credentialId: "jti_test",
-          digest: DIGEST,
+          proof: { digest: DIGEST },
           now: request.expiresAt,
         }),
       "token_invalid",
@@ -559,7 +559,7 @@ describe("consumeCredential", () => {
           request: expired,
           server,
           credentialId: "jti_test",
-          digest: DIGEST,
+          proof: { digest: DIGEST },
           now: T0,
         }),
       "token_invalid",
@@ -570,33 +570,68 @@ describe("consumeCredential", () => {
           request: open(allow).request,
           server,
           credentialId: "jti_test",
-          digest: DIGEST,
+          proof: { digest: DIGEST },
           now: T0,
         }),
       "token_invalid",
     );
   });
 
-  it("refuses any token but the one issued: another digest, or a credential recorded without one", () => {
+  it("refuses any token but the one issued, by its digest, or by its signature if none was recorded", () => {
     const request = issued();
     const other = `${DIGEST.slice(0, -1)}A`;
     expectCode(
       () =>
-        consumeCredential({ request, server, credentialId: "jti_test", digest: other, now: T0 }),
+        consumeCredential({
+          request,
+          server,
+          credentialId: "jti_test",
+          proof: { digest: other },
+          now: T0,
+        }),
       "token_invalid",
     );
-    expectCode(
-      () => consumeCredential({ request, server, credentialId: "jti_test", digest: "", now: T0 }),
-      "token_invalid",
-    );
-    const { digest: _, ...undigested } = request.credential as IssuedCredential;
     expectCode(
       () =>
         consumeCredential({
-          request: { ...request, credential: undigested },
+          request,
           server,
           credentialId: "jti_test",
-          digest: DIGEST,
+          proof: { digest: "" },
+          now: T0,
+        }),
+      "token_invalid",
+    );
+    // Recorded without a digest (an older writ issued it): only a verified signature will do.
+    const { digest: _, ...undigested } = request.credential as IssuedCredential;
+    const legacy = { ...request, credential: undigested };
+    expectCode(
+      () =>
+        consumeCredential({
+          request: legacy,
+          server,
+          credentialId: "jti_test",
+          proof: { digest: DIGEST },
+          now: T0,
+        }),
+      "token_invalid",
+    );
+    const used = consumeCredential({
+      request: legacy,
+      server,
+      credentialId: "jti_test",
+      proof: { signatureVerified: true },
+      now: T0 + 2000,
+    });
+    expect(used.request.status).toBe("used");
+    // A recorded digest is never waived for a signature.
+    expectCode(
+      () =>
+        consumeCredential({
+          request,
+          server,
+          credentialId: "jti_test",
+          proof: { signatureVerified: true },
           now: T0,
         }),
       "token_invalid",
@@ -611,7 +646,7 @@ describe("consumeCredential", () => {
           request: issued(),
           server: ledger,
           credentialId: "jti_test",
-          digest: DIGEST,
+          proof: { digest: DIGEST },
           now: T0 + 2000,
         }),
       "audience_mismatch",
