@@ -94,6 +94,8 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
 
   let stopping = false;
   let restartDelayMs = RESTART_MIN_MS;
+  /** When each worker was started, by its cluster id: a worker up a minute resets the backoff. */
+  const startedAt = new Map<number, number>();
   const listening = new Set<number>();
   let announced = false;
   let resolveListening: (url: string) => void = () => {};
@@ -118,8 +120,9 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   });
   cluster.on("exit", (worker, code, signal) => {
     listening.delete(worker.id);
-    if (stopping) return;
     const upMs = Date.now() - (startedAt.get(worker.id) ?? Date.now());
+    startedAt.delete(worker.id);
+    if (stopping) return;
     if (upMs > STEADY_MS) restartDelayMs = RESTART_MIN_MS;
     logger.error("worker exited; starting another", {
       worker: worker.id,
@@ -135,7 +138,6 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     }, delay).unref();
   });
 
-  const startedAt = new Map<number, number>();
   function fork(): void {
     const worker = cluster.fork();
     startedAt.set(worker.id, Date.now());
