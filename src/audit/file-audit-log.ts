@@ -1,3 +1,4 @@
+import { constants } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { access, mkdir, open } from "node:fs/promises";
 import { join } from "node:path";
@@ -124,7 +125,7 @@ export async function openFileAuditLog(options: FileAuditLogOptions): Promise<Fi
     });
     assertCoveredByLog(checkpoints.last, tail);
     const segment = tail.segment;
-    const handle = await open(segment.path, "a", 0o600);
+    const handle = await open(segment.path, SEGMENT_APPEND, 0o600);
     handles.push(handle);
     const size = (await handle.stat()).size;
     let checkpointHandle: FileHandle | undefined;
@@ -419,7 +420,7 @@ class SegmentedFileLog implements FileAuditLog {
           try {
             if (this.#segmentBytes >= this.#segmentMaxBytes) await this.#rotate();
             await writeAll(this.#handle, data);
-            await this.#handle.datasync();
+            if (DSYNC === undefined) await this.#handle.datasync();
           } catch (cause) {
             this.#failClosed(batch, cause);
             return;
@@ -454,8 +455,8 @@ class SegmentedFileLog implements FileAuditLog {
     const index = this.#segment.index + 1;
     const name = segmentName(index);
     const path = join(this.dir, name);
-    // "wx": a file already there would be another writer's, or tampering.
-    const next = await open(path, "wx", 0o600);
+    // Exclusive: a file already there would be another writer's, or tampering.
+    const next = await open(path, SEGMENT_NEW, 0o600);
     try {
       await syncDirectory(this.dir);
     } catch (error) {
@@ -515,6 +516,20 @@ function defaultSchedule(intervalMs: number, tick: () => void): () => void {
   timer.unref();
   return () => clearInterval(timer);
 }
+
+/**
+ * Segments are opened with O_DSYNC where the platform has it: a write returns
+ * only once its data is on disk, so a batch costs one trip to the I/O thread
+ * pool instead of a write and then an fdatasync. Elsewhere every batch is
+ * followed by fdatasync. Either way a batch is durable before its callers hear.
+ */
+const DSYNC: number | undefined = constants.O_DSYNC;
+const SEGMENT_APPEND =
+  DSYNC === undefined ? "a" : constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | DSYNC;
+const SEGMENT_NEW =
+  DSYNC === undefined
+    ? "wx"
+    : constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_EXCL | DSYNC;
 
 function unavailableAfterFailure(): WritError {
   return new WritError(

@@ -1,9 +1,11 @@
-import { existsSync } from "node:fs";
+import { constants, existsSync } from "node:fs";
 import {
   appendFile,
   mkdir,
   mkdtemp,
+  readdir,
   readFile,
+  readlink,
   rm,
   stat,
   symlink,
@@ -74,6 +76,35 @@ describe("openFileAuditLog", () => {
     });
     expect(log.lastHash()).toBe(first?.hash);
   });
+
+  it.runIf(process.platform === "linux" && constants.O_DSYNC !== undefined)(
+    "writes segments, the first and every rotated one, with O_DSYNC (each write durable on return)",
+    async () => {
+      /** The open flags of this process's descriptors on `path`, from /proc. */
+      const flagsOf = async (path: string) => {
+        const found: number[] = [];
+        for (const fd of await readdir("/proc/self/fd")) {
+          const target = await readlink(`/proc/self/fd/${fd}`).catch(() => "");
+          if (target !== path) continue;
+          const info = await readFile(`/proc/self/fdinfo/${fd}`, "utf8").catch(() => "");
+          const octal = /^flags:\s+([0-7]+)$/m.exec(info)?.[1];
+          if (octal !== undefined) found.push(Number.parseInt(octal, 8));
+        }
+        return found;
+      };
+      const log = await openFileAuditLog({ dir, segmentMaxBytes: 1024 });
+      const first = log.path;
+      const dsync = (flags: number[]) =>
+        flags.length > 0 && flags.every((f) => (f & constants.O_DSYNC) === constants.O_DSYNC);
+      expect(dsync(await flagsOf(first))).toBe(true);
+      // The first batch fills the first segment; the next starts another.
+      await log.append(sampleEvents(1, 20));
+      await log.append(sampleEvents(21, 1));
+      expect(log.path).not.toBe(first);
+      expect(dsync(await flagsOf(log.path))).toBe(true);
+      await log.close();
+    },
+  );
 
   it("continues the chain across a reopen", async () => {
     const first = await openFileAuditLog({ dir });
