@@ -167,8 +167,6 @@ async function main() {
       policies: { dir: POLICIES, watch: false },
       jwt: { keys_file: keysFile },
       server: { port: 0, workers: WORKERS },
-      // The console's sessions live in one process: off when the API runs in workers.
-      ...(WORKERS > 1 ? { console: { enabled: false } } : {}),
       metrics: { enabled: true, port: 0 },
       redis: { url: `redis://127.0.0.1:${redisPort}` },
       // On, as in production, and far above the load: the limiter's round trip is measured too.

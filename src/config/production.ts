@@ -69,14 +69,6 @@ export async function reviewForProduction(
     });
   }
 
-  if (config.server.workers > 1 && config.console.enabled) {
-    refusals.push({
-      key: "server.workers",
-      problem: `is ${config.server.workers} with the console on, but console sign-in sessions live in one process's memory, so a browser moving between workers would be signed out`,
-      fix: "set console.enabled: false on replicas with workers and serve the console from a replica with server.workers: 1",
-    });
-  }
-
   const keysPath = jwtKeysPath(config);
   const keysKey = config.jwt.keys_file === undefined ? "jwt.keys_file (default)" : "jwt.keys_file";
   try {

@@ -3,8 +3,14 @@ import { readFile, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { createRedisNotificationState } from "../adapters/notification-state-redis.js";
+import {
+  createRedisSessionStore,
+  type SessionRedisClient,
+} from "../adapters/redis/console-sessions.js";
 import { createRedisRateLimiter, type RedisScriptClient } from "../adapters/redis-rate-limiter.js";
 import { connectRedis, createRedisStore, type RedisStore } from "../adapters/redis-store.js";
+import type { SessionStore } from "../console/sessions.js";
+import { systemClock } from "../ports/clock.js";
 import type { Logger } from "../ports/logger.js";
 import type { Metrics } from "../ports/metrics.js";
 import type { NotificationState } from "../ports/notification-state.js";
@@ -20,6 +26,8 @@ export interface RedisBackend {
   readonly rateLimiter: RateLimiter;
   /** Slack message ids, delivery cursors and seen payloads, shared by replicas. */
   readonly notificationState: NotificationState;
+  /** Console sessions, shared by every replica and worker. */
+  readonly consoleSessions: SessionStore;
   /** Where writ connected, without credentials, for logs. */
   readonly endpoint: string;
   /**
@@ -77,6 +85,19 @@ function scriptClient(client: object): RedisScriptClient {
   return client as RedisScriptClient;
 }
 
+/** The session store's three commands, checked like the limiter's. */
+function sessionClient(client: object): SessionRedisClient {
+  const candidate = client as Partial<SessionRedisClient>;
+  if (
+    typeof candidate.eval !== "function" ||
+    typeof candidate.hGetAll !== "function" ||
+    typeof candidate.del !== "function"
+  ) {
+    throw new TypeError("the Redis connection lacks eval, hGetAll or del");
+  }
+  return client as SessionRedisClient;
+}
+
 /**
  * Connects to the configured Redis and builds the store and the rate limiter on
  * one connection. Rejects with a `ConfigError` for a bad configuration and with
@@ -114,10 +135,18 @@ export async function openRedisBackend(
     client: scriptClient(client),
     prefix: `{${settings.keyPrefix}}`,
   });
+  const consoleSessions = createRedisSessionStore({
+    client: sessionClient(client),
+    prefix: `{${settings.keyPrefix}}`,
+    clock: systemClock,
+    idleTimeoutSeconds: config.console.idle_timeout_seconds,
+    maxAgeSeconds: config.console.session_max_seconds,
+  });
   return {
     store,
     rateLimiter,
     notificationState,
+    consoleSessions,
     endpoint: settings.endpoint,
     async onAuditDurable(cursor, logDir) {
       followerId ??= logFollowerId(logDir);

@@ -8,6 +8,7 @@ import type { FileAuditLog } from "../audit/file-audit-log.js";
 import { createAuditIntegrity } from "../audit/integrity.js";
 import type { AuditLogReport, RemoteAuditLog } from "../audit/remote-log.js";
 import { createStreamFollowingLog } from "../audit/stream-follower.js";
+import type { SessionStore } from "../console/sessions.js";
 import { createApp } from "../http/app.js";
 import { createCedarPolicyEngine } from "../policy/cedar-engine.js";
 import { type Clock, systemClock } from "../ports/clock.js";
@@ -70,6 +71,8 @@ export interface AssembleOptions {
   remoteAudit?: RemoteAuditLog;
   /** A primary process: told how far its audit log reached after every fsync, for its workers. */
   onAuditReport?: (report: AuditLogReport) => void;
+  /** Console sessions shared by every process (Redis); defaults to this process's memory. */
+  consoleSessions?: SessionStore;
 }
 
 /** Converts configured identities to directory entries. */
@@ -246,6 +249,7 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
             sessionMaxSeconds: config.console.session_max_seconds,
             // `writ serve` sets it (default on) before it gets here; unset is `writ dev`.
             secureCookies: config.console.secure_cookies ?? false,
+            ...(options.consoleSessions !== undefined ? { sessions: options.consoleSessions } : {}),
           },
         }
       : {}),

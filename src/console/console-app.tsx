@@ -21,6 +21,7 @@ import {
   type ConsoleSession,
   createSessionStore,
   randomToken,
+  type SessionStore,
 } from "./sessions.js";
 import { CONSOLE_CSS } from "./styles.js";
 import { timelineStep } from "./timeline.js";
@@ -38,6 +39,11 @@ export interface ConsoleOptions {
    * `console.secure_cookies`, never from request headers a proxy may not send.
    */
   readonly secureCookies: boolean;
+  /**
+   * Where sessions live (default: this process's memory). `writ serve` keeps
+   * them in Redis, so any replica or worker serves any page.
+   */
+  readonly sessions?: SessionStore;
 }
 
 type ConsoleEnv = { Variables: { session: ConsoleSession; sessionId: string } };
@@ -131,11 +137,13 @@ function filtersOf(c: Context): { filters: ListFilters; cursor: string | undefin
 /** The web console: server-rendered pages for reviewers and auditors, no JavaScript. */
 export function createConsole(options: ConsoleOptions) {
   const { broker, audit, logger } = options;
-  const sessions = createSessionStore({
-    clock: broker.deps.clock,
-    idleTimeoutSeconds: options.idleTimeoutSeconds,
-    maxAgeSeconds: options.sessionMaxSeconds,
-  });
+  const sessions =
+    options.sessions ??
+    createSessionStore({
+      clock: broker.deps.clock,
+      idleTimeoutSeconds: options.idleTimeoutSeconds,
+      maxAgeSeconds: options.sessionMaxSeconds,
+    });
   const app = new Hono<ConsoleEnv>();
   const cookies = cookieJar(options.secureCookies);
 
@@ -155,7 +163,7 @@ export function createConsole(options: ConsoleOptions) {
 
   const session = createMiddleware<ConsoleEnv>(async function consoleSession(c, next) {
     const id = cookies.get(c, SESSION_COOKIE);
-    const found = id === undefined ? undefined : sessions.get(id);
+    const found = id === undefined ? undefined : await sessions.get(id);
     if (found === undefined || id === undefined) {
       if (c.req.method === "GET") return c.redirect("/console/login", 303);
       throw new WritError("unauthenticated", "Sign in to the console first.");
@@ -198,9 +206,9 @@ export function createConsole(options: ConsoleOptions) {
     return c.body(CONSOLE_CSS);
   });
 
-  app.get("/", (c) => {
+  app.get("/", async (c) => {
     const id = cookies.get(c, SESSION_COOKIE);
-    const signedIn = id !== undefined && sessions.get(id) !== undefined;
+    const signedIn = id !== undefined && (await sessions.get(id)) !== undefined;
     return c.redirect(signedIn ? "/console/requests" : "/console/login", 303);
   });
 
@@ -210,9 +218,9 @@ export function createConsole(options: ConsoleOptions) {
     return c.html(<LoginPage csrf={token} error={error} />, status);
   }
 
-  app.get("/login", (c) => {
+  app.get("/login", async (c) => {
     const id = cookies.get(c, SESSION_COOKIE);
-    if (id !== undefined && sessions.get(id) !== undefined) {
+    if (id !== undefined && (await sessions.get(id)) !== undefined) {
       return c.redirect("/console/requests", 303);
     }
     return loginForm(c, 200);
@@ -234,8 +242,8 @@ export function createConsole(options: ConsoleOptions) {
     }
     // A fresh id at every sign-in: a session id planted before it is worthless.
     const previous = cookies.get(c, SESSION_COOKIE);
-    if (previous !== undefined) sessions.destroy(previous);
-    const created = sessions.create(principal as ConsolePrincipal);
+    if (previous !== undefined) await sessions.destroy(previous);
+    const created = await sessions.create(principal as ConsolePrincipal);
     cookies.set(c, SESSION_COOKIE, created.id);
     cookies.delete(c, LOGIN_COOKIE);
     logger.info("console sign-in", { kind: principal.kind, id: principal.id });
@@ -245,7 +253,7 @@ export function createConsole(options: ConsoleOptions) {
   app.use("/logout", session);
   app.post("/logout", async (c) => {
     await checkedForm(c);
-    sessions.destroy(c.get("sessionId"));
+    await sessions.destroy(c.get("sessionId"));
     cookies.delete(c, SESSION_COOKIE);
     return c.redirect("/console/login", 303);
   });

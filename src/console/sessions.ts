@@ -10,7 +10,7 @@ export interface ConsoleSession {
   /** Checked on every form this session posts. */
   readonly csrfToken: string;
   readonly createdAt: number;
-  lastSeenAt: number;
+  readonly lastSeenAt: number;
 }
 
 export interface SessionStoreOptions {
@@ -21,13 +21,16 @@ export interface SessionStoreOptions {
   readonly maxSessions?: number;
 }
 
-/** Console sessions, kept server-side: the cookie holds only a random id. */
+/**
+ * Console sessions, kept server-side: the cookie holds only a random id. A store
+ * shared by every process (Redis) lets any replica or worker serve any page; one
+ * in memory signs a browser out when its next request lands elsewhere.
+ */
 export interface SessionStore {
-  create(principal: ConsolePrincipal): { id: string; session: ConsoleSession };
+  create(principal: ConsolePrincipal): Promise<{ id: string; session: ConsoleSession }>;
   /** The live session with this id, touched; undefined when unknown or expired. */
-  get(id: string): ConsoleSession | undefined;
-  destroy(id: string): void;
-  size(): number;
+  get(id: string): Promise<ConsoleSession | undefined>;
+  destroy(id: string): Promise<void>;
 }
 
 /** 256 bits from the OS CSPRNG, base64url. */
@@ -35,7 +38,20 @@ export function randomToken(): string {
   return randomBytes(32).toString("base64url");
 }
 
-const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
+/** What a session id looks like (`randomToken`); anything else is no session. */
+export const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
+
+/** Whether a session has gone idle too long or lived too long, at `now`. */
+export function sessionExpired(
+  session: Pick<ConsoleSession, "createdAt" | "lastSeenAt">,
+  now: number,
+  options: Pick<SessionStoreOptions, "idleTimeoutSeconds" | "maxAgeSeconds">,
+): boolean {
+  return (
+    now - session.lastSeenAt >= options.idleTimeoutSeconds * 1000 ||
+    now - session.createdAt >= options.maxAgeSeconds * 1000
+  );
+}
 
 /**
  * In-memory sessions with an idle timeout and an absolute lifetime, on the
@@ -43,21 +59,18 @@ const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
  */
 export function createSessionStore(options: SessionStoreOptions): SessionStore {
   const { clock } = options;
-  const idleMs = options.idleTimeoutSeconds * 1000;
-  const maxAgeMs = options.maxAgeSeconds * 1000;
   const maxSessions = options.maxSessions ?? 10_000;
   // Insertion order is creation order, so the first key is the oldest session.
   const sessions = new Map<string, ConsoleSession>();
 
-  const expired = (s: ConsoleSession, now: number) =>
-    now - s.lastSeenAt >= idleMs || now - s.createdAt >= maxAgeMs;
+  const expired = (s: ConsoleSession, now: number) => sessionExpired(s, now, options);
 
   function sweep(now: number) {
     for (const [id, s] of sessions) if (expired(s, now)) sessions.delete(id);
   }
 
   return {
-    create(principal) {
+    async create(principal) {
       const now = clock.now();
       sweep(now);
       while (sessions.size >= maxSessions) {
@@ -75,7 +88,7 @@ export function createSessionStore(options: SessionStoreOptions): SessionStore {
       sessions.set(id, session);
       return { id, session };
     },
-    get(id) {
+    async get(id) {
       if (!SESSION_ID.test(id)) return undefined;
       const session = sessions.get(id);
       if (session === undefined) return undefined;
@@ -84,12 +97,12 @@ export function createSessionStore(options: SessionStoreOptions): SessionStore {
         sessions.delete(id);
         return undefined;
       }
-      session.lastSeenAt = now;
-      return session;
+      const touched = { ...session, lastSeenAt: now };
+      sessions.set(id, touched);
+      return touched;
     },
-    destroy(id) {
+    async destroy(id) {
       sessions.delete(id);
     },
-    size: () => sessions.size,
   };
 }

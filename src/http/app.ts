@@ -6,6 +6,7 @@ import { HTTPException } from "hono/http-exception";
 import { secureHeaders } from "hono/secure-headers";
 import type { ZodError } from "zod";
 import { createConsole } from "../console/console-app.js";
+import type { SessionStore } from "../console/sessions.js";
 import { type ErrorCode, WritError } from "../domain/errors.js";
 import type { AuditIntegrity } from "../ports/audit-integrity.js";
 import type { Logger } from "../ports/logger.js";
@@ -41,7 +42,13 @@ export interface AppOptions {
   /** The audit log's checkpoint key and integrity checks (`/v1/audit/checkpoint-key`, console). */
   audit?: AuditIntegrity;
   /** The web console at `/console`; absent, it is not served. */
-  console?: { idleTimeoutSeconds: number; sessionMaxSeconds: number; secureCookies: boolean };
+  console?: {
+    idleTimeoutSeconds: number;
+    sessionMaxSeconds: number;
+    secureCookies: boolean;
+    /** Where console sessions live (default: this process's memory). */
+    sessions?: SessionStore;
+  };
 }
 
 /** Whether the request came from a socket through `@hono/node-server` (not `app.request()`). */

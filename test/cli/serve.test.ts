@@ -88,15 +88,7 @@ describe("writ serve refuses to start, naming the key and the fix", () => {
     expect(stderr).toMatch(/identities\.auditors: no auditors are configured/);
   });
 
-  it("with worker processes and the console on (its sessions live in one process)", async () => {
-    const { configPath } = await setup("workers-console", {
-      server: { port: 0, workers: 2 },
-    });
-    const { code, stderr } = await serve(["--config", configPath], { WRIT_REDIS_URL: redis.url });
-    expect(code).toBe(EXIT.failed);
-    expect(stderr).toMatch(
-      /server\.workers: is 2 with the console on, .*\n\s+Fix: set console\.enabled: false on replicas with workers/,
-    );
+  it("with more worker processes than it supports", async () => {
     const tooMany = await setup("workers-many", { server: { port: 0, workers: 65 } });
     const refused = await serve(["--config", tooMany.configPath], { WRIT_REDIS_URL: redis.url });
     expect(refused.code).toBe(EXIT.failed);

@@ -23,7 +23,6 @@ const key = (id: string) => setup.keys[id] as string;
 async function startWorkers(name: string): Promise<WritProcess> {
   const config = await setup.writeConfig(name, {
     server: { port: 0, shutdown_grace_seconds: 5, workers: 2 },
-    console: { enabled: false },
   });
   // Not --quiet: the access log says which worker answered.
   return startWritProcess(["serve", "--config", config], { WRIT_REDIS_URL: redis.url });
@@ -67,16 +66,44 @@ async function until(check: () => boolean | Promise<boolean>, what: string): Pro
   }
 }
 
-/** `GET /readyz` over a connection of its own, so that the cluster picks a worker for it. */
-function healthOnNewConnection(): Promise<number> {
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** One call over a connection of its own, so that the cluster picks a worker for it. */
+function onNewConnection(
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(`${writ.url}/readyz`, { agent: false }, (res) => {
-      res.resume();
-      res.on("end", () => resolve(res.statusCode ?? 0));
+    const req = httpRequest(`${writ.url}${path}`, { method, agent: false, headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8").on("data", (chunk: string) => {
+        text += chunk;
+      });
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }),
+      );
     });
     req.on("error", reject);
-    req.end();
+    req.end(body);
   });
+}
+
+const healthOnNewConnection = async () => (await onNewConnection("GET", "/readyz")).status;
+
+/** The `name=value` of the cookie set under a name ending in `suffix`. */
+function cookieFrom(answer: RawAnswer, suffix: string): string {
+  const set = answer.headers["set-cookie"] ?? [];
+  const found = (Array.isArray(set) ? set : [set])
+    .map((c) => c.split(";")[0] as string)
+    .find((c) => (c.split("=")[0] as string).endsWith(suffix));
+  if (found === undefined) throw new Error(`no ${suffix} cookie in ${JSON.stringify(set)}`);
+  return found;
 }
 
 /** A request the demo policy allows at once; its id. */
@@ -193,6 +220,36 @@ describe("a replica with worker processes", () => {
     }
     // Every event a caller was answered for is in the log.
     for (const event of events) expect(logged.has(event.id)).toBe(true);
+  });
+
+  it("keeps a console sign-in on every worker: sessions live in Redis", async () => {
+    const form = await onNewConnection("GET", "/console/login");
+    expect(form.status).toBe(200);
+    const csrf = /name="csrf" value="([^"]+)"/.exec(form.body)?.[1] as string;
+    const signedIn = await onNewConnection(
+      "POST",
+      "/console/login",
+      {
+        cookie: cookieFrom(form, "writ_console_login"),
+        "content-type": "application/x-www-form-urlencoded",
+      },
+      new URLSearchParams({ csrf, key: key("dana") }).toString(),
+    );
+    expect(signedIn.status).toBe(303);
+    expect(signedIn.headers.location).toBe("/console/requests");
+    const session = cookieFrom(signedIn, "writ_console");
+    const pages = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        onNewConnection("GET", "/console/requests", { cookie: session }),
+      ),
+    );
+    expect(pages.map((p) => p.status)).toEqual(pages.map(() => 200));
+    const served = new Set(
+      logLines(writ)
+        .filter((l) => l.message === "http" && l.route?.startsWith("/console/requests"))
+        .map((l) => l.worker),
+    );
+    expect([...served].sort()).toEqual([1, 2]);
   });
 
   it("starts another worker when one dies, and keeps answering", async () => {

@@ -91,6 +91,7 @@ export async function startWrit(config: WritConfig, options: StartOptions): Prom
             store: backend.store,
             rateLimiter: backend.rateLimiter,
             notificationState: backend.notificationState,
+            consoleSessions: backend.consoleSessions,
             onAuditDurable: backend.onAuditDurable,
           }
         : {}),
