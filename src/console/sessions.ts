@@ -38,6 +38,17 @@ export function randomToken(): string {
   return randomBytes(32).toString("base64url");
 }
 
+/** A new session for `principal`: a fresh random id and CSRF token. */
+export function newSession(
+  principal: ConsolePrincipal,
+  now: number,
+): { id: string; session: ConsoleSession } {
+  return {
+    id: randomToken(),
+    session: { principal, csrfToken: randomToken(), createdAt: now, lastSeenAt: now },
+  };
+}
+
 /** What a session id looks like (`randomToken`); anything else is no session. */
 export const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 
@@ -78,15 +89,9 @@ export function createSessionStore(options: SessionStoreOptions): SessionStore {
         if (oldest === undefined) break;
         sessions.delete(oldest);
       }
-      const id = randomToken();
-      const session: ConsoleSession = {
-        principal,
-        csrfToken: randomToken(),
-        createdAt: now,
-        lastSeenAt: now,
-      };
-      sessions.set(id, session);
-      return { id, session };
+      const created = newSession(principal, now);
+      sessions.set(created.id, created.session);
+      return created;
     },
     async get(id) {
       if (!SESSION_ID.test(id)) return undefined;

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import {
   type ConsolePrincipal,
   type ConsoleSession,
-  randomToken,
+  newSession,
   SESSION_ID,
   type SessionStore,
   type SessionStoreOptions,
@@ -101,13 +101,7 @@ export function createRedisSessionStore(options: RedisSessionStoreOptions): Sess
   return {
     async create(principal) {
       const now = clock.now();
-      const id = randomToken();
-      const session: ConsoleSession = {
-        principal,
-        csrfToken: randomToken(),
-        createdAt: now,
-        lastSeenAt: now,
-      };
+      const { id, session } = newSession(principal, now);
       await save(id, session, now, [
         "p",
         JSON.stringify(principal),
