@@ -1,4 +1,5 @@
 import type { NotificationState } from "../ports/notification-state.js";
+import { withDeadline } from "./redis/deadline.js";
 
 /**
  * What the adapter needs of a node-redis client: `eval` with keys, which a
@@ -15,6 +16,8 @@ export interface RedisNotificationStateOptions {
    * these keys live in the same slot as the store's.
    */
   prefix?: string;
+  /** Deadline of each call (default 5,000 ms); the notification worker retries after it. */
+  operationTimeoutMs?: number;
 }
 
 /** How long facts about a request are kept: longer than any request can live. */
@@ -52,8 +55,9 @@ export function createRedisNotificationState(
 ): NotificationState {
   const { client } = options;
   const prefix = `${options.prefix ?? "{writ}"}:notify`;
+  const timeoutMs = options.operationTimeoutMs ?? 5_000;
   const run = (script: string, key: string, args: string[] = []) =>
-    client.eval(script, { keys: [key], arguments: args });
+    withDeadline(timeoutMs, client.eval(script, { keys: [key], arguments: args }));
   const ms = (value: number) => String(Math.max(1, Math.ceil(value)));
   return {
     async cursor(worker) {

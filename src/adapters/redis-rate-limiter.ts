@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { WritError } from "../domain/errors.js";
 import type { RateLimit, RateLimiter } from "../ports/rate-limiter.js";
 import { assertValidLimit, intervalMs, toleranceMs } from "./gcra.js";
+import { withDeadline } from "./redis/deadline.js";
 
 /** What the limiter needs of a node-redis client (standalone, Sentinel or Cluster). */
 export interface RedisScriptClient {
@@ -20,6 +21,8 @@ export interface RedisRateLimiterOptions {
   prefix?: string;
   /** Called with each Redis failure before `store_unavailable` is thrown (metrics, logs). */
   onError?: (error: unknown) => void;
+  /** Deadline of each decision; past it the caller gets `store_unavailable` (default 5,000 ms). */
+  operationTimeoutMs?: number;
 }
 
 /**
@@ -61,6 +64,7 @@ function isNoScript(error: unknown): boolean {
 /** Rate limits held in Redis: one limit for an agent across every replica. */
 export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLimiter {
   const prefix = options.prefix ?? "{writ}";
+  const timeoutMs = options.operationTimeoutMs ?? 5_000;
   async function run(keys: string[], args: string[]): Promise<unknown> {
     try {
       return await options.client.evalSha(GCRA_SHA1, { keys, arguments: args });
@@ -77,9 +81,12 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLi
       assertValidLimit(limit);
       let reply: unknown;
       try {
-        reply = await run(
-          [`${prefix}:ratelimit:${subjectKey(subject)}`],
-          [String(intervalMs(limit)), String(toleranceMs(limit))],
+        reply = await withDeadline(
+          timeoutMs,
+          run(
+            [`${prefix}:ratelimit:${subjectKey(subject)}`],
+            [String(intervalMs(limit)), String(toleranceMs(limit))],
+          ),
         );
       } catch (error) {
         options.onError?.(error);

@@ -6,6 +6,7 @@ import type { CommitResult, RequestStore, StreamGap } from "../ports/store.js";
 import { createChangeFeed } from "./redis/change-feed.js";
 import { corrupt, decodeEntries, decodeRequest, eventArgs, parseStreamId } from "./redis/codec.js";
 import { errorKind, type RedisStoreConnection } from "./redis/connection.js";
+import { withDeadline } from "./redis/deadline.js";
 import {
   isListCursor,
   type KeyLayout,
@@ -209,17 +210,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
    */
   async function guard<T>(operation: string, run: () => Promise<T>): Promise<T> {
     if (closed) throw new WritError("store_unavailable", "The store is closed.");
-    let timer: NodeJS.Timeout | undefined;
     try {
-      const result = await Promise.race([
-        run(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(Object.assign(new Error("deadline"), { name: "OperationTimeout" })),
-            operationTimeoutMs,
-          );
-        }),
-      ]);
+      const result = await withDeadline(operationTimeoutMs, run());
       if (failing) {
         failing = false;
         logger.info("redis store recovered");
@@ -235,8 +227,6 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         logger.error("redis store unavailable", { operation, error: errorKind(error) });
       }
       throw new WritError("store_unavailable", "The state store is unavailable; try again later.");
-    } finally {
-      clearTimeout(timer);
     }
   }
 

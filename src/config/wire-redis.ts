@@ -114,7 +114,12 @@ export async function openRedisBackend(
   },
 ): Promise<RedisBackend> {
   const settings = await resolveRedisSettings(config, env);
-  const client = await connectRedis({ ...redisConnectOptions(settings), logger: options.logger });
+  // Every use of this connection is bounded by its own deadline (see withDeadline).
+  const client = await connectRedis({
+    ...redisConnectOptions(settings),
+    commandTimeouts: false,
+    logger: options.logger,
+  });
   const store = createRedisStore({
     client,
     prefix: settings.keyPrefix,

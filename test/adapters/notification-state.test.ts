@@ -116,4 +116,25 @@ describe("redis", () => {
     const ttl = await client.pTTL("{writ}:notify:facts:slack:req_x");
     expect(ttl).toBeGreaterThan(29 * 24 * 3600 * 1000);
   });
+
+  it("fails within its deadline when Redis stops answering", async () => {
+    const own = createClient({ url: server.url, commandOptions: { timeout: 0 } });
+    await own.connect();
+    const state = createRedisNotificationState({
+      client: own,
+      prefix: "{writ-frozen}",
+      operationTimeoutMs: 200,
+    });
+    server.freeze();
+    try {
+      await expect(state.saveCursor("notify:slack", "1-0")).rejects.toMatchObject({
+        name: "OperationTimeout",
+      });
+    } finally {
+      server.thaw();
+    }
+    await state.saveCursor("notify:slack", "2-0");
+    expect(await state.cursor("notify:slack")).toBe("2-0");
+    await own.close();
+  });
 });

@@ -106,4 +106,25 @@ describe("redis rate limiter", () => {
     });
     await expect(limiter.take("a")).rejects.toMatchObject({ code: "store_unavailable" });
   });
+
+  it("refuses with store_unavailable, within its deadline, when Redis stops answering", async () => {
+    const own = createClient({ url: redis.url, commandOptions: { timeout: 0 } });
+    await own.connect();
+    const limiter = createRedisRateLimiter({
+      client: own,
+      limitFor: () => ({ perMinute: 60, burst: 10 }),
+      prefix: "{frozen}",
+      operationTimeoutMs: 200,
+    });
+    redis.freeze();
+    try {
+      await expect(limiter.take("report-agent")).rejects.toMatchObject({
+        code: "store_unavailable",
+      });
+    } finally {
+      redis.thaw();
+    }
+    expect(await limiter.take("report-agent")).toEqual({ allowed: true });
+    await own.close();
+  });
 });

@@ -516,7 +516,12 @@ describe("redis store outages", () => {
   });
 
   it("answers store_unavailable when Redis stops answering; the lost commit fails closed", async () => {
-    const own = await connectRedis({ url: guarded.url, logger: silentLogger });
+    // As writ serve connects: no per-command timer, the store's own deadline only.
+    const own = await connectRedis({
+      url: guarded.url,
+      commandTimeouts: false,
+      logger: silentLogger,
+    });
     const store = createRedisStore({
       client: own,
       prefix: freshPrefix(),

@@ -3,6 +3,7 @@ import type { Logger } from "../../ports/logger.js";
 import type { StreamWaitOptions } from "../../ports/store.js";
 import { compareStreamIds, parseStreamId } from "./codec.js";
 import { errorKind, type RedisStoreConnection, type RedisStreamReader } from "./connection.js";
+import { withDeadline } from "./deadline.js";
 
 /**
  * Wakes long-polls and stream followers when the stream grows, across every
@@ -189,21 +190,6 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
       const timer = setTimeout(done, ms);
       stop.signal.addEventListener("abort", done, { once: true });
     });
-  }
-
-  /** A read that answers within its deadline, or throws and drops the connection (it may be half-open). */
-  async function withDeadline<T>(ms: number, op: Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      return await Promise.race([
-        op,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error("change feed read timed out")), ms);
-        }),
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   async function loop(): Promise<void> {

@@ -105,6 +105,13 @@ export interface RedisConnectOptions {
   maxReconnectDelayMs?: number;
   /** `CLIENT SETNAME`, to tell writ's connections apart in `CLIENT LIST` (default "writ"). */
   clientName?: string;
+  /**
+   * Keep node-redis's own timer on every command (default true). A caller that
+   * bounds each of its operations itself (`withDeadline`: the store, the rate
+   * limiter, notification state, console sessions, the change feed) turns it off
+   * and saves a timer and an `AbortSignal` per command.
+   */
+  commandTimeouts?: boolean;
   logger: Logger;
 }
 
@@ -262,6 +269,8 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisS
     // at once (503) rather than queued until Redis comes back.
     disableOfflineQueue: true,
     commandsQueueMaxLength: 10_000,
+    // 0 turns node-redis's per-command timer off.
+    ...(options.commandTimeouts === false ? { commandOptions: { timeout: 0 } } : {}),
   };
   function createNodeRedis(): RedisStoreConnection {
     if (options.url !== undefined) {
@@ -276,6 +285,8 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisS
       return createCluster({
         rootNodes: nodeUrls.map(({ url }) => ({ url })),
         defaults: { ...common, socket },
+        // The cluster runs commands with its own options, not its nodes'.
+        ...("commandOptions" in common ? { commandOptions: common.commandOptions } : {}),
         scripts: redisStoreScripts,
       });
     }

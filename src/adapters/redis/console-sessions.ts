@@ -9,6 +9,7 @@ import {
   sessionExpired,
 } from "../../console/sessions.js";
 import { WritError } from "../../domain/errors.js";
+import { withDeadline } from "./deadline.js";
 
 /** What the session store needs of a node-redis client (standalone, Sentinel or Cluster). */
 export interface SessionRedisClient {
@@ -64,21 +65,13 @@ export function createRedisSessionStore(options: RedisSessionStoreOptions): Sess
     `${prefix}:console:${createHash("sha256").update(id).digest("hex")}`;
 
   async function call<T>(run: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
     try {
-      return await Promise.race([
-        run(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error("deadline")), timeoutMs);
-        }),
-      ]);
+      return await withDeadline(timeoutMs, run());
     } catch {
       throw new WritError(
         "store_unavailable",
         "The session store is unavailable; try again later.",
       );
-    } finally {
-      clearTimeout(timer);
     }
   }
 
