@@ -3,6 +3,7 @@ import {
   assertCollectable,
   consumeCredential,
   issueCredential,
+  type TokenProof,
 } from "../../src/domain/credential.js";
 import type { ApprovalRequirement, Decision } from "../../src/domain/decision.js";
 import { isWritError } from "../../src/domain/errors.js";
@@ -495,35 +496,30 @@ describe("assertCollectable and issueCredential", () => {
 });
 
 describe("consumeCredential", () => {
+  /** The test credential presented by billing-api with its digest, unless told otherwise. */
+  const consume = (
+    request: AccessRequest,
+    options: { proof?: TokenProof; credentialId?: string; now?: number; by?: ResourceServer } = {},
+  ) =>
+    consumeCredential({
+      request,
+      server: options.by ?? server,
+      credentialId: options.credentialId ?? "jti_test",
+      proof: options.proof ?? { digest: DIGEST },
+      now: options.now ?? T0,
+    });
+
   it("first use: issued → used, token.used", () => {
     const request = issued();
-    const { request: next, events } = consumeCredential({
-      request,
-      server,
-      credentialId: "jti_test",
-      proof: { digest: DIGEST },
-      now: T0 + 2000,
-    });
+    const { request: next, events } = consume(request, { now: T0 + 2000 });
     expect(next).toMatchObject({ status: "used", version: request.version + 1 });
     expect(events.map((e) => e.type)).toEqual(["token.used"]);
     expect(events[0]?.data).toEqual({ credential_id: "jti_test", resource_server: "billing-api" });
   });
 
   it("a replay keeps the state and version, and only records token.replay_blocked", () => {
-    const used = consumeCredential({
-      request: issued(),
-      server,
-      credentialId: "jti_test",
-      proof: { digest: DIGEST },
-      now: T0 + 2000,
-    }).request;
-    const replay = consumeCredential({
-      request: used,
-      server,
-      credentialId: "jti_test",
-      proof: { digest: DIGEST },
-      now: T0 + 3000,
-    });
+    const used = consume(issued(), { now: T0 + 2000 }).request;
+    const replay = consume(used, { now: T0 + 3000 });
     expect(replay.request).toBe(used);
     expect(replay.events.map((e) => e.type)).toEqual(["token.replay_blocked"]);
   });
@@ -531,125 +527,34 @@ describe("consumeCredential", () => {
   it("refuses another credential id, an expired credential, and an unissued request", () => {
     const request = issued();
     expectCode(
-      () =>
-        consumeCredential({
-          request,
-          server,
-          credentialId: "jti_other",
-          proof: { digest: DIGEST },
-          now: T0 + 2000,
-        }),
+      () => consume(request, { credentialId: "jti_other", now: T0 + 2000 }),
       "token_invalid",
     );
-    expectCode(
-      () =>
-        consumeCredential({
-          request,
-          server,
-          credentialId: "jti_test",
-          proof: { digest: DIGEST },
-          now: request.expiresAt,
-        }),
-      "token_invalid",
-    );
+    expectCode(() => consume(request, { now: request.expiresAt }), "token_invalid");
     const expired = expireIfDue(request, request.expiresAt)?.request as AccessRequest;
-    expectCode(
-      () =>
-        consumeCredential({
-          request: expired,
-          server,
-          credentialId: "jti_test",
-          proof: { digest: DIGEST },
-          now: T0,
-        }),
-      "token_invalid",
-    );
-    expectCode(
-      () =>
-        consumeCredential({
-          request: open(allow).request,
-          server,
-          credentialId: "jti_test",
-          proof: { digest: DIGEST },
-          now: T0,
-        }),
-      "token_invalid",
-    );
+    expectCode(() => consume(expired), "token_invalid");
+    expectCode(() => consume(open(allow).request), "token_invalid");
   });
 
   it("refuses any token but the one issued, by its digest, or by its signature if none was recorded", () => {
     const request = issued();
-    const other = `${DIGEST.slice(0, -1)}A`;
     expectCode(
-      () =>
-        consumeCredential({
-          request,
-          server,
-          credentialId: "jti_test",
-          proof: { digest: other },
-          now: T0,
-        }),
+      () => consume(request, { proof: { digest: `${DIGEST.slice(0, -1)}A` } }),
       "token_invalid",
     );
-    expectCode(
-      () =>
-        consumeCredential({
-          request,
-          server,
-          credentialId: "jti_test",
-          proof: { digest: "" },
-          now: T0,
-        }),
-      "token_invalid",
-    );
+    expectCode(() => consume(request, { proof: { digest: "" } }), "token_invalid");
     // Recorded without a digest (an older writ issued it): only a verified signature will do.
     const { digest: _, ...undigested } = request.credential as IssuedCredential;
     const legacy = { ...request, credential: undigested };
-    expectCode(
-      () =>
-        consumeCredential({
-          request: legacy,
-          server,
-          credentialId: "jti_test",
-          proof: { digest: DIGEST },
-          now: T0,
-        }),
-      "token_invalid",
-    );
-    const used = consumeCredential({
-      request: legacy,
-      server,
-      credentialId: "jti_test",
-      proof: { signatureVerified: true },
-      now: T0 + 2000,
-    });
+    expectCode(() => consume(legacy), "token_invalid");
+    const used = consume(legacy, { proof: { signatureVerified: true }, now: T0 + 2000 });
     expect(used.request.status).toBe("used");
     // A recorded digest is never waived for a signature.
-    expectCode(
-      () =>
-        consumeCredential({
-          request,
-          server,
-          credentialId: "jti_test",
-          proof: { signatureVerified: true },
-          now: T0,
-        }),
-      "token_invalid",
-    );
+    expectCode(() => consume(request, { proof: { signatureVerified: true } }), "token_invalid");
   });
 
   it("refuses a genuine token presented by another audience's server, recording nothing", () => {
     const ledger = { ...server, id: "ledger-api", audience: "ledger-api" };
-    expectCode(
-      () =>
-        consumeCredential({
-          request: issued(),
-          server: ledger,
-          credentialId: "jti_test",
-          proof: { digest: DIGEST },
-          now: T0 + 2000,
-        }),
-      "audience_mismatch",
-    );
+    expectCode(() => consume(issued(), { by: ledger, now: T0 + 2000 }), "audience_mismatch");
   });
 });
