@@ -1,6 +1,6 @@
 import { WritError } from "../../domain/errors.js";
 import type { Logger } from "../../ports/logger.js";
-import type { StreamWaitOptions } from "../../ports/store.js";
+import type { RequestStore } from "../../ports/store.js";
 import { compareStreamIds, parseStreamId } from "./codec.js";
 import { errorKind, type RedisStoreConnection, type RedisStreamReader } from "./connection.js";
 import { withDeadline } from "./deadline.js";
@@ -28,19 +28,7 @@ import { withDeadline } from "./deadline.js";
  * fixed few) are not counted and never refused: a crowd of API callers must
  * never stall the audit log.
  */
-export interface ChangeFeed {
-  waitForChange(
-    id: string,
-    version: number,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): Promise<void>;
-  waitForEvents(
-    after: string | undefined,
-    timeoutMs: number,
-    signal?: AbortSignal,
-    options?: StreamWaitOptions,
-  ): Promise<void>;
+export interface ChangeFeed extends Pick<RequestStore, "waitForChange" | "waitForEvents"> {
   /** Resolves every waiter and stops the reader. */
   close(): Promise<void>;
 }
