@@ -1,4 +1,4 @@
-import { consumeCredential } from "../domain/credential.js";
+import { consumeCredential, type TokenProof } from "../domain/credential.js";
 import { WritError } from "../domain/errors.js";
 import type { ResourceServer } from "../domain/principal.js";
 import type { TokenClaims } from "../ports/minter.js";
@@ -22,17 +22,11 @@ export async function consumeToken(
     // A JWT recorded without a digest was issued by an older writ (a rolling
     // upgrade): its signature is what shows it genuine.
     const recorded = request.credential;
-    if (recorded?.type === "jwt" && recorded.id === claims.jti && recorded.digest === undefined) {
-      await deps.tokens.verify(token, now);
-      return consumeCredential({
-        request,
-        server,
-        credentialId: claims.jti,
-        proof: { signatureVerified: true },
-        now,
-      });
-    }
-    return consumeCredential({ request, server, credentialId: claims.jti, proof: { digest }, now });
+    const legacy =
+      recorded?.type === "jwt" && recorded.id === claims.jti && recorded.digest === undefined;
+    if (legacy) await deps.tokens.verify(token, now);
+    const proof: TokenProof = legacy ? { signatureVerified: true } : { digest };
+    return consumeCredential({ request, server, credentialId: claims.jti, proof, now });
   }).catch((error: unknown) => {
     // A token whose request is gone (e.g. a wiped dev store) is simply invalid.
     if (error instanceof WritError && error.code === "not_found") {
