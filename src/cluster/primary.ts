@@ -97,7 +97,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
   /** When each worker was started, by its cluster id: a worker up a minute resets the backoff. */
   const startedAt = new Map<number, number>();
   const listening = new Set<number>();
-  let announced = false;
+  // Resolved once, when every worker first listens (a replacement later changes nothing).
   let resolveListening: (url: string) => void = () => {};
   const allListening = new Promise<string>((resolve) => {
     resolveListening = resolve;
@@ -110,10 +110,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
       if (latest !== undefined) send(worker, { writ: "audit", report: latest });
     } else if (message?.writ === "listening") {
       listening.add(worker.id);
-      if (!announced && listening.size >= options.workers) {
-        announced = true;
-        resolveListening(message.url);
-      }
+      if (listening.size >= options.workers) resolveListening(message.url);
     } else if (message?.writ === "metrics") {
       queries.get(message.id)?.(String(worker.id), message.snapshot);
     }
