@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { createKeyRing } from "../src/adapters/jwt-keys.js";
 import { generateKey, hashKey } from "../src/adapters/key-identity.js";
+import { cpuSeconds, ownCpuSeconds } from "./cpu.js";
 import { BenchConnection } from "./http-client.js";
 import { closedLoop, measureHttpEcho, measureJose, measureRedisScript } from "./limits.js";
 import { round, summarize } from "./stats.js";
@@ -129,6 +130,33 @@ const CUSTOMERS_EXPORT = JSON.stringify({
   reason: "benchmark",
 });
 
+/** CPU seconds used so far by writ (every replica and its workers), Redis and this generator. */
+interface CpuReading {
+  readonly writ: number;
+  readonly redis: number;
+  readonly generator: number;
+}
+
+async function readCpu(writPids: readonly number[], redisPid: number): Promise<CpuReading> {
+  let writ = 0;
+  for (const pid of writPids) writ += await cpuSeconds(pid);
+  return { writ, redis: await cpuSeconds(redisPid), generator: ownCpuSeconds() };
+}
+
+/** CPU per operation between two readings, in microseconds, as a line of the report. */
+function cpuLine(
+  before: CpuReading,
+  after: CpuReading,
+  operations: number,
+  seconds: number,
+): string {
+  const per = (key: keyof CpuReading) => round(((after[key] - before[key]) * 1e6) / operations, 0);
+  const busy =
+    (after.writ - before.writ + after.redis - before.redis + after.generator - before.generator) /
+    seconds;
+  return `CPU per operation: writ ${per("writ")} µs, Redis ${per("redis")} µs, load generator ${per("generator")} µs; ${round(busy, 2)} cores busy`;
+}
+
 async function main() {
   const dir = await mkdtemp(join(tmpdir(), "writ-bench-"));
   const children: ChildProcessWithoutNullStreams[] = [];
@@ -189,6 +217,7 @@ async function main() {
       },
     };
     const urls: string[] = [];
+    const writPids: number[] = [];
     for (let i = 0; i < REPLICAS; i++) {
       const path = join(dir, `writ-${i}.json`);
       await writeFile(path, JSON.stringify({ ...config, data_dir: join(dir, `replica-${i}`) }), {
@@ -211,6 +240,7 @@ async function main() {
       );
       children.push(writ.child);
       urls.push(writ.match[1] as string);
+      writPids.push(writ.child.pid as number);
     }
     log(
       `writ: ${REPLICAS} replica(s) ${urls.join(" ")}; redis 127.0.0.1:${redisPort} (appendfsync ${options.appendfsync})`,
@@ -249,13 +279,22 @@ async function main() {
     await closedLoop(urls, CLIENTS, 1500, issueStep(false));
     log(`issue path: ${CLIENTS} clients for ${SECONDS} s ...`);
     tokens.length = 0;
+    const redisPid = redis.child.pid as number;
+    const issueCpuBefore = await readCpu(writPids, redisPid);
     const issue = await closedLoop(urls, CLIENTS, SECONDS * 1000, issueStep(true));
+    const issueCpu = cpuLine(
+      issueCpuBefore,
+      await readCpu(writPids, redisPid),
+      issue.operations,
+      issue.seconds,
+    );
     const issueRps = issue.operations / issue.seconds;
     const issueLatency = summarize(issueLatencies);
 
     log(`consume path: ${CLIENTS} clients, ${tokens.length} tokens ...`);
     const consumeLatencies: number[] = [];
     let next = 0;
+    const consumeCpuBefore = await readCpu(writPids, redisPid);
     const consume = await closedLoop(urls, CLIENTS, SECONDS * 1000, async (c) => {
       const token = tokens[next++];
       if (token === undefined) return -1;
@@ -265,6 +304,12 @@ async function main() {
       consumeLatencies.push(performance.now() - t);
       return 1;
     });
+    const consumeCpu = cpuLine(
+      consumeCpuBefore,
+      await readCpu(writPids, redisPid),
+      consume.operations,
+      consume.seconds,
+    );
     const consumeRps = consume.operations / consume.seconds;
     const consumeLatency = summarize(consumeLatencies);
 
@@ -313,7 +358,9 @@ async function main() {
       `  Redis EVALSHA round trip     ${round(redisRps, 0)} /s (redis-benchmark, 50 clients)`,
       "",
       `issue path    ${round(issueRps, 0)} credentials/s (${round(issueRps * 2, 0)} HTTP req/s); per call p50 ${round(issueLatency.p50, 2)} ms, p99 ${round(issueLatency.p99, 2)} ms; ${round((100 * issueRps) / issueLimit, 0)}% of its limit (${round(issueLimit, 0)}/s)`,
+      `              ${issueCpu}`,
       `consume path  ${round(consumeRps, 0)} consumes/s; p50 ${round(consumeLatency.p50, 2)} ms, p99 ${round(consumeLatency.p99, 2)} ms; ${round((100 * consumeRps) / consumeLimit, 0)}% of its limit (${round(consumeLimit, 0)}/s)`,
+      `              ${consumeCpu}`,
       `approval wake-up  p50 ${round(wake.p50, 2)} ms, p99 ${round(wake.p99, 2)} ms (${wake.count} samples)`,
       "",
     ];
