@@ -41,6 +41,7 @@ export function instrumentStore(store: RequestStore, metrics: Metrics): RequestS
     waitForEvents: counted("waitForEvents", (after, timeoutMs, signal, options) =>
       store.waitForEvents(after, timeoutMs, signal, options),
     ),
+    nextEvents: counted("nextEvents", (after, options) => store.nextEvents(after, options)),
     // A store that cannot answer `ready` is not ready: count it, report false.
     ready: async () => {
       try {

@@ -46,7 +46,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
     if (closed) throw new WritError("store_unavailable", "The store is closed.");
   }
 
-  return {
+  const store: RequestStore = {
     persistent: false,
 
     async create(request, events): Promise<CommitResult> {
@@ -178,6 +178,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
       });
     },
 
+    async nextEvents(after, { limit, timeoutMs, signal }) {
+      const ready = await store.events({ limit, ...(after !== undefined ? { after } : {}) });
+      if (ready.length > 0 || closed) return ready;
+      await store.waitForEvents(after, timeoutMs, signal);
+      return closed ? [] : store.events({ limit, ...(after !== undefined ? { after } : {}) });
+    },
+
     async lastEventId() {
       assertOpen();
       return stream.at(-1)?.id;
@@ -193,4 +200,5 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
       changes.removeAllListeners();
     },
   };
+  return store;
 }

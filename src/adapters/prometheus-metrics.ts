@@ -63,6 +63,7 @@ const REDIS_OPERATIONS = new Set([
   "events",
   "waitForChange",
   "waitForEvents",
+  "nextEvents",
   "ready",
   "rate_limit",
 ]);

@@ -238,6 +238,10 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       const version = await client.hGet(keys.request(id), "v");
       return typeof version === "string" ? version : undefined;
     },
+    readEvents: (after, limit) =>
+      guard("events", () =>
+        readStreamEvents(client, keys, { limit, ...(after !== undefined ? { after } : {}) }),
+      ),
     ...(options.maxWaiters !== undefined ? { maxWaiters: options.maxWaiters } : {}),
     ...(options.maxStreamWaiters !== undefined
       ? { maxStreamWaiters: options.maxStreamWaiters }
@@ -383,6 +387,10 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     waitForEvents(after, timeoutMs, signal, waitOptions) {
       return feed.waitForEvents(after, timeoutMs, signal, waitOptions);
+    },
+
+    nextEvents(after, nextOptions) {
+      return feed.nextEvents(after, nextOptions);
     },
 
     async lastEventId() {

@@ -81,7 +81,6 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
   const appendTimeoutMs = options.appendTimeoutMs ?? 10_000;
   const durableCursor = createDurableCursor({ after: options.after, timeoutMs: appendTimeoutMs });
   const stop = new AbortController();
-  let poke: AbortController | undefined;
   let announced = options.onDurable === undefined;
 
   function reportDurable(): void {
@@ -112,34 +111,64 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
   }
 
   /**
-   * Reads the stream and hands each batch to the file without waiting for its
-   * fsync: the next batch is read from the store while the file syncs the last
-   * one, and the file's group commit writes whatever queued meanwhile as soon as
-   * that sync ends. Callers are settled as each batch becomes durable, in order
-   * (the file writes batches in the order they were handed over). At most
-   * `MAX_BATCHES_IN_FLIGHT` wait on the disk, so a slow disk slows the reading
-   * rather than filling memory.
+   * Hands a batch to the file without waiting for its fsync: the next batch is
+   * read from the store while the file syncs the last one, and the file's group
+   * commit writes whatever queued meanwhile as soon as that sync ends. Callers
+   * are settled as each batch becomes durable, in order (the file writes
+   * batches in the order they were handed over).
    */
+  function handOver(batch: readonly RecordedEvent[]): void {
+    const last = (batch.at(-1) as RecordedEvent).id;
+    readCursor = last;
+    const written = file.append(batch).then(
+      () => {
+        durableCursor.advance(last);
+        reportDurable();
+      },
+      (error: unknown) => failWith(error),
+    );
+    writing.push(written);
+    void written.finally(() => writing.splice(writing.indexOf(written), 1));
+  }
+
+  /**
+   * At most `MAX_BATCHES_IN_FLIGHT` batches wait on the disk, so a slow disk
+   * slows the reading rather than filling memory.
+   */
+  async function roomToWrite(): Promise<void> {
+    if (writing.length >= MAX_BATCHES_IN_FLIGHT) await writing[0];
+    if (durableCursor.failure !== undefined) throw durableCursor.failure;
+  }
+
+  /**
+   * Follows the stream until stopped: each read answers as soon as the stream
+   * holds events past the last one read, whichever process recorded them.
+   */
+  async function follow(): Promise<void> {
+    while (!stop.signal.aborted) {
+      await roomToWrite();
+      const batch = await store.nextEvents(readCursor, {
+        limit: batchSize,
+        timeoutMs: idleWaitMs,
+        signal: stop.signal,
+        // A crowd of API long-polls never gets this read refused.
+        internal: true,
+      });
+      retryMs = 0;
+      if (batch.length > 0) handOver(batch);
+    }
+  }
+
+  /** Reads and hands over whatever the stream holds now, without waiting for more. */
   async function drain(): Promise<void> {
     for (;;) {
-      if (writing.length >= MAX_BATCHES_IN_FLIGHT) await writing[0];
-      if (durableCursor.failure !== undefined) throw durableCursor.failure;
+      await roomToWrite();
       const batch = await store.events({
         limit: batchSize,
         ...(readCursor !== undefined ? { after: readCursor } : {}),
       });
       if (batch.length === 0) return;
-      const last = (batch.at(-1) as RecordedEvent).id;
-      readCursor = last;
-      const written = file.append(batch).then(
-        () => {
-          durableCursor.advance(last);
-          reportDurable();
-        },
-        (error: unknown) => failWith(error),
-      );
-      writing.push(written);
-      void written.finally(() => writing.splice(writing.indexOf(written), 1));
+      handOver(batch);
       if (batch.length < batchSize) return;
     }
   }
@@ -172,8 +201,7 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
           );
           gap = undefined;
         }
-        await drain();
-        retryMs = 0;
+        await follow();
       } catch (error) {
         if (error instanceof WritError && error.code === "store_unavailable") {
           // The store will come back; callers waiting meanwhile time out on their own.
@@ -183,14 +211,6 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
         failWith(error);
         return;
       }
-      poke = new AbortController();
-      // Internal: a crowd of API long-polls never gets this wait refused. Should it
-      // fail anyway, the pause keeps the loop from spinning.
-      await store
-        .waitForEvents(readCursor, idleWaitMs, AbortSignal.any([stop.signal, poke.signal]), {
-          internal: true,
-        })
-        .catch(() => backOff());
     }
   })();
 
@@ -198,12 +218,8 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
     append(events) {
       const last = events.at(-1);
       if (last === undefined) return Promise.resolve();
-      const durable = durableCursor.wait(last.id);
-      // The caller just committed these events: read now rather than wait for the wake-up.
-      // Only a loop that is idle needs waking; `abort()` builds an AbortError
-      // even when the signal has already fired, so don't call it per append.
-      if (poke !== undefined && !poke.signal.aborted) poke.abort();
-      return durable;
+      // The follower reads these events as soon as they are in the stream.
+      return durableCursor.wait(last.id);
     },
     writable: () => durableCursor.failure === undefined && file.writable(),
     async close() {

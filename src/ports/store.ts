@@ -51,6 +51,15 @@ export interface StreamWaitOptions {
   readonly internal?: boolean;
 }
 
+/** Options of `nextEvents`. */
+export interface NextEventsOptions extends StreamWaitOptions {
+  /** Most events answered. */
+  readonly limit: number;
+  /** How long to wait when the stream holds nothing after `after` yet. */
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+}
+
 /**
  * Events a follower of the stream can no longer read: the stream was trimmed
  * past where its log resumes. Whatever lay after `after` and before
@@ -129,6 +138,20 @@ export interface RequestStore {
     signal?: AbortSignal,
     options?: StreamWaitOptions,
   ): Promise<void>;
+  /**
+   * A blocking read for followers of the whole stream (the audit log writer):
+   * the events after `after` (from the first when undefined), at most
+   * `options.limit`, in stream order. When there are none yet it waits for the
+   * next to be recorded, by any process sharing the store, and answers them,
+   * or [] after `options.timeoutMs` or once `options.signal` aborts. Refused
+   * like `waitForEvents` when too many wait. The Redis store answers a
+   * follower that has caught up from the entries its change feed reads
+   * anyway, without a read of its own.
+   */
+  nextEvents(
+    after: string | undefined,
+    options: NextEventsOptions,
+  ): Promise<readonly RecordedEvent[]>;
   /**
    * The id of the newest event in the stream, or undefined while it is empty.
    * Read before a query, it is a position the query has covered: followers

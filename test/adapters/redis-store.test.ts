@@ -197,6 +197,96 @@ describe("redis store across processes", () => {
   });
 });
 
+describe("redis store's blocking read of the stream (nextEvents)", () => {
+  it("answers a follower caught up with its change feed from the feed's own reads, with no read of its own", async () => {
+    const prefix = freshPrefix();
+    const other = await connectRedis({ url: server.url, logger: silentLogger });
+    // The follower's connection, counting the stream reads the store makes on it.
+    let xranges = 0;
+    const counting = new Proxy(client, {
+      get(target, property) {
+        const value: unknown = Reflect.get(target, property, target);
+        if (property === "xRange") {
+          return (...args: Parameters<RedisStoreClient["xRange"]>) => {
+            xranges++;
+            return target.xRange(...args);
+          };
+        }
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const follower = createRedisStore({ client: counting, prefix, logger: silentLogger });
+    const writer = createRedisStore({ client: other, prefix, logger: silentLogger });
+    try {
+      const request = sampleRequest();
+      const created = await writer.create(request, [sampleEvent(request.id)]);
+      if (!created.ok) throw new Error("create failed");
+      // The first read starts the feed.
+      let cursor = (
+        await follower.nextEvents(undefined, { limit: 1000, timeoutMs: 10_000, internal: true })
+      ).at(-1)?.id;
+      expect(cursor).toBe(created.events.at(-1)?.id);
+      let before = xranges;
+      for (let round = 0; round < 20; round++) {
+        // The first round may find the feed still fixing where it starts; from the next on,
+        // the follower is caught up with it.
+        if (round === 1) before = xranges;
+        const reading = follower.nextEvents(cursor, {
+          limit: 1000,
+          timeoutMs: 30_000,
+          internal: true,
+        });
+        const recorded = await writer.append([
+          sampleEvent(request.id, "token.replay_blocked", { round }),
+          sampleEvent(request.id, "token.used", { round }),
+        ]);
+        expect(await reading).toEqual(recorded);
+        cursor = recorded.at(-1)?.id;
+      }
+      expect(xranges).toBe(before);
+    } finally {
+      await Promise.all([follower.close(), writer.close()]);
+      await other.close();
+    }
+  });
+
+  it("fails a caught-up follower with store_unavailable on an entry writ did not write, and bounds API readers", async () => {
+    const prefix = freshPrefix();
+    const store = storeOn(() => client, { prefix, maxStreamWaiters: 1 });
+    const raw = createClient({ url: server.url });
+    await raw.connect();
+    try {
+      const request = sampleRequest();
+      const created = await store.create(request, [sampleEvent(request.id)]);
+      if (!created.ok) throw new Error("create failed");
+      const cursor = created.events.at(-1)?.id;
+      await store.nextEvents(undefined, { limit: 1000, timeoutMs: 10_000 });
+      const reading = rejection(store.nextEvents(cursor, { limit: 10, timeoutMs: 30_000 }));
+      // The pool of API readers is full; the process's own are still taken.
+      const refused = await rejection(store.nextEvents(cursor, { limit: 10, timeoutMs: 30_000 }));
+      expect(isWritError(refused) && refused.code).toBe("store_unavailable");
+      const internal = new AbortController();
+      const own = store.nextEvents(cursor, {
+        limit: 10,
+        timeoutMs: 30_000,
+        internal: true,
+        signal: internal.signal,
+      });
+      internal.abort();
+      expect(await own).toEqual([]);
+      await raw.xAdd(`{${prefix}}:events`, "*", { type: "made.up", request_id: "", time: "1" });
+      const error = await reading;
+      expect(isWritError(error) && error.code).toBe("store_unavailable");
+      await expect(
+        rejection(store.nextEvents("not-an-id", { limit: 10, timeoutMs: 10 })),
+      ).resolves.toBeInstanceOf(TypeError);
+    } finally {
+      await store.close();
+      await raw.close();
+    }
+  });
+});
+
 describe("redis store waiters", () => {
   it("bounds concurrent waits, frees a slot on abort, and resolves the rest on close", async () => {
     const store = storeOn(() => client, { maxWaiters: 2, maxStreamWaiters: 1 });
@@ -240,6 +330,18 @@ describe("redis store waiters of the process's own followers", () => {
         pending++;
         return store
           .waitForEvents(after, timeoutMs, signal, options)
+          .catch((error: unknown) => {
+            refusals.push((error as Error).message);
+            throw error;
+          })
+          .finally(() => {
+            pending--;
+          });
+      },
+      nextEvents(after, options) {
+        pending++;
+        return store
+          .nextEvents(after, options)
           .catch((error: unknown) => {
             refusals.push((error as Error).message);
             throw error;

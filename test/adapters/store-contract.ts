@@ -616,6 +616,65 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
       });
     });
 
+    describe("nextEvents", () => {
+      it("answers at once what the stream holds after the cursor, at most the limit, in order", async () => {
+        const request = await created();
+        const all = await store.events({ limit: 1000 });
+        const appended = await store.append([
+          sampleEvent(request.id, "token.used"),
+          sampleEvent(request.id, "token.replay_blocked"),
+          sampleEvent(request.id, "token.replay_blocked"),
+        ]);
+        const cursor = all.at(-1)?.id;
+        const page = await store.nextEvents(cursor, { limit: 2, timeoutMs: 30_000 });
+        expect(page).toEqual(appended.slice(0, 2));
+        const rest = await store.nextEvents(page.at(-1)?.id, { limit: 10, timeoutMs: 30_000 });
+        expect(rest).toEqual(appended.slice(2));
+        const fromStart = await store.nextEvents(undefined, { limit: 1000, timeoutMs: 30_000 });
+        expect(fromStart).toEqual([...all, ...appended]);
+      });
+
+      it("waits past the newest event and answers the next ones, whoever records them", async () => {
+        const request = await created();
+        const newest = (await store.events({ limit: 1000 })).at(-1)?.id;
+        // Round after round: a follower first behind the store's reader, then caught up with it.
+        let cursor = newest;
+        for (let round = 0; round < 3; round++) {
+          let answered: readonly RecordedEvent[] | undefined;
+          const reading = store
+            .nextEvents(cursor, { limit: 100, timeoutMs: 30_000, internal: true })
+            .then((events) => {
+              answered = events;
+            });
+          await turn();
+          await turn();
+          expect(answered).toBeUndefined();
+          const recorded = await store.append([
+            sampleEvent(request.id, "token.replay_blocked", { round }),
+          ]);
+          await reading;
+          expect(answered).toEqual(recorded);
+          cursor = recorded.at(-1)?.id;
+        }
+      });
+
+      it("answers nothing after the timeout, or once the signal aborts", async () => {
+        await created();
+        const newest = (await store.events({ limit: 1000 })).at(-1)?.id;
+        const started = performance.now();
+        expect(await store.nextEvents(newest, { limit: 10, timeoutMs: 50 })).toEqual([]);
+        expect(performance.now() - started).toBeGreaterThanOrEqual(40);
+        const controller = new AbortController();
+        const reading = store.nextEvents(newest, {
+          limit: 10,
+          timeoutMs: 30_000,
+          signal: controller.signal,
+        });
+        controller.abort();
+        expect(await reading).toEqual([]);
+      });
+    });
+
     describe("event time bounds and the newest event id", () => {
       it("selects events by time (since inclusive, until exclusive), with the other filters", async () => {
         const request = await created();

@@ -1,7 +1,8 @@
 import { WritError } from "../../domain/errors.js";
+import type { RecordedEvent } from "../../domain/events.js";
 import type { Logger } from "../../ports/logger.js";
 import type { RequestStore } from "../../ports/store.js";
-import { compareStreamIds, parseStreamId } from "./codec.js";
+import { compareStreamIds, decodeEvent, parseStreamId } from "./codec.js";
 import { errorKind, type RedisStoreConnection, type RedisStreamReader } from "./connection.js";
 import { withDeadline } from "./deadline.js";
 
@@ -21,6 +22,13 @@ import { withDeadline } from "./deadline.js";
  * has fixed its starting point: a change after the check is then always read
  * by the reader, and a change before it is seen by the check.
  *
+ * A follower of the whole stream that has caught up with the reader (it asks
+ * for what comes after an id the reader has already read past, or reached)
+ * is answered from the reader's own batches: the entries that arrive are the
+ * very ones it asks for, so it needs no read of its own, and it gets them in
+ * the same turn as the commit that added them reaches its caller. A follower
+ * behind the reader reads the stream itself (`readEvents`) until it catches up.
+ *
  * Waits are bounded so that callers cannot exhaust the process's memory:
  * `maxWaiters` request waits and `maxStreamWaiters` stream waits of API
  * callers, past which a wait is refused with `store_unavailable`. Stream waits
@@ -28,7 +36,8 @@ import { withDeadline } from "./deadline.js";
  * fixed few) are not counted and never refused: a crowd of API callers must
  * never stall the audit log.
  */
-export interface ChangeFeed extends Pick<RequestStore, "waitForChange" | "waitForEvents"> {
+export interface ChangeFeed
+  extends Pick<RequestStore, "waitForChange" | "waitForEvents" | "nextEvents"> {
   /** Resolves every waiter and stops the reader. */
   close(): Promise<void>;
 }
@@ -39,6 +48,8 @@ export interface ChangeFeedOptions {
   logger: Logger;
   /** The request's stored version as a string, or undefined if there is none. May throw. */
   versionOf(id: string): Promise<string | undefined>;
+  /** Events of the stream after `after`, at most `limit`: a follower's own read. May throw. */
+  readEvents(after: string | undefined, limit: number): Promise<readonly RecordedEvent[]>;
   /** How long one XREAD blocks; the reader's liveness check (default 5,000 ms). */
   blockMs?: number;
   /** Most concurrent `waitForChange` calls (default 10,000). */
@@ -62,6 +73,18 @@ interface StreamWaiter {
   readonly finish: () => void;
 }
 
+/** A follower caught up with the reader, waiting for the entries after `after`. */
+interface StreamReader {
+  /** Never behind the id the reader reads after, so the reader's batches are what it asks for. */
+  readonly after: string;
+  readonly limit: number;
+  readonly answer: (events: readonly RecordedEvent[]) => void;
+  readonly fail: (error: unknown) => void;
+}
+
+/** An XREAD entry: its id, the request it names, and its fields, decoded only when asked for. */
+type FeedEntry = readonly [id: string, requestId: string | undefined, fields: unknown];
+
 /** Entries read per XREAD. */
 const READ_COUNT = 1000;
 
@@ -71,11 +94,11 @@ function newestOf(reply: unknown): string | undefined {
   return typeof id === "string" ? id : undefined;
 }
 
-/** The entries of an XREAD reply as `[id, request id]`; null (a timeout) is no entries. */
-function entriesOf(reply: unknown): [string, string | undefined][] {
+/** The entries of an XREAD reply; null (a timeout) is no entries. */
+function entriesOf(reply: unknown): FeedEntry[] {
   if (reply === null) return [];
   if (!Array.isArray(reply)) throw new TypeError("unexpected XREAD reply");
-  const out: [string, string | undefined][] = [];
+  const out: FeedEntry[] = [];
   for (const stream of reply) {
     const messages = (stream as { messages?: unknown }).messages;
     if (!Array.isArray(messages)) throw new TypeError("unexpected XREAD reply");
@@ -86,7 +109,11 @@ function entriesOf(reply: unknown): [string, string | undefined][] {
       }
       const requestId = (fields as { request_id?: unknown } | null)?.request_id;
       // "" marks an event about writ itself: no request waits on it.
-      out.push([id, typeof requestId === "string" && requestId !== "" ? requestId : undefined]);
+      out.push([
+        id,
+        typeof requestId === "string" && requestId !== "" ? requestId : undefined,
+        fields,
+      ]);
     }
   }
   return out;
@@ -101,7 +128,8 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
   const byRequest = new Map<string, Set<Waiter>>();
   let waiterCount = 0;
   const streamWaiters = new Set<StreamWaiter>();
-  /** Stream waiters that are not `internal`: only they count against `maxStreamWaiters`. */
+  const streamReaders = new Set<StreamReader>();
+  /** Stream waiters and readers that are not `internal`: only they count against `maxStreamWaiters`. */
   let publicStreamWaiters = 0;
   /** The id the reader reads after; undefined until it has fixed its starting point. */
   let lastId: string | undefined;
@@ -155,6 +183,43 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
     for (const waiter of streamWaiters) {
       if (waiter.after === undefined || compareStreamIds(newest, waiter.after) > 0) waiter.finish();
     }
+  }
+
+  /**
+   * Answers the followers waiting for entries after `from`'s: `entries` is the
+   * whole of the stream after `from`, up to its last, and every waiting
+   * reader asks for what follows an id at or past `from`. Each entry is
+   * decoded once, however many readers take it.
+   */
+  function answerReaders(from: string, entries: readonly FeedEntry[]): void {
+    if (streamReaders.size === 0) return;
+    const decoded: RecordedEvent[] = [];
+    for (const reader of [...streamReaders]) {
+      if (compareStreamIds(reader.after, from) < 0) continue;
+      let start = 0;
+      while (
+        start < entries.length &&
+        compareStreamIds((entries[start] as FeedEntry)[0], reader.after) <= 0
+      ) {
+        start++;
+      }
+      if (start === entries.length) continue;
+      const end = Math.min(entries.length, start + reader.limit);
+      try {
+        for (let i = decoded.length; i < end; i++) {
+          const [id, , fields] = entries[i] as FeedEntry;
+          decoded.push(decodeEvent(id, fields));
+        }
+        reader.answer(decoded.slice(start, end));
+      } catch (error) {
+        reader.fail(error);
+      }
+    }
+  }
+
+  /** Whether a follower asking for what comes after `after` has caught up with the reader. */
+  function caughtUp(after: string | undefined): boolean {
+    return lastId !== undefined && compareStreamIds(after ?? "0-0", lastId) >= 0;
   }
 
   /** Drops the reader's connection; the next loop turn opens a new one. */
@@ -215,6 +280,7 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
         const entries = entriesOf(reply);
         const last = entries.at(-1);
         if (last === undefined) continue;
+        answerReaders(lastId, entries);
         lastId = last[0];
         const ids = new Set<string>();
         for (const [, requestId] of entries) if (requestId !== undefined) ids.add(requestId);
@@ -258,7 +324,42 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
     return finish;
   }
 
-  return {
+  /** Waits as a caught-up follower for the reader's next entries after `after`. */
+  function waitAsReader(
+    after: string,
+    limit: number,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<readonly RecordedEvent[]> {
+    if (closed || signal?.aborted) return Promise.resolve([]);
+    return new Promise<readonly RecordedEvent[]>((resolve, reject) => {
+      let settled = false;
+      const settle = () => {
+        if (settled) return false;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", timedOut);
+        streamReaders.delete(reader);
+        return true;
+      };
+      const reader: StreamReader = {
+        after,
+        limit,
+        answer: (events) => {
+          if (settle()) resolve(events);
+        },
+        fail: (error) => {
+          if (settle()) reject(error);
+        },
+      };
+      const timedOut = () => reader.answer([]);
+      const timer = setTimeout(timedOut, Math.max(0, timeoutMs));
+      signal?.addEventListener("abort", timedOut, { once: true });
+      streamReaders.add(reader);
+    });
+  }
+
+  const feed: ChangeFeed = {
     waitForChange(id, version, timeoutMs, signal) {
       if (closed || signal?.aborted) return Promise.resolve();
       if (waiterCount >= maxWaiters) {
@@ -339,6 +440,43 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
       });
     },
 
+    nextEvents(after, nextOptions) {
+      if (after !== undefined && parseStreamId(after) === undefined) {
+        return Promise.reject(new TypeError("nextEvents: after must be a stream id"));
+      }
+      if (closed || nextOptions.signal?.aborted) return Promise.resolve([]);
+      if (nextOptions.internal !== true && publicStreamWaiters >= maxStreamWaiters) {
+        return Promise.reject(
+          new WritError("store_unavailable", "Too many readers are waiting; try again later."),
+        );
+      }
+      ensureRunning();
+      // Counted from the call to its answer, whichever way it waits.
+      const counted = nextOptions.internal !== true;
+      if (counted) publicStreamWaiters++;
+      return (async () => {
+        const { limit, timeoutMs, signal } = nextOptions;
+        const deadline = performance.now() + timeoutMs;
+        // Behind the reader: read what lies between, then wait once caught up.
+        // A follower that reads nothing but is still not caught up (the reader
+        // moved on meanwhile, or has not started) waits for the reader to pass it.
+        while (!caughtUp(after)) {
+          const events = await options.readEvents(after, limit);
+          if (events.length > 0) return events;
+          if (caughtUp(after)) break;
+          const left = deadline - performance.now();
+          if (left <= 0 || closed || signal?.aborted) return [];
+          await feed.waitForEvents(after, left, signal, { internal: true });
+          if (performance.now() >= deadline || closed || signal?.aborted) {
+            return options.readEvents(after, limit);
+          }
+        }
+        return waitAsReader(after ?? "0-0", limit, deadline - performance.now(), signal);
+      })().finally(() => {
+        if (counted) publicStreamWaiters--;
+      });
+    },
+
     async close() {
       if (closed) return;
       closed = true;
@@ -346,7 +484,9 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
       dropReader();
       for (const set of [...byRequest.values()]) for (const waiter of [...set]) waiter.finish();
       for (const waiter of [...streamWaiters]) waiter.finish();
+      for (const reader of [...streamReaders]) reader.answer([]);
       await running;
     },
   };
+  return feed;
 }
