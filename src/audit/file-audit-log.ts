@@ -14,7 +14,7 @@ import {
 } from "./checkpoint.js";
 import type { CheckpointSigner } from "./checkpoint-key.js";
 import type { LogEntry } from "./log-entry.js";
-import { entryHash, GENESIS_HASH, readLogEntry, serializeEntry, toEntry } from "./log-entry.js";
+import { entryHash, GENESIS_HASH, readLogEntry, toEntryLine } from "./log-entry.js";
 import {
   CHECKPOINT_FILE,
   listSegments,
@@ -361,8 +361,8 @@ class SegmentedFileLog implements FileAuditLog {
     let text = "";
     try {
       for (const event of events) {
-        const entry: LogEntry = toEntry(event, seq + 1, hash);
-        text += `${serializeEntry(entry)}\n`;
+        const { entry, line } = toEntryLine(event, seq + 1, hash);
+        text += `${line}\n`;
         seq = entry.seq;
         hash = entry.hash;
       }

@@ -38,7 +38,34 @@ export type UnhashedLogEntry = Omit<LogEntry, "hash">;
  * other than `hash` (a `hash` field, if present, is ignored).
  */
 export function entryHash(entry: UnhashedLogEntry): string {
-  return hash("sha256", canonicalEntry(entry), "hex");
+  return hash("sha256", canonicalForm(canonicalFields(entry)), "hex");
+}
+
+/** The canonical JSON of each hashed field of an entry (the actor's two fields apart). */
+interface CanonicalFields {
+  readonly seq: string;
+  readonly time: string;
+  readonly type: string;
+  readonly requestId: string;
+  readonly actorKind: string;
+  readonly actorId: string;
+  readonly data: string;
+  readonly eventId: string;
+  readonly prev: string;
+}
+
+function canonicalFields(entry: UnhashedLogEntry): CanonicalFields {
+  return {
+    seq: canonicalJson(entry.seq),
+    time: canonicalJson(entry.time),
+    type: canonicalJson(entry.type),
+    requestId: canonicalJson(entry.request_id),
+    actorKind: canonicalJson(entry.actor.kind),
+    actorId: canonicalJson(entry.actor.id),
+    data: canonicalJson(entry.data),
+    eventId: canonicalJson(entry.event_id),
+    prev: canonicalJson(entry.prev),
+  };
 }
 
 /**
@@ -46,24 +73,34 @@ export function entryHash(entry: UnhashedLogEntry): string {
  * actor keys written in their sorted order instead of sorted per call: verifying a
  * large log spends most of its time here.
  */
-function canonicalEntry(entry: UnhashedLogEntry): string {
+function canonicalForm(c: CanonicalFields): string {
   return (
-    `{"actor":{"id":${canonicalJson(entry.actor.id)},"kind":${canonicalJson(entry.actor.kind)}}` +
-    `,"data":${canonicalJson(entry.data)}` +
-    `,"event_id":${canonicalJson(entry.event_id)}` +
-    `,"prev":${canonicalJson(entry.prev)}` +
-    `,"request_id":${canonicalJson(entry.request_id)}` +
-    `,"seq":${canonicalJson(entry.seq)}` +
-    `,"time":${canonicalJson(entry.time)}` +
-    `,"type":${canonicalJson(entry.type)}}`
+    `{"actor":{"id":${c.actorId},"kind":${c.actorKind}}` +
+    `,"data":${c.data}` +
+    `,"event_id":${c.eventId}` +
+    `,"prev":${c.prev}` +
+    `,"request_id":${c.requestId}` +
+    `,"seq":${c.seq}` +
+    `,"time":${c.time}` +
+    `,"type":${c.type}}`
   );
 }
 
 /**
- * The log entry recording `event` at position `seq`, chained to `prev`. Throws a
- * `TypeError` if the event cannot be represented (a bad time, non-JSON data).
+ * The line of an entry, without its newline. Fields appear in reading order (seq
+ * first, hash last); the hash does not depend on it, only on the canonical form.
+ * Each value is written in its canonical JSON, which parses back to the same value.
  */
-export function toEntry(event: RecordedEvent, seq: number, prev: string): LogEntry {
+function lineOf(c: CanonicalFields, hashJson: string): string {
+  return (
+    `{"seq":${c.seq},"time":${c.time},"type":${c.type},"request_id":${c.requestId}` +
+    `,"actor":{"kind":${c.actorKind},"id":${c.actorId}},"data":${c.data}` +
+    `,"event_id":${c.eventId},"prev":${c.prev},"hash":${hashJson}}`
+  );
+}
+
+/** The entry recording `event` at `seq` after `prev`, before its hash; checked. */
+function unhashedEntry(event: RecordedEvent, seq: number, prev: string): UnhashedLogEntry {
   if (!Number.isSafeInteger(seq) || seq < 1) {
     throw new TypeError("seq must be a positive integer");
   }
@@ -73,7 +110,7 @@ export function toEntry(event: RecordedEvent, seq: number, prev: string): LogEnt
   if (!Number.isFinite(event.time)) {
     throw new TypeError("event time must be a finite number of milliseconds");
   }
-  const unhashed: UnhashedLogEntry = {
+  return {
     seq,
     time: new Date(event.time).toISOString(),
     type: event.type,
@@ -84,25 +121,34 @@ export function toEntry(event: RecordedEvent, seq: number, prev: string): LogEnt
     event_id: event.id,
     prev,
   };
-  return { ...unhashed, hash: entryHash(unhashed) };
 }
 
 /**
- * The line written for an entry, without its newline. Fields appear in reading order
- * (seq first, hash last); the hash does not depend on it, only on the canonical form.
+ * The log entry recording `event` at position `seq`, chained to `prev`. Throws a
+ * `TypeError` if the event cannot be represented (a bad time, non-JSON data).
  */
+export function toEntry(event: RecordedEvent, seq: number, prev: string): LogEntry {
+  return toEntryLine(event, seq, prev).entry;
+}
+
+/**
+ * The log entry recording `event` and the line that writes it, from one canonical
+ * serialization of its fields: the hash and the line share it. Throws as `toEntry`.
+ */
+export function toEntryLine(
+  event: RecordedEvent,
+  seq: number,
+  prev: string,
+): { readonly entry: LogEntry; readonly line: string } {
+  const unhashed = unhashedEntry(event, seq, prev);
+  const fields = canonicalFields(unhashed);
+  const entryHashHex = hash("sha256", canonicalForm(fields), "hex");
+  return { entry: { ...unhashed, hash: entryHashHex }, line: lineOf(fields, `"${entryHashHex}"`) };
+}
+
+/** The line written for an entry, without its newline (see `toEntryLine`). */
 export function serializeEntry(entry: LogEntry): string {
-  return JSON.stringify({
-    seq: entry.seq,
-    time: entry.time,
-    type: entry.type,
-    request_id: entry.request_id,
-    actor: { kind: entry.actor.kind, id: entry.actor.id },
-    data: entry.data,
-    event_id: entry.event_id,
-    prev: entry.prev,
-    hash: entry.hash,
-  });
+  return lineOf(canonicalFields(entry), canonicalJson(entry.hash));
 }
 
 const ENTRY_FIELD_COUNT = 9;

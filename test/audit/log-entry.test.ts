@@ -6,6 +6,7 @@ import {
   readLogEntry,
   serializeEntry,
   toEntry,
+  toEntryLine,
 } from "../../src/audit/log-entry.js";
 import type { RecordedEvent } from "../../src/domain/events.js";
 import type { JsonObject } from "../../src/domain/json.js";
@@ -85,6 +86,17 @@ describe("log entries", () => {
     expect(line).not.toContain("\n");
     expect(JSON.parse(line)).toEqual(entry);
     expect(readLogEntry(JSON.parse(line))).toEqual(entry);
+  });
+
+  it("writes the same line through toEntryLine, from the canonical form the hash covers", () => {
+    const unsorted = { ...sampleEvent(4), data: { z: 1, a: [1, "x\n"], m: { b: true, a: null } } };
+    const { entry, line } = toEntryLine(unsorted, 4, "b".repeat(64));
+    expect(entry).toEqual(toEntry(unsorted, 4, "b".repeat(64)));
+    expect(line).toBe(serializeEntry(entry));
+    expect(JSON.parse(line)).toEqual(entry);
+    expect(entryHash(JSON.parse(line))).toBe(entry.hash);
+    // Values are written canonically: data's keys sorted, at every depth.
+    expect(line).toContain('"data":{"a":[1,"x\\n"],"m":{"a":null,"b":true},"z":1}');
   });
 
   it("refuses events it cannot record faithfully", () => {
