@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { type ServerType, serve } from "@hono/node-server";
 import type { Writ } from "./config/wire.js";
+import { setSecurityHeaders } from "./http/security-headers.js";
 import type { Logger } from "./ports/logger.js";
 
 export interface ServeOptions {
@@ -39,6 +40,8 @@ export interface RunningServer {
 function listen(fetch: FetchHandler, host: string, port: number): Promise<ServerType> {
   return new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch, hostname: host, port }, () => resolve(s));
+    // Ahead of Hono's listener: every response starts with writ's security headers.
+    s.prependListener("request", setSecurityHeaders);
     s.once("error", reject);
   });
 }

@@ -3,7 +3,6 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
-import { secureHeaders } from "hono/secure-headers";
 import type { ZodError } from "zod";
 import { createConsole } from "../console/console-app.js";
 import type { SessionStore } from "../console/sessions.js";
@@ -103,7 +102,6 @@ export function createApp(options: AppOptions) {
   });
 
   if (options.metrics !== undefined) app.use(httpMetrics(options.metrics));
-  app.use(secureHeaders());
   app.use(async function requestLog(c, next) {
     const started = performance.now();
     await next();

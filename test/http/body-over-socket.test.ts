@@ -1,8 +1,7 @@
 import { request as httpRequest } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunningServer } from "../../src/server.js";
 import { allEvents, keyOf, S3_READ } from "../support/api.js";
-import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
+import { servedTestWrit } from "../support/harness.js";
 
 /**
  * How bodies arrive over a real socket: with a Content-Length, chunked, or not at
@@ -10,16 +9,7 @@ import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.
  * sent here for real rather than through `app.request()`.
  */
 describe("request bodies over a socket", () => {
-  let t: TestWrit;
-  let server: RunningServer;
-
-  beforeAll(async () => {
-    t = await startTestWrit();
-    server = await serveTestWrit(t);
-  });
-  afterAll(async () => {
-    await server.stop();
-  });
+  const served = servedTestWrit();
 
   interface Sent {
     method?: string;
@@ -33,7 +23,7 @@ describe("request bodies over a socket", () => {
   }
 
   function send(sent: Sent): Promise<{ status: number; body: Record<string, unknown> }> {
-    const url = new URL(sent.path, server.url);
+    const url = new URL(sent.path, served.server.url);
     return new Promise((resolve, reject) => {
       const req = httpRequest(
         url,
@@ -70,7 +60,7 @@ describe("request bodies over a socket", () => {
   it("a body with a Content-Length is read and validated", async () => {
     const created = await send({
       path: "/v1/requests",
-      key: keyOf(t, "report-agent"),
+      key: keyOf(served.t, "report-agent"),
       headers: JSON_TYPE,
       body: JSON.stringify(S3_READ),
     });
@@ -82,7 +72,7 @@ describe("request bodies over a socket", () => {
     const json = JSON.stringify(S3_READ);
     const created = await send({
       path: "/v1/requests",
-      key: keyOf(t, "report-agent"),
+      key: keyOf(served.t, "report-agent"),
       headers: JSON_TYPE,
       chunks: [json.slice(0, 10), json.slice(10)],
     });
@@ -92,27 +82,27 @@ describe("request bodies over a socket", () => {
   it("a POST with no body at all collects a credential; a required body missing is a 400", async () => {
     const created = await send({
       path: "/v1/requests",
-      key: keyOf(t, "report-agent"),
+      key: keyOf(served.t, "report-agent"),
       headers: JSON_TYPE,
       body: JSON.stringify(S3_READ),
     });
     const collected = await send({
       path: `/v1/requests/${created.body.id as string}/credential`,
-      key: keyOf(t, "report-agent"),
+      key: keyOf(served.t, "report-agent"),
     });
     expect(collected.status).toBe(200);
     expect((collected.body.credential as { type: string }).type).toBe("jwt");
 
-    const missing = await send({ path: "/v1/requests", key: keyOf(t, "report-agent") });
+    const missing = await send({ path: "/v1/requests", key: keyOf(served.t, "report-agent") });
     expect(missing.status).toBe(400);
   });
 
   it("an oversized body is refused with 413, by its Content-Length or as it streams in, and records nothing", async () => {
-    const before = (await allEvents(t)).length;
+    const before = (await allEvents(served.t)).length;
     const huge = JSON.stringify({ ...S3_READ, reason: "x".repeat(65 * 1024) });
     const declared = await send({
       path: "/v1/requests",
-      key: keyOf(t, "report-agent"),
+      key: keyOf(served.t, "report-agent"),
       headers: JSON_TYPE,
       body: huge,
     });
@@ -121,7 +111,7 @@ describe("request bodies over a socket", () => {
 
     const streamed = await send({
       path: "/v1/requests",
-      key: keyOf(t, "report-agent"),
+      key: keyOf(served.t, "report-agent"),
       headers: JSON_TYPE,
       chunks: [huge.slice(0, 40_000), huge.slice(40_000)],
     });
@@ -132,11 +122,11 @@ describe("request bodies over a socket", () => {
     const get = await send({
       method: "GET",
       path: "/v1/requests",
-      key: keyOf(t, "dana"),
+      key: keyOf(served.t, "dana"),
       body: huge,
     });
     expect(get.status).toBe(413);
-    expect((await allEvents(t)).length).toBe(before);
+    expect((await allEvents(served.t)).length).toBe(before);
   });
 
   it("a body without a JSON content type is a 415, whichever way it is sent", async () => {
@@ -144,7 +134,7 @@ describe("request bodies over a socket", () => {
     for (const sent of [{ body: JSON.stringify(S3_READ) }, { chunks: [JSON.stringify(S3_READ)] }]) {
       const res = await send({
         path: "/v1/requests",
-        key: keyOf(t, "report-agent"),
+        key: keyOf(served.t, "report-agent"),
         headers: plain,
         ...sent,
       });

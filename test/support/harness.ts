@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { afterAll, beforeAll } from "vitest";
 import {
   type DevIdentities,
   devPrincipals,
@@ -123,4 +124,32 @@ export function serveTestWrit(t: TestWrit): Promise<RunningServer> {
     sweepIntervalSeconds: 3600,
     shutdownGraceSeconds: 1,
   });
+}
+
+/**
+ * A test writ served over HTTP for the tests of the calling `describe`: started
+ * before them, stopped after. Read `t` and `server` inside the tests.
+ */
+export function servedTestWrit(): { readonly t: TestWrit; readonly server: RunningServer } {
+  let t: TestWrit | undefined;
+  let server: RunningServer | undefined;
+  beforeAll(async () => {
+    t = await startTestWrit();
+    server = await serveTestWrit(t);
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("the served writ is read before it started");
+    return value;
+  };
+  return {
+    get t() {
+      return started(t);
+    },
+    get server() {
+      return started(server);
+    },
+  };
 }
