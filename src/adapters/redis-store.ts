@@ -4,7 +4,7 @@ import { type AccessRequest, isLive, REQUEST_STATUSES } from "../domain/request.
 import type { Logger } from "../ports/logger.js";
 import type { CommitResult, RequestStore, StreamGap } from "../ports/store.js";
 import { createChangeFeed } from "./redis/change-feed.js";
-import { corrupt, decodeEntries, decodeRequest, eventArgs, parseStreamId } from "./redis/codec.js";
+import { corrupt, decodeEntries, decodeRequest, eventArgs, isStreamId } from "./redis/codec.js";
 import { errorKind, type RedisStoreConnection } from "./redis/connection.js";
 import { withDeadline } from "./redis/deadline.js";
 import {
@@ -147,7 +147,7 @@ function checkLimit(limit: number): void {
 
 /** The stream ids a script replied with, one per event. */
 function streamIds(ids: readonly unknown[], count: number): string[] {
-  if (ids.length !== count || !ids.every((id) => typeof id === "string" && parseStreamId(id))) {
+  if (ids.length !== count || !ids.every((id) => typeof id === "string" && isStreamId(id))) {
     throw corrupt();
   }
   return ids as string[];
@@ -313,7 +313,6 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         keys.request(next.id),
         keys.stream,
         keys.due,
-        ...REQUEST_STATUSES.map((s) => keys.listOf(s)),
         ...eventListKeys(keys, events),
       ];
       const args = [
@@ -322,6 +321,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         JSON.stringify(next),
         String(next.version),
         ...indexArgs(next),
+        keys.statusListPrefix,
         ...eventScriptArgs(events),
       ];
       return guard("commit", async () =>
@@ -370,7 +370,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     async events(query) {
       checkLimit(query.limit);
       // An `after` that is no stream id (callers pass it on) matches nothing, as in the memory store.
-      if (query.after !== undefined && parseStreamId(query.after) === undefined) return [];
+      if (query.after !== undefined && !isStreamId(query.after)) return [];
       const { requestId } = query;
       if (requestId === undefined) {
         return guard("events", () => readStreamEvents(client, keys, query));

@@ -445,24 +445,40 @@ describe("redis store atomicity", () => {
     }
   });
 
-  it("refuses a change before its first write when a key holds the wrong type", async () => {
+  it("refuses a change before its first write when a key it writes holds the wrong type", async () => {
     const prefix = freshPrefix();
     const store = createRedisStore({ client, prefix, logger: silentLogger });
+    // The event-id list is the last key a commit writes; the new status's list and the
+    // stored status's are named by the script itself, from their prefix.
+    const damaged = [
+      (id: string) => `{${prefix}}:reqev:${id}`,
+      () => `{${prefix}}:list:approved`,
+      () => `{${prefix}}:list:pending`,
+    ];
     try {
-      const request = sampleRequest();
-      await store.create(request, [sampleEvent(request.id)]);
-      // The event-id list is the last key a commit writes: its failure must not leave the rest.
-      await raw.del(`{${prefix}}:reqev:${request.id}`);
-      await raw.set(`{${prefix}}:reqev:${request.id}`, "not a list");
-      const streamLength = await raw.xLen(`{${prefix}}:events`);
-      const error = await rejection(
-        store.commit({ ...request, status: "approved", version: 2 }, 1, [
-          sampleEvent(request.id, "request.approved"),
-        ]),
-      );
-      expect(isWritError(error) && error.code).toBe("store_unavailable");
-      expect(await store.get(request.id)).toEqual(request);
-      expect(await raw.xLen(`{${prefix}}:events`)).toBe(streamLength);
+      for (const keyOf of damaged) {
+        const request = sampleRequest();
+        await store.create(request, [sampleEvent(request.id)]);
+        const key = keyOf(request.id);
+        const type = await raw.type(key);
+        const saved = type === "zset" ? await raw.zRange(key, 0, -1) : [];
+        await raw.del(key);
+        await raw.set(key, "not a list or a sorted set");
+        const streamLength = await raw.xLen(`{${prefix}}:events`);
+        const error = await rejection(
+          store.commit({ ...request, status: "approved", version: 2 }, 1, [
+            sampleEvent(request.id, "request.approved"),
+          ]),
+        );
+        expect(isWritError(error) && error.code).toBe("store_unavailable");
+        // Nothing of the change was written: the request, the stream, the indexes.
+        expect(await store.get(request.id)).toEqual(request);
+        expect(await raw.xLen(`{${prefix}}:events`)).toBe(streamLength);
+        expect(await store.due(Number.MAX_SAFE_INTEGER, 10)).toContain(request.id);
+        await raw.del(key);
+        const members = saved.map((value) => ({ score: 0, value }));
+        if (members.length > 0) await raw.zAdd(key, members);
+      }
       expect((await store.list({ status: "approved", limit: 10 })).items).toEqual([]);
     } finally {
       await store.close();

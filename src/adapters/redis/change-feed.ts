@@ -2,7 +2,7 @@ import { WritError } from "../../domain/errors.js";
 import type { RecordedEvent } from "../../domain/events.js";
 import type { Logger } from "../../ports/logger.js";
 import type { RequestStore } from "../../ports/store.js";
-import { compareStreamIds, decodeEvent, parseStreamId } from "./codec.js";
+import { compareStreamIds, decodeEvent, isStreamId } from "./codec.js";
 import { errorKind, type RedisStoreConnection, type RedisStreamReader } from "./connection.js";
 import { withDeadline } from "./deadline.js";
 
@@ -104,7 +104,7 @@ function entriesOf(reply: unknown): FeedEntry[] {
     if (!Array.isArray(messages)) throw new TypeError("unexpected XREAD reply");
     for (const message of messages) {
       const { id, message: fields } = message as { id?: unknown; message?: unknown };
-      if (typeof id !== "string" || parseStreamId(id) === undefined) {
+      if (typeof id !== "string" || !isStreamId(id)) {
         throw new TypeError("unexpected XREAD reply");
       }
       const requestId = (fields as { request_id?: unknown } | null)?.request_id;
@@ -398,7 +398,7 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
     },
 
     waitForEvents(after, timeoutMs, signal, waitOptions) {
-      if (after !== undefined && parseStreamId(after) === undefined) {
+      if (after !== undefined && !isStreamId(after)) {
         return Promise.reject(new TypeError("waitForEvents: after must be a stream id"));
       }
       if (closed || signal?.aborted) return Promise.resolve();
@@ -441,7 +441,7 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
     },
 
     nextEvents(after, nextOptions) {
-      if (after !== undefined && parseStreamId(after) === undefined) {
+      if (after !== undefined && !isStreamId(after)) {
         return Promise.reject(new TypeError("nextEvents: after must be a stream id"));
       }
       if (closed || nextOptions.signal?.aborted) return Promise.resolve([]);

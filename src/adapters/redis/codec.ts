@@ -3,6 +3,7 @@ import { type DomainEvent, EVENT_TYPES, type RecordedEvent } from "../../domain/
 import type { JsonObject } from "../../domain/json.js";
 import type { Actor } from "../../domain/principal.js";
 import type { AccessRequest } from "../../domain/request.js";
+import { compareStreamIds as compareIds } from "../../domain/stream-id.js";
 
 /**
  * How events and requests are written to Redis and read back. Stream entries
@@ -110,23 +111,21 @@ export function decodeRequest(json: unknown): AccessRequest {
 }
 
 const STREAM_ID = /^(\d{1,20})-(\d{1,20})$/;
-const MAX_U64 = 2n ** 64n - 1n;
+const MAX_U64 = "18446744073709551615";
 
-/** A Redis stream id as its two parts, or undefined if `id` is not one. */
-export function parseStreamId(id: string): readonly [bigint, bigint] | undefined {
+/** Whether a part of a stream id fits Redis's unsigned 64 bits. */
+function fitsU64(digits: string): boolean {
+  return digits.length < MAX_U64.length || (digits.length === MAX_U64.length && digits <= MAX_U64);
+}
+
+/** Whether `id` is a Redis stream id: two unsigned 64-bit integers, "<ms>-<seq>". */
+export function isStreamId(id: string): boolean {
   const match = STREAM_ID.exec(id);
-  if (match === null) return undefined;
-  const ms = BigInt(match[1] as string);
-  const seq = BigInt(match[2] as string);
-  return ms <= MAX_U64 && seq <= MAX_U64 ? [ms, seq] : undefined;
+  return match !== null && fitsU64(match[1] as string) && fitsU64(match[2] as string);
 }
 
 /** Orders two valid stream ids: negative, zero or positive. */
 export function compareStreamIds(a: string, b: string): number {
-  const pa = parseStreamId(a);
-  const pb = parseStreamId(b);
-  if (pa === undefined || pb === undefined) throw new TypeError("not a stream id");
-  if (pa[0] !== pb[0]) return pa[0] < pb[0] ? -1 : 1;
-  if (pa[1] !== pb[1]) return pa[1] < pb[1] ? -1 : 1;
-  return 0;
+  if (!isStreamId(a) || !isStreamId(b)) throw new TypeError("not a stream id");
+  return compareIds(a, b);
 }

@@ -1,7 +1,7 @@
 import { ErrorReply } from "redis";
 import { WritError } from "../../domain/errors.js";
 import type { RecordedEvent } from "../../domain/events.js";
-import { decodeEvent, parseStreamId } from "./codec.js";
+import { decodeEvent, isStreamId } from "./codec.js";
 import type { KeyLayout } from "./keys.js";
 
 /**
@@ -140,7 +140,7 @@ function decodeReply(reply: unknown): RecordedEvent[] {
     }
     for (const entry of messages) {
       const { id, message } = entry as { id?: unknown; message?: unknown };
-      if (typeof id !== "string" || parseStreamId(id) === undefined) {
+      if (typeof id !== "string" || !isStreamId(id)) {
         throw new WritError("store_unavailable", "unexpected XREADGROUP reply");
       }
       try {
@@ -174,7 +174,7 @@ export function createStreamGroupReader(options: StreamGroupReaderOptions): Stre
       throw new WritError("store_unavailable", "unexpected XPENDING reply");
     const ids = reply
       .map((p) => (p as { id?: unknown }).id)
-      .filter((id): id is string => typeof id === "string" && parseStreamId(id) !== undefined);
+      .filter((id): id is string => typeof id === "string" && isStreamId(id));
     const present = await Promise.all(
       ids.map((id) => send("XRANGE", () => connection.xRange(stream, id, id))),
     );

@@ -21,6 +21,8 @@ export interface KeyLayout {
   readonly list: string;
   /** `{writ}:list:<status>`: the requests in one status. */
   listOf(status: RequestStatus): string;
+  /** `{writ}:list:`, which a status completes into `listOf(status)`. */
+  readonly statusListPrefix: string;
   /** `{writ}:due`: live requests scored by `expiresAt`. */
   readonly due: string;
   /** `{writ}:seq`: the creation counter that orders requests created in the same millisecond. */
@@ -63,12 +65,14 @@ export function keyLayout(prefix: string, streamKey: string | undefined): KeyLay
       `Redis stream key must carry the hash tag {${prefix}} (e.g. "${base}:events"), so that it lives in the same Cluster slot as writ's other keys`,
     );
   }
-  const statusKeys = new Map(REQUEST_STATUSES.map((s) => [s, `${base}:list:${s}`]));
+  const statusListPrefix = `${base}:list:`;
+  const statusKeys = new Map(REQUEST_STATUSES.map((s) => [s, `${statusListPrefix}${s}`]));
   return {
     request: (id) => `${base}:req:${id}`,
     requestEvents: (id) => `${base}:reqev:${id}`,
     list: `${base}:list`,
     listOf: (status) => statusKeys.get(status) as string,
+    statusListPrefix,
     due: `${base}:due`,
     seq: `${base}:seq`,
     stream,

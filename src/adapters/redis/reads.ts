@@ -1,7 +1,7 @@
 import type { RecordedEvent } from "../../domain/events.js";
 import type { AccessRequest } from "../../domain/request.js";
 import type { EventQuery, RequestPage, RequestQuery } from "../../ports/store.js";
-import { compareStreamIds, corrupt, decodeEntries, decodeRequest, parseStreamId } from "./codec.js";
+import { compareStreamIds, corrupt, decodeEntries, decodeRequest, isStreamId } from "./codec.js";
 import type { RedisStoreConnection } from "./connection.js";
 import { cursorOf, type KeyLayout, MAX_CREATED_AT, timeDigits } from "./keys.js";
 
@@ -50,7 +50,7 @@ export async function readRequestEvents(
     const wanted = ids.filter(
       (id): id is string =>
         typeof id === "string" &&
-        parseStreamId(id) !== undefined &&
+        isStreamId(id) &&
         (query.after === undefined || compareStreamIds(id, query.after) > 0),
     );
     // One pipelined round trip per batch; an id trimmed from the stream reads as nothing.

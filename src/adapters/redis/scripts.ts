@@ -14,7 +14,7 @@ import { EVENT_ARGS } from "./codec.js";
  * it is out of memory, rather than fail on one of its writes.
  */
 
-/** Fixed arguments before the events in the create and commit scripts. */
+/** Fixed arguments before the events in the create script. */
 const HEAD_ARGS = 9;
 
 /**
@@ -86,41 +86,51 @@ if ARGV[7] == "1" then redis.call("ZADD", KEYS[3], ARGV[8], ARGV[1]) end
 return record(KEYS[2], 7, ${HEAD_ARGS + 1}, {1})
 `;
 
-const STATUS_KEYS = `{ ${REQUEST_STATUSES.map((s, i) => `["${s}"] = ${4 + i}`).join(", ")} }`;
-const COMMIT_FIRST_EVENT_KEY = 4 + REQUEST_STATUSES.length;
+const STATUS_SET = `{ ${REQUEST_STATUSES.map((s) => `["${s}"] = true`).join(", ")} }`;
+/** Fixed arguments before the events in the commit script. */
+const COMMIT_HEAD_ARGS = HEAD_ARGS + 1;
 
 /**
- * KEYS: request, stream, due, the list of every status (in REQUEST_STATUSES
- * order), then the event-id list of each event that belongs to a request.
- * ARGV: id, expected version, json, new version, status, agent, action, live
- * (1/0), expires-at, then the events. Replies `{0}` when the stored version is
- * not the expected one (or the request does not exist), writing nothing; else
- * `{1, event ids...}`.
+ * KEYS: request, stream, due, then the event-id list of each event that
+ * belongs to a request. ARGV: id, expected version, json, new version, status,
+ * agent, action, live (1/0), expires-at, the status lists' key prefix, then
+ * the events. Replies `{0}` when the stored version is not the expected one
+ * (or the request does not exist), writing nothing; else `{1, event ids...}`.
+ *
+ * The list of the stored status is known only once the script has read the
+ * request, so the script names both status lists from the prefix (they share
+ * the request's hash tag, so they are in its Cluster slot) and checks their
+ * types itself, before its first write.
  */
 const COMMIT_LUA = `#!lua
 ${RECORD}
-local STATUS_KEY = ${STATUS_KEYS}
-local bad = check_events(${COMMIT_FIRST_EVENT_KEY}, ${HEAD_ARGS + 1},
-  {"hash", "stream", "zset", ${REQUEST_STATUSES.map(() => '"zset"').join(", ")}})
+local STATUS = ${STATUS_SET}
+local bad = check_events(4, ${COMMIT_HEAD_ARGS + 1}, {"hash", "stream", "zset"})
 if bad then return bad end
 local current = redis.call("HMGET", KEYS[1], "v", "s", "m")
 if current[1] ~= ARGV[2] then return {0} end
-local old_list = STATUS_KEY[current[2]]
-local new_list = STATUS_KEY[ARGV[5]]
-if not old_list or not new_list or not current[3] then
+if not STATUS[current[2]] or not STATUS[ARGV[5]] or not current[3] then
   return redis.error_reply("writ: unreadable request record")
+end
+local old_list = ARGV[10] .. current[2]
+local new_list = ARGV[10] .. ARGV[5]
+for _, list in ipairs({old_list, new_list}) do
+  local actual = redis.call("TYPE", list)["ok"]
+  if actual ~= "none" and actual ~= "zset" then
+    return redis.error_reply("writ: a key holds the wrong type")
+  end
 end
 redis.call("HSET", KEYS[1], "d", ARGV[3], "v", ARGV[4], "s", ARGV[5], "a", ARGV[6], "x", ARGV[7])
 if current[2] ~= ARGV[5] then
-  redis.call("ZREM", KEYS[old_list], current[3])
-  redis.call("ZADD", KEYS[new_list], 0, current[3])
+  redis.call("ZREM", old_list, current[3])
+  redis.call("ZADD", new_list, 0, current[3])
 end
 if ARGV[8] == "1" then
   redis.call("ZADD", KEYS[3], ARGV[9], ARGV[1])
 else
   redis.call("ZREM", KEYS[3], ARGV[1])
 end
-return record(KEYS[2], ${COMMIT_FIRST_EVENT_KEY}, ${HEAD_ARGS + 1}, {1})
+return record(KEYS[2], 4, ${COMMIT_HEAD_ARGS + 1}, {1})
 `;
 
 /**

@@ -1,6 +1,6 @@
 import type { Logger } from "../../ports/logger.js";
 import type { StreamGap } from "../../ports/store.js";
-import { compareStreamIds, corrupt, parseStreamId } from "./codec.js";
+import { compareStreamIds, corrupt, isStreamId } from "./codec.js";
 import type { RedisStoreConnection } from "./connection.js";
 import type { KeyLayout } from "./keys.js";
 
@@ -178,7 +178,7 @@ export function createStreamRetention(options: StreamRetentionOptions): StreamRe
       if (!FOLLOWER_ID.test(followerId)) {
         throw new TypeError("followerId must be 1-128 characters of A-Z a-z 0-9 _ . : -");
       }
-      if (cursor !== undefined && parseStreamId(cursor) === undefined) {
+      if (cursor !== undefined && !isStreamId(cursor)) {
         throw new TypeError("cursor must be a stream id");
       }
       const value = cursor ?? NOTHING_YET;
