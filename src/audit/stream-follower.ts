@@ -3,6 +3,7 @@ import type { RecordedEvent } from "../domain/events.js";
 import type { AuditLog } from "../ports/audit-log.js";
 import type { Logger } from "../ports/logger.js";
 import type { RequestStore, StreamGap } from "../ports/store.js";
+import { pause } from "../ports/timer.js";
 import { createDurableCursor } from "./durable-cursor.js";
 import type { FileAuditLog } from "./file-audit-log.js";
 
@@ -46,22 +47,6 @@ const MAX_BATCHES_IN_FLIGHT = 4;
 
 /** The longest pause between two attempts while the store is unreachable. */
 const MAX_RETRY_MS = 1_000;
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
 
 /**
  * An audit log fed by the store's event stream rather than by its callers.

@@ -4,6 +4,7 @@ import type { Clock } from "../ports/clock.js";
 import type { Logger } from "../ports/logger.js";
 import type { NotificationState } from "../ports/notification-state.js";
 import type { RequestStore } from "../ports/store.js";
+import { pause } from "../ports/timer.js";
 import { type DeliveryChannel, DeliveryError } from "./channel.js";
 
 export interface RetryPolicy {
@@ -43,22 +44,6 @@ export interface NotificationWorker {
   position(): string | undefined;
   /** Stops after the current attempt; an undelivered event stays for the next start. */
   stop(): Promise<void>;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** Exponential backoff with jitter, never under the receiver's Retry-After, never over the cap. */
@@ -140,7 +125,7 @@ export function startNotificationWorker(options: NotificationWorkerOptions): Not
           ...fields,
           retry_in_ms: Math.round(waitMs),
         });
-        await sleep(waitMs, stop.signal);
+        await pause(waitMs, stop.signal);
       }
     }
   }
@@ -179,11 +164,11 @@ export function startNotificationWorker(options: NotificationWorkerOptions): Not
           channel: channel.name,
           error: (error as Error).message,
         });
-        await sleep(backoffMs(failures, retry), stop.signal);
+        await pause(backoffMs(failures, retry), stop.signal);
         continue;
       }
       if (!held) {
-        await sleep(leaseMs / 3, stop.signal);
+        await pause(leaseMs / 3, stop.signal);
         continue;
       }
       // An internal follower: the store never refuses it for capacity. Any other
@@ -191,7 +176,7 @@ export function startNotificationWorker(options: NotificationWorkerOptions): Not
       await store
         .waitForEvents(cursor, idleWaitMs, stop.signal, { internal: true })
         .catch(async () => {
-          await sleep(backoffMs(1, retry), stop.signal);
+          await pause(backoffMs(1, retry), stop.signal);
         });
     }
   })();

@@ -12,3 +12,11 @@ export interface Timer {
 export const systemTimer: Timer = {
   sleep: (ms, signal) => delay(ms, undefined, { ref: false, ...(signal ? { signal } : {}) }),
 };
+
+/**
+ * Resolves after `ms`, or at once when `signal` aborts: a pause between
+ * attempts of a loop that stopping simply ends.
+ */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return delay(ms, undefined, { signal }).catch(() => {});
+}

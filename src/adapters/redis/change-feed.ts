@@ -2,6 +2,7 @@ import { WritError } from "../../domain/errors.js";
 import type { RecordedEvent } from "../../domain/events.js";
 import type { Logger } from "../../ports/logger.js";
 import type { RequestStore } from "../../ports/store.js";
+import { pause } from "../../ports/timer.js";
 import { compareStreamIds, decodeEvent, isStreamId } from "./codec.js";
 import { errorKind, type RedisStoreConnection, type RedisStreamReader } from "./connection.js";
 import { withDeadline } from "./deadline.js";
@@ -233,18 +234,6 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
     }
   }
 
-  function pause(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        stop.signal.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      stop.signal.addEventListener("abort", done, { once: true });
-    });
-  }
-
   async function loop(): Promise<void> {
     let failing = false;
     let backoffMs = 100;
@@ -293,7 +282,7 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
           logger.warn("redis change feed interrupted; retrying", { error: errorKind(error) });
         }
         dropReader();
-        await pause(backoffMs);
+        await pause(backoffMs, stop.signal);
         backoffMs = Math.min(backoffMs * 2, 2_000);
       }
     }

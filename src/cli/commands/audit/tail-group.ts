@@ -16,6 +16,7 @@ export { GROUP_NAME };
 import { isWritError } from "../../../domain/errors.js";
 import { eventView } from "../../../http/views.js";
 import type { Logger } from "../../../ports/logger.js";
+import { pause } from "../../../ports/timer.js";
 import { type CommandIo, EXIT } from "../../command.js";
 import { printable } from "../render-request.js";
 import { createEventFilter, type EventFilterOptions } from "./event-filter.js";
@@ -50,22 +51,6 @@ export function defaultConsumer(): string {
 /** stdout could not take a line: nothing of its batch is acknowledged. */
 class OutputError extends Error {
   override readonly name = "OutputError";
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-      return;
-    }
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** What went wrong with Redis, by kind only (node-redis names its errors by class, not `name`). */
@@ -196,7 +181,7 @@ export async function tailConsumerGroup(
           return EXIT.failed;
         }
         say(`Redis unavailable (${failureKind(error)}); retrying in ${backoffMs / 1000} s`);
-        await sleep(backoffMs, signal);
+        await pause(backoffMs, signal);
         backoffMs = Math.min(MAX_BACKOFF_MS, backoffMs * 2);
         pendingAfter = "0";
       }
