@@ -95,6 +95,13 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
     stop.abort();
   }
 
+  /** Pauses before the next attempt, longer after each failure in a row: never a spin. */
+  let retryMs = 0;
+  function backOff(): Promise<void> {
+    retryMs = Math.min(Math.max(retryMs * 2, 50), MAX_RETRY_MS);
+    return pause(retryMs, stop.signal);
+  }
+
   /**
    * Hands a batch to the file without waiting for its fsync: the next batch is
    * read from the store while the file syncs the last one, and the file's group
@@ -161,13 +168,6 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
   /** Waits until every batch handed to the file is fsynced (or the log failed). */
   async function durable(): Promise<void> {
     while (writing.length > 0) await writing[writing.length - 1];
-  }
-
-  /** Pauses before the next attempt, longer after each failure in a row: never a spin. */
-  let retryMs = 0;
-  function backOff(): Promise<void> {
-    retryMs = Math.min(Math.max(retryMs * 2, 50), MAX_RETRY_MS);
-    return pause(retryMs, stop.signal);
   }
 
   const loop = (async () => {

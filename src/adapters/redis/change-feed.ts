@@ -322,30 +322,35 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
   ): Promise<readonly RecordedEvent[]> {
     if (closed || signal?.aborted) return Promise.resolve([]);
     return new Promise<readonly RecordedEvent[]>((resolve, reject) => {
-      let settled = false;
-      const settle = () => {
-        if (settled) return false;
-        settled = true;
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", timedOut);
-        streamReaders.delete(reader);
-        return true;
-      };
+      // A timeout or an abort settles with nothing; the reader's batch, or its failure, otherwise.
+      let outcome: { events: readonly RecordedEvent[] } | { error: unknown } = { events: [] };
       const reader: StreamReader = {
         after,
         limit,
         answer: (events) => {
-          if (settle()) resolve(events);
+          outcome = { events };
+          finish();
         },
         fail: (error) => {
-          if (settle()) reject(error);
+          outcome = { error };
+          finish();
         },
       };
-      const timedOut = () => reader.answer([]);
-      const timer = setTimeout(timedOut, Math.max(0, timeoutMs));
-      signal?.addEventListener("abort", timedOut, { once: true });
+      const finish = settleOn(
+        timeoutMs,
+        signal,
+        () => ("error" in outcome ? reject(outcome.error) : resolve(outcome.events)),
+        () => streamReaders.delete(reader),
+      );
       streamReaders.add(reader);
     });
+  }
+
+  /** Refuses a stream wait of an API caller when `maxStreamWaiters` already wait. */
+  function refusedForCapacity(internal: boolean | undefined): WritError | undefined {
+    return internal !== true && publicStreamWaiters >= maxStreamWaiters
+      ? new WritError("store_unavailable", "Too many readers are waiting; try again later.")
+      : undefined;
   }
 
   const feed: ChangeFeed = {
@@ -392,11 +397,8 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
       }
       if (closed || signal?.aborted) return Promise.resolve();
       const internal = waitOptions?.internal === true;
-      if (!internal && publicStreamWaiters >= maxStreamWaiters) {
-        return Promise.reject(
-          new WritError("store_unavailable", "Too many readers are waiting; try again later."),
-        );
-      }
+      const refused = refusedForCapacity(internal);
+      if (refused !== undefined) return Promise.reject(refused);
       return new Promise<void>((resolve) => {
         let waiter: StreamWaiter | undefined;
         const finish = settleOn(timeoutMs, signal, resolve, () => {
@@ -434,11 +436,8 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
         return Promise.reject(new TypeError("nextEvents: after must be a stream id"));
       }
       if (closed || nextOptions.signal?.aborted) return Promise.resolve([]);
-      if (nextOptions.internal !== true && publicStreamWaiters >= maxStreamWaiters) {
-        return Promise.reject(
-          new WritError("store_unavailable", "Too many readers are waiting; try again later."),
-        );
-      }
+      const refused = refusedForCapacity(nextOptions.internal);
+      if (refused !== undefined) return Promise.reject(refused);
       ensureRunning();
       // Counted from the call to its answer, whichever way it waits.
       const counted = nextOptions.internal !== true;
@@ -456,9 +455,8 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
           const left = deadline - performance.now();
           if (left <= 0 || closed || signal?.aborted) return [];
           await feed.waitForEvents(after, left, signal, { internal: true });
-          if (performance.now() >= deadline || closed || signal?.aborted) {
-            return options.readEvents(after, limit);
-          }
+          if (closed || signal?.aborted) return [];
+          if (performance.now() >= deadline) return options.readEvents(after, limit);
         }
         return waitAsReader(after ?? "0-0", limit, deadline - performance.now(), signal);
       })().finally(() => {
