@@ -1,13 +1,11 @@
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { mkdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { type ServerType, serve } from "@hono/node-server";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningServer } from "../../src/server.js";
 import { CUSTOMERS_EXPORT, collectToken, createRequest, keyOf, S3_READ } from "../support/api.js";
-import { startTestWrit, type TestWrit } from "../support/harness.js";
+import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
 
 // Debian's chromium, driven by playwright-core: .ci/run installs it.
 const CHROMIUM = "/usr/bin/chromium";
@@ -16,7 +14,7 @@ const ARTIFACTS = resolve(import.meta.dirname, "../../test-artifacts/console");
 const RUN = existsSync(CHROMIUM) || process.env.CI !== undefined;
 
 let t: TestWrit;
-let server: ServerType;
+let server: RunningServer | undefined;
 let base = "";
 let browser: Browser;
 const problems: string[] = [];
@@ -24,10 +22,9 @@ const problems: string[] = [];
 beforeAll(async () => {
   if (!RUN) return;
   t = await startTestWrit();
-  server = await new Promise<ServerType>((ready) => {
-    const s = serve({ fetch: t.writ.app.fetch, hostname: "127.0.0.1", port: 0 }, () => ready(s));
-  });
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  // Served as `writ serve` serves it: the security headers are set on Node's response.
+  server = await serveTestWrit(t);
+  base = server.url;
   await mkdir(ARTIFACTS, { recursive: true });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -47,9 +44,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  (server as Server | undefined)?.closeAllConnections();
-  await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
-  await t?.close();
+  // stop() closes the writ too: then only its data directory is left to remove.
+  if (server !== undefined) {
+    await server.stop();
+    await rm(t.dataDir, { recursive: true, force: true });
+  } else await t?.close();
 });
 
 /** A fresh browser context (its own cookies) on the console; CSP violations are recorded. */
@@ -67,8 +66,13 @@ async function openPage(): Promise<Page> {
 }
 
 async function signIn(page: Page, id: string) {
-  await page.goto(`${base}/console`);
+  const login = await page.goto(`${base}/console`);
   expect(new URL(page.url()).pathname).toBe("/console/login");
+  // The page the browser renders carries the server's headers and the console's policy.
+  const headers = login?.headers() ?? {};
+  expect(headers["x-frame-options"]).toBe("SAMEORIGIN");
+  expect(headers["cross-origin-opener-policy"]).toBe("same-origin");
+  expect(headers["content-security-policy"]).toContain("default-src 'none'");
   await page.fill('input[name="key"]', keyOf(t, id));
   await page.click('button[type="submit"]');
   await page.waitForURL(`${base}/console/requests`);
