@@ -1,8 +1,10 @@
 import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { generateKeyPair, jwtVerify, SignJWT } from "jose";
 import { GCRA_SCRIPT } from "../src/adapters/redis-rate-limiter.js";
+import { cpuSeconds } from "./cpu.js";
 import { BenchConnection } from "./http-client.js";
 
 const run = promisify(execFile);
@@ -138,4 +140,62 @@ export async function measureRedisScript(port: number, requests: number): Promis
   const rps = Number(line.split(",")[1]?.replace(/"/g, ""));
   if (!Number.isFinite(rps)) throw new Error(`cannot read redis-benchmark output: ${stdout}`);
   return rps;
+}
+
+/** What the bare stack did: credentials per second and the CPU each cost its server and Redis. */
+export interface BareStackFigures {
+  readonly rps: number;
+  /** Microseconds of CPU per credential. */
+  readonly serverUs: number;
+  readonly redisUs: number;
+}
+
+/**
+ * The issue path on the bare stack (bench/bare-stack-server.ts: Hono, one
+ * node-redis script per call, one jose signature per credential, none of
+ * writ's work), driven like writ's: `clients` connections, each creating a
+ * request and collecting its credential in a loop.
+ */
+export async function measureBareStack(
+  redis: { readonly url: string; readonly pid: number },
+  clients: number,
+  durationMs: number,
+): Promise<BareStackFigures> {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", join(import.meta.dirname, "bare-stack-server.ts"), redis.url],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+      child.once("exit", () => reject(new Error("bare stack server exited")));
+    });
+    const url = `http://127.0.0.1:${port}`;
+    const body = JSON.stringify({
+      action: "s3:GetObject",
+      resource: "arn:aws:s3:::demo-reports/q3.csv",
+      audience: "billing-api",
+    });
+    const step = async (c: BenchConnection) => {
+      const created = await c.request("POST", "/v1/requests", "key", body);
+      if (created.status !== 201) throw new Error(`bare create: ${created.status}`);
+      const { id } = JSON.parse(created.body) as { id: string };
+      const collected = await c.request("POST", `/v1/requests/${id}/credential`, "key");
+      if (collected.status !== 200) throw new Error(`bare collect: ${collected.status}`);
+      return 1;
+    };
+    await closedLoop([url], clients, Math.min(1500, durationMs), step);
+    const server = child.pid as number;
+    const [server0, redis0] = [await cpuSeconds(server), await cpuSeconds(redis.pid)];
+    const { operations, seconds } = await closedLoop([url], clients, durationMs, step);
+    const [server1, redis1] = [await cpuSeconds(server), await cpuSeconds(redis.pid)];
+    return {
+      rps: operations / seconds,
+      serverUs: ((server1 - server0) * 1e6) / operations,
+      redisUs: ((redis1 - redis0) * 1e6) / operations,
+    };
+  } finally {
+    child.kill("SIGKILL");
+  }
 }

@@ -8,7 +8,14 @@ import { createKeyRing } from "../src/adapters/jwt-keys.js";
 import { generateKey, hashKey } from "../src/adapters/key-identity.js";
 import { cpuSeconds, ownCpuSeconds } from "./cpu.js";
 import { BenchConnection } from "./http-client.js";
-import { closedLoop, measureHttpEcho, measureJose, measureRedisScript } from "./limits.js";
+import {
+  type BareStackFigures,
+  closedLoop,
+  measureBareStack,
+  measureHttpEcho,
+  measureJose,
+  measureRedisScript,
+} from "./limits.js";
 import { round, summarize } from "./stats.js";
 
 // `npm run bench`: writ's issue, consume and approval wake-up paths on a real
@@ -247,11 +254,18 @@ async function main() {
     );
 
     // The limits, measured first while writ is idle.
-    log("measuring limits: node:http echo, jose EdDSA, Redis EVALSHA ...");
+    log("measuring limits: node:http echo, jose EdDSA, Redis EVALSHA, the bare stack ...");
     const skip = options["skip-limits"];
     const echoRps = skip ? Number.NaN : await measureHttpEcho(CLIENTS, 3000);
     const jose = skip ? { sign: Number.NaN, verify: Number.NaN } : await measureJose(1500);
     const redisRps = skip ? Number.NaN : await measureRedisScript(redisPort, 200_000);
+    const bare: BareStackFigures = skip
+      ? { rps: Number.NaN, serverUs: Number.NaN, redisUs: Number.NaN }
+      : await measureBareStack(
+          { url: `redis://127.0.0.1:${redisPort}`, pid: redis.child.pid as number },
+          CLIENTS,
+          4000,
+        );
 
     const agent = keys["bench-agent"] as string;
     const server = keys["billing-api"] as string;
@@ -356,9 +370,12 @@ async function main() {
       `  jose EdDSA sign (one core)   ${round(jose.sign, 0)} /s`,
       `  jose EdDSA verify (one core) ${round(jose.verify, 0)} /s`,
       `  Redis EVALSHA round trip     ${round(redisRps, 0)} /s (redis-benchmark, 50 clients)`,
+      `  bare stack issue path        ${round(bare.rps, 0)} credentials/s (${CLIENTS} clients; Hono, a node-redis script per call, a jose signature; none of writ's work)`,
+      `                               CPU per credential: server ${round(bare.serverUs, 0)} µs, Redis ${round(bare.redisUs, 0)} µs`,
       "",
       `issue path    ${round(issueRps, 0)} credentials/s (${round(issueRps * 2, 0)} HTTP req/s); per call p50 ${round(issueLatency.p50, 2)} ms, p99 ${round(issueLatency.p99, 2)} ms; ${round((100 * issueRps) / issueLimit, 0)}% of its limit (${round(issueLimit, 0)}/s)`,
       `              ${issueCpu}`,
+      `              ${round((100 * issueRps) / bare.rps, 0)}% of the bare stack's rate`,
       `consume path  ${round(consumeRps, 0)} consumes/s; p50 ${round(consumeLatency.p50, 2)} ms, p99 ${round(consumeLatency.p99, 2)} ms; ${round((100 * consumeRps) / consumeLimit, 0)}% of its limit (${round(consumeLimit, 0)}/s)`,
       `              ${consumeCpu}`,
       `approval wake-up  p50 ${round(wake.p50, 2)} ms, p99 ${round(wake.p99, 2)} ms (${wake.count} samples)`,
@@ -377,6 +394,7 @@ async function main() {
           jose_sign_per_s: round(jose.sign, 0),
           jose_verify_per_s: round(jose.verify, 0),
           redis_evalsha_per_s: round(redisRps, 0),
+          bare_stack_issue_rps: round(bare.rps, 0),
         },
       })}\n`,
     );
