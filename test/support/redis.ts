@@ -43,6 +43,8 @@ export interface RedisServerOptions {
   cluster?: boolean;
   /** Serve TLS only (`--port 0 --tls-port …`), with these PEM files. */
   tls?: RedisTlsFiles;
+  /** Start as a replica of this server (`--replicaof`), which must be plain TCP without a password. */
+  replicaOf?: RedisServer;
 }
 
 export interface RedisTlsFiles {
@@ -197,6 +199,9 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       "--logfile",
       "",
       ...(options.password !== undefined ? ["--requirepass", options.password] : []),
+      ...(options.replicaOf !== undefined
+        ? ["--replicaof", "127.0.0.1", String(options.replicaOf.port)]
+        : []),
       ...(clusterPort !== undefined
         ? [
             "--cluster-enabled",
