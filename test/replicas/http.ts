@@ -186,11 +186,7 @@ export async function startReplicaPair(
     setup,
     a,
     b,
-    key(id) {
-      const found = setup.keys[id];
-      if (found === undefined) throw new TypeError(`no key for ${id}`);
-      return found;
-    },
+    key: setup.key,
     async stop() {
       const codes = await Promise.all([a.stop(), b.stop()]);
       await redis.dispose();

@@ -27,11 +27,7 @@ let replica: RedisServer;
 let sentinel: RedisSentinelServer;
 let setup: ProductionSetup;
 let writ: WritProcess;
-const key = (id: string) => {
-  const found = setup.keys[id];
-  if (found === undefined) throw new TypeError(`no key for ${id}`);
-  return found;
-};
+const key = (id: string) => setup.key(id);
 
 /** Runs `command` on a server of the test and returns its reply. */
 async function ask(url: string, command: string[]): Promise<unknown> {

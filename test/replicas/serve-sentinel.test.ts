@@ -29,11 +29,7 @@ let primary: RedisServer;
 let sentinel: RedisSentinelServer;
 let setup: ProductionSetup;
 let writ: WritProcess;
-const key = (id: string) => {
-  const found = setup.keys[id];
-  if (found === undefined) throw new TypeError(`no key for ${id}`);
-  return found;
-};
+const key = (id: string) => setup.key(id);
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "writ-sentinel-serve-"));

@@ -19,11 +19,7 @@ let pki: TestPki;
 let redis: RedisServer;
 let setup: ProductionSetup;
 let writ: WritProcess | undefined;
-const key = (id: string) => {
-  const found = setup.keys[id];
-  if (found === undefined) throw new TypeError(`no key for ${id}`);
-  return found;
-};
+const key = (id: string) => setup.key(id);
 
 const tlsConfig = (caFile: string, extra: Record<string, unknown> = {}) => ({
   redis: {

@@ -9,6 +9,8 @@ export interface ProductionSetup {
   readonly keysFile: string;
   /** Plain keys by principal id. */
   readonly keys: Record<string, string>;
+  /** The plain key of a configured principal; throws for an unknown id. */
+  readonly key: (id: string) => string;
   /**
    * Writes `<dir>/<name>.json`: the shared configuration with its own data dir
    * `<dir>/<name>` (a replica on its own host), `raw` merged over the top level.
@@ -67,6 +69,11 @@ export async function createProductionSetup(
   return {
     keysFile,
     keys,
+    key(id) {
+      const found = keys[id];
+      if (found === undefined) throw new TypeError(`no key for ${id}`);
+      return found;
+    },
     async writeConfig(name, raw = {}) {
       const path = join(dir, `${name}.json`);
       const config = { ...base, data_dir: join(dir, name), ...raw };
