@@ -1,5 +1,5 @@
 import { request as httpRequest } from "node:http";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { allEvents, keyOf, S3_READ } from "../support/api.js";
 import { servedTestWrit } from "../support/harness.js";
 

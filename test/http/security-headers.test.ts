@@ -1,7 +1,7 @@
 import { once } from "node:events";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { SECURITY_HEADERS, setSecurityHeaders } from "../../src/http/security-headers.js";
 import { keyOf, S3_READ } from "../support/api.js";
 import { servedTestWrit } from "../support/harness.js";

@@ -4,8 +4,22 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import { createClient } from "redis";
+import { waitFor } from "./wait.js";
 
 const run = promisify(execFile);
+
+/** Runs one command on the server at `url` over a connection of its own, and returns the reply. */
+export async function redisCommand(url: string, command: readonly string[]): Promise<unknown> {
+  const client = await createClient({ url })
+    .on("error", () => {})
+    .connect();
+  try {
+    return await client.sendCommand([...command]);
+  } finally {
+    client.destroy();
+  }
+}
 
 /** The Redis configuration writ ships, whose AOF settings tests can run with. */
 export const SHIPPED_REDIS_CONF = resolve(import.meta.dirname, "../../infra/redis/redis.conf");
@@ -243,7 +257,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   throw lastError;
 }
 
-/** A Redis Cluster of masters only, every node on loopback. */
+/** A Redis Cluster on loopback: its masters, and their replicas if it has any. */
 export interface RedisClusterServers {
   readonly nodes: readonly RedisServer[];
   /** `redis://127.0.0.1:<port>` of every node. */
@@ -264,22 +278,45 @@ async function clusterInfo(port: number): Promise<string> {
 }
 
 /**
- * Starts `masters` cluster nodes, joins them with `redis-cli --cluster create`
- * (no replicas) and resolves once every node reports `cluster_state:ok`.
+ * Resolves once `server` replicates `primary`: after a failover the old
+ * primary turns into a replica of the new one. Until then a write it takes is
+ * lost on its resync (the window every asynchronous failover has).
  */
-export async function startRedisCluster(masters = 3): Promise<RedisClusterServers> {
+export async function waitUntilReplicaOf(server: RedisServer, primary: RedisServer): Promise<void> {
+  await waitFor(`127.0.0.1:${server.port} to replicate 127.0.0.1:${primary.port}`, async () => {
+    const info = String(await redisCommand(server.url, ["INFO", "replication"]));
+    return info.includes("role:slave") && info.includes(`master_port:${primary.port}`);
+  });
+}
+
+/** Whether every replica among `nodes` has its link to its master up. */
+async function inSync(nodes: readonly RedisServer[]): Promise<boolean> {
+  for (const node of nodes) {
+    const { stdout } = await run("redis-cli", ["-p", String(node.port), "info", "replication"]);
+    if (/role:slave/.test(stdout) && !/master_link_status:up/.test(stdout)) return false;
+  }
+  return true;
+}
+
+/**
+ * Starts `masters` cluster nodes and `replicas` replicas of each, joins them
+ * with `redis-cli --cluster create` and resolves once every node reports
+ * `cluster_state:ok` and knows every other, and every replica is in sync.
+ */
+export async function startRedisCluster(masters = 3, replicas = 0): Promise<RedisClusterServers> {
   const nodes: RedisServer[] = [];
   const dispose = async () => {
     await Promise.all(nodes.map((n) => n.dispose()));
   };
   try {
-    for (let i = 0; i < masters; i++) nodes.push(await startRedisServer({ cluster: true }));
+    const total = masters * (1 + replicas);
+    for (let i = 0; i < total; i++) nodes.push(await startRedisServer({ cluster: true }));
     await run("redis-cli", [
       "--cluster",
       "create",
       ...nodes.map((n) => `127.0.0.1:${n.port}`),
       "--cluster-replicas",
-      "0",
+      String(replicas),
       "--cluster-yes",
     ]);
     const deadline = Date.now() + START_TIMEOUT_MS;
@@ -289,8 +326,9 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterServer
         infos.every(
           (info) =>
             /cluster_state:ok/.test(info) &&
-            /cluster_known_nodes:(\d+)/.exec(info)?.[1] === String(masters),
-        )
+            /cluster_known_nodes:(\d+)/.exec(info)?.[1] === String(total),
+        ) &&
+        (await inSync(nodes))
       )
         break;
       if (Date.now() > deadline) throw new Error(`cluster did not converge:\n${infos.join("\n")}`);
