@@ -18,7 +18,7 @@ import { publicAuditRoutes } from "./routes/audit.js";
 import { type McpRouteOptions, mcpRoutes } from "./routes/mcp.js";
 import { requestRoutes } from "./routes/requests.js";
 import { tokenRoutes } from "./routes/tokens.js";
-import { nestsWithin } from "./schemas.js";
+import { jsonShapeProblem } from "./schemas.js";
 
 export interface AppOptions {
   broker: Broker;
@@ -148,7 +148,8 @@ export function createApp(options: AppOptions) {
     }
     // Parsed once here (Hono caches the text for the validators). Bounding the depth
     // first keeps hostile bodies thousands of levels deep away from the
-    // recursive schema validation, which would otherwise exhaust the stack.
+    // recursive schema validation, which would otherwise exhaust the stack; a
+    // `__proto__` key anywhere is refused here because schemas drop it silently.
     const text = await c.req.text();
     if (text.length > 0) {
       let body: unknown;
@@ -157,11 +158,19 @@ export function createApp(options: AppOptions) {
       } catch {
         return respond(c, "invalid_json", "The request body is not valid JSON.");
       }
-      if (!nestsWithin(body, MAX_BODY_DEPTH)) {
+      const problem = jsonShapeProblem(body, MAX_BODY_DEPTH);
+      if (problem === "too_deep") {
         return respond(
           c,
           "validation_failed",
           `The body nests deeper than ${MAX_BODY_DEPTH} levels.`,
+        );
+      }
+      if (problem === "proto_key") {
+        return respond(
+          c,
+          "validation_failed",
+          'The body has a key named "__proto__", which writ does not accept.',
         );
       }
     }

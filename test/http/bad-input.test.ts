@@ -272,6 +272,28 @@ describe("bad input gets a clear 4xx, never a 500, never lost state", () => {
       }
     });
 
+    it('a key named "__proto__" inside the context → 400 validation_failed, not dropped', async () => {
+      // JSON.parse keeps it as data; the schema would drop it without a word and
+      // record a context other than the one sent.
+      await onFreshWrit(async (fresh) => {
+        const valid = JSON.stringify(S3_READ).slice(0, -1);
+        for (const context of [
+          '{"__proto__":{"admin":true},"rows":1}',
+          '{"rows":1,"nested":{"deeper":[{"__proto__":{"admin":true}}]}}',
+        ]) {
+          const res = await fresh.call("POST", "/v1/requests", {
+            key: keyOf(fresh, "report-agent"),
+            body: `${valid},"context":${context}}`,
+          });
+          const error = await expectRejected(res, "validation_failed", 400);
+          expect(error.message).toContain("__proto__");
+        }
+        // Nothing was recorded.
+        const list = await fresh.call("GET", "/v1/requests", { key: keyOf(fresh, "bob") });
+        expect(((await list.json()) as { items: unknown[] }).items).toEqual([]);
+      });
+    });
+
     it("control characters in context keys → 400 validation_failed", async () => {
       await onFreshWrit(async (fresh) => {
         const res = await fresh.call("POST", "/v1/requests", {
