@@ -24,6 +24,13 @@ describe("the package's public entry points", () => {
     expect(pkg.bin.writ).toBe("dist/cli/bin.js");
   });
 
+  it("builds the writ command as an executable with its shebang, as npx runs it", async () => {
+    // `npm install && npx writ dev` runs dist/cli/bin.js itself, not through node:
+    // a build that leaves it without its execute bit breaks the quick start.
+    const { stdout } = await run(resolve(root, "dist/cli/bin.js"), ["--version"], { cwd: root });
+    expect(stdout).toMatch(/^writ \d+\.\d+\.\d+/);
+  });
+
   it("imports by package name from plain Node", async () => {
     const script = `
       const client = await import("writ/client");
