@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -24,6 +24,34 @@ const server = createServer((req, res) => {
 server.keepAliveTimeout = 30000;
 server.listen(0, "127.0.0.1", () => process.stdout.write(server.address().port + "\\n"));
 `;
+
+/** The body of every issue-path request the benchmark sends: the demo policy allows it at once. */
+export const S3_READ = JSON.stringify({
+  action: "s3:GetObject",
+  resource: "arn:aws:s3:::demo-reports/q3.csv",
+  audience: "billing-api",
+});
+
+/**
+ * Starts a server for a limit in its own process (`args` after node's path)
+ * and resolves with it and the port it prints once it listens.
+ */
+async function startLimitServer(
+  args: readonly string[],
+  what: string,
+): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout?.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
+      child.once("exit", () => reject(new Error(`${what} exited`)));
+    });
+    return { child, port };
+  } catch (error) {
+    child.kill("SIGKILL");
+    throw error;
+  }
+}
 
 /** Runs `clients` connections against `url` for `durationMs`, each sending `send` in a loop. */
 export async function closedLoop(
@@ -56,24 +84,16 @@ export async function closedLoop(
 
 /** Requests per second of a bare node:http JSON echo at `clients` connections. */
 export async function measureHttpEcho(clients: number, durationMs: number): Promise<number> {
-  const child = spawn(process.execPath, ["--input-type=module", "-e", ECHO_SERVER], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const { child, port } = await startLimitServer(
+    ["--input-type=module", "-e", ECHO_SERVER],
+    "echo server",
+  );
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      child.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
-      child.once("exit", () => reject(new Error("echo server exited")));
-    });
-    const body = JSON.stringify({
-      action: "s3:GetObject",
-      resource: "arn:aws:s3:::demo-reports/q3.csv",
-      audience: "billing-api",
-    });
     const { operations, seconds } = await closedLoop(
       [`http://127.0.0.1:${port}`],
       clients,
       durationMs,
-      async (c) => ((await c.request("POST", "/echo", "key", body)).status === 200 ? 1 : 0),
+      async (c) => ((await c.request("POST", "/echo", "key", S3_READ)).status === 200 ? 1 : 0),
     );
     return operations / seconds;
   } finally {
@@ -161,24 +181,14 @@ export async function measureBareStack(
   clients: number,
   durationMs: number,
 ): Promise<BareStackFigures> {
-  const child = spawn(
-    process.execPath,
+  const { child, port } = await startLimitServer(
     ["--import", "tsx", join(import.meta.dirname, "bare-stack-server.ts"), redis.url],
-    { stdio: ["ignore", "pipe", "inherit"] },
+    "bare stack server",
   );
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      child.stdout.once("data", (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
-      child.once("exit", () => reject(new Error("bare stack server exited")));
-    });
     const url = `http://127.0.0.1:${port}`;
-    const body = JSON.stringify({
-      action: "s3:GetObject",
-      resource: "arn:aws:s3:::demo-reports/q3.csv",
-      audience: "billing-api",
-    });
     const step = async (c: BenchConnection) => {
-      const created = await c.request("POST", "/v1/requests", "key", body);
+      const created = await c.request("POST", "/v1/requests", "key", S3_READ);
       if (created.status !== 201) throw new Error(`bare create: ${created.status}`);
       const { id } = JSON.parse(created.body) as { id: string };
       const collected = await c.request("POST", `/v1/requests/${id}/credential`, "key");

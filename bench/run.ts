@@ -15,6 +15,7 @@ import {
   measureHttpEcho,
   measureJose,
   measureRedisScript,
+  S3_READ,
 } from "./limits.js";
 import { round, summarize } from "./stats.js";
 
@@ -125,11 +126,6 @@ function stopProcess(child: ChildProcessWithoutNullStreams): Promise<void> {
   });
 }
 
-const S3_READ = JSON.stringify({
-  action: "s3:GetObject",
-  resource: "arn:aws:s3:::demo-reports/q3.csv",
-  audience: "billing-api",
-});
 const CUSTOMERS_EXPORT = JSON.stringify({
   action: "db:export",
   resource: "db://prod/customers",
