@@ -18,7 +18,7 @@ import {
 } from "../support/api.js";
 import { extraIdentities } from "../support/extra-identities.js";
 import { startTestWrit, type TestWrit } from "../support/harness.js";
-import { freePort, type RedisServer, startRedisServer } from "../support/redis.js";
+import { freePort, type RedisServer, replyFields, startRedisServer } from "../support/redis.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const WAIT_MS = 20_000;
@@ -85,15 +85,7 @@ async function pendingOf(group: string): Promise<number> {
 async function groupProgress(group: string) {
   const groups = (await raw.sendCommand(["XINFO", "GROUPS", STREAM])) as unknown[];
   for (const entry of groups) {
-    // A flat list of field names and values (RESP2) or a map (RESP3).
-    const fields =
-      entry instanceof Map
-        ? Object.fromEntries(entry)
-        : Array.isArray(entry)
-          ? Object.fromEntries(
-              Array.from({ length: entry.length / 2 }, (_, i) => [entry[2 * i], entry[2 * i + 1]]),
-            )
-          : (entry as Record<string, unknown>);
+    const fields = replyFields(entry);
     if (String(fields.name) === group) {
       return {
         lastDelivered: String(fields["last-delivered-id"]),

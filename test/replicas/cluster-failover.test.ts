@@ -24,18 +24,17 @@ let setup: ProductionSetup;
 let writ: WritProcess;
 const key = (id: string) => setup.key(id);
 
-/** `CLUSTER NODES` of one node: id, address, flags and master id of every node. */
+/** `CLUSTER NODES` of one node: the id, port and master id of every node. */
 async function clusterNodes(node: RedisServer) {
   const text = String(await redisCommand(node.url, ["CLUSTER", "NODES"]));
   return text
     .trim()
     .split("\n")
     .map((line) => {
-      const [id, address, flags, master] = line.split(" ");
+      const [id, address, , master] = line.split(" ");
       return {
         id: id as string,
         port: Number(address?.split("@")[0]?.split(":")[1]),
-        flags: (flags ?? "").split(","),
         master: master as string,
       };
     });

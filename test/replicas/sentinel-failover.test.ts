@@ -7,6 +7,7 @@ import {
   type RedisSentinelServer,
   type RedisServer,
   redisCommand,
+  replyFields,
   startRedisSentinel,
   startRedisServer,
   waitUntilReplicaOf,
@@ -27,14 +28,6 @@ let setup: ProductionSetup;
 let writ: WritProcess;
 const key = (id: string) => setup.key(id);
 
-/** A Sentinel reply's record: a flat list of names and values, or a map (RESP3). */
-function fieldsOf(entry: unknown): Record<string, unknown> {
-  if (!Array.isArray(entry)) return entry as Record<string, unknown>;
-  const fields: Record<string, unknown> = {};
-  for (let i = 0; i + 1 < entry.length; i += 2) fields[String(entry[i])] = entry[i + 1];
-  return fields;
-}
-
 /** The port of the primary Sentinel names now. */
 async function namedPrimaryPort(): Promise<number> {
   const reply = (await redisCommand(sentinel.url, [
@@ -49,11 +42,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "writ-sentinel-failover-"));
   primary = await startRedisServer();
   replica = await startRedisServer({ replicaOf: primary });
-  await waitFor("the replica to sync", async () =>
-    String(await redisCommand(replica.url, ["INFO", "replication"])).includes(
-      "master_link_status:up",
-    ),
-  );
+  await waitUntilReplicaOf(replica, primary);
   sentinel = await startRedisSentinel(primary);
   // Sentinel learns of replicas from the primary's INFO: only a known one can be promoted.
   await waitFor("Sentinel to know the replica", async () => {
@@ -63,7 +52,7 @@ beforeAll(async () => {
       sentinel.name,
     ])) as unknown[];
     return replicas.some((entry) => {
-      const fields = fieldsOf(entry);
+      const fields = replyFields(entry);
       return fields.port === String(replica.port) && fields.flags === "slave";
     });
   });

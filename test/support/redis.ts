@@ -278,14 +278,32 @@ async function clusterInfo(port: number): Promise<string> {
 }
 
 /**
- * Resolves once `server` replicates `primary`: after a failover the old
- * primary turns into a replica of the new one. Until then a write it takes is
- * lost on its resync (the window every asynchronous failover has).
+ * A record in a Redis reply (`XINFO GROUPS`, `SENTINEL REPLICAS`): a flat list
+ * of names and values in RESP2, a map in RESP3, or an object once node-redis
+ * has transformed it.
+ */
+export function replyFields(entry: unknown): Record<string, unknown> {
+  if (entry instanceof Map) return Object.fromEntries(entry);
+  if (!Array.isArray(entry)) return entry as Record<string, unknown>;
+  const fields: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < entry.length; i += 2) fields[String(entry[i])] = entry[i + 1];
+  return fields;
+}
+
+/**
+ * Resolves once `server` replicates `primary` with its link up: a new replica
+ * once it has synced, or the old primary after a failover, which turns into a
+ * replica of the new one. Until then a write it takes is lost on its resync
+ * (the window every asynchronous failover has).
  */
 export async function waitUntilReplicaOf(server: RedisServer, primary: RedisServer): Promise<void> {
   await waitFor(`127.0.0.1:${server.port} to replicate 127.0.0.1:${primary.port}`, async () => {
     const info = String(await redisCommand(server.url, ["INFO", "replication"]));
-    return info.includes("role:slave") && info.includes(`master_port:${primary.port}`);
+    return (
+      info.includes("role:slave") &&
+      info.includes(`master_port:${primary.port}`) &&
+      info.includes("master_link_status:up")
+    );
   });
 }
 
