@@ -2,11 +2,9 @@ import { readFile, rm } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { createMemoryStore } from "../src/adapters/memory-store.js";
 import { verifyLogFile } from "../src/audit/verify-log.js";
-import { silentLogger } from "../src/ports/logger.js";
 import type { RequestStore } from "../src/ports/store.js";
-import { serveWrit } from "../src/server.js";
 import { CUSTOMERS_EXPORT, createRequest, keyOf, S3_READ } from "./support/api.js";
-import { startTestWrit } from "./support/harness.js";
+import { serveTestWrit, startTestWrit } from "./support/harness.js";
 
 describe("graceful shutdown", () => {
   it("ends in-flight long-polls at once and drains, well inside the grace period", async () => {
@@ -21,13 +19,7 @@ describe("graceful shutdown", () => {
       },
     };
     const t = await startTestWrit({}, { store });
-    const server = await serveWrit(t.writ, {
-      host: "127.0.0.1",
-      port: 0,
-      logger: silentLogger,
-      sweepIntervalSeconds: 60,
-      shutdownGraceSeconds: 30,
-    });
+    const server = await serveTestWrit(t, { shutdownGraceSeconds: 30 });
     try {
       const { id } = await createRequest(t, CUSTOMERS_EXPORT);
       const headers = { authorization: `Bearer ${keyOf(t, "report-agent")}` };
@@ -73,13 +65,7 @@ describe("graceful shutdown", () => {
       },
     };
     const t = await startTestWrit({}, { store });
-    const server = await serveWrit(t.writ, {
-      host: "127.0.0.1",
-      port: 0,
-      logger: silentLogger,
-      sweepIntervalSeconds: 60,
-      shutdownGraceSeconds: 30,
-    });
+    const server = await serveTestWrit(t, { shutdownGraceSeconds: 30 });
     try {
       const { id } = await createRequest(t, S3_READ);
       const agent = { authorization: `Bearer ${keyOf(t, "report-agent")}` };

@@ -21,6 +21,7 @@ import { startNotificationWorker } from "../../src/notify/worker.js";
 import type { Logger } from "../../src/ports/logger.js";
 import { silentLogger } from "../../src/ports/logger.js";
 import {
+  APPROVAL_FLOW_EVENTS,
   allEvents,
   approveAs,
   CUSTOMERS_EXPORT,
@@ -717,16 +718,7 @@ describe("the whole HTTP flow on Redis", () => {
       );
 
       const events = await allEvents(t, { request_id: pending.id });
-      expect(events.map((e) => e.type)).toEqual([
-        "request.created",
-        "request.decided",
-        "approval.granted",
-        "approval.granted",
-        "request.approved",
-        "credential.issued",
-        "token.used",
-        "token.replay_blocked",
-      ]);
+      expect(events.map((e) => e.type)).toEqual(APPROVAL_FLOW_EVENTS);
       expect(events.every((e) => /^\d+-\d+$/.test(e.id))).toBe(true);
       expect(JSON.stringify(events)).not.toContain(token);
 

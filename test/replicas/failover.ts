@@ -1,11 +1,11 @@
 import { createClient } from "redis";
 import { expect } from "vitest";
 import { verifyLogFile } from "../../src/audit/verify-log.js";
-import { CUSTOMERS_EXPORT } from "../support/api.js";
+import { APPROVAL_FLOW_EVENTS, CUSTOMERS_EXPORT } from "../support/api.js";
 import { redisCommand } from "../support/redis.js";
 import { waitFor } from "../support/wait.js";
 import type { WritProcess } from "../support/writ-process.js";
-import { APPROVAL_FLOW_EVENTS, approvalFlow, call, logFiles, loggedEventIds } from "./http.js";
+import { approvalFlow, call, logFiles, loggedEventIds } from "./http.js";
 
 export interface FailoverCase {
   /** A `writ serve` of the production setup, on the Redis deployment that fails over. */

@@ -144,18 +144,6 @@ export async function approvalFlow(
   return { id, events: await allEvents(base, key("dana"), { request_id: id }) };
 }
 
-/** The event types a request goes through in {@link approvalFlow}. */
-export const APPROVAL_FLOW_EVENTS = [
-  "request.created",
-  "request.decided",
-  "approval.granted",
-  "approval.granted",
-  "request.approved",
-  "credential.issued",
-  "token.used",
-  "token.replay_blocked",
-] as const;
-
 /** Two `writ serve` processes on one real redis-server, each with its own config. */
 export interface ReplicaPair {
   readonly dir: string;

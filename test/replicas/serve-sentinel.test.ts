@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CUSTOMERS_EXPORT } from "../support/api.js";
+import { APPROVAL_FLOW_EVENTS, CUSTOMERS_EXPORT } from "../support/api.js";
 import { createProductionSetup, type ProductionSetup } from "../support/production-config.js";
 import {
   type RedisSentinelServer,
@@ -15,7 +15,7 @@ import {
   startRedisServer,
 } from "../support/redis.js";
 import { startWritProcess, type WritProcess } from "../support/writ-process.js";
-import { APPROVAL_FLOW_EVENTS, approvalFlow } from "./http.js";
+import { approvalFlow } from "./http.js";
 
 // `writ serve` configured with redis.sentinel: it asks a real Sentinel for the
 // primary, authenticating to the Sentinel and to the primary with passwords

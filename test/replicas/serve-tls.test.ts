@@ -4,12 +4,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT } from "../../src/cli/command.js";
 import { runCli } from "../../src/cli/main.js";
-import { CUSTOMERS_EXPORT } from "../support/api.js";
+import { APPROVAL_FLOW_EVENTS, CUSTOMERS_EXPORT } from "../support/api.js";
 import { createProductionSetup, type ProductionSetup } from "../support/production-config.js";
 import { type RedisServer, startRedisServer } from "../support/redis.js";
 import { createTestPki, type TestPki } from "../support/tls.js";
 import { startWritProcess, type WritProcess } from "../support/writ-process.js";
-import { APPROVAL_FLOW_EVENTS, approvalFlow } from "./http.js";
+import { approvalFlow } from "./http.js";
 
 // `writ serve` on a redis-server that speaks TLS only and requires a client
 // certificate, with a throwaway CA made by openssl for this run.

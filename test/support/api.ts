@@ -158,3 +158,18 @@ export async function allRequests(t: TestWrit): Promise<RequestBody[]> {
     cursor = page.next;
   }
 }
+
+/**
+ * The event types of a request's whole approval flow: created, decided,
+ * approved by two reviewers, its JWT collected, used once and refused a replay.
+ */
+export const APPROVAL_FLOW_EVENTS = [
+  "request.created",
+  "request.decided",
+  "approval.granted",
+  "approval.granted",
+  "request.approved",
+  "credential.issued",
+  "token.used",
+  "token.replay_blocked",
+] as const;

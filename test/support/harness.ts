@@ -115,14 +115,20 @@ export async function startTestWrit(
   };
 }
 
-/** Serves a test writ over HTTP on a free loopback port; `stop()` also closes the writ. */
-export function serveTestWrit(t: TestWrit): Promise<RunningServer> {
+/**
+ * Serves a test writ over HTTP on a free loopback port; `stop()` also closes the
+ * writ. Tests of draining give it a longer grace period.
+ */
+export function serveTestWrit(
+  t: TestWrit,
+  options: { shutdownGraceSeconds?: number } = {},
+): Promise<RunningServer> {
   return serveWrit(t.writ, {
     host: "127.0.0.1",
     port: 0,
     logger: silentLogger,
     sweepIntervalSeconds: 3600,
-    shutdownGraceSeconds: 1,
+    shutdownGraceSeconds: options.shutdownGraceSeconds ?? 1,
   });
 }
 
