@@ -9,8 +9,9 @@ import { readdir, readFile } from "node:fs/promises";
 /** Clock ticks per second of /proc's times: 100 on every Linux writ supports. */
 const TICKS_PER_SECOND = 100;
 
-async function processTicks(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+async function processTicks(pid: number, thread?: number): Promise<number> {
+  const path = thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`;
+  const stat = await readFile(path, "utf8");
   // The command name, in parentheses, may hold spaces: count fields after it.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return Number(fields[11]) + Number(fields[12]);
@@ -25,21 +26,36 @@ async function childrenOf(pid: number): Promise<number[]> {
   return out;
 }
 
-/** Seconds of CPU used so far by `pid` and every process under it that is still running. */
-export async function cpuSeconds(pid: number): Promise<number> {
-  if (process.platform !== "linux") return Number.NaN;
+/** CPU used so far by a process tree: in all, and by each process's main thread. */
+export interface TreeCpu {
+  /** Seconds used by `pid` and every process under it that is still running. */
+  readonly seconds: number;
+  /** Seconds used by the main thread (the JavaScript event loop) of each of those processes, by pid. */
+  readonly mainThreads: ReadonlyMap<number, number>;
+}
+
+/** The CPU used so far by `pid` and every process under it that is still running. */
+export async function treeCpu(pid: number): Promise<TreeCpu> {
+  const mainThreads = new Map<number, number>();
+  if (process.platform !== "linux") return { seconds: Number.NaN, mainThreads };
   let ticks = 0;
   const pending = [pid];
   while (pending.length > 0) {
     const next = pending.pop() as number;
     try {
       ticks += await processTicks(next);
+      mainThreads.set(next, (await processTicks(next, next)) / TICKS_PER_SECOND);
     } catch {
       continue;
     }
     pending.push(...(await childrenOf(next)));
   }
-  return ticks / TICKS_PER_SECOND;
+  return { seconds: ticks / TICKS_PER_SECOND, mainThreads };
+}
+
+/** Seconds of CPU used so far by `pid` and every process under it that is still running. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  return (await treeCpu(pid)).seconds;
 }
 
 /** CPU seconds of this process (the load generator), user and system. */

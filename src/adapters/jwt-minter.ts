@@ -34,15 +34,22 @@ export function tokenDigest(token: string): string {
  * Signs a compact JWS with Node's own crypto: writ signs only tokens it builds
  * itself, from fixed fields, so nothing untrusted is parsed here, and the
  * private key is a Node key object imported once. (jose's WebCrypto path costs
- * several times more per signature; verification stays with jose.)
+ * several times more per signature; verification stays with jose.) The
+ * signature is computed on libuv's thread pool (`sign` with a callback), not
+ * on the event loop, which serves every other call meanwhile.
  */
-function signJwt(key: SigningKey, header: object, payload: object): string {
+function signJwt(key: SigningKey, header: object, payload: object): Promise<string> {
   const input = `${base64url(header)}.${base64url(payload)}`;
-  const signature =
-    key.alg === "EdDSA"
-      ? sign(null, Buffer.from(input), key.privateKey)
-      : sign("sha256", Buffer.from(input), { key: key.privateKey, dsaEncoding: "ieee-p1363" });
-  return `${input}.${signature.toString("base64url")}`;
+  return new Promise((resolve, reject) => {
+    const done = (error: Error | null, signature: Buffer) => {
+      if (error !== null) reject(error);
+      else resolve(`${input}.${signature.toString("base64url")}`);
+    };
+    if (key.alg === "EdDSA") sign(null, Buffer.from(input), key.privateKey, done);
+    else {
+      sign("sha256", Buffer.from(input), { key: key.privateKey, dsaEncoding: "ieee-p1363" }, done);
+    }
+  });
 }
 
 /** Mints a signed JWT bound to the request's one action on one resource, for one audience. */
@@ -62,7 +69,7 @@ export function createJwtMinter(options: JwtOptions): Minter {
         actions: [request.action],
         locations: [request.resource],
       };
-      const token = signJwt(
+      const token = await signJwt(
         key,
         { alg: key.alg, kid: key.kid, typ: "JWT" },
         {
