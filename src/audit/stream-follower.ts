@@ -40,6 +40,12 @@ export interface StreamFollowingLogOptions {
    * A `store_unavailable` failure is retried like an unreachable store.
    */
   onGap?: (gap: StreamGap) => Promise<unknown>;
+  /**
+   * Told once when the log fails closed (a write failed, or the stream could
+   * not be followed): from then on `writable()` is false and every `append`
+   * rejects. Not told of a close.
+   */
+  onFailed?: (error: WritError) => void;
 }
 
 /** Batches handed to the file and not yet fsynced, at most, before reading waits. */
@@ -87,12 +93,17 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
       error: (error as Error).message,
       after: durableCursor.cursor,
     });
-    durableCursor.fail(
+    const failure =
       error instanceof WritError
         ? error
-        : new WritError("audit_unavailable", "The audit log could not record events."),
-    );
+        : new WritError("audit_unavailable", "The audit log could not record events.");
+    durableCursor.fail(failure);
     stop.abort();
+    try {
+      options.onFailed?.(failure);
+    } catch {
+      // Whoever is told can do nothing more here: the log has failed closed anyway.
+    }
   }
 
   /** Pauses before the next attempt, longer after each failure in a row: never a spin. */

@@ -174,22 +174,29 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     ({ repair, integrity } = opened);
     auditFile = file;
     const { onAuditDurable, onAuditReport } = options;
+    let cursor: string | undefined;
+    const report = (writable: boolean) =>
+      onAuditReport?.({
+        cursor,
+        writable,
+        dir: file.dir,
+        seq: file.lastSeq(),
+        checkpoint: file.lastCheckpoint(),
+      });
     auditLog = createStreamFollowingLog({
       store,
       file,
       logger,
       after: store.persistent ? file.tailEventIdAtOpen : undefined,
+      // A primary's workers refuse changes as soon as its log fails closed,
+      // not after each of their callers has waited out the append timeout.
+      ...(onAuditReport !== undefined ? { onFailed: () => report(false) } : {}),
       ...(onAuditDurable !== undefined || onAuditReport !== undefined
         ? {
-            async onDurable(cursor): Promise<StreamGap | undefined> {
-              onAuditReport?.({
-                cursor,
-                writable: file.writable(),
-                dir: file.dir,
-                seq: file.lastSeq(),
-                checkpoint: file.lastCheckpoint(),
-              });
-              return (await onAuditDurable?.(cursor, file.dir)) ?? undefined;
+            async onDurable(durable): Promise<StreamGap | undefined> {
+              cursor = durable;
+              report(file.writable());
+              return (await onAuditDurable?.(durable, file.dir)) ?? undefined;
             },
             // A log that lacks trimmed events says so in the record itself.
             onGap: (gap) => recordAuditGap({ store, clock }, gap),

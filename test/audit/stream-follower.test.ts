@@ -157,14 +157,26 @@ describe("the audit log that follows the event stream", () => {
     expect(reports).toEqual([undefined, "2", "3", "3"]);
   });
 
-  it("fails closed once its file can no longer be written", async () => {
+  it("fails closed once its file can no longer be written, and says so once", async () => {
     const file = await openFileAuditLog({ dir });
-    const log = createStreamFollowingLog({ store, file, logger: silentLogger, after: undefined });
+    const onFailed = vi.fn();
+    const log = createStreamFollowingLog({
+      store,
+      file,
+      logger: silentLogger,
+      after: undefined,
+      onFailed,
+    });
     await file.close();
     expect(log.writable()).toBe(false);
     const events = await store.append([event(1)]);
     await expect(log.append(events)).rejects.toMatchObject({ code: "audit_unavailable" });
+    expect(onFailed).toHaveBeenCalledTimes(1);
+    expect(onFailed.mock.calls[0]?.[0]).toMatchObject({ code: "audit_unavailable" });
+    const later = await store.append([event(2)]);
+    await expect(log.append(later)).rejects.toMatchObject({ code: "audit_unavailable" });
     await log.close();
+    expect(onFailed).toHaveBeenCalledTimes(1);
     expect((await readdir(dir)).filter((f) => f.endsWith(".lock"))).toEqual([]);
   });
 

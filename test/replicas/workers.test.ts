@@ -3,10 +3,11 @@ import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { segmentName } from "../../src/audit/segments.js";
 import { verifyLogFile } from "../../src/audit/verify-log.js";
 import { S3_READ } from "../support/api.js";
 import { createProductionSetup, type ProductionSetup } from "../support/production-config.js";
-import { type RedisServer, startRedisServer } from "../support/redis.js";
+import { type RedisServer, redisCommand, startRedisServer } from "../support/redis.js";
 import { startWritProcess, type WritProcess } from "../support/writ-process.js";
 import { allEvents, call, logFiles, loggedEventIds, tally } from "./http.js";
 
@@ -78,9 +79,10 @@ function onNewConnection(
   path: string,
   headers: Record<string, string> = {},
   body?: string,
+  base = writ.url,
 ): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(`${writ.url}${path}`, { method, agent: false, headers }, (res) => {
+    const req = httpRequest(`${base}${path}`, { method, agent: false, headers }, (res) => {
       let text = "";
       res.setEncoding("utf8").on("data", (chunk: string) => {
         text += chunk;
@@ -275,6 +277,69 @@ describe("a worker whose primary is gone", () => {
     await other.stop("SIGKILL");
     await until(() => pids.every((pid) => !alive(pid)), "the workers to exit");
     await expect(fetch(`${other.url}/healthz`)).rejects.toThrow();
+  });
+});
+
+describe("a primary whose audit log fails closed", () => {
+  it("has its workers refuse changes before recording them, and report not ready", async () => {
+    const own = await startRedisServer();
+    const config = await setup.writeConfig("failing", {
+      server: { port: 0, shutdown_grace_seconds: 5, workers: 2 },
+      audit: { segment_max_bytes: 4096 },
+    });
+    const failing = await startWritProcess(["serve", "--config", config, "--quiet"], {
+      WRIT_REDIS_URL: own.url,
+    });
+    try {
+      // The log opens each new segment exclusively: with the next one's name
+      // taken, the first rotation fails, a real write failure of the primary.
+      await writeFile(join(dir, "failing", "audit", segmentName(2)), "", { flag: "wx" });
+      let refused: Awaited<ReturnType<typeof call>> | undefined;
+      for (let i = 0; i < 20 && refused === undefined; i++) {
+        const created = await call(
+          failing.url,
+          "POST",
+          "/v1/requests",
+          key("report-agent"),
+          S3_READ,
+        );
+        if (created.status !== 201) refused = created;
+      }
+      expect(refused?.status).toBe(503);
+      expect(refused?.body).toMatchObject({ error: { code: "audit_unavailable" } });
+
+      // Both workers know it (connections go to them in turn): not ready...
+      const readiness = async () => {
+        const answers = [];
+        for (let i = 0; i < 4; i++)
+          answers.push(
+            (await onNewConnection("GET", "/readyz", {}, undefined, failing.url)).status,
+          );
+        return answers;
+      };
+      await until(
+        async () => (await readiness()).every((s) => s === 503),
+        "both workers not ready",
+      );
+      // ...and a change is refused up front: nothing more reaches the stream.
+      const streamLength = () => redisCommand(own.url, ["XLEN", "{writ}:events"]);
+      const before = await streamLength();
+      for (let i = 0; i < 4; i++) {
+        const answer = await onNewConnection(
+          "POST",
+          "/v1/requests",
+          { authorization: `Bearer ${key("report-agent")}`, "content-type": "application/json" },
+          JSON.stringify(S3_READ),
+          failing.url,
+        );
+        expect(answer.status).toBe(503);
+        expect(JSON.parse(answer.body)).toMatchObject({ error: { code: "audit_unavailable" } });
+      }
+      expect(await streamLength()).toBe(before);
+    } finally {
+      await failing.stop();
+      await own.dispose();
+    }
   });
 });
 
