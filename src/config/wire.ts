@@ -175,10 +175,12 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     auditFile = file;
     const { onAuditDurable, onAuditReport } = options;
     let cursor: string | undefined;
+    /** Once the log has failed closed, no later report (at close) says otherwise. */
+    let failed = false;
     const report = (writable: boolean) =>
       onAuditReport?.({
         cursor,
-        writable,
+        writable: writable && !failed,
         dir: file.dir,
         seq: file.lastSeq(),
         checkpoint: file.lastCheckpoint(),
@@ -190,7 +192,14 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
       after: store.persistent ? file.tailEventIdAtOpen : undefined,
       // A primary's workers refuse changes as soon as its log fails closed,
       // not after each of their callers has waited out the append timeout.
-      ...(onAuditReport !== undefined ? { onFailed: () => report(false) } : {}),
+      ...(onAuditReport !== undefined
+        ? {
+            onFailed: () => {
+              failed = true;
+              report(false);
+            },
+          }
+        : {}),
       ...(onAuditDurable !== undefined || onAuditReport !== undefined
         ? {
             async onDurable(durable): Promise<StreamGap | undefined> {
