@@ -42,6 +42,11 @@ const { values: options } = parseArgs({
     profile: { type: "string" },
     /** Extra Node.js options for the writ processes, space-separated (e.g. "--max-semi-space-size=32"). */
     "node-options": { type: "string", default: "" },
+    /**
+     * Also measure single calls alone (the liveness probe, an authenticated read,
+     * a create without its collect): what one call of each kind costs writ.
+     */
+    calls: { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(options.seconds);
@@ -301,6 +306,33 @@ async function main() {
 
     log("warming up ...");
     await closedLoop(urls, CLIENTS, 1500, issueStep(false));
+    const callLines: string[] = [];
+    if (options.calls) {
+      const first = await BenchConnection.open(urls[0] as string);
+      const created = await first.request("POST", "/v1/requests", agent, S3_READ);
+      first.close();
+      const readPath = `/v1/requests/${(JSON.parse(created.body) as { id: string }).id}`;
+      const calls: [string, string, string, string | undefined, string | undefined, number][] = [
+        ["GET /healthz", "GET", "/healthz", undefined, undefined, 200],
+        ["GET /v1/requests/{id}", "GET", readPath, agent, undefined, 200],
+        ["POST /v1/requests alone", "POST", "/v1/requests", agent, S3_READ, 201],
+      ];
+      for (const [name, method, path, key, body, expected] of calls) {
+        log(`single calls: ${name}, ${CLIENTS} clients for ${SECONDS} s ...`);
+        const before = await readCpu(writPids, redis.child.pid as number);
+        const run = await closedLoop(urls, CLIENTS, SECONDS * 1000, async (c) => {
+          const res = await c.request(method, path, key, body);
+          if (res.status !== expected) throw new Error(`${name}: ${res.status} ${res.body}`);
+          return 1;
+        });
+        const after = await readCpu(writPids, redis.child.pid as number);
+        callLines.push(
+          `  ${name.padEnd(26)} ${round(run.operations / run.seconds, 0)}/s`,
+          `  ${"".padEnd(26)} ${cpuLine(before, after, run.operations, run.seconds)}`,
+        );
+      }
+    }
+
     log(`issue path: ${CLIENTS} clients for ${SECONDS} s ...`);
     tokens.length = 0;
     const redisPid = redis.child.pid as number;
@@ -389,6 +421,9 @@ async function main() {
       `consume path  ${round(consumeRps, 0)} consumes/s; p50 ${round(consumeLatency.p50, 2)} ms, p99 ${round(consumeLatency.p99, 2)} ms; ${round((100 * consumeRps) / consumeLimit, 0)}% of its limit (${round(consumeLimit, 0)}/s)`,
       `              ${consumeCpu}`,
       `approval wake-up  p50 ${round(wake.p50, 2)} ms, p99 ${round(wake.p99, 2)} ms (${wake.count} samples)`,
+      ...(callLines.length > 0
+        ? ["", "single calls, each alone in a closed loop:", ...callLines]
+        : []),
       "",
     ];
     process.stdout.write(lines.join("\n"));
