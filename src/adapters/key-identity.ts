@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Agent, Principal, PrincipalKind, Reviewer } from "../domain/principal.js";
+import { personKey } from "../domain/review.js";
 import type { IdentityDirectory } from "../ports/identity.js";
 
 /** Key prefixes say which kind of principal a key is for, so a misplaced key is obvious. */
@@ -33,7 +34,7 @@ export function createKeyDirectory(principals: readonly KeyedPrincipal[]): Ident
   const byHash = new Map<string, { principal: Principal; hash: Buffer }>();
   const agents = new Map<string, Agent>();
   const reviewers = new Map<string, Reviewer>();
-  const ids = new Map<string, PrincipalKind>();
+  const ids = new Set<string>();
   for (const entry of principals) {
     const { keySha256, ...principal } = entry;
     if (!/^[0-9a-f]{64}$/.test(keySha256)) {
@@ -46,11 +47,14 @@ export function createKeyDirectory(principals: readonly KeyedPrincipal[]): Ident
         `${principal.kind} "${principal.id}" reuses a key held by another principal`,
       );
     }
-    const seen = ids.get(principal.id);
-    if (seen === principal.kind) {
-      throw new TypeError(`${principal.kind} id "${principal.id}" is defined twice`);
+    // Person ids compare without case: "bob" and "Bob" are one reviewer (rule 2).
+    const idKey = `${principal.kind}:${personKey(principal.id)}`;
+    if (ids.has(idKey)) {
+      throw new TypeError(
+        `${principal.kind} id "${principal.id}" is defined twice (ids compare without case)`,
+      );
     }
-    ids.set(principal.id, principal.kind);
+    ids.add(idKey);
     const clean = Object.freeze(principal) as Principal;
     byHash.set(keySha256, { principal: clean, hash: Buffer.from(keySha256, "hex") });
     if (clean.kind === "agent") agents.set(clean.id, clean);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { personKey } from "../domain/review.js";
 import { AwsConfig } from "./aws-schema.js";
 import { McpConfig } from "./mcp-schema.js";
 import {
@@ -164,6 +165,20 @@ export const WritConfigSchema = WritConfigObject.superRefine((config, ctx) => {
         code: "custom",
         path: ["identities", "oidc", index, "issuer"],
         message: "is writ's own issuer; trust another issuer",
+      });
+    }
+  });
+  // Person ids compare without case (rule 2 counts people, not spellings), so two
+  // reviewers under "bob" and "Bob" would be one person approving twice.
+  const people = new Map<string, number>();
+  config.identities.reviewers.forEach((reviewer, index) => {
+    const first = people.get(personKey(reviewer.id));
+    if (first === undefined) people.set(personKey(reviewer.id), index);
+    else {
+      ctx.addIssue({
+        code: "custom",
+        path: ["identities", "reviewers", index, "id"],
+        message: `names the same person as identities.reviewers.${first}.id (ids compare without case); give each reviewer one entry`,
       });
     }
   });

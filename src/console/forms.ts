@@ -1,9 +1,8 @@
 import { timingSafeEqual } from "node:crypto";
 import type { Context } from "hono";
 import { WritError } from "../domain/errors.js";
+import { PRINTABLE, PRINTABLE_MESSAGE } from "../domain/text.js";
 
-/** Same rule as the API's text fields: no control or bidirectional-override characters. */
-const PRINTABLE = /^[^\p{Cc}\u202A-\u202E\u2066-\u2069]*$/u;
 /** Console forms are a few short fields; anything larger is refused before parsing. */
 export const MAX_FORM_BYTES = 16 * 1024;
 
@@ -32,10 +31,7 @@ export function textField(form: URLSearchParams, name: string, max: number): str
     throw new WritError("validation_failed", `${name} is longer than ${max} characters.`);
   }
   if (!PRINTABLE.test(value)) {
-    throw new WritError(
-      "validation_failed",
-      `${name} must not contain control or bidirectional-override characters.`,
-    );
+    throw new WritError("validation_failed", `${name} ${PRINTABLE_MESSAGE}.`);
   }
   return value;
 }

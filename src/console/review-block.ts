@@ -1,5 +1,6 @@
 import type { Reviewer } from "../domain/principal.js";
 import type { AccessRequest } from "../domain/request.js";
+import { samePerson } from "../domain/review.js";
 
 /**
  * Why `reviewer` cannot review `request`, in words, or undefined if they can. Only
@@ -9,9 +10,9 @@ import type { AccessRequest } from "../domain/request.js";
 export function reviewBlock(request: AccessRequest, reviewer: Reviewer): string | undefined {
   if (request.status !== "pending") return `The request is ${request.status}.`;
   if (
-    reviewer.id === request.agentId ||
-    reviewer.id === request.owner ||
-    (request.onBehalfOf !== undefined && reviewer.id === request.onBehalfOf)
+    samePerson(reviewer.id, request.agentId) ||
+    samePerson(reviewer.id, request.owner) ||
+    (request.onBehalfOf !== undefined && samePerson(reviewer.id, request.onBehalfOf))
   ) {
     return "You own this agent or it acts for you, so you cannot review its request.";
   }
@@ -19,7 +20,7 @@ export function reviewBlock(request: AccessRequest, reviewer: Reviewer): string 
   if (!reviewer.groups.some((g) => named.has(g))) {
     return `Only members of ${[...named].join(", ") || "no group"} review this request.`;
   }
-  if (request.reviews.some((r) => r.reviewerId === reviewer.id)) {
+  if (request.reviews.some((r) => samePerson(r.reviewerId, reviewer.id))) {
     return "You have already reviewed this request.";
   }
   return undefined;

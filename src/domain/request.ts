@@ -3,6 +3,7 @@ import { WritError } from "./errors.js";
 import type { DomainEvent } from "./events.js";
 import type { JsonObject } from "./json.js";
 import { type Actor, type Agent, actorOf, SYSTEM_ACTOR } from "./principal.js";
+import { hasVisibleText } from "./text.js";
 
 /**
  * `pending → approved → issued → (used | expired | revoked | completed)` and
@@ -140,7 +141,7 @@ export function openRequest(args: {
   timing: Timing;
 }): Transition {
   const { id, agent, input, decision, now, timing } = args;
-  if (decision.effect !== "deny" && decision.reasonRequired && !input.reason?.trim()) {
+  if (decision.effect !== "deny" && decision.reasonRequired && !hasVisibleText(input.reason)) {
     throw new WritError("reason_required", "The policy requires a reason for this request.", {
       policies: [...decision.policies],
     });

@@ -10,25 +10,44 @@ import {
   type Timing,
   type Transition,
 } from "./request.js";
+import { hasVisibleText } from "./text.js";
 
-/** The requirements still unmet, given the approvals so far. */
+/**
+ * The form of a person id that two ids naming one person share: case and
+ * Unicode compatibility forms folded. An owner taken from an identity
+ * provider's claim ("AliceSmith") must still match the reviewer configured as
+ * "alicesmith", and two reviews under "bob" and "Bob" are one person's.
+ */
+export function personKey(id: string): string {
+  return id.normalize("NFKC").toLowerCase();
+}
+
+/** Whether two person ids name the same person (see {@link personKey}). */
+export function samePerson(a: string, b: string): boolean {
+  return personKey(a) === personKey(b);
+}
+
+/** The requirements still unmet, given the approvals so far: each counts distinct people. */
 export function unmetRequirements(request: AccessRequest) {
   const approvals = request.reviews.filter((r) => r.verdict === "approve");
   return request.decision.requirements.filter((requirement) => {
     const counted = new Set(
       approvals
         .filter((a) => a.groups.some((g) => requirement.groups.includes(g)))
-        .map((a) => a.reviewerId),
+        .map((a) => personKey(a.reviewerId)),
     );
     return counted.size < requirement.quorum;
   });
 }
 
-/** Distinct people who have approved. */
+/** Distinct people who have approved, each under the id of their first approval. */
 export function approverIds(request: AccessRequest): string[] {
-  return [
-    ...new Set(request.reviews.filter((r) => r.verdict === "approve").map((r) => r.reviewerId)),
-  ];
+  const people = new Map<string, string>();
+  for (const review of request.reviews) {
+    const key = personKey(review.reviewerId);
+    if (review.verdict === "approve" && !people.has(key)) people.set(key, review.reviewerId);
+  }
+  return [...people.values()];
 }
 
 /**
@@ -37,15 +56,6 @@ export function approverIds(request: AccessRequest): string[] {
  * agent, its owner nor its `on_behalf_of` person. Throws the coded reason otherwise.
  * Every channel's checks (review, reveal) go through here.
  */
-/**
- * Whether two person ids name the same person. Case and Unicode compatibility
- * forms are folded: an owner taken from an identity provider's claim
- * ("AliceSmith") must still match the reviewer configured as "alicesmith".
- */
-export function samePerson(a: string, b: string): boolean {
-  return a.normalize("NFKC").toLowerCase() === b.normalize("NFKC").toLowerCase();
-}
-
 export function assertEligibleReviewer(
   request: AccessRequest,
   reviewer: Reviewer,
@@ -83,7 +93,7 @@ export function assertEligibleReviewer(
 
 function assertReviewable(request: AccessRequest, reviewer: Reviewer, now: number): string[] {
   const groups = assertEligibleReviewer(request, reviewer, now);
-  if (request.reviews.some((r) => r.reviewerId === reviewer.id)) {
+  if (request.reviews.some((r) => samePerson(r.reviewerId, reviewer.id))) {
     throw new WritError("already_reviewed", "You have already reviewed this request.");
   }
   return groups;
@@ -148,6 +158,8 @@ export function denyRequest(args: {
 }): Transition {
   const { request, reviewer, reason, channel, channelUserId, now } = args;
   const groups = assertReviewable(request, reviewer, now);
+  // Every channel asks for a reason; one made of blanks says nothing to the agent or an auditor.
+  if (!hasVisibleText(reason)) throw new WritError("validation_failed", "Give a reason to deny.");
   const review: Review = {
     reviewerId: reviewer.id,
     verdict: "deny",

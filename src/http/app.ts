@@ -7,6 +7,7 @@ import type { ZodError } from "zod";
 import { createConsole } from "../console/console-app.js";
 import type { SessionStore } from "../console/sessions.js";
 import { type ErrorCode, WritError } from "../domain/errors.js";
+import { unrecordableJson } from "../domain/json.js";
 import type { AuditIntegrity } from "../ports/audit-integrity.js";
 import type { Logger } from "../ports/logger.js";
 import type { Metrics } from "../ports/metrics.js";
@@ -172,6 +173,12 @@ export function createApp(options: AppOptions) {
           "validation_failed",
           'The body has a key named "__proto__", which writ does not accept.',
         );
+      }
+      // JSON text can spell what the audit log cannot record exactly ("\ud800",
+      // 1e400): refused here, before any of it reaches a record.
+      const unrecordable = unrecordableJson(body);
+      if (unrecordable !== undefined) {
+        return respond(c, "validation_failed", `The body has ${unrecordable}.`);
       }
     }
     await next();

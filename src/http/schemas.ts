@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { EVENT_TYPES } from "../domain/events.js";
 import { REQUEST_STATUSES } from "../domain/request.js";
+import { hasVisibleText, PRINTABLE, PRINTABLE_MESSAGE } from "../domain/text.js";
 
 /**
  * The API's schemas: they validate input and generate `/openapi.json`, so the
@@ -8,14 +9,15 @@ import { REQUEST_STATUSES } from "../domain/request.js";
  */
 
 const ACTION = /^[A-Za-z0-9][A-Za-z0-9_.*:/-]{0,127}$/;
-/**
- * No control characters, and no bidirectional overrides or isolates: text from
- * agents reaches reviewers' screens and terminals, where these could disguise it.
- */
-const PRINTABLE = /^[^\p{Cc}\u202A-\u202E\u2066-\u2069]*$/u;
-const PRINTABLE_MESSAGE = "must not contain control or bidirectional-override characters";
 
 const text = (max: number) => z.string().min(1).max(max).regex(PRINTABLE, PRINTABLE_MESSAGE);
+
+/**
+ * A person's id, as configured reviewers and owners have them: an `on_behalf_of`
+ * that only looks like a reviewer's id (a trailing space, an invisible
+ * character) would let that reviewer approve a request made for them.
+ */
+const PERSON_ID = /^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$/;
 
 const REQUEST_ID = z.string().regex(/^req_[A-Za-z0-9_-]{22}$/, "not a request id");
 
@@ -73,9 +75,14 @@ export const CreateRequestBody = z
       .optional()
       .openapi({ example: "Quarterly churn analysis, ticket DATA-1234" }),
     ticket: text(256).optional().openapi({ example: "DATA-1234" }),
-    on_behalf_of: text(256)
+    on_behalf_of: z
+      .string()
+      .regex(PERSON_ID, "a person id: letters, digits and _ . @ + - (at most 128)")
       .optional()
-      .openapi({ description: "The human this agent acts for; they cannot approve it." }),
+      .openapi({
+        description: "The human this agent acts for, by their writ id; they cannot approve it.",
+        example: "alice",
+      }),
     context: z
       .record(z.string().min(1).max(128).regex(PRINTABLE, PRINTABLE_MESSAGE), ContextValue)
       .default({})
@@ -101,8 +108,10 @@ export const CreateRequestBody = z
 /** Calls that take no input accept no body, `{}`, and nothing else. */
 export const EmptyBody = z.strictObject({}).openapi("Empty");
 export const ApproveBody = z.strictObject({ comment: text(2000).optional() }).openapi("Approve");
-export const DenyBody = z.strictObject({ reason: text(2000) }).openapi("Deny");
-export const RevokeBody = z.strictObject({ reason: text(2000) }).openapi("Revoke");
+/** A reason people will read: blank or invisible text is refused, as in every other channel. */
+const reason = text(2000).refine(hasVisibleText, "must say something, not only blank space");
+export const DenyBody = z.strictObject({ reason }).openapi("Deny");
+export const RevokeBody = z.strictObject({ reason }).openapi("Revoke");
 export const ConsumeBody = z
   .strictObject({ token: z.string().min(1).max(8192) })
   .openapi("Consume");

@@ -2,6 +2,7 @@ import { WritError } from "../domain/errors.js";
 import { newId } from "../domain/ids.js";
 import type { Agent } from "../domain/principal.js";
 import { type AccessRequest, openRequest, type RequestInput } from "../domain/request.js";
+import { hasVisibleText } from "../domain/text.js";
 import type { BrokerDeps } from "./deps.js";
 import { announce, assertAuditable, persist } from "./record.js";
 
@@ -31,7 +32,7 @@ export async function createRequest(
     resource: input.resource,
     context: {
       credential_type: input.credentialType,
-      has_reason: Boolean(input.reason?.trim()),
+      has_reason: hasVisibleText(input.reason),
       ...(input.reason !== undefined ? { reason: input.reason } : {}),
       ...(input.ticket !== undefined ? { ticket: input.ticket } : {}),
       ...(input.audience !== undefined ? { audience: input.audience } : {}),
@@ -51,7 +52,7 @@ export async function createRequest(
   // to an AWS session policy's size), and before anything is recorded: a request
   // that could never be minted is refused now, not after reviewers approved it.
   if (request.status !== "denied") await minter.validate?.(request);
-  assertAuditable(deps);
+  assertAuditable(deps, events);
   const result = await deps.store.create(request, events);
   if (!result.ok) throw new WritError("conflict", "Request id collision; try again.");
   deps.recent?.remember(request);

@@ -31,6 +31,6 @@ export async function recordAuditRepair(deps: BrokerDeps, repair: AuditRepair): 
       checkpoint_dropped_bytes: repair.checkpointDroppedBytes,
     },
   };
-  assertAuditable(deps);
+  assertAuditable(deps, [event]);
   await persist(deps, await deps.store.append([event]));
 }

@@ -1,5 +1,6 @@
 import { WritError } from "../domain/errors.js";
 import type { DomainEvent, RecordedEvent } from "../domain/events.js";
+import { unrecordableJson } from "../domain/json.js";
 import type { AccessRequest, Transition } from "../domain/request.js";
 import { expireIfDue } from "../domain/request.js";
 import type { BrokerDeps } from "./deps.js";
@@ -25,13 +26,28 @@ type Deps = Pick<
  * Refuses a state change up front when the audit log cannot take its record:
  * rule 3, no audit, no change. (A write that fails after the commit still
  * leaves the change recorded in the store's stream, and the caller gets a 503.)
+ * The events must be recordable too: one the log could not write exactly
+ * (a lone surrogate, a number past Infinity) would stop the log for every
+ * later change once committed, so it is refused before the commit.
  */
-export function assertAuditable(deps: Deps): void {
+export function assertAuditable(deps: Deps, events: readonly DomainEvent[]): void {
   if (!deps.auditLog.writable()) {
     throw new WritError(
       "audit_unavailable",
       "The audit log cannot record changes now; try again later.",
     );
+  }
+  for (const event of events) {
+    const problem =
+      unrecordableJson(event.requestId) ??
+      unrecordableJson(event.actor.id) ??
+      unrecordableJson(event.data);
+    if (problem !== undefined) {
+      throw new WritError(
+        "validation_failed",
+        `The change carries ${problem}, which the audit log cannot record.`,
+      );
+    }
   }
 }
 
@@ -78,7 +94,7 @@ export async function appendEvents(
   request: AccessRequest,
   events: readonly DomainEvent[],
 ) {
-  assertAuditable(deps);
+  assertAuditable(deps, events);
   const recorded = await deps.store.append(events);
   await persist(deps, recorded);
   announce(deps, request, recorded);
@@ -100,7 +116,7 @@ export async function loadSettled(deps: Deps, id: string): Promise<AccessRequest
     const request = await load(deps, id);
     const expiry = expireIfDue(request, deps.clock.now());
     if (expiry === undefined) return request;
-    assertAuditable(deps);
+    assertAuditable(deps, expiry.events);
     const result = await deps.store.commit(expiry.request, request.version, expiry.events);
     if (result.ok) {
       deps.recent?.remember(expiry.request);
@@ -164,7 +180,7 @@ export async function transact(
       if (transition.events.length === 0) return { request: current, events: [] };
       return { request: current, events: await appendEvents(deps, current, transition.events) };
     }
-    assertAuditable(deps);
+    assertAuditable(deps, transition.events);
     const result = await deps.store.commit(transition.request, current.version, transition.events);
     if (!result.ok) continue;
     deps.recent?.remember(transition.request);

@@ -16,6 +16,7 @@ import {
   isLive,
   openRequest,
   type RequestInput,
+  type Review,
   type Transition,
 } from "../../src/domain/request.js";
 import {
@@ -163,7 +164,8 @@ describe("openRequest", () => {
 
   it("refuses a missing or blank reason when the policy requires one", () => {
     const { reason: _reason, ...withoutReason } = input;
-    for (const reason of [undefined, "", "  \t "]) {
+    // Blank includes what renders as nothing: zero-width spaces, soft hyphens, joiners.
+    for (const reason of [undefined, "", "  \t ", "\u200b", "\u00ad\u2060 \ufeff"]) {
       const err = expectCode(
         () =>
           openRequest({
@@ -217,6 +219,19 @@ describe("openRequest", () => {
 });
 
 describe("approveRequest", () => {
+  it("counts one person once whatever the case or compatibility form of their id", () => {
+    // Ids that fold to one person are refused at configuration; this holds even so.
+    const first = approve(open().request, bob).request;
+    expectCode(() => approve(first, reviewer("Bob", "data-owners")), "already_reviewed");
+    expectCode(() => approve(first, reviewer("\uff42ob", "data-owners")), "already_reviewed");
+    const stored: AccessRequest = {
+      ...first,
+      reviews: [...first.reviews, { ...(first.reviews[0] as Review), reviewerId: "BOB" }],
+    };
+    expect(unmetRequirements(stored)).toEqual([{ groups: ["data-owners"], quorum: 2 }]);
+    expect(approverIds(stored)).toEqual(["bob"]);
+  });
+
   it("counts one approval, bumps the version, and stays pending below the quorum", () => {
     const { request } = open();
     const { request: next, events } = approve(request, bob);
@@ -376,6 +391,16 @@ describe("approveRequest", () => {
 });
 
 describe("denyRequest", () => {
+  it("refuses a blank or invisible reason, in every channel", () => {
+    const { request } = open();
+    for (const reason of ["", "   ", "\u200b\u200c"]) {
+      expectCode(
+        () => denyRequest({ request, reviewer: bob, reason, channel: "console", now: T0 + 1 }),
+        "validation_failed",
+      );
+    }
+  });
+
   it("one deny ends the request, even after approvals", () => {
     const once = approve(open().request, bob).request;
     const { request, events } = denyBy(once, carol);

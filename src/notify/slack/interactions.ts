@@ -4,6 +4,7 @@ import { z } from "zod";
 import { isWritError, WritError } from "../../domain/errors.js";
 import { actorOf, type Reviewer, SYSTEM_ACTOR } from "../../domain/principal.js";
 import { assertEligibleReviewer, samePerson } from "../../domain/review.js";
+import { PRINTABLE } from "../../domain/text.js";
 import type { Logger } from "../../ports/logger.js";
 import type { NotificationState } from "../../ports/notification-state.js";
 import type { BrokerDeps } from "../../service/deps.js";
@@ -82,9 +83,6 @@ const Submission = z.object({
 });
 
 const Metadata = z.strictObject({ requestId: REQUEST_ID, channelId: SLACK_ID.optional() });
-
-/** Printable text only: no control characters, no bidirectional overrides. */
-const PRINTABLE = /^[^\p{Cc}\u202A-\u202E\u2066-\u2069]*$/u;
 
 /** A deny reason from the modal: whitespace collapsed (the input is multi-line), 1–2,000 characters. */
 export function normalizeReason(value: string | null | undefined): string | undefined {
