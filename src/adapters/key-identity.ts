@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import type { Agent, Principal, PrincipalKind, Reviewer } from "../domain/principal.js";
+import type { Agent, Auditor, Principal, PrincipalKind, Reviewer } from "../domain/principal.js";
 import { personKey } from "../domain/review.js";
 import type { IdentityDirectory } from "../ports/identity.js";
 
@@ -34,6 +34,7 @@ export function createKeyDirectory(principals: readonly KeyedPrincipal[]): Ident
   const byHash = new Map<string, { principal: Principal; hash: Buffer }>();
   const agents = new Map<string, Agent>();
   const reviewers = new Map<string, Reviewer>();
+  const auditors = new Map<string, Auditor>();
   const ids = new Set<string>();
   for (const entry of principals) {
     const { keySha256, ...principal } = entry;
@@ -59,6 +60,7 @@ export function createKeyDirectory(principals: readonly KeyedPrincipal[]): Ident
     byHash.set(keySha256, { principal: clean, hash: Buffer.from(keySha256, "hex") });
     if (clean.kind === "agent") agents.set(clean.id, clean);
     if (clean.kind === "reviewer") reviewers.set(clean.id, clean);
+    if (clean.kind === "auditor") auditors.set(clean.id, clean);
   }
   return {
     async authenticate(key) {
@@ -72,5 +74,6 @@ export function createKeyDirectory(principals: readonly KeyedPrincipal[]): Ident
     },
     agent: (id) => agents.get(id),
     reviewer: (id) => reviewers.get(id),
+    auditor: (id) => auditors.get(id),
   };
 }

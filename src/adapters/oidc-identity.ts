@@ -312,5 +312,6 @@ export function withOidcAgents(
     },
     agent: (id) => keys.agent(id),
     reviewer: (id) => keys.reviewer(id),
+    auditor: (id) => keys.auditor(id),
   };
 }

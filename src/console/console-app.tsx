@@ -55,7 +55,8 @@ const REQUEST_ID = /^req_[A-Za-z0-9_-]{22}$/;
 const ACTION = /^[A-Za-z0-9][A-Za-z0-9_.*:/-]{0,127}$/;
 const AGENT = /^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,255}$/;
 const LOCAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?Z?$/;
-const CURSOR = /^\d{1,12}$/;
+// As the API's list cursor: the Redis store's positions are 27 digits.
+const CURSOR = /^\d{1,32}$/;
 const PAGE_SIZE = 50;
 const MAX_PENDING = 1000;
 
@@ -163,7 +164,16 @@ export function createConsole(options: ConsoleOptions) {
 
   const session = createMiddleware<ConsoleEnv>(async function consoleSession(c, next) {
     const id = cookies.get(c, SESSION_COOKIE);
-    const found = id === undefined ? undefined : await sessions.get(id);
+    const stored = id === undefined ? undefined : await sessions.get(id);
+    // The session names who signed in; who they are now is the configuration's
+    // answer, asked on every request: a reviewer removed, or moved out of a
+    // group, loses that at once on every replica, not when the session ends.
+    const principal = stored === undefined ? undefined : currentPrincipal(stored.principal);
+    if (stored !== undefined && principal === undefined && id !== undefined) {
+      await sessions.destroy(id);
+    }
+    const found =
+      stored === undefined || principal === undefined ? undefined : { ...stored, principal };
     if (found === undefined || id === undefined) {
       if (c.req.method === "GET") return c.redirect("/console/login", 303);
       throw new WritError("unauthenticated", "Sign in to the console first.");
@@ -177,6 +187,14 @@ export function createConsole(options: ConsoleOptions) {
     c.set("sessionId", id);
     await next();
   });
+
+  /** The principal as configured now, if it still exists as the same kind. */
+  function currentPrincipal(signedIn: ConsolePrincipal): ConsolePrincipal | undefined {
+    const { identities } = broker.deps;
+    return signedIn.kind === "reviewer"
+      ? identities.reviewer(signedIn.id)
+      : identities.auditor(signedIn.id);
+  }
 
   /** Reads a form and checks its CSRF token against the session's. */
   async function checkedForm(c: Context<ConsoleEnv>): Promise<URLSearchParams> {

@@ -1,4 +1,4 @@
-import type { Agent, Principal, Reviewer } from "../domain/principal.js";
+import type { Agent, Auditor, Principal, Reviewer } from "../domain/principal.js";
 
 /** Who holds which key, and who is in which group. */
 export interface IdentityDirectory {
@@ -11,4 +11,5 @@ export interface IdentityDirectory {
   authenticate(key: string): Promise<Principal | undefined>;
   agent(id: string): Agent | undefined;
   reviewer(id: string): Reviewer | undefined;
+  auditor(id: string): Auditor | undefined;
 }
