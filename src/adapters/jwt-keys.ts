@@ -108,8 +108,16 @@ async function writeNewRing(path: string, ring: StoredKeyRing): Promise<boolean>
 }
 
 function parseRing(text: string, path: string): StoredKeyRing {
-  const parsed = JSON.parse(text) as Partial<StoredKeyRing>;
+  let parsed: Partial<StoredKeyRing> | null;
+  try {
+    parsed = JSON.parse(text) as Partial<StoredKeyRing> | null;
+  } catch {
+    // JSON.parse's message quotes the text around the error: here, private keys.
+    throw new Error(`${path} is not valid JSON`);
+  }
   if (
+    typeof parsed !== "object" ||
+    parsed === null ||
     typeof parsed.active !== "string" ||
     !Array.isArray(parsed.keys) ||
     parsed.keys.length === 0

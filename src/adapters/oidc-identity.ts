@@ -223,9 +223,9 @@ function explain(error: unknown, issuer: string): WritError {
 /**
  * Verifies workload-identity tokens (GitHub Actions, Kubernetes, any issuer
  * with a JWKS) with jose: the issuer picked from the configured list by its
- * exact `iss`, algorithms pinned per issuer, `aud`, `exp`, `nbf` checked on the
- * injected clock with bounded tolerance. Then the configured rules map the
- * claims to an agent id, owner and attributes, or refuse the token.
+ * exact `iss`, algorithms pinned per issuer, `aud`, `exp`, `nbf` and `iat`
+ * checked on the injected clock with bounded tolerance. Then the configured
+ * rules map the claims to an agent id, owner and attributes, or refuse the token.
  */
 export function createOidcAuthenticator(options: OidcAuthenticatorOptions): OidcAuthenticator {
   const fetchImpl = options.fetch ?? globalThis.fetch;
@@ -253,6 +253,7 @@ export function createOidcAuthenticator(options: OidcAuthenticatorOptions): Oidc
         throw refuse("oidc_issuer_untrusted", "The token's issuer is not trusted by this writ.");
       }
       const { entry, keys } = issuer;
+      const now = options.clock.now();
       let payload: JWTPayload;
       try {
         const result = await jwtVerify(
@@ -283,13 +284,19 @@ export function createOidcAuthenticator(options: OidcAuthenticatorOptions): Oidc
             audience: entry.audience,
             algorithms: [...entry.algorithms],
             clockTolerance: entry.clock_tolerance_seconds,
-            currentDate: new Date(options.clock.now()),
+            currentDate: new Date(now),
             requiredClaims: ["exp"],
           },
         );
         payload = result.payload;
       } catch (error) {
         throw explain(error, entry.issuer);
+      }
+      // jose checks `iat` only when given a maximum token age. A token issued in
+      // the future would stay valid longer than its issuer meant it to.
+      const tolerated = Math.floor(now / 1000) + entry.clock_tolerance_seconds;
+      if (typeof payload.iat === "number" && payload.iat > tolerated) {
+        throw refuse("oidc_token_expired", "The token is not valid yet.");
       }
       return mapAgent(entry, payload);
     },

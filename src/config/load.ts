@@ -1,5 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { parse as parseYaml } from "yaml";
+import { parse as parseYaml, YAMLError } from "yaml";
 import type { ZodError } from "zod";
 import { type WritConfig, WritConfigSchema } from "./schema.js";
 
@@ -35,13 +35,25 @@ export async function loadConfigFile(path: string): Promise<WritConfig> {
   }
   let raw: unknown;
   try {
-    raw = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+    // Warnings are not printed: the parser quotes the line, which may hold a secret.
+    raw = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text, { logLevel: "error" });
   } catch (error) {
-    throw new ConfigError(
-      `The configuration file ${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(error as Error).message}`,
-    );
+    throw new ConfigError(parseProblem(path, error));
   }
   return parseConfig(raw, path);
+}
+
+/**
+ * Where the file fails to parse, never what it says there: both parsers quote the
+ * source around the error, and that line may hold a Slack secret or token.
+ */
+function parseProblem(path: string, error: unknown): string {
+  if (path.endsWith(".json")) return `The configuration file ${path} is not valid JSON`;
+  const where = error instanceof YAMLError ? error.linePos?.[0] : undefined;
+  if (error instanceof YAMLError && where !== undefined) {
+    return `The configuration file ${path} is not valid YAML: ${error.code} at line ${where.line}, column ${where.col}`;
+  }
+  return `The configuration file ${path} is not valid YAML`;
 }
 
 /** The variables writ reads. `config/` is the only place that touches `process.env`. */

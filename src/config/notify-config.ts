@@ -1,10 +1,10 @@
-import { readFileSync } from "node:fs";
 import type { Principal } from "../domain/principal.js";
 import { samePerson } from "../domain/review.js";
 import type { NotificationSettings, SlackSettings } from "../notify/setup.js";
 import type { SlackPerson } from "../notify/slack/directory.js";
 import { ConfigError, type WritEnv } from "./load.js";
 import { SlackConfig } from "./notify-schema.js";
+import { readSecretFileSync } from "./redis-settings.js";
 import type { WritConfig } from "./schema.js";
 
 /** Webhook secrets shorter than this are refused: they sign what SIEMs and pagers trust. */
@@ -182,13 +182,7 @@ function webhookSecret(
     }
   } else {
     key = `webhooks.${index}.secret_file`;
-    try {
-      secret = readFileSync(hook.secret_file as string, "utf8").replace(/\r?\n$/, "");
-    } catch (error) {
-      throw new ConfigError(
-        `${key}: cannot read ${hook.secret_file}: ${(error as NodeJS.ErrnoException).code ?? "error"}`,
-      );
-    }
+    secret = readSecretFileSync(hook.secret_file as string, key);
   }
   if (secret.length < MIN_WEBHOOK_SECRET) {
     throw new ConfigError(

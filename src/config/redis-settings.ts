@@ -1,3 +1,4 @@
+import { closeSync, fstatSync, openSync, readFileSync, type Stats } from "node:fs";
 import { open } from "node:fs/promises";
 import type { RedisConnectOptions } from "../adapters/redis/connection.js";
 import { ConfigError } from "./load.js";
@@ -81,14 +82,37 @@ export function redactUrl(value: string): string {
   }
 }
 
+function cannotRead(path: string, key: string, error: unknown): ConfigError {
+  return new ConfigError(
+    `${key}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? "error"}); point it at a file writ's user can read`,
+  );
+}
+
 async function openForReading(path: string, key: string) {
   try {
     return await open(path, "r");
   } catch (error) {
+    throw cannotRead(path, key, error);
+  }
+}
+
+/** The checks of an open secret file, made before any of it is read. */
+function checkSecretFile(stat: Stats, path: string, key: string): void {
+  if (!stat.isFile()) throw new ConfigError(`${key}: ${path} is not a regular file`);
+  if (process.platform !== "win32" && (stat.mode & 0o007) !== 0) {
     throw new ConfigError(
-      `${key}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? "error"}); point it at a file writ's user can read`,
+      `${key}: ${path} can be read by other users (mode ${(stat.mode & 0o777).toString(8)}); run \`chmod 600 ${path}\` (or 640/440 with a group only writ's user is in)`,
     );
   }
+  if (stat.size > MAX_SECRET_FILE_BYTES) {
+    throw new ConfigError(`${key}: ${path} is larger than a secret should be`);
+  }
+}
+
+function secretText(text: string, path: string, key: string): string {
+  const secret = text.replace(/\r?\n$/, "");
+  if (secret === "") throw new ConfigError(`${key}: ${path} is empty`);
+  return secret;
 }
 
 /**
@@ -98,21 +122,26 @@ async function openForReading(path: string, key: string) {
 export async function readSecretFile(path: string, key: string): Promise<string> {
   const handle = await openForReading(path, key);
   try {
-    const stat = await handle.stat();
-    if (!stat.isFile()) throw new ConfigError(`${key}: ${path} is not a regular file`);
-    if (process.platform !== "win32" && (stat.mode & 0o007) !== 0) {
-      throw new ConfigError(
-        `${key}: ${path} can be read by other users (mode ${(stat.mode & 0o777).toString(8)}); run \`chmod 600 ${path}\` (or 640/440 with a group only writ's user is in)`,
-      );
-    }
-    if (stat.size > MAX_SECRET_FILE_BYTES) {
-      throw new ConfigError(`${key}: ${path} is larger than a secret should be`);
-    }
-    const secret = (await handle.readFile("utf8")).replace(/\r?\n$/, "");
-    if (secret === "") throw new ConfigError(`${key}: ${path} is empty`);
-    return secret;
+    checkSecretFile(await handle.stat(), path, key);
+    return secretText(await handle.readFile("utf8"), path, key);
   } finally {
     await handle.close();
+  }
+}
+
+/** `readSecretFile`, for settings resolved synchronously (webhook secrets). */
+export function readSecretFileSync(path: string, key: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (error) {
+    throw cannotRead(path, key, error);
+  }
+  try {
+    checkSecretFile(fstatSync(fd), path, key);
+    return secretText(readFileSync(fd, "utf8"), path, key);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -10,7 +10,8 @@ export interface PrincipalAuthOptions {
 }
 
 // Long enough for workload-identity JWTs (1–2 KB in practice), not for abuse.
-const BEARER = /^Bearer ([\x21-\x7e]{1,8192})$/;
+// The scheme is case-insensitive (RFC 9110 §11.1); the key is not.
+const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([\x21-\x7e]{1,8192})$/;
 
 /** Authenticates `Authorization: Bearer <key>` and sets `principal`; anything else is 401. */
 export function principalAuth(options: PrincipalAuthOptions) {

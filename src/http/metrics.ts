@@ -36,7 +36,8 @@ export interface MetricsAppOptions {
   tokenSha256?: string;
 }
 
-const BEARER = /^Bearer ([\x21-\x7e]{1,512})$/;
+/** The scheme is case-insensitive (RFC 9110 §11.1); the token is not. */
+const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([\x21-\x7e]{1,512})$/;
 
 /**
  * The `/metrics` endpoint, on its own listener: never reachable through the

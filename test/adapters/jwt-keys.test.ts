@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -57,9 +57,22 @@ describe("the JWT key ring", () => {
 
   it("refuses a file that is not a key ring", async () => {
     await loadOrCreateKeyRing(file, "EdDSA");
-    const { writeFile } = await import("node:fs/promises");
     await writeFile(file, JSON.stringify({ keys: [] }));
     await expect(loadKeyRing(file)).rejects.toThrow(/not a writ JWT key file/);
     expect(await readFile(file, "utf8")).toContain("keys");
+  });
+
+  it("refuses a file that is not JSON without quoting the private key beside the error", async () => {
+    await loadOrCreateKeyRing(file, "EdDSA");
+    const d = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+    // A hand edit that lost the quotes around the private key.
+    await writeFile(
+      file,
+      `{"active": "k1", "keys": [{"kid": "k1", "alg": "EdDSA", "private_jwk": {"kty": "OKP", "crv": "Ed25519", "d": ${d}, "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}]}`,
+    );
+    const error = await loadKeyRing(file).catch((thrown: unknown) => thrown);
+    const { message } = error as Error;
+    for (let i = 0; i + 8 <= d.length; i++) expect(message).not.toContain(d.slice(i, i + 8));
+    expect(message).toBe(`${file} is not valid JSON`);
   });
 });

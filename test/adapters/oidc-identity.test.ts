@@ -1,9 +1,12 @@
 import { rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { createServer as createHttpServer, type Server } from "node:http";
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
-import { UnsecuredJWT } from "jose";
+import { type CryptoKey, exportJWK, generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createOidcAuthenticator } from "../../src/adapters/oidc-identity.js";
 import { runCli } from "../../src/cli/main.js";
+import { OidcIssuerConfig } from "../../src/config/oidc-schema.js";
 import { createWritClient } from "../../src/sdk/client.js";
 import { WritApiError } from "../../src/sdk/errors.js";
 import type { RunningServer } from "../../src/server.js";
@@ -445,5 +448,67 @@ describe("the SDK with a tokenProvider", () => {
         tokenProvider: () => "x",
       } as never),
     ).toThrow(TypeError);
+  });
+});
+
+describe("OIDC workload identity: a token issued in the future", () => {
+  const nowMs = Date.parse("2026-03-01T12:00:00Z");
+  let jwks: Server;
+  let issuer: string;
+  let signingKey: CryptoKey;
+
+  beforeAll(async () => {
+    const pair = await generateKeyPair("ES256");
+    signingKey = pair.privateKey;
+    const jwk = { ...(await exportJWK(pair.publicKey)), kid: "ec-1", alg: "ES256", use: "sig" };
+    jwks = createHttpServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify({ keys: [jwk] }));
+    });
+    await new Promise<void>((resolve) => jwks.listen(0, "127.0.0.1", resolve));
+    issuer = `http://127.0.0.1:${(jwks.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    jwks?.closeAllConnections();
+    await new Promise<void>((resolve) => (jwks ? jwks.close(() => resolve()) : resolve()));
+  });
+
+  // Without nbf, as some issuers sign: only iat says when the token was made
+  // (the shared loopback issuer always sets nbf, which is checked anyway).
+  function issuedAt(iatSeconds: number): Promise<string> {
+    return new SignJWT({ iss: issuer, aud: "writ-test", sub: "x" })
+      .setProtectedHeader({ alg: "ES256", kid: "ec-1" })
+      .setIssuedAt(iatSeconds)
+      .setExpirationTime(iatSeconds + 7200)
+      .sign(signingKey);
+  }
+
+  it("is refused beyond the issuer's clock tolerance, accepted within it", async () => {
+    const oidc = createOidcAuthenticator({
+      issuers: [
+        OidcIssuerConfig.parse({
+          issuer,
+          jwks_uri: `${issuer}/jwks`,
+          audience: "writ-test",
+          algorithms: ["ES256"],
+          clock_tolerance_seconds: 10,
+          agent: { id: "future:{sub}", owner: "alice" },
+          require: { sub: "x" },
+        }),
+      ],
+      clock: { now: () => nowMs },
+    });
+    const nowSeconds = nowMs / 1000;
+    await expect(oidc.authenticate(await issuedAt(nowSeconds + 3600))).rejects.toMatchObject({
+      code: "oidc_token_expired",
+      message: "The token is not valid yet.",
+    });
+    await expect(oidc.authenticate(await issuedAt(nowSeconds + 11))).rejects.toMatchObject({
+      code: "oidc_token_expired",
+    });
+    await expect(oidc.authenticate(await issuedAt(nowSeconds + 10))).resolves.toMatchObject({
+      id: "future:x",
+    });
   });
 });

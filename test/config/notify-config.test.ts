@@ -1,4 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKey, hashKey } from "../../src/adapters/key-identity.js";
 import { type DevIdentities, devSlackUserIds } from "../../src/config/dev-identities.js";
 import { ConfigError, parseConfig, readEnv } from "../../src/config/load.js";
@@ -7,6 +10,7 @@ import {
   resolveNotificationSettings,
   withSlackEnv,
 } from "../../src/config/notify-config.js";
+import { readSecretFile } from "../../src/config/redis-settings.js";
 
 const SECRET = "8f742231b10e8888abcd99e7c5a7e58d";
 const TOKEN = "xoxb-1111-2222-writtesttoken";
@@ -198,5 +202,53 @@ describe("webhook configuration", () => {
         webhooks: [{ url: "https://s.example.com", secret_env: "H", events: ["nope"] }],
       }),
     ).toThrow(/webhooks\.0\.events/);
+  });
+
+  describe("a secret_file", () => {
+    let dir: string;
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), "writ-webhook-secret-"));
+    });
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    async function secretFile(name: string, content: string, mode: number): Promise<string> {
+      const path = join(dir, name);
+      await writeFile(path, content);
+      await chmod(path, mode);
+      return path;
+    }
+
+    const hook = (file: string) => ({
+      webhooks: [{ url: "https://siem.example.com/in", secret_file: file }],
+    });
+
+    it("is read as every secret file is: private, a regular file, not empty", async () => {
+      const good = await secretFile("good", `${"s".repeat(40)}\n`, 0o600);
+      expect(resolve(hook(good)).webhooks[0]?.secret).toBe("s".repeat(40));
+
+      const open = await secretFile("open", "s".repeat(40), 0o644);
+      // Refused word for word as every other secret file is.
+      const refusal = await readSecretFile(open, "webhooks.0.secret_file").catch(
+        (error: Error) => error.message,
+      );
+      expect(refusal).toMatch(
+        /webhooks\.0\.secret_file: .* can be read by other users .*chmod 600/,
+      );
+      expect(() => resolve(hook(open))).toThrow(ConfigError);
+      expect(() => resolve(hook(open))).toThrow(refusal);
+
+      const empty = await secretFile("empty", "\n", 0o600);
+      expect(() => resolve(hook(empty))).toThrow(/webhooks\.0\.secret_file: .* is empty/);
+      const folder = join(dir, "folder");
+      await mkdir(folder);
+      expect(() => resolve(hook(folder))).toThrow(
+        /webhooks\.0\.secret_file: .* not a regular file/,
+      );
+      expect(() => resolve(hook(join(dir, "missing")))).toThrow(
+        /webhooks\.0\.secret_file: cannot read .*ENOENT/,
+      );
+    });
   });
 });

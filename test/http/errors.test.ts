@@ -477,6 +477,28 @@ describe("every API error code, provoked", () => {
       });
     }
 
+    it("reads the scheme in any case, and nothing else more loosely", async () => {
+      const reviewer = keyOf(t, "bob");
+      for (const authorization of [
+        `bearer ${reviewer}`,
+        `BEARER ${reviewer}`,
+        `bEaReR ${reviewer}`,
+      ]) {
+        const res = await t.call("GET", "/v1/requests", { headers: { authorization } });
+        expect(res.status, authorization.slice(0, 8)).toBe(200);
+      }
+      for (const authorization of [
+        `Bearer  ${reviewer}`,
+        `bearer  ${reviewer}`,
+        `Basic ${reviewer}`,
+        `Bearer ${reviewer.toUpperCase()}`,
+        `Bearer\t${reviewer}`,
+      ]) {
+        const res = await t.call("GET", "/v1/requests", { headers: { authorization } });
+        await expectError(res, 401, "unauthenticated");
+      }
+    });
+
     it("a real key relabelled with another kind's prefix is an unknown key", async () => {
       const relabelled = agent.replace(/^writ_agent_/, "writ_reviewer_");
       await expectError(

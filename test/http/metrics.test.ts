@@ -104,6 +104,17 @@ describe("the /metrics listener", () => {
     expect(await res.text()).toBe("writ_up 1\n");
   });
 
+  it("reads the scheme in any case (RFC 9110), the token exactly", async () => {
+    for (const authorization of [`bearer ${token}`, `BEARER ${token}`]) {
+      const res = await app.request("/metrics", { headers: { authorization } });
+      expect(res.status, authorization.slice(0, 8)).toBe(200);
+    }
+    for (const authorization of [`Bearer  ${token}`, `Bearer ${token.toUpperCase()}`]) {
+      const res = await app.request("/metrics", { headers: { authorization } });
+      expect(res.status, authorization.slice(0, 8)).toBe(401);
+    }
+  });
+
   it("refuses a missing, wrong, malformed or oversized token", async () => {
     for (const authorization of [
       undefined,
@@ -113,7 +124,6 @@ describe("the /metrics listener", () => {
       `Bearer ${"a".repeat(10_000)}`,
       `Bearer ${token.slice(0, -1)}`,
       "Bearer tok en",
-      `bearer ${token}`,
     ]) {
       const res = await app.request("/metrics", {
         headers: authorization === undefined ? {} : { authorization },

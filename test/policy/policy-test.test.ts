@@ -123,6 +123,16 @@ describe("runPolicyTests", () => {
     );
   });
 
+  it("refuses a case file nested thousands of levels deep, naming the file", async () => {
+    const context = `${'{"a":'.repeat(5000)}1${"}".repeat(5000)}`;
+    const dir = await suite(
+      `{"cases": [{"name": "deep", "principal": {"id": "a", "owner": "b"}, "action": "a", "resource": "r", "expect": "deny", "context": ${context}}]}`,
+    );
+    const error = await runPolicyTests({ policiesDir: dir }).catch((thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(PolicyTestFileError);
+    expect((error as Error).message).toMatch(/cases\.json: nests deeper than \d+ levels/);
+  });
+
   it("refuses a policy directory without tests", async () => {
     const temp = await tempPolicies({ "main.cedar": POLICY });
     cleanups.push(temp.remove);
