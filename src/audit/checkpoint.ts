@@ -71,6 +71,17 @@ export function serializeCheckpoint(cp: Checkpoint): string {
   });
 }
 
+/**
+ * Why `line` is not the line writ writes for `cp`, the value parsed from it, or
+ * undefined if it is. As for entries, a line with the same meaning written otherwise
+ * (a key written twice, whitespace, `3.0e1` for 30) must not pass for a checkpoint.
+ */
+export function checkpointLineFault(cp: Checkpoint, line: string): string | undefined {
+  return serializeCheckpoint(cp) === line
+    ? undefined
+    : "checkpoint is not written in canonical form";
+}
+
 /** Whether `cp` carries a valid signature by `publicKey` (Ed25519 only). */
 export function checkpointSignatureValid(cp: Checkpoint, publicKey: KeyObject): boolean {
   if (publicKey.asymmetricKeyType !== "ed25519") return false;

@@ -8,13 +8,14 @@ import type { AuditLog } from "../ports/audit-log.js";
 import { type Clock, systemClock } from "../ports/clock.js";
 import {
   type Checkpoint,
+  checkpointLineFault,
   checkpointMessage,
   readCheckpoint,
   serializeCheckpoint,
 } from "./checkpoint.js";
 import type { CheckpointSigner } from "./checkpoint-key.js";
 import type { LogEntry } from "./log-entry.js";
-import { entryHash, GENESIS_HASH, readLogEntry, toEntryLine } from "./log-entry.js";
+import { entryLineFault, GENESIS_HASH, readLogEntry, toEntryLine } from "./log-entry.js";
 import {
   CHECKPOINT_FILE,
   listSegments,
@@ -178,20 +179,18 @@ interface Tail {
   readonly droppedBytes: number;
 }
 
-function acceptEntry(parsed: unknown): LogEntry | string {
+/** The entry on `line`, if its hash holds and the line is exactly the one writ writes. */
+function acceptEntry(parsed: unknown, line: string): LogEntry | string {
   const entry = readLogEntry(parsed);
   if (typeof entry === "string") return entry;
-  let computed: string | undefined;
-  try {
-    computed = entryHash(entry);
-  } catch {
-    computed = undefined;
-  }
-  return computed === entry.hash ? entry : "hash mismatch";
+  return entryLineFault(entry, line) ?? entry;
 }
 
-function acceptCheckpoint(parsed: unknown): Checkpoint | string {
-  return readCheckpoint(parsed);
+/** The checkpoint on `line`, if well formed and exactly the line writ writes. */
+function acceptCheckpoint(parsed: unknown, line: string): Checkpoint | string {
+  const cp = readCheckpoint(parsed);
+  if (typeof cp === "string") return cp;
+  return checkpointLineFault(cp, line) ?? cp;
 }
 
 /**

@@ -151,6 +151,29 @@ export function serializeEntry(entry: LogEntry): string {
   return lineOf(canonicalFields(entry), canonicalJson(entry.hash));
 }
 
+/**
+ * Why `line` is not the line writ writes for `entry`, the value parsed from it, or
+ * undefined if it is. First the hash must match (`"hash mismatch"`); then the line
+ * must be exactly the canonical line. `JSON.parse` accepts many texts for one value:
+ * whitespace, escapes, `2.30e1` for 23, keys in any order, a key written twice (the
+ * last copy wins, while grep, a human or a first-wins parser sees the first). Only
+ * the line writ writes may verify, so the bytes read are the bytes the hash covers.
+ */
+export function entryLineFault(entry: LogEntry, line: string): string | undefined {
+  let fields: CanonicalFields;
+  try {
+    fields = canonicalFields(entry);
+  } catch {
+    // Parsed JSON is always representable, except strings holding lone surrogates.
+    return "entry is not canonicalizable";
+  }
+  if (hash("sha256", canonicalForm(fields), "hex") !== entry.hash) return "hash mismatch";
+  // The hash matched a hex digest, so it needs no escaping. The line is rebuilt from
+  // the pieces the hash was computed from: one serialization per entry, not two.
+  if (lineOf(fields, `"${entry.hash}"`) !== line) return "entry is not written in canonical form";
+  return undefined;
+}
+
 const ENTRY_FIELD_COUNT = 9;
 const HASH_PATTERN = /^[0-9a-f]{64}$/;
 const HASH_LENGTH = 64;
@@ -163,7 +186,8 @@ export function isHash(value: unknown): value is string {
 /**
  * `value` (a parsed log line) as a {@link LogEntry}, or a short reason why it is not
  * one. Only checks the shape; whether the hash and chain hold is for the caller to
- * check, and a caller reading `prev` or `hash` must compare them, not trust them.
+ * check ({@link entryLineFault}), and a caller reading `prev` or `hash` must compare
+ * them, not trust them.
  * Extra fields are refused: they would be covered by the hash yet unknown to readers.
  */
 export function readLogEntry(value: unknown): LogEntry | string {

@@ -1,3 +1,4 @@
+import { isUtf8 } from "node:buffer";
 import type { FileHandle } from "node:fs/promises";
 import { open } from "node:fs/promises";
 import { WritError } from "../domain/errors.js";
@@ -18,14 +19,16 @@ export interface RecoveredTail<T> {
  * Reads the last line of an append-only JSON-lines file, cutting a torn write first
  * when `repair` is set. Bytes after the last newline are a torn write, and so is a
  * last line that is not JSON (a crash can persist part of a write, or a zero-filled
- * region): both are cut, after `accept` has checked the line left last. A last line
- * that is JSON but that `accept` refuses (it returns a reason) is damage, not a
- * crash: nothing is cut and `audit_unavailable` is thrown, since appending to a
- * damaged file would hide the damage. Without `repair`, any torn tail is damage.
+ * region): both are cut, after `accept` has checked the line left last (given both
+ * the parsed value and the line, so it can insist on the exact line it writes). A
+ * last line that is JSON but not valid UTF-8, or that `accept` refuses (it returns a
+ * reason), is damage, not a crash: nothing is cut and `audit_unavailable` is thrown,
+ * since appending to a damaged file would hide the damage. Without `repair`, any torn
+ * tail is damage.
  */
 export async function recoverTail<T>(
   path: string,
-  accept: (parsed: unknown) => T | string,
+  accept: (parsed: unknown, line: string) => T | string,
   options: { repair: boolean; what: string },
 ): Promise<RecoveredTail<T>> {
   let handle: FileHandle;
@@ -44,8 +47,9 @@ export async function recoverTail<T>(
       keep = await findLineStart(handle, size);
     }
     let parsed: unknown = NOT_JSON;
+    let line: LastLine | undefined;
     if (keep > 0) {
-      let line = await readLastLine(handle, keep, options.what);
+      line = await readLastLine(handle, keep, options.what);
       parsed = parseJson(line.text);
       if (parsed === NOT_JSON) {
         keep = line.start;
@@ -56,8 +60,14 @@ export async function recoverTail<T>(
       }
     }
     let last: T | undefined;
-    if (keep > 0) {
-      const accepted = parsed === NOT_JSON ? "malformed JSON" : accept(parsed);
+    if (keep > 0 && line !== undefined) {
+      const accepted =
+        parsed === NOT_JSON
+          ? "malformed JSON"
+          : // Decoding replaced invalid bytes with U+FFFD: other bytes, the same text.
+            !line.utf8
+            ? "invalid UTF-8"
+            : accept(parsed, line.text);
       if (typeof accepted === "string") throw damagedTail(options.what, accepted);
       last = accepted;
     }
@@ -89,16 +99,20 @@ export function damagedTail(what: string, reason: string): WritError {
   );
 }
 
+interface LastLine {
+  readonly start: number;
+  readonly text: string;
+  /** Whether the bytes were valid UTF-8; `text` is their lenient decoding either way. */
+  readonly utf8: boolean;
+}
+
 /** The line ending with the newline at `end - 1`, without that newline. */
-async function readLastLine(
-  handle: FileHandle,
-  end: number,
-  what: string,
-): Promise<{ start: number; text: string }> {
+async function readLastLine(handle: FileHandle, end: number, what: string): Promise<LastLine> {
   const start = await findLineStart(handle, end - 1);
   const length = end - 1 - start;
   if (length > MAX_LINE_BYTES) throw damagedTail(what, "line too long");
-  return { start, text: (await readBytes(handle, start, length)).toString("utf8") };
+  const bytes = await readBytes(handle, start, length);
+  return { start, text: bytes.toString("utf8"), utf8: isUtf8(bytes) };
 }
 
 /** The offset just past the last newline before `end`, or 0 if there is none. */

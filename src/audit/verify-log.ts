@@ -1,9 +1,14 @@
 import { isUtf8 } from "node:buffer";
 import { open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { type Checkpoint, checkpointSignatureValid, readCheckpoint } from "./checkpoint.js";
+import {
+  type Checkpoint,
+  checkpointLineFault,
+  checkpointSignatureValid,
+  readCheckpoint,
+} from "./checkpoint.js";
 import type { CheckpointKeys } from "./checkpoint-key.js";
-import { entryHash, GENESIS_HASH, readLogEntry } from "./log-entry.js";
+import { entryLineFault, GENESIS_HASH, readLogEntry } from "./log-entry.js";
 import {
   CHECKPOINT_FILE,
   listSegments,
@@ -83,8 +88,9 @@ type AuditFailure = Extract<AuditVerifyResult, { ok: false }>;
 /**
  * Checks every entry of the log file at `path` on its own: each line is a well-formed
  * entry, seqs run 1, 2, 3… without gaps, each `prev` is the previous entry's `hash`
- * (the genesis hash for the first), and each `hash` matches the entry's content. Stops
- * at the first break. No checkpoints: for a whole log, use {@link verifyAuditLog}.
+ * (the genesis hash for the first), each `hash` matches the entry's content, and each
+ * line is exactly the canonical line writ writes for its entry. Stops at the first
+ * break. No checkpoints: for a whole log, use {@link verifyAuditLog}.
  */
 export async function verifyLogFile(path: string): Promise<VerifyResult> {
   const chain = new ChainCheck([], undefined);
@@ -136,8 +142,9 @@ export async function verifyAuditLog(options: VerifyAuditLogOptions): Promise<Au
 }
 
 /**
- * Reads and checks `checkpoints.jsonl`: shape, signature by a known key, seqs that
- * never go back, one hash per seq. Returns the checkpoints in order, or the failure.
+ * Reads and checks `checkpoints.jsonl`: shape, signature by a known key, each line
+ * exactly as writ writes it, seqs that never go back, one hash per seq. Returns the
+ * checkpoints in order, or the failure.
  */
 async function readCheckpoints(
   dir: string,
@@ -175,6 +182,8 @@ async function readCheckpoints(
     if (!checkpointSignatureValid(cp, key)) {
       return checkpointFailure(i + 1, cp.seq, "the signature does not verify");
     }
+    const fault = checkpointLineFault(cp, line);
+    if (fault !== undefined) return checkpointFailure(i + 1, cp.seq, fault);
     const previous = out.at(-1);
     if (previous !== undefined && cp.seq < previous.seq) {
       return checkpointFailure(i + 1, cp.seq, `seq goes back from ${previous.seq}`);
@@ -370,14 +379,10 @@ class ChainCheck {
           : "prev does not match the previous entry's hash",
       );
     }
-    let computed: string;
-    try {
-      computed = entryHash(entry);
-    } catch {
-      // Parsed JSON is always representable, except strings holding lone surrogates.
-      return this.fail("entry is not canonicalizable");
-    }
-    if (computed !== entry.hash) return this.fail("hash mismatch");
+    const fault = entryLineFault(entry, line);
+    if (fault !== undefined) return this.fail(fault);
+    // The hash is now the one recomputed from the entry, not merely what the line says.
+    const computed = entry.hash;
     const checkpoint = this.#checkpoints[this.#next];
     if (checkpoint !== undefined && checkpoint.seq === expectedSeq) {
       if (checkpoint.hash !== computed) {

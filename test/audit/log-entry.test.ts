@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import {
   entryHash,
+  entryLineFault,
   GENESIS_HASH,
   readLogEntry,
   serializeEntry,
@@ -97,6 +98,24 @@ describe("log entries", () => {
     expect(entryHash(JSON.parse(line))).toBe(entry.hash);
     // Values are written canonically: data's keys sorted, at every depth.
     expect(line).toContain('"data":{"a":[1,"x\\n"],"m":{"a":null,"b":true},"z":1}');
+  });
+
+  it("accepts only the exact line it writes for an entry, once the hash holds", () => {
+    const entry = toEntry(sampleEvent(5), 5, "c".repeat(64));
+    const line = serializeEntry(entry);
+    expect(entryLineFault(entry, line)).toBeUndefined();
+    expect(entryLineFault({ ...entry, type: "request.denied" }, line)).toBe("hash mismatch");
+    const sameValue = [
+      line.replace('"seq":5', '"seq":5.0'),
+      line.replace('"seq":5', '"seq":5, "seq":5'),
+      line.replace('"agent"', '"\\u0061gent"'),
+      ` ${line}`,
+      JSON.stringify(JSON.parse(line), null, 1),
+    ];
+    for (const variant of sameValue) {
+      expect(JSON.parse(variant)).toEqual(entry);
+      expect(entryLineFault(entry, variant)).toBe("entry is not written in canonical form");
+    }
   });
 
   it("refuses events it cannot record faithfully", () => {

@@ -265,7 +265,9 @@ describe("verifyLogFile", () => {
     expect(await verifyLogFile(path)).toMatchObject({ ok: true, entries: 3 });
   });
 
-  it("hashes entries independently of the order their fields were written in", async () => {
+  // The hash covers the entry's value (its canonical form), so field order cannot
+  // change it; but only the line writ writes verifies, so a reordered line is reported.
+  it("hashes an entry independently of its fields' order, but verifies only the line writ writes", async () => {
     const entry = at(chain(1), 0);
     const reordered = {
       hash: entry.hash,
@@ -280,6 +282,14 @@ describe("verifyLogFile", () => {
     };
     expect(entryHash(reordered)).toBe(entry.hash);
     await writeLines([JSON.stringify(reordered)]);
+    expect(await verifyLogFile(path)).toEqual({
+      ok: false,
+      entries: 0,
+      firstBadSeq: 1,
+      line: 1,
+      reason: "entry is not written in canonical form",
+    });
+    await writeLines([serializeEntry(entry)]);
     expect(await verifyLogFile(path)).toMatchObject({ ok: true, entries: 1 });
   });
 });
