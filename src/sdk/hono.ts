@@ -24,7 +24,8 @@ export type WritAuthOptions = (
   resource: string | ((c: Context) => string | Promise<string>);
 };
 
-const BEARER = /^Bearer ([\x21-\x7e]+)$/;
+// The scheme is case-insensitive (RFC 9110 §11.1); the token is not.
+const BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] ([\x21-\x7e]+)$/;
 
 /**
  * Hono middleware: the request must carry a writ token for exactly this

@@ -197,6 +197,11 @@ describe("writAuth (Hono)", () => {
     await refused(await get("/reports/q3", await signed({})), 401, "token_invalid");
   });
 
+  it("reads the scheme in any case (RFC 9110), the token exactly", async () => {
+    const res = await get("/reports/q3", undefined, { authorization: `bearer ${await token()}` });
+    expect(res.status).toBe(200);
+  });
+
   it("refuses a missing, malformed or oversized bearer", async () => {
     const missing = await refused(await get("/reports/q3"), 401, "token_missing");
     expect(missing.headers.get("www-authenticate")).toBe('Bearer realm="writ"');
