@@ -51,3 +51,33 @@ export function unrecordableJson(value: unknown, depth = 0): string | undefined 
       return "a value that is not JSON data";
   }
 }
+
+/**
+ * What is wrong with the shape of a parsed JSON value, if anything: it nests
+ * deeper than `limit` objects/arrays, or one of its objects has a key named
+ * `__proto__`. `JSON.parse` keeps such a key as data, but schemas drop it
+ * without a word and much code reads it as the object's prototype: writ
+ * refuses it rather than record something other than what was sent.
+ * Iterative, so a hostile body thousands of levels deep cannot exhaust the stack.
+ */
+export function jsonShapeProblem(
+  value: unknown,
+  limit: number,
+): "too_deep" | "proto_key" | undefined {
+  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
+  let protoKey = false;
+  while (stack.length > 0) {
+    const item = stack.pop() as { value: unknown; depth: number };
+    if (item.value === null || typeof item.value !== "object") continue;
+    if (item.depth + 1 > limit) return "too_deep";
+    if (!Array.isArray(item.value) && Object.hasOwn(item.value, "__proto__")) protoKey = true;
+    for (const child of Object.values(item.value))
+      stack.push({ value: child, depth: item.depth + 1 });
+  }
+  return protoKey ? "proto_key" : undefined;
+}
+
+/** Whether `value` nests at most `limit` objects/arrays deep. */
+export function nestsWithin(value: unknown, limit: number): boolean {
+  return jsonShapeProblem(value, limit) !== "too_deep";
+}

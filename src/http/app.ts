@@ -7,7 +7,7 @@ import type { ZodError } from "zod";
 import { createConsole } from "../console/console-app.js";
 import type { SessionStore } from "../console/sessions.js";
 import { type ErrorCode, WritError } from "../domain/errors.js";
-import { unrecordableJson } from "../domain/json.js";
+import { jsonShapeProblem, unrecordableJson } from "../domain/json.js";
 import type { AuditIntegrity } from "../ports/audit-integrity.js";
 import type { Logger } from "../ports/logger.js";
 import type { Metrics } from "../ports/metrics.js";
@@ -19,7 +19,6 @@ import { publicAuditRoutes } from "./routes/audit.js";
 import { type McpRouteOptions, mcpRoutes } from "./routes/mcp.js";
 import { requestRoutes } from "./routes/requests.js";
 import { tokenRoutes } from "./routes/tokens.js";
-import { jsonShapeProblem } from "./schemas.js";
 
 export interface AppOptions {
   broker: Broker;

@@ -2,7 +2,7 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { approverGroups, requiredQuorum } from "../domain/decision.js";
-import type { JsonObject } from "../domain/json.js";
+import { type JsonObject, nestsWithin } from "../domain/json.js";
 import { createCedarPolicyEngine, type PolicyEvaluation } from "./cedar-engine.js";
 import type { PolicyDefaults } from "./decision-rules.js";
 
@@ -81,19 +81,6 @@ type TestCase = z.infer<typeof testCaseSchema>;
 /** Cedar takes a context up to 32 levels deep; a case file adds four levels around it. */
 const MAX_CASE_FILE_DEPTH = 64;
 
-/** Whether `value` holds objects or arrays more than `limit` deep, checked without recursion. */
-function nestsDeeperThan(value: unknown, limit: number): boolean {
-  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
-  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
-    if (item.value === null || typeof item.value !== "object") continue;
-    if (item.depth >= limit) return true;
-    for (const child of Object.values(item.value)) {
-      stack.push({ value: child, depth: item.depth + 1 });
-    }
-  }
-  return false;
-}
-
 /**
  * Runs every case in `testsDir` against the policies in `policiesDir`. Throws
  * `PolicyLoadError` if the policies do not load and `PolicyTestFileError` if a case
@@ -159,7 +146,7 @@ async function readCaseFile(file: string): Promise<TestCase[]> {
     throw new PolicyTestFileError(file, [`not readable JSON: ${text(error)}`]);
   }
   // The schema walks the file recursively: a deep enough one overflows the stack.
-  if (nestsDeeperThan(raw, MAX_CASE_FILE_DEPTH)) {
+  if (!nestsWithin(raw, MAX_CASE_FILE_DEPTH)) {
     throw new PolicyTestFileError(file, [`nests deeper than ${MAX_CASE_FILE_DEPTH} levels`]);
   }
   const parsed = testFileSchema.safeParse(raw);

@@ -11,6 +11,7 @@ import {
   withSlackEnv,
 } from "../../src/config/notify-config.js";
 import { readSecretFile } from "../../src/config/redis-settings.js";
+import { writeSecretFile } from "../support/secret-file.js";
 
 const SECRET = "8f742231b10e8888abcd99e7c5a7e58d";
 const TOKEN = "xoxb-1111-2222-writtesttoken";
@@ -213,12 +214,8 @@ describe("webhook configuration", () => {
       await rm(dir, { recursive: true, force: true });
     });
 
-    async function secretFile(name: string, content: string, mode: number): Promise<string> {
-      const path = join(dir, name);
-      await writeFile(path, content);
-      await chmod(path, mode);
-      return path;
-    }
+    const secretFile = (name: string, content: string, mode: number) =>
+      writeSecretFile(dir, name, content, mode);
 
     const hook = (file: string) => ({
       webhooks: [{ url: "https://siem.example.com/in", secret_file: file }],

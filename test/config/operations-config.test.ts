@@ -8,6 +8,7 @@ import { ConfigError, parseConfig } from "../../src/config/load.js";
 import { reviewForProduction } from "../../src/config/production.js";
 import { resolveRedisSettings, storeKind } from "../../src/config/redis-settings.js";
 import { rateLimitFor } from "../../src/config/wire-operations.js";
+import { writeSecretFile } from "../support/secret-file.js";
 
 const HASH = hashKey("k");
 const IDENTITIES = {
@@ -35,12 +36,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function secretFile(name: string, content: string, mode: number): Promise<string> {
-  const path = join(dir, name);
-  await writeFile(path, content);
-  await chmod(path, mode);
-  return path;
-}
+const secretFile = (name: string, content: string, mode: number) =>
+  writeSecretFile(dir, name, content, mode);
 
 describe("configuration of the store, Redis, rate limits and metrics", () => {
   it("has safe defaults: memory store, limits on, metrics off", () => {

@@ -2,7 +2,7 @@ import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { App, Receiver, ReceiverEvent } from "@slack/bolt";
 import type { Context, Env, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { nestsWithin } from "../../http/schemas.js";
+import { nestsWithin } from "../../domain/json.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Logger } from "../../ports/logger.js";
 import type { NotificationState } from "../../ports/notification-state.js";
