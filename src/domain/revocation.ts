@@ -3,8 +3,12 @@ import type { JsonObject } from "./json.js";
 import { type Actor, SYSTEM_ACTOR } from "./principal.js";
 import type { AccessRequest } from "./request.js";
 
-/** What ended a credential: the agent's completion, a reviewer's revoke, or its expiry. */
-export type RevocationCause = "completed" | "revoked" | "expired";
+/**
+ * What ended a credential: the agent's completion, a reviewer's revoke, its
+ * expiry, or its discard: minted but never handed out (another collect won the
+ * race, or its record could not be committed or logged).
+ */
+export type RevocationCause = "completed" | "revoked" | "expired" | "discarded";
 
 /**
  * The fact that a revoker ended a credential at its source (an AWS session
@@ -36,14 +40,16 @@ export function atSourceData(revoked: RevokedAtSource): JsonObject {
 
 /**
  * `credential.revoked` for a credential ended at its source because it was
- * completed or expired: the source's own record, beside the state change
- * (`credential.completed`, `credential.expired`) that caused it. `reason`
- * repeats `cause` for these; a reviewer's revoke is recorded by the domain's
- * `revokeCredential`, whose `reason` is the reviewer's.
+ * completed, expired or discarded: the source's own record, beside the state
+ * change (`credential.completed`, `credential.expired`) that caused it; a
+ * discard changes no state. `reason` repeats `cause` for these; a reviewer's
+ * revoke is recorded by the domain's `revokeCredential`, whose `reason` is the
+ * reviewer's. `request.credential` is the credential ended (for a discard,
+ * the one minted and never handed out).
  */
 export function sourceRevokedEvent(args: {
   request: AccessRequest;
-  cause: "completed" | "expired";
+  cause: "completed" | "expired" | "discarded";
   revoked: RevokedAtSource;
   actor: Actor;
   now: number;
@@ -65,23 +71,25 @@ export function sourceRevokedEvent(args: {
 }
 
 /**
- * `credential.revocation_failed`: writ recorded the credential as expired but
- * could not end it at its source, so the source never got its deny.
+ * `credential.revocation_failed`: writ recorded the credential as expired, or
+ * discarded one it minted, but could not end it at its source, so the source
+ * never got its deny.
  */
 export function sourceRevocationFailedEvent(args: {
   request: AccessRequest;
+  cause: "expired" | "discarded";
   failure: SourceRevocationFailure;
   now: number;
 }): DomainEvent {
-  const { request, failure, now } = args;
+  const { request, cause, failure, now } = args;
   return {
     type: "credential.revocation_failed",
     requestId: request.id,
     actor: SYSTEM_ACTOR,
     time: now,
     data: {
-      cause: "expired",
-      reason: "expired",
+      cause,
+      reason: cause,
       credential_type: request.credentialType,
       credential_id: request.credential?.id ?? null,
       at_source: failure.source,

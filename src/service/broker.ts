@@ -8,6 +8,7 @@ import { consumeToken } from "./consume-token.js";
 import { createRequest } from "./create-request.js";
 import type { BrokerDeps } from "./deps.js";
 import { expireDue } from "./expire-requests.js";
+import { oneAtATime } from "./one-at-a-time.js";
 import {
   type EventWaitOptions,
   getRequest,
@@ -20,6 +21,11 @@ import { revoke } from "./revoke-credential.js";
 
 /** The use cases, bound to their ports. What the HTTP layer, CLI and console call. */
 export function createBroker(deps: BrokerDeps) {
+  // Concurrent collects of one request take turns in this process: only the
+  // first mints, the others then find it issued. Without this each would call
+  // the credential provider (an STS AssumeRole), and all but the winner's
+  // sessions would have to be ended at their source.
+  const collects = oneAtATime();
   return {
     deps,
     request: (agent: Agent, input: RequestInput) => createRequest(deps, agent, input),
@@ -39,7 +45,8 @@ export function createBroker(deps: BrokerDeps) {
     cancel: (agent: Agent, id: string) => cancel(deps, agent, id),
     complete: (agent: Agent, id: string) => complete(deps, agent, id),
     revoke: (by: Reviewer | Auditor, id: string, reason: string) => revoke(deps, by, id, reason),
-    collect: (agent: Agent, id: string) => collectCredential(deps, agent, id),
+    collect: (agent: Agent, id: string) =>
+      collects.run(id, () => collectCredential(deps, agent, id)),
     consume: (server: ResourceServer, token: string) => consumeToken(deps, server, token),
     expireDue: (batch?: number) => expireDue(deps, batch),
   };

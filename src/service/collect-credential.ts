@@ -1,16 +1,19 @@
 import { assertCollectable, issueCredential } from "../domain/credential.js";
 import { WritError } from "../domain/errors.js";
 import type { Agent } from "../domain/principal.js";
+import type { AccessRequest, IssuedCredential } from "../domain/request.js";
 import type { Credential } from "../ports/minter.js";
 import { assertOwnRequest } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
-import { transact } from "./record.js";
+import { appendEvents, transact } from "./record.js";
+import { revokeDiscardedAtSource } from "./revoke-at-source.js";
 
 /**
  * Mints the credential of an approved request, once. The credential is minted
  * first and returned only after `credential.issued` is committed with the
  * `approved → issued` change and persisted to the audit log: if any of that
- * fails or another collect wins the race, the minted secret is dropped unseen.
+ * fails or another collect wins the race, the minted secret is dropped unseen,
+ * and a credential that lives on at its source (an AWS session) is ended there.
  */
 export async function collectCredential(
   deps: BrokerDeps,
@@ -18,22 +21,40 @@ export async function collectCredential(
   id: string,
 ): Promise<Credential> {
   let credential: Credential | undefined;
-  await transact(deps, id, async (request, now) => {
-    // Every check runs again on each retry, on fresh state: once a concurrent
-    // collect has won, `credential_already_issued` is thrown and nothing leaves.
-    assertOwnRequest(request, agent);
-    assertCollectable(request, now);
-    const minter = deps.minters[request.credentialType];
-    if (minter === undefined) {
-      throw new WritError(
-        "unsupported_credential_type",
-        `No minter for "${request.credentialType}".`,
+  const minted: { request: AccessRequest; record: IssuedCredential }[] = [];
+  let handedOut: string | undefined;
+  try {
+    const result = await transact(deps, id, async (request, now) => {
+      // Every check runs again on each retry, on fresh state: once a concurrent
+      // collect has won, `credential_already_issued` is thrown and nothing leaves.
+      assertOwnRequest(request, agent);
+      assertCollectable(request, now);
+      const minter = deps.minters[request.credentialType];
+      if (minter === undefined) {
+        throw new WritError(
+          "unsupported_credential_type",
+          `No minter for "${request.credentialType}".`,
+        );
+      }
+      const mint = await minter.mint(request, now);
+      minted.push({ request, record: mint.record });
+      credential = mint.credential;
+      return issueCredential({ request, agent, credential: mint.record, now });
+    });
+    handedOut = result.request.credential?.id;
+  } finally {
+    for (const { request, record } of minted) {
+      if (record.id === handedOut) continue;
+      deps.logger.warn("a minted credential was not handed out", {
+        request_id: request.id,
+        credential_type: record.type,
+        credential_id: record.id,
+      });
+      void revokeDiscardedAtSource(deps, request, record, (events) =>
+        appendEvents(deps, request, events),
       );
     }
-    const minted = await minter.mint(request, now);
-    credential = minted.credential;
-    return issueCredential({ request, agent, credential: minted.record, now });
-  });
+  }
   if (credential === undefined) throw new WritError("internal_error", "No credential was minted.");
   return credential;
 }

@@ -1,7 +1,7 @@
 import { WritError } from "../domain/errors.js";
 import type { DomainEvent } from "../domain/events.js";
 import { SYSTEM_ACTOR } from "../domain/principal.js";
-import type { AccessRequest } from "../domain/request.js";
+import type { AccessRequest, IssuedCredential } from "../domain/request.js";
 import {
   type RevokedAtSource,
   type SourceRevocationFailure,
@@ -51,7 +51,7 @@ export async function revokeAtSource(
   }
 }
 
-type ExpiryDeps = Pick<BrokerDeps, "revokers" | "logger" | "clock" | "timer" | "stopping">;
+type BackgroundDeps = Pick<BrokerDeps, "revokers" | "logger" | "clock" | "timer" | "stopping">;
 
 /**
  * After writ has recorded an issued credential as expired: ends it at its source
@@ -64,25 +64,57 @@ type ExpiryDeps = Pick<BrokerDeps, "revokers" | "logger" | "clock" | "timer" | "
  * expiry stands either way; the returned promise never rejects.
  */
 export function revokeExpiredAtSource(
-  deps: ExpiryDeps,
+  deps: BackgroundDeps,
   expired: AccessRequest,
   record: (events: readonly DomainEvent[]) => Promise<unknown>,
 ): Promise<void> {
-  const revoker = deps.revokers?.[expired.credentialType];
-  if (expired.credential === undefined || revoker === undefined) return Promise.resolve();
-  return endExpired(deps, revoker, expired, record).catch((error: unknown) => {
-    deps.logger.error("recording the end of an expired credential at its source failed", {
-      request_id: expired.id,
-      credential_type: expired.credentialType,
+  return endInBackground(deps, expired, "expired", record);
+}
+
+/**
+ * Ends at its source a credential that was minted for `request` and never
+ * handed out: another collect committed first, or its own commit or log write
+ * failed (or its reply was lost, so whether it was committed is unknown). Its
+ * secret never left this process, yet an STS session lives at AWS until its
+ * end whether or not anyone holds it: writ denies it rather than leave a live
+ * session that no record names as handed out. In the background, with the
+ * retries and records of {@link revokeExpiredAtSource} (`cause: "discarded"`);
+ * the returned promise never rejects. Nothing to do for a type without a
+ * revoker: a JWT that never left matches no record and cannot be presented.
+ */
+export function revokeDiscardedAtSource(
+  deps: BackgroundDeps,
+  request: AccessRequest,
+  discarded: IssuedCredential,
+  record: (events: readonly DomainEvent[]) => Promise<unknown>,
+): Promise<void> {
+  return endInBackground(deps, { ...request, credential: discarded }, "discarded", record);
+}
+
+function endInBackground(
+  deps: BackgroundDeps,
+  request: AccessRequest,
+  cause: "expired" | "discarded",
+  record: (events: readonly DomainEvent[]) => Promise<unknown>,
+): Promise<void> {
+  const revoker = deps.revokers?.[request.credentialType];
+  if (request.credential === undefined || revoker === undefined) return Promise.resolve();
+  return endAtSource(deps, revoker, request, cause, record).catch((error: unknown) => {
+    deps.logger.error("recording the end of a credential at its source failed", {
+      request_id: request.id,
+      credential_type: request.credentialType,
+      credential_id: request.credential?.id,
+      cause,
       error: (error as Error).name,
     });
   });
 }
 
-async function endExpired(
-  deps: ExpiryDeps,
+async function endAtSource(
+  deps: BackgroundDeps,
   revoker: CredentialRevoker,
-  expired: AccessRequest,
+  request: AccessRequest,
+  cause: "expired" | "discarded",
   record: (events: readonly DomainEvent[]) => Promise<unknown>,
 ): Promise<void> {
   const timer = deps.timer ?? systemTimer;
@@ -93,13 +125,14 @@ async function endExpired(
     attempts++;
     let revoked: RevokedAtSource | undefined;
     try {
-      revoked = await revoker.revoke(expired, "expired");
+      revoked = await revoker.revoke(request, cause);
     } catch (caught) {
       error = caught instanceof WritError ? caught.code : "internal_error";
       const waitMs = EXPIRY_REVOCATION_RETRY_DELAYS_MS[attempts - 1];
-      deps.logger.warn("ending an expired credential at its source failed", {
-        request_id: expired.id,
-        credential_type: expired.credentialType,
+      deps.logger.warn(`ending ${ENDED[cause]} credential at its source failed`, {
+        request_id: request.id,
+        credential_type: request.credentialType,
+        credential_id: request.credential?.id,
         attempt: attempts,
         error,
         ...(waitMs !== undefined ? { retry_in_ms: waitMs } : {}),
@@ -114,29 +147,25 @@ async function endExpired(
     }
     if (revoked === undefined) return;
     await record([
-      sourceRevokedEvent({
-        request: expired,
-        cause: "expired",
-        revoked,
-        actor: SYSTEM_ACTOR,
-        now: deps.clock.now(),
-      }),
+      sourceRevokedEvent({ request, cause, revoked, actor: SYSTEM_ACTOR, now: deps.clock.now() }),
     ]);
     return;
   }
   const failure: SourceRevocationFailure = { source: revoker.source, attempts, error, gaveUp };
   // Not the end of the session: its policy's own expiry bounds it; the deny was a second layer.
-  deps.logger.error("ending an expired credential at its source failed; gave up", {
-    request_id: expired.id,
-    credential_type: expired.credentialType,
-    credential_id: expired.credential?.id,
+  deps.logger.error(`ending ${ENDED[cause]} credential at its source failed; gave up`, {
+    request_id: request.id,
+    credential_type: request.credentialType,
+    credential_id: request.credential?.id,
     at_source: failure.source,
     attempts,
     error,
     gave_up: gaveUp,
   });
-  await record([sourceRevocationFailedEvent({ request: expired, failure, now: deps.clock.now() })]);
+  await record([sourceRevocationFailedEvent({ request, cause, failure, now: deps.clock.now() })]);
 }
+
+const ENDED = { expired: "an expired", discarded: "a discarded" } as const;
 
 /** Waits `ms`; false if writ began to shut down before or during the wait. */
 async function waitUnlessStopping(

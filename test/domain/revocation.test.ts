@@ -120,6 +120,7 @@ describe("recording an end at the source", () => {
   it("a source revocation that failed is recorded with the attempts and the error code", () => {
     const event = sourceRevocationFailedEvent({
       request: issuedAws(),
+      cause: "expired",
       failure: {
         source: "aws-iam",
         attempts: 3,

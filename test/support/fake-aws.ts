@@ -57,6 +57,11 @@ export interface FakeAws {
   readonly signatureFailures: string[];
   /** Fails the next `times` calls of `action` with `failure`. */
   failNext(action: string, failure: FakeFailure, times?: number): void;
+  /**
+   * Holds every call of `action` from now on unanswered (each is in `calls` as
+   * it arrives) until the returned function is called; then all are answered.
+   */
+  hold(action: string): () => void;
   /** The inline policy `name` of role `roleName`, as stored, or undefined. */
   rolePolicy(roleName: string, name: string): string | undefined;
   /** Stores an inline policy directly, e.g. to fill a role toward IAM's size cap. */
@@ -145,6 +150,7 @@ export async function startFakeAws(options: { now?: () => number } = {}): Promis
   const signatureFailures: string[] = [];
   const failures = new Map<string, { failure: FakeFailure; times: number }>();
   const roles = new Map<string, Map<string, string>>();
+  const holds = new Map<string, Promise<void>>();
   const emitter = new EventEmitter();
   emitter.setMaxListeners(100);
 
@@ -299,6 +305,11 @@ export async function startFakeAws(options: { now?: () => number } = {}): Promis
       raw: `${JSON.stringify(req.headers)}\n${body.toString("utf8")}`,
     };
     calls.push(call);
+    const held = holds.get(action);
+    if (held !== undefined) {
+      emitter.emit("call");
+      await held;
+    }
     try {
       if (!ACTIONS[service].has(action) || params.Version !== version) {
         throw new AwsError(400, "InvalidAction", `Could not find operation ${action}.`);
@@ -340,6 +351,19 @@ export async function startFakeAws(options: { now?: () => number } = {}): Promis
     signatureFailures,
     failNext(action, failure, times = 1) {
       failures.set(action, { failure, times });
+    },
+    hold(action) {
+      let release = () => {};
+      holds.set(
+        action,
+        new Promise<void>((resolve) => {
+          release = resolve;
+        }),
+      );
+      return () => {
+        holds.delete(action);
+        release();
+      };
     },
     rolePolicy: (roleName, name) => roles.get(roleName)?.get(name),
     setRolePolicy(roleName, name, document) {
