@@ -82,8 +82,12 @@ export interface RedisStore extends RequestStore {
    * written within the report interval and repeated as a heartbeat until the
    * store closes. When the stream was already trimmed past the first cursor,
    * that log lacks what lay in between: the first call logs an error and
-   * resolves with the gap, for the caller to record (`audit.gap`); otherwise,
-   * and on later calls, with undefined.
+   * resolves with the gap, for the caller to record (`audit.gap`). A running
+   * log can lose its record too (cut off from Redis, or paused, for longer than
+   * the timeout): a report that finds it gone checks the same way, and the
+   * follower's next call resolves with that gap. After a failed write the next
+   * call writes at once, so a log resuming after an outage learns of a gap
+   * before it reads on. Otherwise undefined.
    */
   recordLogCursor(followerId: string, cursor: string | undefined): Promise<StreamGap | undefined>;
   /** Trims the stream once, as the store does every `streamTrim.intervalMs`. */

@@ -30,8 +30,10 @@ export interface StreamFollowingLogOptions {
    * Told how far the file has fsynced the stream: first with where it resumes,
    * awaited before the first read (a stream trimmer then knows of this log
    * before it reads anything; a failure is retried like an unreachable store),
-   * then after every fsynced batch and at close, not awaited. The first answer
-   * may be a gap: the stream was trimmed past where this log resumes.
+   * and again so, awaited, once the store answers after being unreachable;
+   * then after every fsynced batch and at close, not awaited. Any answer may
+   * be a gap: the stream was trimmed past where this log stood. It is recorded
+   * (`onGap`) before the next read.
    */
   onDurable?: (cursor: string | undefined) => Promise<StreamGap | undefined> | Promise<void> | void;
   /**
@@ -74,9 +76,17 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
   const stop = new AbortController();
   let announced = options.onDurable === undefined;
 
+  /** A gap a later report answered: recorded before the next read. */
+  let reportedGap: StreamGap | undefined;
+
   function reportDurable(): void {
     try {
-      void Promise.resolve(options.onDurable?.(durableCursor.cursor)).catch(() => {});
+      void Promise.resolve(options.onDurable?.(durableCursor.cursor)).then(
+        (answer) => {
+          if (answer) reportedGap ??= answer;
+        },
+        () => {},
+      );
     } catch {
       // A report that cannot be made only holds trimming back.
     }
@@ -148,7 +158,7 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
    * holds events past the last one read, whichever process recorded them.
    */
   async function follow(): Promise<void> {
-    while (!stop.signal.aborted) {
+    while (!stop.signal.aborted && reportedGap === undefined) {
       await roomToWrite();
       const batch = await store.nextEvents(readCursor, {
         limit: batchSize,
@@ -159,6 +169,9 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
       });
       retryMs = 0;
       if (batch.length > 0) handOver(batch);
+      // Idle: report anyway (the store writes reports on its own timer), so a
+      // gap its heartbeat found reaches this log without waiting for events.
+      else if (!stop.signal.aborted) reportDurable();
     }
   }
 
@@ -189,6 +202,10 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
           gap = (await options.onDurable?.(durableCursor.cursor)) ?? undefined;
           announced = true;
         }
+        if (gap === undefined && reportedGap !== undefined) {
+          gap = reportedGap;
+          reportedGap = undefined;
+        }
         if (gap !== undefined && options.onGap !== undefined) {
           await options.onGap(gap);
           logger.error(
@@ -201,6 +218,10 @@ export function createStreamFollowingLog(options: StreamFollowingLogOptions): Au
       } catch (error) {
         if (error instanceof WritError && error.code === "store_unavailable") {
           // The store will come back; callers waiting meanwhile time out on their own.
+          // On its return this log reports where it stands again, awaited, before
+          // it reads on: if it was away long enough to be trimmed past, the gap
+          // is recorded first.
+          if (options.onDurable !== undefined) announced = false;
           await backOff();
           continue;
         }

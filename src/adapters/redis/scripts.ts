@@ -190,15 +190,17 @@ end
 /**
  * Records how far one audit log has fsynced the stream. KEYS: the followers
  * hash, the stream. ARGV: follower id, stream id ("0-0" for nothing yet).
- * Replies the stream's first entry id ("" while it is empty), so the caller
- * can tell whether entries it has not read were trimmed while it was away.
+ * Replies `{created, first}`: 1 if the follower had no record (new, or dropped
+ * by a trim as not heard from within the timeout), and the stream's first
+ * entry id ("" while it is empty), so the caller can tell whether entries it
+ * has not read were trimmed while it was away.
  */
 const FOLLOW_LUA = `#!lua
 ${NOW_MS}
-redis.call("HSET", KEYS[1], ARGV[1], ARGV[2] .. " " .. string.format("%.0f", now_ms()))
+local created = redis.call("HSET", KEYS[1], ARGV[1], ARGV[2] .. " " .. string.format("%.0f", now_ms()))
 local first = redis.call("XRANGE", KEYS[2], "-", "+", "COUNT", 1)
-if #first == 0 then return "" end
-return first[1][1]
+if #first == 0 then return {created, ""} end
+return {created, first[1][1]}
 `;
 
 /**

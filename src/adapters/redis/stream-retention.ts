@@ -35,7 +35,11 @@ export interface StreamTrimResult {
 }
 
 export interface StreamRetention {
-  /** Records a follower's cursor; the first call for an id answers a gap, if any. */
+  /**
+   * Records a follower's cursor. Answers a gap, once, when the stream was
+   * trimmed past the cursor while the follower had no record: found on its
+   * first call, or on any report after its record had to be created again.
+   */
   recordLogCursor(followerId: string, cursor: string | undefined): Promise<StreamGap | undefined>;
   trim(): Promise<StreamTrimResult>;
   /** Writes the last cursors and stops the timers. */
@@ -112,6 +116,15 @@ export function createStreamRetention(options: StreamRetentionOptions): StreamRe
   }
   /** The latest cursor of each follower that has been written once. */
   const cursors = new Map<string, string>();
+  /**
+   * Followers whose last write failed: the next report is written at once, and
+   * its answer checked, before the follower reads on.
+   */
+  const unsure = new Set<string>();
+  /** The last cursor of each follower that Redis acknowledged. */
+  const recorded = new Map<string, string>();
+  /** Gaps found by a background report, for the follower's next report to answer. */
+  const pendingGaps = new Map<string, StreamGap>();
   let reportTimer: NodeJS.Timeout | undefined;
   let trimTimer: NodeJS.Timeout | undefined;
   let reporting: Promise<void> | undefined;
@@ -119,13 +132,70 @@ export function createStreamRetention(options: StreamRetentionOptions): StreamRe
   let heldBack = false;
   let closing: Promise<void> | undefined;
 
-  const write = (followerId: string, cursor: string) =>
-    guard("recordLogCursor", () =>
-      client.writFollow([keys.followers, keys.stream], [followerId, cursor]),
+  /**
+   * Writes a follower's cursor. A gap is possible only where its record was
+   * missing: the trimmer drops a follower not heard from within the timeout,
+   * and only then may it trim past that follower's cursor. So the answer is
+   * checked on a follower's first write in this process, and whenever the
+   * record had to be created again (a replica cut off from Redis, or paused,
+   * for longer than the timeout while it kept running).
+   */
+  async function write(
+    followerId: string,
+    cursor: string,
+    first: boolean,
+  ): Promise<StreamGap | undefined> {
+    let reply: unknown;
+    try {
+      reply = await guard("recordLogCursor", () =>
+        client.writFollow([keys.followers, keys.stream], [followerId, cursor]),
+      );
+    } catch (error) {
+      unsure.add(followerId);
+      throw error;
+    }
+    unsure.delete(followerId);
+    if (!Array.isArray(reply) || reply.length !== 2) throw corrupt();
+    const [created, start] = reply as unknown[];
+    if ((created !== 0 && created !== 1) || typeof start !== "string") throw corrupt();
+    // What the trimmer last knew of this follower: where it may have trimmed past.
+    const known = recorded.get(followerId);
+    recorded.set(followerId, cursor);
+    if ((!first && created === 0) || start === "") return undefined;
+    let after: string | undefined;
+    if (cursor !== NOTHING_YET && compareStreamIds(start, cursor) > 0) {
+      after = cursor;
+    } else if (
+      !first &&
+      known !== undefined &&
+      (known === NOTHING_YET || compareStreamIds(start, known) > 0)
+    ) {
+      // It read on while its record was gone, from wherever the stream then began:
+      // it may lack anything between what the trimmer last knew and that start.
+      after = known;
+    }
+    if (after === undefined) return undefined;
+    // Its own cursor is gone: it was away longer than the follower timeout and
+    // the stream was trimmed past it. Whatever lay in between is not in its log.
+    logger.error(
+      "audit log resumes after an event trimmed from the redis stream: events between them may be missing from this replica's log; another replica's log holds them",
+      { resumes_after: after, stream_starts_at: start },
     );
+    return { follower: followerId, after, firstAvailable: start };
+  }
 
   async function reportAll(): Promise<void> {
-    for (const [followerId, cursor] of cursors) await write(followerId, cursor);
+    for (const [followerId, cursor] of cursors) {
+      const gap = await write(followerId, cursor, false);
+      if (gap !== undefined) pendingGaps.set(followerId, gap);
+    }
+  }
+
+  /** A gap a background report found for `followerId`, answered once. */
+  function takeGap(followerId: string): StreamGap | undefined {
+    const gap = pendingGaps.get(followerId);
+    pendingGaps.delete(followerId);
+    return gap;
   }
 
   function tick(): void {
@@ -182,28 +252,20 @@ export function createStreamRetention(options: StreamRetentionOptions): StreamRe
         throw new TypeError("cursor must be a stream id");
       }
       const value = cursor ?? NOTHING_YET;
-      if (cursors.has(followerId)) {
+      const known = cursors.has(followerId);
+      if (known) {
         cursors.set(followerId, value);
-        return undefined;
+        // Written by the timer, unless the last write failed: then at once, so a
+        // follower resuming after an outage learns of a gap before it reads on.
+        if (!unsure.has(followerId)) return takeGap(followerId);
       }
-      const first = await write(followerId, value);
-      if (typeof first !== "string") throw corrupt();
+      const gap = await write(followerId, value, !known);
       cursors.set(followerId, value);
-      let gap: StreamGap | undefined;
-      if (cursor !== undefined && first !== "" && compareStreamIds(first, cursor) > 0) {
-        gap = { follower: followerId, after: cursor, firstAvailable: first };
-        // Its own cursor is gone: it was away longer than the follower timeout and
-        // the stream was trimmed past it. Whatever lay in between is not in its log.
-        logger.error(
-          "audit log resumes after an event trimmed from the redis stream: events between them may be missing from this replica's log; another replica's log holds them",
-          { resumes_after: cursor, stream_starts_at: first },
-        );
-      }
       if (reportTimer === undefined && closing === undefined) {
         reportTimer = setInterval(tick, reportIntervalMs);
         reportTimer.unref();
       }
-      return gap;
+      return gap ?? takeGap(followerId);
     },
 
     trim,
