@@ -8,7 +8,9 @@ import { maskedFields } from "../domain/reveal.js";
  * What a reviewer needs to see about a request, once, independent of any chat
  * system: Slack blocks, the Teams card and webhook payloads are renderings of
  * it. It never holds a masked value: a renderer cannot leak what it never gets.
- * Text is plain (no markup) and bounded; renderers escape it for their format.
+ * Text is plain (no markup), bounded and on one line: control characters and
+ * bidirectional controls are shown as visible escapes (see `escapeControls`).
+ * Renderers escape it for their format.
  */
 export interface ReviewMessage {
   readonly requestId: string;
@@ -54,7 +56,7 @@ export interface ReviewMessage {
 
 export interface ContextEntry {
   readonly name: string;
-  /** Absent when masked. */
+  /** Absent when masked. Strings as sent, other JSON values as JSON; escaped by `escapeControls`. */
   readonly value?: string;
   readonly masked: boolean;
 }
@@ -114,9 +116,44 @@ export function clip(text: string, max: number): string {
   return chars.length <= max ? text : `${chars.slice(0, max - 1).join("")}…`;
 }
 
-function show(value: JsonValue | undefined): string {
-  if (typeof value === "string") return value;
-  return JSON.stringify(value ?? null);
+/**
+ * Characters that change how the text around them reads rather than showing
+ * as themselves: C0 and C1 controls (newlines included), line and paragraph
+ * separators, bidirectional marks, embeddings, overrides and isolates, and
+ * unpaired surrogates. An agent could use them to start lines that look like
+ * writ's own (an approvals line), reverse what a reviewer reads, or drive a
+ * terminal.
+ */
+const CONTROLS = /[\p{Cc}\p{Cs}\u061C\u200E\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069]/gu;
+
+const NAMED_CONTROLS: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/**
+ * Shows every control character and bidirectional control in `text` as a
+ * visible escape (`\n`, `\u202E`), so agent text stays on one line and reads
+ * in the order it was written, whichever channel renders it.
+ */
+export function escapeControls(text: string): string {
+  return text.replace(
+    CONTROLS,
+    (ch) =>
+      NAMED_CONTROLS[ch] ??
+      `\\u${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`,
+  );
+}
+
+/** Agent text as a message shows it: controls escaped, then clipped to `max`. */
+function plain(text: string, max: number): string {
+  return clip(escapeControls(text), max);
+}
+
+/**
+ * A context value as reviewers see it: a string as sent, anything else as
+ * JSON (strings nested in it included), with controls escaped and clipped.
+ */
+export function contextValueText(value: JsonValue | undefined): string {
+  const shown = typeof value === "string" ? value : JSON.stringify(value ?? null);
+  return plain(shown, LIMITS.contextValue);
 }
 
 function str(value: JsonValue | undefined): string | undefined {
@@ -195,10 +232,10 @@ export function buildReviewMessage(
   const names = Object.keys(request.context);
   const context: ContextEntry[] = names.slice(0, LIMITS.contextFields).map((name) =>
     maskedSet.has(name)
-      ? { name: clip(name, 64), masked: true }
+      ? { name: plain(name, 64), masked: true }
       : {
-          name: clip(name, 64),
-          value: clip(show(request.context[name]), LIMITS.contextValue),
+          name: plain(name, 64),
+          value: contextValueText(request.context[name]),
           masked: false,
         },
   );
@@ -220,7 +257,12 @@ export function buildReviewMessage(
     seen.add(event.id);
     const text = timelineText(event);
     if (text !== undefined) {
-      timeline.push({ eventId: event.id, type: event.type, at: event.time, text: clip(text, 300) });
+      timeline.push({
+        eventId: event.id,
+        type: event.type,
+        at: event.time,
+        text: plain(text, 300),
+      });
     }
   }
   const open = request.status === "pending" && now < request.expiresAt;
@@ -229,7 +271,7 @@ export function buildReviewMessage(
     request.ticket === undefined
       ? undefined
       : {
-          id: clip(request.ticket, 256),
+          id: plain(request.ticket, 256),
           ...(options.ticketUrl !== undefined
             ? { url: options.ticketUrl.replace("{ticket}", encodeURIComponent(request.ticket)) }
             : {}),
@@ -240,7 +282,7 @@ export function buildReviewMessage(
     status,
     open,
     headline,
-    summary: clip(
+    summary: plain(
       `${headline}: ${request.agentId} asks for ${request.action} on ${request.resource}`,
       LIMITS.text,
     ),
@@ -248,11 +290,11 @@ export function buildReviewMessage(
     owner: request.owner,
     ...(request.onBehalfOf !== undefined ? { onBehalfOf: request.onBehalfOf } : {}),
     action: request.action,
-    resource: clip(request.resource, LIMITS.text),
+    resource: plain(request.resource, LIMITS.text),
     credentialType: request.credentialType,
-    ...(request.audience !== undefined ? { audience: request.audience } : {}),
+    ...(request.audience !== undefined ? { audience: plain(request.audience, 256) } : {}),
     ttlSeconds: request.grantedTtlSeconds,
-    ...(request.reason !== undefined ? { reason: clip(request.reason, LIMITS.text) } : {}),
+    ...(request.reason !== undefined ? { reason: plain(request.reason, LIMITS.text) } : {}),
     ...(ticket !== undefined ? { ticket } : {}),
     context,
     contextOmitted: Math.max(0, names.length - LIMITS.contextFields),
@@ -265,7 +307,7 @@ export function buildReviewMessage(
           denial: {
             reviewer: denial.reviewerId,
             at: denial.at,
-            reason: clip(denial.comment ?? "", LIMITS.text),
+            reason: plain(denial.comment ?? "", LIMITS.text),
             channel: denial.channel,
           },
         }

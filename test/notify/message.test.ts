@@ -1,8 +1,12 @@
 import { createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import type { AccessRequest } from "../../src/domain/request.js";
-import { buildReviewMessage, LIMITS } from "../../src/notify/message.js";
-import { approvalMessage, escapeMrkdwn } from "../../src/notify/slack/blocks.js";
+import { buildReviewMessage, escapeControls, LIMITS } from "../../src/notify/message.js";
+import {
+  approvalMessage,
+  escapeMrkdwn,
+  ownerDecisionMessage,
+} from "../../src/notify/slack/blocks.js";
 import { verifySlackSignature } from "../../src/notify/slack/receiver.js";
 import { teamsCard } from "../../src/notify/teams/card.js";
 
@@ -94,6 +98,67 @@ describe("the review message", () => {
       ),
     );
     expect(teams).not.toContain("[x](https://e.example)");
+  });
+});
+
+describe("agent text in the review message", () => {
+  it("shows controls and bidirectional controls as visible escapes, at any depth", () => {
+    const message = buildReviewMessage(
+      request({
+        context: {
+          customer_email: "jane@example.com\n*Approvals* 2/2",
+          note: "a\nb\u202Ec",
+          nested: { x: ["\u2066y\u2069", 1] },
+        },
+      }),
+      [],
+      NOW,
+    );
+    // Masked fields stay as they were: a name, no value.
+    expect(message.context).toEqual([
+      { name: "customer_email", masked: true },
+      { name: "note", value: "a\\nb\\u202Ec", masked: false },
+      { name: "nested", value: '{"x":["\\u2066y\\u2069",1]}', masked: false },
+    ]);
+    expect(message.masked).toEqual(["customer_email"]);
+    expect(escapeControls("\t\r\n\u0000\u007f\u0085\u061c\u200e\u2028\u2029\ud800 ok")).toBe(
+      "\\t\\r\\n\\u0000\\u007F\\u0085\\u061C\\u200E\\u2028\\u2029\\uD800 ok",
+    );
+    expect(escapeControls("naïve – ok ✓")).toBe("naïve – ok ✓");
+  });
+
+  it("escapes the top-level text of Slack messages, which Slack reads as mrkdwn", () => {
+    const message = buildReviewMessage(
+      request({ resource: "db://prod/<!channel> <https://evil.example|Approve>" }),
+      [],
+      NOW,
+    );
+    expect(approvalMessage(message).text).toBe(
+      "Approval needed: report-agent asks for db:export on db://prod/&lt;!channel&gt; &lt;https://evil.example|Approve&gt;",
+    );
+    expect(ownerDecisionMessage(message).text).not.toMatch(/[<>]/);
+  });
+
+  it("keeps context values inert in the Teams card: one line, no list, link or emphasis", () => {
+    const card = teamsCard(
+      buildReviewMessage(
+        request({
+          context: {
+            rows: "- 12000\n\n**Approvals** 2/2 [Approve](https://evil.example)\u202E",
+            step: "1. first",
+          },
+        }),
+        [],
+        NOW,
+      ),
+      "https://w.example/requests/r",
+    ) as { attachments: { content: { body: { facts?: { title: string; value: string }[] }[] } }[] };
+    const facts = card.attachments[0]?.content.body.flatMap((b) => b.facts ?? []) ?? [];
+    const rows = facts.find((f) => f.title === "rows")?.value ?? "";
+    expect(rows).toBe(
+      "\\- 12000\\\\n\\\\n\\*\\*Approvals\\*\\* 2/2 \\[Approve\\]\\(https://evil.example\\)\\\\u202E",
+    );
+    expect(facts.find((f) => f.title === "step")?.value).toBe("1\\. first");
   });
 });
 

@@ -1,6 +1,6 @@
 import type { types as Slack } from "@slack/bolt";
 import type { JsonValue } from "../../domain/json.js";
-import { clip, LIMITS, type ReviewMessage } from "../message.js";
+import { clip, contextValueText, escapeControls, type ReviewMessage } from "../message.js";
 
 /** The `action_id`s of writ's buttons and the `callback_id` of its deny modal. */
 export const SLACK_IDS = {
@@ -26,6 +26,17 @@ export interface SlackRenderOptions {
  */
 export function escapeMrkdwn(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
+
+/**
+ * Agent text as an inline code span, where Slack applies no mrkdwn: `*bold*`,
+ * `_italic_`, `:emoji:` and links show as typed, so a context value cannot
+ * dress itself up as writ's own lines. Slack has no escape for a backtick
+ * inside a code span, so one is shown as ˋ (U+02CB) instead of ending the span.
+ */
+export function mrkdwnCode(text: string): string {
+  if (text.length === 0) return "_(empty)_";
+  return `\`${escapeMrkdwn(text.replaceAll("`", "\u02CB"))}\``;
 }
 
 /** A time Slack shows in each reader's own time zone, with an ISO fallback. */
@@ -104,8 +115,8 @@ export function approvalMessage(
   if (message.context.length > 0) {
     const lines = message.context.map((entry) =>
       entry.masked
-        ? `• ${e(entry.name)}: ••• _(masked)_`
-        : `• ${e(entry.name)}: ${e(entry.value ?? "")}`,
+        ? `• ${mrkdwnCode(entry.name)}: ••• _(masked)_`
+        : `• ${mrkdwnCode(entry.name)}: ${mrkdwnCode(entry.value ?? "")}`,
     );
     if (message.contextOmitted > 0) lines.push(`_…and ${message.contextOmitted} more_`);
     blocks.push({
@@ -187,7 +198,8 @@ export function approvalMessage(
     type: "context",
     elements: [{ type: "mrkdwn", text: `writ request \`${message.requestId}\`` }],
   });
-  return { text: message.summary, blocks };
+  // The top-level text is mrkdwn too, and is what notifications and previews show.
+  return { text: e(message.summary), blocks };
 }
 
 /** `<console>/requests/<id>`, whatever the console URL ends with. */
@@ -209,7 +221,7 @@ export function ownerDecisionMessage(
         : `was approved by ${message.approvals.map((a) => person(a.reviewer, options)).join(", ")}`;
   const text = `Your agent ${e(message.agent)}'s request for ${e(message.action)} on ${e(message.resource)} ${outcome}.`;
   return {
-    text: clip(`${message.agent}: ${message.headline}`, 150),
+    text: e(clip(`${message.agent}: ${message.headline}`, 150)),
     blocks: [
       { type: "section", text: { type: "mrkdwn", text: clip(text, 3000) } },
       {
@@ -225,10 +237,11 @@ export function revealMessage(
   requestId: string,
   fields: Readonly<Record<string, JsonValue>>,
 ): { text: string; blocks: Slack.KnownBlock[] } {
-  const lines = Object.entries(fields).map(([name, value]) => {
-    const shown = typeof value === "string" ? value : JSON.stringify(value);
-    return `• ${escapeMrkdwn(clip(name, 64))}: ${escapeMrkdwn(clip(shown, LIMITS.contextValue))}`;
-  });
+  // Shown like the other context values: one line each, formatting inert.
+  const lines = Object.entries(fields).map(
+    ([name, value]) =>
+      `• ${mrkdwnCode(clip(escapeControls(name), 64))}: ${mrkdwnCode(contextValueText(value))}`,
+  );
   return {
     text: "Masked fields (only you see this; your reveal is recorded)",
     blocks: [

@@ -2,10 +2,16 @@ import { clip, type ReviewMessage } from "../message.js";
 
 /**
  * Escapes text for the Markdown subset Adaptive Cards render: agent text must
- * not become a link (`[Approve](https://…)`) or formatting.
+ * not become a link (`[Approve](https://…)`), emphasis, or a list item of its
+ * own (`- `, `+ `, `1. ` at the start). Line breaks never reach here: the
+ * review message shows them as visible escapes.
  */
 export function escapeCardMarkdown(text: string): string {
-  return text.replace(/[\\`*_[\]()~]/g, (ch) => `\\${ch}`);
+  return text
+    .replace(/[\\`*_[\]()~]/g, (ch) => `\\${ch}`)
+    .replace(/^(\s*)([-+]|\d+\.)(?=\s|$)/, (_, space: string, marker: string) =>
+      marker.endsWith(".") ? `${space}${marker.slice(0, -1)}\\.` : `${space}\\${marker}`,
+    );
 }
 
 /** An Adaptive Card `TextBlock`. */
