@@ -7,6 +7,8 @@ export interface MemoryNotificationStateOptions {
   maxSeen?: number;
   /** Most requests whose facts are kept; the least recently updated go first (default 100,000). */
   maxRequests?: number;
+  /** Leases kept before lapsed ones are swept (default 10,000). */
+  maxLeases?: number;
 }
 
 /**
@@ -20,6 +22,7 @@ export function createMemoryNotificationState(
   const { clock } = options;
   const maxSeen = options.maxSeen ?? 100_000;
   const maxRequests = options.maxRequests ?? 100_000;
+  const maxLeases = options.maxLeases ?? 10_000;
   const cursors = new Map<string, string>();
   const facts = new Map<string, Record<string, string>>();
   // Insertion order is expiry order only roughly (ttls differ); entries are checked on read.
@@ -62,6 +65,11 @@ export function createMemoryNotificationState(
       const current = leases.get(name);
       if (current !== undefined && current.holder !== holder && current.until > now) return false;
       leases.set(name, { holder, until: now + ttlMs });
+      // Besides one per worker, a lease per recorded notification: lapsed ones
+      // are dropped so that a long-running process does not keep them all.
+      if (leases.size > maxLeases) {
+        for (const [key, lease] of leases) if (lease.until <= now) leases.delete(key);
+      }
       return true;
     },
   };

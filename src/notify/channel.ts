@@ -12,15 +12,22 @@ export interface DeliveryChannel {
   readonly name: string;
   /** Cheap filter by event type; `deliver` is called only for these. */
   wants(event: RecordedEvent): boolean;
-  /** Throws {@link DeliveryError} (or anything) when the event was not delivered. */
-  deliver(event: RecordedEvent): Promise<void>;
+  /**
+   * Throws {@link DeliveryError} (or anything) when the event was not delivered.
+   * `signal` aborts once this replica lost the worker's lease, so another replica
+   * may be delivering the same event: a channel that makes several outside calls
+   * checks it before each one and stops (throwing), rather than sending copies
+   * alongside the new holder.
+   */
+  deliver(event: RecordedEvent, signal: AbortSignal): Promise<void>;
 }
 
 /**
  * Records, once per request, that a channel delivered its approval prompt
  * (`notification.sent`), so the request's timeline shows when reviewers were
- * told. Kinds and counts only; it throws when the record cannot be written,
- * and the worker then retries the delivery (which skips what was posted).
+ * told. Kinds and counts (the destinations reached) only; it throws when the
+ * record cannot be written, and the worker then retries the delivery (which
+ * skips what was posted).
  */
 export type PromptRecorder = (
   requestId: string,

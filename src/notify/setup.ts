@@ -86,16 +86,23 @@ export async function createNotifications(options: NotificationsOptions): Promis
   const routes: ((app: OpenAPIHono<AuthEnv>) => void)[] = [];
   let slackApp: App | undefined;
   const slack = settings.slack;
-  /** `notification.sent` through the store and the audit log, like every event. */
+  /**
+   * `notification.sent` through the store and the audit log, like every event;
+   * the claim in the shared state keeps two replicas from both recording it.
+   */
   const recordPrompt =
     (channel: PromptDelivery["channel"], webhook?: string): PromptRecorder =>
     (requestId, sent) =>
-      recordNotificationSent(deps, {
-        requestId,
-        channel,
-        ...sent,
-        ...(webhook !== undefined ? { webhook } : {}),
-      });
+      recordNotificationSent(
+        deps,
+        {
+          requestId,
+          channel,
+          ...sent,
+          ...(webhook !== undefined ? { webhook } : {}),
+        },
+        { state, holder: options.holder },
+      );
   if (slack !== undefined) {
     const [{ webApi }, { createSlackApp }, { createSlackNotifier }] = await Promise.all([
       import("@slack/bolt"),
@@ -165,6 +172,7 @@ export async function createNotifications(options: NotificationsOptions): Promis
           slackUserOf: directory.slackUserOf,
         },
         message: settings.message,
+        logger,
         recordPrompt: recordPrompt("slack"),
       }),
     );
@@ -215,6 +223,7 @@ export async function createNotifications(options: NotificationsOptions): Promis
             logger,
             holder: options.holder,
             retry: settings.retry,
+            ...(deps.timer !== undefined ? { timer: deps.timer } : {}),
           }),
         );
       }

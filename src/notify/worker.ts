@@ -4,7 +4,7 @@ import type { Clock } from "../ports/clock.js";
 import type { Logger } from "../ports/logger.js";
 import type { NotificationState } from "../ports/notification-state.js";
 import type { RequestStore } from "../ports/store.js";
-import { pause } from "../ports/timer.js";
+import { pause, systemTimer, type Timer } from "../ports/timer.js";
 import { type DeliveryChannel, DeliveryError } from "./channel.js";
 
 export interface RetryPolicy {
@@ -27,8 +27,13 @@ export interface NotificationWorkerOptions {
   readonly batchSize?: number;
   /** Longest idle wait before re-reading the stream, in ms (default 5,000). */
   readonly idleWaitMs?: number;
-  /** Lease lifetime, in ms (default 30,000); renewed before every delivery attempt. */
+  /**
+   * Lease lifetime, in ms (default 30,000); renewed before every delivery
+   * attempt and, while a delivery runs, every third of it.
+   */
   readonly leaseMs?: number;
+  /** Paces the lease renewals during a delivery (default: real time). */
+  readonly timer?: Timer;
   /**
    * A worker with no saved cursor (its first start) skips events older than
    * this, in ms (default 10 minutes), so that a new deployment does not replay
@@ -55,10 +60,13 @@ export function backoffMs(attempt: number, policy: RetryPolicy, retryAfterMs?: n
 
 function isRetryable(error: unknown): boolean {
   if (error instanceof DeliveryError) return error.retryable;
-  // writ's own store or log being briefly unavailable is worth waiting for.
+  // writ's own store or log being briefly unavailable is worth waiting for, and
+  // so is a conflict: another replica is recording the same thing right now.
   return (
     error instanceof WritError &&
-    (error.code === "store_unavailable" || error.code === "audit_unavailable")
+    (error.code === "store_unavailable" ||
+      error.code === "audit_unavailable" ||
+      error.code === "conflict")
   );
 }
 
@@ -77,6 +85,7 @@ export function startNotificationWorker(options: NotificationWorkerOptions): Not
   const leaseMs = options.leaseMs ?? 30_000;
   const firstStartWindowMs = options.firstStartWindowMs ?? 10 * 60_000;
   const permanentAttempts = options.permanentAttempts ?? 3;
+  const timer = options.timer ?? systemTimer;
   const stop = new AbortController();
   const name = `notify:${channel.name}`;
   let cursor: string | undefined;
@@ -95,38 +104,102 @@ export function startNotificationWorker(options: NotificationWorkerOptions): Not
     return ok;
   }
 
+  /**
+   * Renews the lease every third of its lifetime until `done` aborts, so that a
+   * delivery slower than the lease (many DMs, a slow receiver) keeps it and no
+   * other replica delivers the same event meanwhile. When a renewal fails,
+   * another replica may hold the lease by now: `lost` aborts, and the delivery
+   * stops before its next outside call.
+   */
+  async function keepLease(lost: AbortController, done: AbortSignal): Promise<void> {
+    for (;;) {
+      try {
+        await timer.sleep(leaseMs / 3, done);
+      } catch {
+        return;
+      }
+      if (done.aborted) return;
+      let renewed = false;
+      try {
+        renewed = await state.lease(name, holder, leaseMs);
+      } catch (error) {
+        // Unknown is not enough: the lease may lapse before the next renewal.
+        logger.warn("notification worker could not renew its lease", {
+          channel: channel.name,
+          error: (error as Error).message,
+        });
+      }
+      if (done.aborted) return;
+      if (!renewed) {
+        held = false;
+        lost.abort(new Error("the notification worker lost its lease"));
+        return;
+      }
+    }
+  }
+
+  /**
+   * One delivery attempt, with the lease kept for as long as it runs: "lost"
+   * when the lease was lost meanwhile (the new holder delivers the event), or
+   * the failure.
+   */
+  async function attemptDelivery(
+    event: RecordedEvent,
+  ): Promise<
+    { outcome: "delivered" } | { outcome: "lost" } | { outcome: "failed"; error: unknown }
+  > {
+    const lost = new AbortController();
+    const done = new AbortController();
+    const heartbeat = keepLease(lost, done.signal);
+    try {
+      await channel.deliver(event, lost.signal);
+      return lost.signal.aborted ? { outcome: "lost" } : { outcome: "delivered" };
+    } catch (error) {
+      return lost.signal.aborted ? { outcome: "lost" } : { outcome: "failed", error };
+    } finally {
+      done.abort();
+      await heartbeat;
+    }
+  }
+
   /** Delivers one event; false if the worker stopped or lost its lease first. */
   async function deliver(event: RecordedEvent): Promise<boolean> {
     for (let attempt = 1; ; attempt++) {
       if (stop.signal.aborted || !(await holdLease())) return false;
-      try {
-        await channel.deliver(event);
-        return true;
-      } catch (error) {
-        const retryable = isRetryable(error);
-        const fields = {
+      const result = await attemptDelivery(event);
+      if (result.outcome === "lost") {
+        logger.warn("notification worker lost its lease during a delivery; stopped it", {
           channel: channel.name,
           event_id: event.id,
-          event_type: event.type,
           request_id: event.requestId,
-          attempt,
-          error: (error as Error).message,
-        };
-        if (!retryable && attempt >= permanentAttempts) {
-          logger.error("notification dropped after repeated failures", fields);
-          return true;
-        }
-        const waitMs = backoffMs(
-          attempt,
-          retry,
-          error instanceof DeliveryError ? error.retryAfterMs : undefined,
-        );
-        logger.warn("notification failed; retrying", {
-          ...fields,
-          retry_in_ms: Math.round(waitMs),
         });
-        await pause(waitMs, stop.signal);
+        return false;
       }
+      if (result.outcome === "delivered") return true;
+      const { error } = result;
+      const retryable = isRetryable(error);
+      const fields = {
+        channel: channel.name,
+        event_id: event.id,
+        event_type: event.type,
+        request_id: event.requestId,
+        attempt,
+        error: (error as Error).message,
+      };
+      if (!retryable && attempt >= permanentAttempts) {
+        logger.error("notification dropped after repeated failures", fields);
+        return true;
+      }
+      const waitMs = backoffMs(
+        attempt,
+        retry,
+        error instanceof DeliveryError ? error.retryAfterMs : undefined,
+      );
+      logger.warn("notification failed; retrying", {
+        ...fields,
+        retry_in_ms: Math.round(waitMs),
+      });
+      await pause(waitMs, stop.signal);
     }
   }
 

@@ -27,7 +27,9 @@ export interface NotificationState {
   /**
    * Takes, or renews, the lease on `name` for `holder` for `ttlMs`: true when
    * `holder` has it, false while another holder does. One replica at a time
-   * runs each worker; a crashed holder's lease lapses after `ttlMs`.
+   * runs each worker (renewing its lease while a delivery runs), and records
+   * each `notification.sent`; a crashed holder's lease lapses after `ttlMs`.
+   * Atomic, so two replicas never both hold it.
    */
   lease(name: string, holder: string, ttlMs: number): Promise<boolean>;
 }

@@ -7,6 +7,7 @@ import { backoffMs, startNotificationWorker } from "../../src/notify/worker.js";
 import type { Logger } from "../../src/ports/logger.js";
 import type { NotificationState } from "../../src/ports/notification-state.js";
 import type { RequestStore } from "../../src/ports/store.js";
+import type { Timer } from "../../src/ports/timer.js";
 import { ManualClock } from "../support/harness.js";
 
 /** A destination that records deliveries and fails as told. */
@@ -174,4 +175,171 @@ describe("notification worker", () => {
       expect(backoffMs(1, policy, 60_000)).toBe(1000);
     }
   });
+
+  it("keeps its lease while a delivery outlasts it, so no second replica delivers the same event meanwhile", async () => {
+    const clock = new ManualClock();
+    const timer = manualTimer(clock);
+    const store = createMemoryStore();
+    const { state, leases } = observedLeases(createMemoryNotificationState({ clock }));
+    const slow = gate();
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const deliveredBy: string[] = [];
+    const channel = (holder: string): DeliveryChannel => ({
+      name: "slack",
+      wants: (e) => e.type === "request.decided",
+      async deliver() {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        // One slow Slack call after another, each within the client's timeout.
+        await slow.opened;
+        deliveredBy.push(holder);
+        inFlight--;
+      },
+    });
+    const start = (holder: string) =>
+      startNotificationWorker({
+        channel: channel(holder),
+        store,
+        state,
+        clock,
+        timer: timer.timer,
+        logger,
+        holder,
+        retry: { initialMs: 1, maxMs: 10 },
+        idleWaitMs: 50,
+        // The default lease, 30 s.
+      });
+    await store.append([event("request.decided", clock.now())]);
+    const a = start("replica-a");
+    await expect.poll(() => inFlight).toBe(1);
+    // The delivery runs 40 s: longer than the lease, renewed every 10 s meanwhile.
+    await timer.advance(40);
+    const b = start("replica-b");
+    await expect.poll(() => leases.some((l) => l.holder === "replica-b")).toBe(true);
+    expect(leases.filter((l) => l.holder === "replica-b").map((l) => l.ok)).toEqual([false]);
+    expect(leases.filter((l) => l.holder === "replica-a").length).toBeGreaterThanOrEqual(5);
+    slow.open();
+    await expect.poll(() => state.cursor("notify:slack")).toBe("1");
+    await Promise.all([a.stop(), b.stop()]);
+    expect(maxInFlight).toBe(1);
+    expect(deliveredBy).toEqual(["replica-a"]);
+  });
+
+  it("stops a delivery at its next step once the lease is lost, and the new holder delivers the event", async () => {
+    const clock = new ManualClock();
+    const timer = manualTimer(clock);
+    const store = createMemoryStore();
+    const state = createMemoryNotificationState({ clock });
+    const stalled = gate();
+    const calls: string[] = [];
+    const channel = (holder: string): DeliveryChannel => ({
+      name: "slack",
+      wants: (e) => e.type === "request.decided",
+      async deliver(_event, signal) {
+        calls.push(`${holder}: first DM`);
+        if (holder === "replica-a") await stalled.opened;
+        // As the Slack notifier does between its calls.
+        signal.throwIfAborted();
+        calls.push(`${holder}: second DM`);
+      },
+    });
+    const start = (holder: string) =>
+      startNotificationWorker({
+        channel: channel(holder),
+        store,
+        state,
+        clock,
+        timer: timer.timer,
+        logger,
+        holder,
+        retry: { initialMs: 1, maxMs: 10 },
+        idleWaitMs: 50,
+      });
+    await store.append([event("request.decided", clock.now())]);
+    const a = start("replica-a");
+    await expect.poll(() => calls).toEqual(["replica-a: first DM"]);
+    // replica-a stalls past its lease without renewing it (a long pause of the
+    // process); replica-b takes the lease over and delivers the event.
+    clock.advance(31);
+    const b = start("replica-b");
+    await expect.poll(() => state.cursor("notify:slack")).toBe("1");
+    // replica-a wakes: its renewal is refused, and its delivery stops there.
+    await timer.advance(0);
+    stalled.open();
+    await expect
+      .poll(() => logs.some((l) => l.message.includes("lost its lease during a delivery")))
+      .toBe(true);
+    await Promise.all([a.stop(), b.stop()]);
+    expect(calls).toEqual(["replica-a: first DM", "replica-b: first DM", "replica-b: second DM"]);
+    expect(await state.cursor("notify:slack")).toBe("1");
+  });
 });
+
+/** A promise the test opens when it chooses. */
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { opened, open };
+}
+
+/** The state, recording each lease call and its answer. */
+function observedLeases(state: NotificationState) {
+  const leases: { holder: string; ok: boolean }[] = [];
+  const observed: NotificationState = {
+    ...state,
+    async lease(name, holder, ttlMs) {
+      const ok = await state.lease(name, holder, ttlMs);
+      leases.push({ holder, ok });
+      return ok;
+    },
+  };
+  return { state: observed, leases };
+}
+
+/** A timer on the manual clock: a wait ends when the test moves the clock past it. */
+function manualTimer(clock: ManualClock) {
+  const waits = new Set<{ until: number; resolve: () => void }>();
+  const timer: Timer = {
+    sleep(ms, signal) {
+      return new Promise<void>((resolve, reject) => {
+        if (signal?.aborted) {
+          reject(signal.reason);
+          return;
+        }
+        const wait = { until: clock.now() + ms, resolve };
+        waits.add(wait);
+        signal?.addEventListener(
+          "abort",
+          () => {
+            waits.delete(wait);
+            reject(signal.reason);
+          },
+          { once: true },
+        );
+      });
+    },
+  };
+  /** Ends the waits due by now, and lets what they started run. */
+  async function due() {
+    for (const wait of [...waits]) {
+      if (wait.until > clock.now()) continue;
+      waits.delete(wait);
+      wait.resolve();
+    }
+    for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return {
+    timer,
+    /** Moves the clock by `seconds`, one second at a time, ending the waits due at each. */
+    async advance(seconds: number) {
+      await due();
+      for (let i = 0; i < seconds; i++) {
+        clock.advance(1);
+        await due();
+      }
+    },
+  };
+}

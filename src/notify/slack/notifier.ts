@@ -3,6 +3,7 @@ import { approverGroups } from "../../domain/decision.js";
 import type { RecordedEvent } from "../../domain/events.js";
 import type { AccessRequest } from "../../domain/request.js";
 import type { Clock } from "../../ports/clock.js";
+import type { Logger } from "../../ports/logger.js";
 import type { NotificationState } from "../../ports/notification-state.js";
 import type { RequestStore } from "../../ports/store.js";
 import {
@@ -36,7 +37,12 @@ export interface SlackNotifierOptions {
   readonly defaultChannel?: string;
   readonly render: SlackRenderOptions;
   readonly message: MessageOptions;
-  /** Records `notification.sent` once the approval message reached every destination. */
+  /** Where destinations Slack refuses for good are reported (ids and error codes only). */
+  readonly logger: Logger;
+  /**
+   * Records `notification.sent` once every destination of the approval message
+   * was reached or refused for good, counting those reached.
+   */
   readonly recordPrompt?: PromptRecorder;
 }
 
@@ -92,18 +98,18 @@ export function slackFailure(error: unknown): DeliveryError {
   return new DeliveryError((error as Error).message ?? "Slack call failed", { retryable: false });
 }
 
-async function call<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw slackFailure(error);
-  }
-}
+/**
+ * The fact that marks a destination Slack refused for good (a channel that no
+ * longer exists, a deactivated member's DM, a message deleted by an admin):
+ * it is skipped for the rest of the request's life instead of being tried, and
+ * failing, on every later event.
+ */
+const DEAD = "dead:";
 
 function parsePosted(facts: Readonly<Record<string, string>>): Map<string, PostedMessage> {
   const posted = new Map<string, PostedMessage>();
   for (const [key, value] of Object.entries(facts)) {
-    if (!key.startsWith("msg:")) continue;
+    if (!key.startsWith("msg:") || facts[`${DEAD}${key.slice(4)}`] !== undefined) continue;
     try {
       const parsed = JSON.parse(value) as PostedMessage;
       if (typeof parsed.channel === "string" && typeof parsed.ts === "string") {
@@ -135,6 +141,21 @@ function isDecision(event: RecordedEvent): boolean {
 }
 
 /**
+ * The Slack calls of one delivery, each to one destination. A destination that
+ * fails for good is logged, remembered as dead and skipped, and the others go
+ * on; a failure worth retrying is kept for {@link Fanout.finish}, which throws
+ * it once every destination had its turn, so the worker tries the event again
+ * (skipping what was reached). A rate limit ends the turn at once: Slack asked
+ * to wait, and the calls after it would only be refused the same way.
+ */
+interface Fanout {
+  /** The work's result, or undefined when Slack refused it (or an earlier call was rate limited). */
+  reach<T>(destination: string, work: () => Promise<T>): Promise<T | undefined>;
+  /** Throws the failure worth retrying, if any. */
+  finish(): void;
+}
+
+/**
  * Delivers events to Slack: the approval message when a request needs
  * approval (to the group's channel, or as DMs to its members), `chat.update`
  * of every posted copy for each later event, and a DM to the agent's owner
@@ -142,7 +163,38 @@ function isDecision(event: RecordedEvent): boolean {
  * notification state, so any replica updates what another posted.
  */
 export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChannel {
-  const { client, store, state, directory, clock } = options;
+  const { client, store, state, directory, clock, logger } = options;
+
+  function fanout(requestId: string, signal: AbortSignal): Fanout {
+    let retry: DeliveryError | undefined;
+    return {
+      async reach(destination, work) {
+        if (retry?.retryAfterMs !== undefined) return undefined;
+        // This replica lost the worker's lease: another one delivers the event now.
+        signal.throwIfAborted();
+        try {
+          return await work();
+        } catch (error) {
+          const failure = slackFailure(error);
+          const fields = { request_id: requestId, destination, error: failure.message };
+          if (failure.retryable) {
+            logger.warn("slack destination failed; the event will be retried", fields);
+            retry ??= failure;
+            if (failure.retryAfterMs !== undefined) retry = failure;
+            return undefined;
+          }
+          logger.warn("slack refused a destination for good; skipping it", fields);
+          await state.saveFacts(SLACK_SCOPE, requestId, {
+            [`${DEAD}${destination}`]: failure.message.slice(0, 100),
+          });
+          return undefined;
+        }
+      },
+      finish() {
+        if (retry !== undefined) throw retry;
+      },
+    };
+  }
 
   /** Every place the approval message goes, keyed so a retry skips those done. */
   function destinations(request: AccessRequest): Map<string, string> {
@@ -169,50 +221,75 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
     return out;
   }
 
-  async function postApproval(request: AccessRequest, posted: Map<string, PostedMessage>) {
+  async function postApproval(
+    request: AccessRequest,
+    facts: Readonly<Record<string, string>>,
+    signal: AbortSignal,
+  ) {
     const rendered = approvalMessage(
       buildReviewMessage(request, [], clock.now(), options.message),
       options.render,
     );
+    const posted = parsePosted(facts);
     const targets = destinations(request);
+    const calls = fanout(request.id, signal);
     for (const [key, channel] of targets) {
-      if (posted.has(key)) continue;
-      const result = await call(() =>
-        client.chat.postMessage({ channel, text: rendered.text, blocks: rendered.blocks }),
-      );
-      if (typeof result.channel !== "string" || typeof result.ts !== "string") {
-        throw new DeliveryError("Slack did not return the message id", { retryable: false });
-      }
-      // Saved one by one: a failure after this point never posts this copy twice.
-      await state.saveFacts(SLACK_SCOPE, request.id, {
-        [`msg:${key}`]: JSON.stringify({ channel: result.channel, ts: result.ts }),
+      if (posted.has(key) || facts[`${DEAD}${key}`] !== undefined) continue;
+      const result = await calls.reach(key, async () => {
+        const answer = await client.chat.postMessage({
+          channel,
+          text: rendered.text,
+          blocks: rendered.blocks,
+        });
+        if (typeof answer.channel !== "string" || typeof answer.ts !== "string") {
+          throw new DeliveryError("Slack did not return the message id", { retryable: false });
+        }
+        return { channel: answer.channel, ts: answer.ts };
       });
+      if (result === undefined) continue;
+      posted.set(key, result);
+      // Saved one by one: a failure after this point never posts this copy twice.
+      await state.saveFacts(SLACK_SCOPE, request.id, { [`msg:${key}`]: JSON.stringify(result) });
     }
-    // After every copy is out, so a retry that posted nothing new still records it.
+    calls.finish();
+    // Once every destination was reached or refused for good, so the count is
+    // final; also when a retry posted nothing new, as the record may be what failed.
+    const reached = [...targets.keys()].filter((key) => posted.has(key));
+    if (reached.length === 0) {
+      logger.error("the slack approval message reached no destination", {
+        request_id: request.id,
+        destinations: targets.size,
+      });
+      return;
+    }
     if (options.recordPrompt === undefined) return;
-    const keys = [...targets.keys()];
     for (const [prefix, target] of [
       ["c:", "channel"],
       ["u:", "dm"],
     ] as const) {
-      const count = keys.filter((k) => k.startsWith(prefix)).length;
-      if (count > 0) await options.recordPrompt(request.id, { target, destinations: count });
+      const count = reached.filter((k) => k.startsWith(prefix)).length;
+      if (count === 0) continue;
+      signal.throwIfAborted();
+      await options.recordPrompt(request.id, { target, destinations: count });
     }
   }
 
   return {
     name: SLACK_SCOPE,
     wants: (event) => !NOTIFICATION_SILENT_TYPES.has(event.type),
-    async deliver(event) {
+    async deliver(event, signal) {
       const request = await store.get(event.requestId);
       if (request === undefined || request.decision.effect !== "approve") return;
       const facts = await state.facts(SLACK_SCOPE, request.id);
-      const posted = parsePosted(facts);
       if (event.type === "request.decided") {
-        await postApproval(request, posted);
+        await postApproval(request, facts, signal);
         return;
       }
-      if (posted.size === 0) return;
+      // A request Slack never prompted for (on a worker's first start, events
+      // older than its window are skipped) gets no updates and no owner DM.
+      const prompted = Object.keys(facts).some((k) => k.startsWith("msg:") || k.startsWith(DEAD));
+      if (!prompted) return;
+      const posted = parsePosted(facts);
       let timeline = parseTimeline(facts);
       if (isTimelineEvent(event) && !timeline.some((t) => t.id === event.id)) {
         const entry: TimelineEvent = {
@@ -227,8 +304,9 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
       }
       const message = buildReviewMessage(request, timeline, clock.now(), options.message);
       const rendered = approvalMessage(message, options.render);
-      for (const copy of posted.values()) {
-        await call(() =>
+      const calls = fanout(request.id, signal);
+      for (const [key, copy] of posted) {
+        await calls.reach(key, () =>
           client.chat.update({
             channel: copy.channel,
             ts: copy.ts,
@@ -237,13 +315,25 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
           }),
         );
       }
+      // Whatever became of the copies: the owner hears of the decision even when
+      // none could be updated.
       const ownerSlackId = directory.slackUserOf(request.owner);
       const dmKey = `owner:${event.type}`;
-      if (isDecision(event) && ownerSlackId !== undefined && facts[dmKey] === undefined) {
+      if (
+        isDecision(event) &&
+        ownerSlackId !== undefined &&
+        facts[dmKey] === undefined &&
+        facts[`${DEAD}${dmKey}`] === undefined
+      ) {
         const dm = ownerDecisionMessage(message, options.render);
-        await call(() => client.chat.postMessage({ channel: ownerSlackId, ...dm }));
-        await state.saveFacts(SLACK_SCOPE, request.id, { [dmKey]: event.id });
+        const sent = await calls.reach(dmKey, () =>
+          client.chat.postMessage({ channel: ownerSlackId, ...dm }),
+        );
+        if (sent !== undefined) {
+          await state.saveFacts(SLACK_SCOPE, request.id, { [dmKey]: event.id });
+        }
       }
+      calls.finish();
     },
   };
 }
