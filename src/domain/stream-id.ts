@@ -36,3 +36,33 @@ export function compareStreamIds(a: string, b: string): number {
   }
   return 0;
 }
+
+/**
+ * The event ids writ hands out, in canonical form: the embedded store counts
+ * from 1 ("17", at most a safe integer); Redis writes "<ms>-<seq>", each part
+ * an unsigned 64-bit integer without leading zeros ("1768467600000-3"). The
+ * pattern checks the shape; `eventIdForm` also checks the bounds.
+ */
+export const EVENT_ID = /^(?:[1-9][0-9]{0,15}|(?:0|[1-9][0-9]{0,19})-(?:0|[1-9][0-9]{0,19}))$/;
+
+/** Which store's id form an event id has: `sequence` (embedded) or `stream` (Redis). */
+export type EventIdForm = "sequence" | "stream";
+
+const MAX_U64 = "18446744073709551615";
+
+function fitsU64(digits: string): boolean {
+  return digits.length < MAX_U64.length || (digits.length === MAX_U64.length && digits <= MAX_U64);
+}
+
+/**
+ * The form of `id` when it is an event id as writ hands them out (see
+ * `EVENT_ID`), else undefined. Ids that only parse as one ("0", "007-1",
+ * "17-0-0") are not: a store would read them as some other position, or as
+ * none, and answer a page the caller did not ask for.
+ */
+export function eventIdForm(id: string): EventIdForm | undefined {
+  if (!EVENT_ID.test(id)) return undefined;
+  const parts = id.split("-");
+  if (parts.length === 1) return Number.isSafeInteger(Number(id)) ? "sequence" : undefined;
+  return parts.every(fitsU64) ? "stream" : undefined;
+}

@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { EVENT_TYPES } from "../domain/events.js";
 import { nestsWithin } from "../domain/json.js";
 import { REQUEST_STATUSES } from "../domain/request.js";
+import { EVENT_ID, eventIdForm } from "../domain/stream-id.js";
 import { hasVisibleText, PRINTABLE, PRINTABLE_MESSAGE } from "../domain/text.js";
 
 /**
@@ -11,7 +12,20 @@ import { hasVisibleText, PRINTABLE, PRINTABLE_MESSAGE } from "../domain/text.js"
 
 const ACTION = /^[A-Za-z0-9][A-Za-z0-9_.*:/-]{0,127}$/;
 
-const text = (max: number) => z.string().min(1).max(max).regex(PRINTABLE, PRINTABLE_MESSAGE);
+/**
+ * Printable text of at most `max` characters. The published pattern is set by
+ * hand: the generator writes a regular expression as its literal less the
+ * slashes, which would leave PRINTABLE's `u` flag in the pattern ("…$/u") and
+ * match nothing. JSON Schema patterns carry no flags and are Unicode-aware
+ * ECMA-262, so PRINTABLE's source alone means what the server accepts.
+ */
+const text = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(PRINTABLE, PRINTABLE_MESSAGE)
+    .openapi({ pattern: PRINTABLE.source });
 
 /**
  * A person's id, as configured reviewers and owners have them: an `on_behalf_of`
@@ -115,13 +129,22 @@ export const ListRequestsQuery = z.strictObject({
     .optional(),
 });
 
+const NOT_AN_EVENT_ID = "not an event id: pass an id, next or last_id from an earlier answer";
+
 export const ListEventsQuery = z.strictObject({
   request_id: REQUEST_ID.optional(),
   type: z.enum(EVENT_TYPES).optional(),
   after: z
     .string()
-    .regex(/^[0-9-]{1,40}$/)
-    .optional(),
+    .regex(EVENT_ID, NOT_AN_EVENT_ID)
+    // The pattern checks the shape; the bounds of each part need a look at the value.
+    .refine((id) => eventIdForm(id) !== undefined, NOT_AN_EVENT_ID)
+    .optional()
+    .openapi({
+      description:
+        "Only events after this one: an `id`, `next` or `last_id` from an earlier answer. Anything else is refused (`400 validation_failed`).",
+      example: "1768467600000-3",
+    }),
   since: z.iso.datetime().optional().openapi({ description: "Only events at or after this time." }),
   until: z.iso.datetime().optional().openapi({ description: "Only events before this time." }),
   wait: z.coerce.number().int().min(0).max(60).optional().openapi({

@@ -1,6 +1,8 @@
+import { WritError } from "../domain/errors.js";
 import type { RecordedEvent } from "../domain/events.js";
 import type { Principal } from "../domain/principal.js";
 import { type AccessRequest, isLive, type RequestStatus } from "../domain/request.js";
+import { eventIdForm } from "../domain/stream-id.js";
 import type { EventQuery, RequestPage, RequestQuery } from "../ports/store.js";
 import { assertVisible, requireKind } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
@@ -120,7 +122,14 @@ export interface EventWaitOptions {
  * stream id when the query ran. It is read first, so every event up to it was
  * visible to the query: a follower whose page came back empty may continue
  * after it. With `waitSeconds`, an empty answer waits for new events, within
- * the caller's share of long-polls (`too_many_waits` beyond it).
+ * the caller's share of long-polls (`too_many_waits` beyond it), until the
+ * wait is over, the caller leaves or the process begins to stop: then it
+ * answers the current (possibly empty) page.
+ *
+ * `query.after` must be an event id of the store's own form
+ * (`validation_failed` otherwise): a store reads an id of the other form as
+ * no position at all, and would answer an empty page however many events
+ * follow. The form shows once the stream holds an event.
  */
 export async function listEvents(
   deps: BrokerDeps,
@@ -129,21 +138,38 @@ export async function listEvents(
   options: EventWaitOptions = {},
 ): Promise<{ items: readonly RecordedEvent[]; lastId: string | undefined }> {
   requireKind(principal, "auditor");
-  const { waitSeconds = 0, signal } = options;
+  const { waitSeconds = 0 } = options;
+  const afterForm = query.after === undefined ? undefined : eventIdForm(query.after);
+  if (query.after !== undefined && afterForm === undefined) throw notAnEventId();
   const waitUntil = Date.now() + waitSeconds * 1000;
+  // Only a long-poll needs the combined signal; a plain read never waits.
+  const wait = waitSignal(waitSeconds > 0 ? options.signal : undefined, deps.stopping);
   const slot = waitSlot(deps, principal);
   try {
     for (;;) {
       const lastId = await deps.store.lastEventId();
+      if (afterForm !== undefined && lastId !== undefined && eventIdForm(lastId) !== afterForm) {
+        throw notAnEventId();
+      }
       const items = await deps.store.events(query);
       const remaining = waitUntil - Date.now();
-      if (items.length > 0 || signal?.aborted || remaining <= 0) return { items, lastId };
+      if (items.length > 0 || wait.signal?.aborted || remaining <= 0) return { items, lastId };
       slot.take();
       // Waiting past what the query already covered: events that do not match the
-      // filters wake the loop once each, never spin it.
-      await deps.store.waitForEvents(lastId ?? query.after, remaining, signal);
+      // filters wake the loop once each, never spin it. On an empty stream any
+      // event ends the wait: the caller's `after` is not waited on, since its form
+      // could not be checked against the stream's yet.
+      await deps.store.waitForEvents(lastId, remaining, wait.signal);
     }
   } finally {
     slot.release();
+    wait.release();
   }
+}
+
+function notAnEventId(): WritError {
+  return new WritError(
+    "validation_failed",
+    "after: not an event id of this stream; pass an id, next or last_id from an earlier answer.",
+  );
 }

@@ -228,6 +228,26 @@ describe("writ audit export", () => {
     expect(agent.code).toBe(1);
     expect(agent.stderr).toContain("wrong_principal_kind");
   });
+
+  it("refuses a day or hour that does not exist, naming the option, rather than rolling it over", async () => {
+    for (const [option, value] of [
+      ["--since", "2026-02-30"],
+      ["--until", "2026-04-31"],
+      ["--since", "2026-02-29"],
+      ["--since", "2026-02-31T10:00:00Z"],
+      ["--until", "2026-01-15T24:00Z"],
+      ["--until", "2026-01-15T24:00:00Z"],
+    ] as const) {
+      const result = await writ(["audit", "export", option, value], env);
+      expect(result.code, `${option} ${value}`).toBe(2);
+      expect(result.stderr).toContain(`${option} ${value}`);
+      expect(result.stdout).toBe("");
+    }
+    // A leap day that exists, and the last second of a day, are taken as written.
+    for (const value of ["2024-02-29", "2026-01-15T23:59:59Z"]) {
+      expect((await writ(["audit", "export", "--since", value], env)).code, value).toBe(0);
+    }
+  });
 });
 
 describe("writ audit show", () => {

@@ -13,14 +13,27 @@ import { CSV_HEADER, csvRow } from "./render-event.js";
 
 const PAGE_SIZE = 1000;
 
-/** `2026-01-15` or a full RFC 3339 UTC time, as the API wants it. */
+const UTC_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z$/;
+
+/**
+ * `2026-01-15` or a full RFC 3339 UTC time, as the API wants it. A day or an
+ * hour that does not exist (2026-02-30, 24:00) is refused: `Date.parse` would
+ * roll it over into the next month or day, and the export would cover another
+ * range than the one asked for.
+ */
 export function parseTimeOption(value: string, name: string): string {
   const iso = /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00.000Z` : value;
   const ms = Date.parse(iso);
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z$/.test(iso) || Number.isNaN(ms)) {
+  if (!UTC_TIME.test(iso) || Number.isNaN(ms)) {
     throw new UsageError(`${name} takes a UTC time like 2026-01-15 or 2026-01-15T09:00:00Z`);
   }
-  return new Date(ms).toISOString();
+  const normal = new Date(ms).toISOString();
+  // Date, hour, minute and (when given) second must read back as written.
+  const written = iso.slice(0, iso[16] === ":" ? 19 : 16);
+  if (normal.slice(0, written.length) !== written) {
+    throw new UsageError(`${name} ${value} is no such day or time`);
+  }
+  return normal;
 }
 
 export const auditExportCommand: Command = {
