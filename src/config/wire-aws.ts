@@ -4,6 +4,8 @@ import type { Clock } from "../ports/clock.js";
 import type { Logger } from "../ports/logger.js";
 import type { Minter } from "../ports/minter.js";
 import type { CredentialRevoker } from "../ports/revoker.js";
+import type { SharedLock } from "../ports/shared-lock.js";
+import type { Timer } from "../ports/timer.js";
 import type { AwsConfigValue } from "./aws-schema.js";
 
 /** SDK clients to use instead of the ones built from the configuration (tests, embedding). */
@@ -16,6 +18,7 @@ export interface AwsClients {
 export interface AwsCredentials {
   readonly minter: Minter;
   readonly revoker: CredentialRevoker;
+  /** Stops the revoker's background re-checks and closes the clients writ built. */
   close(): void;
 }
 
@@ -35,7 +38,19 @@ const MAX_ATTEMPTS = 3;
  */
 export async function createAwsCredentials(
   config: AwsConfigValue | undefined,
-  options: { clock: Clock; logger: Logger; clients?: AwsClients | undefined },
+  options: {
+    clock: Clock;
+    logger: Logger;
+    clients?: AwsClients | undefined;
+    /** Wakes the revoker's background re-checks; real time by default. */
+    timer?: Timer | undefined;
+    /**
+     * The lock every process on the same Redis shares, so that replicas and
+     * workers change one role's revocation policy one at a time. Without it
+     * (the memory store is one process) changes are ordered within the process.
+     */
+    revocationLock?: SharedLock | undefined;
+  },
 ): Promise<AwsCredentials | undefined> {
   if (config === undefined) return undefined;
   // Loaded only when AWS is configured: every CLI command starts faster without.
@@ -73,11 +88,14 @@ export async function createAwsCredentials(
     policyName: config.revocation_policy_name,
     clock: options.clock,
     logger: options.logger,
+    ...(options.timer !== undefined ? { timer: options.timer } : {}),
+    ...(options.revocationLock !== undefined ? { lock: options.revocationLock } : {}),
   });
   return {
     minter,
     revoker,
     close() {
+      revoker.close();
       // Clients passed in belong to the caller.
       if (options.clients !== undefined) return;
       clients.sts.destroy();

@@ -17,6 +17,7 @@ import type { Metrics } from "../ports/metrics.js";
 import type { NotificationState } from "../ports/notification-state.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { RateLimiter } from "../ports/rate-limiter.js";
+import type { SharedLock } from "../ports/shared-lock.js";
 import type { RequestStore, StreamGap } from "../ports/store.js";
 import { createBroker } from "../service/broker.js";
 import { createRecentRequests } from "../service/recent-requests.js";
@@ -54,6 +55,11 @@ export interface AssembleOptions {
   slackUserIds?: Readonly<Record<string, string>>;
   /** Notification state shared by replicas (Redis); defaults to one held in this process. */
   notificationState?: NotificationState;
+  /**
+   * Serializes changes to an AWS role's revocation policy across processes
+   * (Redis); without it, only within this process.
+   */
+  revocationLock?: SharedLock;
   /**
    * Told how far this process's audit log (in `logDir`) has fsynced the event
    * stream: the Redis store records it so that stream trimming never passes it.
@@ -218,6 +224,7 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     clock,
     logger,
     clients: options.awsClients,
+    revocationLock: options.revocationLock,
   });
   const broker = createBroker({
     store,

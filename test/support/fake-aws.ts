@@ -62,6 +62,12 @@ export interface FakeAws {
    * it arrives) until the returned function is called; then all are answered.
    */
   hold(action: string): () => void;
+  /**
+   * Answers reads of `roleName`'s policy `name` with the document as it is now,
+   * whatever is written meanwhile, until the returned function is called: IAM's
+   * eventually consistent reads, which may not show a recent write yet.
+   */
+  staleReads(roleName: string, name: string): () => void;
   /** The inline policy `name` of role `roleName`, as stored, or undefined. */
   rolePolicy(roleName: string, name: string): string | undefined;
   /** Stores an inline policy directly, e.g. to fill a role toward IAM's size cap. */
@@ -151,6 +157,8 @@ export async function startFakeAws(options: { now?: () => number } = {}): Promis
   const failures = new Map<string, { failure: FakeFailure; times: number }>();
   const roles = new Map<string, Map<string, string>>();
   const holds = new Map<string, Promise<void>>();
+  /** Documents reads answer instead of the stored ones (undefined: none yet), by role and name. */
+  const stale = new Map<string, string | undefined>();
   const emitter = new EventEmitter();
   emitter.setMaxListeners(100);
 
@@ -231,7 +239,10 @@ export async function startFakeAws(options: { now?: () => number } = {}): Promis
   function getRolePolicy(params: Record<string, string>): string {
     const roleName = params.RoleName ?? "";
     const policyName = params.PolicyName ?? "";
-    const document = roles.get(roleName)?.get(policyName);
+    const staleKey = `${roleName}\n${policyName}`;
+    const document = stale.has(staleKey)
+      ? stale.get(staleKey)
+      : roles.get(roleName)?.get(policyName);
     if (document === undefined) {
       throw new AwsError(
         404,
@@ -363,6 +374,13 @@ export async function startFakeAws(options: { now?: () => number } = {}): Promis
       return () => {
         holds.delete(action);
         release();
+      };
+    },
+    staleReads(roleName, name) {
+      const key = `${roleName}\n${name}`;
+      stale.set(key, roles.get(roleName)?.get(name));
+      return () => {
+        stale.delete(key);
       };
     },
     rolePolicy: (roleName, name) => roles.get(roleName)?.get(name),

@@ -5,10 +5,14 @@ import type { RevokedAtSource } from "../../domain/revocation.js";
 import type { Clock } from "../../ports/clock.js";
 import type { Logger } from "../../ports/logger.js";
 import type { CredentialRevoker } from "../../ports/revoker.js";
+import type { SharedLock } from "../../ports/shared-lock.js";
+import { systemTimer, type Timer } from "../../ports/timer.js";
 import {
   CLOCK_SKEW_MS,
   collapseRevocations,
   deniesGrant,
+  grantSessionEnd,
+  MAX_STS_SESSION_MS,
   parseRevocationPolicy,
   pruneRevocations,
   type RevocationDocument,
@@ -16,6 +20,7 @@ import {
   renderRevocationPolicy,
   withGrant,
 } from "./revocation-policy.js";
+import { createRevocationRecheck, type DeniedSession } from "./revocation-recheck.js";
 import { awsErrorCode, awsFailure } from "./sdk-errors.js";
 
 export interface IamRevokerOptions {
@@ -25,10 +30,21 @@ export interface IamRevokerOptions {
   readonly policyName: string;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Wakes the background re-checks of written denies; real time by default. */
+  readonly timer?: Timer;
+  /**
+   * A lock shared by every writ process on the same store, taken around each
+   * change of a role's policy. Without it only this process's own changes are
+   * ordered, which is enough for the memory store (one process).
+   */
+  readonly lock?: SharedLock;
 }
 
-/** Read, change, write, read back: tries before giving up when other writers keep winning. */
-const MAX_WRITES = 3;
+/** The IAM revoker, with the background re-checks it runs until `close`. */
+export interface IamRevoker extends CredentialRevoker {
+  /** Stops the background re-checks (at shutdown). */
+  close(): void;
+}
 
 /** The name writ records as `at_source` for sessions it ends through IAM. */
 export const IAM_REVOKER_SOURCE = "aws-iam";
@@ -38,6 +54,14 @@ export const IAM_REVOKER_SOURCE = "aws-iam";
  * no longer fits) every writ session of the role issued before a moment is.
  */
 type DenyForm = "grant" | "all_earlier_sessions";
+
+/** What one change of a role's policy found and did. */
+interface PolicyChange {
+  /** The policy as this change left it (or found it, when nothing was missing). */
+  readonly doc: RevocationDocument;
+  /** The grants the change had to add. */
+  readonly added: readonly string[];
+}
 
 /** The role name in a role ARN (IAM's policy calls take the name, without the path). */
 export function roleNameOf(roleArn: string): string {
@@ -53,11 +77,16 @@ export function roleNameOf(roleArn: string): string {
  * ended anyway, and if the list would still break IAM's size limit it is
  * replaced by one deny of every writ session issued before now. IAM applies the
  * change within seconds to minutes (it is eventually consistent).
+ *
+ * IAM offers no conditional write, so a change is a read, an edit and a whole
+ * new document. Changes of one role are ordered within this process and, with
+ * a shared lock, across processes; every write carries the denies this process
+ * still watches; and each deny is checked again in the background until its
+ * session ends, and written again if a concurrent write lost it.
  */
-export function createIamRevoker(options: IamRevokerOptions): CredentialRevoker {
-  const { iam, policyName, clock, logger } = options;
-  // One read-modify-write at a time per role within this process; across
-  // replicas, reading back after each write catches a lost update.
+export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
+  const { iam, policyName, clock, logger, lock } = options;
+  // One read-modify-write at a time per role within this process.
   const queues = new Map<string, Promise<unknown>>();
 
   function serialized<T>(roleName: string, work: () => Promise<T>): Promise<T> {
@@ -69,6 +98,13 @@ export function createIamRevoker(options: IamRevokerOptions): CredentialRevoker 
       if (queues.get(roleName) === settled) queues.delete(roleName);
     });
     return run;
+  }
+
+  /** Runs a change of the role's policy after every earlier one, here and, with the lock, anywhere. */
+  function changing<T>(roleName: string, work: () => Promise<T>): Promise<T> {
+    return serialized(roleName, () =>
+      lock === undefined ? work() : lock.withLock(`aws-revocations:${roleName}`, work),
+    );
   }
 
   async function read(roleName: string): Promise<RevocationDocument> {
@@ -107,40 +143,49 @@ export function createIamRevoker(options: IamRevokerOptions): CredentialRevoker 
     }
   }
 
-  function formOf(doc: RevocationDocument, grant: string): DenyForm {
-    return doc.grants.includes(grant) ? "grant" : "all_earlier_sessions";
+  /**
+   * Reads the role's policy and, if it does not deny every one of `sessions`,
+   * writes it back with the missing grants added (or, when that cannot fit, in
+   * the compact form). Run only inside `changing`.
+   */
+  async function denyAll(
+    roleName: string,
+    sessions: readonly DeniedSession[],
+  ): Promise<PolicyChange> {
+    const now = clock.now();
+    const current = pruneRevocations(await read(roleName), now);
+    const missing = sessions.filter((s) => !deniesGrant(current, s.grant, s.issuedAt));
+    if (missing.length === 0) return { doc: current, added: [] };
+    const added = missing.map((s) => s.grant);
+    const listed = added.reduce(withGrant, current);
+    const text = renderRevocationPolicy(listed);
+    if (text.length <= ROLE_INLINE_POLICIES_MAX_CHARS && (await write(roleName, text))) {
+      return { doc: listed, added };
+    }
+    const latest = Math.max(now, ...missing.map((s) => s.issuedAt));
+    const compact = collapseRevocations(current, latest + 2 * CLOCK_SKEW_MS);
+    logger.warn("AWS revocation list full: denying every earlier writ session of the role", {
+      role: roleName,
+      grants: listed.grants.length,
+    });
+    if (!(await write(roleName, renderRevocationPolicy(compact)))) {
+      throw new WritError(
+        "aws_error",
+        "The role's inline policies leave no room for writ's revocation policy.",
+      );
+    }
+    return { doc: compact, added };
   }
 
-  async function deny(roleName: string, grant: string, issuedAt: number): Promise<DenyForm> {
-    for (let attempt = 0; attempt < MAX_WRITES; attempt++) {
-      const now = clock.now();
-      const current = pruneRevocations(await read(roleName), now);
-      if (deniesGrant(current, grant, issuedAt)) return formOf(current, grant);
-      const listed = withGrant(current, grant);
-      const text = renderRevocationPolicy(listed);
-      let written = text.length <= ROLE_INLINE_POLICIES_MAX_CHARS && (await write(roleName, text));
-      if (!written) {
-        const compact = collapseRevocations(current, Math.max(now, issuedAt) + 2 * CLOCK_SKEW_MS);
-        logger.warn("AWS revocation list full: denying every earlier writ session of the role", {
-          role: roleName,
-          grants: listed.grants.length,
-        });
-        written = await write(roleName, renderRevocationPolicy(compact));
-        if (!written) {
-          throw new WritError(
-            "aws_error",
-            "The role's inline policies leave no room for writ's revocation policy.",
-          );
-        }
-      }
-      const stored = await read(roleName);
-      if (deniesGrant(stored, grant, issuedAt)) return formOf(stored, grant);
-      logger.warn("AWS revocation overwritten by a concurrent writer; writing again", {
-        role: roleName,
-      });
-    }
-    throw new WritError("conflict", "The role's revocation policy kept changing; try again.");
-  }
+  const recheck = createRevocationRecheck({
+    clock,
+    timer: options.timer ?? systemTimer,
+    logger,
+    async recheck(roleName, sessions) {
+      const { added } = await changing(roleName, () => denyAll(roleName, sessions));
+      return [...added];
+    },
+  });
 
   return {
     type: "aws",
@@ -158,7 +203,20 @@ export function createIamRevoker(options: IamRevokerOptions): CredentialRevoker 
       // The session has ended at STS already: nothing is left to deny.
       if (!Number.isNaN(sessionEnd) && sessionEnd <= clock.now()) return undefined;
       const roleName = roleNameOf(roleArn);
-      const form = await serialized(roleName, () => deny(roleName, grant, credential.issuedAt));
+      const session: DeniedSession = {
+        grant,
+        issuedAt: credential.issuedAt,
+        endsAt: Number.isNaN(sessionEnd)
+          ? (grantSessionEnd(grant) ?? credential.issuedAt + MAX_STS_SESSION_MS)
+          : sessionEnd,
+      };
+      const { doc } = await changing(roleName, () =>
+        // The denies this process still watches ride along: a read that has not
+        // yet seen this process's own last write cannot then drop them.
+        denyAll(roleName, [session, ...recheck.watched(roleName)]),
+      );
+      const form: DenyForm = doc.grants.includes(grant) ? "grant" : "all_earlier_sessions";
+      recheck.watch(roleName, session);
       logger.info("AWS session denied through the role's revocation policy", {
         request_id: request.id,
         reason,
@@ -179,6 +237,9 @@ export function createIamRevoker(options: IamRevokerOptions): CredentialRevoker 
           deny: form,
         },
       };
+    },
+    close() {
+      recheck.close();
     },
   };
 }

@@ -1,10 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createIamRevoker } from "../../../src/adapters/aws/iam-revoker.js";
+import { createIamRevoker, type IamRevoker } from "../../../src/adapters/aws/iam-revoker.js";
 import { grantId, parseRevocationPolicy } from "../../../src/adapters/aws/revocation-policy.js";
 import type { AccessRequest } from "../../../src/domain/request.js";
 import { silentLogger } from "../../../src/ports/logger.js";
-import type { CredentialRevoker } from "../../../src/ports/revoker.js";
 import { policyDocumentOf } from "../../support/aws-policy.js";
 import { type FakeAws, IAM_ROLE_POLICY_CAP, startFakeAws } from "../../support/fake-aws.js";
 import { ManualClock } from "../../support/harness.js";
@@ -12,7 +11,7 @@ import { ManualClock } from "../../support/harness.js";
 const POLICY = "writ-revocations";
 const clock = new ManualClock();
 let fake: FakeAws;
-let revoker: CredentialRevoker;
+let revoker: IamRevoker;
 
 function issued(roleName: string, sessionSeconds = 900): { request: AccessRequest; grant: string } {
   const now = clock.now();
@@ -77,6 +76,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  revoker?.close();
   await fake?.close();
 });
 

@@ -1,0 +1,167 @@
+import type { Clock } from "../../ports/clock.js";
+import type { Logger } from "../../ports/logger.js";
+import type { Timer } from "../../ports/timer.js";
+import { CLOCK_SKEW_MS } from "./revocation-policy.js";
+
+/**
+ * When a denied grant is checked again after its deny was written: after a
+ * few seconds (a concurrent writer's stale write has landed by then), after
+ * half a minute more (IAM's reads have usually settled), then every two
+ * minutes, the last delay repeating, until the grant's session ends.
+ */
+export const REVOCATION_RECHECK_DELAYS_MS: readonly number[] = [5_000, 30_000, 120_000];
+
+/** A session whose grant this process denied. */
+export interface DeniedSession {
+  readonly grant: string;
+  /** When the session was issued (ms): a time-based deny covers it if later. */
+  readonly issuedAt: number;
+  /** When the STS session ends (ms); after that there is nothing left to deny. */
+  readonly endsAt: number;
+}
+
+export interface RevocationRecheckOptions {
+  readonly clock: Clock;
+  readonly timer: Timer;
+  readonly logger: Logger;
+  /**
+   * Makes sure the role's policy denies every one of `sessions`, writing again
+   * what is missing; resolves with the grants it had to write again.
+   */
+  readonly recheck: (roleName: string, sessions: readonly DeniedSession[]) => Promise<string[]>;
+}
+
+export interface RevocationRecheck {
+  /** Watches `session`'s deny on `roleName` until the session ends. */
+  watch(roleName: string, session: DeniedSession): void;
+  /** The sessions still watched on `roleName`, for the next write to carry. */
+  watched(roleName: string): DeniedSession[];
+  /** Stops every watch (at shutdown); later `watch` calls are ignored. */
+  close(): void;
+}
+
+interface Watch {
+  readonly session: DeniedSession;
+  step: number;
+  dueAt: number;
+}
+
+interface RoleWatches {
+  readonly watches: Map<string, Watch>;
+  /** Wakes the role's loop early when a sooner check is added. */
+  wake: AbortController | undefined;
+}
+
+/**
+ * Checks, in the background, that the denies this process wrote are still in
+ * the role's policy, and writes back any that went missing. IAM has no
+ * conditional write and its reads are eventually consistent, so a concurrent
+ * writer (another replica whose lock lapsed, or whose read had not yet seen
+ * this write) can replace the policy with one that lacks a deny writ already
+ * recorded. One loop per role checks all of that role's watched grants in one
+ * read. Due times are on the injected clock; the timer only wakes the loop.
+ */
+export function createRevocationRecheck(options: RevocationRecheckOptions): RevocationRecheck {
+  const { clock, timer, logger, recheck } = options;
+  const roles = new Map<string, RoleWatches>();
+  const stopping = new AbortController();
+
+  const delayAt = (step: number) =>
+    REVOCATION_RECHECK_DELAYS_MS[Math.min(step, REVOCATION_RECHECK_DELAYS_MS.length - 1)] ?? 0;
+
+  function live(roleName: string, role: RoleWatches, now: number): Watch[] {
+    for (const [grant, watch] of role.watches) {
+      // The same allowance as pruning: AWS's clock may run behind writ's.
+      if (watch.session.endsAt + CLOCK_SKEW_MS < now) role.watches.delete(grant);
+    }
+    if (role.watches.size === 0 && roles.get(roleName) === role) roles.delete(roleName);
+    return [...role.watches.values()];
+  }
+
+  async function pause(ms: number, role: RoleWatches): Promise<void> {
+    const wake = new AbortController();
+    role.wake = wake;
+    try {
+      await timer.sleep(Math.max(0, ms), AbortSignal.any([stopping.signal, wake.signal]));
+    } catch {
+      // Woken early or stopping: the loop decides which.
+    } finally {
+      if (role.wake === wake) role.wake = undefined;
+    }
+  }
+
+  async function run(roleName: string, role: RoleWatches): Promise<void> {
+    while (!stopping.signal.aborted) {
+      const now = clock.now();
+      const watches = live(roleName, role, now);
+      if (watches.length === 0) return;
+      const nextDue = Math.min(...watches.map((w) => w.dueAt));
+      if (nextDue > now) {
+        await pause(nextDue - now, role);
+        continue;
+      }
+      let rewritten: string[] = [];
+      try {
+        rewritten = await recheck(
+          roleName,
+          watches.map((w) => w.session),
+        );
+        if (rewritten.length > 0) {
+          logger.warn("AWS revocation was missing from the role's policy; written again", {
+            role: roleName,
+            grants: rewritten,
+          });
+        }
+      } catch (error) {
+        // Tried again at the next due time; the failure itself was logged where it happened.
+        logger.warn("AWS revocation re-check failed; trying again later", {
+          role: roleName,
+          error: (error as { code?: unknown }).code ?? "unknown",
+        });
+      }
+      const after = clock.now();
+      for (const watch of role.watches.values()) {
+        if (rewritten.length > 0) {
+          // Something overwrote the policy: look again soon, from the start.
+          watch.step = 0;
+          watch.dueAt = after + delayAt(0);
+        } else if (watch.dueAt <= now) {
+          watch.step += 1;
+          watch.dueAt = after + delayAt(watch.step);
+        }
+      }
+    }
+  }
+
+  return {
+    watch(roleName, session) {
+      if (stopping.signal.aborted) return;
+      const dueAt = clock.now() + delayAt(0);
+      const existing = roles.get(roleName);
+      if (existing !== undefined) {
+        existing.watches.set(session.grant, { session, step: 0, dueAt });
+        existing.wake?.abort();
+        return;
+      }
+      const role: RoleWatches = {
+        watches: new Map([[session.grant, { session, step: 0, dueAt }]]),
+        wake: undefined,
+      };
+      roles.set(roleName, role);
+      void run(roleName, role).catch((error: unknown) => {
+        logger.error("AWS revocation re-check stopped", {
+          role: roleName,
+          error: (error as Error).name,
+        });
+      });
+    },
+    watched(roleName) {
+      const role = roles.get(roleName);
+      return role === undefined ? [] : live(roleName, role, clock.now()).map((w) => w.session);
+    },
+    close() {
+      stopping.abort();
+      roles.clear();
+    },
+  };
+}

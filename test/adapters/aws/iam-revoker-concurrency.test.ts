@@ -1,0 +1,380 @@
+import { randomBytes } from "node:crypto";
+import { createClient } from "redis";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createIamRevoker, type IamRevoker } from "../../../src/adapters/aws/iam-revoker.js";
+import { grantId, parseRevocationPolicy } from "../../../src/adapters/aws/revocation-policy.js";
+import { REVOCATION_RECHECK_DELAYS_MS } from "../../../src/adapters/aws/revocation-recheck.js";
+import { createRedisSharedLock } from "../../../src/adapters/redis/shared-lock.js";
+import type { AccessRequest } from "../../../src/domain/request.js";
+import type { Logger } from "../../../src/ports/logger.js";
+import type { SharedLock } from "../../../src/ports/shared-lock.js";
+import type { Timer } from "../../../src/ports/timer.js";
+import { type FakeAws, startFakeAws, TEST_SECRET_ACCESS_KEY } from "../../support/fake-aws.js";
+import { ManualClock } from "../../support/harness.js";
+import { type RedisServer, startRedisServer } from "../../support/redis.js";
+
+// Several writ processes (replicas, or the workers of one `writ serve`) ending
+// sessions of one role at once. IAM has no conditional write and its reads are
+// eventually consistent, so each process re-checks the denies it wrote until
+// their sessions end and writes back any that a concurrent write lost; with
+// Redis, a shared lock makes the processes take turns in the first place.
+
+const POLICY = "writ-revocations";
+const clock = new ManualClock();
+const logLines: { level: string; message: string; fields: unknown }[] = [];
+const logger: Logger = {
+  info: (message, fields) => logLines.push({ level: "info", message, fields }),
+  warn: (message, fields) => logLines.push({ level: "warn", message, fields }),
+  error: (message, fields) => logLines.push({ level: "error", message, fields }),
+};
+let fake: FakeAws;
+let redis: RedisServer;
+let redisClient: ReturnType<typeof createClient>;
+const revokers: IamRevoker[] = [];
+
+/**
+ * A timer whose waits end only when the test lets time pass: `elapse` moves
+ * the shared clock and ends every wait; `nextSleep` resolves at the next wait
+ * begun, i.e. once the background loop has done its work and sleeps again.
+ */
+function steppedTimer() {
+  const waits = new Set<{ ms: number; resolve: () => void }>();
+  const sleepers: ((ms: number) => void)[] = [];
+  const timer: Timer = {
+    sleep(ms, signal) {
+      return new Promise<void>((resolve, reject) => {
+        const wait = { ms, resolve };
+        waits.add(wait);
+        for (const sleeper of sleepers.splice(0)) sleeper(ms);
+        signal?.addEventListener(
+          "abort",
+          () => {
+            waits.delete(wait);
+            reject(signal.reason);
+          },
+          { once: true },
+        );
+      });
+    },
+  };
+  return {
+    timer,
+    pending: () => [...waits].map((w) => w.ms),
+    nextSleep: () => new Promise<number>((resolve) => sleepers.push(resolve)),
+    elapse(ms: number) {
+      clock.advance(ms / 1000);
+      for (const wait of [...waits]) {
+        waits.delete(wait);
+        wait.resolve();
+      }
+    },
+  };
+}
+
+function replica(options: { timer?: Timer; lock?: SharedLock; iam?: FakeAws["clients"] } = {}) {
+  const revoker = createIamRevoker({
+    iam: fake.clients({ maxAttempts: 1 }).iam,
+    policyName: POLICY,
+    clock,
+    logger,
+    ...(options.timer !== undefined ? { timer: options.timer } : {}),
+    ...(options.lock !== undefined ? { lock: options.lock } : {}),
+  });
+  revokers.push(revoker);
+  return revoker;
+}
+
+/** A replica whose first PutRolePolicy waits on the wire until released. */
+function slowReplica(options: { timer?: Timer; lock?: SharedLock } = {}) {
+  const iam = fake.clients({ maxAttempts: 1 }).iam;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let reached!: () => void;
+  const putReached = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  let held = false;
+  iam.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === "PutRolePolicyCommand" && !held) {
+        held = true;
+        reached();
+        await released;
+      }
+      return next(args);
+    },
+    { step: "initialize", name: "holdFirstPut" },
+  );
+  const revoker = createIamRevoker({
+    iam,
+    policyName: POLICY,
+    clock,
+    logger,
+    ...(options.timer !== undefined ? { timer: options.timer } : {}),
+    ...(options.lock !== undefined ? { lock: options.lock } : {}),
+  });
+  revokers.push(revoker);
+  return { revoker, putReached, release };
+}
+
+function issued(roleName: string): { request: AccessRequest; grant: string } {
+  const now = clock.now();
+  const grant = grantId(now + 900_000, randomBytes(16));
+  const request: AccessRequest = {
+    id: `req_${randomBytes(16).toString("base64url")}`,
+    version: 3,
+    agentId: "report-agent",
+    owner: "alice",
+    status: "issued",
+    action: "s3:GetObject",
+    resource: "arn:aws:s3:::reports/q3.csv",
+    credentialType: "aws",
+    context: {},
+    decision: {
+      effect: "allow",
+      policies: ["reports-read"],
+      requirements: [],
+      ttlSeconds: 300,
+      approvalTimeoutSeconds: 900,
+      reasonRequired: false,
+      sensitiveFields: [],
+    },
+    grantedTtlSeconds: 300,
+    createdAt: now,
+    updatedAt: now,
+    expiresAt: now + 300_000,
+    reviews: [],
+    credential: {
+      type: "aws",
+      id: "ASIAEXAMPLE",
+      issuedAt: now,
+      expiresAt: now + 300_000,
+      attributes: {
+        role_arn: `arn:aws:iam::111122223333:role/${roleName}`,
+        session_name: "writ-x",
+        grant_id: grant,
+        session_expires_at: new Date(now + 900_000).toISOString(),
+      },
+    },
+  };
+  return { request, grant };
+}
+
+const stored = (roleName: string) => parseRevocationPolicy(fake.rolePolicy(roleName, POLICY));
+
+const callsFrom = (from: number, action: string, roleName: string) =>
+  fake.calls.slice(from).filter((c) => c.action === action && c.params.RoleName === roleName);
+
+/** `promise`, or a failure naming `what` if it has not settled within a bound. */
+async function within<T>(promise: Promise<T>, what: string, ms = 5000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Lets pending callbacks run: the loops' steps that need no I/O. */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+let lockPrefix = 0;
+function sharedLock(timer?: Timer): SharedLock {
+  return createRedisSharedLock({
+    client: redisClient,
+    prefix: `{writ-aws-${lockPrefix}}`,
+    retryMs: 10,
+    logger,
+    ...(timer !== undefined ? { timer } : {}),
+  });
+}
+
+beforeAll(async () => {
+  fake = await startFakeAws({ now: () => clock.now() });
+  redis = await startRedisServer();
+  redisClient = createClient({ url: redis.url });
+  await redisClient.connect();
+}, 20_000);
+
+afterEach(() => {
+  for (const revoker of revokers.splice(0)) revoker.close();
+  lockPrefix++;
+});
+
+afterAll(async () => {
+  await redisClient?.close();
+  await redis?.dispose();
+  await fake?.close();
+});
+
+describe("IAM revocation across processes", () => {
+  it("writes back a deny another replica's concurrent write erased, and logs it", async () => {
+    const timerA = steppedTimer();
+    const timerB = steppedTimer();
+    const slow = slowReplica({ timer: timerA.timer });
+    const replicaB = replica({ timer: timerB.timer });
+    const a = issued("raced");
+    const b = issued("raced");
+    // A reads the (empty) policy and is about to write [gA].
+    const aDone = slow.revoker.revoke(a.request, "completed");
+    await slow.putReached;
+    // B reads, writes [gB] and reports it denied: writ records credential.revoked.
+    expect(await replicaB.revoke(b.request, "completed")).toMatchObject({
+      source: "aws-iam",
+      details: { grant_id: b.grant, deny: "grant" },
+    });
+    // A's write, based on its earlier read, lands after: IAM takes the last write.
+    slow.release();
+    await aDone;
+    expect(stored("raced").grants).toEqual([a.grant]);
+
+    // B's first re-check, a few seconds later, finds gB gone and writes it back.
+    const from = fake.calls.length;
+    const slept = timerB.nextSleep();
+    timerB.elapse(REVOCATION_RECHECK_DELAYS_MS[0] ?? 0);
+    await within(slept, "B's re-check");
+    expect(new Set(stored("raced").grants)).toEqual(new Set([a.grant, b.grant]));
+    expect(callsFrom(from, "PutRolePolicy", "raced")).toHaveLength(1);
+    expect(logLines).toContainEqual({
+      level: "warn",
+      message: "AWS revocation was missing from the role's policy; written again",
+      fields: { role: "raced", grants: [b.grant] },
+    });
+    // A's re-check finds both in place and writes nothing.
+    const afterRepair = fake.calls.length;
+    const sleptA = timerA.nextSleep();
+    timerA.elapse(0);
+    await within(sleptA, "A's re-check");
+    expect(callsFrom(afterRepair, "GetRolePolicy", "raced")).toHaveLength(1);
+    expect(callsFrom(afterRepair, "PutRolePolicy", "raced")).toEqual([]);
+    expect(JSON.stringify(logLines)).not.toContain(TEST_SECRET_ACCESS_KEY);
+  });
+
+  it("takes turns through the shared lock: the second replica waits, and no deny is lost", async () => {
+    const lockTimerB = steppedTimer();
+    const slow = slowReplica({ lock: sharedLock() });
+    const replicaB = replica({ lock: sharedLock(lockTimerB.timer) });
+    const a = issued("locked");
+    const b = issued("locked");
+    const from = fake.calls.length;
+    const aDone = slow.revoker.revoke(a.request, "completed");
+    await slow.putReached;
+    // B finds the lock taken and waits, without reading the policy.
+    const bWaits = lockTimerB.nextSleep();
+    const bDone = replicaB.revoke(b.request, "completed");
+    await within(bWaits, "B's wait for the lock");
+    expect(callsFrom(from, "GetRolePolicy", "locked")).toHaveLength(1);
+    slow.release();
+    await aDone;
+    lockTimerB.elapse(0);
+    await bDone;
+    expect(new Set(stored("locked").grants)).toEqual(new Set([a.grant, b.grant]));
+    // B read after A's write: no write ever left out A's deny.
+    const writes = callsFrom(from, "PutRolePolicy", "locked");
+    expect(writes).toHaveLength(2);
+    expect(writes[1]?.params.PolicyDocument).toContain(a.grant);
+  });
+
+  it("repairs what the lock cannot prevent: a read that has not yet seen another's write", async () => {
+    const timerA = steppedTimer();
+    const replicaA = replica({ timer: timerA.timer, lock: sharedLock() });
+    const replicaB = replica({ timer: steppedTimer().timer, lock: sharedLock() });
+    const a = issued("lagging");
+    const b = issued("lagging");
+    // IAM's reads lag: B, though it takes the lock after A, still reads the old policy.
+    const caughtUp = fake.staleReads("lagging", POLICY);
+    await replicaA.revoke(a.request, "completed");
+    await replicaB.revoke(b.request, "completed");
+    expect(stored("lagging").grants).toEqual([b.grant]);
+    caughtUp();
+    const slept = timerA.nextSleep();
+    timerA.elapse(REVOCATION_RECHECK_DELAYS_MS[0] ?? 0);
+    await within(slept, "A's re-check");
+    expect(new Set(stored("lagging").grants)).toEqual(new Set([a.grant, b.grant]));
+  });
+
+  it("never drops its own earlier deny on a read that has not yet seen it", async () => {
+    const revoker = replica({ timer: steppedTimer().timer });
+    const first = issued("own-lag");
+    const second = issued("own-lag");
+    const caughtUp = fake.staleReads("own-lag", POLICY);
+    await revoker.revoke(first.request, "completed");
+    // The read still answers "no policy"; the write carries the first deny anyway.
+    await revoker.revoke(second.request, "completed");
+    caughtUp();
+    expect(new Set(stored("own-lag").grants)).toEqual(new Set([first.grant, second.grant]));
+  });
+});
+
+describe("the background re-check", () => {
+  it("checks on a widening schedule until the session ends, then stops", async () => {
+    const stepped = steppedTimer();
+    const revoker = replica({ timer: stepped.timer });
+    const { request, grant } = issued("watched");
+    const from = fake.calls.length;
+    const first = stepped.nextSleep();
+    await revoker.revoke(request, "completed");
+    const waits = [await within(first, "the first re-check's wait")];
+    const sessionEnd = Date.parse(request.credential?.attributes?.session_expires_at ?? "");
+    // Until the session has ended (with a minute's allowance for AWS's clock).
+    while (clock.now() + (waits.at(-1) ?? 0) <= sessionEnd + 60_000) {
+      const next = stepped.nextSleep();
+      stepped.elapse(waits.at(-1) ?? 0);
+      waits.push(await within(next, "the next re-check"));
+    }
+    expect(waits.slice(0, 3)).toEqual([...REVOCATION_RECHECK_DELAYS_MS]);
+    expect(new Set(waits.slice(2))).toEqual(new Set([REVOCATION_RECHECK_DELAYS_MS.at(-1)]));
+    // One read per check, no write while the deny is in place.
+    expect(callsFrom(from, "GetRolePolicy", "watched")).toHaveLength(waits.length);
+    expect(callsFrom(from, "PutRolePolicy", "watched")).toHaveLength(1);
+    // The session is over: the last wake ends the watch without calling IAM.
+    const before = fake.calls.length;
+    stepped.elapse(waits.at(-1) ?? 0);
+    await settle();
+    expect(stepped.pending()).toEqual([]);
+    expect(fake.calls.length).toBe(before);
+    expect(stored("watched").grants).toEqual([grant]);
+  });
+
+  it("tries a failed check again at the next due time", async () => {
+    const stepped = steppedTimer();
+    const revoker = replica({ timer: stepped.timer });
+    const { request, grant } = issued("flaky");
+    await revoker.revoke(request, "completed");
+    fake.setRolePolicy("flaky", POLICY, JSON.stringify({ Version: "2012-10-17", Statement: [] }));
+    fake.failNext("GetRolePolicy", "ServiceUnavailable");
+    const retry = stepped.nextSleep();
+    stepped.elapse(REVOCATION_RECHECK_DELAYS_MS[0] ?? 0);
+    expect(await within(retry, "the failed check")).toBe(REVOCATION_RECHECK_DELAYS_MS[1]);
+    expect(logLines).toContainEqual({
+      level: "warn",
+      message: "AWS revocation re-check failed; trying again later",
+      fields: { role: "flaky", error: "aws_unavailable" },
+    });
+    expect(stored("flaky").grants).toEqual([]);
+    const repaired = stepped.nextSleep();
+    stepped.elapse(REVOCATION_RECHECK_DELAYS_MS[1] ?? 0);
+    // Written back, then checked again soon.
+    expect(await within(repaired, "the repairing check")).toBe(REVOCATION_RECHECK_DELAYS_MS[0]);
+    expect(stored("flaky").grants).toEqual([grant]);
+  });
+
+  it("stops when the revoker closes", async () => {
+    const stepped = steppedTimer();
+    const revoker = replica({ timer: stepped.timer });
+    const first = stepped.nextSleep();
+    await revoker.revoke(issued("closing").request, "completed");
+    await within(first, "the first re-check's wait");
+    revoker.close();
+    expect(stepped.pending()).toEqual([]);
+    const before = fake.calls.length;
+    stepped.elapse(REVOCATION_RECHECK_DELAYS_MS[0] ?? 0);
+    await settle();
+    expect(fake.calls.length).toBe(before);
+  });
+});
