@@ -1,6 +1,7 @@
 import type { IAMClient } from "@aws-sdk/client-iam";
 import type { STSClient } from "@aws-sdk/client-sts";
 import type { Clock } from "../ports/clock.js";
+import type { DeniedSessionLedger } from "../ports/denied-sessions.js";
 import type { Logger } from "../ports/logger.js";
 import type { Minter } from "../ports/minter.js";
 import type { CredentialRevoker } from "../ports/revoker.js";
@@ -9,6 +10,18 @@ import type { Timer } from "../ports/timer.js";
 import type { AwsConfigValue } from "./aws-schema.js";
 
 /** SDK clients to use instead of the ones built from the configuration (tests, embedding). */
+/**
+ * What every writ process on one Redis shares to end AWS sessions together:
+ * a lock that has them change one role's revocation policy one at a time, and
+ * the ledger of denied sessions that each write carries and each process
+ * re-checks, so a deny erased by a concurrent write is restored by whichever
+ * process finds it missing.
+ */
+export interface SharedRevocations {
+  readonly lock: SharedLock;
+  readonly ledger: DeniedSessionLedger;
+}
+
 export interface AwsClients {
   readonly sts: STSClient;
   readonly iam: IAMClient;
@@ -45,11 +58,11 @@ export async function createAwsCredentials(
     /** Wakes the revoker's background re-checks; real time by default. */
     timer?: Timer | undefined;
     /**
-     * The lock every process on the same Redis shares, so that replicas and
-     * workers change one role's revocation policy one at a time. Without it
-     * (the memory store is one process) changes are ordered within the process.
+     * What every process on the same Redis shares for revocations. Without it
+     * (the memory store is one process) this process orders its own changes
+     * and keeps its own denies.
      */
-    revocationLock?: SharedLock | undefined;
+    revocations?: SharedRevocations | undefined;
   },
 ): Promise<AwsCredentials | undefined> {
   if (config === undefined) return undefined;
@@ -89,7 +102,9 @@ export async function createAwsCredentials(
     clock: options.clock,
     logger: options.logger,
     ...(options.timer !== undefined ? { timer: options.timer } : {}),
-    ...(options.revocationLock !== undefined ? { lock: options.revocationLock } : {}),
+    ...(options.revocations !== undefined
+      ? { lock: options.revocations.lock, ledger: options.revocations.ledger }
+      : {}),
   });
   return {
     minter,

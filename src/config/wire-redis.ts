@@ -7,6 +7,7 @@ import {
   createRedisSessionStore,
   type SessionRedisClient,
 } from "../adapters/redis/console-sessions.js";
+import { createRedisDeniedSessions } from "../adapters/redis/denied-sessions.js";
 import { createRedisSharedLock } from "../adapters/redis/shared-lock.js";
 import { createRedisRateLimiter, type RedisScriptClient } from "../adapters/redis-rate-limiter.js";
 import { connectRedis, createRedisStore, type RedisStore } from "../adapters/redis-store.js";
@@ -16,10 +17,10 @@ import type { Logger } from "../ports/logger.js";
 import type { Metrics } from "../ports/metrics.js";
 import type { NotificationState } from "../ports/notification-state.js";
 import type { RateLimiter } from "../ports/rate-limiter.js";
-import type { SharedLock } from "../ports/shared-lock.js";
 import type { StreamGap } from "../ports/store.js";
 import { redisConnectOptions, resolveRedisSettings } from "./redis-settings.js";
 import type { WritConfig } from "./schema.js";
+import type { SharedRevocations } from "./wire-aws.js";
 import { rateLimitFor } from "./wire-operations.js";
 
 export interface RedisBackend {
@@ -30,8 +31,8 @@ export interface RedisBackend {
   readonly notificationState: NotificationState;
   /** Console sessions, shared by every replica and worker. */
   readonly consoleSessions: SessionStore;
-  /** Serializes changes to an AWS role's revocation policy across every replica and worker. */
-  readonly revocationLock: SharedLock;
+  /** How every replica and worker keeps AWS revocations together: see {@link SharedRevocations}. */
+  readonly revocations: SharedRevocations;
   /** Where writ connected, without credentials, for logs. */
   readonly endpoint: string;
   /**
@@ -151,17 +152,24 @@ export async function openRedisBackend(
     idleTimeoutSeconds: config.console.idle_timeout_seconds,
     maxAgeSeconds: config.console.session_max_seconds,
   });
-  const revocationLock = createRedisSharedLock({
-    client: scriptClient(client),
-    prefix: `{${settings.keyPrefix}}`,
-    logger: options.logger,
-  });
+  const revocations: SharedRevocations = {
+    lock: createRedisSharedLock({
+      client: scriptClient(client),
+      prefix: `{${settings.keyPrefix}}`,
+      logger: options.logger,
+    }),
+    ledger: createRedisDeniedSessions({
+      client: scriptClient(client),
+      name: "aws-denies",
+      prefix: `{${settings.keyPrefix}}`,
+    }),
+  };
   return {
     store,
     rateLimiter,
     notificationState,
     consoleSessions,
-    revocationLock,
+    revocations,
     endpoint: settings.endpoint,
     async onAuditDurable(cursor, logDir) {
       followerId ??= logFollowerId(logDir);

@@ -17,7 +17,6 @@ import type { Metrics } from "../ports/metrics.js";
 import type { NotificationState } from "../ports/notification-state.js";
 import type { Notifier } from "../ports/notifier.js";
 import type { RateLimiter } from "../ports/rate-limiter.js";
-import type { SharedLock } from "../ports/shared-lock.js";
 import type { RequestStore, StreamGap } from "../ports/store.js";
 import { createBroker } from "../service/broker.js";
 import { createRecentRequests } from "../service/recent-requests.js";
@@ -26,6 +25,7 @@ import { recordAuditRepair } from "../service/record-audit-repair.js";
 import { createWaitLimit } from "../service/wait-limit.js";
 import type { WritConfig } from "./schema.js";
 import { loadCheckpointSigner, openAuditLog } from "./wire-audit.js";
+import type { SharedRevocations } from "./wire-aws.js";
 import { type AwsClients, createAwsCredentials } from "./wire-aws.js";
 import { prepareNotifications } from "./wire-notify.js";
 import { wireOperations } from "./wire-operations.js";
@@ -56,10 +56,11 @@ export interface AssembleOptions {
   /** Notification state shared by replicas (Redis); defaults to one held in this process. */
   notificationState?: NotificationState;
   /**
-   * Serializes changes to an AWS role's revocation policy across processes
-   * (Redis); without it, only within this process.
+   * The lock and the ledger of denied sessions that every process on the
+   * same Redis shares for AWS revocations; without them, this process keeps
+   * its own.
    */
-  revocationLock?: SharedLock;
+  revocations?: SharedRevocations;
   /**
    * Told how far this process's audit log (in `logDir`) has fsynced the event
    * stream: the Redis store records it so that stream trimming never passes it.
@@ -224,7 +225,7 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     clock,
     logger,
     clients: options.awsClients,
-    revocationLock: options.revocationLock,
+    revocations: options.revocations,
   });
   const broker = createBroker({
     store,

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { createClient } from "redis";
+import { afterAll, beforeAll } from "vitest";
 import { waitFor } from "./wait.js";
 
 const run = promisify(execFile);
@@ -416,4 +417,54 @@ export async function startRedisSentinel(
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** A redis-server and two connections to it, as two writ processes would have. */
+export async function startRedisWithTwoConnections() {
+  const server = await startRedisServer();
+  const a = createClient({ url: server.url });
+  const b = createClient({ url: server.url });
+  await Promise.all([a.connect(), b.connect()]);
+  return {
+    server,
+    a,
+    b,
+    async close() {
+      await a.close();
+      await b.close();
+      await server.dispose();
+    },
+  };
+}
+
+export type TwoConnections = Awaited<ReturnType<typeof startRedisWithTwoConnections>>;
+
+/**
+ * {@link startRedisWithTwoConnections} for every test of the file: started
+ * before the first, closed after the last. Read its fields inside tests.
+ */
+export function redisWithTwoConnectionsPerFile(): TwoConnections {
+  let started: TwoConnections | undefined;
+  beforeAll(async () => {
+    started = await startRedisWithTwoConnections();
+  }, 20_000);
+  afterAll(async () => {
+    await started?.close();
+  });
+  const current = () => {
+    if (started === undefined) throw new Error("Redis is not started yet");
+    return started;
+  };
+  return {
+    get server() {
+      return current().server;
+    },
+    get a() {
+      return current().a;
+    },
+    get b() {
+      return current().b;
+    },
+    close: () => current().close(),
+  };
 }

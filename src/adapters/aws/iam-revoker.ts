@@ -3,10 +3,12 @@ import { WritError } from "../../domain/errors.js";
 import type { AccessRequest } from "../../domain/request.js";
 import type { RevokedAtSource } from "../../domain/revocation.js";
 import type { Clock } from "../../ports/clock.js";
+import type { DeniedSession, DeniedSessionLedger } from "../../ports/denied-sessions.js";
 import type { Logger } from "../../ports/logger.js";
 import type { CredentialRevoker } from "../../ports/revoker.js";
 import type { SharedLock } from "../../ports/shared-lock.js";
 import { systemTimer, type Timer } from "../../ports/timer.js";
+import { createMemoryDeniedSessions } from "../memory-denied-sessions.js";
 import {
   CLOCK_SKEW_MS,
   collapseRevocations,
@@ -20,7 +22,7 @@ import {
   renderRevocationPolicy,
   withGrant,
 } from "./revocation-policy.js";
-import { createRevocationRecheck, type DeniedSession } from "./revocation-recheck.js";
+import { createRevocationRecheck } from "./revocation-recheck.js";
 import { awsErrorCode, awsFailure } from "./sdk-errors.js";
 
 export interface IamRevokerOptions {
@@ -38,6 +40,13 @@ export interface IamRevokerOptions {
    * ordered, which is enough for the memory store (one process).
    */
   readonly lock?: SharedLock;
+  /**
+   * Where the sessions writ set out to deny are kept. Shared by every writ
+   * process on the store (Redis), each write of a role's policy carries every
+   * process's live denies, and every process re-checks them all; by default
+   * this process's memory, which is enough for the memory store.
+   */
+  readonly ledger?: DeniedSessionLedger;
 }
 
 /** The IAM revoker, with the background re-checks it runs until `close`. */
@@ -79,13 +88,16 @@ export function roleNameOf(roleArn: string): string {
  * change within seconds to minutes (it is eventually consistent).
  *
  * IAM offers no conditional write, so a change is a read, an edit and a whole
- * new document. Changes of one role are ordered within this process and, with
- * a shared lock, across processes; every write carries the denies this process
- * still watches; and each deny is checked again in the background until its
- * session ends, and written again if a concurrent write lost it.
+ * new document. Every deny is first recorded in the ledger; changes of one
+ * role are ordered within this process and, with a shared lock, across
+ * processes; every write carries the ledger's live denies of the role, so a
+ * read that has not yet seen an earlier write cannot drop them; and each deny
+ * is checked again in the background until its session ends, and written
+ * again if a concurrent write lost it (by any process, with a shared ledger).
  */
 export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
   const { iam, policyName, clock, logger, lock } = options;
+  const ledger = options.ledger ?? createMemoryDeniedSessions();
   // One read-modify-write at a time per role within this process.
   const queues = new Map<string, Promise<unknown>>();
 
@@ -177,14 +189,28 @@ export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
     return { doc: compact, added };
   }
 
+  /** `sessions` and every other live deny of the role on record, read inside `changing`. */
+  async function recorded(
+    roleName: string,
+    sessions: readonly DeniedSession[],
+  ): Promise<DeniedSession[]> {
+    const all = new Map(sessions.map((s) => [s.grant, s]));
+    for (const s of await ledger.live(roleName, clock.now()))
+      if (!all.has(s.grant)) all.set(s.grant, s);
+    return [...all.values()];
+  }
+
   const recheck = createRevocationRecheck({
     clock,
     timer: options.timer ?? systemTimer,
     logger,
     async recheck(roleName, sessions) {
-      const { added } = await changing(roleName, () => denyAll(roleName, sessions));
+      const { added } = await changing(roleName, async () =>
+        denyAll(roleName, await recorded(roleName, sessions)),
+      );
       return [...added];
     },
+    ...(ledger.shared ? { shared: ledger } : {}),
   });
 
   return {
@@ -210,10 +236,12 @@ export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
           ? (grantSessionEnd(grant) ?? credential.issuedAt + MAX_STS_SESSION_MS)
           : sessionEnd,
       };
-      const { doc } = await changing(roleName, () =>
-        // The denies this process still watches ride along: a read that has not
-        // yet seen this process's own last write cannot then drop them.
-        denyAll(roleName, [session, ...recheck.watched(roleName)]),
+      // On record first: from here on every write of the role's policy, by any
+      // process sharing the ledger, carries this deny, and any of them that
+      // finds it missing writes it back, even if this process stops.
+      await ledger.add(roleName, session, session.endsAt + CLOCK_SKEW_MS, clock.now());
+      const { doc } = await changing(roleName, async () =>
+        denyAll(roleName, await recorded(roleName, [session])),
       );
       const form: DenyForm = doc.grants.includes(grant) ? "grant" : "all_earlier_sessions";
       recheck.watch(roleName, session);

@@ -1,4 +1,5 @@
 import type { Clock } from "../../ports/clock.js";
+import type { DeniedSession, DeniedSessionLedger } from "../../ports/denied-sessions.js";
 import type { Logger } from "../../ports/logger.js";
 import type { Timer } from "../../ports/timer.js";
 import { CLOCK_SKEW_MS } from "./revocation-policy.js";
@@ -11,15 +12,6 @@ import { CLOCK_SKEW_MS } from "./revocation-policy.js";
  */
 export const REVOCATION_RECHECK_DELAYS_MS: readonly number[] = [5_000, 30_000, 120_000];
 
-/** A session whose grant this process denied. */
-export interface DeniedSession {
-  readonly grant: string;
-  /** When the session was issued (ms): a time-based deny covers it if later. */
-  readonly issuedAt: number;
-  /** When the STS session ends (ms); after that there is nothing left to deny. */
-  readonly endsAt: number;
-}
-
 export interface RevocationRecheckOptions {
   readonly clock: Clock;
   readonly timer: Timer;
@@ -29,13 +21,18 @@ export interface RevocationRecheckOptions {
    * what is missing; resolves with the grants it had to write again.
    */
   readonly recheck: (roleName: string, sessions: readonly DeniedSession[]) => Promise<string[]>;
+  /**
+   * The denies every writ process on the store shares, when there are other
+   * processes: each one then also takes up, every few minutes, the sessions in
+   * it that it does not yet watch, so a deny is still checked after the
+   * process that wrote it has stopped.
+   */
+  readonly shared?: DeniedSessionLedger;
 }
 
 export interface RevocationRecheck {
   /** Watches `session`'s deny on `roleName` until the session ends. */
   watch(roleName: string, session: DeniedSession): void;
-  /** The sessions still watched on `roleName`, for the next write to carry. */
-  watched(roleName: string): DeniedSession[];
   /** Stops every watch (at shutdown); later `watch` calls are ignored. */
   close(): void;
 }
@@ -53,8 +50,9 @@ interface RoleWatches {
 }
 
 /**
- * Checks, in the background, that the denies this process wrote are still in
- * the role's policy, and writes back any that went missing. IAM has no
+ * Checks, in the background, that the denies this process wrote (and, with a
+ * shared ledger, those every writ process wrote) are still in the role's
+ * policy, and writes back any that went missing. IAM has no
  * conditional write and its reads are eventually consistent, so a concurrent
  * writer (another replica whose lock lapsed, or whose read had not yet seen
  * this write) can replace the policy with one that lacks a deny writ already
@@ -133,31 +131,73 @@ export function createRevocationRecheck(options: RevocationRecheckOptions): Revo
     }
   }
 
+  /** Adds a watch, first due at `dueAt` and then on the schedule from `step`. */
+  function add(roleName: string, session: DeniedSession, step: number, dueAt: number): void {
+    const existing = roles.get(roleName);
+    if (existing !== undefined) {
+      existing.watches.set(session.grant, { session, step, dueAt });
+      existing.wake?.abort();
+      return;
+    }
+    const role: RoleWatches = {
+      watches: new Map([[session.grant, { session, step, dueAt }]]),
+      wake: undefined,
+    };
+    roles.set(roleName, role);
+    void run(roleName, role).catch((error: unknown) => {
+      logger.error("AWS revocation re-check stopped", {
+        role: roleName,
+        error: (error as Error).name,
+      });
+    });
+  }
+
+  /**
+   * Takes up the shared ledger's sessions this process does not watch yet
+   * (written by another process, which may since have stopped): each is
+   * checked at once, then every few minutes like any deny past its first checks.
+   */
+  async function adopt(ledger: DeniedSessionLedger): Promise<void> {
+    const now = clock.now();
+    for (const roleName of await ledger.scopes(now)) {
+      for (const session of await ledger.live(roleName, now)) {
+        if (stopping.signal.aborted) return;
+        if (roles.get(roleName)?.watches.has(session.grant) === true) continue;
+        add(roleName, session, REVOCATION_RECHECK_DELAYS_MS.length - 1, now);
+      }
+    }
+  }
+
+  async function sweep(ledger: DeniedSessionLedger): Promise<void> {
+    // Soon after start, then at the slowest re-check's pace.
+    let wait = REVOCATION_RECHECK_DELAYS_MS[0] ?? 0;
+    while (!stopping.signal.aborted) {
+      try {
+        await timer.sleep(wait, stopping.signal);
+      } catch {
+        return;
+      }
+      wait = REVOCATION_RECHECK_DELAYS_MS.at(-1) ?? wait;
+      try {
+        await adopt(ledger);
+      } catch (error) {
+        logger.warn("AWS revocation ledger could not be read; trying again later", {
+          error: (error as { code?: unknown }).code ?? "unknown",
+        });
+      }
+    }
+  }
+
+  if (options.shared !== undefined) {
+    void sweep(options.shared).catch((error: unknown) => {
+      logger.error("AWS revocation sweep stopped", { error: (error as Error).name });
+    });
+  }
+
   return {
     watch(roleName, session) {
       if (stopping.signal.aborted) return;
-      const dueAt = clock.now() + delayAt(0);
-      const existing = roles.get(roleName);
-      if (existing !== undefined) {
-        existing.watches.set(session.grant, { session, step: 0, dueAt });
-        existing.wake?.abort();
-        return;
-      }
-      const role: RoleWatches = {
-        watches: new Map([[session.grant, { session, step: 0, dueAt }]]),
-        wake: undefined,
-      };
-      roles.set(roleName, role);
-      void run(roleName, role).catch((error: unknown) => {
-        logger.error("AWS revocation re-check stopped", {
-          role: roleName,
-          error: (error as Error).name,
-        });
-      });
-    },
-    watched(roleName) {
-      const role = roles.get(roleName);
-      return role === undefined ? [] : live(roleName, role, clock.now()).map((w) => w.session);
+      add(roleName, session, 0, clock.now() + delayAt(0));
     },
     close() {
       stopping.abort();

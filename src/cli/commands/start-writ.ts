@@ -92,7 +92,7 @@ export async function startWrit(config: WritConfig, options: StartOptions): Prom
             rateLimiter: backend.rateLimiter,
             notificationState: backend.notificationState,
             consoleSessions: backend.consoleSessions,
-            revocationLock: backend.revocationLock,
+            revocations: backend.revocations,
             onAuditDurable: backend.onAuditDurable,
           }
         : {}),

@@ -4,8 +4,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createIamRevoker, type IamRevoker } from "../../../src/adapters/aws/iam-revoker.js";
 import { grantId, parseRevocationPolicy } from "../../../src/adapters/aws/revocation-policy.js";
 import { REVOCATION_RECHECK_DELAYS_MS } from "../../../src/adapters/aws/revocation-recheck.js";
+import { createRedisDeniedSessions } from "../../../src/adapters/redis/denied-sessions.js";
 import { createRedisSharedLock } from "../../../src/adapters/redis/shared-lock.js";
 import type { AccessRequest } from "../../../src/domain/request.js";
+import type { DeniedSessionLedger } from "../../../src/ports/denied-sessions.js";
 import type { Logger } from "../../../src/ports/logger.js";
 import type { SharedLock } from "../../../src/ports/shared-lock.js";
 import type { Timer } from "../../../src/ports/timer.js";
@@ -71,7 +73,7 @@ function steppedTimer() {
   };
 }
 
-function replica(options: { timer?: Timer; lock?: SharedLock; iam?: FakeAws["clients"] } = {}) {
+function replica(options: { timer?: Timer; lock?: SharedLock; ledger?: DeniedSessionLedger } = {}) {
   const revoker = createIamRevoker({
     iam: fake.clients({ maxAttempts: 1 }).iam,
     policyName: POLICY,
@@ -79,6 +81,7 @@ function replica(options: { timer?: Timer; lock?: SharedLock; iam?: FakeAws["cli
     logger,
     ...(options.timer !== undefined ? { timer: options.timer } : {}),
     ...(options.lock !== undefined ? { lock: options.lock } : {}),
+    ...(options.ledger !== undefined ? { ledger: options.ledger } : {}),
   });
   revokers.push(revoker);
   return revoker;
@@ -191,6 +194,15 @@ function sharedLock(timer?: Timer): SharedLock {
     retryMs: 10,
     logger,
     ...(timer !== undefined ? { timer } : {}),
+  });
+}
+
+/** The ledger of denied sessions on the shared Redis, as one more process would open it. */
+function sharedLedger(): DeniedSessionLedger {
+  return createRedisDeniedSessions({
+    client: redisClient,
+    name: "aws-denies",
+    prefix: `{writ-aws-${lockPrefix}}`,
   });
 }
 
@@ -308,6 +320,104 @@ describe("IAM revocation across processes", () => {
     await revoker.revoke(second.request, "completed");
     caughtUp();
     expect(new Set(stored("own-lag").grants)).toEqual(new Set([first.grant, second.grant]));
+  });
+});
+
+describe("IAM revocation with the shared ledger", () => {
+  /** A process on the shared Redis: the lock and the ledger of denied sessions. */
+  const onRedis = (timer: Timer = steppedTimer().timer) =>
+    replica({ timer, lock: sharedLock(), ledger: sharedLedger() });
+
+  /** Resolves once `condition` holds, polling; fails naming `what` after a bound. */
+  const until = (what: string, condition: () => boolean) =>
+    within(
+      new Promise<void>((resolve) => {
+        const poll = () => (condition() ? resolve() : setTimeout(poll, 2));
+        poll();
+      }),
+      what,
+    );
+
+  it("carries every process's live denies in each write, whatever IAM's read shows", async () => {
+    const replicaA = onRedis();
+    const replicaB = onRedis();
+    const a = issued("carried");
+    const b = issued("carried");
+    // IAM's reads lag: B still reads the policy as it was before A's write.
+    const caughtUp = fake.staleReads("carried", POLICY);
+    await replicaA.revoke(a.request, "completed");
+    await replicaB.revoke(b.request, "completed");
+    caughtUp();
+    // No window without A's deny: B's own write already carried it.
+    expect(new Set(stored("carried").grants)).toEqual(new Set([a.grant, b.grant]));
+  });
+
+  it("restores a deny after the process that wrote it has stopped", async () => {
+    const replicaA = onRedis();
+    const { request, grant } = issued("orphaned");
+    await replicaA.revoke(request, "completed");
+    expect(stored("orphaned").grants).toEqual([grant]);
+    // A stops for good; then a stale writer (say, an older writ) erases its deny.
+    replicaA.close();
+    fake.setRolePolicy(
+      "orphaned",
+      POLICY,
+      JSON.stringify({ Version: "2012-10-17", Statement: [] }),
+    );
+
+    // B, running all along or started since, takes up the ledger's denies.
+    const timerB = steppedTimer();
+    const firstSweep = timerB.nextSleep();
+    onRedis(timerB.timer);
+    expect(await within(firstSweep, "B's first sweep")).toBe(REVOCATION_RECHECK_DELAYS_MS[0]);
+    const from = fake.calls.length;
+    timerB.elapse(REVOCATION_RECHECK_DELAYS_MS[0] ?? 0);
+    const rewritten = {
+      level: "warn",
+      message: "AWS revocation was missing from the role's policy; written again",
+      fields: { role: "orphaned", grants: [grant] },
+    };
+    await until("B's write-back", () =>
+      logLines.some((line) => JSON.stringify(line) === JSON.stringify(rewritten)),
+    );
+    expect(callsFrom(from, "PutRolePolicy", "orphaned")).toHaveLength(1);
+    expect(stored("orphaned").grants).toEqual([grant]);
+  });
+
+  it("keeps checking an adopted deny every two minutes until its session ends", async () => {
+    const writer = onRedis();
+    const { request, grant } = issued("adopted");
+    await writer.revoke(request, "completed");
+    writer.close();
+    const timerB = steppedTimer();
+    onRedis(timerB.timer);
+    const asleep = (loops: number) =>
+      until(`${loops} loops asleep`, () => timerB.pending().length === loops);
+    await asleep(1);
+    const from = fake.calls.length;
+    const reads = () => callsFrom(from, "GetRolePolicy", "adopted").length;
+    // The sweep finds the deny and checks it at once; then the role's loop and
+    // the sweep both sleep, each for two minutes.
+    timerB.elapse(REVOCATION_RECHECK_DELAYS_MS[0] ?? 0);
+    await asleep(2);
+    expect(reads()).toBe(1);
+    expect(timerB.pending()).toEqual([120_000, 120_000]);
+    const sessionEnd = Date.parse(request.credential?.attributes?.session_expires_at ?? "");
+    while (timerB.pending().length === 2) {
+      const before = reads();
+      timerB.elapse(120_000);
+      await settle();
+      // Both asleep again after one more read, or the role's loop has ended
+      // with the session (with AWS's clock allowance) and only the sweep sleeps.
+      const ended = () => clock.now() > sessionEnd + 60_000 && timerB.pending().length === 1;
+      await until("the next check", () =>
+        ended() ? true : timerB.pending().length === 2 && reads() === before + 1,
+      );
+    }
+    // At 5 s, then every 2 minutes through 845 s; the session ends at 900 s.
+    expect(reads()).toBe(8);
+    expect(callsFrom(from, "PutRolePolicy", "adopted")).toEqual([]);
+    expect(stored("adopted").grants).toEqual([grant]);
   });
 });
 

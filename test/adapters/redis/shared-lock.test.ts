@@ -1,16 +1,15 @@
 import { createClient } from "redis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createRedisSharedLock } from "../../../src/adapters/redis/shared-lock.js";
 import type { Logger } from "../../../src/ports/logger.js";
 import type { Timer } from "../../../src/ports/timer.js";
-import { type RedisServer, startRedisServer } from "../../support/redis.js";
+import { redisWithTwoConnectionsPerFile } from "../../support/redis.js";
 
 // The lock every writ process on one Redis shares (replicas, and the workers
 // of one `writ serve`): SET NX PX with a token, released by compare-and-delete.
 
-let server: RedisServer;
-let clientA: ReturnType<typeof createClient>;
-let clientB: ReturnType<typeof createClient>;
+// Two connections, as two processes would have.
+const redis = redisWithTwoConnectionsPerFile();
 const warnings: unknown[] = [];
 const logger: Logger = { info() {}, warn: (message) => warnings.push(message), error() {} };
 let n = 0;
@@ -28,26 +27,12 @@ function countingTimer() {
   return { timer, waits };
 }
 
-beforeAll(async () => {
-  server = await startRedisServer();
-  // Two connections, as two processes would have.
-  clientA = createClient({ url: server.url });
-  clientB = createClient({ url: server.url });
-  await Promise.all([clientA.connect(), clientB.connect()]);
-}, 20_000);
-
-afterAll(async () => {
-  await clientA?.close();
-  await clientB?.close();
-  await server?.dispose();
-});
-
 describe("the Redis shared lock", () => {
   it("lets one holder in at a time, across connections", async () => {
     const keyPrefix = prefix();
-    const lockA = createRedisSharedLock({ client: clientA, prefix: keyPrefix, logger });
+    const lockA = createRedisSharedLock({ client: redis.a, prefix: keyPrefix, logger });
     const lockB = createRedisSharedLock({
-      client: clientB,
+      client: redis.b,
       prefix: keyPrefix,
       retryMs: 10,
       logger,
@@ -69,7 +54,7 @@ describe("the Redis shared lock", () => {
     });
     await aIn;
     // Held with a lease, under the hash tag.
-    const ttl = await clientA.pTTL(`${keyPrefix}:lock:role-x`);
+    const ttl = await redis.a.pTTL(`${keyPrefix}:lock:role-x`);
     expect(ttl).toBeGreaterThan(50_000);
     const b = lockB.withLock("role-x", async () => {
       order.push("b in");
@@ -81,15 +66,15 @@ describe("the Redis shared lock", () => {
     await a;
     expect(await b).toBe("b's result");
     expect(order).toEqual(["a in", "a out", "b in"]);
-    expect(await clientA.exists(`${keyPrefix}:lock:role-x`)).toBe(0);
+    expect(await redis.a.exists(`${keyPrefix}:lock:role-x`)).toBe(0);
   });
 
   it("gives up with conflict after its bounded wait, without running the work", async () => {
     const keyPrefix = prefix();
-    await clientA.set(`${keyPrefix}:lock:busy`, "another-holder", { PX: 60_000 });
+    await redis.a.set(`${keyPrefix}:lock:busy`, "another-holder", { PX: 60_000 });
     const { timer, waits } = countingTimer();
     const lock = createRedisSharedLock({
-      client: clientB,
+      client: redis.b,
       prefix: keyPrefix,
       waitMs: 500,
       retryMs: 100,
@@ -104,35 +89,35 @@ describe("the Redis shared lock", () => {
     ).rejects.toMatchObject({ code: "conflict" });
     expect(ran).toBe(false);
     expect(waits).toEqual([100, 100, 100, 100, 100]);
-    expect(await clientA.get(`${keyPrefix}:lock:busy`)).toBe("another-holder");
+    expect(await redis.a.get(`${keyPrefix}:lock:busy`)).toBe("another-holder");
   });
 
   it("never deletes a lock another holder took after its own lease lapsed", async () => {
     const keyPrefix = prefix();
     const key = `${keyPrefix}:lock:lapsed`;
-    const lock = createRedisSharedLock({ client: clientA, prefix: keyPrefix, logger });
+    const lock = createRedisSharedLock({ client: redis.a, prefix: keyPrefix, logger });
     const before = warnings.length;
     await lock.withLock("lapsed", async () => {
       // The lease ran out meanwhile and another process took the lock.
-      await clientB.set(key, "next-holder", { PX: 60_000 });
+      await redis.b.set(key, "next-holder", { PX: 60_000 });
     });
-    expect(await clientA.get(key)).toBe("next-holder");
+    expect(await redis.a.get(key)).toBe("next-holder");
     expect(warnings.slice(before)).toEqual(["shared lock lapsed before its holder finished"]);
   });
 
   it("releases the lock when the work fails", async () => {
     const keyPrefix = prefix();
-    const lock = createRedisSharedLock({ client: clientA, prefix: keyPrefix, logger });
+    const lock = createRedisSharedLock({ client: redis.a, prefix: keyPrefix, logger });
     await expect(
       lock.withLock("failing", async () => {
         throw new Error("work failed");
       }),
     ).rejects.toThrow("work failed");
-    expect(await clientA.exists(`${keyPrefix}:lock:failing`)).toBe(0);
+    expect(await redis.a.exists(`${keyPrefix}:lock:failing`)).toBe(0);
   });
 
   it("answers store_unavailable when Redis stops answering", async () => {
-    const own = createClient({ url: server.url, commandOptions: { timeout: 0 } });
+    const own = createClient({ url: redis.server.url, commandOptions: { timeout: 0 } });
     await own.connect();
     const lock = createRedisSharedLock({
       client: own,
@@ -140,13 +125,13 @@ describe("the Redis shared lock", () => {
       operationTimeoutMs: 200,
       logger,
     });
-    server.freeze();
+    redis.server.freeze();
     try {
       await expect(lock.withLock("frozen", async () => "ran")).rejects.toMatchObject({
         code: "store_unavailable",
       });
     } finally {
-      server.thaw();
+      redis.server.thaw();
       own.destroy();
     }
   });

@@ -1,0 +1,36 @@
+import type { DeniedSession, DeniedSessionLedger } from "../ports/denied-sessions.js";
+
+/**
+ * The ledger in this process's memory: for the memory store, where this one
+ * process is every writer there is.
+ */
+export function createMemoryDeniedSessions(): DeniedSessionLedger {
+  const byScope = new Map<string, Map<string, { session: DeniedSession; until: number }>>();
+
+  function retained(scope: string, now: number): DeniedSession[] {
+    const entries = byScope.get(scope);
+    if (entries === undefined) return [];
+    for (const [grant, entry] of entries) if (entry.until < now) entries.delete(grant);
+    if (entries.size === 0) byScope.delete(scope);
+    return [...entries.values()].map((entry) => entry.session);
+  }
+
+  return {
+    shared: false,
+    async add(scope, session, retainUntil) {
+      let entries = byScope.get(scope);
+      if (entries === undefined) {
+        entries = new Map();
+        byScope.set(scope, entries);
+      }
+      const until = Math.max(retainUntil, entries.get(session.grant)?.until ?? 0);
+      entries.set(session.grant, { session, until });
+    },
+    async live(scope, now) {
+      return retained(scope, now);
+    },
+    async scopes(now) {
+      return [...byScope.keys()].filter((scope) => retained(scope, now).length > 0);
+    },
+  };
+}

@@ -1,0 +1,109 @@
+import { WritError } from "../../domain/errors.js";
+import type { DeniedSession, DeniedSessionLedger } from "../../ports/denied-sessions.js";
+import type { RedisEvalClient } from "../notification-state-redis.js";
+import { withDeadline } from "./deadline.js";
+
+export interface RedisDeniedSessionsOptions {
+  readonly client: RedisEvalClient;
+  /** What is denied, named in the keys (e.g. `aws-denies`). */
+  readonly name: string;
+  /**
+   * Key prefix with the store's hash tag (default `{writ}`), so on Cluster the
+   * ledger's keys live in the same slot as the store's.
+   */
+  readonly prefix?: string;
+  /** Deadline of each Redis call (default 5,000 ms). */
+  readonly operationTimeoutMs?: number;
+}
+
+const NAME = /^[a-z][a-z0-9-]{0,31}$/;
+/** Scopes are AWS role names (and the like): no spaces, no braces. */
+const SCOPE = /^[\w+=,.@:-]{1,128}$/;
+/** After its last entry is due, a key lingers this long before Redis drops it. */
+const LINGER_MS = 3_600_000;
+
+// The entry and the scope's place in the index in one step, each keeping its
+// later retention, and each key expiring by itself after its last entry.
+// KEYS: the scope's set, the index. ARGV: retain-until, member, scope, now, linger.
+const ADD = `
+local function keep(key, member, untilMs)
+  local old = redis.call('ZSCORE', key, member)
+  if not old or tonumber(old) < untilMs then redis.call('ZADD', key, untilMs, member) end
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIRE', key, math.max(1, tonumber(last[2]) - tonumber(ARGV[4]) + tonumber(ARGV[5])))
+end
+local untilMs = tonumber(ARGV[1])
+keep(KEYS[1], ARGV[2], untilMs)
+keep(KEYS[2], ARGV[3], untilMs)
+return 1
+`;
+// Drops what is no longer retained, then reads the rest. KEYS: one set. ARGV: now.
+const LIVE = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`;
+
+/** A ledger member: `<grant> <issued at ms> <ends at ms>`. */
+function encode(session: DeniedSession): string {
+  return `${session.grant} ${session.issuedAt} ${session.endsAt}`;
+}
+
+function decode(member: unknown): DeniedSession | undefined {
+  if (typeof member !== "string") return undefined;
+  const [grant, issued, ends, extra] = member.split(" ");
+  const issuedAt = Number(issued);
+  const endsAt = Number(ends);
+  if (grant === undefined || grant === "" || extra !== undefined) return undefined;
+  if (!Number.isSafeInteger(issuedAt) || !Number.isSafeInteger(endsAt)) return undefined;
+  return { grant, issuedAt, endsAt };
+}
+
+/**
+ * The {@link DeniedSessionLedger} in Redis, shared by every writ process on the
+ * store. Keys, under the prefix: `<name>` (a sorted set of scopes) and
+ * `<name>:<scope>` (a sorted set of that scope's sessions), each scored by
+ * when it may be forgotten and expiring by itself after that.
+ */
+export function createRedisDeniedSessions(
+  options: RedisDeniedSessionsOptions,
+): DeniedSessionLedger {
+  if (!NAME.test(options.name)) throw new TypeError("ledger name: lower-case letters, digits, -");
+  const { client } = options;
+  const index = `${options.prefix ?? "{writ}"}:${options.name}`;
+  const timeoutMs = options.operationTimeoutMs ?? 5_000;
+  const keyOf = (scope: string) => {
+    if (!SCOPE.test(scope)) throw new TypeError("not a ledger scope");
+    return `${index}:${scope}`;
+  };
+  const run = async (script: string, keys: string[], args: string[]) => {
+    try {
+      return await withDeadline(timeoutMs, client.eval(script, { keys, arguments: args }));
+    } catch {
+      throw new WritError(
+        "store_unavailable",
+        "The store could not be reached to record a revocation.",
+      );
+    }
+  };
+  const members = (reply: unknown) => (Array.isArray(reply) ? (reply as unknown[]) : []);
+  return {
+    shared: true,
+    async add(scope, session, retainUntil, now) {
+      const member = encode(session);
+      if (decode(member)?.grant !== session.grant) throw new TypeError("not a ledger grant");
+      await run(
+        ADD,
+        [keyOf(scope), index],
+        [String(Math.ceil(retainUntil)), member, scope, String(Math.floor(now)), String(LINGER_MS)],
+      );
+    },
+    async live(scope, now) {
+      const reply = await run(LIVE, [keyOf(scope)], [String(Math.floor(now))]);
+      return members(reply).flatMap((m) => decode(m) ?? []);
+    },
+    async scopes(now) {
+      const reply = await run(LIVE, [index], [String(Math.floor(now))]);
+      return members(reply).filter((m): m is string => typeof m === "string" && SCOPE.test(m));
+    },
+  };
+}
