@@ -21,6 +21,18 @@ export function hashKey(key: string): string {
   return createHash("sha256").update(key, "utf8").digest("hex");
 }
 
+/**
+ * The tag naming a key (see `IdentityDirectory.keyTag`): the first 128 bits of
+ * a domain-separated SHA-256 of the stored hash. It is one-way, and never has
+ * the shape of a stored hash, so it cannot be mistaken for or used as one.
+ */
+function keyTagOf(keySha256: string): string {
+  return createHash("sha256")
+    .update(`writ key tag\0${keySha256}`, "utf8")
+    .digest("hex")
+    .slice(0, 32);
+}
+
 export type KeyedPrincipal = Principal & { readonly keySha256: string };
 
 const MAX_KEY_LENGTH = 512;
@@ -36,6 +48,7 @@ export function createKeyDirectory(principals: readonly KeyedPrincipal[]): Ident
   const reviewers = new Map<string, Reviewer>();
   const auditors = new Map<string, Auditor>();
   const ids = new Set<string>();
+  const tags = new Map<string, string>();
   for (const entry of principals) {
     const { keySha256, ...principal } = entry;
     if (!/^[0-9a-f]{64}$/.test(keySha256)) {
@@ -58,6 +71,7 @@ export function createKeyDirectory(principals: readonly KeyedPrincipal[]): Ident
     ids.add(idKey);
     const clean = Object.freeze(principal) as Principal;
     byHash.set(keySha256, { principal: clean, hash: Buffer.from(keySha256, "hex") });
+    tags.set(`${clean.kind}:${clean.id}`, keyTagOf(keySha256));
     if (clean.kind === "agent") agents.set(clean.id, clean);
     if (clean.kind === "reviewer") reviewers.set(clean.id, clean);
     if (clean.kind === "auditor") auditors.set(clean.id, clean);
@@ -75,5 +89,6 @@ export function createKeyDirectory(principals: readonly KeyedPrincipal[]): Ident
     agent: (id) => agents.get(id),
     reviewer: (id) => reviewers.get(id),
     auditor: (id) => auditors.get(id),
+    keyTag: (kind, id) => tags.get(`${kind}:${id}`),
   };
 }

@@ -320,5 +320,7 @@ export function withOidcAgents(
     agent: (id) => keys.agent(id),
     reviewer: (id) => keys.reviewer(id),
     auditor: (id) => keys.auditor(id),
+    // Workload tokens are not keys: only configured keys have tags.
+    keyTag: (kind, id) => keys.keyTag(kind, id),
   };
 }

@@ -4,6 +4,7 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
 import { WritError } from "../domain/errors.js";
 import { type AccessRequest, REQUEST_STATUSES, type RequestStatus } from "../domain/request.js";
+import { utcTimeMs } from "../domain/utc-time.js";
 import { ERROR_STATUS } from "../http/error-status.js";
 import { requestView } from "../http/views.js";
 import type { AuditIntegrity } from "../ports/audit-integrity.js";
@@ -91,12 +92,17 @@ function cookieJar(secure: boolean) {
   };
 }
 
-/** A time typed in the filter form, read as UTC; undefined when empty. */
+/**
+ * A time typed in the filter form, read as UTC; undefined when empty. A day or
+ * an hour that does not exist is refused, not rolled over into another.
+ */
 function parseTime(value: string | undefined, name: string): number | undefined {
   if (value === undefined || value === "") return undefined;
   if (!LOCAL_TIME.test(value)) throw new WritError("validation_failed", `${name} is not a time.`);
-  const ms = Date.parse(value.endsWith("Z") ? value : `${value}Z`);
-  if (Number.isNaN(ms)) throw new WritError("validation_failed", `${name} is not a time.`);
+  const ms = utcTimeMs(value.endsWith("Z") ? value : `${value}Z`);
+  if (ms === undefined) {
+    throw new WritError("validation_failed", `${name} is no such day or time.`);
+  }
   return ms;
 }
 
@@ -166,9 +172,10 @@ export function createConsole(options: ConsoleOptions) {
     const id = cookies.get(c, SESSION_COOKIE);
     const stored = id === undefined ? undefined : await sessions.get(id);
     // The session names who signed in; who they are now is the configuration's
-    // answer, asked on every request: a reviewer removed, or moved out of a
-    // group, loses that at once on every replica, not when the session ends.
-    const principal = stored === undefined ? undefined : currentPrincipal(stored.principal);
+    // answer, asked on every request: a reviewer removed, moved out of a group,
+    // or given a new key (the old one may have leaked) loses that at once on
+    // every replica, not when the session ends.
+    const principal = stored === undefined ? undefined : currentPrincipal(stored);
     if (stored !== undefined && principal === undefined && id !== undefined) {
       await sessions.destroy(id);
     }
@@ -188,12 +195,12 @@ export function createConsole(options: ConsoleOptions) {
     await next();
   });
 
-  /** The principal as configured now, if it still exists as the same kind. */
-  function currentPrincipal(signedIn: ConsolePrincipal): ConsolePrincipal | undefined {
+  /** The principal as configured now, if it still exists as the same kind with the same key. */
+  function currentPrincipal(session: ConsoleSession): ConsolePrincipal | undefined {
     const { identities } = broker.deps;
-    return signedIn.kind === "reviewer"
-      ? identities.reviewer(signedIn.id)
-      : identities.auditor(signedIn.id);
+    const { kind, id } = session.principal;
+    if (identities.keyTag(kind, id) !== session.keyTag) return undefined;
+    return kind === "reviewer" ? identities.reviewer(id) : identities.auditor(id);
   }
 
   /** Reads a form and checks its CSRF token against the session's. */
@@ -261,7 +268,10 @@ export function createConsole(options: ConsoleOptions) {
     // A fresh id at every sign-in: a session id planted before it is worthless.
     const previous = cookies.get(c, SESSION_COOKIE);
     if (previous !== undefined) await sessions.destroy(previous);
-    const created = await sessions.create(principal as ConsolePrincipal);
+    // Only principals with a configured key get here (workload tokens are agents).
+    const keyTag = broker.deps.identities.keyTag(principal.kind, principal.id);
+    if (keyTag === undefined) return loginForm(c, 401, "The key is not valid.");
+    const created = await sessions.create(principal as ConsolePrincipal, keyTag);
     cookies.set(c, SESSION_COOKIE, created.id);
     cookies.delete(c, LOGIN_COOKIE);
     logger.info("console sign-in", { kind: principal.kind, id: principal.id });

@@ -7,6 +7,11 @@ export type ConsolePrincipal = Reviewer | Auditor;
 
 export interface ConsoleSession {
   readonly principal: ConsolePrincipal;
+  /**
+   * The tag of the key signed in with (`IdentityDirectory.keyTag`), never the
+   * key: once the principal holds another key, the session is over.
+   */
+  readonly keyTag: string;
   /** Checked on every form this session posts. */
   readonly csrfToken: string;
   readonly createdAt: number;
@@ -27,7 +32,10 @@ export interface SessionStoreOptions {
  * in memory signs a browser out when its next request lands elsewhere.
  */
 export interface SessionStore {
-  create(principal: ConsolePrincipal): Promise<{ id: string; session: ConsoleSession }>;
+  create(
+    principal: ConsolePrincipal,
+    keyTag: string,
+  ): Promise<{ id: string; session: ConsoleSession }>;
   /** The live session with this id, touched; undefined when unknown or expired. */
   get(id: string): Promise<ConsoleSession | undefined>;
   destroy(id: string): Promise<void>;
@@ -41,11 +49,12 @@ export function randomToken(): string {
 /** A new session for `principal`: a fresh random id and CSRF token. */
 export function newSession(
   principal: ConsolePrincipal,
+  keyTag: string,
   now: number,
 ): { id: string; session: ConsoleSession } {
   return {
     id: randomToken(),
-    session: { principal, csrfToken: randomToken(), createdAt: now, lastSeenAt: now },
+    session: { principal, keyTag, csrfToken: randomToken(), createdAt: now, lastSeenAt: now },
   };
 }
 
@@ -81,7 +90,7 @@ export function createSessionStore(options: SessionStoreOptions): SessionStore {
   }
 
   return {
-    async create(principal) {
+    async create(principal, keyTag) {
       const now = clock.now();
       sweep(now);
       while (sessions.size >= maxSessions) {
@@ -89,7 +98,7 @@ export function createSessionStore(options: SessionStoreOptions): SessionStore {
         if (oldest === undefined) break;
         sessions.delete(oldest);
       }
-      const created = newSession(principal, now);
+      const created = newSession(principal, keyTag, now);
       sessions.set(created.id, created.session);
       return created;
     },

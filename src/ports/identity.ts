@@ -1,4 +1,4 @@
-import type { Agent, Auditor, Principal, Reviewer } from "../domain/principal.js";
+import type { Agent, Auditor, Principal, PrincipalKind, Reviewer } from "../domain/principal.js";
 
 /** Who holds which key, and who is in which group. */
 export interface IdentityDirectory {
@@ -12,4 +12,12 @@ export interface IdentityDirectory {
   agent(id: string): Agent | undefined;
   reviewer(id: string): Reviewer | undefined;
   auditor(id: string): Auditor | undefined;
+  /**
+   * Names the key the principal `kind`/`id` holds now, or undefined when it
+   * holds none. The tag is derived from the stored hash and tells nothing about
+   * the key, so it may be kept where the key may not (a console session). A new
+   * key for the same id gets a new tag, which is how whatever was opened with the
+   * old key learns that it has been replaced.
+   */
+  keyTag(kind: PrincipalKind, id: string): string | undefined;
 }

@@ -271,6 +271,25 @@ describe("console pages", () => {
     }
   });
 
+  it("refuses a day or hour that does not exist rather than rolling it over", async () => {
+    const dana = await signedIn("dana");
+    for (const bad of [
+      "since=2026-02-30T00%3A00",
+      "until=2026-04-31T09%3A30",
+      "since=2026-02-29T00%3A00Z",
+      "until=2026-01-15T24%3A00",
+      "since=2026-01-15T24%3A00%3A00Z",
+    ]) {
+      const res = await dana.get(`/console/requests?${bad}`);
+      expect(res.status, bad).toBe(400);
+      expect(await res.text(), bad).toContain("is no such day or time");
+    }
+    // A leap day that exists, and the last second of a day, are taken as written.
+    for (const good of ["since=2024-02-29T00%3A00", "until=2026-01-15T23%3A59%3A59Z"]) {
+      expect((await dana.get(`/console/requests?${good}`)).status, good).toBe(200);
+    }
+  });
+
   it("shows a request's whole story on its timeline", async () => {
     const { id } = await createRequest(t, CUSTOMERS_EXPORT);
     const bob = await signedIn("bob");

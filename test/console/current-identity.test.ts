@@ -2,8 +2,11 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createClient } from "redis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { generateKey, hashKey } from "../../src/adapters/key-identity.js";
 import { createMemoryStore } from "../../src/adapters/memory-store.js";
+import { createRedisSessionStore } from "../../src/adapters/redis/console-sessions.js";
 import {
   connectRedis,
   createRedisStore,
@@ -27,6 +30,46 @@ import { ConsoleClient } from "./console-client.js";
 // A console session remembers who signed in, not what they may do: every
 // request asks the configuration in force on the replica that serves it.
 
+/**
+ * Two replicas on one request store and one session store, differing only in
+ * their reviewers; every writ and directory made is added to `made` for cleanup.
+ */
+async function twoReplicas(
+  made: { dirs: string[]; writs: Writ[] },
+  sessions: (clock: ManualClock) => SessionStore,
+  edit: (reviewers: DevIdentities["reviewers"]) => DevIdentities["reviewers"],
+) {
+  const home = await mkdtemp(join(tmpdir(), "writ-console-ids-"));
+  made.dirs.push(home);
+  const { identities } = await loadOrCreateDevIdentities(home);
+  const clock = new ManualClock();
+  const store: RequestStore = createMemoryStore();
+  const consoleSessions = sessions(clock);
+  const replica = async (reviewers: DevIdentities["reviewers"]) => {
+    const dataDir = await mkdtemp(join(tmpdir(), "writ-console-ids-"));
+    made.dirs.push(dataDir);
+    const writ = await assembleWrit(
+      parseConfig({ data_dir: dataDir, policies: { dir: REPO_POLICIES, watch: false } }),
+      {
+        clock,
+        logger: silentLogger,
+        store,
+        consoleSessions,
+        extraPrincipals: devPrincipals({ ...identities, reviewers }),
+      },
+    );
+    made.writs.push(writ);
+    return writ;
+  };
+  const before = await replica(identities.reviewers);
+  const after = await replica(edit(identities.reviewers));
+  // ConsoleClient drives any object with the app and the keys of its people.
+  const as = (writ: Writ) => ({ writ, keys: {}, clock }) as unknown as TestWrit;
+  return { identities, before, after, as };
+}
+
+const SESSION_LIMITS = { idleTimeoutSeconds: 1800, maxAgeSeconds: 28_800 };
+
 describe("a console session after the configuration changed", () => {
   const dirs: string[] = [];
   const writs: Writ[] = [];
@@ -35,42 +78,17 @@ describe("a console session after the configuration changed", () => {
     for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
   });
 
-  /** Two replicas on one store and one session store, differing only in their reviewers. */
+  /** Two replicas sharing sessions in memory, differing only in their reviewers. */
   async function replicas(
     edit: (reviewers: DevIdentities["reviewers"]) => DevIdentities["reviewers"],
   ) {
-    const home = await mkdtemp(join(tmpdir(), "writ-console-ids-"));
-    dirs.push(home);
-    const { identities } = await loadOrCreateDevIdentities(home);
-    const clock = new ManualClock();
-    const store: RequestStore = createMemoryStore();
-    const sessions: SessionStore = createSessionStore({
-      clock,
-      idleTimeoutSeconds: 1800,
-      maxAgeSeconds: 28_800,
-    });
-    const replica = async (reviewers: DevIdentities["reviewers"]) => {
-      const dataDir = await mkdtemp(join(tmpdir(), "writ-console-ids-"));
-      dirs.push(dataDir);
-      const writ = await assembleWrit(
-        parseConfig({ data_dir: dataDir, policies: { dir: REPO_POLICIES, watch: false } }),
-        {
-          clock,
-          logger: silentLogger,
-          store,
-          consoleSessions: sessions,
-          extraPrincipals: devPrincipals({ ...identities, reviewers }),
-        },
-      );
-      writs.push(writ);
-      return writ;
-    };
-    const before = await replica(identities.reviewers);
-    const after = await replica(edit(identities.reviewers));
+    const { identities, before, after, as } = await twoReplicas(
+      { dirs, writs },
+      (clock) => createSessionStore({ clock, ...SESSION_LIMITS }),
+      edit,
+    );
     const key = (id: string) =>
       [...identities.agents, ...identities.reviewers].find((p) => p.id === id)?.key as string;
-    // ConsoleClient drives any object with the app and the keys of its people.
-    const as = (writ: Writ) => ({ writ, keys: {}, clock }) as unknown as TestWrit;
     return { before, after, key, as };
   }
 
@@ -120,6 +138,104 @@ describe("a console session after the configuration changed", () => {
     expect(approve.status).toBe(403);
     const read = await api(after, key("report-agent"), `/v1/requests/${id}`);
     expect(((await read.json()) as { reviews: unknown[] }).reviews).toEqual([]);
+  });
+});
+
+describe.each(["in memory", "in Redis"])("a console session %s after a key rotation", (where) => {
+  const dirs: string[] = [];
+  const writs: Writ[] = [];
+  let redis: RedisServer | undefined;
+  let connection: ReturnType<typeof createClient> | undefined;
+  beforeAll(async () => {
+    if (where !== "in Redis") return;
+    redis = await startRedisServer();
+    connection = createClient({ url: redis.url });
+    connection.on("error", () => {});
+    await connection.connect();
+  });
+  afterAll(async () => {
+    connection?.destroy();
+    await redis?.dispose();
+  });
+  afterEach(async () => {
+    for (const writ of writs.splice(0)) await writ.close();
+    for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Two replicas sharing a store and sessions; on the second, bob holds a new key. */
+  async function rotated() {
+    const newKey = generateKey("reviewer");
+    const { identities, before, after, as } = await twoReplicas(
+      { dirs, writs },
+      (clock) =>
+        connection === undefined
+          ? createSessionStore({ clock, ...SESSION_LIMITS })
+          : createRedisSessionStore({
+              client: connection,
+              prefix: `{t${randomBytes(6).toString("hex")}}`,
+              clock,
+              ...SESSION_LIMITS,
+            }),
+      (reviewers) => reviewers.map((p) => (p.id === "bob" ? { ...p, key: newKey } : p)),
+    );
+    const oldKey = identities.reviewers.find((p) => p.id === "bob")?.key as string;
+    const agentKey = identities.agents[0]?.key as string;
+    const aliceKey = identities.reviewers.find((p) => p.id === "alice")?.key as string;
+    return { before, after, oldKey, newKey, agentKey, aliceKey, as };
+  }
+
+  const onReplica = (client: ConsoleClient, replica: ConsoleClient) => {
+    for (const [name, value] of client.cookies) replica.cookies.set(name, value);
+    return replica;
+  };
+
+  it("signs out the session opened with the old key, on every replica", async () => {
+    const { before, after, oldKey, newKey, agentKey, as } = await rotated();
+    const bob = new ConsoleClient(as(before));
+    expect((await bob.signIn(oldKey)).status).toBe(303);
+    const csrf = await bob.csrf();
+    const res = await after.app.request("/v1/requests", {
+      method: "POST",
+      headers: { authorization: `Bearer ${agentKey}`, "content-type": "application/json" },
+      body: JSON.stringify(CUSTOMERS_EXPORT),
+    });
+    const id = ((await res.json()) as { id: string }).id;
+
+    const approve = await onReplica(bob, new ConsoleClient(as(after))).post(
+      `/console/requests/${id}/approve`,
+      { csrf },
+    );
+    expect(approve.status).toBe(401);
+    const read = await after.app.request(`/v1/requests/${id}`, {
+      headers: { authorization: `Bearer ${agentKey}` },
+    });
+    expect(((await read.json()) as { reviews: unknown[] }).reviews).toEqual([]);
+    // Gone for every replica, the one that still knows the old key included.
+    expect((await bob.get("/console/requests")).status).toBe(303);
+
+    // The new key signs in where it is configured.
+    const again = new ConsoleClient(as(after));
+    expect((await again.signIn(newKey)).status).toBe(303);
+    expect((await again.get("/console/requests")).status).toBe(200);
+
+    // What the session keeps names the key without giving it, or its hash, away.
+    if (connection !== undefined) {
+      const stored = JSON.stringify(
+        await Promise.all((await connection.keys("*console*")).map((k) => connection?.hGetAll(k))),
+      );
+      for (const secret of [oldKey, newKey, hashKey(oldKey), hashKey(newKey)]) {
+        expect(stored).not.toContain(secret);
+      }
+    }
+  });
+
+  it("keeps the sessions of everyone whose key did not change", async () => {
+    const { before, after, aliceKey, as } = await rotated();
+    const alice = new ConsoleClient(as(before));
+    expect((await alice.signIn(aliceKey)).status).toBe(303);
+    expect(
+      (await onReplica(alice, new ConsoleClient(as(after))).get("/console/pending")).status,
+    ).toBe(200);
   });
 });
 

@@ -12,6 +12,7 @@ import { type RedisServer, startRedisServer } from "../support/redis.js";
 
 const bob: Reviewer = { kind: "reviewer", id: "bob", groups: ["data-owners"] };
 const LIMITS = { idleTimeoutSeconds: 600, maxAgeSeconds: 3600 };
+const TAG = "0123456789abcdef0123456789abcdef";
 
 let redis: RedisServer;
 let connection: ReturnType<typeof createClient>;
@@ -37,18 +38,18 @@ describe.each(stores)("console sessions %s", (_, makeStore) => {
   it("hands back the session by its id, touched on every read", async () => {
     const clock = new ManualClock();
     const store = makeStore(clock);
-    const { id, session } = await store.create(bob);
+    const { id, session } = await store.create(bob, TAG);
     expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
     clock.advance(30);
     const found = await store.get(id);
-    expect(found).toMatchObject({ principal: bob, csrfToken: session.csrfToken });
+    expect(found).toMatchObject({ principal: bob, keyTag: TAG, csrfToken: session.csrfToken });
     expect(found?.createdAt).toBe(session.createdAt);
     expect(found?.lastSeenAt).toBe(clock.now());
   });
 
   it("knows nothing of unknown or malformed ids", async () => {
     const store = makeStore(new ManualClock());
-    await store.create(bob);
+    await store.create(bob, TAG);
     for (const id of ["", "x", "A".repeat(43), "A".repeat(44), `${"A".repeat(42)}!`]) {
       expect(await store.get(id)).toBeUndefined();
     }
@@ -58,7 +59,7 @@ describe.each(stores)("console sessions %s", (_, makeStore) => {
   it("ends a session idle too long, or alive too long however busy", async () => {
     const clock = new ManualClock();
     const store = makeStore(clock);
-    const idle = await store.create(bob);
+    const idle = await store.create(bob, TAG);
     clock.advance(599);
     expect(await store.get(idle.id)).toBeDefined();
     clock.advance(600);
@@ -66,7 +67,7 @@ describe.each(stores)("console sessions %s", (_, makeStore) => {
     // Still undefined after: the expired session is gone, not revived.
     expect(await store.get(idle.id)).toBeUndefined();
 
-    const busy = await store.create(bob);
+    const busy = await store.create(bob, TAG);
     for (let t = 0; t < 3600; t += 300) {
       expect(await store.get(busy.id)).toBeDefined();
       clock.advance(300);
@@ -76,7 +77,7 @@ describe.each(stores)("console sessions %s", (_, makeStore) => {
 
   it("forgets a destroyed session", async () => {
     const store = makeStore(new ManualClock());
-    const { id } = await store.create(bob);
+    const { id } = await store.create(bob, TAG);
     await store.destroy(id);
     expect(await store.get(id)).toBeUndefined();
   });
@@ -87,8 +88,12 @@ describe("console sessions in Redis", () => {
     const clock = new ManualClock();
     const one = createRedisSessionStore({ client: client(), clock, ...LIMITS });
     const two = createRedisSessionStore({ client: client(), clock, ...LIMITS });
-    const { id, session } = await one.create(bob);
-    expect(await two.get(id)).toMatchObject({ principal: bob, csrfToken: session.csrfToken });
+    const { id, session } = await one.create(bob, TAG);
+    expect(await two.get(id)).toMatchObject({
+      principal: bob,
+      keyTag: TAG,
+      csrfToken: session.csrfToken,
+    });
     await two.destroy(id);
     expect(await one.get(id)).toBeUndefined();
   });
@@ -96,7 +101,7 @@ describe("console sessions in Redis", () => {
   it("are stored under the hash of their id, never the id, and expire in Redis too", async () => {
     const clock = new ManualClock();
     const store = createRedisSessionStore({ client: client(), clock, ...LIMITS });
-    const { id } = await store.create(bob);
+    const { id } = await store.create(bob, TAG);
     const keys = await connection.keys("*console*");
     expect(keys.some((k) => k.includes(id))).toBe(false);
     const key = `{writ}:console:${createHash("sha256").update(id).digest("hex")}`;
@@ -109,7 +114,7 @@ describe("console sessions in Redis", () => {
   it("read a damaged record as no session", async () => {
     const clock = new ManualClock();
     const store = createRedisSessionStore({ client: client(), clock, ...LIMITS });
-    const { id } = await store.create(bob);
+    const { id } = await store.create(bob, TAG);
     const key = `{writ}:console:${createHash("sha256").update(id).digest("hex")}`;
     for (const [field, value] of [
       ["p", "{not json"],
@@ -117,13 +122,24 @@ describe("console sessions in Redis", () => {
       ["p", JSON.stringify({ kind: "reviewer", id: "bob", groups: "data-owners" })],
       ["t0", "soon"],
     ] as const) {
-      const fresh = await store.create(bob);
+      const fresh = await store.create(bob, TAG);
       const freshKey = `{writ}:console:${createHash("sha256").update(fresh.id).digest("hex")}`;
       await connection.hSet(freshKey, field, value);
       expect(await store.get(fresh.id), `${field}=${value}`).toBeUndefined();
     }
     expect(await store.get(id)).toBeDefined();
     expect(key).toMatch(/^\{writ\}:console:[0-9a-f]{64}$/);
+  });
+
+  it("read a record without a key tag (written before tags) as no session", async () => {
+    const store = createRedisSessionStore({
+      client: client(),
+      clock: new ManualClock(),
+      ...LIMITS,
+    });
+    const { id } = await store.create(bob, TAG);
+    await connection.hDel(`{writ}:console:${createHash("sha256").update(id).digest("hex")}`, "k");
+    expect(await store.get(id)).toBeUndefined();
   });
 
   it("answer store_unavailable when Redis does not answer, assuming no session", async () => {
@@ -134,11 +150,11 @@ describe("console sessions in Redis", () => {
       ...LIMITS,
       operationTimeoutMs: 200,
     });
-    const { id } = await store.create(bob);
+    const { id } = await store.create(bob, TAG);
     redis.freeze();
     try {
       await expect(store.get(id)).rejects.toMatchObject({ code: "store_unavailable" });
-      await expect(store.create(bob)).rejects.toMatchObject({ code: "store_unavailable" });
+      await expect(store.create(bob, TAG)).rejects.toMatchObject({ code: "store_unavailable" });
     } finally {
       redis.thaw();
     }

@@ -92,12 +92,14 @@ export function createRedisSessionStore(options: RedisSessionStoreOptions): Sess
   }
 
   return {
-    async create(principal) {
+    async create(principal, keyTag) {
       const now = clock.now();
-      const { id, session } = newSession(principal, now);
+      const { id, session } = newSession(principal, keyTag, now);
       await save(id, session, now, [
         "p",
         JSON.stringify(principal),
+        "k",
+        keyTag,
         "c",
         session.csrfToken,
         "t0",
@@ -114,8 +116,10 @@ export function createRedisSessionStore(options: RedisSessionStoreOptions): Sess
       const principal = typeof fields.p === "string" ? safeParse(fields.p) : undefined;
       const createdAt = Number(fields.t0);
       const lastSeenAt = Number(fields.t);
+      // A session written without a key tag (before tags existed) is no session.
       if (
         !isPrincipal(principal) ||
+        typeof fields.k !== "string" ||
         typeof fields.c !== "string" ||
         !Number.isSafeInteger(createdAt) ||
         !Number.isSafeInteger(lastSeenAt)
@@ -123,7 +127,13 @@ export function createRedisSessionStore(options: RedisSessionStoreOptions): Sess
         return undefined;
       }
       const now = clock.now();
-      const session: ConsoleSession = { principal, csrfToken: fields.c, createdAt, lastSeenAt };
+      const session: ConsoleSession = {
+        principal,
+        keyTag: fields.k,
+        csrfToken: fields.c,
+        createdAt,
+        lastSeenAt,
+      };
       if (sessionExpired(session, now, options)) {
         await call(() => client.del(keyOf(id)));
         return undefined;

@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { UTC_TIME, utcTimeMs } from "../../../domain/utc-time.js";
 import type { WritEvent } from "../../../sdk/client.js";
 import { type Command, EXIT, UsageError } from "../../command.js";
 import {
@@ -13,8 +14,6 @@ import { CSV_HEADER, csvRow } from "./render-event.js";
 
 const PAGE_SIZE = 1000;
 
-const UTC_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z$/;
-
 /**
  * `2026-01-15` or a full RFC 3339 UTC time, as the API wants it. A day or an
  * hour that does not exist (2026-02-30, 24:00) is refused: `Date.parse` would
@@ -23,17 +22,12 @@ const UTC_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z$/;
  */
 export function parseTimeOption(value: string, name: string): string {
   const iso = /^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00.000Z` : value;
-  const ms = Date.parse(iso);
-  if (!UTC_TIME.test(iso) || Number.isNaN(ms)) {
+  if (!UTC_TIME.test(iso)) {
     throw new UsageError(`${name} takes a UTC time like 2026-01-15 or 2026-01-15T09:00:00Z`);
   }
-  const normal = new Date(ms).toISOString();
-  // Date, hour, minute and (when given) second must read back as written.
-  const written = iso.slice(0, iso[16] === ":" ? 19 : 16);
-  if (normal.slice(0, written.length) !== written) {
-    throw new UsageError(`${name} ${value} is no such day or time`);
-  }
-  return normal;
+  const ms = utcTimeMs(iso);
+  if (ms === undefined) throw new UsageError(`${name} ${value} is no such day or time`);
+  return new Date(ms).toISOString();
 }
 
 export const auditExportCommand: Command = {
