@@ -195,7 +195,7 @@ function webhookSecret(
 /**
  * Everything the notification channels need, checked: Slack refuses to start
  * without its secrets (naming the key), one Slack account maps to at most one
- * reviewer, webhook secrets are read and long enough. `slackUserIds` adds links
+ * reviewer, webhook secrets are read and long enough, one webhook per URL. `slackUserIds` adds links
  * for reviewers that are not in the configuration (the demo ones in `writ dev`).
  */
 export function resolveNotificationSettings(
@@ -212,6 +212,18 @@ export function resolveNotificationSettings(
   if (notifications.retry.max_ms < notifications.retry.initial_ms) {
     throw new ConfigError("notifications.retry.max_ms: must be at least initial_ms");
   }
+  // A webhook's cursor and delivery lease are named after its URL: two entries
+  // with one URL would share them, and each would skip what the other saved past.
+  const firstIndex = new Map<string, number>();
+  config.webhooks.forEach((hook, index) => {
+    const first = firstIndex.get(hook.url);
+    if (first !== undefined) {
+      throw new ConfigError(
+        `webhooks.${index}.url: the same URL as webhooks.${first}; use one entry per URL and list every event type it should get in its events`,
+      );
+    }
+    firstIndex.set(hook.url, index);
+  });
   return {
     ...(slack !== undefined ? { slack } : {}),
     ...(config.teams !== undefined

@@ -71,18 +71,32 @@ export function httpFailure(status: number, retryAfterHeader: string | null): De
   });
 }
 
+export interface PostOptions {
+  /** Aborts the call (the worker lost its lease); nothing is sent once it has fired. */
+  readonly signal?: AbortSignal;
+  /** Time allowed for the whole exchange, response body included, in ms (default 10,000). */
+  readonly timeoutMs?: number;
+  /** How much of a 2xx response body to read and return, in bytes (default 0: none). */
+  readonly responseBytes?: number;
+}
+
 /**
- * POSTs `body` and throws a {@link DeliveryError} unless the answer is 2xx.
+ * POSTs `body` and throws a {@link DeliveryError} unless the answer is 2xx;
+ * returns the start of a 2xx response body when `responseBytes` asks for it.
  * Redirects are not followed (a moved endpoint is a configuration change, not
  * something to follow with signed payloads); a network error or a timeout is
- * retryable.
+ * retryable. At most `responseBytes` of the response are read, and the rest is
+ * discarded unread: a receiver answering slowly or at length must neither hold
+ * the worker nor fill writ's memory.
  */
 export async function postJson(
   url: string,
   body: string,
   headers: Readonly<Record<string, string>>,
-  timeoutMs = 10_000,
-): Promise<void> {
+  options: PostOptions = {},
+): Promise<string> {
+  options.signal?.throwIfAborted();
+  const timeout = AbortSignal.timeout(options.timeoutMs ?? 10_000);
   let response: Response;
   try {
     response = await fetch(url, {
@@ -90,16 +104,37 @@ export async function postJson(
       headers: { "content-type": "application/json", ...headers },
       body,
       redirect: "manual",
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]),
     });
   } catch (error) {
     throw new DeliveryError(`the receiver could not be reached (${(error as Error).name})`, {
       retryable: true,
     });
   }
-  // The body is not needed; reading it frees the connection.
-  await response.arrayBuffer().catch(() => undefined);
-  if (response.status < 200 || response.status >= 300) {
-    throw httpFailure(response.status, response.headers.get("retry-after"));
+  const ok = response.status >= 200 && response.status < 300;
+  const text = await readPrefix(response, ok ? (options.responseBytes ?? 0) : 0);
+  if (!ok) throw httpFailure(response.status, response.headers.get("retry-after"));
+  return text;
+}
+
+/** Reads up to `maxBytes` of a response body as UTF-8 and drops the rest unread. */
+async function readPrefix(response: Response, maxBytes: number): Promise<string> {
+  const stream = response.body;
+  if (stream === null) return "";
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < maxBytes) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    // A body cut short (or past the timeout) reads as what arrived.
+  } finally {
+    await reader.cancel().catch(() => undefined);
   }
+  return Buffer.concat(chunks).subarray(0, maxBytes).toString("utf8");
 }

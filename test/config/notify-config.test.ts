@@ -205,6 +205,40 @@ describe("webhook configuration", () => {
     ).toThrow(/webhooks\.0\.events/);
   });
 
+  it("refuses two webhooks with one URL, which would share one delivery cursor", () => {
+    const env = { HOOK_SECRET: "x".repeat(40) };
+    const url = "https://siem.example.com/in?code=abc123";
+    expect(() =>
+      resolve(
+        {
+          webhooks: [
+            { url, secret_env: "HOOK_SECRET", events: ["request.approved"] },
+            { url: "https://pager.example.com/in", secret_env: "HOOK_SECRET" },
+            { url, secret_env: "HOOK_SECRET", events: ["token.used"] },
+          ],
+        },
+        env,
+      ),
+    ).toThrow(/webhooks\.2\.url: the same URL as webhooks\.0; use one entry per URL/);
+    // The URL may carry a secret: the refusal does not quote it.
+    let refusal = "";
+    try {
+      resolve(
+        {
+          webhooks: [
+            { url, secret_env: "HOOK_SECRET" },
+            { url, secret_env: "HOOK_SECRET" },
+          ],
+        },
+        env,
+      );
+    } catch (error) {
+      refusal = (error as Error).message;
+    }
+    expect(refusal).toMatch(/^webhooks\.1\.url: the same URL as webhooks\.0/);
+    expect(refusal).not.toContain("abc123");
+  });
+
   describe("a secret_file", () => {
     let dir: string;
     beforeAll(async () => {

@@ -2,7 +2,13 @@ import type { RecordedEvent } from "../../domain/events.js";
 import type { Clock } from "../../ports/clock.js";
 import type { NotificationState } from "../../ports/notification-state.js";
 import type { RequestStore } from "../../ports/store.js";
-import { type DeliveryChannel, type PromptRecorder, postJson } from "../channel.js";
+import {
+  type DeliveryChannel,
+  DeliveryError,
+  httpFailure,
+  type PromptRecorder,
+  postJson,
+} from "../channel.js";
 import { buildReviewMessage, type MessageOptions } from "../message.js";
 import { consoleLink } from "../slack/blocks.js";
 import { teamsCard } from "./card.js";
@@ -22,14 +28,41 @@ export interface TeamsNotifierOptions {
 
 export const TEAMS_SCOPE = "teams";
 
-/** The events that get a card: a request needing approval, and its outcome. */
+/**
+ * The events that get a card: a request needing approval, and its outcome.
+ * A cancelled request is an outcome too: without its card, the approval card
+ * would ask reviewers to act on a request that no longer exists.
+ */
 function cardWorthy(event: RecordedEvent): boolean {
   return (
     (event.type === "request.decided" && event.data.effect === "approve") ||
     event.type === "request.approved" ||
     event.type === "request.denied" ||
+    event.type === "request.cancelled" ||
     (event.type === "request.expired" && event.data.previous_status === "pending")
   );
+}
+
+/**
+ * Office 365 connectors (legacy incoming webhooks) answer 200 even when Teams
+ * refused the card, throttling (429) or size (413) included, with the refusal
+ * in the body: "Webhook message delivery failed with error: Microsoft Teams
+ * endpoint returned HTTP error 429 with ContextId …". Such an answer is a
+ * failure, classified by the status it names, or retried when it names none.
+ */
+const CONNECTOR_FAILURE = /^\s*Webhook message delivery failed/i;
+const CONNECTOR_STATUS = /returned HTTP error (\d{3})\b/i;
+
+function connectorFailure(body: string): DeliveryError | undefined {
+  if (!CONNECTOR_FAILURE.test(body)) return undefined;
+  const status = Number(CONNECTOR_STATUS.exec(body)?.[1]);
+  if (Number.isInteger(status) && status >= 400) {
+    const failure = httpFailure(status, null);
+    return new DeliveryError(`Teams refused the card (HTTP ${status}, answered as 200)`, {
+      retryable: failure.retryable,
+    });
+  }
+  return new DeliveryError("Teams refused the card (answered as 200)", { retryable: true });
 }
 
 /**
@@ -43,7 +76,7 @@ export function createTeamsNotifier(options: TeamsNotifierOptions): DeliveryChan
   return {
     name: TEAMS_SCOPE,
     wants: cardWorthy,
-    async deliver(event) {
+    async deliver(event, signal) {
       const request = await store.get(event.requestId);
       if (request === undefined || request.decision.effect !== "approve") return;
       const facts = await state.facts(TEAMS_SCOPE, request.id);
@@ -51,7 +84,14 @@ export function createTeamsNotifier(options: TeamsNotifierOptions): DeliveryChan
       if (facts[key] === undefined) {
         const message = buildReviewMessage(request, [], clock.now(), options.message);
         const card = teamsCard(message, consoleLink(options.consoleUrl, request.id));
-        await postJson(options.webhookUrl, JSON.stringify(card), {});
+        const answer = await postJson(
+          options.webhookUrl,
+          JSON.stringify(card),
+          {},
+          { signal, responseBytes: 1024 },
+        );
+        const refused = connectorFailure(answer);
+        if (refused !== undefined) throw refused;
         await state.saveFacts(TEAMS_SCOPE, request.id, { [key]: "1" });
       }
       // Also when a retry finds the card already sent: the record may be what failed.

@@ -43,7 +43,7 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): Delivery
   return {
     name,
     wants: (event) => types === undefined || types.has(event.type),
-    async deliver(event) {
+    async deliver(event, signal) {
       const request = await store.get(event.requestId);
       const message =
         request === undefined
@@ -51,12 +51,17 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): Delivery
           : buildReviewMessage(request, [], clock.now(), options.message);
       const body = JSON.stringify(webhookPayload(event, message));
       const unix = Math.floor(clock.now() / 1000);
-      await postJson(options.url, body, {
-        [SIGNATURE_HEADER]: signWebhook(options.secret, unix, body),
-        "X-Writ-Event-Id": event.id,
-        "X-Writ-Event-Type": event.type,
-        "User-Agent": "writ-webhook/1",
-      });
+      await postJson(
+        options.url,
+        body,
+        {
+          [SIGNATURE_HEADER]: signWebhook(options.secret, unix, body),
+          "X-Writ-Event-Id": event.id,
+          "X-Writ-Event-Type": event.type,
+          "User-Agent": "writ-webhook/1",
+        },
+        { signal },
+      );
       if (event.type === "request.decided" && request?.decision.effect === "approve") {
         await options.recordPrompt?.(request.id, { target: "endpoint", destinations: 1 });
       }
