@@ -151,8 +151,12 @@ export interface WritClient {
   complete(id: string): Promise<WritRequest>;
   /** Mints and returns the credential of an approved request, once (the requesting agent). */
   collectCredential(id: string): Promise<WritCredential>;
-  /** Consumes a writ JWT once (resource servers); a replay rejects with `token_replayed`. */
-  consume(token: string): Promise<ConsumeResult>;
+  /**
+   * Consumes a writ JWT once (resource servers); a replay rejects with
+   * `token_replayed`. Aborting `signal` rejects with its reason; the token may
+   * then have been consumed or not.
+   */
+  consume(token: string, options?: { signal?: AbortSignal }): Promise<ConsumeResult>;
   /**
    * Recorded events in stream order (auditors). With `wait`, long-polls; `signal`
    * aborts the call.
@@ -507,9 +511,14 @@ export function createWritClient(options: WritClientOptions): WritClient {
       });
       return view.credential;
     },
-    consume: async (token) => {
+    consume: async (token, options = {}) => {
       if (typeof token !== "string" || token === "") throw new TypeError("token must be a string");
-      return call({ method: "POST", path: "v1/tokens/consume", body: { token } });
+      return call({
+        method: "POST",
+        path: "v1/tokens/consume",
+        body: { token },
+        signal: options.signal,
+      });
     },
     events: async (query = {}, options = {}) =>
       call({ method: "GET", path: "v1/events", query: { ...query }, signal: options.signal }),

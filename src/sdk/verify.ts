@@ -8,6 +8,7 @@ const MAX_TOKEN_LENGTH = 8192;
 /** The algorithms writ signs with; nothing else (no `none`, no HMAC) is accepted. */
 const WRIT_ALGORITHMS = ["EdDSA", "ES256"] as const;
 const MAX_CLOCK_TOLERANCE_SECONDS = 60;
+const MAX_TIMEOUT_MS = 60_000;
 
 /**
  * Why a token was refused. Each code has the HTTP status a resource server
@@ -18,8 +19,8 @@ const MAX_CLOCK_TOLERANCE_SECONDS = 60;
  * - `token_expired` (401): past its `exp` (or before its `nbf`);
  * - `token_replayed` (401): already used once; writ recorded the replay;
  * - `insufficient_scope` (403): a valid token for another action or resource;
- * - `writ_unavailable` (503): writ or its key set could not be reached, so
- *   nothing is let through.
+ * - `writ_unavailable` (503): writ or its key set could not be reached, or did
+ *   not answer in time, so nothing is let through.
  */
 export const VERIFY_ERROR_CODES = [
   "token_missing",
@@ -75,6 +76,11 @@ export interface WritVerifierOptions {
   algorithms?: readonly ("EdDSA" | "ES256")[];
   /** Allowed clock skew for `exp`/`nbf`, 0–60 seconds; default 5. */
   clockToleranceSeconds?: number;
+  /**
+   * How long to wait for writ's key set, and for writ's answer to a consume,
+   * 1–60000 ms; default 5000. Past it the token is refused (`writ_unavailable`).
+   */
+  timeoutMs?: number;
   /** A `fetch` for the consume call (proxies, tests). */
   fetch?: typeof fetch;
 }
@@ -138,6 +144,10 @@ function checkOptions(options: WritVerifierOptions) {
       `clockToleranceSeconds must be a whole number from 0 to ${MAX_CLOCK_TOLERANCE_SECONDS}`,
     );
   }
+  const timeoutMs = options.timeoutMs ?? 5000;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
+    throw new TypeError(`timeoutMs must be a whole number from 1 to ${MAX_TIMEOUT_MS}`);
+  }
   const algorithms = [...(options.algorithms ?? WRIT_ALGORITHMS)];
   if (
     algorithms.length === 0 ||
@@ -145,7 +155,7 @@ function checkOptions(options: WritVerifierOptions) {
   ) {
     throw new TypeError(`algorithms must be a non-empty subset of ${WRIT_ALGORITHMS.join(", ")}`);
   }
-  return { tolerance, algorithms };
+  return { tolerance, timeoutMs, algorithms };
 }
 
 function explain(error: unknown): WritVerifyError {
@@ -179,14 +189,14 @@ function explain(error: unknown): WritVerifyError {
  * use passes, any replay is `token_replayed`.
  */
 export function createWritVerifier(options: WritVerifierOptions): WritVerifier {
-  const { tolerance, algorithms } = checkOptions(options);
+  const { tolerance, timeoutMs, algorithms } = checkOptions(options);
   const client: WritClient = createWritClient({
     url: options.writUrl,
     key: options.resourceServerKey,
     ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
   });
   const jwks = createRemoteJWKSet(new URL(options.jwksUrl ?? ".well-known/jwks.json", client.url), {
-    timeoutDuration: 5000,
+    timeoutDuration: timeoutMs,
     cooldownDuration: 30_000,
     cacheMaxAge: 10 * 60_000,
   });
@@ -235,7 +245,9 @@ export function createWritVerifier(options: WritVerifierOptions): WritVerifier {
       }
       let consumed: Awaited<ReturnType<WritClient["consume"]>>;
       try {
-        consumed = await client.consume(token);
+        // Bounded: a writ that takes the connection and never answers would
+        // otherwise hold this route's request for minutes.
+        consumed = await client.consume(token, { signal: AbortSignal.timeout(timeoutMs) });
       } catch (error) {
         if (isWritApiError(error)) {
           if (error.code === "token_replayed") {

@@ -253,7 +253,7 @@ describe("/mcp over Streamable HTTP", () => {
     expect(await codeOf(reviewer)).toBe("wrong_principal_kind");
     const agent = { authorization: `Bearer ${keyOf(t, "report-agent")}` };
     const crossOrigin = await post({ ...agent, origin: "https://evil.example" });
-    expect(crossOrigin.status).toBe(400);
+    expect(crossOrigin.status).toBe(403);
     const huge = await post(agent, JSON.stringify({ pad: "x".repeat(70_000) }));
     expect(huge.status).toBe(413);
     const garbage = await post(agent, "{not json");
@@ -265,6 +265,52 @@ describe("/mcp over Streamable HTTP", () => {
     expect(get.status).toBe(405);
     const ok = await post(agent);
     expect(ok.status).toBe(200);
+  });
+
+  it("refuses a call from another origin with 403 Forbidden, as the transport requires", async () => {
+    const url = new URL("/mcp", server.url);
+    const call = (origin: string) =>
+      fetch(url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          authorization: `Bearer ${keyOf(t, "report-agent")}`,
+          origin,
+        },
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }),
+      });
+    for (const origin of ["https://evil.example", "null"]) {
+      const refused = await call(origin);
+      expect(refused.status).toBe(403);
+      expect(await refused.json()).toMatchObject({ jsonrpc: "2.0", error: { code: -32000 } });
+    }
+    const same = await call(url.origin);
+    expect(same.status).toBe(200);
+  });
+
+  it("answers a batch that cancels its own request instead of holding the call open", async () => {
+    // Stateless: a cancellation can only name a request in the same POST, and
+    // a request left unanswered would keep the exchange open for as long as
+    // the caller likes, outside every long-poll limit.
+    const res = await fetch(new URL("/mcp", server.url), {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-03-26",
+        authorization: `Bearer ${keyOf(t, "report-agent")}`,
+      },
+      body: JSON.stringify([
+        { jsonrpc: "2.0", id: 1, method: "ping" },
+        { jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 1 } },
+      ]),
+      signal: AbortSignal.timeout(5000),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as unknown;
+    const answers = Array.isArray(body) ? body : [body];
+    expect(answers).toEqual([{ jsonrpc: "2.0", id: 1, result: {} }]);
   });
 });
 

@@ -1,5 +1,5 @@
 import { rm } from "node:fs/promises";
-import { createServer } from "node:net";
+import { type AddressInfo, createServer, type Socket } from "node:net";
 import { Hono } from "hono";
 import { generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -288,6 +288,36 @@ describe("createWritVerifier", () => {
     ).resolves.toBeDefined();
   });
 
+  it("fails closed with 503 when writ takes the connection but never answers the consume", async () => {
+    const jwt = await token();
+    // Accepts connections and reads them, but never answers.
+    const held: Socket[] = [];
+    const silent = createServer((socket) => {
+      held.push(socket);
+      socket.resume();
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const stuck = createWritVerifier({
+        writUrl: `http://127.0.0.1:${port}`,
+        jwksUrl: `${server.url}/.well-known/jwks.json`,
+        audience: "billing-api",
+        resourceServerKey: keyOf(t, "billing-api"),
+        timeoutMs: 300,
+      });
+      const outcome = await Promise.race([
+        stuck.verify(jwt, { action: "s3:GetObject", resource: REPORT }).catch((e: unknown) => e),
+        new Promise((resolve) => setTimeout(() => resolve("still waiting"), 5000).unref()),
+      ]);
+      expect(outcome).toBeInstanceOf(WritVerifyError);
+      expect(outcome).toMatchObject({ code: "writ_unavailable", status: 503 });
+    } finally {
+      for (const socket of held) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
+  });
+
   it("refuses unsafe options with a TypeError", () => {
     const base = {
       writUrl: server.url,
@@ -296,6 +326,7 @@ describe("createWritVerifier", () => {
     };
     expect(() => createWritVerifier({ ...base, clockToleranceSeconds: 61 })).toThrow(TypeError);
     expect(() => createWritVerifier({ ...base, audience: "" })).toThrow(TypeError);
+    expect(() => createWritVerifier({ ...base, timeoutMs: 0 })).toThrow(TypeError);
     expect(() => createWritVerifier({ ...base, algorithms: [] })).toThrow(TypeError);
     expect(() => createWritVerifier({ ...base, algorithms: ["HS256" as "EdDSA"] })).toThrow(
       TypeError,

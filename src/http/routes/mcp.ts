@@ -41,8 +41,9 @@ export function mcpRoutes(
 ) {
   if (!options.enabled) return;
   app.use("/mcp", async function sameOrigin(c, next) {
-    // Browsers send Origin; a page on another site must not drive the tools
-    // (DNS rebinding), even though it would also need the bearer.
+    // Browsers send Origin; a page on another site must not drive the tools.
+    // (A DNS-rebound page passes this check, Origin and Host agreeing: what
+    // stops it is the bearer, which a browser never adds on its own.)
     const origin = c.req.header("origin");
     if (origin !== undefined) {
       let host: string | undefined;
@@ -52,7 +53,15 @@ export function mcpRoutes(
         host = undefined;
       }
       if (host === undefined || host !== c.req.header("host")) {
-        throw new WritError("bad_request", "Cross-origin MCP calls are not accepted.");
+        // The Streamable HTTP transport requires 403 for a refused Origin.
+        return c.json(
+          {
+            jsonrpc: "2.0",
+            error: { code: -32000, message: "Cross-origin MCP calls are not accepted." },
+            id: null,
+          },
+          403,
+        );
       }
     }
     await next();
@@ -96,6 +105,16 @@ export function mcpRoutes(
       maxRequestBodySize: options.maxBodyBytes,
     });
     await server.connect(transport);
+    // With no session, a cancellation can only name a request in the same POST;
+    // the SDK never answers a cancelled request: the exchange, which waits for
+    // every answer, would stay open for as long as the caller likes. Such
+    // notifications are ignored (as the protocol allows); a caller cancels by
+    // hanging up.
+    const deliver = transport.onmessage;
+    transport.onmessage = (message, extra) => {
+      if ("method" in message && message.method === "notifications/cancelled") return;
+      deliver?.(message, extra);
+    };
     // A caller that hangs up ends its tool calls (and their long-polls) too.
     const hangUp = () => void server.close();
     c.req.raw.signal.addEventListener("abort", hangUp, { once: true });
