@@ -1,4 +1,10 @@
-import { createPrivateKey, type JsonWebKey, type KeyObject, type webcrypto } from "node:crypto";
+import {
+  createPrivateKey,
+  createPublicKey,
+  type JsonWebKey,
+  type KeyObject,
+  type webcrypto,
+} from "node:crypto";
 import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
@@ -52,9 +58,32 @@ async function newStoredKey(alg: JwtAlgorithm, now: Date): Promise<StoredKey> {
   return { kid, alg, created_at: now.toISOString(), private_jwk: privateJwk };
 }
 
+/** Whether `key` is of the type `alg` signs with (Ed25519, or EC on P-256). */
+function fitsAlgorithm(key: KeyObject, alg: JwtAlgorithm): boolean {
+  if (alg === "EdDSA") return key.asymmetricKeyType === "ed25519";
+  if (alg === "ES256") {
+    return key.asymmetricKeyType === "ec" && key.asymmetricKeyDetails?.namedCurve === "prime256v1";
+  }
+  return false;
+}
+
 async function toSigningKey(stored: StoredKey): Promise<SigningKey> {
-  const { d: _secret, ...publicFields } = stored.private_jwk;
-  const privateKey = createPrivateKey({ key: stored.private_jwk as JsonWebKey, format: "jwk" });
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: stored.private_jwk as JsonWebKey, format: "jwk" });
+  } catch {
+    // Node's message may describe the key material: say only which key.
+    throw new Error(`the JWT key file's key ${JSON.stringify(stored.kid)} is not a private key`);
+  }
+  if (!fitsAlgorithm(privateKey, stored.alg)) {
+    throw new Error(
+      `the JWT key file's key ${JSON.stringify(stored.kid)} is not an ${String(stored.alg)} key (writ signs with EdDSA or ES256)`,
+    );
+  }
+  // The published key is derived from the key itself, never copied from the
+  // stored JWK minus its "d": an RSA key (p, q, dp, dq, qi) or any hand-added
+  // member would otherwise be published with the private parts it carries.
+  const publicFields = createPublicKey(privateKey).export({ format: "jwk" }) as JWK;
   const publicKey = (await importJWK(
     { ...publicFields, alg: stored.alg },
     stored.alg,

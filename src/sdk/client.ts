@@ -205,7 +205,11 @@ function baseUrl(input: string | URL): URL {
 }
 
 function requestId(id: string): string {
-  if (typeof id !== "string" || id === "") throw new TypeError("id must be a request id");
+  // "." and ".." survive encoding and would be resolved away as path segments,
+  // sending the call to another route.
+  if (typeof id !== "string" || id === "" || id === "." || id === "..") {
+    throw new TypeError("id must be a request id");
+  }
   return encodeURIComponent(id);
 }
 

@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -74,5 +75,53 @@ describe("the JWT key ring", () => {
     const { message } = error as Error;
     for (let i = 0; i + 8 <= d.length; i++) expect(message).not.toContain(d.slice(i, i + 8));
     expect(message).toBe(`${file} is not valid JSON`);
+  });
+
+  it("publishes a key derived from the private key, never other members of the stored one", async () => {
+    const ring = await loadOrCreateKeyRing(file, "EdDSA");
+    const stored = JSON.parse(await readFile(file, "utf8"));
+    // A hand edit (or another tool) left a member beside the key.
+    stored.keys[0].private_jwk.note = "backup of d: do not share";
+    await writeFile(file, JSON.stringify(stored));
+    const [jwk] = (await loadKeyRing(file)).jwks().keys;
+    expect(jwk).toEqual({
+      kty: "OKP",
+      crv: "Ed25519",
+      x: ring.active.publicJwk.x,
+      kid: ring.active.kid,
+      alg: "EdDSA",
+      use: "sig",
+    });
+  });
+
+  it("refuses a key of another type than its algorithm rather than publish its parts", async () => {
+    await loadOrCreateKeyRing(file, "EdDSA");
+    const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+    const rsa = privateKey.export({ format: "jwk" });
+    for (const alg of ["EdDSA", "RS256"]) {
+      await writeFile(
+        file,
+        JSON.stringify({
+          active: "k1",
+          keys: [{ kid: "k1", alg, created_at: "2026-11-22T00:00:00Z", private_jwk: rsa }],
+        }),
+      );
+      const error = (await loadKeyRing(file).catch((thrown: unknown) => thrown)) as Error;
+      expect(error.message).toMatch(/key "k1" is not an .* key/);
+      expect(error.message).not.toContain(String(rsa.p).slice(0, 16));
+    }
+  });
+
+  it("refuses an ES256 key on another curve, and a private key that is no key at all", async () => {
+    const { privateKey } = generateKeyPairSync("ec", { namedCurve: "secp384r1" });
+    const keys = [
+      { kid: "p384", alg: "ES256", private_jwk: privateKey.export({ format: "jwk" }) },
+      { kid: "junk", alg: "EdDSA", private_jwk: { kty: "OKP", crv: "Ed25519", d: "AAAA" } },
+    ];
+    await mkdir(join(dir, "keys"));
+    for (const key of keys) {
+      await writeFile(file, JSON.stringify({ active: key.kid, keys: [key] }));
+      await expect(loadKeyRing(file)).rejects.toThrow(new RegExp(`key "${key.kid}" is not`));
+    }
   });
 });

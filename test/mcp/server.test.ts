@@ -265,6 +265,8 @@ describe("/mcp over Streamable HTTP", () => {
     expect(get.status).toBe(405);
     const ok = await post(agent);
     expect(ok.status).toBe(200);
+    // Answers can carry a credential (mcp.return_credentials): no cache keeps them.
+    expect(ok.headers.get("cache-control")).toBe("no-store");
   });
 
   it("refuses a call from another origin with 403 Forbidden, as the transport requires", async () => {

@@ -140,6 +140,12 @@ describe("createWritClient", () => {
     await expect(agent.get("req_x", { waitSeconds: 61 })).rejects.toThrow(TypeError);
     await expect(agent.get("")).rejects.toThrow(TypeError);
     await expect(agent.waitForDecision("req_x", { timeoutMs: -1 })).rejects.toThrow(TypeError);
+    // Path segments that URL resolution would drop, sending the call elsewhere
+    // (".." collects at /v1/credential): refused before anything is sent.
+    for (const id of [".", ".."]) {
+      await expect(agent.get(id)).rejects.toThrow(TypeError);
+      await expect(agent.collectCredential(id)).rejects.toThrow(TypeError);
+    }
   });
 });
 

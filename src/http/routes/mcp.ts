@@ -119,7 +119,11 @@ export function mcpRoutes(
     const hangUp = () => void server.close();
     c.req.raw.signal.addEventListener("abort", hangUp, { once: true });
     try {
-      return await transport.handleRequest(c.req.raw);
+      const response = await transport.handleRequest(c.req.raw);
+      // A tool's answer may carry a credential (mcp.return_credentials), as the
+      // API's collect does: never kept by a cache on the way.
+      response.headers.set("Cache-Control", "no-store");
+      return response;
     } finally {
       c.req.raw.signal.removeEventListener("abort", hangUp);
       await server.close();
