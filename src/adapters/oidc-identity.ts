@@ -128,12 +128,31 @@ function mapAgent(entry: OidcIssuerSettings, payload: JWTPayload): Agent {
   });
 }
 
+/**
+ * The body as text, refused as soon as more than `limit` bytes have arrived:
+ * a body sent without a length (chunked) is counted as it streams, never
+ * buffered whole first.
+ */
 async function readLimited(response: Response, limit: number): Promise<string> {
   const length = Number(response.headers.get("content-length") ?? "0");
   if (length > limit) throw new Error("discovery document too large");
-  const text = await response.text();
-  if (text.length > limit) throw new Error("discovery document too large");
-  return text;
+  const body = response.body;
+  if (body === null) return "";
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) throw new Error("discovery document too large");
+      chunks.push(value);
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 /**

@@ -512,3 +512,56 @@ describe("OIDC workload identity: a token issued in the future", () => {
     });
   });
 });
+
+describe("an issuer whose discovery document never ends", () => {
+  let endless: Server | undefined;
+  let sent = 0;
+
+  beforeAll(async () => {
+    // Chunked (no Content-Length): the body streams on as long as it is read.
+    endless = createHttpServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      const chunk = Buffer.alloc(16 * 1024, 0x20);
+      const more = () => {
+        while (!res.destroyed && sent < 64 * 1024 * 1024) {
+          sent += chunk.length;
+          if (!res.write(chunk)) return void res.once("drain", more);
+        }
+        res.end();
+      };
+      res.write('{"issuer": "');
+      more();
+    });
+    await new Promise<void>((resolve) => endless?.listen(0, "127.0.0.1", resolve));
+  });
+
+  afterAll(async () => {
+    endless?.closeAllConnections();
+    await new Promise<void>((resolve) => (endless ? endless.close(() => resolve()) : resolve()));
+  });
+
+  it("is refused after the first 64 KiB, without reading (or holding) the rest", async () => {
+    const issuer = `http://127.0.0.1:${(endless?.address() as AddressInfo).port}`;
+    const oidc = createOidcAuthenticator({
+      issuers: [
+        OidcIssuerConfig.parse({
+          issuer,
+          audience: "writ-test",
+          agent: { id: "endless:{sub}", owner: "alice" },
+          require: { sub: "x" },
+        }),
+      ],
+      clock: { now: () => Date.now() },
+    });
+    const token = await new SignJWT({ iss: issuer, aud: "writ-test", sub: "x" })
+      .setProtectedHeader({ alg: "ES256", kid: "k" })
+      .setIssuedAt()
+      .setExpirationTime("5m")
+      .sign((await generateKeyPair("ES256")).privateKey);
+    await expect(oidc.authenticate(token)).rejects.toMatchObject({
+      code: "oidc_issuer_unavailable",
+    });
+    // The server wrote what the socket took before writ hung up: far from all of it.
+    expect(sent).toBeLessThan(16 * 1024 * 1024);
+  });
+});
