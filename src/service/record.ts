@@ -120,11 +120,19 @@ export async function loadSettled(deps: Deps, id: string): Promise<AccessRequest
     const result = await deps.store.commit(expiry.request, request.version, expiry.events);
     if (result.ok) {
       deps.recent?.remember(expiry.request);
-      await persist(deps, result.events);
-      announce(deps, expiry.request, result.events);
-      if (request.status === "issued") {
-        const expired = expiry.request;
-        void revokeExpiredAtSource(deps, expired, (events) => appendEvents(deps, expired, events));
+      try {
+        await persist(deps, result.events);
+        announce(deps, expiry.request, result.events);
+      } finally {
+        // The expiry is committed whether or not the log confirmed it in time, and
+        // no later read settles this request again: the credential is ended at its
+        // source now or never.
+        if (request.status === "issued") {
+          const expired = expiry.request;
+          void revokeExpiredAtSource(deps, expired, (events) =>
+            appendEvents(deps, expired, events),
+          );
+        }
       }
       return expiry.request;
     }

@@ -26,16 +26,25 @@ export const EXPIRY_REVOCATION_RETRY_DELAYS_MS: readonly number[] = [15_000, 45_
  * record (`credential.revoked`, in the same commit). Runs before the state
  * change is committed: when it fails, the request stays `issued` (true: the
  * credential may still work) and the caller retries, rather than writ
- * recording an end that did not happen.
+ * recording an end that did not happen. Nothing is called while the audit log
+ * cannot record the change (`audit_unavailable`).
  */
 export async function revokeAtSource(
-  deps: Pick<BrokerDeps, "revokers" | "logger">,
+  deps: Pick<BrokerDeps, "revokers" | "logger" | "auditLog">,
   request: AccessRequest,
   reason: "completed" | "revoked",
 ): Promise<RevokedAtSource | undefined> {
   if (request.status !== "issued" || request.credential === undefined) return undefined;
   const revoker = deps.revokers?.[request.credentialType];
   if (revoker === undefined) return undefined;
+  // Rule 3 holds at the source too: a log that cannot take the record of who
+  // ended the credential, and why, leaves the credential as it is.
+  if (!deps.auditLog.writable()) {
+    throw new WritError(
+      "audit_unavailable",
+      "The audit log cannot record changes now; try again later.",
+    );
+  }
   try {
     return await revoker.revoke(request, reason);
   } catch (error) {

@@ -1,0 +1,77 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { AccessRequest } from "../../src/domain/request.js";
+import type { CredentialRevoker } from "../../src/ports/revoker.js";
+import { createBroker } from "../../src/service/broker.js";
+import { keyOf, readRequest, S3_READ } from "../support/api.js";
+import { startTestWrit, type TestWrit } from "../support/harness.js";
+
+// Ending a credential at its source is part of the change that revoke and
+// complete record: when the record cannot be written, the source is left alone.
+
+let t: TestWrit;
+
+beforeEach(async () => {
+  t = await startTestWrit();
+});
+
+afterEach(async () => {
+  await t?.close();
+});
+
+/** A revoker for JWTs that records its calls, standing in for a credential's source. */
+function recordingRevoker() {
+  const calls: string[] = [];
+  const revoker: CredentialRevoker = {
+    type: "jwt",
+    source: "test-source",
+    async revoke(request: AccessRequest, reason) {
+      calls.push(`${request.id}:${reason}`);
+      return { source: "test-source" };
+    },
+  };
+  return { revoker, calls };
+}
+
+/** An s3 read collected by report-agent: an issued credential. */
+async function issued(): Promise<string> {
+  const key = keyOf(t, "report-agent");
+  const created = await t.call("POST", "/v1/requests", { key, body: S3_READ });
+  const { id } = (await created.json()) as { id: string };
+  expect((await t.call("POST", `/v1/requests/${id}/credential`, { key })).status).toBe(200);
+  return id;
+}
+
+describe("revoke and complete while the audit log cannot record", () => {
+  it("a reviewer's revoke leaves the source alone and the credential issued", async () => {
+    const { revoker, calls } = recordingRevoker();
+    const broker = createBroker({ ...t.writ.broker.deps, revokers: { jwt: revoker } });
+    const carol = t.writ.broker.deps.identities.reviewer("carol");
+    if (carol === undefined) throw new Error("no demo reviewer");
+    const id = await issued();
+    const before = await readRequest(t, id);
+
+    await t.writ.auditLog.close();
+    await expect(broker.revoke(carol, id, "suspicious")).rejects.toMatchObject({
+      code: "audit_unavailable",
+    });
+    // Nothing ended where no record says who ended it, or why.
+    expect(calls).toEqual([]);
+    expect(await readRequest(t, id)).toMatchObject({
+      status: "issued",
+      credential: before.credential,
+    });
+  });
+
+  it("an agent's completion leaves the source alone and the credential issued", async () => {
+    const { revoker, calls } = recordingRevoker();
+    const broker = createBroker({ ...t.writ.broker.deps, revokers: { jwt: revoker } });
+    const agent = t.writ.broker.deps.identities.agent("report-agent");
+    if (agent === undefined) throw new Error("no demo agent");
+    const id = await issued();
+
+    await t.writ.auditLog.close();
+    await expect(broker.complete(agent, id)).rejects.toMatchObject({ code: "audit_unavailable" });
+    expect(calls).toEqual([]);
+    expect((await readRequest(t, id)).status).toBe("issued");
+  });
+});
