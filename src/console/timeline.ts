@@ -176,6 +176,16 @@ export function timelineStep(event: RecordedEvent): TimelineStep {
         tone: "warn",
         facts: facts([["credential id", str(d.credential_id)]]),
       };
+    case "token.rejected":
+      return {
+        ...base,
+        title: `Ended token presented (${str(d.resource_server) ?? event.actor.id})`,
+        tone: "warn",
+        facts: facts([
+          ["credential id", str(d.credential_id)],
+          ["credential was", str(d.status)],
+        ]),
+      };
     case "request.expired":
     case "credential.expired":
       return {

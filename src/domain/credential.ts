@@ -81,6 +81,9 @@ export function issueCredential(args: {
  */
 export type TokenProof = { readonly digest: string } | { readonly signatureVerified: true };
 
+/** The states a request's credential ends in without being used. */
+const ENDED: ReadonlySet<string> = new Set(["revoked", "completed", "expired"]);
+
 /** Digests compared in constant time. */
 function sameDigest(recorded: string, presented: string): boolean {
   const a = Buffer.from(recorded, "utf8");
@@ -91,7 +94,9 @@ function sameDigest(recorded: string, presented: string): boolean {
 /**
  * Consuming a token: the first use moves `issued → used`. Any later use is a
  * replay: a transition that keeps the state (same version) and only records
- * `token.replay_blocked`.
+ * `token.replay_blocked`. A genuine token presented after its credential ended
+ * (revoked, completed or expired) changes nothing either and is recorded as
+ * `token.rejected`: someone still holds it and tried to use it.
  */
 export function consumeCredential(args: {
   request: AccessRequest;
@@ -124,6 +129,14 @@ export function consumeCredential(args: {
   }
   if (request.status === "used") {
     return { request, events: [requestEvent(request, "token.replay_blocked", actor, now, data)] };
+  }
+  if (ENDED.has(request.status)) {
+    return {
+      request,
+      events: [
+        requestEvent(request, "token.rejected", actor, now, { ...data, status: request.status }),
+      ],
+    };
   }
   throw new WritError("token_invalid", `The token is no longer valid (${request.status}).`);
 }

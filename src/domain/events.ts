@@ -22,6 +22,8 @@ export const EVENT_TYPES = [
   "credential.revocation_failed",
   "token.used",
   "token.replay_blocked",
+  // A genuine token presented after its credential ended (revoked, completed, expired); no state changes.
+  "token.rejected",
   "sensitive.revealed",
   // A notification channel first delivered a request's approval prompt; no state changes.
   "notification.sent",

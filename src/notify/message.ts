@@ -196,6 +196,8 @@ function timelineText(event: TimelineEvent): string | undefined {
       return `Token used by ${str(data.resource_server) ?? who(event.actor)}`;
     case "token.replay_blocked":
       return `Replay of the used token blocked (${str(data.resource_server) ?? who(event.actor)})`;
+    case "token.rejected":
+      return `Token presented after the credential was ${str(data.status) ?? "ended"}, rejected (${str(data.resource_server) ?? who(event.actor)})`;
     case "sensitive.revealed":
       return `${str(data.reviewer) ?? who(event.actor)} revealed the masked fields`;
     default:

@@ -7,7 +7,9 @@ import { transact } from "./record.js";
 
 /**
  * A resource server presents a writ JWT. The first consume marks it used; any
- * later one is recorded as a blocked replay and answered `token_replayed`. The
+ * later one is recorded as a blocked replay and answered `token_replayed`; one
+ * after the credential ended unused is recorded as `token.rejected` and
+ * answered `token_invalid`. The
  * token is accepted only if it is, byte for byte, the one writ issued for that
  * request (its digest equals the recorded one): a forged, altered or re-signed
  * token changes nothing and is answered `token_invalid`.
@@ -36,6 +38,13 @@ export async function consumeToken(
   });
   if (events.some((e) => e.type === "token.replay_blocked")) {
     throw new WritError("token_replayed", "The token was already used; it is valid once.");
+  }
+  const rejected = events.find((e) => e.type === "token.rejected");
+  if (rejected !== undefined) {
+    throw new WritError(
+      "token_invalid",
+      `The token is no longer valid (${String(rejected.data.status)}).`,
+    );
   }
   return claims;
 }

@@ -515,6 +515,7 @@ describe("OIDC workload identity: a token issued in the future", () => {
 
 describe("an issuer whose discovery document never ends", () => {
   let endless: Server | undefined;
+  let port = 0;
   let sent = 0;
 
   beforeAll(async () => {
@@ -533,6 +534,7 @@ describe("an issuer whose discovery document never ends", () => {
       more();
     });
     await new Promise<void>((resolve) => endless?.listen(0, "127.0.0.1", resolve));
+    port = (endless.address() as AddressInfo).port;
   });
 
   afterAll(async () => {
@@ -541,7 +543,7 @@ describe("an issuer whose discovery document never ends", () => {
   });
 
   it("is refused after the first 64 KiB, without reading (or holding) the rest", async () => {
-    const issuer = `http://127.0.0.1:${(endless?.address() as AddressInfo).port}`;
+    const issuer = `http://127.0.0.1:${port}`;
     const oidc = createOidcAuthenticator({
       issuers: [
         OidcIssuerConfig.parse({

@@ -556,9 +556,29 @@ describe("consumeCredential", () => {
       "token_invalid",
     );
     expectCode(() => consume(request, { now: request.expiresAt }), "token_invalid");
-    const expired = expireIfDue(request, request.expiresAt)?.request as AccessRequest;
-    expectCode(() => consume(expired), "token_invalid");
     expectCode(() => consume(open(allow).request), "token_invalid");
+  });
+
+  it("records the genuine token presented after its credential ended, changing nothing", () => {
+    const request = issued();
+    const expired = expireIfDue(request, request.expiresAt)?.request as AccessRequest;
+    const rejected = consume(expired, { now: request.expiresAt + 1000 });
+    expect(rejected.request).toBe(expired);
+    expect(rejected.events).toMatchObject([
+      {
+        type: "token.rejected",
+        data: {
+          credential_id: request.credential?.id,
+          resource_server: server.id,
+          status: "expired",
+        },
+      },
+    ]);
+    // A token that is not the one issued is refused as before, recording nothing.
+    expectCode(
+      () => consume(expired, { credentialId: "jti_other", now: request.expiresAt + 1000 }),
+      "token_invalid",
+    );
   });
 
   it("refuses any token but the one issued, by its digest, or by its signature if none was recorded", () => {

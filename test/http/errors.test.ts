@@ -373,6 +373,40 @@ describe("every API error code, provoked", () => {
     expect(types.slice(-2)).toEqual(["token.used", "token.replay_blocked"]);
   });
 
+  it("token_invalid for the genuine token after its credential ended, recorded as token.rejected", async () => {
+    const ended = {
+      // A reviewer's kill switch, the agent's own report, and the TTL passing.
+      revoked: async (id: string) =>
+        expectJson(
+          await post(`/v1/requests/${id}/revoke`, "bob", { reason: "leaked in a log" }),
+          200,
+        ),
+      completed: async (id: string) =>
+        expectJson(await post(`/v1/requests/${id}/complete`, "report-agent"), 200),
+      expired: async () => t.clock.advance(3600),
+    };
+    for (const [status, end] of Object.entries(ended)) {
+      const { id, token } = await issuedToken(t);
+      await end(id);
+      const refused = await expectError(await consume(token), 401, "token_invalid");
+      expect(refused.message).toContain(status);
+      const events = await allEvents(t, { request_id: id });
+      expect(events.at(-1)).toMatchObject({
+        type: "token.rejected",
+        actor: { kind: "resource_server", id: "billing-api" },
+        data: { resource_server: "billing-api", status },
+      });
+      expect(events.filter((e) => e.type === "token.used")).toEqual([]);
+    }
+    // A token writ never issued is recorded nowhere: anyone can send one.
+    const { id, token } = await issuedToken(t);
+    const altered = `${token.slice(0, -2)}${token.endsWith("AA") ? "BB" : "AA"}`;
+    await expectError(await consume(altered), 401, "token_invalid");
+    expect((await allEvents(t, { request_id: id })).map((e) => e.type)).not.toContain(
+      "token.rejected",
+    );
+  });
+
   it("audience_mismatch when another audience's server presents the token", async () => {
     const { id, token } = await issuedToken(t);
     await expectError(await consume(token, "ledger-api"), 403, "audience_mismatch");
