@@ -1,6 +1,5 @@
 // First: it must run before any call into the Cedar WebAssembly module is optimized.
 import "./wasm-call-inlining.js";
-import { type FSWatcher, watch as watchDir } from "node:fs";
 import { preparsePolicySet, statefulIsAuthorized } from "@cedar-policy/cedar-wasm/nodejs";
 import type { Decision } from "../domain/decision.js";
 import type { PolicyEngine, PolicyQuery } from "../ports/policy.js";
@@ -12,6 +11,7 @@ import {
   type PolicyDefaults,
 } from "./decision-rules.js";
 import { type LoadedPolicySet, loadPolicySet, PolicyLoadError } from "./policy-set.js";
+import { type DirectoryWatch, watchDirectory } from "./watch-directory.js";
 
 /** What a successful reload installed. */
 export interface PolicyReloadInfo {
@@ -130,8 +130,7 @@ export async function createCedarPolicyEngine(
   const slots = [`writ-policies-${engineCount}-a`, `writ-policies-${engineCount}-b`] as const;
   let active: ActiveSet = install(slots[0], await loadPolicySet(options.dir));
   let queue: Promise<void> = Promise.resolve();
-  let watcher: FSWatcher | undefined;
-  let debounce: NodeJS.Timeout | undefined;
+  let watcher: DirectoryWatch | undefined;
 
   function evaluate(query: PolicyQuery): PolicyEvaluation {
     // Synchronous, so no reload swaps `active` in the middle: the lookup, the
@@ -187,15 +186,14 @@ export async function createCedarPolicyEngine(
   }
 
   if (options.watch === true) {
-    const debounceMs = options.watchDebounceMs ?? 100;
     const onWatchError = (error: unknown): void => options.onError?.(error);
-    // Not persistent: watching alone must not keep a process alive.
-    watcher = watchDir(options.dir, { persistent: false }, () => {
-      clearTimeout(debounce);
-      debounce = setTimeout(() => reload().catch(onWatchError), debounceMs);
-      debounce.unref();
+    watcher = watchDirectory(options.dir, {
+      debounceMs: options.watchDebounceMs ?? 100,
+      onChange: () => {
+        reload().catch(onWatchError);
+      },
+      onError: onWatchError,
     });
-    watcher.on("error", onWatchError);
   }
 
   return {
@@ -205,7 +203,6 @@ export async function createCedarPolicyEngine(
     policyIds: () => sortedIds(active.set),
     decisionCacheStats: () => ({ hits, misses, entries: active.decisions.size }),
     close() {
-      clearTimeout(debounce);
       watcher?.close();
       watcher = undefined;
     },

@@ -112,7 +112,10 @@ async function listPolicyFiles(dir: string): Promise<string[]> {
     const file = join(dir, name);
     // stat, not the dirent type: ConfigMap volumes mount each file as a symlink.
     const info = await stat(file).catch(() => undefined);
-    if (info?.isFile()) files.push(file);
+    // A name that cannot be followed (a symlink whose target is missing) stays in
+    // the list, so reading it fails loading: skipping it would silently drop its
+    // policies, guardrails included, and a reload would install the set without them.
+    if (info === undefined || info.isFile()) files.push(file);
   }
   if (files.length === 0) {
     throw new PolicyLoadError([

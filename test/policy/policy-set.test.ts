@@ -156,6 +156,15 @@ permit(principal, action, resource);`,
     expect([...set.policies.keys()]).toEqual(["a", "b"]);
   });
 
+  it("refuses a .cedar symlink it cannot follow instead of dropping its policies", async () => {
+    const dir = await dirWith({ "open.cedar": `@id("open") permit(principal, action, resource);` });
+    // A guardrail kept elsewhere whose target is missing (not mounted yet, being replaced).
+    await symlink(join(dir, "..data", "guardrails.cedar"), join(dir, "guardrails.cedar"));
+    const error = await loadError(dir);
+    expect(error.file).toBe(join(dir, "guardrails.cedar"));
+    expect(error.message).toMatch(/guardrails\.cedar: cannot read/);
+  });
+
   it("accepts a file holding only comments", async () => {
     const dir = await dirWith({ "empty.cedar": "// nothing permitted yet\n" });
     const set = await loadPolicySet(dir);

@@ -1,3 +1,6 @@
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createCedarPolicyEngine, type PolicyReloadInfo } from "../../src/policy/cedar-engine.js";
 import { PolicyLoadError } from "../../src/policy/policy-set.js";
@@ -73,6 +76,23 @@ describe("reloading policies", () => {
     expect(engine.decide(query("write", "r")).effect).toBe("allow");
   });
 
+  it("keeps the last good set when a symlinked guardrail can no longer be followed", async () => {
+    const temp = await tempPolicies({
+      "open.cedar": `@id("open") permit(principal, action, resource);`,
+      "guardrails.real": `@id("no-drop") forbid(principal, action == Action::"drop", resource);`,
+    });
+    cleanups.push(temp.remove);
+    await symlink(join(temp.dir, "guardrails.real"), join(temp.dir, "guardrails.cedar"));
+    const engine = await createCedarPolicyEngine({ dir: temp.dir, defaults: DEFAULTS });
+    cleanups.push(() => engine.close());
+    expect(engine.decide(query("drop", "r")).effect).toBe("deny");
+
+    await rm(join(temp.dir, "guardrails.real"));
+    await expect(engine.reload()).rejects.toThrow(/guardrails\.cedar: cannot read/);
+    expect(engine.policyIds()).toEqual(["no-drop", "open"]);
+    expect(engine.decide(query("drop", "r")).policies).toEqual(["no-drop"]);
+  });
+
   it("reports each successful reload", async () => {
     const reloads: PolicyReloadInfo[] = [];
     const { temp, engine } = await setUp({ onReload: (info) => reloads.push(info) });
@@ -112,6 +132,75 @@ describe("reloading policies", () => {
     await temp.write("main.cedar", "permit(");
     expect(await failed.promise).toBeInstanceOf(PolicyLoadError);
     expect(engine.decide(query("read", "r")).effect).toBe("allow");
+  });
+
+  describe("when the directory itself is replaced", () => {
+    /** `<parent>/policies` holding ALLOW_READ, watched by an engine that records its reloads. */
+    async function watchedInParent(link: boolean) {
+      const parent = await mkdtemp(join(tmpdir(), "writ-policies-parent-"));
+      cleanups.push(() => rm(parent, { recursive: true, force: true }));
+      const dir = join(parent, "policies");
+      const first = link ? join(parent, "v1") : dir;
+      await mkdir(first);
+      await writeFile(join(first, "main.cedar"), ALLOW_READ);
+      if (link) await symlink(first, dir);
+      const reloads: PolicyReloadInfo[] = [];
+      const waiters: (() => void)[] = [];
+      const engine = await createCedarPolicyEngine({
+        dir,
+        defaults: DEFAULTS,
+        watch: true,
+        watchDebounceMs: 20,
+        onReload: (info) => {
+          reloads.push(info);
+          for (const wake of waiters.splice(0)) wake();
+        },
+      });
+      cleanups.push(() => engine.close());
+      /** Resolves once a reload installed exactly `ids`; rejects after 5 s. */
+      async function reloadedTo(ids: string[]): Promise<void> {
+        const deadline = Date.now() + 5_000;
+        while (!reloads.some((info) => info.policyIds.join() === ids.join())) {
+          const left = deadline - Date.now();
+          if (left <= 0) throw new Error(`no reload to ${ids.join()}: ${JSON.stringify(reloads)}`);
+          await new Promise<void>((wake) => {
+            const timer = setTimeout(wake, left);
+            waiters.push(() => {
+              clearTimeout(timer);
+              wake();
+            });
+          });
+        }
+      }
+      return { parent, dir, engine, reloadedTo };
+    }
+
+    it("keeps reloading after the directory is moved aside for a new one", async () => {
+      const { dir, engine, reloadedTo } = await watchedInParent(false);
+      await rename(dir, `${dir}.old`);
+      await mkdir(dir);
+      await writeFile(join(dir, "main.cedar"), ALLOW_WRITE);
+      await reloadedTo(["write"]);
+
+      // An edit in the new directory is picked up too, not only the swap itself.
+      await writeFile(join(dir, "main.cedar"), `${ALLOW_READ}\n${ALLOW_WRITE}`);
+      await reloadedTo(["read", "write"]);
+      expect(engine.decide(query("read", "r")).effect).toBe("allow");
+    });
+
+    it("reloads when a symlink to the directory is pointed at a new release", async () => {
+      const { parent, dir, engine, reloadedTo } = await watchedInParent(true);
+      await mkdir(join(parent, "v2"));
+      await writeFile(join(parent, "v2", "main.cedar"), ALLOW_WRITE);
+      // How deploy tools switch releases: a new link renamed over the old one.
+      await symlink(join(parent, "v2"), join(parent, "next"));
+      await rename(join(parent, "next"), dir);
+      await reloadedTo(["write"]);
+      expect(engine.decide(query("read", "r")).effect).toBe("deny");
+
+      await writeFile(join(parent, "v2", "main.cedar"), `${ALLOW_READ}\n${ALLOW_WRITE}`);
+      await reloadedTo(["read", "write"]);
+    });
   });
 
   it("refuses to start on a broken directory", async () => {

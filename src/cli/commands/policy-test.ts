@@ -10,17 +10,18 @@ export const policyTestCommand: Command = {
   help: `
 Usage: writ policy test [--policies <dir>] [--tests <dir>] [--config <file>] [--json]
 
-Loads the Cedar policies in <dir> (default ./policies) and runs every case in
-<tests> (default <dir>/tests): principal, action, resource, context and the
-expected effect. Exits 0 when every case holds, 1 on a mismatch or a broken
-policy or case file. TTL and approval-timeout defaults come from the
-configuration file when given (else writ's defaults), as the server uses them.
+Loads the Cedar policies in <dir> (default: policies.dir of the configuration
+file when given, else ./policies) and runs every case in <tests> (default
+<dir>/tests): principal, action, resource, context and the expected effect.
+Exits 0 when every case holds, 1 on a mismatch or a broken policy or case file.
+TTL and approval-timeout defaults come from the configuration file when given
+(else writ's defaults), as the server uses them.
 `,
   async run(args, io) {
     const { values } = parseArgs({
       args: [...args],
       options: {
-        policies: { type: "string", default: "policies" },
+        policies: { type: "string" },
         tests: { type: "string" },
         config: { type: "string" },
         json: { type: "boolean", default: false },
@@ -30,7 +31,9 @@ configuration file when given (else writ's defaults), as the server uses them.
     const config = values.config ? await loadConfigFile(values.config) : parseConfig({});
     try {
       const result = await runPolicyTests({
-        policiesDir: values.policies,
+        // The directory the server would load, unless told otherwise: testing
+        // ./policies while the configuration names another would pass on the wrong set.
+        policiesDir: values.policies ?? config.policies.dir,
         defaults: {
           ttlSeconds: config.requests.default_ttl_seconds,
           approvalTimeoutSeconds: config.requests.approval_timeout_seconds,

@@ -1,0 +1,97 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { runCli } from "../../src/cli/main.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+
+const cleanups: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+/** Runs `writ …` in-process and collects what it prints. */
+async function writ(args: readonly string[]) {
+  let stdout = "";
+  let stderr = "";
+  const code = await runCli(args, {
+    stdout: (text) => {
+      stdout += text;
+    },
+    stderr: (text) => {
+      stderr += text;
+    },
+    env: {},
+    stderrIsTty: false,
+  });
+  return { code, stdout, stderr };
+}
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "writ-policy-test-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A policy directory with one permit that sets no terms, and `cases` in `tests/`. */
+async function policiesWith(cases: unknown[]): Promise<string> {
+  const dir = await tempDir();
+  await writeFile(join(dir, "open.cedar"), `@id("open") permit(principal, action, resource);`);
+  await mkdir(join(dir, "tests"));
+  await writeFile(join(dir, "tests", "cases.json"), JSON.stringify({ cases }));
+  return dir;
+}
+
+const openCase = (extra: Record<string, unknown>) => ({
+  name: "a permit without terms",
+  principal: { id: "agent-1", owner: "alice@example.com" },
+  action: "db:read",
+  resource: "db://x",
+  expect: "allow",
+  ...extra,
+});
+
+describe("writ policy test", () => {
+  it("falls back to the TTL and approval timeout docs/policies.md states", async () => {
+    const doc = await readFile(join(ROOT, "docs", "policies.md"), "utf8");
+    const stated = /the runner uses [^.]*?(\d+) s and (\d+) s/.exec(doc.replace(/\s+/g, " "));
+    expect(stated, "docs/policies.md names the runner's fallback terms").not.toBeNull();
+    const [, ttlSeconds, approvalTimeoutSeconds] = stated ?? [];
+    const dir = await policiesWith([
+      openCase({
+        expect_ttl_seconds: Number(ttlSeconds),
+        expect_approval_timeout_seconds: Number(approvalTimeoutSeconds),
+      }),
+    ]);
+
+    const result = await writ(["policy", "test", "--policies", dir]);
+    expect(result.stdout).toBe("1 passed, 0 failed\n");
+    expect(result.code).toBe(0);
+  });
+
+  it("takes the fallback terms and the policy directory from --config", async () => {
+    const dir = await policiesWith([
+      openCase({ expect_ttl_seconds: 120, expect_approval_timeout_seconds: 600 }),
+    ]);
+    const configFile = join(await tempDir(), "writ.json");
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        policies: { dir },
+        requests: { default_ttl_seconds: 120, approval_timeout_seconds: 600 },
+      }),
+    );
+
+    // Not ./policies with its own passing cases: the directory the server would load.
+    const result = await writ(["policy", "test", "--config", configFile]);
+    expect(result.stdout).toBe("1 passed, 0 failed\n");
+    expect(result.code).toBe(0);
+
+    const other = await policiesWith([openCase({ expect: "deny" })]);
+    const overridden = await writ(["policy", "test", "--config", configFile, "--policies", other]);
+    expect(overridden.stdout).toMatch(/0 passed, 1 failed/);
+    expect(overridden.code).toBe(1);
+  });
+});
