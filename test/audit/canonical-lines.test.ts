@@ -1,15 +1,14 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { CheckpointSigner } from "../../src/audit/checkpoint-key.js";
 import { openFileAuditLog } from "../../src/audit/file-audit-log.js";
-import { verifyAuditLog } from "../../src/audit/verify-log.js";
 import {
   locate,
   readSegments,
-  testSigner,
-  writeCheckpointedLog,
+  TAMPER_SUITE_LAYOUT,
+  tempCheckpointedLog,
+  verifySignedBy,
   writeSegments,
 } from "./checkpointed-log.js";
 import { sampleEvent } from "./sample-events.js";
@@ -21,7 +20,7 @@ import { sampleEvent } from "./sample-events.js";
 
 // The tamper suite's layout: 50 entries in 4 KiB segments, signed every 10 entries, so
 // seq 23 sits in a middle segment, covered by the signed checkpoint at seq 30.
-const COUNT = 50;
+const COUNT = TAMPER_SUITE_LAYOUT.count;
 const SEQ = 23;
 const NOT_CANONICAL = "entry is not written in canonical form";
 
@@ -30,21 +29,14 @@ let dir: string;
 let signer: CheckpointSigner;
 
 beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), "writ-canonical-"));
-  dir = join(root, "audit");
-  signer = await testSigner(root);
-  await writeCheckpointedLog(dir, signer, {
-    count: COUNT,
-    segmentMaxBytes: 4096,
-    everyEntries: 10,
-  });
+  ({ root, dir, signer } = await tempCheckpointedLog("writ-canonical-", TAMPER_SUITE_LAYOUT));
 });
 
 afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const verify = () => verifyAuditLog({ dir, keys: new Map([[signer.keyId, signer.publicKey]]) });
+const verify = () => verifySignedBy(dir, signer);
 
 /** Rewrites the line of entry `seq` with `edit`, which must change it; returns where it is. */
 async function editEntry(seq: number, edit: (line: string) => string) {

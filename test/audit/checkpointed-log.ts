@@ -1,9 +1,11 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type CheckpointSigner, loadCheckpointKey } from "../../src/audit/checkpoint-key.js";
 import { openFileAuditLog } from "../../src/audit/file-audit-log.js";
 import type { LogEntry } from "../../src/audit/log-entry.js";
 import { listSegments } from "../../src/audit/segments.js";
+import { type AuditVerifyResult, verifyAuditLog } from "../../src/audit/verify-log.js";
 import { sampleEvents } from "./sample-events.js";
 
 /** A fresh checkpoint key in `dir`. */
@@ -28,6 +30,32 @@ export async function writeCheckpointedLog(
   // One event per append, so each write is its own batch and rotation happens between them.
   for (const event of sampleEvents(1, options.count)) await log.append([event]);
   await log.close();
+}
+
+/**
+ * The tamper suite's layout: 50 entries in 4 KiB segments (about 12 each), signed
+ * every 10 entries, so most entries sit in a middle segment.
+ */
+export const TAMPER_SUITE_LAYOUT = { count: 50, segmentMaxBytes: 4096, everyEntries: 10 };
+
+/**
+ * A fresh directory named from `prefix` (`root`, for the caller to remove) with a
+ * checkpoint key, and a log written with `layout` in `dir`, its `audit` folder.
+ */
+export async function tempCheckpointedLog(
+  prefix: string,
+  layout: { count: number; segmentMaxBytes: number; everyEntries: number },
+): Promise<{ root: string; dir: string; signer: CheckpointSigner }> {
+  const root = await mkdtemp(join(tmpdir(), prefix));
+  const dir = join(root, "audit");
+  const signer = await testSigner(root);
+  await writeCheckpointedLog(dir, signer, layout);
+  return { root, dir, signer };
+}
+
+/** Verifies the whole log in `dir`, trusting `signer`'s key alone. */
+export function verifySignedBy(dir: string, signer: CheckpointSigner): Promise<AuditVerifyResult> {
+  return verifyAuditLog({ dir, keys: new Map([[signer.keyId, signer.publicKey]]) });
 }
 
 /** Every line of the log, by segment, for tests that tamper with them. */

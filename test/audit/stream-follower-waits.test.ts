@@ -1,41 +1,19 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createMemoryStore } from "../../src/adapters/memory-store.js";
+import { describe, expect, it } from "vitest";
 import { openFileAuditLog } from "../../src/audit/file-audit-log.js";
 import { createStreamFollowingLog } from "../../src/audit/stream-follower.js";
 import { WritError } from "../../src/domain/errors.js";
-import type { DomainEvent } from "../../src/domain/events.js";
 import { silentLogger } from "../../src/ports/logger.js";
 import type { RequestStore, StreamWaitOptions } from "../../src/ports/store.js";
-
-function event(n: number): DomainEvent {
-  return {
-    type: "token.replay_blocked",
-    requestId: `req_${n}`,
-    actor: { kind: "resource_server", id: "billing-api" },
-    time: Date.parse("2026-01-15T09:00:00Z") + n,
-    data: { credential_id: `jti_${n}` },
-  };
-}
+import { dirAndStoreForEachTest, replayBlockedEvent as event } from "./followed-store.js";
 
 /** Shortest pause the follower must make between two attempts after a failure. */
 const MIN_PAUSE_MS = 40;
 
 describe("the audit log follower's waits", () => {
-  let dir: string;
-  let store: RequestStore;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), "writ-follow-waits-"));
-    store = createMemoryStore();
-  });
-  afterEach(async () => {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const fresh = dirAndStoreForEachTest("writ-follow-waits-");
 
   it("asks as an internal follower, and pauses after a refused read instead of spinning", async () => {
+    const { dir, store } = fresh;
     const options: (StreamWaitOptions | undefined)[] = [];
     const refusedAt: number[] = [];
     let reads = 0;

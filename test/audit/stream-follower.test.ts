@@ -1,25 +1,16 @@
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { createMemoryStore } from "../../src/adapters/memory-store.js";
+import { describe, expect, it, vi } from "vitest";
 import { type FileAuditLog, openFileAuditLog } from "../../src/audit/file-audit-log.js";
 import { openReplicaLog } from "../../src/audit/replica-log.js";
-import { createStreamFollowingLog } from "../../src/audit/stream-follower.js";
+import {
+  createStreamFollowingLog,
+  type StreamFollowingLogOptions,
+} from "../../src/audit/stream-follower.js";
 import { verifyLogFile } from "../../src/audit/verify-log.js";
-import type { DomainEvent, RecordedEvent } from "../../src/domain/events.js";
+import type { RecordedEvent } from "../../src/domain/events.js";
 import { silentLogger } from "../../src/ports/logger.js";
-import type { RequestStore } from "../../src/ports/store.js";
-
-function event(n: number): DomainEvent {
-  return {
-    type: "token.replay_blocked",
-    requestId: `req_${n}`,
-    actor: { kind: "resource_server", id: "billing-api" },
-    time: Date.parse("2026-01-15T09:00:00Z") + n,
-    data: { credential_id: `jti_${n}` },
-  };
-}
+import { dirAndStoreForEachTest, replayBlockedEvent as event } from "./followed-store.js";
 
 async function lines(path: string): Promise<Record<string, unknown>[]> {
   const text = await readFile(path, "utf8");
@@ -30,22 +21,23 @@ async function lines(path: string): Promise<Record<string, unknown>[]> {
 }
 
 describe("the audit log that follows the event stream", () => {
-  let dir: string;
-  let store: RequestStore;
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), "writ-follow-"));
-    store = createMemoryStore();
-  });
-  afterEach(async () => {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  const fresh = dirAndStoreForEachTest("writ-follow-");
+
+  /** A follower of the test's store writing to `file`, from the stream's start unless `options` say. */
+  const follow = (file: FileAuditLog, options: Partial<StreamFollowingLogOptions> = {}) =>
+    createStreamFollowingLog({
+      store: fresh.store,
+      file,
+      logger: silentLogger,
+      after: undefined,
+      ...options,
+    });
 
   it("writes every event in stream order, and append resolves once they are on disk", async () => {
-    const file = await openFileAuditLog({ dir });
-    const log = createStreamFollowingLog({ store, file, logger: silentLogger, after: undefined });
+    const file = await openFileAuditLog({ dir: fresh.dir });
+    const log = follow(file);
     const recorded = await Promise.all(
-      Array.from({ length: 50 }, (_, n) => store.append([event(n), event(n + 100)])),
+      Array.from({ length: 50 }, (_, n) => fresh.store.append([event(n), event(n + 100)])),
     );
     await Promise.all(recorded.map((events) => log.append(events)));
     const written = await lines(file.path);
@@ -55,24 +47,14 @@ describe("the audit log that follows the event stream", () => {
   });
 
   it("gives two followers of one stream identical, complete files (replicas)", async () => {
-    const a = await openReplicaLog(dir);
-    const b = await openReplicaLog(dir);
-    expect(b.dir).toBe(join(dir, "replicas", "2"));
-    const logA = createStreamFollowingLog({
-      store,
-      file: a.log,
-      logger: silentLogger,
-      after: undefined,
-    });
-    const logB = createStreamFollowingLog({
-      store,
-      file: b.log,
-      logger: silentLogger,
-      after: undefined,
-    });
+    const a = await openReplicaLog(fresh.dir);
+    const b = await openReplicaLog(fresh.dir);
+    expect(b.dir).toBe(join(fresh.dir, "replicas", "2"));
+    const logA = follow(a.log);
+    const logB = follow(b.log);
     // Each "replica" commits its own events; each log still gets all of them.
-    const fromA = await store.append([event(1), event(2)]);
-    const fromB = await store.append([event(3)]);
+    const fromA = await fresh.store.append([event(1), event(2)]);
+    const fromB = await fresh.store.append([event(3)]);
     await logA.append(fromA);
     await logB.append(fromB);
     await logA.append(fromB);
@@ -88,24 +70,14 @@ describe("the audit log that follows the event stream", () => {
   });
 
   it("resumes after the last event it wrote and back-fills what happened while it was down", async () => {
-    const first = await openFileAuditLog({ dir });
-    const log = createStreamFollowingLog({
-      store,
-      file: first,
-      logger: silentLogger,
-      after: undefined,
-    });
-    await log.append(await store.append([event(1), event(2)]));
+    const first = await openFileAuditLog({ dir: fresh.dir });
+    const log = follow(first);
+    await log.append(await fresh.store.append([event(1), event(2)]));
     await log.close();
-    const missed = await store.append([event(3), event(4)]);
-    const reopened = await openFileAuditLog({ dir });
+    const missed = await fresh.store.append([event(3), event(4)]);
+    const reopened = await openFileAuditLog({ dir: fresh.dir });
     expect(reopened.tailEventIdAtOpen).toBe("2");
-    const resumed = createStreamFollowingLog({
-      store,
-      file: reopened,
-      logger: silentLogger,
-      after: reopened.tailEventIdAtOpen,
-    });
+    const resumed = follow(reopened, { after: reopened.tailEventIdAtOpen });
     await resumed.append(missed);
     await resumed.close();
     const written = await lines(reopened.path);
@@ -114,32 +86,22 @@ describe("the audit log that follows the event stream", () => {
   });
 
   it("answers audit_unavailable when the events never reach the log in time", async () => {
-    const file = await openFileAuditLog({ dir });
-    const log = createStreamFollowingLog({
-      store,
-      file,
-      logger: silentLogger,
-      after: undefined,
-      appendTimeoutMs: 50,
-    });
+    const file = await openFileAuditLog({ dir: fresh.dir });
+    const log = follow(file, { appendTimeoutMs: 50 });
     const ghost = { ...event(9), id: "999" };
     await expect(log.append([ghost])).rejects.toMatchObject({ code: "audit_unavailable" });
     await log.close();
   });
 
   it("reports where it resumes before it reads, then how far each fsync reached", async () => {
-    const earlier = await store.append([event(1), event(2)]);
-    const file = await openFileAuditLog({ dir });
+    const earlier = await fresh.store.append([event(1), event(2)]);
+    const file = await openFileAuditLog({ dir: fresh.dir });
     const reports: (string | undefined)[] = [];
     let registered = () => {};
     const registering = new Promise<void>((resolve) => {
       registered = resolve;
     });
-    const log = createStreamFollowingLog({
-      store,
-      file,
-      logger: silentLogger,
-      after: undefined,
+    const log = follow(file, {
       onDurable: (cursor) => {
         reports.push(cursor);
         // The first report is awaited: nothing is read until it is made.
@@ -151,33 +113,27 @@ describe("the audit log that follows the event stream", () => {
     registered();
     await log.append(earlier);
     expect(reports).toEqual([undefined, "2"]);
-    const later = await store.append([event(3)]);
+    const later = await fresh.store.append([event(3)]);
     await log.append(later);
     await log.close();
     expect(reports).toEqual([undefined, "2", "3", "3"]);
   });
 
   it("fails closed once its file can no longer be written, and says so once", async () => {
-    const file = await openFileAuditLog({ dir });
+    const file = await openFileAuditLog({ dir: fresh.dir });
     const onFailed = vi.fn();
-    const log = createStreamFollowingLog({
-      store,
-      file,
-      logger: silentLogger,
-      after: undefined,
-      onFailed,
-    });
+    const log = follow(file, { onFailed });
     await file.close();
     expect(log.writable()).toBe(false);
-    const events = await store.append([event(1)]);
+    const events = await fresh.store.append([event(1)]);
     await expect(log.append(events)).rejects.toMatchObject({ code: "audit_unavailable" });
     expect(onFailed).toHaveBeenCalledTimes(1);
     expect(onFailed.mock.calls[0]?.[0]).toMatchObject({ code: "audit_unavailable" });
-    const later = await store.append([event(2)]);
+    const later = await fresh.store.append([event(2)]);
     await expect(log.append(later)).rejects.toMatchObject({ code: "audit_unavailable" });
     await log.close();
     expect(onFailed).toHaveBeenCalledTimes(1);
-    expect((await readdir(dir)).filter((f) => f.endsWith(".lock"))).toEqual([]);
+    expect((await readdir(fresh.dir)).filter((f) => f.endsWith(".lock"))).toEqual([]);
   });
 
   /**
@@ -202,21 +158,16 @@ describe("the audit log that follows the event stream", () => {
   }
 
   it("reads the next batch while the last one syncs, and answers each caller only once its own batch is durable", async () => {
-    const file = await openFileAuditLog({ dir });
+    const file = await openFileAuditLog({ dir: fresh.dir });
     const disk = slowDisk(file);
-    const log = createStreamFollowingLog({
-      store,
-      file: disk.slow,
-      logger: silentLogger,
-      after: undefined,
-    });
-    const first = await store.append([event(1), event(2)]);
+    const log = follow(disk.slow);
+    const first = await fresh.store.append([event(1), event(2)]);
     let firstDone = false;
     const firstAppend = log.append(first).then(() => {
       firstDone = true;
     });
     await vi.waitFor(() => expect(disk.handed).toHaveLength(1));
-    const second = await store.append([event(3)]);
+    const second = await fresh.store.append([event(3)]);
     let secondDone = false;
     const secondAppend = log.append(second).then(() => {
       secondDone = true;
@@ -236,16 +187,10 @@ describe("the audit log that follows the event stream", () => {
   });
 
   it("keeps at most four batches waiting on the disk", async () => {
-    const file = await openFileAuditLog({ dir });
+    const file = await openFileAuditLog({ dir: fresh.dir });
     const disk = slowDisk(file);
-    const log = createStreamFollowingLog({
-      store,
-      file: disk.slow,
-      logger: silentLogger,
-      after: undefined,
-      batchSize: 1,
-    });
-    const recorded = await store.append([1, 2, 3, 4, 5, 6].map(event));
+    const log = follow(disk.slow, { batchSize: 1 });
+    const recorded = await fresh.store.append([1, 2, 3, 4, 5, 6].map(event));
     const appended = log.append(recorded);
     await vi.waitFor(() => expect(disk.handed).toHaveLength(4));
     // Nothing more is read until the oldest batch is durable.

@@ -1,5 +1,4 @@
 import { appendFile, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Checkpoint } from "../../src/audit/checkpoint.js";
@@ -9,7 +8,10 @@ import { verifyAuditLog } from "../../src/audit/verify-log.js";
 import {
   locate,
   readSegments,
+  TAMPER_SUITE_LAYOUT,
+  tempCheckpointedLog,
   testSigner,
+  verifySignedBy,
   writeCheckpointedLog,
   writeSegments,
 } from "./checkpointed-log.js";
@@ -17,28 +19,21 @@ import { sampleEvent } from "./sample-events.js";
 
 // 50 entries in segments of ~12, signed every 10 entries: every tamper below lands in
 // a middle segment, so the chain is checked across segment boundaries too.
-const COUNT = 50;
+const COUNT = TAMPER_SUITE_LAYOUT.count;
 
 let root: string;
 let dir: string;
 let signer: CheckpointSigner;
 
 beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), "writ-tamper-"));
-  dir = join(root, "audit");
-  signer = await testSigner(root);
-  await writeCheckpointedLog(dir, signer, {
-    count: COUNT,
-    segmentMaxBytes: 4096,
-    everyEntries: 10,
-  });
+  ({ root, dir, signer } = await tempCheckpointedLog("writ-tamper-", TAMPER_SUITE_LAYOUT));
 });
 
 afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const verify = () => verifyAuditLog({ dir, keys: new Map([[signer.keyId, signer.publicKey]]) });
+const verify = () => verifySignedBy(dir, signer);
 
 async function checkpoints(): Promise<Checkpoint[]> {
   const text = await readFile(join(dir, "checkpoints.jsonl"), "utf8");

@@ -7,6 +7,7 @@ import {
   sourceRevocationFailedEvent,
   sourceRevokedEvent,
 } from "../../src/domain/revocation.js";
+import { reportsReadDecision } from "../support/aws-requests.js";
 
 const T0 = Date.parse("2026-01-15T09:00:00.000Z");
 const agent: Agent = { kind: "agent", id: "report-agent", owner: "alice", attributes: {} };
@@ -26,15 +27,7 @@ function issuedAws(): AccessRequest {
       credentialType: "aws",
       context: {},
     },
-    decision: {
-      effect: "allow",
-      policies: ["reports-read"],
-      requirements: [],
-      ttlSeconds: 300,
-      approvalTimeoutSeconds: 900,
-      reasonRequired: false,
-      sensitiveFields: [],
-    },
+    decision: reportsReadDecision(),
     now: T0,
     timing: { collectWindowSeconds: 300 },
   });

@@ -11,10 +11,12 @@ import {
   startFakeSlack,
 } from "../support/fake-slack.js";
 import { REPO_POLICIES, startTestWrit, type TestWrit } from "../support/harness.js";
+import {
+  TEST_SLACK_SIGNING_SECRET as SECRET,
+  slackSettings,
+  TEST_SLACK_BOT_TOKEN as TOKEN,
+} from "../support/slack-app.js";
 
-const SECRET = "8f742231b10e8888abcd99e7c5a7e58d";
-const TOKEN = "xoxb-1111-2222-writtesttoken";
-const CHANNEL = "C0APPROVALS";
 const BOB = "U0WRITBOB";
 const ALICE = "U0WRITALICE";
 
@@ -47,13 +49,7 @@ when { resource.uri like "db://*" };
   );
   t = await startTestWrit({
     policies: { dir: policies, watch: false },
-    slack: {
-      signing_secret: SECRET,
-      bot_token: TOKEN,
-      api_url: slack.apiUrl,
-      channel: CHANNEL,
-      team_id: "T0WRIT",
-    },
+    slack: slackSettings(slack),
     notifications: { retry: { initial_ms: 2, max_ms: 40 } },
   });
 });

@@ -1,13 +1,16 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createMemoryNotificationState } from "../../src/adapters/notification-state-memory.js";
-import type { Logger } from "../../src/ports/logger.js";
 import type { NotificationState } from "../../src/ports/notification-state.js";
 import { allEvents, approveAs, CUSTOMERS_EXPORT, createRequest } from "../support/api.js";
+import { capturingLogger } from "../support/captured-log.js";
 import { type FakeSlack, type SlackCall, startFakeSlack } from "../support/fake-slack.js";
 import { ManualClock, startTestWrit, type TestWrit } from "../support/harness.js";
+import {
+  TEST_SLACK_SIGNING_SECRET as SECRET,
+  TEST_SLACK_TEAM as TEAM,
+  TEST_SLACK_BOT_TOKEN as TOKEN,
+} from "../support/slack-app.js";
 
-const TOKEN = "xoxb-1111-2222-writtesttoken";
-const SECRET = "8f742231b10e8888abcd99e7c5a7e58d";
 const ALICE = "U0WRITALICE";
 const BOB = "U0WRITBOB";
 const CAROL = "U0WRITCAROL";
@@ -16,12 +19,7 @@ let slack: FakeSlack;
 let t: TestWrit | undefined;
 let clock: ManualClock;
 let state: NotificationState;
-const logs: { level: string; message: string; fields: Record<string, unknown> | undefined }[] = [];
-const logger: Logger = {
-  info: (message, fields) => logs.push({ level: "info", message, fields }),
-  warn: (message, fields) => logs.push({ level: "warn", message, fields }),
-  error: (message, fields) => logs.push({ level: "error", message, fields }),
-};
+const { logger, lines: logs } = capturingLogger();
 
 /** data-owners (alice, the export agent's owner, left out; bob; carol) get DMs. */
 async function start() {
@@ -31,7 +29,7 @@ async function start() {
         signing_secret: SECRET,
         bot_token: TOKEN,
         api_url: slack.apiUrl,
-        team_id: "T0WRIT",
+        team_id: TEAM,
         routing: { "data-owners": { dm: true } },
       },
       notifications: { retry: { initial_ms: 2, max_ms: 40 } },
@@ -39,6 +37,16 @@ async function start() {
     { clock, notificationState: state, logger },
   );
   return t;
+}
+
+/** Creates the demo export and waits for its one `notification.sent`, which it returns. */
+async function exportNotified(t: TestWrit) {
+  const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+  await expect
+    .poll(() => allEvents(t, { request_id: id, type: "notification.sent" }))
+    .toHaveLength(1);
+  const [sent] = await allEvents(t, { request_id: id, type: "notification.sent" });
+  return { id, sent };
 }
 
 const posts = () =>
@@ -68,12 +76,7 @@ describe("Slack approval DMs to each member of a group", () => {
     // slack_user_id); then carol's fails once in a way worth retrying.
     slack.failNext("chat.postMessage", 1, { error: "channel_not_found" });
     slack.failNext("chat.postMessage", 1, { status: 503 });
-    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
-
-    await expect
-      .poll(() => allEvents(t, { request_id: id, type: "notification.sent" }))
-      .toHaveLength(1);
-    const [sent] = await allEvents(t, { request_id: id, type: "notification.sent" });
+    const { id, sent } = await exportNotified(t);
     expect(sent?.data).toEqual({ channel: "slack", target: "dm", destinations: 1 });
     // bob is tried once and remembered: the retry for carol does not ask him again.
     expect(posts()).toEqual([`${BOB}: channel_not_found`, `${CAROL}: http_503`, `${CAROL}: ok`]);
@@ -91,12 +94,7 @@ describe("Slack approval DMs to each member of a group", () => {
   it("posts to the members not reached yet when it retries, never twice to the same one", async () => {
     const t = await start();
     slack.failNext("chat.postMessage", 1, { status: 503 });
-    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
-
-    await expect
-      .poll(() => allEvents(t, { request_id: id, type: "notification.sent" }))
-      .toHaveLength(1);
-    const [sent] = await allEvents(t, { request_id: id, type: "notification.sent" });
+    const { sent } = await exportNotified(t);
     expect(sent?.data).toEqual({ channel: "slack", target: "dm", destinations: 2 });
     // carol is asked while bob's DM waits for its retry.
     expect(posts()).toEqual([`${BOB}: http_503`, `${CAROL}: ok`, `${BOB}: ok`]);
@@ -106,10 +104,7 @@ describe("Slack approval DMs to each member of a group", () => {
 describe("Slack updates of a request's copies", () => {
   it("skips a copy that can no longer be updated: the others are updated and the owner gets the decision DM", async () => {
     const t = await start();
-    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
-    await expect
-      .poll(() => allEvents(t, { request_id: id, type: "notification.sent" }))
-      .toHaveLength(1);
+    const { id } = await exportNotified(t);
     // bob's copy is gone (deleted by an admin, or bob's account deactivated):
     // Slack answers message_not_found to every update of it.
     await state.saveFacts("slack", id, {

@@ -10,11 +10,14 @@ import {
   startFakeSlack,
 } from "../support/fake-slack.js";
 import { startTestWrit, type TestWrit } from "../support/harness.js";
+import {
+  TEST_SLACK_CHANNEL as CHANNEL,
+  TEST_SLACK_SIGNING_SECRET as SECRET,
+  slackSettings,
+  TEST_SLACK_TEAM as TEAM,
+  TEST_SLACK_BOT_TOKEN as TOKEN,
+} from "../support/slack-app.js";
 
-const SECRET = "8f742231b10e8888abcd99e7c5a7e58d";
-const TOKEN = "xoxb-1111-2222-writtesttoken";
-const CHANNEL = "C0APPROVALS";
-const TEAM = "T0WRIT";
 const BOB = "U0WRITBOB";
 const CAROL = "U0WRITCAROL";
 const ALICE = "U0WRITALICE";
@@ -38,16 +41,11 @@ async function start(slackOverrides: Record<string, unknown> = {}) {
     ],
   });
   t = await startTestWrit({
-    slack: {
-      signing_secret: SECRET,
-      bot_token: TOKEN,
-      api_url: slack.apiUrl,
-      channel: CHANNEL,
-      team_id: TEAM,
+    slack: slackSettings(slack, {
       match_by_email: true,
       owner_user_ids: { "alice-gh": FRANK, "erin-gh": "U0ERIN" },
       ...slackOverrides,
-    },
+    }),
     notifications: { retry: { initial_ms: 2, max_ms: 40 } },
     identities: {
       agents: extra.overrides.identities.agents,

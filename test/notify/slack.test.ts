@@ -21,10 +21,13 @@ import {
   startFakeSlack,
 } from "../support/fake-slack.js";
 import { startTestWrit, type TestWrit } from "../support/harness.js";
+import {
+  TEST_SLACK_CHANNEL as CHANNEL,
+  TEST_SLACK_SIGNING_SECRET as SECRET,
+  slackSettings,
+  TEST_SLACK_BOT_TOKEN as TOKEN,
+} from "../support/slack-app.js";
 
-const SECRET = "8f742231b10e8888abcd99e7c5a7e58d";
-const TOKEN = "xoxb-1111-2222-writtesttoken";
-const CHANNEL = "C0APPROVALS";
 const BOB = "U0WRITBOB";
 const CAROL = "U0WRITCAROL";
 const ALICE = "U0WRITALICE";
@@ -36,14 +39,7 @@ let t: TestWrit;
 async function start(slackOverrides: Record<string, unknown> = {}, extra: object = {}) {
   const erinKey = generateKey("reviewer");
   t = await startTestWrit({
-    slack: {
-      signing_secret: SECRET,
-      bot_token: TOKEN,
-      api_url: slack.apiUrl,
-      channel: CHANNEL,
-      team_id: "T0WRIT",
-      ...slackOverrides,
-    },
+    slack: slackSettings(slack, slackOverrides),
     notifications: { retry: { initial_ms: 2, max_ms: 40 } },
     identities: {
       // A linked reviewer outside the groups the demo policy names.

@@ -4,10 +4,10 @@ import { createMemoryNotificationState } from "../../src/adapters/notification-s
 import type { DomainEvent, RecordedEvent } from "../../src/domain/events.js";
 import { type DeliveryChannel, DeliveryError } from "../../src/notify/channel.js";
 import { backoffMs, startNotificationWorker } from "../../src/notify/worker.js";
-import type { Logger } from "../../src/ports/logger.js";
 import type { NotificationState } from "../../src/ports/notification-state.js";
 import type { RequestStore } from "../../src/ports/store.js";
 import type { Timer } from "../../src/ports/timer.js";
+import { capturingLogger } from "../support/captured-log.js";
 import { ManualClock } from "../support/harness.js";
 
 /** A destination that records deliveries and fails as told. */
@@ -63,12 +63,7 @@ function event(type: DomainEvent["type"], time: number): DomainEvent {
   };
 }
 
-const logs: { level: string; message: string }[] = [];
-const logger: Logger = {
-  info: (message) => logs.push({ level: "info", message }),
-  warn: (message) => logs.push({ level: "warn", message }),
-  error: (message) => logs.push({ level: "error", message }),
-};
+const { logger, lines: logs } = capturingLogger();
 
 function worker(
   store: RequestStore,
@@ -87,6 +82,28 @@ function worker(
     retry: { initialMs: 1, maxMs: 10 },
     idleWaitMs: 50,
     leaseMs: 60_000,
+  });
+}
+
+/** `holder`'s worker waiting on `timer`, with the default lease (30 s): for the lease's tests. */
+function leasedWorker(
+  store: RequestStore,
+  state: NotificationState,
+  clock: ManualClock,
+  timer: Timer,
+  channel: DeliveryChannel,
+  holder: string,
+) {
+  return startNotificationWorker({
+    channel,
+    store,
+    state,
+    clock,
+    timer,
+    logger,
+    holder,
+    retry: { initialMs: 1, maxMs: 10 },
+    idleWaitMs: 50,
   });
 }
 
@@ -198,18 +215,7 @@ describe("notification worker", () => {
       },
     });
     const start = (holder: string) =>
-      startNotificationWorker({
-        channel: channel(holder),
-        store,
-        state,
-        clock,
-        timer: timer.timer,
-        logger,
-        holder,
-        retry: { initialMs: 1, maxMs: 10 },
-        idleWaitMs: 50,
-        // The default lease, 30 s.
-      });
+      leasedWorker(store, state, clock, timer.timer, channel(holder), holder);
     await store.append([event("request.decided", clock.now())]);
     const a = start("replica-a");
     await expect.poll(() => inFlight).toBe(1);
@@ -245,17 +251,7 @@ describe("notification worker", () => {
       },
     });
     const start = (holder: string) =>
-      startNotificationWorker({
-        channel: channel(holder),
-        store,
-        state,
-        clock,
-        timer: timer.timer,
-        logger,
-        holder,
-        retry: { initialMs: 1, maxMs: 10 },
-        idleWaitMs: 50,
-      });
+      leasedWorker(store, state, clock, timer.timer, channel(holder), holder);
     await store.append([event("request.decided", clock.now())]);
     const a = start("replica-a");
     await expect.poll(() => calls).toEqual(["replica-a: first DM"]);

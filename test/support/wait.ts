@@ -15,3 +15,16 @@ export async function waitFor(
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
+
+/** `promise`, or a failure naming `what` if it has not settled within `ms`. */
+export async function within<T>(promise: Promise<T>, what: string, ms = 5000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Logger } from "../../../src/ports/logger.js";
 import { tempPolicies } from "../../policy/temp-policies.js";
 import {
   allEvents,
@@ -11,6 +10,7 @@ import {
 } from "../../support/api.js";
 import { closedUrl, stsClientTo } from "../../support/aws-clients.js";
 import { policyDocumentOf } from "../../support/aws-policy.js";
+import { capturingLogger } from "../../support/captured-log.js";
 import {
   type FakeAws,
   startFakeAws,
@@ -86,12 +86,7 @@ let t: TestWrit;
 let removePolicies: () => Promise<void>;
 let policiesDir = "";
 const clock = new ManualClock();
-const logLines: string[] = [];
-const logger: Logger = {
-  info: (message, fields) => logLines.push(JSON.stringify({ message, fields })),
-  warn: (message, fields) => logLines.push(JSON.stringify({ message, fields })),
-  error: (message, fields) => logLines.push(JSON.stringify({ message, fields })),
-};
+const { logger, lines: logLines } = capturingLogger();
 
 const agentKey = () => keyOf(t, "report-agent");
 
@@ -265,7 +260,7 @@ describe("minting AWS credentials", () => {
     );
     expect(status.credential.id).toBe(credential.access_key_id);
     const recorded =
-      JSON.stringify(await allEvents(t)) + JSON.stringify(status) + logLines.join("");
+      JSON.stringify(await allEvents(t)) + JSON.stringify(status) + JSON.stringify(logLines);
     expect(recorded).not.toContain(credential.secret_access_key);
     expect(recorded).not.toContain(credential.session_token);
 
@@ -411,7 +406,7 @@ describe("STS failures", () => {
       // Refusals are final; only throttling and server errors are retried.
       expect(made).toBe(attempts);
       const events = JSON.stringify(await allEvents(t, { request_id: id }));
-      const logs = logLines.slice(linesBefore).join("\n");
+      const logs = JSON.stringify(logLines.slice(linesBefore));
       for (const secret of secrets) {
         expect(text).not.toContain(secret);
         expect(events).not.toContain(secret);
@@ -518,7 +513,7 @@ describe("ending a session early", () => {
         deny: "grant",
       },
     });
-    expectNoSecrets(JSON.stringify(events) + logLines.join("\n"), credential);
+    expectNoSecrets(JSON.stringify(events) + JSON.stringify(logLines), credential);
   });
 
   it("a reviewer's or auditor's revoke denies the grant too", async () => {
@@ -602,6 +597,6 @@ describe("ending a session early", () => {
       "credential.expired",
       "credential.revoked",
     ]);
-    expectNoSecrets(JSON.stringify(events) + logLines.join("\n"), credential);
+    expectNoSecrets(JSON.stringify(events) + JSON.stringify(logLines), credential);
   });
 });

@@ -5,11 +5,11 @@ import {
   createRedisStore,
   type RedisStoreConnection,
 } from "../../../src/adapters/redis-store.js";
-import type { Logger } from "../../../src/ports/logger.js";
 import { silentLogger } from "../../../src/ports/logger.js";
 import { tempPolicies } from "../../policy/temp-policies.js";
 import { allEvents, type EventBody, expectJson, keyOf } from "../../support/api.js";
 import { policyDocumentOf } from "../../support/aws-policy.js";
+import { capturingLogger } from "../../support/captured-log.js";
 import { type FakeAws, startFakeAws, TEST_REGION } from "../../support/fake-aws.js";
 import { ManualClock, startTestWrit, type TestWrit } from "../../support/harness.js";
 import { type RedisServer, startRedisServer } from "../../support/redis.js";
@@ -44,12 +44,7 @@ let client: RedisStoreConnection;
 let removePolicies: () => Promise<void>;
 let policiesDir = "";
 const clock = new ManualClock();
-const logLines: string[] = [];
-const logger: Logger = {
-  info: () => {},
-  warn: (message, fields) => logLines.push(JSON.stringify({ message, fields })),
-  error: (message, fields) => logLines.push(JSON.stringify({ message, fields })),
-};
+const { logger, lines: logLines } = capturingLogger();
 const writs: TestWrit[] = [];
 
 beforeAll(async () => {
@@ -184,7 +179,7 @@ describe("sessions minted and never handed out", () => {
     expect(issued.map((e) => e.data.credential_id)).toEqual([handedOut]);
     const status = await a.call("GET", `/v1/requests/${id}`, { key: keyOf(a, "report-agent") });
     expect((await expectJson<{ status: string }>(status, 200)).status).toBe("issued");
-    const text = JSON.stringify(await allEvents(a, { request_id: id })) + logLines.join("\n");
+    const text = JSON.stringify(await allEvents(a, { request_id: id })) + JSON.stringify(logLines);
     for (const session of sessions) {
       expect(text).not.toContain(session.secretAccessKey);
       expect(text).not.toContain(session.sessionToken);
@@ -212,7 +207,7 @@ describe("sessions minted and never handed out", () => {
     } finally {
       redis.thaw();
     }
-    const text = JSON.stringify(await allEvents(a, { request_id: id })) + logLines.join("\n");
+    const text = JSON.stringify(await allEvents(a, { request_id: id })) + JSON.stringify(logLines);
     for (const session of sessionsOf(id)) {
       expect(text).not.toContain(session.secretAccessKey);
       expect(text).not.toContain(session.sessionToken);

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Agent } from "../../../src/domain/principal.js";
-import type { Logger } from "../../../src/ports/logger.js";
 import type { Timer } from "../../../src/ports/timer.js";
 import { type Broker, createBroker } from "../../../src/service/broker.js";
 import { EXPIRY_REVOCATION_RETRY_DELAYS_MS } from "../../../src/service/revoke-at-source.js";
 import { tempPolicies } from "../../policy/temp-policies.js";
 import { allEvents, type EventBody, expectJson, keyOf } from "../../support/api.js";
+import { capturingLogger } from "../../support/captured-log.js";
 import {
   type FakeAws,
   startFakeAws,
@@ -13,6 +13,7 @@ import {
   TEST_SECRET_ACCESS_KEY,
 } from "../../support/fake-aws.js";
 import { ManualClock, startTestWrit, type TestWrit } from "../../support/harness.js";
+import { within } from "../../support/wait.js";
 
 // Ending AWS sessions at expiry, in the background: retried with backoff, and
 // recorded either way (`credential.revoked` or `credential.revocation_failed`).
@@ -36,12 +37,7 @@ interface AwsCredential {
 }
 
 const clock = new ManualClock();
-const logLines: { level: string; message: string; fields: unknown }[] = [];
-const logger: Logger = {
-  info: (message, fields) => logLines.push({ level: "info", message, fields }),
-  warn: (message, fields) => logLines.push({ level: "warn", message, fields }),
-  error: (message, fields) => logLines.push({ level: "error", message, fields }),
-};
+const { logger, lines: logLines } = capturingLogger();
 
 let fake: FakeAws;
 let t: TestWrit;
@@ -72,18 +68,6 @@ function manualTimer(options: { hold?: boolean } = {}) {
     },
   };
   return { timer, waits, firstWait };
-}
-
-async function within<T>(promise: Promise<T>, what: string, ms = 5000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function issue(): Promise<{ id: string; credential: AwsCredential; grant: string }> {

@@ -1,19 +1,19 @@
-import { randomBytes } from "node:crypto";
 import { createClient } from "redis";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createIamRevoker, type IamRevoker } from "../../../src/adapters/aws/iam-revoker.js";
-import { grantId, parseRevocationPolicy } from "../../../src/adapters/aws/revocation-policy.js";
+import { parseRevocationPolicy } from "../../../src/adapters/aws/revocation-policy.js";
 import { REVOCATION_RECHECK_DELAYS_MS } from "../../../src/adapters/aws/revocation-recheck.js";
 import { createRedisDeniedSessions } from "../../../src/adapters/redis/denied-sessions.js";
 import { createRedisSharedLock } from "../../../src/adapters/redis/shared-lock.js";
-import type { AccessRequest } from "../../../src/domain/request.js";
 import type { DeniedSessionLedger } from "../../../src/ports/denied-sessions.js";
-import type { Logger } from "../../../src/ports/logger.js";
 import type { SharedLock } from "../../../src/ports/shared-lock.js";
 import type { Timer } from "../../../src/ports/timer.js";
+import { issuedAwsRequest } from "../../support/aws-requests.js";
+import { capturingLogger } from "../../support/captured-log.js";
 import { type FakeAws, startFakeAws, TEST_SECRET_ACCESS_KEY } from "../../support/fake-aws.js";
 import { ManualClock } from "../../support/harness.js";
 import { type RedisServer, startRedisServer } from "../../support/redis.js";
+import { within } from "../../support/wait.js";
 
 // Several writ processes (replicas, or the workers of one `writ serve`) ending
 // sessions of one role at once. IAM has no conditional write and its reads are
@@ -23,12 +23,7 @@ import { type RedisServer, startRedisServer } from "../../support/redis.js";
 
 const POLICY = "writ-revocations";
 const clock = new ManualClock();
-const logLines: { level: string; message: string; fields: unknown }[] = [];
-const logger: Logger = {
-  info: (message, fields) => logLines.push({ level: "info", message, fields }),
-  warn: (message, fields) => logLines.push({ level: "warn", message, fields }),
-  error: (message, fields) => logLines.push({ level: "error", message, fields }),
-};
+const { logger, lines: logLines } = capturingLogger();
 let fake: FakeAws;
 let redis: RedisServer;
 let redisClient: ReturnType<typeof createClient>;
@@ -122,66 +117,19 @@ function slowReplica(options: { timer?: Timer; lock?: SharedLock } = {}) {
   return { revoker, putReached, release };
 }
 
-function issued(roleName: string): { request: AccessRequest; grant: string } {
-  const now = clock.now();
-  const grant = grantId(now + 900_000, randomBytes(16));
-  const request: AccessRequest = {
-    id: `req_${randomBytes(16).toString("base64url")}`,
-    version: 3,
-    agentId: "report-agent",
-    owner: "alice",
-    status: "issued",
-    action: "s3:GetObject",
-    resource: "arn:aws:s3:::reports/q3.csv",
-    credentialType: "aws",
-    context: {},
-    decision: {
-      effect: "allow",
-      policies: ["reports-read"],
-      requirements: [],
-      ttlSeconds: 300,
-      approvalTimeoutSeconds: 900,
-      reasonRequired: false,
-      sensitiveFields: [],
-    },
-    grantedTtlSeconds: 300,
-    createdAt: now,
-    updatedAt: now,
-    expiresAt: now + 300_000,
-    reviews: [],
-    credential: {
-      type: "aws",
-      id: "ASIAEXAMPLE",
-      issuedAt: now,
-      expiresAt: now + 300_000,
-      attributes: {
-        role_arn: `arn:aws:iam::111122223333:role/${roleName}`,
-        session_name: "writ-x",
-        grant_id: grant,
-        session_expires_at: new Date(now + 900_000).toISOString(),
-      },
-    },
-  };
-  return { request, grant };
+/** An issued request whose 15-minute session runs on role `roleName`. */
+function issued(roleName: string) {
+  return issuedAwsRequest({
+    now: clock.now(),
+    roleArn: `arn:aws:iam::111122223333:role/${roleName}`,
+    sessionSeconds: 900,
+  });
 }
 
 const stored = (roleName: string) => parseRevocationPolicy(fake.rolePolicy(roleName, POLICY));
 
 const callsFrom = (from: number, action: string, roleName: string) =>
   fake.calls.slice(from).filter((c) => c.action === action && c.params.RoleName === roleName);
-
-/** `promise`, or a failure naming `what` if it has not settled within a bound. */
-async function within<T>(promise: Promise<T>, what: string, ms = 5000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Lets pending callbacks run: the loops' steps that need no I/O. */
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));

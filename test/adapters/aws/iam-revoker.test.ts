@@ -5,6 +5,7 @@ import { grantId, parseRevocationPolicy } from "../../../src/adapters/aws/revoca
 import type { AccessRequest } from "../../../src/domain/request.js";
 import { silentLogger } from "../../../src/ports/logger.js";
 import { policyDocumentOf } from "../../support/aws-policy.js";
+import { issuedAwsRequest } from "../../support/aws-requests.js";
 import { type FakeAws, IAM_ROLE_POLICY_CAP, startFakeAws } from "../../support/fake-aws.js";
 import { ManualClock } from "../../support/harness.js";
 
@@ -13,47 +14,30 @@ const clock = new ManualClock();
 let fake: FakeAws;
 let revoker: IamRevoker;
 
-function issued(roleName: string, sessionSeconds = 900): { request: AccessRequest; grant: string } {
-  const now = clock.now();
-  const grant = grantId(now + sessionSeconds * 1000, randomBytes(16));
-  const request: AccessRequest = {
-    id: `req_${randomBytes(16).toString("base64url")}`,
-    version: 3,
-    agentId: "report-agent",
-    owner: "alice",
-    status: "issued",
-    action: "s3:GetObject",
-    resource: "arn:aws:s3:::reports/q3.csv",
-    credentialType: "aws",
-    context: {},
-    decision: {
-      effect: "allow",
-      policies: ["reports-read"],
-      requirements: [],
-      ttlSeconds: 300,
-      approvalTimeoutSeconds: 900,
-      reasonRequired: false,
-      sensitiveFields: [],
-    },
-    grantedTtlSeconds: 300,
-    createdAt: now,
-    updatedAt: now,
-    expiresAt: now + 300_000,
-    reviews: [],
-    credential: {
-      type: "aws",
-      id: "ASIAEXAMPLE",
-      issuedAt: now,
-      expiresAt: now + 300_000,
-      attributes: {
-        role_arn: `arn:aws:iam::111122223333:role/team/${roleName}`,
-        session_name: "writ-x",
-        grant_id: grant,
-        session_expires_at: new Date(now + sessionSeconds * 1000).toISOString(),
+/** An issued request whose session of `sessionSeconds` runs on role `roleName` (under a path). */
+function issued(roleName: string, sessionSeconds = 900) {
+  return issuedAwsRequest({
+    now: clock.now(),
+    roleArn: `arn:aws:iam::111122223333:role/team/${roleName}`,
+    sessionSeconds,
+  });
+}
+
+/** A revocation policy as writ writes it: `others` first, then the deny of `grants`. */
+function endedGrantsPolicy(grants: string[], others: object[] = []): string {
+  return JSON.stringify({
+    Version: "2012-10-17",
+    Statement: [
+      ...others,
+      {
+        Sid: "WritEndedGrants",
+        Effect: "Deny",
+        Action: "*",
+        Resource: "*",
+        Condition: { StringEquals: { "aws:PrincipalTag/writ-grant": grants } },
       },
-    },
-  };
-  return { request, grant };
+    ],
+  });
 }
 
 function stored(roleName: string) {
@@ -114,23 +98,7 @@ describe("the IAM revoker", () => {
     const manual = { Sid: "Manual", Effect: "Deny", Action: "s3:DeleteObject", Resource: "*" };
     const old = Array.from({ length: 40 }, () => grantId(clock.now() - 3_600_000, randomBytes(16)));
     const live = grantId(clock.now() + 600_000, randomBytes(16));
-    fake.setRolePolicy(
-      "pruned",
-      POLICY,
-      JSON.stringify({
-        Version: "2012-10-17",
-        Statement: [
-          manual,
-          {
-            Sid: "WritEndedGrants",
-            Effect: "Deny",
-            Action: "*",
-            Resource: "*",
-            Condition: { StringEquals: { "aws:PrincipalTag/writ-grant": [...old, live] } },
-          },
-        ],
-      }),
-    );
+    fake.setRolePolicy("pruned", POLICY, endedGrantsPolicy([...old, live], [manual]));
     const { request, grant } = issued("pruned");
     await revoker.revoke(request, "expired");
     const doc = stored("pruned");
@@ -148,22 +116,7 @@ describe("the IAM revoker", () => {
     });
     fake.setRolePolicy("crowded", "app", filler);
     const live = Array.from({ length: 30 }, () => grantId(clock.now() + 600_000, randomBytes(16)));
-    fake.setRolePolicy(
-      "crowded",
-      POLICY,
-      JSON.stringify({
-        Version: "2012-10-17",
-        Statement: [
-          {
-            Sid: "WritEndedGrants",
-            Effect: "Deny",
-            Action: "*",
-            Resource: "*",
-            Condition: { StringEquals: { "aws:PrincipalTag/writ-grant": live } },
-          },
-        ],
-      }),
-    );
+    fake.setRolePolicy("crowded", POLICY, endedGrantsPolicy(live));
     const { request } = issued("crowded");
     const revoked = await revoker.revoke(request, "completed");
     expect(revoked?.details?.deny).toBe("all_earlier_sessions");
@@ -182,18 +135,7 @@ describe("the IAM revoker", () => {
 
   it("never writes its own list past the cap, even with no other policies", async () => {
     const live = Array.from({ length: 272 }, () => grantId(clock.now() + 600_000, randomBytes(16)));
-    const full = JSON.stringify({
-      Version: "2012-10-17",
-      Statement: [
-        {
-          Sid: "WritEndedGrants",
-          Effect: "Deny",
-          Action: "*",
-          Resource: "*",
-          Condition: { StringEquals: { "aws:PrincipalTag/writ-grant": live } },
-        },
-      ],
-    });
+    const full = endedGrantsPolicy(live);
     expect(full.length).toBeLessThanOrEqual(IAM_ROLE_POLICY_CAP);
     fake.setRolePolicy("long-list", POLICY, full);
     const { request } = issued("long-list");
