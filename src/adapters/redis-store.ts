@@ -212,6 +212,16 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
    * Runs one store operation against Redis with a deadline, turning every
    * failure into `store_unavailable`. Outages are logged once, by kind.
    */
+  /**
+   * {@link guard} for an operation of many round trips (a filtered scan of the
+   * stream): once the caller has its answer, `signal` aborts, and the scan
+   * stops at its next round trip instead of reading on for nobody.
+   */
+  function guardScan<T>(operation: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const answered = new AbortController();
+    return guard(operation, () => run(answered.signal)).finally(() => answered.abort());
+  }
+
   async function guard<T>(operation: string, run: () => Promise<T>): Promise<T> {
     if (closed) throw new WritError("store_unavailable", "The store is closed.");
     try {
@@ -243,8 +253,13 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       return typeof version === "string" ? version : undefined;
     },
     readEvents: (after, limit) =>
-      guard("events", () =>
-        readStreamEvents(client, keys, { limit, ...(after !== undefined ? { after } : {}) }),
+      guardScan("events", (signal) =>
+        readStreamEvents(
+          client,
+          keys,
+          { limit, ...(after !== undefined ? { after } : {}) },
+          signal,
+        ),
       ),
     ...(options.maxWaiters !== undefined ? { maxWaiters: options.maxWaiters } : {}),
     ...(options.maxStreamWaiters !== undefined
@@ -304,7 +319,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       if (!isId(id)) return undefined;
       return guard("get", async () => {
         const json = await client.hGet(keys.request(id), "d");
-        return json === null ? undefined : decodeRequest(json);
+        return json === null ? undefined : decodeRequest(json, id);
       });
     },
 
@@ -377,11 +392,13 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       if (query.after !== undefined && !isStreamId(query.after)) return [];
       const { requestId } = query;
       if (requestId === undefined) {
-        return guard("events", () => readStreamEvents(client, keys, query));
+        return guardScan("events", (signal) => readStreamEvents(client, keys, query, signal));
       }
       // "" is no request's id: events about writ itself belong to none.
       if (!isId(requestId)) return [];
-      return guard("events", () => readRequestEvents(client, keys, requestId, query));
+      return guardScan("events", (signal) =>
+        readRequestEvents(client, keys, requestId, query, signal),
+      );
     },
 
     waitForChange(id, version, timeoutMs, signal) {

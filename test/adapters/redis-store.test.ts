@@ -486,6 +486,43 @@ describe("redis store atomicity", () => {
     }
   });
 
+  it("refuses a change before its first write when the stream can take no more entries", async () => {
+    const prefix = freshPrefix();
+    const store = createRedisStore({ client, prefix, logger: silentLogger });
+    const stream = `{${prefix}}:events`;
+    try {
+      const existing = sampleRequest({ expiresAt: 1 });
+      await store.create(existing, [sampleEvent(existing.id)]);
+      // An entry written by hand in the last possible millisecond: every later
+      // XADD with an automatic id fails.
+      const max = "18446744073709551615";
+      await raw.sendCommand(["XADD", stream, `${max}-${max}`, "x", "y"]);
+      const fresh = sampleRequest({ expiresAt: 1 });
+      const attempts = [
+        store.create(fresh, [sampleEvent(fresh.id)]),
+        store.commit({ ...existing, status: "approved", version: 2 }, 1, [
+          sampleEvent(existing.id, "request.approved"),
+        ]),
+        store.append([sampleEvent(existing.id, "token.replay_blocked")]),
+      ];
+      for (const attempt of attempts) {
+        const error = await rejection(attempt);
+        expect(isWritError(error) && error.code).toBe("store_unavailable");
+      }
+      // Neither state without its event, nor an event without its state.
+      expect(await raw.xLen(stream)).toBe(2);
+      expect(await raw.exists(`{${prefix}}:req:${fresh.id}`)).toBe(0);
+      expect(await raw.get(`{${prefix}}:seq`)).toBe("1");
+      expect(await raw.lRange(`{${prefix}}:reqev:${existing.id}`, 0, -1)).toHaveLength(1);
+      expect(await store.get(existing.id)).toEqual(existing);
+      expect(await raw.zRange(`{${prefix}}:list`, 0, -1)).toHaveLength(1);
+      expect(await raw.zRange(`{${prefix}}:list:approved`, 0, -1)).toEqual([]);
+      expect(await store.due(1, 10)).toEqual([existing.id]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("keeps every writ key of a Cluster in one slot, so one shard holds them all", async () => {
     const prefix = freshPrefix();
     const store = createRedisStore({ client: clusterClient, prefix, logger: silentLogger });
@@ -512,6 +549,48 @@ describe("redis store atomicity", () => {
       expect(counts.filter((n) => n > 0)).toEqual([15]);
     } finally {
       await store.close();
+    }
+  });
+});
+
+describe("redis store reads of records writ did not write", () => {
+  it("answers store_unavailable, never a 500, for a record that parses but is not that request", async () => {
+    const prefix = freshPrefix();
+    const store = createRedisStore({ client, prefix, logger: silentLogger });
+    const t = await startTestWrit({}, { store });
+    try {
+      const pending = await createRequest(t, CUSTOMERS_EXPORT);
+      const key = `{${prefix}}:req:${pending.id}`;
+      const stored = JSON.parse((await raw.hGet(key, "d")) as string);
+      const damaged = [
+        { ...stored, reviews: undefined },
+        { ...stored, reviews: "none" },
+        { ...stored, decision: null },
+        { ...stored, status: 5 },
+        { ...stored, createdAt: "yesterday" },
+        { ...stored, credential: { type: "jwt" } },
+        // Another request's record under this request's key (which a list, reading
+        // records without their keys, cannot tell).
+        { ...stored, id: "req_BBBBBBBBBBBBBBBBBBBBBB" },
+      ];
+      for (const [n, record] of damaged.entries()) {
+        await raw.hSet(key, "d", JSON.stringify(record));
+        const reads = [store.get(pending.id)];
+        if (n < damaged.length - 1) reads.push(store.list({ limit: 10 }).then(() => undefined));
+        for (const read of reads) {
+          const error = await rejection(read);
+          expect(isWritError(error) && error.code).toBe("store_unavailable");
+        }
+        await expectError(
+          await t.call("GET", `/v1/requests/${pending.id}`, { key: keyOf(t, "report-agent") }),
+          503,
+          "store_unavailable",
+        );
+      }
+      await raw.hSet(key, "d", JSON.stringify(stored));
+      expect((await store.get(pending.id))?.id).toBe(pending.id);
+    } finally {
+      await t.close();
     }
   });
 });
@@ -634,8 +713,8 @@ describe("redis store outages", () => {
     expect(logger.lines.some((line) => line.includes("redis store recovered"))).toBe(true);
   });
 
-  it("answers store_unavailable when Redis stops answering; the lost commit fails closed", async () => {
-    // As writ serve connects: no per-command timer, the store's own deadline only.
+  /** A store on the freezable server, connected as writ serve connects: no per-command timer, the store's own deadline only. */
+  async function frozenStore() {
     const own = await connectRedis({
       url: guarded.url,
       commandTimeouts: false,
@@ -647,6 +726,11 @@ describe("redis store outages", () => {
       operationTimeoutMs: 300,
       logger: silentLogger,
     });
+    return { own, store };
+  }
+
+  it("answers store_unavailable when Redis stops answering; the lost commit fails closed", async () => {
+    const { own, store } = await frozenStore();
     try {
       const request = sampleRequest({ status: "approved" });
       await store.create(request, [sampleEvent(request.id)]);
@@ -674,6 +758,42 @@ describe("redis store outages", () => {
           sampleEvent(request.id, "credential.issued"),
         ]),
       ).toEqual({ ok: false, reason: "conflict" });
+    } finally {
+      await store.close();
+      await own.close();
+    }
+  });
+
+  it("stops paging through the stream once a read has answered store_unavailable", async () => {
+    const { own, store } = await frozenStore();
+    /** XRANGE calls Redis has run, read on the store's own connection: after all it sent. */
+    const info = (own as unknown as { info(section: string): Promise<string> }).info.bind(own);
+    const ranges = async () =>
+      Number(/cmdstat_xrange:calls=(\d+)/.exec(await info("commandstats"))?.[1] ?? 0);
+    try {
+      // Events none of which matches the filter below: a filtered read pages
+      // through all of them, 500 at a time.
+      const request = sampleRequest();
+      await store.create(request, []);
+      for (let i = 0; i < 4; i++) {
+        await store.append(
+          Array.from({ length: 500 }, () => sampleEvent(request.id, "token.replay_blocked")),
+        );
+      }
+      const before = await ranges();
+      guarded.freeze();
+      let error: Error;
+      try {
+        error = await rejection(store.events({ type: "audit.gap", limit: 10 }));
+      } finally {
+        guarded.thaw();
+      }
+      expect(isWritError(error) && error.code).toBe("store_unavailable");
+      // Each round trip on this connection lets a read still running send its
+      // next page first (replies come in order), had it not stopped.
+      for (let i = 0; i < 6; i++) await ranges();
+      // The page that was on its way when the caller was answered, and no more.
+      expect((await ranges()) - before).toBe(1);
     } finally {
       await store.close();
       await own.close();

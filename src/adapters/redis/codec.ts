@@ -2,7 +2,7 @@ import { WritError } from "../../domain/errors.js";
 import { type DomainEvent, EVENT_TYPES, type RecordedEvent } from "../../domain/events.js";
 import type { JsonObject } from "../../domain/json.js";
 import type { Actor } from "../../domain/principal.js";
-import type { AccessRequest } from "../../domain/request.js";
+import { type AccessRequest, REQUEST_STATUSES } from "../../domain/request.js";
 import { compareStreamIds as compareIds } from "../../domain/stream-id.js";
 
 /**
@@ -95,8 +95,91 @@ export function decodeEntries(reply: unknown): RecordedEvent[] {
   });
 }
 
-/** A stored request's JSON as a request; a fresh object on every call. */
-export function decodeRequest(json: unknown): AccessRequest {
+const STATUS_SET: ReadonlySet<unknown> = new Set(REQUEST_STATUSES);
+const CREDENTIAL_TYPES: ReadonlySet<unknown> = new Set(["jwt", "aws"]);
+const EFFECTS: ReadonlySet<unknown> = new Set(["allow", "approve", "deny"]);
+const VERDICTS: ReadonlySet<unknown> = new Set(["approve", "deny"]);
+
+const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
+const isStrings = (v: unknown): boolean =>
+  Array.isArray(v) && v.every((s) => typeof s === "string");
+const isOptional = (v: unknown, check: (v: unknown) => boolean): boolean =>
+  v === undefined || check(v);
+const isString = (v: unknown): boolean => typeof v === "string";
+
+function isDecision(v: unknown): boolean {
+  return (
+    isObject(v) &&
+    EFFECTS.has(v.effect) &&
+    isStrings(v.policies) &&
+    Array.isArray(v.requirements) &&
+    v.requirements.every((r) => isObject(r) && isStrings(r.groups) && isNumber(r.quorum)) &&
+    isNumber(v.ttlSeconds) &&
+    isNumber(v.approvalTimeoutSeconds) &&
+    typeof v.reasonRequired === "boolean" &&
+    isStrings(v.sensitiveFields) &&
+    isOptional(v.awsSourceIps, (ips) => Array.isArray(ips) && ips.every(isStrings))
+  );
+}
+
+function isReview(v: unknown): boolean {
+  return (
+    isObject(v) &&
+    typeof v.reviewerId === "string" &&
+    VERDICTS.has(v.verdict) &&
+    isStrings(v.groups) &&
+    isOptional(v.comment, isString) &&
+    isNumber(v.at) &&
+    typeof v.channel === "string"
+  );
+}
+
+function isCredential(v: unknown): boolean {
+  return (
+    isObject(v) &&
+    CREDENTIAL_TYPES.has(v.type) &&
+    typeof v.id === "string" &&
+    isNumber(v.issuedAt) &&
+    isNumber(v.expiresAt) &&
+    isOptional(v.digest, isString) &&
+    isOptional(v.attributes, (a) => isObject(a) && Object.values(a).every(isString))
+  );
+}
+
+/**
+ * Whether a parsed record has the shape of a request, in every field that
+ * decisions and views read: a record that parses but lacks one (written by
+ * hand, or by something other than writ) must fail closed as unreadable,
+ * never reach the service and fail there as an internal error.
+ */
+function isRequest(v: Record<string, unknown>): boolean {
+  return (
+    typeof v.id === "string" &&
+    Number.isSafeInteger(v.version) &&
+    STATUS_SET.has(v.status) &&
+    typeof v.agentId === "string" &&
+    typeof v.owner === "string" &&
+    typeof v.action === "string" &&
+    typeof v.resource === "string" &&
+    CREDENTIAL_TYPES.has(v.credentialType) &&
+    isObject(v.context) &&
+    [v.audience, v.reason, v.ticket, v.onBehalfOf].every((f) => isOptional(f, isString)) &&
+    isOptional(v.ttlSeconds, isNumber) &&
+    isDecision(v.decision) &&
+    [v.grantedTtlSeconds, v.createdAt, v.updatedAt, v.expiresAt].every(isNumber) &&
+    Array.isArray(v.reviews) &&
+    v.reviews.every(isReview) &&
+    isOptional(v.credential, isCredential) &&
+    isOptional(v.completedAt, isNumber)
+  );
+}
+
+/**
+ * A stored request's JSON as a request; a fresh object on every call. With
+ * `id`, the record must be that request's: a record stored under another
+ * request's key is unreadable, never answered in its place.
+ */
+export function decodeRequest(json: unknown, id?: string): AccessRequest {
   if (typeof json !== "string") throw corrupt();
   let value: unknown;
   try {
@@ -104,7 +187,7 @@ export function decodeRequest(json: unknown): AccessRequest {
   } catch {
     throw corrupt();
   }
-  if (!isObject(value) || typeof value.id !== "string" || typeof value.version !== "number") {
+  if (!isObject(value) || !isRequest(value) || (id !== undefined && value.id !== id)) {
     throw corrupt();
   }
   return value as unknown as AccessRequest;

@@ -36,15 +36,20 @@ function matches(query: EventQuery, event: RecordedEvent): boolean {
   );
 }
 
-/** Events of one request, in stream order, from its list of event ids. */
+/**
+ * Events of one request, in stream order, from its list of event ids. Stops
+ * before the next round trip once `signal` aborts (the caller was answered).
+ */
 export async function readRequestEvents(
   client: RedisStoreConnection,
   keys: KeyLayout,
   requestId: string,
   query: EventQuery,
+  signal?: AbortSignal,
 ): Promise<RecordedEvent[]> {
   const out: RecordedEvent[] = [];
   for (let start = 0; out.length < query.limit; start += EVENT_BATCH) {
+    signal?.throwIfAborted();
     const ids = await client.lRange(keys.requestEvents(requestId), start, start + EVENT_BATCH - 1);
     if (!Array.isArray(ids)) throw corrupt();
     const wanted = ids.filter(
@@ -54,6 +59,7 @@ export async function readRequestEvents(
         (query.after === undefined || compareStreamIds(id, query.after) > 0),
     );
     // One pipelined round trip per batch; an id trimmed from the stream reads as nothing.
+    signal?.throwIfAborted();
     const entries = await Promise.all(wanted.map((id) => client.xRange(keys.stream, id, id)));
     for (const reply of entries) {
       for (const event of decodeEntries(reply)) {
@@ -67,17 +73,23 @@ export async function readRequestEvents(
   return out;
 }
 
-/** Events of the whole stream after `query.after`, filtered, in stream order. */
+/**
+ * Events of the whole stream after `query.after`, filtered, in stream order.
+ * A filter rarely matched pages through much of the stream; it stops before
+ * the next page once `signal` aborts (the caller was answered).
+ */
 export async function readStreamEvents(
   client: RedisStoreConnection,
   keys: KeyLayout,
   query: EventQuery,
+  signal?: AbortSignal,
 ): Promise<RecordedEvent[]> {
   const out: RecordedEvent[] = [];
   const filtered =
     query.type !== undefined || query.since !== undefined || query.until !== undefined;
   let start = query.after === undefined ? "-" : `(${query.after}`;
   for (;;) {
+    signal?.throwIfAborted();
     const count = filtered ? EVENT_BATCH : Math.min(query.limit - out.length, EVENT_BATCH);
     const batch = decodeEntries(await client.xRange(keys.stream, start, "+", { COUNT: count }));
     for (const event of batch) {
@@ -156,7 +168,7 @@ export async function readRequestPage(
       return {
         exhausted: reply[0] === 1,
         last: reply[1] as string,
-        found: reply.slice(2).map(decodeRequest),
+        found: reply.slice(2).map((json) => decodeRequest(json)),
       };
     });
     items.push(...found);

@@ -18,10 +18,10 @@ import { EVENT_ARGS } from "./codec.js";
 const HEAD_ARGS = 9;
 
 /**
- * Records the events in ARGV from `first_arg` on, five arguments each, and
- * returns their ids. KEYS from `first_key` on are the id lists of the events
- * that belong to a request, in order: an event about writ itself (request id
- * "") has none. Adding never trims: trimming is a separate script
+ * Records the events in ARGV from `first_arg` on, five arguments each: first
+ * in the stream (the script's first write), then each id in its request's
+ * list. KEYS from `first_key` on are the id lists of the events that belong to
+ * a request, in order: an event about writ itself (request id "") has none. Adding never trims: trimming is a separate script
  * (`TRIM_LUA`) that knows how far every audit log has read.
  */
 const RECORD = `
@@ -48,16 +48,28 @@ local function check_events(first_key, first_arg, types)
   return nil
 end
 
-local function record(stream, first_key, first_arg, ids)
-  local k = first_key
+-- Appends the events to the stream, returning their ids. Each script calls it
+-- before its first other write: should the stream refuse an entry (say, one
+-- written by hand at the last possible id), nothing of the change is written.
+local function add_events(stream, first_arg, ids)
   for a = first_arg, #ARGV, ${EVENT_ARGS} do
-    local id = redis.call("XADD", stream, "*", "type", ARGV[a], "request_id", ARGV[a + 1],
+    ids[#ids + 1] = redis.call("XADD", stream, "*", "type", ARGV[a], "request_id", ARGV[a + 1],
       "time", ARGV[a + 2], "actor", ARGV[a + 3], "data", ARGV[a + 4])
+  end
+  return ids
+end
+
+-- Lists each event that belongs to a request under it, in order; ids from
+-- add_events, after any leading entries that are not event ids (skip).
+local function link_events(first_key, first_arg, ids, skip)
+  local k = first_key
+  local i = skip + 1
+  for a = first_arg, #ARGV, ${EVENT_ARGS} do
     if ARGV[a + 1] ~= "" then
-      redis.call("RPUSH", KEYS[k], id)
+      redis.call("RPUSH", KEYS[k], ids[i])
       k = k + 1
     end
-    ids[#ids + 1] = id
+    i = i + 1
   end
   return ids
 end
@@ -75,15 +87,17 @@ local bad = check_events(7, ${HEAD_ARGS + 1},
   {"hash", "stream", "zset", "zset", "zset", "string"})
 if bad then return bad end
 if redis.call("EXISTS", KEYS[1]) == 1 then return {0} end
-local n = redis.call("INCR", KEYS[6])
+local n = tonumber(redis.call("GET", KEYS[6]) or "0") + 1
 if n >= 1e12 then return redis.error_reply("writ: creation counter exhausted") end
+local ids = add_events(KEYS[2], ${HEAD_ARGS + 1}, {1})
+redis.call("SET", KEYS[6], string.format("%d", n))
 local member = ARGV[9] .. string.format("%012d", n) .. ":" .. ARGV[1]
 redis.call("HSET", KEYS[1], "d", ARGV[2], "v", ARGV[3], "s", ARGV[4], "a", ARGV[5],
   "x", ARGV[6], "m", member)
 redis.call("ZADD", KEYS[4], 0, member)
 redis.call("ZADD", KEYS[5], 0, member)
 if ARGV[7] == "1" then redis.call("ZADD", KEYS[3], ARGV[8], ARGV[1]) end
-return record(KEYS[2], 7, ${HEAD_ARGS + 1}, {1})
+return link_events(7, ${HEAD_ARGS + 1}, ids, 1)
 `;
 
 const STATUS_SET = `{ ${REQUEST_STATUSES.map((s) => `["${s}"] = true`).join(", ")} }`;
@@ -120,6 +134,7 @@ for _, list in ipairs({old_list, new_list}) do
     return redis.error_reply("writ: a key holds the wrong type")
   end
 end
+local ids = add_events(KEYS[2], ${COMMIT_HEAD_ARGS + 1}, {1})
 redis.call("HSET", KEYS[1], "d", ARGV[3], "v", ARGV[4], "s", ARGV[5], "a", ARGV[6], "x", ARGV[7])
 if current[2] ~= ARGV[5] then
   redis.call("ZREM", old_list, current[3])
@@ -130,7 +145,7 @@ if ARGV[8] == "1" then
 else
   redis.call("ZREM", KEYS[3], ARGV[1])
 end
-return record(KEYS[2], 4, ${COMMIT_HEAD_ARGS + 1}, {1})
+return link_events(4, ${COMMIT_HEAD_ARGS + 1}, ids, 1)
 `;
 
 /**
@@ -141,7 +156,7 @@ const APPEND_LUA = `#!lua
 ${RECORD}
 local bad = check_events(2, 1, {"stream"})
 if bad then return bad end
-return record(KEYS[1], 2, 1, {})
+return link_events(2, 1, add_events(KEYS[1], 1, {}), 0)
 `;
 
 /**
