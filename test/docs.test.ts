@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
+import { runCli } from "../src/cli/main.js";
 import { ERROR_CODES } from "../src/domain/errors.js";
 import { EVENT_TYPES } from "../src/domain/events.js";
 import { ERROR_STATUS } from "../src/http/error-status.js";
@@ -16,6 +17,64 @@ describe("docs/api.md", () => {
     const doc = await readFile(new URL("../docs/api.md", import.meta.url), "utf8");
     const documented = EVENT_TYPES.filter((t) => doc.includes(`\`${t}\``));
     const missing = EVENT_TYPES.filter((t) => !documented.includes(t));
+    expect(missing).toEqual([]);
+  });
+});
+
+/** Each command's path (`audit tail`) and its `--help` text, as a user sees them. */
+async function commandHelps(): Promise<Map<string, string>> {
+  const help = async (args: readonly string[]) => {
+    let out = "";
+    await runCli([...args, "--help"], {
+      stdout: (text) => {
+        out += text;
+      },
+      stderr: () => {},
+      env: {},
+      stderrIsTty: false,
+    });
+    return out;
+  };
+  const paths = [...(await help([])).matchAll(/^ {2}writ (\S+(?: \S+)?)\s{2,}/gm)].map(
+    (m) => m[1] as string,
+  );
+  const helps = new Map<string, string>();
+  for (const path of paths) helps.set(path, await help(path.split(" ")));
+  return helps;
+}
+
+describe("docs/configuration.md", () => {
+  it("names, for every variable a command's --help names, that command among its users", async () => {
+    const doc = await readFile(new URL("../docs/configuration.md", import.meta.url), "utf8");
+    const table = doc.slice(doc.indexOf("## Environment"));
+    // variable → the "used by" cell of its row
+    const usedBy = new Map<string, string>();
+    for (const line of table.split("\n")) {
+      const cells = line.split("|").map((cell) => cell.trim());
+      for (const name of (cells[1] ?? "").matchAll(/`((?:WRIT|SLACK)_[A-Z_]+)`/g)) {
+        usedBy.set(name[1] as string, cells[2] ?? "");
+      }
+    }
+    const helps = await commandHelps();
+    expect(helps.size).toBeGreaterThan(20);
+    const missing: string[] = [];
+    for (const [path, help] of helps) {
+      const client = help.includes("WRIT_URL");
+      for (const name of new Set(help.match(/\b(?:WRIT|SLACK)_[A-Z_]+\b/g))) {
+        const cell = usedBy.get(name);
+        // `writ audit tail --group` names the command `audit tail`; `writ keys` covers `keys init`.
+        const users = [...(cell ?? "").matchAll(/`writ ([^`]+)`/g)].map((m) =>
+          (m[1] as string)
+            .split(" ")
+            .filter((word) => !word.startsWith("-"))
+            .join(" "),
+        );
+        const named = users.some((user) => path === user || path.startsWith(`${user} `));
+        if (!named && !(client && cell?.includes("client commands"))) {
+          missing.push(`${name}: writ ${path}`);
+        }
+      }
+    }
     expect(missing).toEqual([]);
   });
 });

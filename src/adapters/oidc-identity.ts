@@ -7,7 +7,7 @@ import {
 } from "jose";
 import type { OidcIssuerSettings } from "../config/oidc-schema.js";
 import { type ErrorCode, WritError } from "../domain/errors.js";
-import type { Agent, Principal } from "../domain/principal.js";
+import { AGENT_ID, type Agent, type Principal } from "../domain/principal.js";
 import type { Clock } from "../ports/clock.js";
 import type { IdentityDirectory } from "../ports/identity.js";
 
@@ -21,8 +21,6 @@ const DISCOVERY_RETRY_MS = 30_000;
 
 // The signature may be empty, so that an unsigned (`alg: none`) token is refused as such.
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-/** Mapped agent ids: the configured id alphabet plus `:` and `/` (e.g. `gh:acme/reports`). */
-const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_.@+:/-]{0,127}$/;
 /** Owners are people, with the ids reviewers have. */
 const PERSON_ID = /^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$/;
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);

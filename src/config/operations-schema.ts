@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { AGENT_ID } from "../domain/principal.js";
 
 const REDIS_PROTOCOLS = new Set(["redis:", "rediss:"]);
 const ENV_NAME = /^[A-Z_][A-Z0-9_]{0,127}$/;
@@ -227,10 +228,13 @@ export const RateLimitsConfig = z.strictObject({
   requests_per_minute_per_agent: z.number().int().min(0).max(1_000_000).default(600),
   /** Requests an agent may make at once after a quiet period. */
   burst: burst.default(100),
-  /** Limits for particular agents, by id, replacing the default for them. */
+  /**
+   * Limits for particular agents, by id, replacing the default for them; a
+   * workload identity's agent by its mapped id (`gh:acme/reports`).
+   */
   agents: z
     .record(
-      z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$/, "an agent id"),
+      z.string().regex(AGENT_ID, "an agent id"),
       z.strictObject({ requests_per_minute: perMinute, burst: burst.optional() }),
     )
     .default({}),

@@ -3,6 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
 import { WritError } from "../domain/errors.js";
+import { AGENT_ID } from "../domain/principal.js";
 import { type AccessRequest, REQUEST_STATUSES, type RequestStatus } from "../domain/request.js";
 import { utcTimeMs } from "../domain/utc-time.js";
 import { ERROR_STATUS } from "../http/error-status.js";
@@ -54,7 +55,6 @@ const LOGIN_COOKIE = "writ_console_login";
 const LOGIN_FORM_SECONDS = 600;
 const REQUEST_ID = /^req_[A-Za-z0-9_-]{22}$/;
 const ACTION = /^[A-Za-z0-9][A-Za-z0-9_.*:/-]{0,127}$/;
-const AGENT = /^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,255}$/;
 const LOCAL_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?Z?$/;
 // As the API's list cursor: the Redis store's positions are 27 digits.
 const CURSOR = /^\d{1,32}$/;
@@ -121,7 +121,8 @@ function filtersOf(c: Context): { filters: ListFilters; cursor: string | undefin
   }
   const agent = q("agent");
   if (agent !== undefined) {
-    if (!AGENT.test(agent)) throw new WritError("validation_failed", "agent is not an agent id.");
+    if (!AGENT_ID.test(agent))
+      throw new WritError("validation_failed", "agent is not an agent id.");
     filters.agent = agent;
   }
   const action = q("action");

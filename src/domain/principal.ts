@@ -1,6 +1,13 @@
 /** The kinds of principal that hold keys. A key belongs to exactly one kind. */
 export type PrincipalKind = "agent" | "reviewer" | "auditor" | "resource_server";
 
+/**
+ * An agent id: a configured agent's (letters, digits and `_ . @ + -`), or a
+ * workload identity's, whose mapped ids add `:` and `/` (`gh:acme/reports`).
+ * Whatever names an agent (a rate limit, a filter) takes both.
+ */
+export const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_.@+:/-]{0,127}$/;
+
 /** An AI agent, CI job or script that asks for credentials. */
 export interface Agent {
   readonly kind: "agent";

@@ -370,6 +370,35 @@ describe("writ audit tail", () => {
     }
   });
 
+  it("takes a workload identity's agent id for --agent", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "writ-tail-"));
+    const cursor = join(dir, "cursor");
+    try {
+      const tail = spawnTail([
+        "--from-start",
+        "--agent",
+        "gh:acme/reports",
+        "--cursor-file",
+        cursor,
+      ]);
+      // The position is saved once the first batch is read: the tail ran, and that
+      // agent has nothing in the stream. A refused option ends it at once instead.
+      const saved = () => readFile(cursor, "utf8").catch(() => "");
+      await expect
+        .poll(async () => tail.child.exitCode !== null || (await saved()) !== "", {
+          timeout: RUN_TIMEOUT_MS,
+        })
+        .toBe(true);
+      tail.child.kill("SIGINT");
+      const { code, stderr } = await tail.exited;
+      expect(stderr).toBe("");
+      expect(code).toBe(0);
+      expect(tail.lines).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("refuses bad options", async () => {
     for (const args of [
       ["--type", "nope"],

@@ -271,6 +271,14 @@ describe("console pages", () => {
     }
   });
 
+  it("filters by a workload identity's agent id, as by a configured agent's", async () => {
+    await createRequest(t, S3_READ);
+    const dana = await signedIn("dana");
+    const res = await dana.get("/console/requests?agent=gh%3Aacme%2Freports");
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("No requests match.");
+  });
+
   it("refuses a day or hour that does not exist rather than rolling it over", async () => {
     const dana = await signedIn("dana");
     for (const bad of [

@@ -3,6 +3,7 @@ import { createPrometheusMetrics } from "../../src/adapters/prometheus-metrics.j
 import { allEvents, expectError, keyOf, S3_READ } from "../support/api.js";
 import { extraIdentities } from "../support/extra-identities.js";
 import { startTestWrit, type TestWrit } from "../support/harness.js";
+import { type LoopbackIssuer, startOidcIssuer } from "../support/oidc-issuer.js";
 
 describe("per-agent rate limits on POST /v1/requests", () => {
   let t: TestWrit | undefined;
@@ -69,6 +70,44 @@ describe("per-agent rate limits on POST /v1/requests", () => {
     const batch = await Promise.all(Array.from({ length: 8 }, () => create("batch-agent")));
     expect(batch.filter((r) => r.status === 201)).toHaveLength(5);
     expect(batch.filter((r) => r.status === 429)).toHaveLength(3);
+  });
+
+  it("takes a per-agent override for a workload-identity agent, by its mapped id", async () => {
+    let now = () => Date.now();
+    const github: LoopbackIssuer = await startOidcIssuer({ now: () => now() });
+    try {
+      t = await startTestWrit({
+        identities: {
+          oidc: [
+            {
+              issuer: github.issuer,
+              audience: "writ-test",
+              agent: { id: "gh:{repository}", owner: "{actor}" },
+              require: { repository_owner: "acme" },
+            },
+          ],
+        },
+        rate_limits: {
+          requests_per_minute_per_agent: 1,
+          burst: 1,
+          agents: { "gh:acme/nightly-export": { requests_per_minute: 60, burst: 3 } },
+        },
+      });
+      const writ = t;
+      now = () => writ.clock.now();
+      const token = (repository: string) =>
+        github.sign({ aud: "writ-test", repository, repository_owner: "acme", actor: "bob" });
+      const create = async (repository: string) =>
+        writ.call("POST", "/v1/requests", { key: await token(repository), body: S3_READ });
+      const nightly = [];
+      for (let i = 0; i < 4; i++) nightly.push((await create("acme/nightly-export")).status);
+      expect(nightly).toEqual([201, 201, 201, 429]);
+      // Another workload of the same issuer keeps the default limit.
+      expect((await create("acme/reports")).status).toBe(201);
+      expect((await create("acme/reports")).status).toBe(429);
+    } finally {
+      await github.close();
+    }
   });
 
   it("never limits calls that are refused before the limit (bad input, other kinds)", async () => {

@@ -1,6 +1,7 @@
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { EVENT_TYPES, type EventType } from "../../../domain/events.js";
+import { AGENT_ID } from "../../../domain/principal.js";
 import { compareStreamIds } from "../../../domain/stream-id.js";
 import type { WritClient } from "../../../sdk/client.js";
 import { isWritApiError } from "../../../sdk/errors.js";
@@ -17,7 +18,6 @@ import { eventLine } from "./render-event.js";
 
 const EVENT_ID = /^[0-9-]{1,40}$/;
 const REQUEST_ID = /^req_[A-Za-z0-9_-]{22}$/;
-const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,255}$/;
 const PAGE_SIZE = 500;
 const WAIT_SECONDS = 30;
 const MAX_BACKOFF_MS = 30_000;
