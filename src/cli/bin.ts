@@ -10,6 +10,17 @@ const io: CommandIo = {
   stderrIsTty: Boolean(process.stderr.isTTY),
 };
 
+// A reader that goes away (`writ audit export | head -1`) ends the command,
+// not with a crash: it stops at once, so nothing runs on after output it could
+// not deliver (`audit tail --group` acknowledges only what it printed), and
+// exits 1 as for any other failure, without a stack trace.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") {
+    process.stderr.write(`writ: cannot write to stdout (${error.code ?? error.message})\n`);
+  }
+  process.exit(EXIT.failed);
+});
+
 runCli(process.argv.slice(2), io).then(
   (code) => {
     process.exitCode = code;

@@ -27,6 +27,9 @@ const RESTART_MIN_MS = 250;
 const RESTART_MAX_MS = 10_000;
 const STEADY_MS = 60_000;
 
+/** What the start waits for resolves to when a stop comes first. */
+const STOPPED: unique symbol = Symbol("stopped");
+
 /** The workers `node:cluster` knows of (its map may hold a slot as undefined). */
 function currentWorkers(): Worker[] {
   return Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
@@ -108,6 +111,9 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     if (message?.writ === "attach") {
       // Messages sent before a worker listens for them are lost: it asks once it does.
       if (latest !== undefined) send(worker, { writ: "audit", report: latest });
+      // A worker still loading when the stop was sent missed it: told again, it
+      // exits now instead of starting to serve until it is killed.
+      if (stopping) send(worker, { writ: "stop" });
     } else if (message?.writ === "listening") {
       listening.add(worker.id);
       if (listening.size >= options.workers) resolveListening(message.url);
@@ -140,16 +146,25 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     startedAt.set(worker.id, Date.now());
     logger.info("worker started", { worker: worker.id, pid: worker.process.pid });
   }
+  // Listened for from here: a stop while the workers start drains them and
+  // closes the log, as a stop later does.
+  const stopped = options.untilStopped().then((): typeof STOPPED => STOPPED);
   for (let i = 0; i < options.workers; i++) fork();
 
   let startTimer: NodeJS.Timeout | undefined;
   const url = await Promise.race([
     allListening,
+    stopped,
     new Promise<undefined>((resolve) => {
       startTimer = setTimeout(() => resolve(undefined), START_TIMEOUT_MS);
     }),
   ]);
   clearTimeout(startTimer);
+  if (url === STOPPED) {
+    await stopWorkers();
+    await started.server.stop();
+    return 0;
+  }
   if (url === undefined) {
     logger.error("workers did not start in time", { listening: listening.size });
     await stopWorkers();
@@ -183,7 +198,7 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     );
   }
 
-  await options.untilStopped();
+  await stopped;
   await stopWorkers();
   // Last: the log writes whatever the stream still holds, then closes.
   await started.server.stop();

@@ -28,6 +28,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   const audit = createRemoteAuditLog();
   let started: StartedWrit | undefined;
   let stopping: Promise<number> | undefined;
+  let leaving = false;
   let resolveDone: (code: number) => void = () => {};
   const done = new Promise<number>((resolve) => {
     resolveDone = resolve;
@@ -45,7 +46,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     return stopping;
   }
 
-  process.on("message", (raw) => {
+  const onMessage = (raw: unknown) => {
     const message = toWorker(raw);
     if (message === undefined) return;
     switch (message.writ) {
@@ -61,39 +62,50 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
         void stop(0);
         break;
     }
-  });
-  process.on("disconnect", () => {
-    if (stopping !== undefined) return;
+  };
+  const onDisconnect = () => {
+    if (stopping !== undefined || leaving) return;
     // Fail closed: callers waiting for the log get audit_unavailable at once.
     audit.lost();
     logger.error("the primary process is gone; this worker stops");
     void stop(1);
-  });
+  };
+  process.on("message", onMessage);
+  process.on("disconnect", onDisconnect);
   for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => void stop(0));
-  tell({ writ: "attach" });
-
-  let readyTimer: NodeJS.Timeout | undefined;
-  const ready = await Promise.race([
-    audit.ready.then(() => true),
-    new Promise<false>((resolve) => {
-      readyTimer = setTimeout(() => resolve(false), READY_TIMEOUT_MS);
-    }),
-  ]);
-  clearTimeout(readyTimer);
-  if (!ready) {
-    logger.error("no report from the primary on the audit log; this worker stops");
-    return 1;
+  try {
+    tell({ writ: "attach" });
+    let readyTimer: NodeJS.Timeout | undefined;
+    const ready = await Promise.race([
+      audit.ready.then(() => true),
+      new Promise<false>((resolve) => {
+        readyTimer = setTimeout(() => resolve(false), READY_TIMEOUT_MS);
+      }),
+    ]);
+    clearTimeout(readyTimer);
+    if (!ready) {
+      logger.error("no report from the primary on the audit log; this worker stops");
+      return 1;
+    }
+    // Told to stop before it started: nothing to drain.
+    if (stopping !== undefined) return await stopping;
+    const result = await options.start({ kind: "worker", audit });
+    if (typeof result === "number") return result;
+    started = result;
+    if (stopping !== undefined) {
+      // Told to stop while starting.
+      await result.server.stop();
+      return stopping;
+    }
+    tell({ writ: "listening", url: result.server.url });
+    return await done;
+  } finally {
+    // However it ends (refused to start, no report in time, stopped), the worker
+    // lets go of its primary: a listener on the channel keeps the process alive,
+    // and a worker that never exits is never replaced.
+    leaving = true;
+    process.off("message", onMessage);
+    process.off("disconnect", onDisconnect);
+    if (process.connected) process.disconnect?.();
   }
-  const result = await options.start({ kind: "worker", audit });
-  if (typeof result === "number") return result;
-  started = result;
-  if (stopping !== undefined) {
-    // Told to stop while starting.
-    await result.server.stop();
-    return stopping;
-  }
-  tell({ writ: "listening", url: result.server.url });
-  const code = await done;
-  process.disconnect?.();
-  return code;
 }

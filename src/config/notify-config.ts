@@ -4,8 +4,8 @@ import type { NotificationSettings, SlackSettings } from "../notify/setup.js";
 import type { SlackPerson } from "../notify/slack/directory.js";
 import { ConfigError, type WritEnv } from "./load.js";
 import { SlackConfig } from "./notify-schema.js";
-import { readSecretFileSync } from "./redis-settings.js";
 import type { WritConfig } from "./schema.js";
+import { readSecretFileSync } from "./secret-file.js";
 
 /** Webhook secrets shorter than this are refused: they sign what SIEMs and pagers trust. */
 const MIN_WEBHOOK_SECRET = 32;

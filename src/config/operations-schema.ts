@@ -30,6 +30,11 @@ export function redisUrlProblem(value: string, allowPassword: boolean): string |
   if (url.pathname !== "" && url.pathname !== "/" && !/^\/\d{1,2}$/.test(url.pathname)) {
     return "the path may only be a database number, e.g. redis://host:6379/0";
   }
+  // The Redis client ignores both, so a password put there (as other clients
+  // accept) would be dropped in silence, then printed with the URL in messages.
+  if (url.search !== "" || url.hash !== "") {
+    return "has a query or fragment (?… or #…), which writ ignores; a password goes in redis.password_file or redis.password_env (or the URL's user part, in WRIT_REDIS_URL only)";
+  }
   return undefined;
 }
 

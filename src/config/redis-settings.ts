@@ -1,9 +1,8 @@
-import { closeSync, fstatSync, openSync, readFileSync, type Stats } from "node:fs";
-import { open } from "node:fs/promises";
 import type { RedisConnectOptions } from "../adapters/redis/connection.js";
 import { ConfigError } from "./load.js";
 import { redisUrlProblem } from "./operations-schema.js";
 import type { WritConfig } from "./schema.js";
+import { openReferencedFile, readSecretFile, referencedPassword } from "./secret-file.js";
 
 /** TLS material, read from the configured files. */
 export interface RedisTlsSettings {
@@ -53,8 +52,6 @@ export interface RedisSettings {
   readonly endpoint: string;
 }
 
-const MAX_SECRET_FILE_BYTES = 64 * 1024;
-
 function envUrl(env: NodeJS.ProcessEnv): string | undefined {
   const value = env.WRIT_REDIS_URL;
   return value === undefined || value === "" ? undefined : value;
@@ -71,82 +68,21 @@ export function storeKind(config: WritConfig, env: NodeJS.ProcessEnv): "memory" 
   return configured ? "redis" : "memory";
 }
 
-/** A URL without its password, for logs. */
+/** A URL without its password (nor query or fragment), for logs. */
 export function redactUrl(value: string): string {
   try {
     const url = new URL(value);
     if (url.password !== "") url.password = "";
+    url.search = "";
+    url.hash = "";
     return url.toString().replace(/\/$/, "");
   } catch {
     return "(unparseable URL)";
   }
 }
 
-function cannotRead(path: string, key: string, error: unknown): ConfigError {
-  return new ConfigError(
-    `${key}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? "error"}); point it at a file writ's user can read`,
-  );
-}
-
-async function openForReading(path: string, key: string) {
-  try {
-    return await open(path, "r");
-  } catch (error) {
-    throw cannotRead(path, key, error);
-  }
-}
-
-/** The checks of an open secret file, made before any of it is read. */
-function checkSecretFile(stat: Stats, path: string, key: string): void {
-  if (!stat.isFile()) throw new ConfigError(`${key}: ${path} is not a regular file`);
-  if (process.platform !== "win32" && (stat.mode & 0o007) !== 0) {
-    throw new ConfigError(
-      `${key}: ${path} can be read by other users (mode ${(stat.mode & 0o777).toString(8)}); run \`chmod 600 ${path}\` (or 640/440 with a group only writ's user is in)`,
-    );
-  }
-  if (stat.size > MAX_SECRET_FILE_BYTES) {
-    throw new ConfigError(`${key}: ${path} is larger than a secret should be`);
-  }
-}
-
-function secretText(text: string, path: string, key: string): string {
-  const secret = text.replace(/\r?\n$/, "");
-  if (secret === "") throw new ConfigError(`${key}: ${path} is empty`);
-  return secret;
-}
-
-/**
- * Reads a secret file. It must be a regular file no other user can read (as
- * ssh demands of private keys): a secret anyone on the host can read is not one.
- */
-export async function readSecretFile(path: string, key: string): Promise<string> {
-  const handle = await openForReading(path, key);
-  try {
-    checkSecretFile(await handle.stat(), path, key);
-    return secretText(await handle.readFile("utf8"), path, key);
-  } finally {
-    await handle.close();
-  }
-}
-
-/** `readSecretFile`, for settings resolved synchronously (webhook secrets). */
-export function readSecretFileSync(path: string, key: string): string {
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (error) {
-    throw cannotRead(path, key, error);
-  }
-  try {
-    checkSecretFile(fstatSync(fd), path, key);
-    return secretText(readFileSync(fd, "utf8"), path, key);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 async function readPemFile(path: string, key: string): Promise<string> {
-  const handle = await openForReading(path, key);
+  const handle = await openReferencedFile(path, key);
   try {
     const text = await handle.readFile("utf8");
     if (!text.includes("-----BEGIN ")) throw new ConfigError(`${key}: ${path} is not a PEM file`);
@@ -154,24 +90,6 @@ async function readPemFile(path: string, key: string): Promise<string> {
   } finally {
     await handle.close();
   }
-}
-
-/** A password given by reference (`<key>.password_file` or `<key>.password_env`). */
-async function referencedPassword(
-  reference: { password_file?: string | undefined; password_env?: string | undefined },
-  key: string,
-  env: NodeJS.ProcessEnv,
-): Promise<string | undefined> {
-  const { password_file: file, password_env: variable } = reference;
-  if (file !== undefined) return readSecretFile(file, `${key}.password_file`);
-  if (variable === undefined) return undefined;
-  const secret = env[variable];
-  if (secret === undefined || secret === "") {
-    throw new ConfigError(
-      `${key}.password_env: the environment variable ${variable} is not set; set it, or remove ${key}.password_env`,
-    );
-  }
-  return secret;
 }
 
 /** `host:port` as a URL authority; IPv6 addresses in brackets. */

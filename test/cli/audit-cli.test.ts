@@ -410,4 +410,38 @@ describe("writ audit tail", () => {
       expect((await writ(["audit", "tail", ...args], env)).code, args.join(" ")).toBe(2);
     }
   });
+
+  it("refuses an --after or saved position that is not an event id writ hands out, before asking the server", async () => {
+    // Each looks like digits and dashes, but no store writes it: "0" and "007" are not
+    // canonical, "1-2-3" has three parts, the last two overflow their integer.
+    const malformed = [
+      "0",
+      "007",
+      "1-2-3",
+      "1--2",
+      "-",
+      "17-",
+      "99999999999999999",
+      "1-18446744073709551616",
+    ];
+    for (const id of malformed) {
+      const result = await writ(["audit", "tail", "--after", id], env);
+      expect(result.code, id).toBe(2);
+      expect(result.stderr, id).toMatch(/^writ audit tail: --after takes an event id/);
+      expect(result.stderr, id).toContain("writ audit tail --help");
+      expect(result.stderr, id).not.toContain("validation_failed");
+    }
+    const dir = await mkdtemp(join(tmpdir(), "writ-tail-"));
+    try {
+      const cursor = join(dir, "cursor");
+      for (const id of malformed) {
+        await writeFile(cursor, `${id}\n`);
+        const result = await writ(["audit", "tail", "--cursor-file", cursor], env);
+        expect(result.code, id).toBe(2);
+        expect(result.stderr, id).toContain("does not hold an event id");
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -409,6 +409,20 @@ describe("writ audit tail --group", () => {
     expect(noRedis.code).toBe(1);
     expect(noRedis.stderr).toContain("store.kind:");
 
+    // Every problem on a line of its own, under the key that has it.
+    const invalid = join(dir, "invalid.yaml");
+    await writeFile(invalid, "redis:\n  url: http://redis.internal\n  key_prefix: a b\n");
+    const badConfig = await cli(["--group", "g", "--config", invalid]);
+    expect(badConfig.code).toBe(1);
+    expect(badConfig.stderr).not.toContain("\uFFFD");
+    expect(badConfig.stderr.split("\n")).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^writ audit tail: Invalid configuration in .*invalid\.yaml:$/),
+        expect.stringMatching(/^ {2}redis\.url: expected a redis:\/\/ or rediss:\/\/ URL/),
+        expect.stringMatching(/^ {2}redis\.key_prefix: /),
+      ]),
+    );
+
     const port = await freePort();
     const down = join(dir, "down.yaml");
     await writeFile(

@@ -1,4 +1,5 @@
-import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -146,6 +147,29 @@ describe("writ serve refuses to start, naming the key and the fix", () => {
     expect(badEnv.stderr).not.toContain("hunter2");
   });
 
+  it("with a query or fragment in a Redis URL, where a password would be ignored, never echoing it", async () => {
+    const { configPath } = await setup("url-query");
+    await editConfig(configPath, (c) => {
+      c.redis = { connect_timeout_seconds: 1 };
+    });
+    for (const url of [
+      `redis://127.0.0.1:${redis.port}/0?password=hunter2`,
+      `redis://127.0.0.1:${redis.port}#hunter2`,
+    ]) {
+      const refused = await serve(["--config", configPath], { WRIT_REDIS_URL: url });
+      expect(refused.code, url).toBe(EXIT.failed);
+      expect(refused.stderr, url).toMatch(/WRIT_REDIS_URL: has a query or fragment/);
+      expect(refused.stderr + refused.stdout, url).not.toContain("hunter2");
+    }
+    await editConfig(configPath, (c) => {
+      c.redis = { url: `redis://127.0.0.1:${redis.port}?password=hunter2` };
+    });
+    const inFile = await serve(["--config", configPath]);
+    expect(inFile.code).toBe(EXIT.failed);
+    expect(inFile.stderr).toMatch(/redis\.url: has a query or fragment/);
+    expect(inFile.stderr).not.toContain("hunter2");
+  });
+
   it("when Redis cannot be reached, or refuses the password, without printing it", async () => {
     const { configPath } = await setup("unreachable");
     const port = await freePort();
@@ -169,6 +193,60 @@ describe("writ serve refuses to start, naming the key and the fix", () => {
       /cannot reach Redis at redis:\/\/127\.0\.0\.1:\d+ within 1 s: it refused writ's credentials \(WRONGPASS\)/,
     );
     expect(wrongPassword.stderr + wrongPassword.stdout).not.toContain("not-the-password");
+  });
+
+  it("when the policies do not load or a listener cannot bind, naming the key and the fix", async () => {
+    const redisUrl = `redis://:s3cret-redis-pw@127.0.0.1:${redis.port}`;
+    const missingDir = join(dir, "no-policies");
+    const { configPath } = await setup("start-failures", {
+      policies: { dir: missingDir, watch: false },
+    });
+    const missing = await serve(["--config", configPath], { WRIT_REDIS_URL: redisUrl });
+    expect(missing.code).toBe(EXIT.failed);
+    expect(missing.stderr).toMatch(
+      /^writ serve refuses to start:\n {2}policies\.dir: cannot read policy directory .*ENOENT/,
+    );
+    expect(missing.stderr).toMatch(/Fix the policies \(`writ policy test` checks them\)/);
+
+    const broken = join(dir, "broken-policies");
+    await mkdir(broken, { recursive: true });
+    await writeFile(join(broken, "bad.cedar"), "permit(principal, action, resource) when { x };\n");
+    await editConfig(configPath, (c) => {
+      c.policies = { dir: broken, watch: false };
+    });
+    const invalid = await serve(["--config", configPath], { WRIT_REDIS_URL: redisUrl });
+    expect(invalid.code).toBe(EXIT.failed);
+    expect(invalid.stderr).toMatch(/ {2}policies\.dir: .*bad\.cedar: line 1/);
+
+    const port = await freePort();
+    const taken: Server = createServer();
+    await new Promise<void>((listening) => taken.listen(port, "127.0.0.1", listening));
+    try {
+      await editConfig(configPath, (c) => {
+        delete c.policies;
+        c.server = { port, shutdown_grace_seconds: 1 };
+      });
+      const busy = await serve(["--config", configPath], { WRIT_REDIS_URL: redisUrl });
+      expect(busy.code).toBe(EXIT.failed);
+      expect(busy.stderr).toContain(
+        `server.port: 127.0.0.1:${port} is already in use (EADDRINUSE); stop what listens there, or set another server.port`,
+      );
+      await editConfig(configPath, (c) => {
+        c.server = { port: 0 };
+        c.metrics = { enabled: true, port };
+      });
+      const metricsBusy = await serve(["--config", configPath], { WRIT_REDIS_URL: redisUrl });
+      expect(metricsBusy.code).toBe(EXIT.failed);
+      expect(metricsBusy.stderr).toContain(`metrics.port: 127.0.0.1:${port} is already in use`);
+    } finally {
+      await new Promise((closed) => taken.close(closed));
+    }
+    await editConfig(configPath, (c) => {
+      c.server = { port: 0, host: "no-such-host.invalid" };
+    });
+    const unresolved = await serve(["--config", configPath], { WRIT_REDIS_URL: redisUrl });
+    expect(unresolved.code).toBe(EXIT.failed);
+    expect(unresolved.stderr).toMatch(/server\.host: no-such-host\.invalid does not resolve \(E/);
   });
 
   it("on bad command lines", async () => {

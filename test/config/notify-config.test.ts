@@ -10,7 +10,7 @@ import {
   resolveNotificationSettings,
   withSlackEnv,
 } from "../../src/config/notify-config.js";
-import { readSecretFile } from "../../src/config/redis-settings.js";
+import { readSecretFile } from "../../src/config/secret-file.js";
 import { writeSecretFile } from "../support/secret-file.js";
 
 const SECRET = "8f742231b10e8888abcd99e7c5a7e58d";

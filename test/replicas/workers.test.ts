@@ -1,4 +1,5 @@
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { mkdtemp, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,7 +9,7 @@ import { verifyLogFile } from "../../src/audit/verify-log.js";
 import { S3_READ } from "../support/api.js";
 import { createProductionSetup, type ProductionSetup } from "../support/production-config.js";
 import { type RedisServer, redisCommand, startRedisServer } from "../support/redis.js";
-import { startWritProcess, type WritProcess } from "../support/writ-process.js";
+import { startWritProcess, WRIT_BIN, type WritProcess } from "../support/writ-process.js";
 import { allEvents, call, logFiles, loggedEventIds, tally } from "./http.js";
 
 // One replica run as a primary and two worker processes (server.workers: 2) on
@@ -278,6 +279,89 @@ describe("a worker whose primary is gone", () => {
     await until(() => pids.every((pid) => !alive(pid)), "the workers to exit");
     await expect(fetch(`${other.url}/healthz`)).rejects.toThrow();
   });
+});
+
+describe("a worker that refuses to start", () => {
+  it("exits, so that its primary starts another once the cause is fixed", async () => {
+    const refusing = await startWorkers("refusing");
+    try {
+      const [first] = workerPids(refusing);
+      // A replacement loads the checkpoint key the primary made; without it, it refuses.
+      const checkpointKey = join(dir, "refusing", "keys", "checkpoint.json");
+      await rename(checkpointKey, `${checkpointKey}.away`);
+      globalThis.process.kill(first as number, "SIGKILL");
+      await until(() => workerPids(refusing).length >= 3, "a replacement worker");
+      const replacement = workerPids(refusing)[2] as number;
+      await until(() => refusing.stderr().includes("writ serve refuses to start"), "the refusal");
+      // It does not linger as a process that serves nothing: it exits, and is replaced.
+      await until(() => !alive(replacement), "the refusing worker to exit");
+      const exits = logLines(refusing).filter(
+        (l) => l.message === "worker exited; starting another",
+      );
+      expect(exits.some((l) => l.pid === replacement)).toBe(true);
+
+      await rename(`${checkpointKey}.away`, checkpointKey);
+      // A worker started after the fix serves: the replica is back to two workers.
+      const refusedIds = new Set(
+        logLines(refusing)
+          .filter((l) => l.message === "worker exited; starting another")
+          .map((l) => l.worker),
+      );
+      await until(async () => {
+        await Promise.all(
+          Array.from({ length: 4 }, () =>
+            onNewConnection("GET", "/readyz", {}, undefined, refusing.url),
+          ),
+        );
+        return logLines(refusing).some(
+          (l) => l.message === "http" && (l.worker as number) > 2 && !refusedIds.has(l.worker),
+        );
+      }, "a replacement to serve");
+      expect(await refusing.stop()).toBe(0);
+    } finally {
+      await refusing.stop();
+    }
+  }, 60_000);
+});
+
+describe("a stop while a worker is starting", () => {
+  it("reaches the starting worker too: the replica drains without waiting to kill it", async () => {
+    const restarting = await startWorkers("restarting");
+    const [first] = workerPids(restarting);
+    globalThis.process.kill(first as number, "SIGKILL");
+    await until(() => workerPids(restarting).length >= 3, "a replacement worker");
+    const replacement = workerPids(restarting)[2] as number;
+    // The replacement is still loading: the stop reaches it before it listens for messages.
+    const began = Date.now();
+    expect(await restarting.stop()).toBe(0);
+    expect(alive(replacement)).toBe(false);
+    // Killing a worker that missed the stop waits shutdown_grace_seconds (5) and 10 s more.
+    expect(Date.now() - began).toBeLessThan(10_000);
+  }, 60_000);
+
+  it("before every worker listens, drains what started and closes the log, exit 0", async () => {
+    const config = await setup.writeConfig("early", {
+      server: { port: 0, shutdown_grace_seconds: 5, workers: 2 },
+    });
+    const child = spawn(globalThis.process.execPath, [WRIT_BIN, "serve", "--config", config], {
+      env: { ...globalThis.process.env, NO_COLOR: "1", WRIT_REDIS_URL: redis.url },
+    });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    try {
+      await until(() => (stderr.match(/"worker started"/g) ?? []).length === 2, "the forks");
+      // The workers are still loading: no signal handler of theirs is there yet.
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+      expect(stderr).toContain('"message":"writ serve draining"');
+      expect(stderr).toContain('"message":"writ serve stopped"');
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 60_000);
 });
 
 describe("a primary whose audit log fails closed", () => {

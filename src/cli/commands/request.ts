@@ -79,7 +79,12 @@ export function parseContext(text: string): Record<string, unknown> {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new UsageError(`--context is not valid JSON (${(error as Error).message})`);
+    // Where, never what: the parser's message quotes the text, which may hold
+    // facts a policy masks as sensitive.
+    const at = /at position (\d+)/.exec((error as Error).message)?.[1];
+    throw new UsageError(
+      `--context is not valid JSON${at !== undefined ? ` (at character ${Number(at) + 1})` : ""}; give a JSON object, e.g. '{"rows": 12000}'`,
+    );
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new UsageError(`--context must be a JSON object, e.g. '{"rows": 12000}'`);

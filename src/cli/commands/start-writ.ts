@@ -7,13 +7,14 @@ import {
   type PrometheusMetrics,
 } from "../../adapters/prometheus-metrics.js";
 import type { AuditLogReport, RemoteAuditLog } from "../../audit/remote-log.js";
-import { readEnv } from "../../config/load.js";
+import { ConfigError, readEnv } from "../../config/load.js";
 import { withSlackEnv } from "../../config/notify-config.js";
 import { storeKind } from "../../config/redis-settings.js";
 import type { WritConfig } from "../../config/schema.js";
 import { assembleWrit, type Writ } from "../../config/wire.js";
 import { openRedisBackend, type RedisBackend } from "../../config/wire-redis.js";
 import { createMetricsApp } from "../../http/metrics.js";
+import { PolicyLoadError } from "../../policy/policy-set.js";
 import type { Logger } from "../../ports/logger.js";
 import type { Notifier } from "../../ports/notifier.js";
 import { type RunningServer, serveWrit } from "../../server.js";
@@ -147,6 +148,53 @@ export async function startWrit(config: WritConfig, options: StartOptions): Prom
     metrics?.close();
     if (writ !== undefined) await writ.close().catch(() => {});
     else if (backend !== undefined) await backend.store.close().catch(() => {});
-    throw error;
+    throw asConfigError(error, config, role);
+  }
+}
+
+/**
+ * A failure to start that the configuration can fix, as a `ConfigError` that
+ * names the key and the fix: policies that do not load, a listener that cannot
+ * bind. Anything else is returned as it is.
+ */
+function asConfigError(error: unknown, config: WritConfig, role: ProcessRole | undefined): unknown {
+  if (error instanceof PolicyLoadError) {
+    return new ConfigError(
+      `policies.dir: ${error.message}\n  Fix the policies (\`writ policy test\` checks them), or point policies.dir at the directory that holds them.`,
+    );
+  }
+  const { code, syscall, port, hostname } = error as NodeJS.ErrnoException & {
+    port?: number;
+    hostname?: string;
+  };
+  if (syscall !== "listen" && syscall !== "getaddrinfo") return error;
+  // The API listens first; a primary serves only metrics, a worker only the API.
+  const metricsListens = config.metrics.enabled && role?.kind !== "worker";
+  const apiFailed =
+    role?.kind !== "primary" &&
+    (!metricsListens ||
+      (syscall === "listen" ? port === config.server.port : hostname === config.server.host));
+  const section = apiFailed ? "server" : "metrics";
+  const { host, port: configured } = apiFailed ? config.server : config.metrics;
+  switch (code) {
+    case "EADDRINUSE":
+      return new ConfigError(
+        `${section}.port: ${host}:${configured} is already in use (EADDRINUSE); stop what listens there, or set another ${section}.port`,
+      );
+    case "EACCES":
+      return new ConfigError(
+        `${section}.port: listening on port ${configured} needs privileges writ's user lacks (EACCES); use a port above 1023`,
+      );
+    case "EADDRNOTAVAIL":
+      return new ConfigError(
+        `${section}.host: ${host} is not an address of this machine (EADDRNOTAVAIL); use one of its addresses, or 0.0.0.0 for all of them`,
+      );
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return new ConfigError(
+        `${section}.host: ${host} does not resolve (${code}); use an address of this machine, e.g. 127.0.0.1 or 0.0.0.0`,
+      );
+    default:
+      return error;
   }
 }

@@ -77,7 +77,8 @@ async function connect(
     });
   } catch (error) {
     if (error instanceof ConfigError) {
-      io.stderr(`writ audit tail: ${printable(error.message)}\n`);
+      // One problem a line, as the loader wrote them; each line made safe on its own.
+      io.stderr(`writ audit tail: ${error.message.split("\n").map(printable).join("\n")}\n`);
       return EXIT.failed;
     }
     if (isWritError(error)) {

@@ -2,7 +2,7 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { EVENT_TYPES, type EventType } from "../../../domain/events.js";
 import { AGENT_ID } from "../../../domain/principal.js";
-import { compareStreamIds } from "../../../domain/stream-id.js";
+import { compareStreamIds, eventIdForm } from "../../../domain/stream-id.js";
 import type { WritClient } from "../../../sdk/client.js";
 import { isWritApiError } from "../../../sdk/errors.js";
 import { type Command, type CommandIo, EXIT, UsageError } from "../../command.js";
@@ -16,8 +16,8 @@ import {
 import { createEventFilter } from "./event-filter.js";
 import { eventLine } from "./render-event.js";
 
-const EVENT_ID = /^[0-9-]{1,40}$/;
 const REQUEST_ID = /^req_[A-Za-z0-9_-]{22}$/;
+const EVENT_ID_EXAMPLE = "as writ prints them, e.g. 17 or 1768467600000-3";
 const PAGE_SIZE = 500;
 const WAIT_SECONDS = 30;
 const MAX_BACKOFF_MS = 30_000;
@@ -32,7 +32,9 @@ async function readCursor(path: string): Promise<string | undefined> {
   }
   const id = text.trim();
   if (id === "") return undefined;
-  if (!EVENT_ID.test(id)) throw new UsageError(`${path} does not hold an event id`);
+  if (eventIdForm(id) === undefined) {
+    throw new UsageError(`${path} does not hold an event id (${EVENT_ID_EXAMPLE})`);
+  }
   return id;
 }
 
@@ -224,8 +226,9 @@ ${ENVIRONMENT_HELP}
     if (values.agent !== undefined && !AGENT_ID.test(values.agent)) {
       throw new UsageError("--agent takes an agent id");
     }
-    if (values.after !== undefined && !EVENT_ID.test(values.after)) {
-      throw new UsageError("--after takes an event id");
+    // The strict form the server accepts: anything else would only come back as its 400.
+    if (values.after !== undefined && eventIdForm(values.after) === undefined) {
+      throw new UsageError(`--after takes an event id (${EVENT_ID_EXAMPLE})`);
     }
     if (values.after !== undefined && values["from-start"]) {
       throw new UsageError("give --after or --from-start, not both");
