@@ -224,6 +224,35 @@ export function cancelRequest(args: {
   };
 }
 
+/**
+ * A request not yet collected that the policies in force now deny (a guardrail
+ * added since it was decided): denied by policy, naming the policies that deny
+ * it now. A policy change thereby reaches every request that has no credential
+ * yet, not only those asked for after it.
+ */
+export function denyUnderCurrentPolicy(args: {
+  request: AccessRequest;
+  decision: Decision;
+  now: number;
+}): Transition {
+  const { request, decision, now } = args;
+  if (request.status !== "pending" && request.status !== "approved") {
+    throw new WritError("request_not_pending", `The request is ${request.status}.`, {
+      status: request.status,
+    });
+  }
+  return {
+    request: advance(request, { status: "denied" }, now),
+    events: [
+      requestEvent(request, "request.denied", SYSTEM_ACTOR, now, {
+        by: "policy",
+        policies: [...decision.policies],
+        previous_status: request.status,
+      }),
+    ],
+  };
+}
+
 /** The transition to `expired` when the current stage's deadline has passed, else undefined. */
 export function expireIfDue(request: AccessRequest, now: number): Transition | undefined {
   if (!isLive(request.status) || now < request.expiresAt) return undefined;

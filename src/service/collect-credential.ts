@@ -1,10 +1,16 @@
 import { assertCollectable, issueCredential } from "../domain/credential.js";
+import type { Decision } from "../domain/decision.js";
 import { WritError } from "../domain/errors.js";
 import type { Agent } from "../domain/principal.js";
-import type { AccessRequest, IssuedCredential } from "../domain/request.js";
+import {
+  type AccessRequest,
+  denyUnderCurrentPolicy,
+  type IssuedCredential,
+} from "../domain/request.js";
 import type { Credential } from "../ports/minter.js";
 import { assertOwnRequest } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
+import { policyQueryOf } from "./policy-query.js";
 import { appendEvents, transact } from "./record.js";
 import { revokeDiscardedAtSource } from "./revoke-at-source.js";
 
@@ -14,6 +20,10 @@ import { revokeDiscardedAtSource } from "./revoke-at-source.js";
  * `approved → issued` change and persisted to the audit log: if any of that
  * fails or another collect wins the race, the minted secret is dropped unseen,
  * and a credential that lives on at its source (an AWS session) is ended there.
+ *
+ * The policies in force now are asked again first: a request they now deny (a
+ * guardrail added after it was decided) is denied by policy instead, and
+ * nothing is minted.
  */
 export async function collectCredential(
   deps: BrokerDeps,
@@ -23,12 +33,19 @@ export async function collectCredential(
   let credential: Credential | undefined;
   const minted: { request: AccessRequest; record: IssuedCredential }[] = [];
   let handedOut: string | undefined;
+  let deniedNow: Decision | undefined;
   try {
     const result = await transact(deps, id, async (request, now) => {
       // Every check runs again on each retry, on fresh state: once a concurrent
       // collect has won, `credential_already_issued` is thrown and nothing leaves.
+      deniedNow = undefined;
       assertOwnRequest(request, agent);
       assertCollectable(request, now);
+      const current = deps.policy.decide(policyQueryOf(agent, request));
+      if (current.effect === "deny") {
+        deniedNow = current;
+        return denyUnderCurrentPolicy({ request, decision: current, now });
+      }
       const minter = deps.minters[request.credentialType];
       if (minter === undefined) {
         throw new WritError(
@@ -54,6 +71,14 @@ export async function collectCredential(
         appendEvents(deps, request, events),
       );
     }
+  }
+  if (deniedNow !== undefined) {
+    const named =
+      deniedNow.policies.length > 0 ? deniedNow.policies.join(", ") : "no policy permits it now";
+    throw new WritError("policy_denied", `Denied by the policies in force now: ${named}.`, {
+      request_id: id,
+      policies: [...deniedNow.policies],
+    });
   }
   if (credential === undefined) throw new WritError("internal_error", "No credential was minted.");
   return credential;

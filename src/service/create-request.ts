@@ -2,8 +2,8 @@ import { WritError } from "../domain/errors.js";
 import { newId } from "../domain/ids.js";
 import type { Agent } from "../domain/principal.js";
 import { type AccessRequest, openRequest, type RequestInput } from "../domain/request.js";
-import { hasVisibleText } from "../domain/text.js";
 import type { BrokerDeps } from "./deps.js";
+import { policyQueryOf } from "./policy-query.js";
 import { announce, assertAuditable, persist } from "./record.js";
 
 /**
@@ -26,20 +26,7 @@ export async function createRequest(
     throw new WritError("audience_required", "A JWT credential needs an audience.");
   }
   await assertWithinRate(deps, agent);
-  const decision = deps.policy.decide({
-    agent,
-    action: input.action,
-    resource: input.resource,
-    context: {
-      credential_type: input.credentialType,
-      has_reason: hasVisibleText(input.reason),
-      ...(input.reason !== undefined ? { reason: input.reason } : {}),
-      ...(input.ticket !== undefined ? { ticket: input.ticket } : {}),
-      ...(input.audience !== undefined ? { audience: input.audience } : {}),
-      ...(input.onBehalfOf !== undefined ? { on_behalf_of: input.onBehalfOf } : {}),
-      data: input.context,
-    },
-  });
+  const decision = deps.policy.decide(policyQueryOf(agent, input));
   const { request, events } = openRequest({
     id: newId("req"),
     agent,

@@ -129,7 +129,7 @@ const credentialRoute = createRoute({
   request: { params: RequestIdParam, body: { required: false, ...json(EmptyBody) } },
   responses: {
     200: { description: "The credential; it is never shown again", ...json(CredentialView) },
-    403: error("request_denied"),
+    403: error("request_denied, policy_denied (the policies in force now deny it)"),
     409: error("approval_pending"),
     410: error("credential_already_issued, request_expired, request_cancelled"),
     422: error("session_policy_too_large (AWS found the packed policy too large)"),

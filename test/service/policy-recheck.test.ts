@@ -1,0 +1,93 @@
+import { cp } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { DEMO_POLICIES_DIR, tempPolicies } from "../policy/temp-policies.js";
+import {
+  allEvents,
+  approveAs,
+  CUSTOMERS_EXPORT,
+  createRequest,
+  expectError,
+  expectJson,
+  keyOf,
+  S3_READ,
+} from "../support/api.js";
+import { startTestWrit, type TestWrit } from "../support/harness.js";
+
+// A guardrail added while requests are open reaches them too: a request the
+// policies in force now deny gets no credential, whatever it was decided before.
+
+const INCIDENT_FREEZE = `
+@id("incident-freeze")
+forbid (principal, action, resource)
+when { resource.uri like "*demo-reports*" || resource.uri like "db://prod/*" };
+`;
+
+describe("collecting under the policies in force now", () => {
+  let t: TestWrit;
+  let policies: Awaited<ReturnType<typeof tempPolicies>>;
+
+  beforeEach(async () => {
+    policies = await tempPolicies({});
+    await cp(join(DEMO_POLICIES_DIR, "demo.cedar"), join(policies.dir, "demo.cedar"));
+    await cp(join(DEMO_POLICIES_DIR, "guardrails.cedar"), join(policies.dir, "guardrails.cedar"));
+    t = await startTestWrit({ policies: { dir: policies.dir, watch: false } });
+  });
+
+  afterEach(async () => {
+    await t.close();
+    await policies.remove();
+  });
+
+  /** Adds the freeze and reloads, as the watch does after a save. */
+  async function freeze(): Promise<void> {
+    await policies.write("freeze.cedar", INCIDENT_FREEZE);
+    await (t.writ.broker.deps.policy as unknown as { reload(): Promise<void> }).reload();
+  }
+
+  const collect = (id: string) =>
+    t.call("POST", `/v1/requests/${id}/credential`, { key: keyOf(t, "report-agent") });
+
+  it("denies a request allowed before the guardrail, minting nothing", async () => {
+    const { id } = await createRequest(t, S3_READ);
+    await freeze();
+    const refused = await expectError(await collect(id), 403, "policy_denied");
+    expect(refused.details).toEqual({ request_id: id, policies: ["incident-freeze"] });
+    const events = await allEvents(t, { request_id: id });
+    expect(events.map((e) => e.type)).toEqual([
+      "request.created",
+      "request.decided",
+      "request.approved",
+      "request.denied",
+    ]);
+    expect(events.at(-1)).toMatchObject({
+      actor: { kind: "system" },
+      data: { by: "policy", policies: ["incident-freeze"], previous_status: "approved" },
+    });
+    // Denied for good: a second collect says so, and nothing was ever issued.
+    await expectError(await collect(id), 403, "request_denied");
+    const read = await t.call("GET", `/v1/requests/${id}`, { key: keyOf(t, "report-agent") });
+    expect(await expectJson(read, 200)).toMatchObject({ status: "denied" });
+  });
+
+  it("denies a request reviewers approved before or after the guardrail", async () => {
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    await approveAs(t, "bob", id);
+    await freeze();
+    await approveAs(t, "carol", id);
+    await expectError(await collect(id), 403, "policy_denied");
+    const types = (await allEvents(t, { request_id: id })).map((e) => e.type);
+    expect(types).not.toContain("credential.issued");
+    expect(types.at(-1)).toBe("request.denied");
+  });
+
+  it("changes nothing for requests the policies in force now still allow", async () => {
+    const { id } = await createRequest(t, S3_READ);
+    await policies.write(
+      "freeze.cedar",
+      `@id("other-freeze")\nforbid (principal, action, resource) when { resource.uri like "db://*" };\n`,
+    );
+    await (t.writ.broker.deps.policy as unknown as { reload(): Promise<void> }).reload();
+    await expectJson(await collect(id), 200);
+  });
+});
