@@ -35,9 +35,17 @@ export function assertCollectable(request: AccessRequest, now: number): void {
       throw new WritError("request_cancelled", "The request was cancelled.");
     case "expired":
       throw new WritError("request_expired", "The request has expired.");
+    case "revoked":
+      // Revoked before it was collected: there never was a credential.
+      if (request.credential === undefined) {
+        throw new WritError("request_revoked", "The request was revoked before it was collected.");
+      }
+      throw new WritError(
+        "credential_already_issued",
+        "The credential was already collected; it is handed out once.",
+      );
     case "issued":
     case "used":
-    case "revoked":
     case "completed":
       throw new WritError(
         "credential_already_issued",
@@ -142,10 +150,11 @@ export function consumeCredential(args: {
 }
 
 /**
- * Ends an issued credential before it is used or expires: the kill switch for
- * reviewers and the security team. A revoked token no longer consumes. When the
- * service has ended it at its source first, that fact goes into the one
- * `credential.revoked` event.
+ * Ends an issued credential before it is used or expires, or an approved
+ * request before its credential is collected: the kill switch for reviewers
+ * and the security team. A revoked token no longer consumes; a revoked request
+ * mints nothing. When the service has ended the credential at its source
+ * first, that fact goes into the one `credential.revoked` event.
  */
 export function revokeCredential(args: {
   request: AccessRequest;
@@ -155,10 +164,10 @@ export function revokeCredential(args: {
   revokedAtSource?: RevokedAtSource;
 }): Transition {
   const { request, by, reason, now, revokedAtSource } = args;
-  if (request.status !== "issued") {
+  if (request.status !== "issued" && request.status !== "approved") {
     throw new WritError(
       "not_revocable",
-      `Only an issued, unused credential can be revoked; the request is ${request.status}.`,
+      `Only an approved request or an issued, unused credential can be revoked; the request is ${request.status}.`,
       {
         status: request.status,
       },
@@ -170,7 +179,9 @@ export function revokeCredential(args: {
       requestEvent(request, "credential.revoked", actorOf(by), now, {
         ...(revokedAtSource !== undefined ? atSourceData(revokedAtSource) : {}),
         cause: "revoked",
+        // None yet when an approved request is revoked before it was collected.
         credential_id: request.credential?.id ?? null,
+        previous_status: request.status,
         reason,
       }),
     ],

@@ -22,6 +22,7 @@ export const ERROR_CODES = [
   "approval_pending",
   "request_denied",
   "request_cancelled",
+  "request_revoked",
   "request_expired",
   "credential_already_issued",
   "not_revocable",

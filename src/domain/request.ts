@@ -8,7 +8,8 @@ import { hasVisibleText } from "./text.js";
 /**
  * `pending → approved → issued → (used | expired | revoked | completed)` and
  * `pending → (denied | expired | cancelled)`; an approved request that is never
- * collected expires or can be cancelled. `completed`: the agent reported its
+ * collected expires, or can be cancelled, revoked, or denied by the policies in
+ * force when it is collected. `completed`: the agent reported its
  * action done before the credential was used or expired, which ended it.
  */
 export const REQUEST_STATUSES = [

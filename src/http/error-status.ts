@@ -22,6 +22,7 @@ export const ERROR_STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   approval_pending: 409,
   request_denied: 403,
   request_cancelled: 410,
+  request_revoked: 410,
   request_expired: 410,
   credential_already_issued: 410,
   not_revocable: 409,

@@ -91,6 +91,7 @@ describe("recording an end at the source", () => {
       at_source: "aws-iam",
       cause: "revoked",
       credential_id: "ASIAEXAMPLE",
+      previous_status: "issued",
       reason: "leaked",
     });
   });

@@ -2,7 +2,15 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { AccessRequest } from "../../src/domain/request.js";
 import type { CredentialRevoker } from "../../src/ports/revoker.js";
 import { createBroker } from "../../src/service/broker.js";
-import { keyOf, readRequest, S3_READ } from "../support/api.js";
+import {
+  allEvents,
+  createRequest,
+  expectError,
+  expectJson,
+  keyOf,
+  readRequest,
+  S3_READ,
+} from "../support/api.js";
 import { startTestWrit, type TestWrit } from "../support/harness.js";
 
 // Ending a credential at its source is part of the change that revoke and
@@ -73,5 +81,87 @@ describe("revoke and complete while the audit log cannot record", () => {
     await expect(broker.complete(agent, id)).rejects.toMatchObject({ code: "audit_unavailable" });
     expect(calls).toEqual([]);
     expect((await readRequest(t, id)).status).toBe("issued");
+  });
+});
+
+describe("revoking an approved request before it is collected", () => {
+  it("stops it: nothing can be minted, and the record says what was revoked", async () => {
+    const agentKey = keyOf(t, "report-agent");
+    const { id } = await createRequest(t, S3_READ);
+    const revoked = await t.call("POST", `/v1/requests/${id}/revoke`, {
+      key: keyOf(t, "dana"),
+      body: { reason: "agent compromised" },
+    });
+    const view = await expectJson<Record<string, unknown>>(revoked, 200);
+    expect(view.status).toBe("revoked");
+    expect(view.credential ?? null).toBeNull();
+    await expectError(
+      await t.call("POST", `/v1/requests/${id}/credential`, { key: agentKey }),
+      410,
+      "request_revoked",
+    );
+    const events = await allEvents(t, { request_id: id });
+    expect(events.map((e) => e.type)).not.toContain("credential.issued");
+    expect(events.at(-1)).toMatchObject({
+      type: "credential.revoked",
+      actor: { kind: "auditor", id: "dana" },
+      data: {
+        cause: "revoked",
+        reason: "agent compromised",
+        credential_id: null,
+        previous_status: "approved",
+      },
+    });
+    // Revoked once: a second revoke, or the agent's cancel, changes nothing.
+    await expectError(
+      await t.call("POST", `/v1/requests/${id}/revoke`, {
+        key: keyOf(t, "dana"),
+        body: { reason: "again" },
+      }),
+      409,
+      "not_revocable",
+    );
+  });
+
+  it("ends at its source a credential collected while the revoke was under way", async () => {
+    const { revoker, calls } = recordingRevoker();
+    // The store as the revoke sees it: its first read is answered only after
+    // the agent has collected, as when the collect lands in between.
+    const store = t.writ.broker.deps.store;
+    let collected: Promise<unknown> | undefined;
+    let reads = 0;
+    const racingStore = Object.create(store, {
+      get: {
+        value: async (id: string) => {
+          const read = await store.get(id);
+          if (reads++ === 0) {
+            collected = t.call("POST", `/v1/requests/${id}/credential`, {
+              key: keyOf(t, "report-agent"),
+            });
+            expect((await (collected as Promise<Response>)).status).toBe(200);
+          }
+          return read;
+        },
+      },
+    });
+    const broker = createBroker({
+      ...t.writ.broker.deps,
+      store: racingStore,
+      revokers: { jwt: revoker },
+    });
+    const carol = t.writ.broker.deps.identities.reviewer("carol");
+    if (carol === undefined) throw new Error("no demo reviewer");
+    const { id } = await createRequest(t, S3_READ);
+
+    const { request, events } = await broker.revoke(carol, id, "suspicious");
+    expect(collected).toBeDefined();
+    // The credential the agent got was ended where it lives, and the record says so.
+    expect(calls).toEqual([`${id}:revoked`]);
+    expect(request.status).toBe("revoked");
+    expect(events[0]?.data).toMatchObject({
+      previous_status: "issued",
+      at_source: "test-source",
+    });
+    expect(events[0]?.data.credential_id).toEqual(request.credential?.id);
   });
 });

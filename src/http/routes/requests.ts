@@ -131,7 +131,7 @@ const credentialRoute = createRoute({
     200: { description: "The credential; it is never shown again", ...json(CredentialView) },
     403: error("request_denied, policy_denied (the policies in force now deny it)"),
     409: error("approval_pending"),
-    410: error("credential_already_issued, request_expired, request_cancelled"),
+    410: error("credential_already_issued, request_expired, request_cancelled, request_revoked"),
     422: error("session_policy_too_large (AWS found the packed policy too large)"),
     502: error("aws_access_denied, aws_error"),
     503: error("aws_throttled, aws_unavailable"),
@@ -142,7 +142,8 @@ const revokeRoute = createRoute({
   method: "post",
   path: "/v1/requests/{id}/revoke",
   tags: ["credentials"],
-  summary: "End an issued, unused credential now (reviewers, auditors)",
+  summary:
+    "End an issued, unused credential now, or an approved request before it is collected (reviewers, auditors)",
   security,
   request: { params: RequestIdParam, ...body(RevokeBody) },
   responses: {
