@@ -195,7 +195,12 @@ export function openRequest(args: {
       requestEvent(request, "request.approved", SYSTEM_ACTOR, now, { by: "policy", approvers: [] }),
     );
   } else if (status === "denied") {
-    events.push(requestEvent(request, "request.denied", SYSTEM_ACTOR, now, { by: "policy" }));
+    events.push(
+      requestEvent(request, "request.denied", SYSTEM_ACTOR, now, {
+        by: "policy",
+        policies: [...decision.policies],
+      }),
+    );
   }
   return { request, events };
 }

@@ -179,9 +179,12 @@ export function denyRequest(args: {
         ...(channelUserId ? { channel_user_id: channelUserId } : {}),
         reason,
       }),
+      // The outcome carries its reason too: a rule that watches outcomes alone
+      // (request.denied) sees why, without joining it to approval.denied.
       requestEvent(request, "request.denied", actor, now, {
         by: "reviewer",
         reviewer: reviewer.id,
+        reason,
       }),
     ],
   };

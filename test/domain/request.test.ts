@@ -159,7 +159,7 @@ describe("openRequest", () => {
       "request.decided",
       "request.denied",
     ]);
-    expect(events[2]?.data).toEqual({ by: "policy" });
+    expect(events[2]?.data).toEqual({ by: "policy", policies: ["no-iam"] });
   });
 
   it("refuses a missing or blank reason when the policy requires one", () => {
@@ -412,7 +412,7 @@ describe("denyRequest", () => {
       channel: "slack",
     });
     expect(events.map((e) => e.type)).toEqual(["approval.denied", "request.denied"]);
-    expect(events[1]?.data).toEqual({ by: "reviewer", reviewer: "carol" });
+    expect(events[1]?.data).toEqual({ by: "reviewer", reviewer: "carol", reason: "no" });
     expect(events[1]?.actor).toEqual({ kind: "reviewer", id: "carol" });
   });
 });
