@@ -1,7 +1,8 @@
 import { createMiddleware } from "hono/factory";
 import { WritError } from "../domain/errors.js";
-import type { Principal } from "../domain/principal.js";
+import type { Principal, PrincipalKind } from "../domain/principal.js";
 import type { IdentityDirectory } from "../ports/identity.js";
+import { requireKind } from "../service/access.js";
 
 export type AuthEnv = { Variables: { principal: Principal } };
 
@@ -26,4 +27,20 @@ export function principalAuth(options: PrincipalAuthOptions) {
     c.set("principal", principal);
     await next();
   });
+}
+
+/**
+ * Refuses the call with `wrong_principal_kind` unless the authenticated caller is
+ * one of `kinds`, and narrows `principal` for the handler. Give it to a route as
+ * its `middleware`: that runs before the route's schema checks, so a key of the
+ * wrong kind gets 403 whatever it sent, not a 400 that describes what the route
+ * would accept.
+ */
+export function principalKind<K extends PrincipalKind>(...kinds: K[]) {
+  return createMiddleware<{ Variables: { principal: Extract<Principal, { kind: K }> } }>(
+    async function principalKind(c, next) {
+      requireKind(c.get("principal") as Principal, ...kinds);
+      await next();
+    },
+  );
 }

@@ -120,6 +120,10 @@ describe("bad input gets a clear 4xx, never a 500, never lost state", () => {
         { reason: "" },
         { reason: "   " },
         { reason: "\u200b" },
+        // Blank by design, though not white space: braille blank, Hangul filler, tag characters.
+        { reason: "\u2800\u2800" },
+        { reason: " \u3164 " },
+        { reason: "\u{E006E}\u{E006F}" },
         { reason: ["no"] },
         [],
         "no",

@@ -479,6 +479,41 @@ describe("every API error code, provoked", () => {
       expect(after).toMatchObject({ status: "pending", reviews: [] });
       await expectJson(await consume(token), 200);
     });
+
+    it("before the route reads the body, the path or the query", async () => {
+      const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+      const get = (path: string, who: string) => t.call("GET", path, { key: keyOf(t, who) });
+      // Each call is wrong twice over: the key's kind, and what it sends.
+      const cases: [string, Promise<Response>][] = [
+        ["reviewer creates, bad body", post("/v1/requests", "bob", { action: 5 })],
+        ["auditor creates, empty body", post("/v1/requests", "dana", {})],
+        ["resource server reads, bad wait", get(`/v1/requests/${id}?wait=soon`, "billing-api")],
+        ["resource server reads, bad id", get("/v1/requests/nope", "billing-api")],
+        ["agent lists requests, bad limit", get("/v1/requests?limit=0", "report-agent")],
+        ["agent lists requests, unknown field", get("/v1/requests?x=1", "report-agent")],
+        ["agent approves, bad body", post(`/v1/requests/${id}/approve`, "report-agent", { x: 1 })],
+        ["agent approves, bad id", post("/v1/requests/nope/approve", "report-agent", {})],
+        ["agent denies, no reason", post(`/v1/requests/${id}/deny`, "report-agent", {})],
+        ["reviewer cancels, bad body", post(`/v1/requests/${id}/cancel`, "bob", { x: 1 })],
+        ["auditor completes, bad body", post(`/v1/requests/${id}/complete`, "dana", { x: 1 })],
+        ["reviewer collects, bad body", post(`/v1/requests/${id}/credential`, "bob", { x: 1 })],
+        ["reviewer collects, bad id", post("/v1/requests/nope/credential", "bob")],
+        ["agent revokes, no reason", post(`/v1/requests/${id}/revoke`, "report-agent", {})],
+        ["reviewer consumes, no token", post("/v1/tokens/consume", "bob", {})],
+        ["agent consumes, bad token", post("/v1/tokens/consume", "report-agent", { token: 5 })],
+        ["agent lists events, bad limit", get("/v1/events?limit=0", "report-agent")],
+        ["reviewer lists events, bad after", get("/v1/events?after=x", "bob")],
+      ];
+      const answers = [];
+      for (const [label, pending] of cases) {
+        const res = await pending;
+        const body = (await res.json()) as { error: { code: string } };
+        answers.push([label, res.status, body.error.code]);
+      }
+      expect(answers).toEqual(cases.map(([label]) => [label, 403, "wrong_principal_kind"]));
+      const after = await expectJson<RequestBody>(await read(id), 200);
+      expect(after).toMatchObject({ status: "pending", reviews: [] });
+    });
   });
 
   describe("unauthenticated", () => {

@@ -27,6 +27,18 @@ export function startWritCli(
   timeoutMs: number,
 ): Running {
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env });
+  return { child, done: collect(child, `writ ${args.join(" ")}`, timeoutMs) };
+}
+
+/**
+ * What `child` prints until it exits. Rejects (and kills it) naming `what` if
+ * it runs longer than `timeoutMs`.
+ */
+export function collect(
+  child: ChildProcessWithoutNullStreams,
+  what: string,
+  timeoutMs: number,
+): Promise<RunResult> {
   let stdout = "";
   let stderr = "";
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
@@ -35,10 +47,10 @@ export function startWritCli(
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
     stderr += chunk;
   });
-  const done = new Promise<RunResult>((resolvePromise, reject) => {
+  return new Promise<RunResult>((resolvePromise, reject) => {
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`writ ${args.join(" ")} ran over ${timeoutMs} ms\n${stderr}`));
+      reject(new Error(`${what} ran over ${timeoutMs} ms\n${stderr}`));
     }, timeoutMs);
     child.on("error", reject);
     child.on("close", (code) => {
@@ -46,5 +58,4 @@ export function startWritCli(
       resolvePromise({ code, stdout, stderr });
     });
   });
-  return { child, done };
 }

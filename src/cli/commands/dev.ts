@@ -6,6 +6,7 @@ import { createConsoleLogger } from "../../adapters/console-logger.js";
 import { createConsoleNotifier } from "../../adapters/console-notifier.js";
 import { withDevAwsRole } from "../../config/dev-aws.js";
 import {
+  type DevIdentities,
   devPrincipals,
   devSlackUserIds,
   loadOrCreateDevIdentities,
@@ -44,6 +45,41 @@ Environment:
                       from the AWS SDK's default chain (see docs/aws.md)
 `;
 
+/**
+ * Digits only, as `writ serve` takes it: Number() would also read "1e3", "0x10"
+ * and "" (as port 0, a random one) as ports.
+ */
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!/^\d{1,5}$/.test(value) || port > 65_535) {
+    throw new UsageError("--port takes a number from 0 to 65535");
+  }
+  return port;
+}
+
+/** The hints to try it, each a command that runs as printed in the shell that started writ dev. */
+function tryItHints(url: string, identitiesPath: string, identities: DevIdentities): string[] {
+  const agent = identities.agents[0];
+  const approver = identities.reviewers.findIndex((r) => r.id !== agent?.owner);
+  // Inside single quotes the shell takes everything literally but a single quote.
+  const file = JSON.stringify(resolve(identitiesPath)).replaceAll("'", `'\\''`);
+  const keyOf = (entry: string) => `$(node -p 'require(${file}).${entry}.key')`;
+  // `writ` is on PATH only when installed globally; npx finds it in the project
+  // too (the README's `npm install && npx writ dev`), and globally.
+  return [
+    "Try it:",
+    `  export WRIT_URL=${url}`,
+    `  export WRIT_KEY=${keyOf("agents[0]")}   # ${agent?.id}, owned by ${agent?.owner}`,
+    `  npx writ request --action db:export --resource db://prod/customers --audience billing-api --reason "churn analysis"`,
+    ...(approver >= 0
+      ? [
+          `  WRIT_KEY=${keyOf(`reviewers[${approver}]`)} npx writ approve <request id>   # ${identities.reviewers[approver]?.id}; then a second data owner; ${agent?.owner} owns the agent and cannot`,
+        ]
+      : []),
+    `  API docs: ${url}/docs`,
+  ];
+}
+
 export const devCommand: Command = {
   path: ["dev"],
   summary: "Run writ locally with the embedded store and demo identities",
@@ -69,10 +105,7 @@ export const devCommand: Command = {
       ? await loadConfigFile(configFile)
       : parseConfig({}, "defaults");
     if (values.port !== undefined) {
-      const port = Number(values.port);
-      if (!Number.isInteger(port) || port < 0 || port > 65_535)
-        throw new UsageError("--port takes a number from 0 to 65535");
-      config = { ...config, server: { ...config.server, port } };
+      config = { ...config, server: { ...config.server, port: parsePort(values.port) } };
     }
     if (values.host !== undefined)
       config = { ...config, server: { ...config.server, host: values.host } };
@@ -128,7 +161,6 @@ export const devCommand: Command = {
         : {}),
     });
 
-    const agent = dev?.identities.agents[0];
     io.stdout(
       [
         `writ dev listening on ${server.url}`,
@@ -142,12 +174,7 @@ export const devCommand: Command = {
           ? [
               `  demo identities and their keys: ${dev.path}`,
               "",
-              "Try it:",
-              `  export WRIT_URL=${server.url}`,
-              `  export WRIT_KEY=$(node -p 'require(${JSON.stringify(resolve(dev.path))}).agents[0].key')   # ${agent?.id}, owned by ${agent?.owner}`,
-              `  writ request --action db:export --resource db://prod/customers --audience billing-api --reason "churn analysis"`,
-              `  WRIT_KEY=<bob's key> writ approve <request id>    # then carol; alice owns the agent and cannot`,
-              `  API docs: ${server.url}/docs`,
+              ...tryItHints(server.url, dev.path, dev.identities),
             ]
           : []),
         "",

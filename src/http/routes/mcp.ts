@@ -3,8 +3,7 @@ import { bodyLimit } from "hono/body-limit";
 import { WritError } from "../../domain/errors.js";
 import type { IdentityDirectory } from "../../ports/identity.js";
 import { createWritClient } from "../../sdk/client.js";
-import { requireKind } from "../../service/access.js";
-import { type AuthEnv, principalAuth } from "../auth.js";
+import { type AuthEnv, principalAuth, principalKind } from "../auth.js";
 
 export interface McpRouteOptions {
   /** Whether `/mcp` is served at all. */
@@ -76,8 +75,7 @@ export function mcpRoutes(
     }),
   );
   app.use("/mcp", principalAuth({ identities }));
-  app.all("/mcp", async (c) => {
-    requireKind(c.get("principal"), "agent");
+  app.all("/mcp", principalKind("agent"), async (c) => {
     if (c.req.method !== "POST") {
       // Stateless: no server-initiated stream (GET) and no session to end (DELETE).
       return c.json(

@@ -1,7 +1,6 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
-import { requireKind } from "../../service/access.js";
 import type { Broker } from "../../service/broker.js";
-import type { AuthEnv } from "../auth.js";
+import { type AuthEnv, principalKind } from "../auth.js";
 import {
   ApproveBody,
   CreateRequestBody,
@@ -29,6 +28,7 @@ const createRequestRoute = createRoute({
   tags: ["requests"],
   summary: "Ask for a credential for one action on one resource (agents)",
   security,
+  middleware: principalKind("agent"),
   request: body(CreateRequestBody),
   responses: {
     201: { description: "Approved at once, or waiting for reviewers", ...json(RequestView) },
@@ -46,6 +46,7 @@ const getRequestRoute = createRoute({
   tags: ["requests"],
   summary: "Read a request; `wait` long-polls for a status change",
   security,
+  middleware: principalKind("agent", "reviewer", "auditor"),
   request: { params: RequestIdParam, query: GetRequestQuery },
   responses: {
     200: { description: "The request", ...json(RequestView) },
@@ -60,6 +61,7 @@ const listRequestsRoute = createRoute({
   tags: ["requests"],
   summary: "List requests, newest first (reviewers, auditors)",
   security,
+  middleware: principalKind("reviewer", "auditor"),
   request: { query: ListRequestsQuery },
   responses: { 200: { description: "A page of requests", ...json(RequestList) } },
 });
@@ -76,6 +78,7 @@ const approveRoute = createRoute({
   tags: ["reviews"],
   summary: "Approve (reviewers in the named groups; never the agent's owner)",
   security,
+  middleware: principalKind("reviewer"),
   request: { params: RequestIdParam, ...body(ApproveBody) },
   responses: reviewResponses,
 });
@@ -86,6 +89,7 @@ const denyRoute = createRoute({
   tags: ["reviews"],
   summary: "Deny with a reason; one deny ends the request",
   security,
+  middleware: principalKind("reviewer"),
   request: { params: RequestIdParam, ...body(DenyBody) },
   responses: reviewResponses,
 });
@@ -96,6 +100,7 @@ const cancelRoute = createRoute({
   tags: ["requests"],
   summary: "Withdraw a pending or uncollected request (the requesting agent)",
   security,
+  middleware: principalKind("agent"),
   request: { params: RequestIdParam, body: { required: false, ...json(EmptyBody) } },
   responses: {
     200: { description: "The cancelled request", ...json(RequestView) },
@@ -109,6 +114,7 @@ const completeRoute = createRoute({
   tags: ["credentials"],
   summary: "Report the action done; an unused credential ends now (the requesting agent)",
   security,
+  middleware: principalKind("agent"),
   request: { params: RequestIdParam, body: { required: false, ...json(EmptyBody) } },
   responses: {
     200: {
@@ -126,6 +132,7 @@ const credentialRoute = createRoute({
   tags: ["credentials"],
   summary: "Mint and collect the credential, once (the requesting agent)",
   security,
+  middleware: principalKind("agent"),
   request: { params: RequestIdParam, body: { required: false, ...json(EmptyBody) } },
   responses: {
     200: { description: "The credential; it is never shown again", ...json(CredentialView) },
@@ -145,6 +152,7 @@ const revokeRoute = createRoute({
   summary:
     "End an issued, unused credential now, or an approved request before it is collected (reviewers, auditors)",
   security,
+  middleware: principalKind("reviewer", "auditor"),
   request: { params: RequestIdParam, ...body(RevokeBody) },
   responses: {
     200: { description: "The request, now revoked", ...json(RequestView) },
@@ -155,7 +163,6 @@ const revokeRoute = createRoute({
 export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
   app.openapi(createRequestRoute, async (c) => {
     const principal = c.get("principal");
-    requireKind(principal, "agent");
     const b = c.req.valid("json");
     const request = await broker.request(principal, {
       action: b.action,
@@ -207,7 +214,6 @@ export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
 
   app.openapi(approveRoute, async (c) => {
     const principal = c.get("principal");
-    requireKind(principal, "reviewer");
     const { id } = c.req.valid("param");
     const { comment } = c.req.valid("json");
     const { request } = await broker.approve(principal, id, comment, "api");
@@ -216,7 +222,6 @@ export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
 
   app.openapi(denyRoute, async (c) => {
     const principal = c.get("principal");
-    requireKind(principal, "reviewer");
     const { id } = c.req.valid("param");
     const { reason } = c.req.valid("json");
     const { request } = await broker.deny(principal, id, reason, "api");
@@ -225,21 +230,18 @@ export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
 
   app.openapi(cancelRoute, async (c) => {
     const principal = c.get("principal");
-    requireKind(principal, "agent");
     const { request } = await broker.cancel(principal, c.req.valid("param").id);
     return c.json(requestView(request, principal), 200);
   });
 
   app.openapi(completeRoute, async (c) => {
     const principal = c.get("principal");
-    requireKind(principal, "agent");
     const request = await broker.complete(principal, c.req.valid("param").id);
     return c.json(requestView(request, principal), 200);
   });
 
   app.openapi(credentialRoute, async (c) => {
     const principal = c.get("principal");
-    requireKind(principal, "agent");
     const credential = await broker.collect(principal, c.req.valid("param").id);
     c.header("Cache-Control", "no-store");
     return c.json(credentialView(credential), 200);
@@ -247,7 +249,6 @@ export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
 
   app.openapi(revokeRoute, async (c) => {
     const principal = c.get("principal");
-    requireKind(principal, "reviewer", "auditor");
     const { reason } = c.req.valid("json");
     const { request } = await broker.revoke(principal, c.req.valid("param").id, reason);
     return c.json(requestView(request, principal), 200);

@@ -1,7 +1,6 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
-import { requireKind } from "../../service/access.js";
 import type { Broker } from "../../service/broker.js";
-import type { AuthEnv } from "../auth.js";
+import { type AuthEnv, principalKind } from "../auth.js";
 import { ConsumeBody, ConsumeView, ErrorResponse, EventList, ListEventsQuery } from "../schemas.js";
 import { eventView } from "../views.js";
 
@@ -14,6 +13,7 @@ const consumeRoute = createRoute({
   tags: ["credentials"],
   summary: "Consume a writ JWT once (resource servers, for their own audience)",
   security,
+  middleware: principalKind("resource_server"),
   request: { body: { required: true, ...json(ConsumeBody) } },
   responses: {
     200: { description: "First use: the token's grant", ...json(ConsumeView) },
@@ -29,6 +29,7 @@ const eventsRoute = createRoute({
   tags: ["audit"],
   summary: "Recorded events in stream order (auditors)",
   security,
+  middleware: principalKind("auditor"),
   request: { query: ListEventsQuery },
   responses: {
     200: { description: "A page of events; pass `next` as `after`", ...json(EventList) },
@@ -42,7 +43,6 @@ const eventsRoute = createRoute({
 export function tokenRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
   app.openapi(consumeRoute, async (c) => {
     const principal = c.get("principal");
-    requireKind(principal, "resource_server");
     const claims = await broker.consume(principal, c.req.valid("json").token);
     return c.json(
       {
