@@ -5,6 +5,7 @@ import { type AccessRequest, isLive } from "../domain/request.js";
 import type {
   CommitResult,
   EventQuery,
+  RecentEventsQuery,
   RequestPage,
   RequestQuery,
   RequestStore,
@@ -134,6 +135,18 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
         if (out.length >= query.limit) break;
       }
       return out;
+    },
+
+    async recentEvents(query: RecentEventsQuery) {
+      assertOpen();
+      let end = stream.length;
+      if (query.before !== undefined) {
+        // Only an id as this store hands them out: anything else is no position.
+        if (!/^[1-9]\d{0,15}$/.test(query.before)) return [];
+        const first = stream.length === 0 ? 0 : Number((stream[0] as RecordedEvent).id);
+        end = Math.min(stream.length, Math.max(0, Number(query.before) - first));
+      }
+      return stream.slice(Math.max(0, end - query.limit), end).reverse();
     },
 
     waitForChange(id, version, timeoutMs, signal) {

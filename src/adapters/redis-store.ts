@@ -4,7 +4,14 @@ import { type AccessRequest, isLive, REQUEST_STATUSES } from "../domain/request.
 import type { Logger } from "../ports/logger.js";
 import type { CommitResult, RequestStore, StreamGap } from "../ports/store.js";
 import { createChangeFeed } from "./redis/change-feed.js";
-import { corrupt, decodeEntries, decodeRequest, eventArgs, isStreamId } from "./redis/codec.js";
+import {
+  compareStreamIds,
+  corrupt,
+  decodeEntries,
+  decodeRequest,
+  eventArgs,
+  isStreamId,
+} from "./redis/codec.js";
 import { errorKind, type RedisStoreConnection } from "./redis/connection.js";
 import { withDeadline } from "./redis/deadline.js";
 import {
@@ -93,6 +100,9 @@ export interface RedisStore extends RequestStore {
   /** Trims the stream once, as the store does every `streamTrim.intervalMs`. */
   trimStream(): Promise<StreamTrimResult>;
 }
+
+/** The last id a stream can hold. */
+const MAX_STREAM_ID = "18446744073709551615-18446744073709551615";
 
 /** Request ids are writ's (`req_` + 22 characters); anything far off that is no id of ours. */
 const MAX_ID_LENGTH = 256;
@@ -388,8 +398,14 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     async events(query) {
       checkLimit(query.limit);
-      // An `after` that is no stream id (callers pass it on) matches nothing, as in the memory store.
-      if (query.after !== undefined && !isStreamId(query.after)) return [];
+      // An `after` that is no stream id (callers pass it on) matches nothing, as in the memory store;
+      // nothing follows the last possible id, which Redis refuses as an exclusive bound.
+      if (
+        query.after !== undefined &&
+        (!isStreamId(query.after) || query.after === MAX_STREAM_ID)
+      ) {
+        return [];
+      }
       const { requestId } = query;
       if (requestId === undefined) {
         return guardScan("events", (signal) => readStreamEvents(client, keys, query, signal));
@@ -398,6 +414,22 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       if (!isId(requestId)) return [];
       return guardScan("events", (signal) =>
         readRequestEvents(client, keys, requestId, query, signal),
+      );
+    },
+
+    async recentEvents(query) {
+      checkLimit(query.limit);
+      const { before } = query;
+      // Nothing is before the first possible id; Redis refuses an exclusive bound there.
+      if (before !== undefined && (!isStreamId(before) || compareStreamIds(before, "0-0") === 0)) {
+        return [];
+      }
+      return guard("recentEvents", async () =>
+        decodeEntries(
+          await client.xRevRange(keys.stream, before === undefined ? "+" : `(${before}`, "-", {
+            COUNT: query.limit,
+          }),
+        ),
       );
     },
 

@@ -40,6 +40,16 @@ export interface EventQuery {
   readonly limit: number;
 }
 
+/** A page of the newest events: see `RequestStore.recentEvents`. */
+export interface RecentEventsQuery {
+  /**
+   * Only events before this stream id: the `id` of the oldest event of the
+   * previous page. From the newest event when undefined.
+   */
+  readonly before?: string;
+  readonly limit: number;
+}
+
 /** Options of `waitForEvents`. */
 export interface StreamWaitOptions {
   /**
@@ -111,8 +121,21 @@ export interface RequestStore {
   list(query: RequestQuery): Promise<RequestPage>;
   /** Ids of live requests whose `expiresAt` is at or before `now`, oldest first. */
   due(now: number, limit: number): Promise<readonly string[]>;
-  /** Recorded events in stream order. */
+  /**
+   * Recorded events in stream order. Filters by type or time are applied
+   * while reading: without `after`, such a read starts at the oldest event
+   * and costs every event it passes over, so on a long stream it can take
+   * until the store's deadline.
+   */
   events(query: EventQuery): Promise<readonly RecordedEvent[]>;
+  /**
+   * Recorded events newest first, all of them (events about writ itself
+   * too): at most `limit`, those before `query.before`, or from the newest.
+   * Each call costs its page, however long the stream, so views of recent
+   * activity page back from here and stop once the events are older than
+   * they show. A `before` that is no event id of this store answers nothing.
+   */
+  recentEvents(query: RecentEventsQuery): Promise<readonly RecordedEvent[]>;
   /**
    * Resolves when the request's version differs from `version`, or after
    * `timeoutMs`, or when `signal` aborts; whichever is first. A store may

@@ -569,20 +569,27 @@ describe("redis store reads of records writ did not write", () => {
         { ...stored, status: 5 },
         { ...stored, createdAt: "yesterday" },
         { ...stored, credential: { type: "jwt" } },
-        // Another request's record under this request's key (which a list, reading
-        // records without their keys, cannot tell).
+        // Another request's record under this request's key: the list, too, reads
+        // it as the request its index names, and must not show it in its place.
         { ...stored, id: "req_BBBBBBBBBBBBBBBBBBBBBB" },
       ];
-      for (const [n, record] of damaged.entries()) {
+      for (const record of damaged) {
         await raw.hSet(key, "d", JSON.stringify(record));
-        const reads = [store.get(pending.id)];
-        if (n < damaged.length - 1) reads.push(store.list({ limit: 10 }).then(() => undefined));
-        for (const read of reads) {
+        for (const read of [
+          store.get(pending.id),
+          store.list({ limit: 10 }),
+          store.list({ limit: 10, status: "pending", agentId: stored.agentId }),
+        ]) {
           const error = await rejection(read);
           expect(isWritError(error) && error.code).toBe("store_unavailable");
         }
         await expectError(
           await t.call("GET", `/v1/requests/${pending.id}`, { key: keyOf(t, "report-agent") }),
+          503,
+          "store_unavailable",
+        );
+        await expectError(
+          await t.call("GET", "/v1/requests", { key: keyOf(t, "dana") }),
           503,
           "store_unavailable",
         );

@@ -414,6 +414,56 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
       });
     });
 
+    describe("recentEvents", () => {
+      it("pages back from the newest event with before, each event once, writ's own too", async () => {
+        const request = await created();
+        await commitStatus(request, "approved", "request.approved");
+        for (let i = 0; i < 3; i++) {
+          await store.append([
+            sampleEvent(request.id, "token.replay_blocked", { n: i }),
+            {
+              type: "audit.repaired",
+              requestId: NO_REQUEST,
+              actor: SYSTEM_ACTOR,
+              time: T0,
+              data: { n: i },
+            },
+          ]);
+        }
+        const all = await store.events({ limit: 100 });
+        expect(all).toHaveLength(8);
+        const seen: RecordedEvent[] = [];
+        let before: string | undefined;
+        for (let page = 0; page < 10; page++) {
+          const items = await store.recentEvents({
+            limit: 3,
+            ...(before !== undefined ? { before } : {}),
+          });
+          expect(items.length).toBeLessThanOrEqual(3);
+          seen.push(...items);
+          if (items.length < 3) break;
+          before = (items.at(-1) as RecordedEvent).id;
+        }
+        expect(seen).toEqual([...all].reverse());
+        expect(await store.recentEvents({ limit: 1 })).toEqual([all.at(-1)]);
+        const fifth = all[4] as RecordedEvent;
+        expect(await store.recentEvents({ before: fifth.id, limit: 100 })).toEqual(
+          all.slice(0, 4).reverse(),
+        );
+        expect(
+          await store.recentEvents({ before: (all[0] as RecordedEvent).id, limit: 10 }),
+        ).toEqual([]);
+      });
+
+      it("answers nothing on an empty stream, or before a position it never handed out", async () => {
+        expect(await store.recentEvents({ limit: 10 })).toEqual([]);
+        await created();
+        for (const before of ["", "abc", "0", "0-0", "007", "--1-", "1-2-3", " 1"]) {
+          expect(await store.recentEvents({ before, limit: 10 })).toEqual([]);
+        }
+      });
+    });
+
     describe("list", () => {
       /** Five requests created a minute apart: r0 oldest, r4 newest. */
       async function five() {
@@ -721,8 +771,15 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
           expect(page.items.length).toBeLessThanOrEqual(1);
           expect(page.next).toBeUndefined();
         }
-        for (const after of ["abc", "--1-", "1-2-3", "99999999999999999999999-0"]) {
+        for (const after of [
+          "abc",
+          "--1-",
+          "1-2-3",
+          "99999999999999999999999-0",
+          "18446744073709551615-18446744073709551615",
+        ]) {
           expect(await store.events({ after, limit: 10 })).toEqual([]);
+          expect(await store.events({ after, type: "token.used", limit: 10 })).toEqual([]);
         }
       });
 

@@ -162,14 +162,22 @@ export async function readRequestPage(
           query.action ?? "",
         ],
       );
-      if (!Array.isArray(reply) || reply.length < 2 || typeof reply[1] !== "string") {
+      if (
+        !Array.isArray(reply) ||
+        reply.length < 2 ||
+        reply.length % 2 !== 0 ||
+        typeof reply[1] !== "string"
+      ) {
         throw corrupt();
       }
-      return {
-        exhausted: reply[0] === 1,
-        last: reply[1] as string,
-        found: reply.slice(2).map((json) => decodeRequest(json)),
-      };
+      const found: AccessRequest[] = [];
+      for (let i = 2; i < reply.length; i += 2) {
+        const id: unknown = reply[i];
+        if (typeof id !== "string") throw corrupt();
+        // A record stored under another request's key is unreadable, as in `get`.
+        found.push(decodeRequest(reply[i + 1], id));
+      }
+      return { exhausted: reply[0] === 1, last: reply[1] as string, found };
     });
     items.push(...found);
     scanned += budget;

@@ -163,7 +163,9 @@ return link_events(2, 1, add_events(KEYS[1], 1, {}), 0)
  * Reads a page of a list index, newest first, filtering by agent and action.
  * KEYS: the list index. ARGV: request key prefix, max bound, min bound (ZRANGE
  * BYLEX syntax), limit, scan budget, agent filter (1/0), agent, action filter
- * (1/0), action. Replies `{exhausted (1/0), last member read or "", json...}`.
+ * (1/0), action. Replies `{exhausted (1/0), last member read or "", id, json,
+ * id, json...}`: each record with the id its member names, for the caller to
+ * check that the record is that request's (as `get` does), in the same reply.
  * It reads request hashes it cannot declare (their ids come from the index);
  * they share the index's hash tag, so they are in its Cluster slot.
  */
@@ -182,8 +184,9 @@ while true do
     local id = string.sub(member, 29)
     local f = redis.call("HMGET", ARGV[1] .. id, "d", "a", "x")
     if f[1] and (ARGV[6] == "0" or f[2] == ARGV[7]) and (ARGV[8] == "0" or f[3] == ARGV[9]) then
+      reply[#reply + 1] = id
       reply[#reply + 1] = f[1]
-      if #reply - 2 >= limit then return reply end
+      if (#reply - 2) / 2 >= limit then return reply end
     end
   end
   if #batch < want then
