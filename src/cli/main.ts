@@ -9,12 +9,14 @@ import { keygenCommand } from "./commands/keygen.js";
 import { keysCommands } from "./commands/keys.js";
 import { mcpCommand } from "./commands/mcp.js";
 import { policyTestCommand } from "./commands/policy-test.js";
+import { revokeCommand } from "./commands/review.js";
 import { serveCommand } from "./commands/serve.js";
 
 const COMMANDS: readonly Command[] = [
   devCommand,
   serveCommand,
   ...clientCommands,
+  revokeCommand,
   completeCommand,
   execCommand,
   credentialProcessCommand,

@@ -17,7 +17,7 @@ import { MAX_FORM_BYTES, readForm, sameOrigin, textField, tokensEqual } from "./
 import { IntegrityPage } from "./integrity-page.js";
 import { ErrorPage, LoginPage } from "./layout.js";
 import { type ListFilters, PendingPage, RequestPage, RequestsPage } from "./request-pages.js";
-import { reviewBlock } from "./review-block.js";
+import { reviewBlock, revocable } from "./review-block.js";
 import {
   type ConsolePrincipal,
   type ConsoleSession,
@@ -340,7 +340,8 @@ export function createConsole(options: ConsoleOptions) {
         reviewBlock={
           s.principal.kind === "reviewer" ? reviewBlock(request, s.principal) : undefined
         }
-        done={done === "approved" || done === "denied" ? done : undefined}
+        revocable={revocable(request)}
+        done={done === "approved" || done === "denied" || done === "revoked" ? done : undefined}
       />,
     );
   });
@@ -362,6 +363,16 @@ export function createConsole(options: ConsoleOptions) {
     if (reason === "") throw new WritError("validation_failed", "Give a reason to deny.");
     await broker.deny(reviewer, id, reason, "console");
     return c.redirect(`/console/requests/${id}?done=denied`, 303);
+  });
+
+  // Reviewers and auditors alike: the security team's kill switch.
+  app.post("/requests/:id/revoke", async (c) => {
+    const form = await checkedForm(c);
+    const id = requestIdOf(c);
+    const reason = textField(form, "reason", 2000);
+    if (reason === "") throw new WritError("validation_failed", "Give a reason to revoke.");
+    await broker.revoke(c.get("session").principal, id, reason);
+    return c.redirect(`/console/requests/${id}?done=revoked`, 303);
   });
 
   app.get("/pending", async (c) => {

@@ -161,9 +161,36 @@ function ReviewForms(props: { session: ConsoleSession; id: string }) {
   );
 }
 
+function RevokeForm(props: { session: ConsoleSession; request: RequestView }) {
+  const { session, request: r } = props;
+  return (
+    <form method="post" action={`/console/requests/${r.id}/revoke`} class="card">
+      <CsrfField token={session.csrfToken} />
+      <h2>Revoke</h2>
+      <p class="muted">
+        {r.status !== "issued"
+          ? "Stops the request: the agent can no longer collect a credential."
+          : r.credential_type === "aws"
+            ? "Ends the AWS session now, at AWS first."
+            : "Ends the credential now: its token no longer works."}
+      </p>
+      <label>
+        Reason (required)
+        <textarea name="reason" required maxlength={2000} />
+      </label>
+      <p>
+        <button type="submit" class="danger">
+          Revoke
+        </button>
+      </p>
+    </form>
+  );
+}
+
 const DONE_MESSAGES: Record<string, string> = {
   approved: "Your approval was recorded.",
   denied: "Your denial was recorded; the request is denied.",
+  revoked: "Your revocation was recorded; the request is revoked.",
 };
 
 export function RequestPage(props: {
@@ -172,6 +199,8 @@ export function RequestPage(props: {
   steps: readonly TimelineStep[];
   truncated: boolean;
   reviewBlock: ReviewBlock;
+  /** Whether to offer the Revoke form (reviewers and auditors alike). */
+  revocable: boolean;
   done: string | undefined;
 }) {
   const { request: r, session } = props;
@@ -236,6 +265,7 @@ export function RequestPage(props: {
           <p class="card muted">{props.reviewBlock}</p>
         )
       ) : null}
+      {props.revocable ? <RevokeForm session={session} request={r} /> : null}
       <h2>Timeline</h2>
       <div class="card">
         <ol class="timeline">

@@ -25,3 +25,13 @@ export function reviewBlock(request: AccessRequest, reviewer: Reviewer): string 
   }
   return undefined;
 }
+
+/**
+ * Whether a request's page offers the Revoke form: an approved request not yet
+ * collected, or an issued credential not yet used. Any reviewer or auditor may
+ * revoke, owners included: ending access is never self-serving. The broker
+ * decides again on every post, whatever a page showed.
+ */
+export function revocable(request: AccessRequest): boolean {
+  return request.status === "approved" || request.status === "issued";
+}

@@ -142,6 +142,13 @@ export interface WritClient {
   approve(id: string, comment?: string): Promise<WritRequest>;
   /** Denies with a reason; one deny ends the request. */
   deny(id: string, reason: string): Promise<WritRequest>;
+  /**
+   * Ends an issued, unused credential now, or an approved request before it is
+   * collected, with a reason (reviewers, auditors). Other statuses reject with
+   * `not_revocable`; a source that cannot be reached (an AWS session), with
+   * `revocation_unavailable`, the credential still issued.
+   */
+  revoke(id: string, reason: string): Promise<WritRequest>;
   /** Withdraws a pending or uncollected request (the requesting agent). */
   cancel(id: string): Promise<WritRequest>;
   /**
@@ -506,6 +513,8 @@ export function createWritClient(options: WritClientOptions): WritClient {
       }),
     deny: async (id, reason) =>
       call({ method: "POST", path: `v1/requests/${requestId(id)}/deny`, body: { reason } }),
+    revoke: async (id, reason) =>
+      call({ method: "POST", path: `v1/requests/${requestId(id)}/revoke`, body: { reason } }),
     cancel: async (id) => call({ method: "POST", path: `v1/requests/${requestId(id)}/cancel` }),
     complete: async (id) => call({ method: "POST", path: `v1/requests/${requestId(id)}/complete` }),
     collectCredential: async (id) => {

@@ -2,6 +2,7 @@ import { revokeCredential } from "../domain/credential.js";
 import { WritError } from "../domain/errors.js";
 import type { Auditor, Reviewer } from "../domain/principal.js";
 import type { RequestStatus } from "../domain/request.js";
+import { hasVisibleText } from "../domain/text.js";
 import type { BrokerDeps } from "./deps.js";
 import { loadSettled, transact } from "./record.js";
 import { revokeAtSource } from "./revoke-at-source.js";
@@ -21,6 +22,11 @@ class StatusChanged extends Error {}
  * of a credential it did not end at its source.
  */
 export async function revoke(deps: BrokerDeps, by: Reviewer | Auditor, id: string, reason: string) {
+  // Checked here, before anything is ended at its source, so every channel
+  // refuses a blank or invisible reason alike, not only the API's schema.
+  if (!hasVisibleText(reason)) {
+    throw new WritError("validation_failed", "Give a reason to revoke.");
+  }
   for (let attempt = 1; ; attempt++) {
     const current = await loadSettled(deps, id);
     const prepared: RequestStatus = current.status;

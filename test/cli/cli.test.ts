@@ -91,6 +91,16 @@ const EXPORT_ARGS = [
   "churn analysis",
 ];
 
+/** An S3 read the demo policies allow at once: approved, ready to collect. */
+const READ_ARGS = [
+  "--action",
+  "s3:GetObject",
+  "--resource",
+  "arn:aws:s3:::demo-reports/2024/q3.csv",
+  "--audience",
+  "billing-api",
+];
+
 async function newPendingRequest(): Promise<string> {
   const result = await writ(["request", ...EXPORT_ARGS, "--json"], agent());
   expect(result.code, result.stderr).toBe(0);
@@ -153,6 +163,7 @@ describe("the command line itself", () => {
       ["pending"],
       ["approve"],
       ["deny"],
+      ["revoke"],
       ["dev"],
       ["policy", "test"],
       ["keygen"],
@@ -173,6 +184,7 @@ describe("the command line itself", () => {
       "pending",
       "approve",
       "deny",
+      "revoke",
     ]) {
       expect(overview.stdout).toContain(`writ ${command}`);
     }
@@ -190,6 +202,14 @@ describe("the command line itself", () => {
       [["status", id, "--wait", "600"], /--wait takes a whole number/],
       [["approve"], /give the request id/],
       [["deny", id], /--reason is required/],
+      [["revoke", "--reason", "leaked"], /give the request id/],
+      [["revoke", "not-an-id", "--reason", "leaked"], /"not-an-id" is not a request id/],
+      [["revoke", `${id}x`, "--reason", "leaked"], /is not a request id/],
+      [["revoke", id, id, "--reason", "leaked"], /unexpected argument/],
+      [["revoke", id], /--reason is required/],
+      [["revoke", id, "--reason", "  "], /--reason is required/],
+      [["revoke", id, "--reason"], /argument missing/],
+      [["revoke", id, "--reason", "leaked", "--force"], /Unknown option '--force'/],
       [["keygen"], /--kind must be one of/],
     ];
     // A key is set and the URL is dead: a usage error must not get as far as a call.
@@ -349,6 +369,79 @@ describe("requests through the CLI", () => {
     });
     expect(credential.code).toBe(3);
     expect(credential.stderr).toMatch(/^writ credential: request_denied: /);
+  });
+
+  it("revoke ends an issued credential and stops an approved request; others are not_revocable", async () => {
+    const read = async () => {
+      const result = await writ(["request", ...READ_ARGS, "--json"], agent());
+      expect(result.code, result.stderr).toBe(0);
+      const request = JSON.parse(result.stdout) as { id: string; status: string };
+      expect(request.status).toBe("approved");
+      return request.id;
+    };
+
+    // Only people revoke: an agent or a resource server key is refused by the server.
+    const approved = await read();
+    for (const key of [keyOf("report-agent"), keyOf("billing-api")]) {
+      const refused = await writ(["revoke", approved, "--reason", "mine"], { key });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/^writ revoke: wrong_principal_kind: /);
+    }
+    // A reason the server refuses (invisible, too long) changes nothing.
+    for (const reason of ["\u200B", "x".repeat(2001)]) {
+      const refused = await writ(["revoke", approved, "--reason", reason], reviewer("bob"));
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/^writ revoke: validation_failed: /);
+    }
+
+    // An auditor stops the approved request before it is collected.
+    const stopped = await writ(["revoke", approved, "--reason", "agent under review"], {
+      key: keyOf("dana"),
+    });
+    expect(stopped.code, stopped.stderr).toBe(0);
+    expect(stopped.stdout).toBe(
+      `revoked ${approved}: nothing was collected, and nothing will be minted\n`,
+    );
+    const collect = await writ(["credential", approved], agent());
+    // Refused for good, as a denied or cancelled request is: exit 3.
+    expect(collect.code).toBe(3);
+    expect(collect.stdout).toBe("");
+    expect(collect.stderr).toMatch(/^writ credential: request_revoked: /);
+    const status = await writ(["status", approved], agent());
+    expect(status.code).toBe(3);
+    expect(status.stdout).toContain("revoked");
+
+    // A reviewer ends an issued credential: its token no longer consumes.
+    const issued = await read();
+    const collected = await writ(["credential", issued], agent());
+    expect(collected.code, collected.stderr).toBe(0);
+    const token = collected.stdout.trim();
+    const ended = await writ(
+      ["revoke", issued, "--reason", "token pasted in a ticket", "--json"],
+      reviewer("carol"),
+    );
+    expect(ended.code, ended.stderr).toBe(0);
+    const body = JSON.parse(ended.stdout) as { id: string; status: string; credential?: unknown };
+    expect(body).toMatchObject({ id: issued, status: "revoked" });
+    expect(body.credential).toMatchObject({ type: "jwt" });
+    const text = await writ(["status", issued], reviewer("carol"));
+    expect(text.stdout).toContain("revoked");
+    await expect(consume(token)).rejects.toMatchObject({ code: "token_invalid", status: 401 });
+
+    // 409 not_revocable, naming the status: already revoked, or still pending.
+    const again = await writ(["revoke", issued, "--reason", "again"], reviewer("carol"));
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^writ revoke: not_revocable: .*revoked/);
+    const pending = await newPendingRequest();
+    const early = await writ(["revoke", pending, "--reason", "early"], reviewer("bob"));
+    expect(early.code).toBe(1);
+    expect(early.stderr).toMatch(/^writ revoke: not_revocable: .*pending/);
+    const unknown = await writ(
+      ["revoke", "req_AAAAAAAAAAAAAAAAAAAAAA", "--reason", "gone"],
+      reviewer("bob"),
+    );
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^writ revoke: not_found: /);
   });
 
   it("cancel withdraws a pending request", async () => {

@@ -82,7 +82,7 @@ const shot = (page: Page, name: string) =>
   page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 
 describe.skipIf(!RUN)("the console in a browser", () => {
-  it("signs in, filters, opens a timeline, approves, and shows integrity", async () => {
+  it("signs in, filters, opens a timeline, approves, revokes, and shows integrity", async () => {
     // Some hours of history for the chart: credentials issued, and requests denied.
     for (let hour = 0; hour < 6; hour++) {
       for (let i = 0; i < (hour % 3) + 1; i++) {
@@ -135,6 +135,16 @@ describe.skipIf(!RUN)("the console in a browser", () => {
     expect(await carol.locator("h1 .status").textContent()).toBe("approved");
     expect(await carol.locator("ol.timeline").textContent()).toContain("Approved by bob");
     await shot(carol, "request-approved");
+
+    // Approved, not yet collected: the kill switch stops it.
+    await carol.fill('form[action$="/revoke"] textarea[name="reason"]', "agent under review");
+    await carol.click('form[action$="/revoke"] button[type="submit"]');
+    await carol.waitForURL(/done=revoked/);
+    expect(await carol.locator(".notice").textContent()).toContain("Your revocation was recorded");
+    expect(await carol.locator("h1 .status").textContent()).toBe("revoked");
+    expect(await carol.locator("ol.timeline").textContent()).toContain("Revoked by carol");
+    expect(await carol.locator('form[action$="/revoke"]').count()).toBe(0);
+    await shot(carol, "request-revoked");
 
     const dana = await openPage();
     await signIn(dana, "dana");

@@ -139,12 +139,14 @@ describe("createWritClient", () => {
     const agent = clientFor("report-agent");
     await expect(agent.get("req_x", { waitSeconds: 61 })).rejects.toThrow(TypeError);
     await expect(agent.get("")).rejects.toThrow(TypeError);
+    await expect(agent.revoke("", "reason")).rejects.toThrow(TypeError);
     await expect(agent.waitForDecision("req_x", { timeoutMs: -1 })).rejects.toThrow(TypeError);
     // Path segments that URL resolution would drop, sending the call elsewhere
     // (".." collects at /v1/credential): refused before anything is sent.
     for (const id of [".", ".."]) {
       await expect(agent.get(id)).rejects.toThrow(TypeError);
       await expect(agent.collectCredential(id)).rejects.toThrow(TypeError);
+      await expect(agent.revoke(id, "reason")).rejects.toThrow(TypeError);
     }
   });
 });
@@ -238,6 +240,37 @@ describe("the v1 API through the client", () => {
     expect((await agent.cancel(toCancel.id)).status).toBe("cancelled");
     await apiError(agent.collectCredential(toCancel.id), "request_cancelled", 410);
     await apiError(agent.cancel(toCancel.id), "request_not_pending", 409);
+  });
+
+  it("revokes an issued credential and an uncollected approval, with the API's errors", async () => {
+    const agent = clientFor("report-agent");
+    const carol = clientFor("carol");
+
+    const issued = await agent.request(REPORT_READ);
+    const credential = await agent.collectCredential(issued.id);
+    if (credential.type !== "jwt") throw new Error("expected a JWT");
+    const revoked = await carol.revoke(issued.id, "key found in a public paste");
+    expect(revoked).toMatchObject({ id: issued.id, status: "revoked" });
+    await apiError(clientFor("billing-api").consume(credential.token), "token_invalid", 401);
+
+    const approved = await agent.request(REPORT_READ);
+    expect((await clientFor("dana").revoke(approved.id, "agent under review")).status).toBe(
+      "revoked",
+    );
+    await apiError(agent.collectCredential(approved.id), "request_revoked", 410);
+
+    const again = await apiError(carol.revoke(approved.id, "twice"), "not_revocable", 409);
+    expect(again.details).toMatchObject({ status: "revoked" });
+    const pending = await agent.request(EXPORT);
+    const notYet = await apiError(carol.revoke(pending.id, "early"), "not_revocable", 409);
+    expect(notYet.details).toMatchObject({ status: "pending" });
+    await apiError(agent.revoke(pending.id, "mine"), "wrong_principal_kind", 403);
+    await apiError(clientFor("billing-api").revoke(pending.id, "x"), "wrong_principal_kind", 403);
+    await apiError(carol.revoke("req_AAAAAAAAAAAAAAAAAAAAAA", "gone"), "not_found", 404);
+    for (const reason of ["", "   ", "\u200B", "x".repeat(2001)]) {
+      await apiError(carol.revoke(pending.id, reason), "validation_failed", 400);
+    }
+    expect((await agent.get(pending.id)).status).toBe("pending");
   });
 
   it("maps the API's error answers to WritApiError with code, status and details", async () => {

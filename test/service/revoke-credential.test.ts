@@ -84,6 +84,23 @@ describe("revoke and complete while the audit log cannot record", () => {
   });
 });
 
+describe("the reason for a revoke", () => {
+  it("is refused blank or invisible from any channel, before the source is touched", async () => {
+    const { revoker, calls } = recordingRevoker();
+    const broker = createBroker({ ...t.writ.broker.deps, revokers: { jwt: revoker } });
+    const carol = t.writ.broker.deps.identities.reviewer("carol");
+    if (carol === undefined) throw new Error("no demo reviewer");
+    const id = await issued();
+    for (const reason of ["", "  ", "\u200B", "\u00AD\u2060"]) {
+      await expect(broker.revoke(carol, id, reason)).rejects.toMatchObject({
+        code: "validation_failed",
+      });
+    }
+    expect(calls).toEqual([]);
+    expect((await readRequest(t, id)).status).toBe("issued");
+  });
+});
+
 describe("revoking an approved request before it is collected", () => {
   it("stops it: nothing can be minted, and the record says what was revoked", async () => {
     const agentKey = keyOf(t, "report-agent");

@@ -5,7 +5,7 @@ import { describeNewRequest, formatDuration, printable } from "./render-request.
 import {
   DEADLINE_GRACE_MS,
   describeEnding,
-  ENDED_WITHOUT_CREDENTIAL,
+  endedWithoutCredential,
   parseContext,
   startWaitIndicator,
   wholeSeconds,
@@ -121,7 +121,7 @@ export async function requestAwsCredential(
     io.stderr(`${printable(describeEnding(decided))}\n`);
     return {
       ok: false,
-      exitCode: ENDED_WITHOUT_CREDENTIAL.has(decided.status) ? EXIT.denied : EXIT.failed,
+      exitCode: endedWithoutCredential(decided) ? EXIT.denied : EXIT.failed,
     };
   }
   const credential = await client.collectCredential(decided.id);

@@ -25,6 +25,7 @@ const REFUSED_CODES: ReadonlySet<WritErrorCode> = new Set([
   "request_denied",
   "request_cancelled",
   "request_expired",
+  "request_revoked",
 ]);
 
 /**

@@ -11,7 +11,7 @@ import {
   requestIdArgument,
 } from "./client-context.js";
 import { credentialForShell, describeCredential, describeRequest } from "./render-request.js";
-import { ENDED_WITHOUT_CREDENTIAL, requestCommand } from "./request.js";
+import { endedWithoutCredential, requestCommand } from "./request.js";
 import { approveCommand, denyCommand, pendingCommand } from "./review.js";
 
 export const statusCommand: Command = {
@@ -54,7 +54,7 @@ ${ENVIRONMENT_HELP}
       const request = await client.get(id, waitSeconds === undefined ? {} : { waitSeconds });
       if (values.json) printJson(io, request);
       else io.stdout(`${describeRequest(request).join("\n")}\n`);
-      return ENDED_WITHOUT_CREDENTIAL.has(request.status) ? EXIT.denied : EXIT.ok;
+      return endedWithoutCredential(request) ? EXIT.denied : EXIT.ok;
     });
   },
 };

@@ -20,11 +20,18 @@ import {
 } from "./render-request.js";
 
 /** Statuses in which a request ended without a credential: exit 3. */
-export const ENDED_WITHOUT_CREDENTIAL: ReadonlySet<string> = new Set([
-  "denied",
-  "cancelled",
-  "expired",
-]);
+const ENDED_WITHOUT_CREDENTIAL: ReadonlySet<string> = new Set(["denied", "cancelled", "expired"]);
+
+/**
+ * Whether the request ended without a credential ever being collected (exit 3):
+ * denied, cancelled, expired, or revoked before it was collected.
+ */
+export function endedWithoutCredential(request: WritRequest): boolean {
+  return (
+    ENDED_WITHOUT_CREDENTIAL.has(request.status) ||
+    (request.status === "revoked" && request.credential === undefined)
+  );
+}
 
 // The server marks a request expired when its deadline passes; waiting a little
 // beyond it lets `--wait` report `expired` rather than a client-side timeout.
@@ -169,6 +176,10 @@ export function describeEnding(request: WritRequest): string {
       return `${request.id} expired before it was approved.`;
     case "cancelled":
       return `${request.id} was cancelled.`;
+    case "revoked":
+      if (request.credential === undefined)
+        return `${request.id} was revoked before it was collected.`;
+      return `${request.id} is revoked: its credential was already collected, and ended.`;
     default:
       return `${request.id} is ${request.status}: its credential was already collected.`;
   }
@@ -214,7 +225,7 @@ async function waitAndCollect(
   if (decided.status !== "approved") {
     if (json) printJson(io, { request: decided });
     else io.stderr(`${printable(describeEnding(decided))}\n`);
-    return ENDED_WITHOUT_CREDENTIAL.has(decided.status) ? EXIT.denied : EXIT.failed;
+    return endedWithoutCredential(decided) ? EXIT.denied : EXIT.failed;
   }
   const credential = await client.collectCredential(decided.id);
   if (json) {

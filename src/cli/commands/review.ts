@@ -119,6 +119,24 @@ ${ENVIRONMENT_HELP}
   },
 };
 
+/** `<id> --reason <text> [--json]`, the command line of deny and revoke; `why` ends the usage error. */
+function idAndReason(args: readonly string[], why: string) {
+  const { values, positionals } = parseCommandLine(() =>
+    parseArgs({
+      args: [...args],
+      options: { reason: { type: "string" }, json: { type: "boolean", default: false } },
+      strict: true,
+      allowPositionals: true,
+    }),
+  );
+  const id = requestIdArgument(positionals);
+  const { reason } = values;
+  if (reason === undefined || reason.trim() === "") {
+    throw new UsageError(`--reason is required: ${why}`);
+  }
+  return { id, reason, json: values.json };
+}
+
 export const denyCommand: Command = {
   path: ["deny"],
   summary: "Deny a pending request, with a reason (reviewers)",
@@ -137,24 +155,52 @@ line (e.g. no --reason).
 ${ENVIRONMENT_HELP}
 `,
   async run(args, io) {
-    const { values, positionals } = parseCommandLine(() =>
-      parseArgs({
-        args: [...args],
-        options: { reason: { type: "string" }, json: { type: "boolean", default: false } },
-        strict: true,
-        allowPositionals: true,
-      }),
-    );
-    const id = requestIdArgument(positionals);
-    const { reason } = values;
-    if (reason === undefined || reason.trim() === "") {
-      throw new UsageError("--reason is required: say why you deny the request");
-    }
+    const { id, reason, json } = idAndReason(args, "say why you deny the request");
     const client = connectFromEnv(io);
     return reportApiErrors("deny", io, async () => {
       const request = await client.deny(id, reason);
-      if (values.json) printJson(io, request);
+      if (json) printJson(io, request);
       else io.stdout(`denied ${request.id}: the request is now ${request.status}\n`);
+      return EXIT.ok;
+    });
+  },
+};
+
+function revocationOutcome(request: WritRequest): string {
+  if (request.credential !== undefined) {
+    return `revoked ${request.id}: its credential ${request.credential.id} no longer works`;
+  }
+  return `revoked ${request.id}: nothing was collected, and nothing will be minted`;
+}
+
+export const revokeCommand: Command = {
+  path: ["revoke"],
+  summary: "End an issued credential or an approved request now (reviewers, auditors)",
+  help: `
+Usage: writ revoke <id> --reason <text> [--json]
+
+The kill switch: ends an issued credential that has not been used yet (its
+token no longer consumes; an AWS session is ended at AWS first), or stops an
+approved request before the agent collects it (collecting then answers
+request_revoked). The reason is recorded with who revoked it.
+
+Options:
+  --reason <text>   Why (required)
+  --json            Print the request after the revocation
+
+Exit codes: 0 revoked; 1 refused by the server (e.g. not_revocable: the
+request is pending, used or already over; revocation_unavailable: the source
+could not be reached and the credential is still issued) or network error; 2
+bad command line (e.g. no --reason).
+${ENVIRONMENT_HELP}
+`,
+  async run(args, io) {
+    const { id, reason, json } = idAndReason(args, "say why you revoke it");
+    const client = connectFromEnv(io);
+    return reportApiErrors("revoke", io, async () => {
+      const request = await client.revoke(id, reason);
+      if (json) printJson(io, request);
+      else io.stdout(`${revocationOutcome(request)}\n`);
       return EXIT.ok;
     });
   },
