@@ -165,6 +165,15 @@ function parsePolicyFile(file: string, text: string, problems: PolicyProblem[]):
       return;
     }
     const id = named?.id ?? `${stem}:${index}`;
+    const strangers = unknownEntityTypes(json.json);
+    if (strangers.length > 0) {
+      problems.push({
+        file,
+        policyId: id,
+        message: `names entity type${strangers.length > 1 ? "s" : ""} ${strangers.map((t) => `\`${t}\``).join(", ")}, which writ never sends (its principals are \`Agent\`, its actions \`Action\` and its resources \`Resource\`): as written the policy could never match${at}`,
+      });
+      return;
+    }
     const effect = json.json.effect;
     const read = readPolicyTerms(effect, annotations);
     if (!read.ok) {
@@ -176,6 +185,47 @@ function parsePolicyFile(file: string, text: string, problems: PolicyProblem[]):
     loaded.push({ id, effect, file, text: policyText, terms: read.terms });
   });
   return loaded;
+}
+
+/** The entity types writ's Cedar requests are made of (see cedar-request.ts). */
+const KNOWN_TYPES: ReadonlySet<string> = new Set(["Agent", "Action", "Resource"]);
+
+/**
+ * The entity types a policy names that writ never sends: in its scope
+ * (`principal in Group::"x"`, `resource is Res`) or its conditions
+ * (`principal == Agnet::"x"`). Such a test can never hold, so a `forbid`
+ * written with a misspelt type would never fire: refused at load rather than
+ * left to fail silently.
+ */
+function unknownEntityTypes(json: unknown): string[] {
+  const found = new Set<string>();
+  const typeOf = (uid: unknown) => {
+    if (
+      typeof uid === "object" &&
+      uid !== null &&
+      typeof (uid as { type?: unknown }).type === "string"
+    ) {
+      const type = (uid as { type: string }).type;
+      if (!KNOWN_TYPES.has(type)) found.add(type);
+    }
+  };
+  const walk = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      for (const item of value) walk(item);
+      return;
+    }
+    if (typeof value !== "object" || value === null) return;
+    for (const [key, inner] of Object.entries(value)) {
+      if (key === "__entity" || key === "entity") typeOf(inner);
+      else if (key === "entities" && Array.isArray(inner)) inner.forEach(typeOf);
+      else if (key === "entity_type" && typeof inner === "string" && !KNOWN_TYPES.has(inner)) {
+        found.add(inner);
+      }
+      walk(inner);
+    }
+  };
+  walk(json);
+  return [...found].sort();
 }
 
 /** Cedar's message, with the line and column its byte offset points at. */

@@ -96,6 +96,35 @@ permit(principal, action, resource);`,
     expect(error.message).toContain(`team.cedar: policy "export": @quorum`);
   });
 
+  it("refuses a policy naming an entity type writ never sends, which could never match", async () => {
+    const dir = await dirWith({
+      "ok.cedar": `@id("fine") permit(principal is Agent, action, resource is Resource)
+        when { principal == Agent::"a" && resource in Resource::"r" };`,
+      "typo.cedar": `// A guardrail with a misspelt type would never fire.
+@id("no-prod") forbid(principal, action, resource)
+  when { principal == Agnet::"ci-bot" };
+
+@id("by-group") forbid(principal in Group::"contractors", action, resource is Res);`,
+    });
+    const error = await loadError(dir);
+    expect(error.problems).toEqual([
+      {
+        file: join(dir, "typo.cedar"),
+        policyId: "no-prod",
+        message: expect.stringMatching(
+          /^names entity type `Agnet`, which writ never sends .* \(line 2\)$/,
+        ),
+      },
+      {
+        file: join(dir, "typo.cedar"),
+        policyId: "by-group",
+        message: expect.stringMatching(
+          /^names entity types `Group`, `Res`, which writ never sends/,
+        ),
+      },
+    ]);
+  });
+
   it("refuses a quorum without approvers and approval terms on a forbid", async () => {
     const dir = await dirWith({
       "a.cedar": `@id("q") @quorum("2") permit(principal, action, resource);`,
