@@ -35,6 +35,7 @@ export function instrumentStore(store: RequestStore, metrics: Metrics): RequestS
     list: counted("list", (query) => store.list(query)),
     due: counted("due", (now, limit) => store.due(now, limit)),
     events: counted("events", (query) => store.events(query)),
+    scanEvents: counted("events", (query) => store.scanEvents(query)),
     // Another read of the stream: counted with the other event reads.
     recentEvents: counted("events", (query) => store.recentEvents(query)),
     waitForChange: counted("waitForChange", (id, version, timeoutMs, signal) =>

@@ -5,6 +5,8 @@ import { type AccessRequest, isLive } from "../domain/request.js";
 import type {
   CommitResult,
   EventQuery,
+  EventScan,
+  EventScanQuery,
   RecentEventsQuery,
   RequestPage,
   RequestQuery,
@@ -41,6 +43,21 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
     if (recorded.length > 0) changes.emit(APPENDED);
     if (stream.length > maxEvents) stream.splice(0, stream.length - maxEvents);
     return recorded;
+  }
+
+  /** Whether an event passes a query's type and time filters. */
+  function matches(query: Omit<EventQuery, "requestId" | "limit">, e: RecordedEvent): boolean {
+    return (
+      (query.type === undefined || e.type === query.type) &&
+      (query.since === undefined || e.time >= query.since) &&
+      (query.until === undefined || e.time < query.until)
+    );
+  }
+
+  /** Index in `stream` of the first event after the id `after` (stream ids are dense integers). */
+  function indexAfter(after: string | undefined): number {
+    const first = stream.length === 0 ? 0 : Number((stream[0] as RecordedEvent).id);
+    return Math.max(0, (after === undefined ? 0 : Number(after)) - first + 1);
   }
 
   function assertOpen() {
@@ -121,20 +138,36 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
       assertOpen();
       // Events about writ itself belong to no request, not to one whose id is "".
       if (query.requestId === NO_REQUEST) return [];
-      const after = query.after === undefined ? 0 : Number(query.after);
       const out: RecordedEvent[] = [];
-      // Stream ids are dense integers, so start at the first one past the cursor.
-      const first = stream.length === 0 ? 0 : Number((stream[0] as RecordedEvent).id);
-      for (let i = Math.max(0, after - first + 1); i < stream.length; i++) {
+      for (let i = indexAfter(query.after); i < stream.length; i++) {
         const e = stream[i] as RecordedEvent;
         if (query.requestId !== undefined && e.requestId !== query.requestId) continue;
-        if (query.type !== undefined && e.type !== query.type) continue;
-        if (query.since !== undefined && e.time < query.since) continue;
-        if (query.until !== undefined && e.time >= query.until) continue;
+        if (!matches(query, e)) continue;
         out.push(e);
         if (out.length >= query.limit) break;
       }
       return out;
+    },
+
+    async scanEvents(query: EventScanQuery): Promise<EventScan> {
+      assertOpen();
+      if (!Number.isSafeInteger(query.scanLimit) || query.scanLimit < 1) {
+        throw new TypeError("scanLimit must be a positive integer");
+      }
+      const items: RecordedEvent[] = [];
+      const start = indexAfter(query.after);
+      const end = Math.min(stream.length, start + query.scanLimit);
+      for (let i = start; i < end; i++) {
+        const e = stream[i] as RecordedEvent;
+        if (!matches(query, e)) continue;
+        items.push(e);
+        if (items.length >= query.limit) return { items, next: e.id };
+      }
+      // Stopped by the budget, not by the end: say how far the read got.
+      const last = stream[end - 1];
+      return end === start + query.scanLimit && last !== undefined
+        ? { items, next: last.id }
+        : { items };
     },
 
     async recentEvents(query: RecentEventsQuery) {

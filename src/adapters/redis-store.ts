@@ -21,7 +21,12 @@ import {
   MAX_CREATED_AT,
   timeDigits,
 } from "./redis/keys.js";
-import { readRequestEvents, readRequestPage, readStreamEvents } from "./redis/reads.js";
+import {
+  readRequestEvents,
+  readRequestPage,
+  readStreamEvents,
+  scanStreamEvents,
+} from "./redis/reads.js";
 import {
   createStreamRetention,
   type StreamTrimOptions,
@@ -415,6 +420,21 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       return guardScan("events", (signal) =>
         readRequestEvents(client, keys, requestId, query, signal),
       );
+    },
+
+    async scanEvents(query) {
+      checkLimit(query.limit);
+      if (!Number.isSafeInteger(query.scanLimit) || query.scanLimit < 1) {
+        throw new TypeError("scanLimit must be a positive integer");
+      }
+      // As in `events`: an `after` that is no stream id, or the last possible one, is followed by nothing.
+      if (
+        query.after !== undefined &&
+        (!isStreamId(query.after) || query.after === MAX_STREAM_ID)
+      ) {
+        return { items: [] };
+      }
+      return guardScan("events", (signal) => scanStreamEvents(client, keys, query, signal));
     },
 
     async recentEvents(query) {

@@ -271,10 +271,13 @@ export const EventView = z
 export const EventList = z
   .object({
     items: z.array(EventView),
-    next: z.string().optional(),
+    next: z.string().optional().openapi({
+      description:
+        "Continue with `after=next`: the page is full, or a filter by `type`, `since` or `until` stopped its bounded scan here. A short or empty page with `next` means: scanned this far, continue. Absent: the read reached the end of the stream.",
+    }),
     last_id: z.string().optional().openapi({
       description:
-        "The newest event id in the stream when the call was answered. When `items` is empty, continue with `after=last_id`: nothing up to it matched.",
+        "The newest event id in the stream when the call was answered. When `items` is empty and there is no `next`, continue with `after=last_id`: nothing up to it matched.",
     }),
   })
   .openapi("EventList");

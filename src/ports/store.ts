@@ -40,6 +40,26 @@ export interface EventQuery {
   readonly limit: number;
 }
 
+/** A bounded read of the whole stream: see `RequestStore.scanEvents`. */
+export interface EventScanQuery extends Omit<EventQuery, "requestId"> {
+  /** Most stream entries the read passes over, matching or not (at least 1). */
+  readonly scanLimit: number;
+}
+
+/** What `RequestStore.scanEvents` found. */
+export interface EventScan {
+  /** The matching events, in stream order: at most `limit`. */
+  readonly items: readonly RecordedEvent[];
+  /**
+   * Set when the read stopped before it knew the stream had ended: it filled
+   * `limit`, or passed over `scanLimit` entries. The id of the last entry it
+   * passed over, matching or not: a caller continues with it as `after`, and
+   * misses and repeats nothing. It may be the stream's last entry, and a read
+   * after it answers nothing without `next`.
+   */
+  readonly next?: string;
+}
+
 /** A page of the newest events: see `RequestStore.recentEvents`. */
 export interface RecentEventsQuery {
   /**
@@ -125,9 +145,18 @@ export interface RequestStore {
    * Recorded events in stream order. Filters by type or time are applied
    * while reading: without `after`, such a read starts at the oldest event
    * and costs every event it passes over, so on a long stream it can take
-   * until the store's deadline.
+   * until the store's deadline. `scanEvents` bounds such a read.
    */
   events(query: EventQuery): Promise<readonly RecordedEvent[]>;
+  /**
+   * Recorded events of the whole stream (events about writ itself too) after
+   * `query.after`, filtered like `events`, in stream order, passing over at
+   * most `query.scanLimit` entries: a filter that rarely matches costs each
+   * call its budget, never the whole stream. The answer says where the read
+   * stopped (`next`), even when it found nothing, so that a caller walks a
+   * long stream in bounded steps.
+   */
+  scanEvents(query: EventScanQuery): Promise<EventScan>;
   /**
    * Recorded events newest first, all of them (events about writ itself
    * too): at most `limit`, those before `query.before`, or from the newest.

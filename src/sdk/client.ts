@@ -32,7 +32,12 @@ export type ConsumeResult = z.infer<typeof ConsumeView>;
 
 export type WritEvent = z.infer<typeof EventView>;
 
-/** A page of events; pass `next` as `after` to read on. */
+/**
+ * A page of events. While it has `next`, pass it as `after` to read on, even
+ * when `items` is short or empty: a filter by `type`, `since` or `until` scans
+ * the stream in bounded steps, and `next` says how far one got. No `next`: the
+ * read reached the end of the stream.
+ */
 export type EventPage = z.infer<typeof EventList>;
 
 /** A page of requests, newest first; pass `next` as `cursor` to read on. */
@@ -165,8 +170,8 @@ export interface WritClient {
    */
   consume(token: string, options?: { signal?: AbortSignal }): Promise<ConsumeResult>;
   /**
-   * Recorded events in stream order (auditors). With `wait`, long-polls; `signal`
-   * aborts the call.
+   * Recorded events in stream order (auditors), a page at a time: follow
+   * `next` (see `EventPage`). With `wait`, long-polls; `signal` aborts the call.
    */
   events(query?: ListEventsQuery, options?: { signal?: AbortSignal }): Promise<EventPage>;
 }

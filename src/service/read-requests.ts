@@ -118,10 +118,21 @@ export interface EventWaitOptions {
 }
 
 /**
- * Recorded events matching `query`, in stream order, and `lastId`: the newest
- * stream id when the query ran. It is read first, so every event up to it was
- * visible to the query: a follower whose page came back empty may continue
- * after it. With `waitSeconds`, an empty answer waits for new events, within
+ * Stream entries one read filtered by type or time (and not by request)
+ * passes over. Read and decoded at about four microseconds an entry from
+ * Redis, a call takes under a tenth of a second however long the stream, far
+ * inside the store's 5 s deadline; a caller walks on with `next`.
+ */
+export const EVENT_SCAN_BUDGET = 20_000;
+
+/**
+ * Recorded events matching `query`, in stream order; `next`, set when the
+ * read stopped before it knew the stream had ended (a full page, or a
+ * filtered read that spent `EVENT_SCAN_BUDGET`, with however few events,
+ * even none): the caller continues after it; and `lastId`: the newest stream
+ * id when the query ran. It is read first, so when there is no `next` every
+ * event up to it was visible to the query: a follower whose page came back
+ * empty may continue after it. With `waitSeconds`, an empty answer waits for new events, within
  * the caller's share of long-polls (`too_many_waits` beyond it), until the
  * wait is over, the caller leaves or the process begins to stop: then it
  * answers the current (possibly empty) page.
@@ -136,7 +147,11 @@ export async function listEvents(
   principal: Principal,
   query: EventQuery,
   options: EventWaitOptions = {},
-): Promise<{ items: readonly RecordedEvent[]; lastId: string | undefined }> {
+): Promise<{
+  items: readonly RecordedEvent[];
+  next: string | undefined;
+  lastId: string | undefined;
+}> {
   requireKind(principal, "auditor");
   const { waitSeconds = 0 } = options;
   const afterForm = query.after === undefined ? undefined : eventIdForm(query.after);
@@ -151,9 +166,13 @@ export async function listEvents(
       if (afterForm !== undefined && lastId !== undefined && eventIdForm(lastId) !== afterForm) {
         throw notAnEventId();
       }
-      const items = await deps.store.events(query);
+      const { items, next } = await readEvents(deps, query);
       const remaining = waitUntil - Date.now();
-      if (items.length > 0 || wait.signal?.aborted || remaining <= 0) return { items, lastId };
+      // A read that stopped on its budget answers at once, empty or not: the
+      // events past it are there to read now, not to wait for.
+      if (items.length > 0 || next !== undefined || wait.signal?.aborted || remaining <= 0) {
+        return { items, next, lastId };
+      }
       slot.take();
       // Waiting past what the query already covered: events that do not match the
       // filters wake the loop once each, never spin it. On an empty stream any
@@ -165,6 +184,26 @@ export async function listEvents(
     slot.release();
     wait.release();
   }
+}
+
+/**
+ * One read of `listEvents`. A filter by type or time over the whole stream
+ * costs the entries it passes over, so it is bounded; the other reads cost
+ * their page (or one request's events) and are read as they are.
+ */
+async function readEvents(
+  deps: BrokerDeps,
+  query: EventQuery,
+): Promise<{ items: readonly RecordedEvent[]; next: string | undefined }> {
+  const { requestId, ...wholeStream } = query;
+  const filtered =
+    query.type !== undefined || query.since !== undefined || query.until !== undefined;
+  if (requestId === undefined && filtered) {
+    const scan = await deps.store.scanEvents({ ...wholeStream, scanLimit: EVENT_SCAN_BUDGET });
+    return { items: scan.items, next: scan.next };
+  }
+  const items = await deps.store.events(query);
+  return { items, next: items.length >= query.limit ? items.at(-1)?.id : undefined };
 }
 
 function notAnEventId(): WritError {

@@ -8,7 +8,7 @@ import {
 import { newId } from "../../src/domain/ids.js";
 import { SYSTEM_ACTOR } from "../../src/domain/principal.js";
 import type { AccessRequest, RequestStatus } from "../../src/domain/request.js";
-import type { EventQuery, RequestStore } from "../../src/ports/store.js";
+import type { EventQuery, EventScanQuery, RequestStore } from "../../src/ports/store.js";
 
 const T0 = Date.parse("2026-01-15T09:00:00.000Z");
 
@@ -760,6 +760,126 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
         expect(await store.lastEventId()).toBe(recorded[0]?.id);
         const all = await store.events({ limit: 1000 });
         expect(await store.lastEventId()).toBe(all.at(-1)?.id);
+      });
+    });
+
+    describe("bounded scans of the stream", () => {
+      /**
+       * A stream of `count` events about requests and about writ itself, one
+       * millisecond apart, where `token.replay_blocked` is rare. Returns it as read back.
+       */
+      async function longStream(count: number): Promise<readonly RecordedEvent[]> {
+        const events: DomainEvent[] = [];
+        for (let i = 0; i < count; i++) {
+          const type: EventType = i % 97 === 5 ? "token.replay_blocked" : "token.used";
+          events.push({ ...sampleEvent(i % 3 === 0 ? NO_REQUEST : "req_x", type), time: T0 + i });
+        }
+        await store.append(events);
+        const all = await store.events({ limit: count + 1 });
+        expect(all).toHaveLength(count);
+        return all;
+      }
+
+      /** Follows `next` from the start; checks each call passed over at most `scanLimit` entries. */
+      async function walk(
+        all: readonly RecordedEvent[],
+        query: Omit<EventScanQuery, "after">,
+      ): Promise<{ found: RecordedEvent[]; calls: number; empty: number }> {
+        const position = new Map(all.map((e, i) => [e.id, i]));
+        const found: RecordedEvent[] = [];
+        let after: string | undefined;
+        let calls = 0;
+        let empty = 0;
+        for (;;) {
+          calls++;
+          const scan = await store.scanEvents({
+            ...query,
+            ...(after !== undefined ? { after } : {}),
+          });
+          found.push(...scan.items);
+          if (scan.items.length === 0) empty++;
+          if (scan.next === undefined) break;
+          const from = after === undefined ? -1 : (position.get(after) as number);
+          const to = position.get(scan.next) as number;
+          expect(to - from).toBeGreaterThan(0);
+          expect(to - from).toBeLessThanOrEqual(query.scanLimit);
+          for (const e of scan.items)
+            expect(compareStreamIds(e.id, scan.next)).toBeLessThanOrEqual(0);
+          after = scan.next;
+        }
+        return { found, calls, empty };
+      }
+
+      it("passes over at most scanLimit entries per call and says how far it got, even with nothing found", async () => {
+        const all = await longStream(1234);
+        const rare = all.filter((e) => e.type === "token.replay_blocked");
+        // Nothing matches among the first 5 entries: an empty page that names the 5th.
+        expect(
+          await store.scanEvents({ type: "token.replay_blocked", limit: 10, scanLimit: 5 }),
+        ).toEqual({ items: [], next: all[4]?.id });
+        const byType = await walk(all, { type: "token.replay_blocked", limit: 10, scanLimit: 50 });
+        expect(byType.found).toEqual(rare);
+        expect(byType.empty).toBeGreaterThan(0);
+        expect(byType.calls).toBe(Math.ceil(1234 / 50));
+        // Time bounds near the end of the stream, and a full page on the way.
+        const late = all.filter((e) => e.time >= T0 + 1200 && e.time < T0 + 1230);
+        const byTime = await walk(all, {
+          since: T0 + 1200,
+          until: T0 + 1230,
+          limit: 7,
+          scanLimit: 100,
+        });
+        expect(byTime.found).toEqual(late);
+        expect(byTime.empty).toBe(12);
+      });
+
+      it("names the last match of a full page, and stops at the end of the stream without next", async () => {
+        const all = await longStream(300);
+        const rare = all.filter((e) => e.type === "token.replay_blocked");
+        const full = await store.scanEvents({
+          type: "token.replay_blocked",
+          limit: 2,
+          scanLimit: 1000,
+        });
+        expect(full).toEqual({ items: rare.slice(0, 2), next: rare[1]?.id });
+        // The budget reaches past the end: the end is known, so there is no next.
+        expect(
+          await store.scanEvents({
+            type: "token.replay_blocked",
+            after: rare[1]?.id as string,
+            limit: 10,
+            scanLimit: 1000,
+          }),
+        ).toEqual({ items: rare.slice(2) });
+        // A budget spent exactly at the last entry may not know it was the last.
+        const exact = await store.scanEvents({
+          type: "token.used",
+          after: all[199]?.id as string,
+          since: T0 + 10_000,
+          limit: 10,
+          scanLimit: 100,
+        });
+        expect(exact).toEqual({ items: [], next: all[299]?.id });
+        expect(
+          await store.scanEvents({ after: all[299]?.id as string, limit: 10, scanLimit: 100 }),
+        ).toEqual({ items: [] });
+        // Without filters too, the budget bounds the read.
+        expect(await store.scanEvents({ limit: 100, scanLimit: 3 })).toEqual({
+          items: all.slice(0, 3),
+          next: all[2]?.id,
+        });
+      });
+
+      it("reads cursors it never handed out as the end, and refuses a budget that is no count", async () => {
+        await longStream(10);
+        for (const after of ["abc", "1-2-3", "18446744073709551615-18446744073709551615"]) {
+          expect(
+            await store.scanEvents({ after, type: "token.used", limit: 10, scanLimit: 100 }),
+          ).toEqual({ items: [] });
+        }
+        for (const scanLimit of [0, -1, 1.5, Number.NaN]) {
+          await expect(store.scanEvents({ limit: 10, scanLimit })).rejects.toThrow(TypeError);
+        }
       });
     });
 

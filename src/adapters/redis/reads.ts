@@ -1,6 +1,12 @@
 import type { RecordedEvent } from "../../domain/events.js";
 import type { AccessRequest } from "../../domain/request.js";
-import type { EventQuery, RequestPage, RequestQuery } from "../../ports/store.js";
+import type {
+  EventQuery,
+  EventScan,
+  EventScanQuery,
+  RequestPage,
+  RequestQuery,
+} from "../../ports/store.js";
 import { compareStreamIds, corrupt, decodeEntries, decodeRequest, isStreamId } from "./codec.js";
 import type { RedisStoreConnection } from "./connection.js";
 import { cursorOf, type KeyLayout, MAX_CREATED_AT, timeDigits } from "./keys.js";
@@ -15,6 +21,7 @@ import { cursorOf, type KeyLayout, MAX_CREATED_AT, timeDigits } from "./keys.js"
  *   a shorter page with a cursor, so a rare match never holds Redis or the caller for long.
  * - `events` of one request: O(events of that request), from its list of stream ids.
  * - `events` by type or time: a scan of the stream from `after`, in batches.
+ * - `scanEvents`: the same scan, stopped after `scanLimit` entries: O(log N + scanLimit).
  */
 
 /** Most list entries one `list` call reads before returning a partial page with a cursor. */
@@ -28,7 +35,7 @@ const EVENT_BATCH = 500;
  * The filters a stream read applies itself. Event times come from writ's
  * clock, not Redis's, so time bounds cannot be turned into id ranges.
  */
-function matches(query: EventQuery, event: RecordedEvent): boolean {
+function matches(query: Omit<EventQuery, "requestId" | "limit">, event: RecordedEvent): boolean {
   return (
     (query.type === undefined || event.type === query.type) &&
     (query.since === undefined || event.time >= query.since) &&
@@ -99,6 +106,38 @@ export async function readStreamEvents(
     }
     const last = batch.at(-1);
     if (last === undefined || batch.length < count) return out;
+    start = `(${last.id}`;
+  }
+}
+
+/**
+ * Events of the whole stream after `query.after`, filtered, in stream order,
+ * reading at most `query.scanLimit` entries. `next` is the last entry read
+ * when the page filled or the budget ran out: the scan may not have reached
+ * the end, and the caller continues after it.
+ */
+export async function scanStreamEvents(
+  client: RedisStoreConnection,
+  keys: KeyLayout,
+  query: EventScanQuery,
+  signal?: AbortSignal,
+): Promise<EventScan> {
+  const items: RecordedEvent[] = [];
+  let start = query.after === undefined ? "-" : `(${query.after}`;
+  let left = query.scanLimit;
+  for (;;) {
+    signal?.throwIfAborted();
+    const count = Math.min(left, EVENT_BATCH);
+    const batch = decodeEntries(await client.xRange(keys.stream, start, "+", { COUNT: count }));
+    for (const event of batch) {
+      if (!matches(query, event)) continue;
+      items.push(event);
+      if (items.length >= query.limit) return { items, next: event.id };
+    }
+    const last = batch.at(-1);
+    if (last === undefined || batch.length < count) return { items };
+    left -= batch.length;
+    if (left === 0) return { items, next: last.id };
     start = `(${last.id}`;
   }
 }

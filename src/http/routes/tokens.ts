@@ -32,7 +32,11 @@ const eventsRoute = createRoute({
   middleware: principalKind("auditor"),
   request: { query: ListEventsQuery },
   responses: {
-    200: { description: "A page of events; pass `next` as `after`", ...json(EventList) },
+    200: {
+      description:
+        "A page of events; pass `next` as `after` to read on. A full page has `next`. So does a short or empty page when a filter by `type`, `since` or `until` stopped its bounded scan before the end of the stream: scanned this far, continue. No `next`: the read reached the end.",
+      ...json(EventList),
+    },
     429: {
       description: "too_many_waits: the caller's long-polls are all in use",
       ...json(ErrorResponse),
@@ -60,7 +64,11 @@ export function tokenRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
 
   app.openapi(eventsRoute, async (c) => {
     const q = c.req.valid("query");
-    const { items: events, lastId } = await broker.events(
+    const {
+      items: events,
+      next,
+      lastId,
+    } = await broker.events(
       c.get("principal"),
       {
         limit: q.limit,
@@ -72,11 +80,10 @@ export function tokenRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
       },
       { waitSeconds: q.wait ?? 0, signal: c.req.raw.signal },
     );
-    const last = events.at(-1);
     return c.json(
       {
         items: events.map(eventView),
-        ...(events.length === q.limit && last !== undefined ? { next: last.id } : {}),
+        ...(next !== undefined ? { next } : {}),
         ...(lastId !== undefined ? { last_id: lastId } : {}),
       },
       200,

@@ -101,9 +101,11 @@ ${ENVIRONMENT_HELP}
             // Progress by time: how far through the range the last event is.
             const span = endMs - startMs;
             bar.update(span <= 0 ? 1 : (Date.parse(last.time) - startMs) / span, `${count} events`);
-            after = last.id;
           }
+          // A filtered read scans the stream in bounded steps: a short or even
+          // empty page with `next` is not the end, only how far it got.
           if (page.next === undefined) break;
+          after = page.next;
         }
       } finally {
         bar.done();

@@ -132,8 +132,10 @@ async function tailApi(
       }
       if (lines.length > 0) io.stdout(`${lines.join("\n")}\n`);
       const last = page.items.at(-1)?.id;
-      // Nothing matched up to last_id (it was read before the query): move past it.
+      // `next` is how far a filtered read scanned, past its last match; only
+      // without it did nothing match up to last_id (read before the query).
       const next =
+        page.next ??
         last ??
         (page.last_id !== undefined &&
         (after === undefined || compareStreamIds(page.last_id, after) > 0)
