@@ -26,6 +26,10 @@ export function createMemoryDeniedSessions(): DeniedSessionLedger {
       const until = Math.max(retainUntil, entries.get(session.grant)?.until ?? 0);
       entries.set(session.grant, { session, until });
     },
+    async remove(scope, session) {
+      const entries = byScope.get(scope);
+      if (entries?.delete(session.grant) === true && entries.size === 0) byScope.delete(scope);
+    },
     async live(scope, now) {
       return retained(scope, now);
     },

@@ -21,6 +21,11 @@ export interface DeniedSessionLedger {
   readonly shared: boolean;
   /** Records at `now` that `session` must stay denied in `scope` until `retainUntil` (ms). */
   add(scope: string, session: DeniedSession, retainUntil: number, now: number): Promise<void>;
+  /**
+   * Forgets `session` in `scope`: its deny could not be written, and the caller
+   * was told the session lives on, so no later write may end it unrecorded.
+   */
+  remove(scope: string, session: DeniedSession): Promise<void>;
   /** The sessions of `scope` still retained at `now`. */
   live(scope: string, now: number): Promise<DeniedSession[]>;
   /** The scopes with sessions still retained at `now`. */

@@ -486,30 +486,37 @@ describe("redis store atomicity", () => {
     }
   });
 
-  it("refuses a change before its first write when the stream can take no more entries", async () => {
+  // An entry written by hand near the last possible id: the stream has room
+  // for `room` more automatic ids, and each change carries `room + 1` events.
+  it.each([
+    { room: 0, what: "takes no more entries" },
+    { room: 1, what: "can take only some of a change's events" },
+  ])("records nothing of a change when the stream $what", async ({ room }) => {
     const prefix = freshPrefix();
     const store = createRedisStore({ client, prefix, logger: silentLogger });
     const stream = `{${prefix}}:events`;
     try {
       const existing = sampleRequest({ expiresAt: 1 });
       await store.create(existing, [sampleEvent(existing.id)]);
-      // An entry written by hand in the last possible millisecond: every later
-      // XADD with an automatic id fails.
-      const max = "18446744073709551615";
-      await raw.sendCommand(["XADD", stream, `${max}-${max}`, "x", "y"]);
+      const max = 18446744073709551615n;
+      await raw.sendCommand(["XADD", stream, `${max}-${max - BigInt(room)}`, "x", "y"]);
       const fresh = sampleRequest({ expiresAt: 1 });
+      const events = (id: string, type: Parameters<typeof sampleEvent>[1]) =>
+        Array.from({ length: room + 1 }, () => sampleEvent(id, type));
       const attempts = [
-        store.create(fresh, [sampleEvent(fresh.id)]),
-        store.commit({ ...existing, status: "approved", version: 2 }, 1, [
-          sampleEvent(existing.id, "request.approved"),
-        ]),
-        store.append([sampleEvent(existing.id, "token.replay_blocked")]),
+        store.create(fresh, events(fresh.id, "request.created")),
+        store.commit(
+          { ...existing, status: "approved", version: 2 },
+          1,
+          events(existing.id, "request.approved"),
+        ),
+        store.append(events(existing.id, "token.replay_blocked")),
       ];
       for (const attempt of attempts) {
         const error = await rejection(attempt);
         expect(isWritError(error) && error.code).toBe("store_unavailable");
       }
-      // Neither state without its event, nor an event without its state.
+      // Neither state without its events, nor an event without its state.
       expect(await raw.xLen(stream)).toBe(2);
       expect(await raw.exists(`{${prefix}}:req:${fresh.id}`)).toBe(0);
       expect(await raw.get(`{${prefix}}:seq`)).toBe("1");
@@ -518,6 +525,25 @@ describe("redis store atomicity", () => {
       expect(await raw.zRange(`{${prefix}}:list`, 0, -1)).toHaveLength(1);
       expect(await raw.zRange(`{${prefix}}:list:approved`, 0, -1)).toEqual([]);
       expect(await store.due(1, 10)).toEqual([existing.id]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("refuses a creation counter INCR would refuse, before the first write", async () => {
+    const prefix = freshPrefix();
+    const store = createRedisStore({ client, prefix, logger: silentLogger });
+    const stream = `{${prefix}}:events`;
+    try {
+      for (const value of ["nan", "1e3", "0x10", " 5", "5.5", "abc"]) {
+        await raw.set(`{${prefix}}:seq`, value);
+        const fresh = sampleRequest();
+        const error = await rejection(store.create(fresh, [sampleEvent(fresh.id)]));
+        expect(isWritError(error) && error.code, value).toBe("store_unavailable");
+        expect(await raw.exists(`{${prefix}}:req:${fresh.id}`), value).toBe(0);
+        expect(await raw.get(`{${prefix}}:seq`), value).toBe(value);
+        expect(await raw.exists(stream), value).toBe(0);
+      }
     } finally {
       await store.close();
     }

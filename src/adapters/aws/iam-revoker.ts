@@ -240,9 +240,24 @@ export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
       // process sharing the ledger, carries this deny, and any of them that
       // finds it missing writes it back, even if this process stops.
       await ledger.add(roleName, session, session.endsAt + CLOCK_SKEW_MS, clock.now());
-      const { doc } = await changing(roleName, async () =>
-        denyAll(roleName, await recorded(roleName, [session])),
-      );
+      let doc: RevocationDocument;
+      try {
+        ({ doc } = await changing(roleName, async () =>
+          denyAll(roleName, await recorded(roleName, [session])),
+        ));
+      } catch (error) {
+        // The caller is told the session lives on and may retry; left on record,
+        // the deny would be written by the next write of the role, or another
+        // process's sweep, with no record of who ended the session or why.
+        await ledger.remove(roleName, session).catch((removal: unknown) => {
+          logger.warn("AWS revocation not written could not be taken off the ledger", {
+            role: roleName,
+            grant,
+            error: (removal as { code?: unknown }).code ?? "unknown",
+          });
+        });
+        throw error;
+      }
       const form: DenyForm = doc.grants.includes(grant) ? "grant" : "all_earlier_sessions";
       recheck.watch(roleName, session);
       logger.info("AWS session denied through the role's revocation policy", {

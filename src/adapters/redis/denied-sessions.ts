@@ -37,6 +37,8 @@ keep(KEYS[1], ARGV[2], untilMs)
 keep(KEYS[2], ARGV[3], untilMs)
 return 1
 `;
+// KEYS: the scope's set. ARGV: member. The index keeps the scope until its own score passes.
+const REMOVE = `return redis.call('ZREM', KEYS[1], ARGV[1])`;
 // Drops what is no longer retained, then reads the rest. KEYS: one set. ARGV: now.
 const LIVE = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
@@ -96,6 +98,9 @@ export function createRedisDeniedSessions(
         [keyOf(scope), index],
         [String(Math.ceil(retainUntil)), member, scope, String(Math.floor(now)), String(LINGER_MS)],
       );
+    },
+    async remove(scope, session) {
+      await run(REMOVE, [keyOf(scope)], [encode(session)]);
     },
     async live(scope, now) {
       const reply = await run(LIVE, [keyOf(scope)], [String(Math.floor(now))]);

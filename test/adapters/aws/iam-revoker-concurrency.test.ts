@@ -332,6 +332,27 @@ describe("IAM revocation with the shared ledger", () => {
     expect(stored("orphaned").grants).toEqual([grant]);
   });
 
+  it("takes up no deny whose writer failed and said so: the caller retries", async () => {
+    const replicaA = onRedis();
+    const refused = issued("unwritten");
+    fake.failNext("PutRolePolicy", "Throttling");
+    await expect(replicaA.revoke(refused.request, "revoked")).rejects.toMatchObject({
+      code: "aws_throttled",
+    });
+    // B's sweep, and B's own write for another session, leave the refused one alone.
+    const timerB = steppedTimer();
+    const firstSweep = timerB.nextSleep();
+    const replicaB = onRedis(timerB.timer);
+    await within(firstSweep, "B's first sweep");
+    const other = issued("unwritten");
+    await replicaB.revoke(other.request, "completed");
+    const swept = timerB.nextSleep();
+    timerB.elapse(REVOCATION_RECHECK_DELAYS_MS[0] ?? 0);
+    await within(swept, "B's sweep");
+    await settle();
+    expect(stored("unwritten").grants).toEqual([other.grant]);
+  });
+
   it("keeps checking an adopted deny every two minutes until its session ends", async () => {
     const writer = onRedis();
     const { request, grant } = issued("adopted");

@@ -197,4 +197,20 @@ describe("the IAM revoker", () => {
     await revoker.revoke(request, "completed");
     expect(stored("failing").grants).toHaveLength(1);
   });
+
+  it("leaves a session it failed to deny to the caller's retry, not to a later write", async () => {
+    const refused = issued("refused");
+    fake.failNext("PutRolePolicy", "Throttling");
+    await expect(revoker.revoke(refused.request, "revoked")).rejects.toMatchObject({
+      code: "aws_throttled",
+    });
+    // writ answered "still issued" and recorded no end: the next write of the
+    // role, for another session, must not end this one without a record.
+    const other = issued("refused");
+    await revoker.revoke(other.request, "completed");
+    expect(stored("refused").grants).toEqual([other.grant]);
+    // The caller's retry ends it, and that is what writ records.
+    await revoker.revoke(refused.request, "revoked");
+    expect(new Set(stored("refused").grants)).toEqual(new Set([other.grant, refused.grant]));
+  });
 });

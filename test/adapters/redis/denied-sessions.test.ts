@@ -37,6 +37,16 @@ describe("the Redis ledger of denied sessions", () => {
     expect(await b.live("nobody", T)).toEqual([]);
   });
 
+  it("forgets a session taken off the record, for every process", async () => {
+    const { a, b } = pair();
+    await a.add("role", session("kept"), T + 960_000, T);
+    await a.add("role", session("unwritten"), T + 960_000, T);
+    await a.remove("role", session("unwritten"));
+    expect((await b.live("role", T)).map((s) => s.grant)).toEqual(["kept"]);
+    await b.remove("role", session("never-added"));
+    expect((await a.live("role", T)).map((s) => s.grant)).toEqual(["kept"]);
+  });
+
   it("forgets a session once it is no longer retained, and a scope with nothing left", async () => {
     const { a, b } = pair();
     await a.add("role", session("short", T + 60_000), T + 120_000, T);
