@@ -48,13 +48,22 @@ local function check_events(first_key, first_arg, types)
   return nil
 end
 
--- Appends the events to the stream, returning their ids. Each script calls it
--- before its first other write: should the stream refuse an entry (say, one
--- written by hand at the last possible id), nothing of the change is written.
+-- Appends the events to the stream, returning their ids, or nil and the
+-- error to reply. Each script calls it before its first other write: should
+-- the stream refuse an entry (say, one written by hand near the last possible
+-- id), the entries this call already added are deleted again, and nothing of
+-- the change is written, not even some of its events.
 local function add_events(stream, first_arg, ids)
+  local added = {}
   for a = first_arg, #ARGV, ${EVENT_ARGS} do
-    ids[#ids + 1] = redis.call("XADD", stream, "*", "type", ARGV[a], "request_id", ARGV[a + 1],
+    local id = redis.pcall("XADD", stream, "*", "type", ARGV[a], "request_id", ARGV[a + 1],
       "time", ARGV[a + 2], "actor", ARGV[a + 3], "data", ARGV[a + 4])
+    if type(id) == "table" and id.err then
+      if #added > 0 then redis.call("XDEL", stream, unpack(added)) end
+      return nil, id
+    end
+    added[#added + 1] = id
+    ids[#ids + 1] = id
   end
   return ids
 end
@@ -87,9 +96,16 @@ local bad = check_events(7, ${HEAD_ARGS + 1},
   {"hash", "stream", "zset", "zset", "zset", "string"})
 if bad then return bad end
 if redis.call("EXISTS", KEYS[1]) == 1 then return {0} end
-local n = tonumber(redis.call("GET", KEYS[6]) or "0") + 1
+-- Read and written back rather than INCR, so that the stream takes the first
+-- write; only what INCR would take counts (tonumber also reads "nan", "1e3").
+local counter = redis.call("GET", KEYS[6]) or "0"
+if not string.match(counter, "^%-?%d+$") or #counter > 20 then
+  return redis.error_reply("writ: the creation counter is not an integer")
+end
+local n = tonumber(counter) + 1
 if n >= 1e12 then return redis.error_reply("writ: creation counter exhausted") end
-local ids = add_events(KEYS[2], ${HEAD_ARGS + 1}, {1})
+local ids, refused = add_events(KEYS[2], ${HEAD_ARGS + 1}, {1})
+if not ids then return refused end
 redis.call("SET", KEYS[6], string.format("%d", n))
 local member = ARGV[9] .. string.format("%012d", n) .. ":" .. ARGV[1]
 redis.call("HSET", KEYS[1], "d", ARGV[2], "v", ARGV[3], "s", ARGV[4], "a", ARGV[5],
@@ -134,7 +150,8 @@ for _, list in ipairs({old_list, new_list}) do
     return redis.error_reply("writ: a key holds the wrong type")
   end
 end
-local ids = add_events(KEYS[2], ${COMMIT_HEAD_ARGS + 1}, {1})
+local ids, refused = add_events(KEYS[2], ${COMMIT_HEAD_ARGS + 1}, {1})
+if not ids then return refused end
 redis.call("HSET", KEYS[1], "d", ARGV[3], "v", ARGV[4], "s", ARGV[5], "a", ARGV[6], "x", ARGV[7])
 if current[2] ~= ARGV[5] then
   redis.call("ZREM", old_list, current[3])
@@ -156,7 +173,9 @@ const APPEND_LUA = `#!lua
 ${RECORD}
 local bad = check_events(2, 1, {"stream"})
 if bad then return bad end
-return link_events(2, 1, add_events(KEYS[1], 1, {}), 0)
+local ids, refused = add_events(KEYS[1], 1, {})
+if not ids then return refused end
+return link_events(2, 1, ids, 0)
 `;
 
 /**

@@ -27,7 +27,7 @@ Options:
   --json             Print the request as JSON
 
 Exit codes: 0 shown; 1 server or network error; 2 bad command line; 3 the
-request was denied, cancelled or expired.
+request was denied, cancelled, expired, or revoked before it was collected.
 ${ENVIRONMENT_HELP}
 `,
   async run(args, io) {
@@ -73,8 +73,8 @@ Options:
   --json   Print { "credential": { ... } }
 
 Exit codes: 0 collected; 1 server or network error (e.g. approval_pending,
-credential_already_issued); 2 bad command line; 3 the request was denied,
-cancelled or expired.
+credential_already_issued); 2 bad command line; 3 the request was denied
+(also by the policies in force now), cancelled, expired or revoked.
 ${ENVIRONMENT_HELP}
 `,
   async run(args, io) {

@@ -36,7 +36,8 @@ Options:
 ${AWS_REQUEST_HELP}
 
 Exit codes: 0 printed; 1 server or network error, or the wait timed out; 2 bad
-command line; 3 denied, cancelled or expired.
+command line; 3 denied (also by the policies in force at collection),
+cancelled, expired or revoked.
 ${ENVIRONMENT_HELP}
 `;
 

@@ -42,8 +42,8 @@ that could take precedence over the session.
 
 Exit codes: the command's own (128 + the signal's number if a signal ended it;
 127 if it could not be found, 126 if it could not be run); 1 server or network
-error, or the wait timed out; 2 bad command line; 3 denied, cancelled or expired
-(the command does not run).
+error, or the wait timed out; 2 bad command line; 3 denied (also by the policies
+in force at collection), cancelled, expired or revoked (the command does not run).
 ${ENVIRONMENT_HELP}
 `;
 

@@ -64,8 +64,9 @@ everything else goes to stderr, so this works:
     --audience billing-api --reason "churn analysis" --wait)
 
 Exit codes: 0 created (or, with --wait, approved and collected); 1 server or
-network error, or --wait timed out; 2 bad command line; 3 denied by policy or
-a reviewer, cancelled or expired.
+network error, or --wait timed out; 2 bad command line; 3 denied by policy (also
+at collection) or a reviewer, cancelled, expired, or revoked before it was
+collected.
 ${ENVIRONMENT_HELP}
 `;
 
