@@ -232,16 +232,18 @@ export function cancelRequest(args: {
 
 /**
  * A request not yet collected that the policies in force now deny (a guardrail
- * added since it was decided): denied by policy, naming the policies that deny
- * it now. A policy change thereby reaches every request that has no credential
- * yet, not only those asked for after it.
+ * added since it was decided), or whose terms they now ask more of (approvals
+ * it lacks, a reason it did not give: `requires`): denied by policy, naming the
+ * policies in force now. A policy change thereby reaches every request that has
+ * no credential yet, not only those asked for after it.
  */
 export function denyUnderCurrentPolicy(args: {
   request: AccessRequest;
   decision: Decision;
+  requires?: "approval" | "reason";
   now: number;
 }): Transition {
-  const { request, decision, now } = args;
+  const { request, decision, requires, now } = args;
   if (request.status !== "pending" && request.status !== "approved") {
     throw new WritError("request_not_pending", `The request is ${request.status}.`, {
       status: request.status,
@@ -254,6 +256,7 @@ export function denyUnderCurrentPolicy(args: {
         by: "policy",
         policies: [...decision.policies],
         previous_status: request.status,
+        ...(requires !== undefined ? { requires } : {}),
       }),
     ],
   };

@@ -1,3 +1,4 @@
+import type { Decision } from "./decision.js";
 import { WritError } from "./errors.js";
 import type { DomainEvent } from "./events.js";
 import { actorOf, type Reviewer, SYSTEM_ACTOR } from "./principal.js";
@@ -38,6 +39,29 @@ export function unmetRequirements(request: AccessRequest) {
     );
     return counted.size < requirement.quorum;
   });
+}
+
+/**
+ * What the policies in force now ask of `request` that it does not have, if
+ * anything: `denied` when they deny it; `reason` when they require a reason it
+ * did not give; `approval` when they ask for approvals it lacks (a policy that
+ * allowed it at once now names approvers, or asks more of them). Reviews count
+ * under the groups recorded with them, so approvals under groups the new
+ * policies name but the old ones did not are not counted.
+ */
+export function shortfallUnder(
+  request: AccessRequest,
+  current: Decision,
+): "denied" | "reason" | "approval" | undefined {
+  if (current.effect === "deny") return "denied";
+  if (current.reasonRequired && !hasVisibleText(request.reason)) return "reason";
+  if (
+    current.effect === "approve" &&
+    unmetRequirements({ ...request, decision: current }).length > 0
+  ) {
+    return "approval";
+  }
+  return undefined;
 }
 
 /** Distinct people who have approved, each under the id of their first approval. */

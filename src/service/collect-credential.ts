@@ -7,6 +7,7 @@ import {
   denyUnderCurrentPolicy,
   type IssuedCredential,
 } from "../domain/request.js";
+import { shortfallUnder } from "../domain/review.js";
 import type { Credential } from "../ports/minter.js";
 import { assertOwnRequest } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
@@ -33,7 +34,7 @@ export async function collectCredential(
   let credential: Credential | undefined;
   const minted: { request: AccessRequest; record: IssuedCredential }[] = [];
   let handedOut: string | undefined;
-  let deniedNow: Decision | undefined;
+  let deniedNow: { decision: Decision; shortfall: "denied" | "reason" | "approval" } | undefined;
   try {
     const result = await transact(deps, id, async (request, now) => {
       // Every check runs again on each retry, on fresh state: once a concurrent
@@ -42,9 +43,15 @@ export async function collectCredential(
       assertOwnRequest(request, agent);
       assertCollectable(request, now);
       const current = deps.policy.decide(policyQueryOf(agent, request));
-      if (current.effect === "deny") {
-        deniedNow = current;
-        return denyUnderCurrentPolicy({ request, decision: current, now });
+      const shortfall = shortfallUnder(request, current);
+      if (shortfall !== undefined) {
+        deniedNow = { decision: current, shortfall };
+        return denyUnderCurrentPolicy({
+          request,
+          decision: current,
+          ...(shortfall !== "denied" ? { requires: shortfall } : {}),
+          now,
+        });
       }
       const minter = deps.minters[request.credentialType];
       if (minter === undefined) {
@@ -73,11 +80,19 @@ export async function collectCredential(
     }
   }
   if (deniedNow !== undefined) {
+    const { decision, shortfall } = deniedNow;
     const named =
-      deniedNow.policies.length > 0 ? deniedNow.policies.join(", ") : "no policy permits it now";
-    throw new WritError("policy_denied", `Denied by the policies in force now: ${named}.`, {
+      decision.policies.length > 0 ? decision.policies.join(", ") : "no policy permits it now";
+    const message =
+      shortfall === "denied"
+        ? `Denied by the policies in force now: ${named}.`
+        : shortfall === "reason"
+          ? `The policies in force now (${named}) require a reason this request did not give; ask again with one.`
+          : `The policies in force now (${named}) require approvals this request does not have; ask again.`;
+    throw new WritError("policy_denied", message, {
       request_id: id,
-      policies: [...deniedNow.policies],
+      policies: [...decision.policies],
+      ...(shortfall !== "denied" ? { requires: shortfall } : {}),
     });
   }
   if (credential === undefined) throw new WritError("internal_error", "No credential was minted.");

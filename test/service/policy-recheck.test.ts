@@ -39,10 +39,14 @@ describe("collecting under the policies in force now", () => {
     await policies.remove();
   });
 
-  /** Adds the freeze and reloads, as the watch does after a save. */
+  /** Loads the directory again, as the watch does after a save. */
+  const reload = () =>
+    (t.writ.broker.deps.policy as unknown as { reload(): Promise<void> }).reload();
+
+  /** Adds the freeze and reloads. */
   async function freeze(): Promise<void> {
     await policies.write("freeze.cedar", INCIDENT_FREEZE);
-    await (t.writ.broker.deps.policy as unknown as { reload(): Promise<void> }).reload();
+    await reload();
   }
 
   const collect = (id: string) =>
@@ -81,13 +85,52 @@ describe("collecting under the policies in force now", () => {
     expect(types.at(-1)).toBe("request.denied");
   });
 
+  it("denies a request the policies now ask more of: approvals it lacks, a reason it did not give", async () => {
+    const stricter = {
+      approval: `@id("reads-reviewed") @approvers("data-owners")
+permit (principal, action == Action::"s3:GetObject", resource);`,
+      reason: `@id("reads-explained") @reason("required")
+permit (principal, action == Action::"s3:GetObject", resource);`,
+    };
+    for (const [requires, policy] of Object.entries(stricter)) {
+      await policies.write("stricter.cedar", `// none\n`);
+      await reload();
+      // Allowed at once, with no reason, under the demo policies.
+      const { id } = await createRequest(t, S3_READ);
+      await policies.write("stricter.cedar", policy);
+      await reload();
+      const refused = await expectError(await collect(id), 403, "policy_denied");
+      expect(refused.details).toMatchObject({ request_id: id, requires });
+      expect(refused.message).toContain("ask again");
+      const events = await allEvents(t, { request_id: id });
+      expect(events.at(-1)).toMatchObject({
+        type: "request.denied",
+        data: { by: "policy", previous_status: "approved", requires },
+      });
+      expect(events.map((e) => e.type)).not.toContain("credential.issued");
+    }
+  });
+
+  it("keeps a request whose approvals meet the policies in force now", async () => {
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    await approveAs(t, "bob", id);
+    await approveAs(t, "carol", id);
+    // An unrelated change: the export's own terms are what they were.
+    await policies.write(
+      "other.cedar",
+      `@id("other") @approvers("data-owners") permit (principal, action == Action::"s3:PutObject", resource);`,
+    );
+    await reload();
+    await expectJson(await collect(id), 200);
+  });
+
   it("changes nothing for requests the policies in force now still allow", async () => {
     const { id } = await createRequest(t, S3_READ);
     await policies.write(
       "freeze.cedar",
       `@id("other-freeze")\nforbid (principal, action, resource) when { resource.uri like "db://*" };\n`,
     );
-    await (t.writ.broker.deps.policy as unknown as { reload(): Promise<void> }).reload();
+    await reload();
     await expectJson(await collect(id), 200);
   });
 });
