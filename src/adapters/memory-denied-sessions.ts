@@ -23,8 +23,9 @@ export function createMemoryDeniedSessions(): DeniedSessionLedger {
         entries = new Map();
         byScope.set(scope, entries);
       }
-      const until = Math.max(retainUntil, entries.get(session.grant)?.until ?? 0);
-      entries.set(session.grant, { session, until });
+      const before = entries.get(session.grant);
+      entries.set(session.grant, { session, until: Math.max(retainUntil, before?.until ?? 0) });
+      return before === undefined;
     },
     async remove(scope, session) {
       const entries = byScope.get(scope);

@@ -19,11 +19,16 @@ export interface DeniedSession {
 export interface DeniedSessionLedger {
   /** Whether every writ process on the same store shares this ledger (false: this process only). */
   readonly shared: boolean;
-  /** Records at `now` that `session` must stay denied in `scope` until `retainUntil` (ms). */
-  add(scope: string, session: DeniedSession, retainUntil: number, now: number): Promise<void>;
+  /**
+   * Records at `now` that `session` must stay denied in `scope` until
+   * `retainUntil` (ms). Resolves true when this call put it on record, false
+   * when it was on record already (another end of the same session).
+   */
+  add(scope: string, session: DeniedSession, retainUntil: number, now: number): Promise<boolean>;
   /**
    * Forgets `session` in `scope`: its deny could not be written, and the caller
    * was told the session lives on, so no later write may end it unrecorded.
+   * Only the caller whose `add` put it on record removes it.
    */
   remove(scope: string, session: DeniedSession): Promise<void>;
   /** The sessions of `scope` still retained at `now`. */

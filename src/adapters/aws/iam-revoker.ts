@@ -239,7 +239,12 @@ export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
       // On record first: from here on every write of the role's policy, by any
       // process sharing the ledger, carries this deny, and any of them that
       // finds it missing writes it back, even if this process stops.
-      await ledger.add(roleName, session, session.endsAt + CLOCK_SKEW_MS, clock.now());
+      const putOnRecord = await ledger.add(
+        roleName,
+        session,
+        session.endsAt + CLOCK_SKEW_MS,
+        clock.now(),
+      );
       let doc: RevocationDocument;
       try {
         ({ doc } = await changing(roleName, async () =>
@@ -249,13 +254,17 @@ export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
         // The caller is told the session lives on and may retry; left on record,
         // the deny would be written by the next write of the role, or another
         // process's sweep, with no record of who ended the session or why.
-        await ledger.remove(roleName, session).catch((removal: unknown) => {
-          logger.warn("AWS revocation not written could not be taken off the ledger", {
-            role: roleName,
-            grant,
-            error: (removal as { code?: unknown }).code ?? "unknown",
+        // Only if this call put it there: another end of the same session (an
+        // expiry's, say) may have recorded it and written it, and keeps it.
+        if (putOnRecord) {
+          await ledger.remove(roleName, session).catch((removal: unknown) => {
+            logger.warn("AWS revocation not written could not be taken off the ledger", {
+              role: roleName,
+              grant,
+              error: (removal as { code?: unknown }).code ?? "unknown",
+            });
           });
-        });
+        }
         throw error;
       }
       const form: DenyForm = doc.grants.includes(grant) ? "grant" : "all_earlier_sessions";

@@ -33,9 +33,11 @@ local function keep(key, member, untilMs)
   redis.call('PEXPIRE', key, math.max(1, tonumber(last[2]) - tonumber(ARGV[4]) + tonumber(ARGV[5])))
 end
 local untilMs = tonumber(ARGV[1])
+local fresh = redis.call('ZSCORE', KEYS[1], ARGV[2]) == false
 keep(KEYS[1], ARGV[2], untilMs)
 keep(KEYS[2], ARGV[3], untilMs)
-return 1
+if fresh then return 1 end
+return 0
 `;
 // KEYS: the scope's set. ARGV: member. The index keeps the scope until its own score passes.
 const REMOVE = `return redis.call('ZREM', KEYS[1], ARGV[1])`;
@@ -93,11 +95,12 @@ export function createRedisDeniedSessions(
     async add(scope, session, retainUntil, now) {
       const member = encode(session);
       if (decode(member)?.grant !== session.grant) throw new TypeError("not a ledger grant");
-      await run(
+      const reply = await run(
         ADD,
         [keyOf(scope), index],
         [String(Math.ceil(retainUntil)), member, scope, String(Math.floor(now)), String(LINGER_MS)],
       );
+      return Number(reply) === 1;
     },
     async remove(scope, session) {
       await run(REMOVE, [keyOf(scope)], [encode(session)]);

@@ -213,4 +213,21 @@ describe("the IAM revoker", () => {
     await revoker.revoke(refused.request, "revoked");
     expect(new Set(stored("refused").grants)).toEqual(new Set([other.grant, refused.grant]));
   });
+
+  it("keeps a deny another end of the same session recorded when its own write fails", async () => {
+    const ended = issued("twice");
+    // The expiry ends the session: its deny is written and on record.
+    await revoker.revoke(ended.request, "expired");
+    expect(stored("twice").grants).toEqual([ended.grant]);
+    // A reviewer's revoke of the same session fails at IAM.
+    fake.failNext("PutRolePolicy", "Throttling");
+    fake.setRolePolicy("twice", POLICY, JSON.stringify({ Version: "2012-10-17", Statement: [] }));
+    await expect(revoker.revoke(ended.request, "revoked")).rejects.toMatchObject({
+      code: "aws_throttled",
+    });
+    // The expiry's deny stays on record: the next write of the role restores it.
+    const other = issued("twice");
+    await revoker.revoke(other.request, "completed");
+    expect(new Set(stored("twice").grants)).toEqual(new Set([ended.grant, other.grant]));
+  });
 });
