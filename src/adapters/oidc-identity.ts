@@ -18,6 +18,8 @@ const MAX_DISCOVERY_BYTES = 64 * 1024;
 const FETCH_TIMEOUT_MS = 5000;
 /** After a failed discovery, wait this long before asking the issuer again. */
 const DISCOVERY_RETRY_MS = 30_000;
+/** How long a discovery document is trusted before it is read again. */
+export const DISCOVERY_REFRESH_MS = 3_600_000;
 
 // The signature may be empty, so that an unsigned (`alg: none`) token is refused as such.
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
@@ -170,10 +172,11 @@ function issuerKeys(entry: OidcIssuerSettings, fetchImpl: typeof fetch, clock: C
     const keys = remote(new URL(entry.jwks_uri));
     return async () => keys;
   }
-  let resolved: KeyResolver | undefined;
+  /** The last good discovery: its key set, where it points, and when it was read. */
+  let resolved: { readonly keys: KeyResolver; readonly uri: string; at: number } | undefined;
   let failedAt: number | undefined;
-  let pending: Promise<KeyResolver> | undefined;
-  const discover = async (): Promise<KeyResolver> => {
+  let pending: Promise<{ keys: KeyResolver; uri: string }> | undefined;
+  const discover = async (): Promise<{ keys: KeyResolver; uri: string }> => {
     const base = entry.issuer.endsWith("/") ? entry.issuer : `${entry.issuer}/`;
     const response = await fetchImpl(new URL(".well-known/openid-configuration", base), {
       headers: { accept: "application/json" },
@@ -189,19 +192,32 @@ function issuerKeys(entry: OidcIssuerSettings, fetchImpl: typeof fetch, clock: C
     if (typeof document.jwks_uri !== "string") throw new Error("discovery has no jwks_uri");
     const jwksUri = new URL(document.jwks_uri);
     if (!secure(jwksUri)) throw new Error("discovery jwks_uri is not https");
-    return remote(jwksUri);
+    return { keys: remote(jwksUri), uri: jwksUri.href };
   };
+  // Read again once an hour, so that an issuer that moves its keys (a new
+  // jwks_uri) is followed without a restart. Until a new read succeeds, the
+  // last good one stays in use; a key set is replaced only when it moved, so
+  // its cache survives.
   return async (): Promise<KeyResolver> => {
-    if (resolved !== undefined) return resolved;
-    if (failedAt !== undefined && clock.now() - failedAt < DISCOVERY_RETRY_MS) {
+    const now = clock.now();
+    if (resolved !== undefined && now - resolved.at < DISCOVERY_REFRESH_MS) return resolved.keys;
+    if (failedAt !== undefined && now - failedAt < DISCOVERY_RETRY_MS) {
+      if (resolved !== undefined) return resolved.keys;
       throw new Error("discovery failed recently");
     }
     pending ??= discover();
     try {
-      resolved = await pending;
-      return resolved;
+      const found = await pending;
+      if (resolved === undefined || resolved.uri !== found.uri) {
+        resolved = { ...found, at: clock.now() };
+      } else {
+        resolved.at = clock.now();
+      }
+      failedAt = undefined;
+      return resolved.keys;
     } catch (error) {
       failedAt = clock.now();
+      if (resolved !== undefined) return resolved.keys;
       throw error;
     } finally {
       pending = undefined;

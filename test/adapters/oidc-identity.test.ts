@@ -4,7 +4,7 @@ import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { type CryptoKey, exportJWK, generateKeyPair, SignJWT, UnsecuredJWT } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createOidcAuthenticator } from "../../src/adapters/oidc-identity.js";
+import { createOidcAuthenticator, DISCOVERY_REFRESH_MS } from "../../src/adapters/oidc-identity.js";
 import { runCli } from "../../src/cli/main.js";
 import { OidcIssuerConfig } from "../../src/config/oidc-schema.js";
 import { createWritClient } from "../../src/sdk/client.js";
@@ -565,5 +565,96 @@ describe("an issuer whose discovery document never ends", () => {
     });
     // The server wrote what the socket took before writ hung up: far from all of it.
     expect(sent).toBeLessThan(16 * 1024 * 1024);
+  });
+});
+
+describe("an issuer that moves its keys to a new jwks_uri", () => {
+  let moving: Server | undefined;
+  let issuer = "";
+  let where = "/keys-a";
+  let discoveries = 0;
+  type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
+  const pairs = new Map<string, KeyPair>();
+
+  beforeAll(async () => {
+    for (const name of ["/keys-a", "/keys-b"]) {
+      pairs.set(name, await generateKeyPair("ES256", { extractable: true }));
+    }
+    moving = createHttpServer(async (req, res) => {
+      res.setHeader("content-type", "application/json");
+      if (req.url === "/.well-known/openid-configuration") {
+        discoveries++;
+        res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}${where}` }));
+        return;
+      }
+      const pair = pairs.get(req.url ?? "");
+      if (pair === undefined) {
+        res.statusCode = 404;
+        res.end("{}");
+        return;
+      }
+      const jwk = await exportJWK(pair.publicKey);
+      res.end(JSON.stringify({ keys: [{ ...jwk, kid: req.url?.slice(1), alg: "ES256" }] }));
+    });
+    await new Promise<void>((resolve) => moving?.listen(0, "127.0.0.1", resolve));
+    issuer = `http://127.0.0.1:${(moving.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    moving?.closeAllConnections();
+    await new Promise<void>((resolve) => (moving ? moving.close(() => resolve()) : resolve()));
+  });
+
+  /** An authenticator trusting the moving issuer, on a clock the test moves, and a signer. */
+  function trusting() {
+    const clock = { at: Date.now(), now: () => clock.at };
+    const oidc = createOidcAuthenticator({
+      issuers: [
+        OidcIssuerConfig.parse({
+          issuer,
+          audience: "writ-test",
+          agent: { id: "moving:{sub}", owner: "alice" },
+          require: { sub: "x" },
+        }),
+      ],
+      clock,
+    });
+    const token = (keys: string) =>
+      new SignJWT({ iss: issuer, aud: "writ-test", sub: "x" })
+        .setProtectedHeader({ alg: "ES256", kid: keys.slice(1) })
+        .setIssuedAt(Math.floor(clock.at / 1000))
+        .setExpirationTime(Math.floor(clock.at / 1000) + 300)
+        .sign((pairs.get(keys) as KeyPair).privateKey);
+    return { oidc, token, clock };
+  }
+
+  it("is followed within the hour, without a restart", async () => {
+    const { oidc, token, clock } = trusting();
+
+    await expect(oidc.authenticate(await token("/keys-a"))).resolves.toMatchObject({
+      id: "moving:x",
+    });
+    // The issuer moves its keys; the discovery read an hour ago still points at the old set.
+    where = "/keys-b";
+    await expect(oidc.authenticate(await token("/keys-b"))).rejects.toMatchObject({
+      code: expect.stringMatching(/^oidc_/),
+    });
+    expect(discoveries).toBe(1);
+    clock.at += DISCOVERY_REFRESH_MS;
+    await expect(oidc.authenticate(await token("/keys-b"))).resolves.toMatchObject({
+      id: "moving:x",
+    });
+    expect(discoveries).toBe(2);
+  });
+
+  it("keeps the last good discovery while a new read fails", async () => {
+    where = "/keys-a";
+    const { oidc, token, clock } = trusting();
+    const signed = () => token("/keys-a");
+    await expect(oidc.authenticate(await signed())).resolves.toMatchObject({ id: "moving:x" });
+    // The discovery now names a key set over plain http on another host: refused.
+    where = "@evil.example/keys";
+    clock.at += DISCOVERY_REFRESH_MS;
+    await expect(oidc.authenticate(await signed())).resolves.toMatchObject({ id: "moving:x" });
   });
 });
