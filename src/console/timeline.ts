@@ -146,9 +146,20 @@ export function timelineStep(event: RecordedEvent): TimelineStep {
     case "request.denied":
       return {
         ...base,
-        title: d.by === "policy" ? "Denied by policy" : "Denied",
+        title:
+          d.by !== "policy"
+            ? "Denied"
+            : d.previous_status !== undefined
+              ? "Denied by the policies in force at collection"
+              : "Denied by policy",
         tone: "bad",
-        facts: facts([["reviewer", str(d.reviewer)]]),
+        facts: facts([
+          ["reviewer", str(d.reviewer)],
+          ["reason", str(d.reason)],
+          ["policies", list(d.policies)],
+          ["was", str(d.previous_status)],
+          ["now requires", str(d.requires)],
+        ]),
       };
     case "credential.issued":
       return {

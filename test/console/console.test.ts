@@ -298,6 +298,34 @@ describe("console pages", () => {
     }
   });
 
+  it("says on the timeline who denied a request and why, or which policies did", async () => {
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    const bob = await signedIn("bob");
+    await bob.post(`/console/requests/${id}/deny`, {
+      csrf: await bob.csrf(),
+      reason: "not this quarter",
+    });
+    const byReviewer = await (await bob.get(`/console/requests/${id}`)).text();
+    const denied = byReviewer.slice(byReviewer.lastIndexOf("Denied"));
+    expect(denied).toContain("bob");
+    expect(denied).toContain("not this quarter");
+
+    const forbidden = await t.call("POST", "/v1/requests", {
+      key: keyOf(t, "report-agent"),
+      body: {
+        action: "iam:AttachRolePolicy",
+        resource: "arn:aws:iam::111122223333:role/admin",
+        audience: "billing-api",
+      },
+    });
+    const refused = (await forbidden.json()) as { error: { details: { request_id: string } } };
+    const byPolicy = await (
+      await bob.get(`/console/requests/${refused.error.details.request_id}`)
+    ).text();
+    const policyDenial = byPolicy.slice(byPolicy.lastIndexOf("Denied by policy"));
+    expect(policyDenial).toContain("no-iam-attach-role-policy");
+  });
+
   it("shows a request's whole story on its timeline", async () => {
     const { id } = await createRequest(t, CUSTOMERS_EXPORT);
     const bob = await signedIn("bob");
