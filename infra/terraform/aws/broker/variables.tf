@@ -25,6 +25,16 @@ variable "target_role_arns" {
   default     = ["arn:aws:iam::*:role/writ-targets/*"]
 }
 
+variable "target_boundary_arns" {
+  description = <<-EOT
+    The permissions boundaries a target role must have for writ to write its
+    deny policy on it. The default is every policy under the /writ-targets/
+    path, where the target-role module creates each role's boundary.
+  EOT
+  type        = list(string)
+  default     = ["arn:aws:iam::*:policy/writ-targets/*"]
+}
+
 variable "tags" {
   description = "Tags for writ's role."
   type        = map(string)

@@ -78,11 +78,22 @@ data "aws_iam_policy_document" "trust" {
   }
 }
 
+# The same document again, as the role's permissions boundary: writ's role may
+# write inline policies on this role (that is how it ends sessions), and the
+# boundary keeps anything it writes from letting a session do more than this.
+resource "aws_iam_policy" "boundary" {
+  name   = "${var.name}-boundary"
+  path   = "/writ-targets/"
+  policy = var.policy_json
+  tags   = var.tags
+}
+
 resource "aws_iam_role" "target" {
   name                 = var.name
   path                 = "/writ-targets/"
   assume_role_policy   = data.aws_iam_policy_document.trust.json
   max_session_duration = var.max_session_duration
+  permissions_boundary = aws_iam_policy.boundary.arn
   tags                 = var.tags
 }
 

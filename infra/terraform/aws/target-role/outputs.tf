@@ -12,3 +12,8 @@ output "revocation_policy_name" {
   description = "The inline policy writ maintains on the role; leave it to writ."
   value       = var.revocation_policy_name
 }
+
+output "boundary_arn" {
+  description = "The role's permissions boundary: the most any session may do, whatever inline policies the role gets."
+  value       = aws_iam_policy.boundary.arn
+}

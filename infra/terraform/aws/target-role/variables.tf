@@ -24,7 +24,7 @@ variable "policy_json" {
 }
 
 variable "max_session_duration" {
-  description = "Longest session, in seconds (3600-43200); writ's aws.session_duration_seconds must not exceed it."
+  description = "Longest session, in seconds (3600-43200); writ's aws.session_duration_seconds must not exceed it (nor 3600 when writ runs as a role: STS caps chained sessions at an hour)."
   type        = number
   default     = 3600
 }
