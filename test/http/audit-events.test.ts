@@ -3,19 +3,13 @@ import {
   CUSTOMERS_EXPORT,
   collectToken,
   createRequest,
-  type EventBody,
+  type EventPage,
   expectError,
   expectJson,
   keyOf,
   S3_READ,
 } from "../support/api.js";
 import { startTestWrit, type TestWrit } from "../support/harness.js";
-
-interface EventPage {
-  items: EventBody[];
-  next?: string;
-  last_id?: string;
-}
 
 let t: TestWrit;
 

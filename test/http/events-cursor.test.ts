@@ -10,7 +10,7 @@ import type { RequestStore } from "../../src/ports/store.js";
 import {
   CUSTOMERS_EXPORT,
   createRequest,
-  type EventBody,
+  type EventPage,
   expectError,
   expectJson,
   keyOf,
@@ -18,12 +18,6 @@ import {
 } from "../support/api.js";
 import { startTestWrit, type TestWrit } from "../support/harness.js";
 import { type RedisServer, startRedisServer } from "../support/redis.js";
-
-interface EventPage {
-  items: EventBody[];
-  next?: string;
-  last_id?: string;
-}
 
 let redis: RedisServer;
 let client: RedisStoreClient;

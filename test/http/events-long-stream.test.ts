@@ -12,7 +12,7 @@ import type { DomainEvent, RecordedEvent } from "../../src/domain/events.js";
 import { silentLogger } from "../../src/ports/logger.js";
 import type { RequestStore } from "../../src/ports/store.js";
 import type { RunningServer } from "../../src/server.js";
-import { type EventBody, expectJson, keyOf } from "../support/api.js";
+import { type EventBody, type EventPage, expectJson, keyOf } from "../support/api.js";
 import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
 import { type RedisServer, startRedisServer } from "../support/redis.js";
 import { waitFor } from "../support/wait.js";
@@ -31,12 +31,6 @@ const EVENTS = 400_000;
 const BATCH = 10_000;
 const DEADLINE_MS = 1000;
 const isRare = (i: number) => i % 50_000 === 7 || i === EVENTS - 1;
-
-interface EventPage {
-  items: EventBody[];
-  next?: string;
-  last_id?: string;
-}
 
 let redis: RedisServer;
 let client: RedisStoreClient;

@@ -3,23 +3,15 @@ import { WritError } from "../../src/domain/errors.js";
 import type { AuditLog } from "../../src/ports/audit-log.js";
 import type { Timer } from "../../src/ports/timer.js";
 import { createBroker } from "../../src/service/broker.js";
-import { tempPolicies } from "../policy/temp-policies.js";
 import { allEvents, expectJson, keyOf, readRequest } from "../support/api.js";
-import { type FakeAws, startFakeAws, TEST_REGION } from "../support/fake-aws.js";
-import { ManualClock, startTestWrit, type TestWrit } from "../support/harness.js";
+import { REVOCATIONS, startReportsAwsWrit } from "../support/aws-writ.js";
+import type { FakeAws } from "../support/fake-aws.js";
+import { ManualClock, type TestWrit } from "../support/harness.js";
 
 // The expiry sweep, when the audit log does not confirm the expiry in time:
 // the expiry is committed all the same, so what follows it must happen too.
 
-const ROLE = "arn:aws:iam::111122223333:role/writ-reports";
-const REVOCATIONS = "writ-revocations";
 const TTL_SECONDS = 300;
-
-const POLICIES = `
-@id("reports-read")
-permit (principal, action == Action::"s3:GetObject", resource)
-when { resource.uri like "arn:aws:s3:::reports/*" };
-`;
 
 const clock = new ManualClock();
 /** Background retries move the injected clock instead of waiting. */
@@ -32,29 +24,14 @@ const timer: Timer = {
 
 let fake: FakeAws;
 let t: TestWrit;
-let removePolicies: () => Promise<void>;
+let close: () => Promise<void>;
 
 beforeAll(async () => {
-  fake = await startFakeAws({ now: () => clock.now() });
-  const policies = await tempPolicies({ "aws.cedar": POLICIES });
-  removePolicies = policies.remove;
-  t = await startTestWrit(
-    {
-      aws: {
-        region: TEST_REGION,
-        revocation_policy_name: REVOCATIONS,
-        roles: [{ resource_pattern: "arn:aws:s3:::reports/*", role_arn: ROLE }],
-      },
-      policies: { dir: policies.dir, watch: false },
-    },
-    { clock, awsClients: fake.clients({ maxAttempts: 1 }) },
-  );
+  ({ fake, t, close } = await startReportsAwsWrit({ clock }));
 });
 
 afterAll(async () => {
-  await t?.close();
-  await fake?.close();
-  await removePolicies?.();
+  await close?.();
 });
 
 /**

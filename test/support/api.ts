@@ -44,6 +44,13 @@ export interface EventBody {
   data: Record<string, unknown>;
 }
 
+/** A page of `GET /v1/events`: follow `next` as `after`, even after a short page. */
+export interface EventPage {
+  items: EventBody[];
+  next?: string;
+  last_id?: string;
+}
+
 export interface ErrorBody {
   error: { code: string; message: string; details?: Record<string, unknown> };
 }

@@ -3,16 +3,11 @@ import type { Agent } from "../../../src/domain/principal.js";
 import type { Timer } from "../../../src/ports/timer.js";
 import { type Broker, createBroker } from "../../../src/service/broker.js";
 import { EXPIRY_REVOCATION_RETRY_DELAYS_MS } from "../../../src/service/revoke-at-source.js";
-import { tempPolicies } from "../../policy/temp-policies.js";
 import { allEvents, type EventBody, expectJson, keyOf } from "../../support/api.js";
+import { REVOCATIONS, startReportsAwsWrit } from "../../support/aws-writ.js";
 import { capturingLogger } from "../../support/captured-log.js";
-import {
-  type FakeAws,
-  startFakeAws,
-  TEST_REGION,
-  TEST_SECRET_ACCESS_KEY,
-} from "../../support/fake-aws.js";
-import { ManualClock, startTestWrit, type TestWrit } from "../../support/harness.js";
+import { type FakeAws, TEST_SECRET_ACCESS_KEY } from "../../support/fake-aws.js";
+import { ManualClock, type TestWrit } from "../../support/harness.js";
 import { within } from "../../support/wait.js";
 
 // Ending AWS sessions at expiry, in the background: retried with backoff, and
@@ -20,15 +15,7 @@ import { within } from "../../support/wait.js";
 // Its own fake AWS and writ, so no other test's background work shares the
 // fake's injected failures.
 
-const ROLE = "arn:aws:iam::111122223333:role/writ-reports";
-const REVOCATIONS = "writ-revocations";
 const TTL_SECONDS = 300;
-
-const POLICIES = `
-@id("reports-read")
-permit (principal, action == Action::"s3:GetObject", resource)
-when { resource.uri like "arn:aws:s3:::reports/*" };
-`;
 
 interface AwsCredential {
   access_key_id: string;
@@ -42,7 +29,7 @@ const { logger, lines: logLines } = capturingLogger();
 let fake: FakeAws;
 let t: TestWrit;
 let agent: Agent;
-let removePolicies: () => Promise<void>;
+let close: () => Promise<void>;
 
 /**
  * A timer that moves the injected clock instead of waiting, and can hold a
@@ -122,30 +109,14 @@ async function expectNothingSecret(id: string, credential: AwsCredential) {
 }
 
 beforeAll(async () => {
-  fake = await startFakeAws({ now: () => clock.now() });
-  const policies = await tempPolicies({ "aws.cedar": POLICIES });
-  removePolicies = policies.remove;
-  t = await startTestWrit(
-    {
-      aws: {
-        region: TEST_REGION,
-        revocation_policy_name: REVOCATIONS,
-        roles: [{ resource_pattern: "arn:aws:s3:::reports/*", role_arn: ROLE }],
-      },
-      policies: { dir: policies.dir, watch: false },
-    },
-    // One SDK attempt per call: each injected failure fails one revocation attempt.
-    { clock, logger, awsClients: fake.clients({ maxAttempts: 1 }) },
-  );
+  ({ fake, t, close } = await startReportsAwsWrit({ clock, logger }));
   const found = t.writ.broker.deps.identities.agent("report-agent");
   if (found === undefined) throw new Error("no demo agent");
   agent = found;
 });
 
 afterAll(async () => {
-  await t?.close();
-  await fake?.close();
-  await removePolicies?.();
+  await close?.();
 });
 
 describe("ending an AWS session at expiry", () => {
