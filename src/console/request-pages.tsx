@@ -147,15 +147,7 @@ function ReviewForms(props: { session: ConsoleSession; id: string }) {
       <form method="post" action={`/console/requests/${id}/deny`} class="card">
         <CsrfField token={session.csrfToken} />
         <h2>Deny</h2>
-        <label>
-          Reason (required)
-          <textarea name="reason" required maxlength={2000} />
-        </label>
-        <p>
-          <button type="submit" class="danger">
-            Deny
-          </button>
-        </p>
+        <ReasonAndSubmit action="Deny" />
       </form>
     </div>
   );
@@ -174,16 +166,25 @@ function RevokeForm(props: { session: ConsoleSession; request: RequestView }) {
             ? "Ends the AWS session now, at AWS first."
             : "Ends the credential now: its token no longer works."}
       </p>
+      <ReasonAndSubmit action="Revoke" />
+    </form>
+  );
+}
+
+/** The required reason and the button of a form that ends something (deny, revoke). */
+function ReasonAndSubmit(props: { action: string }) {
+  return (
+    <>
       <label>
         Reason (required)
         <textarea name="reason" required maxlength={2000} />
       </label>
       <p>
         <button type="submit" class="danger">
-          Revoke
+          {props.action}
         </button>
       </p>
-    </form>
+    </>
   );
 }
 

@@ -41,6 +41,9 @@ export function unmetRequirements(request: AccessRequest) {
   });
 }
 
+/** What a request lacks under the policies in force now: see {@link shortfallUnder}. */
+export type Shortfall = "denied" | "reason" | "approval";
+
 /**
  * What the policies in force now ask of `request` that it does not have, if
  * anything: `denied` when they deny it; `reason` when they require a reason it
@@ -49,10 +52,7 @@ export function unmetRequirements(request: AccessRequest) {
  * under the groups recorded with them, so approvals under groups the new
  * policies name but the old ones did not are not counted.
  */
-export function shortfallUnder(
-  request: AccessRequest,
-  current: Decision,
-): "denied" | "reason" | "approval" | undefined {
+export function shortfallUnder(request: AccessRequest, current: Decision): Shortfall | undefined {
   if (current.effect === "deny") return "denied";
   if (current.reasonRequired && !hasVisibleText(request.reason)) return "reason";
   if (

@@ -7,7 +7,7 @@ import {
   denyUnderCurrentPolicy,
   type IssuedCredential,
 } from "../domain/request.js";
-import { shortfallUnder } from "../domain/review.js";
+import { type Shortfall, shortfallUnder } from "../domain/review.js";
 import type { Credential } from "../ports/minter.js";
 import { assertOwnRequest } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
@@ -34,7 +34,7 @@ export async function collectCredential(
   let credential: Credential | undefined;
   const minted: { request: AccessRequest; record: IssuedCredential }[] = [];
   let handedOut: string | undefined;
-  let deniedNow: { decision: Decision; shortfall: "denied" | "reason" | "approval" } | undefined;
+  let deniedNow: { decision: Decision; shortfall: Shortfall } | undefined;
   try {
     const result = await transact(deps, id, async (request, now) => {
       // Every check runs again on each retry, on fresh state: once a concurrent

@@ -13,7 +13,6 @@ import {
 import { openFileAuditLog } from "../../src/audit/file-audit-log.js";
 import { createStreamFollowingLog } from "../../src/audit/stream-follower.js";
 import { verifyLogFile } from "../../src/audit/verify-log.js";
-import type { RecordedEvent } from "../../src/domain/events.js";
 import type { AuditLog } from "../../src/ports/audit-log.js";
 import { systemClock } from "../../src/ports/clock.js";
 import { silentLogger } from "../../src/ports/logger.js";
@@ -21,7 +20,7 @@ import { recordAuditGap } from "../../src/service/record-audit-gap.js";
 import { type RedisServer, startRedisServer } from "../support/redis.js";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 import { waitFor } from "../support/wait.js";
-import { sampleEvent, sampleRequest } from "./store-contract.js";
+import { appendSampleEvents } from "./store-contract.js";
 
 // A replica that keeps running while Redis cannot hear from it (a network
 // partition, a paused VM) for longer than the follower timeout loses its
@@ -85,18 +84,6 @@ async function follow(store: RedisStore, id: string, idleWaitMs = 5_000) {
   return { log, path: file.path };
 }
 
-async function appendEvents(store: RedisStore, count: number): Promise<RecordedEvent[]> {
-  const request = sampleRequest();
-  const out: RecordedEvent[] = [];
-  for (let n = 0; n < count; n += 50) {
-    const batch = Array.from({ length: Math.min(50, count - n) }, (_, i) =>
-      sampleEvent(request.id, "token.replay_blocked", { n: n + i }),
-    );
-    out.push(...(await store.append(batch)));
-  }
-  return out;
-}
-
 async function entriesOf(path: string) {
   const text = await readFile(path, "utf8");
   return text
@@ -113,7 +100,7 @@ describe("a running replica that Redis did not hear from for longer than the fol
     const storeB = await storeAt(server.url, prefix);
     const a = await follow(storeA, "replica-a");
     const b = await follow(storeB, "replica-b");
-    const before = await appendEvents(storeB, 200);
+    const before = await appendSampleEvents(storeB, 200);
     await Promise.all([a.log.append(before), b.log.append(before)]);
     const lastBefore = before.at(-1)?.id as string;
     // Redis knows where A stands before it is cut off.
@@ -130,12 +117,12 @@ describe("a running replica that Redis did not hear from for longer than the fol
     // A keeps running, cut off from Redis; B serves on and trims.
     proxy.cut();
     await new Promise((resolve) => setTimeout(resolve, FOLLOWER_TIMEOUT_MS * 2));
-    const during = await appendEvents(storeB, 2_000);
+    const during = await appendSampleEvents(storeB, 2_000);
     await b.log.append(during);
     expect((await storeB.trimStream()).removed).toBeGreaterThan(0);
 
     proxy.heal();
-    const after = await appendEvents(storeB, 1);
+    const after = await appendSampleEvents(storeB, 1);
     await a.log.append(after);
 
     await waitFor("audit.gap in the log", async () =>
@@ -159,12 +146,12 @@ describe("a running replica that Redis did not hear from for longer than the fol
   it("paused, with no error of its own: the next report finds its record gone and answers the gap", async () => {
     const prefix = `t${randomBytes(6).toString("hex")}`;
     const store = await storeAt(server.url, prefix);
-    const read = await appendEvents(store, 20);
+    const read = await appendSampleEvents(store, 20);
     const cursor = read.at(-1)?.id as string;
     expect(await store.recordLogCursor("replica-p", cursor)).toBeUndefined();
     // While this process was paused: more events, then a trim that dropped its
     // record (not heard from within the timeout) and removed events it never read.
-    const unread = await appendEvents(store, 10);
+    const unread = await appendSampleEvents(store, 10);
     const raw = createClient({ url: server.url }).on("error", () => {});
     await raw.connect();
     try {

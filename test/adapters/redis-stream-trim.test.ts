@@ -19,7 +19,7 @@ import type { AuditLog } from "../../src/ports/audit-log.js";
 import type { Logger } from "../../src/ports/logger.js";
 import { silentLogger } from "../../src/ports/logger.js";
 import { type RedisServer, startRedisServer } from "../support/redis.js";
-import { sampleEvent, sampleRequest } from "./store-contract.js";
+import { appendSampleEvents, sampleEvent, sampleRequest } from "./store-contract.js";
 
 // Trimming the event stream against real audit logs following it, on a real
 // redis-server: the stream is the only copy of an event until every log has
@@ -60,19 +60,6 @@ function trimmingStore(prefix: string, logger: Logger = silentLogger): RedisStor
     followerReportIntervalMs: 10,
     logger,
   });
-}
-
-/** Appends `count` events in batches of 50; resolves with them as recorded. */
-async function appendEvents(store: RedisStore, count: number): Promise<RecordedEvent[]> {
-  const request = sampleRequest();
-  const out: RecordedEvent[] = [];
-  for (let n = 0; n < count; n += 50) {
-    const batch = Array.from({ length: Math.min(50, count - n) }, (_, i) =>
-      sampleEvent(request.id, "token.replay_blocked", { n: n + i }),
-    );
-    out.push(...(await store.append(batch)));
-  }
-  return out;
 }
 
 /** A real file log whose appends wait while `hold()` is in force: a follower that falls behind. */
@@ -143,7 +130,7 @@ describe("trimming the redis stream behind its audit log followers", () => {
     const fast = follow(fastFile, "fast");
     const behind = follow(slow.log, "slow");
     try {
-      const first = await appendEvents(store, 300);
+      const first = await appendSampleEvents(store, 300);
       await Promise.all([fast.append(first), behind.append(first)]);
       const slowCursor = first.at(-1)?.id as string;
       await expect
@@ -155,7 +142,7 @@ describe("trimming the redis stream behind its audit log followers", () => {
 
       // The slow log stops before its next fsync; the fast one goes on.
       slow.hold();
-      const second = await appendEvents(store, 2000);
+      const second = await appendSampleEvents(store, 2000);
       const last = second.at(-1)?.id as string;
       await fast.append(second);
       await expect.poll(() => slow.waiting()).toBe(true);
@@ -200,7 +187,7 @@ describe("trimming the redis stream behind its audit log followers", () => {
     const prefix = freshPrefix();
     const store = trimmingStore(prefix);
     try {
-      const events = await appendEvents(store, 1000);
+      const events = await appendSampleEvents(store, 1000);
       // Redis's own clock times the records: a stale one is older by that clock.
       const [seconds] = await raw.time();
       const stale = String(Number(seconds) * 1000 - 2 * TIMEOUT_MS);
@@ -254,7 +241,7 @@ describe("trimming the redis stream behind its audit log followers", () => {
     const logger = recordingLogger();
     const returning = trimmingStore(prefix, logger);
     try {
-      const events = await appendEvents(store, 1000);
+      const events = await appendSampleEvents(store, 1000);
       await store.recordLogCursor("a", events.at(-1)?.id);
       await store.trimStream();
       // A log that stopped at the 10th event comes back: its cursor was trimmed.
@@ -289,7 +276,7 @@ describe("trimming the redis stream behind its audit log followers", () => {
       followerReportIntervalMs: NEVER_MS,
       logger: silentLogger,
     });
-    const events = await appendEvents(store, 3);
+    const events = await appendSampleEvents(store, 3);
     await store.recordLogCursor("r1", events[0]?.id);
     await store.recordLogCursor("r1", events[2]?.id);
     expect(await followerRecords(prefix)).toEqual({ r1: events[0]?.id });
@@ -301,7 +288,7 @@ describe("trimming the redis stream behind its audit log followers", () => {
     const prefix = freshPrefix();
     const store = trimmingStore(prefix);
     try {
-      const events = await appendEvents(store, 1000);
+      const events = await appendSampleEvents(store, 1000);
       await store.recordLogCursor("ok", events.at(-1)?.id);
       await raw.hSet(`{${prefix}}:followers`, "odd", "not a record");
       const error = await store.trimStream().catch((e: unknown) => e);

@@ -52,6 +52,22 @@ export function sampleEvent(
   return { type, requestId, actor: { kind: "agent", id: "report-agent" }, time: T0, data };
 }
 
+/** Appends `count` events of one request in batches of 50; resolves with them as recorded. */
+export async function appendSampleEvents(
+  store: RequestStore,
+  count: number,
+): Promise<RecordedEvent[]> {
+  const request = sampleRequest();
+  const out: RecordedEvent[] = [];
+  for (let n = 0; n < count; n += 50) {
+    const batch = Array.from({ length: Math.min(50, count - n) }, (_, i) =>
+      sampleEvent(request.id, "token.replay_blocked", { n: n + i }),
+    );
+    out.push(...(await store.append(batch)));
+  }
+  return out;
+}
+
 /**
  * Orders stream ids without assuming their form beyond "increasing": plain integers
  * ("17") and Redis stream ids ("1768467600000-3") both compare part by part.
