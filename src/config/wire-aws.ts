@@ -8,6 +8,7 @@ import type { CredentialRevoker } from "../ports/revoker.js";
 import type { SharedLock } from "../ports/shared-lock.js";
 import type { Timer } from "../ports/timer.js";
 import type { AwsConfigValue } from "./aws-schema.js";
+import { ConfigError } from "./load.js";
 
 /** SDK clients to use instead of the ones built from the configuration (tests, embedding). */
 /**
@@ -42,6 +43,12 @@ const REQUEST_HANDLER = { connectionTimeout: 3000, requestTimeout: 10_000 } as c
 // refusal. Both operations are safe to repeat: a retried AssumeRole at worst
 // makes a session nobody receives; PutRolePolicy writes a whole document.
 const MAX_ATTEMPTS = 3;
+/** The longest session STS grants a role assumed with role-session credentials (role chaining). */
+const ROLE_CHAINING_MAX_SECONDS = 3600;
+/** How long start-up waits to learn writ's own identity before going on without knowing it. */
+const IDENTITY_CHECK_MS = 5000;
+/** An STS role-session ARN in any partition: `arn:aws:sts::111122223333:assumed-role/name/session`. */
+const ROLE_SESSION_ARN = /^arn:aws(?:-[a-z]+)*:sts::\d{12}:assumed-role\//;
 
 /**
  * Builds the AWS minter and revoker, or nothing when the configuration has no
@@ -84,6 +91,15 @@ export async function createAwsCredentials(
     }),
     iam: new IAMClient({ ...region, maxAttempts: MAX_ATTEMPTS, requestHandler: REQUEST_HANDLER }),
   };
+  try {
+    await assertSessionsFitIdentity(clients.sts, config, options.logger);
+  } catch (error) {
+    if (options.clients === undefined) {
+      clients.sts.destroy();
+      clients.iam.destroy();
+    }
+    throw error;
+  }
   const minter = aws.createAwsMinter({
     sts: clients.sts,
     catalogue: createAwsCatalogue(),
@@ -117,4 +133,42 @@ export async function createAwsCredentials(
       clients.iam.destroy();
     },
   };
+}
+
+/**
+ * Refuses a `session_duration_seconds` above an hour when writ's own AWS
+ * identity is a role session (on ECS, EKS, EC2 or Lambda): assuming a target
+ * role from it is role chaining, which STS caps at one hour, so every collect
+ * asking for more would fail at `AssumeRole`. Asked only when the setting
+ * passes an hour; GetCallerIdentity needs no permission. When STS cannot be
+ * asked, writ starts and warns: the setting is not unsafe, and refusing would
+ * stop JWT issuance too while STS is unreachable.
+ */
+async function assertSessionsFitIdentity(
+  sts: STSClient,
+  config: AwsConfigValue,
+  logger: Logger,
+): Promise<void> {
+  if (config.session_duration_seconds <= ROLE_CHAINING_MAX_SECONDS) return;
+  const { GetCallerIdentityCommand } = await import("@aws-sdk/client-sts");
+  let arn: string | undefined;
+  try {
+    const identity = await sts.send(new GetCallerIdentityCommand({}), {
+      abortSignal: AbortSignal.timeout(IDENTITY_CHECK_MS),
+    });
+    arn = identity.Arn;
+  } catch (error) {
+    logger.warn(
+      "could not ask STS who writ is; if writ runs as a role, role chaining caps sessions at 3600 seconds",
+      {
+        session_duration_seconds: config.session_duration_seconds,
+        error: error instanceof Error ? error.name : "unknown",
+      },
+    );
+    return;
+  }
+  if (arn === undefined || !ROLE_SESSION_ARN.test(arn)) return;
+  throw new ConfigError(
+    `aws.session_duration_seconds is ${config.session_duration_seconds}, but writ's own AWS identity is a role session (${arn}): assuming a target role from it is role chaining, which STS caps at ${ROLE_CHAINING_MAX_SECONDS} seconds, so every collect asking for a longer session would fail. Set aws.session_duration_seconds to ${ROLE_CHAINING_MAX_SECONDS} or less, or give writ credentials that are not a role session.`,
+  );
 }

@@ -74,6 +74,8 @@ export function issueCredential(args: {
         credential_type: credential.type,
         credential_id: credential.id,
         expires_at: new Date(credential.expiresAt).toISOString(),
+        // The TTL minted with, which the policies in force at collect may have lowered.
+        ttl_seconds: request.grantedTtlSeconds,
         action: request.action,
         resource: request.resource,
         ...(request.audience ? { audience: request.audience } : {}),

@@ -64,6 +64,19 @@ export function shortfallUnder(request: AccessRequest, current: Decision): Short
   return undefined;
 }
 
+/**
+ * The request with its credential lifetime capped by the policies in force now:
+ * a TTL lowered since the request was decided (a team tightening it during an
+ * incident) holds for every credential minted after the change. A TTL raised
+ * since never lengthens the one granted.
+ */
+export function cappedUnder(request: AccessRequest, current: Decision): AccessRequest {
+  const ttlSeconds = Math.min(request.grantedTtlSeconds, current.ttlSeconds);
+  return ttlSeconds === request.grantedTtlSeconds
+    ? request
+    : { ...request, grantedTtlSeconds: ttlSeconds };
+}
+
 /** Distinct people who have approved, each under the id of their first approval. */
 export function approverIds(request: AccessRequest): string[] {
   const people = new Map<string, string>();

@@ -1,5 +1,6 @@
 // First: it must run before any call into the Cedar WebAssembly module is optimized.
 import "./wasm-call-inlining.js";
+import { setTimeout as delay } from "node:timers/promises";
 import { preparsePolicySet, statefulIsAuthorized } from "@cedar-policy/cedar-wasm/nodejs";
 import type { Decision } from "../domain/decision.js";
 import type { PolicyEngine, PolicyQuery } from "../ports/policy.js";
@@ -40,7 +41,11 @@ export interface CedarPolicyEngineOptions {
   readonly defaults: PolicyDefaults;
   /** Reload when the directory changes. Off by default. */
   readonly watch?: boolean;
-  /** Quiet period after the last change before reloading; 100 ms by default. */
+  /**
+   * Quiet period after the last change before reloading; 100 ms by default. A
+   * reload that finds a file emptied of its policies waits this long again and
+   * rereads, in case it caught the file between truncation and write.
+   */
   readonly watchDebounceMs?: number;
   /** Called after each successful reload, once the new set is in force; not at start. */
   readonly onReload?: (info: PolicyReloadInfo) => void;
@@ -116,6 +121,7 @@ export async function createCedarPolicyEngine(
   checkDefaults(options.defaults);
   const { defaults } = options;
   const cacheSize = options.decisionCacheSize ?? DEFAULT_DECISION_CACHE_SIZE;
+  const debounceMs = options.watchDebounceMs ?? 100;
   if (!Number.isSafeInteger(cacheSize) || cacheSize < 0) {
     throw new TypeError(
       `decisionCacheSize must be a non-negative integer, got ${String(cacheSize)}`,
@@ -176,7 +182,10 @@ export async function createCedarPolicyEngine(
   function reload(): Promise<void> {
     // Serialised: the last reload to start reads the directory last and wins.
     const next = queue.then(async () => {
-      const set = await loadPolicySet(options.dir);
+      const set = await loadPolicySet(options.dir, {
+        inForce: active.set,
+        settle: () => delay(debounceMs, undefined, { ref: false }),
+      });
       const slot = active.slot === slots[0] ? slots[1] : slots[0];
       active = install(slot, set);
       options.onReload?.({ policyIds: sortedIds(set), files: set.files });
@@ -188,7 +197,7 @@ export async function createCedarPolicyEngine(
   if (options.watch === true) {
     const onWatchError = (error: unknown): void => options.onError?.(error);
     watcher = watchDirectory(options.dir, {
-      debounceMs: options.watchDebounceMs ?? 100,
+      debounceMs,
       onChange: () => {
         reload().catch(onWatchError);
       },

@@ -58,12 +58,45 @@ function describeProblem(problem: PolicyProblem): string {
   return where ? `${where}: ${problem.message}` : problem.message;
 }
 
+export interface LoadPolicySetOptions {
+  /**
+   * The set in force, when reloading. A file that held policies in it and holds
+   * none now may have been caught mid-write: `echo '…' > file.cedar` truncates
+   * the file before writing it, and a set read in between would drop its
+   * policies, a guardrail's `forbid` among them. The directory is then read
+   * again after `settle`, and that second read is taken: a file still empty
+   * after the wait was emptied on purpose.
+   */
+  readonly inForce?: LoadedPolicySet;
+  /** Waits for a writer to finish (the watch's quiet period) before the second read. */
+  readonly settle?: () => Promise<void>;
+}
+
 /**
  * Reads every `*.cedar` file directly in `dir` (not in subfolders; dot files are
  * skipped), parses it and checks its annotations. Throws `PolicyLoadError` on any
  * syntax error, bad annotation, template or duplicate policy id.
  */
-export async function loadPolicySet(dir: string): Promise<LoadedPolicySet> {
+export async function loadPolicySet(
+  dir: string,
+  options: LoadPolicySetOptions = {},
+): Promise<LoadedPolicySet> {
+  const set = await readPolicySet(dir);
+  const { inForce, settle } = options;
+  if (inForce === undefined || settle === undefined || !emptiedSince(inForce, set)) return set;
+  await settle();
+  return readPolicySet(dir);
+}
+
+/** Whether a file that held policies in `before` is still there in `after` but holds none. */
+function emptiedSince(before: LoadedPolicySet, after: LoadedPolicySet): boolean {
+  const holding = new Set([...after.policies.values()].map((policy) => policy.file));
+  return [...before.policies.values()].some(
+    (policy) => after.files.includes(policy.file) && !holding.has(policy.file),
+  );
+}
+
+async function readPolicySet(dir: string): Promise<LoadedPolicySet> {
   const files = await listPolicyFiles(dir);
   const problems: PolicyProblem[] = [];
   const policies = new Map<string, LoadedPolicy>();

@@ -7,7 +7,7 @@ import {
   denyUnderCurrentPolicy,
   type IssuedCredential,
 } from "../domain/request.js";
-import { type Shortfall, shortfallUnder } from "../domain/review.js";
+import { cappedUnder, type Shortfall, shortfallUnder } from "../domain/review.js";
 import type { Credential } from "../ports/minter.js";
 import { assertOwnRequest } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
@@ -24,7 +24,8 @@ import { revokeDiscardedAtSource } from "./revoke-at-source.js";
  *
  * The policies in force now are asked again first: a request they now deny (a
  * guardrail added after it was decided) is denied by policy instead, and
- * nothing is minted.
+ * nothing is minted; a TTL they now cap lower than the one granted is the TTL
+ * minted and recorded.
  */
 export async function collectCredential(
   deps: BrokerDeps,
@@ -60,10 +61,11 @@ export async function collectCredential(
           `No minter for "${request.credentialType}".`,
         );
       }
-      const mint = await minter.mint(request, now);
-      minted.push({ request, record: mint.record });
+      const granted = cappedUnder(request, current);
+      const mint = await minter.mint(granted, now);
+      minted.push({ request: granted, record: mint.record });
       credential = mint.credential;
-      return issueCredential({ request, agent, credential: mint.record, now });
+      return issueCredential({ request: granted, agent, credential: mint.record, now });
     });
     handedOut = result.request.credential?.id;
   } finally {

@@ -509,6 +509,7 @@ describe("assertCollectable and issueCredential", () => {
       credential_type: "jwt",
       credential_id: "jti_test",
       expires_at: new Date(T0 + 1000 + 120_000).toISOString(),
+      ttl_seconds: request.grantedTtlSeconds,
       action: "db:export",
       resource: "db://prod/customers",
       audience: "billing-api",

@@ -199,4 +199,62 @@ permit(principal, action, resource);`,
     const set = await loadPolicySet(dir);
     expect(set.policies.size).toBe(0);
   });
+
+  describe("reading again a file that held policies and now holds none", () => {
+    const OPEN = `@id("open") permit(principal, action, resource);`;
+    const NO_DROP = `@id("no-drop") forbid(principal, action == Action::"drop", resource);`;
+
+    async function inForceAndEmptied() {
+      const temp = await tempPolicies({ "open.cedar": OPEN, "guardrails.cedar": NO_DROP });
+      cleanups.push(temp.remove);
+      const inForce = await loadPolicySet(temp.dir);
+      // What a reload sees between the truncation and the write of
+      // `echo '…' > guardrails.cedar`.
+      await temp.write("guardrails.cedar", "");
+      return { temp, inForce };
+    }
+
+    it("waits for the writer and takes the file it wrote", async () => {
+      const { temp, inForce } = await inForceAndEmptied();
+      let settled = 0;
+      const set = await loadPolicySet(temp.dir, {
+        inForce,
+        settle: async () => {
+          settled += 1;
+          await temp.write("guardrails.cedar", `${NO_DROP}\n`);
+        },
+      });
+      expect(settled).toBe(1);
+      expect([...set.policies.keys()].sort()).toEqual(["no-drop", "open"]);
+    });
+
+    it("takes a file emptied on purpose once it is still empty after the wait", async () => {
+      const { temp, inForce } = await inForceAndEmptied();
+      let settled = 0;
+      const set = await loadPolicySet(temp.dir, {
+        inForce,
+        settle: async () => {
+          settled += 1;
+        },
+      });
+      expect(settled).toBe(1);
+      expect([...set.policies.keys()]).toEqual(["open"]);
+    });
+
+    it("does not wait for other changes", async () => {
+      const temp = await tempPolicies({ "open.cedar": OPEN, "guardrails.cedar": NO_DROP });
+      cleanups.push(temp.remove);
+      const inForce = await loadPolicySet(temp.dir);
+      await temp.write(
+        "open.cedar",
+        `@id("reads") permit(principal, action == Action::"read", resource);`,
+      );
+      await temp.write("more.cedar", "// nothing yet\n");
+      const set = await loadPolicySet(temp.dir, {
+        inForce,
+        settle: () => Promise.reject(new Error("waited")),
+      });
+      expect([...set.policies.keys()].sort()).toEqual(["no-drop", "reads"]);
+    });
+  });
 });

@@ -93,6 +93,23 @@ describe("reloading policies", () => {
     expect(engine.decide(query("drop", "r")).policies).toEqual(["no-drop"]);
   });
 
+  it("takes a file emptied on purpose, once it is still empty after the quiet period", async () => {
+    const temp = await tempPolicies({
+      "main.cedar": ALLOW_READ,
+      "guardrails.cedar": `@id("no-drop") forbid(principal, action == Action::"drop", resource);`,
+    });
+    cleanups.push(temp.remove);
+    const engine = await createCedarPolicyEngine({
+      dir: temp.dir,
+      defaults: DEFAULTS,
+      watchDebounceMs: 1,
+    });
+    cleanups.push(() => engine.close());
+    await temp.write("guardrails.cedar", "");
+    await engine.reload();
+    expect(engine.policyIds()).toEqual(["read"]);
+  });
+
   it("reports each successful reload", async () => {
     const reloads: PolicyReloadInfo[] = [];
     const { temp, engine } = await setUp({ onReload: (info) => reloads.push(info) });

@@ -1,11 +1,13 @@
 import { cp } from "node:fs/promises";
 import { join } from "node:path";
+import { decodeJwt } from "jose";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { DEMO_POLICIES_DIR, tempPolicies } from "../policy/temp-policies.js";
 import {
   allEvents,
   approveAs,
   CUSTOMERS_EXPORT,
+  collectToken,
   createRequest,
   expectError,
   expectJson,
@@ -132,5 +134,36 @@ permit (principal, action == Action::"s3:GetObject", resource);`,
     );
     await reload();
     await expectJson(await collect(id), 200);
+  });
+
+  it("mints with a TTL the policies in force now lowered, and never lengthens one", async () => {
+    // Asked for 120 and 30 seconds under the demo policies, which allow either.
+    const longer = await createRequest(t, { ...S3_READ, ttl_seconds: 120 });
+    const shorter = await createRequest(t, { ...S3_READ, ttl_seconds: 30 });
+    await policies.write(
+      "incident.cedar",
+      `@id("reads-short") @ttl("60")
+permit (principal, action == Action::"s3:GetObject", resource)
+when { resource.uri like "arn:aws:s3:::demo-reports/*" };`,
+    );
+    await reload();
+    for (const [request, ttlSeconds] of [
+      [longer, 60],
+      [shorter, 30],
+    ] as const) {
+      const claims = decodeJwt(await collectToken(t, request.id));
+      expect((claims.exp ?? 0) - (claims.iat ?? 0)).toBe(ttlSeconds);
+      const issued = (await allEvents(t, { request_id: request.id })).find(
+        (e) => e.type === "credential.issued",
+      );
+      expect(issued?.data).toMatchObject({
+        ttl_seconds: ttlSeconds,
+        expires_at: new Date((claims.exp ?? 0) * 1000).toISOString(),
+      });
+      const read = await t.call("GET", `/v1/requests/${request.id}`, {
+        key: keyOf(t, "report-agent"),
+      });
+      expect(await expectJson(read, 200)).toMatchObject({ ttl_seconds: ttlSeconds });
+    }
   });
 });

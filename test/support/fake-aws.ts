@@ -88,7 +88,7 @@ const XMLNS = {
 } as const;
 
 const ACTIONS = {
-  sts: new Set(["AssumeRole"]),
+  sts: new Set(["AssumeRole", "GetCallerIdentity"]),
   iam: new Set(["GetRolePolicy", "PutRolePolicy"]),
 } as const;
 
@@ -149,8 +149,23 @@ function policyChars(document: string): number {
  * Starts the fake on a free loopback port. `now` is the clock session
  * expirations are computed with (the broker's injected clock in tests).
  */
-export async function startFakeAws(options: { now?: () => number } = {}): Promise<FakeAws> {
+/** writ's own identity in the fake unless a test says otherwise: an IAM user. */
+export const TEST_CALLER_ARN = "arn:aws:iam::111122223333:user/writ";
+
+export async function startFakeAws(
+  options: {
+    now?: () => number;
+    /**
+     * The identity the test key belongs to, as GetCallerIdentity names it. An
+     * `assumed-role` ARN makes the key a role session: AssumeRole from it is
+     * role chaining, which STS caps at one hour.
+     */
+    callerArn?: string;
+  } = {},
+): Promise<FakeAws> {
   const now = options.now ?? Date.now;
+  const callerArn = options.callerArn ?? TEST_CALLER_ARN;
+  const chained = /:assumed-role\//.test(callerArn);
   const calls: FakeAwsCall[] = [];
   const sessions: IssuedSession[] = [];
   const signatureFailures: string[] = [];
@@ -177,6 +192,15 @@ export async function startFakeAws(options: { now?: () => number } = {}): Promis
     return `<${action}Response xmlns="${XMLNS[service]}">${body}${metadata}</${action}Response>`;
   }
 
+  function getCallerIdentity(): string {
+    const account = /^arn:[^:]+:[^:]+::(\d{12}):/.exec(callerArn)?.[1] ?? "";
+    return result(
+      "sts",
+      "GetCallerIdentity",
+      `<Arn>${xml(callerArn)}</Arn><UserId>AIDAWRITTESTUSER0001</UserId><Account>${account}</Account>`,
+    );
+  }
+
   function assumeRole(params: Record<string, string>): string {
     const roleArn = params.RoleArn ?? "";
     const role = ROLE_ARN.exec(roleArn);
@@ -188,6 +212,13 @@ export async function startFakeAws(options: { now?: () => number } = {}): Promis
     }
     if (!Number.isInteger(duration) || duration < 900 || duration > 43_200) {
       throw new AwsError(400, "ValidationError", "DurationSeconds must be 900-43200.");
+    }
+    if (chained && duration > 3600) {
+      throw new AwsError(
+        400,
+        "ValidationError",
+        "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.",
+      );
     }
     if (params.SourceIdentity !== undefined && !STS_NAME.test(params.SourceIdentity)) {
       throw new AwsError(400, "ValidationError", "SourceIdentity does not satisfy constraints.");
@@ -333,9 +364,11 @@ export async function startFakeAws(options: { now?: () => number } = {}): Promis
       const xmlBody =
         action === "AssumeRole"
           ? assumeRole(params)
-          : action === "GetRolePolicy"
-            ? getRolePolicy(params)
-            : putRolePolicy(params);
+          : action === "GetCallerIdentity"
+            ? getCallerIdentity()
+            : action === "GetRolePolicy"
+              ? getRolePolicy(params)
+              : putRolePolicy(params);
       answer(res, 200, xmlBody);
     } catch (error) {
       if (!(error instanceof AwsError)) throw error;

@@ -1,3 +1,5 @@
+import { rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempPolicies } from "../../policy/temp-policies.js";
 import {
@@ -294,6 +296,59 @@ describe("minting AWS credentials", () => {
       200,
     );
     expect(sessionOf(collected.credential.access_key_id).roleArn).toBe(role("writ-vault"));
+  });
+
+  it("mints with a TTL the policies in force now lowered since the request", async () => {
+    const reload = () =>
+      (t.writ.broker.deps.policy as unknown as { reload(): Promise<void> }).reload();
+    const incident = join(policiesDir, "incident.cedar");
+    try {
+      for (const { ttl, duration } of [
+        { ttl: 1200, duration: 1200 },
+        { ttl: 60, duration: 900 },
+      ]) {
+        // Granted 3600 seconds by orders-read; an incident policy then lowers it.
+        await rm(incident, { force: true });
+        await reload();
+        const request = await expectJson<{ id: string; ttl_seconds: number }>(
+          await ask({
+            action: "dynamodb:GetItem",
+            resource: `arn:aws:dynamodb:eu-west-1:${ACCOUNT}:table/orders`,
+          }),
+          201,
+        );
+        expect(request.ttl_seconds).toBe(3600);
+        await writeFile(
+          incident,
+          `@id("orders-read-incident") @ttl("${ttl}")
+permit (principal, action == Action::"dynamodb:GetItem", resource)
+when { resource.uri like "arn:aws:dynamodb:*" };`,
+        );
+        await reload();
+        const { credential } = await expectJson<AwsCredentialBody>(
+          await t.call("POST", `/v1/requests/${request.id}/credential`, { key: agentKey() }),
+          200,
+        );
+        const notAfter = new Date(clock.now() + ttl * 1000);
+        expect(credential.expires_at).toBe(notAfter.toISOString());
+        const session = sessionOf(credential.access_key_id);
+        expect(session.durationSeconds).toBe(duration);
+        expect(policyDocumentOf(session.policy).Statement[0]).toMatchObject({
+          Condition: {
+            DateLessThan: { "aws:CurrentTime": notAfter.toISOString().replace(".000Z", "Z") },
+          },
+        });
+        const issued = await nextEvent(request.id, "credential.issued");
+        expect(issued.data).toMatchObject({
+          ttl_seconds: ttl,
+          expires_at: notAfter.toISOString(),
+        });
+        clock.advance(1);
+      }
+    } finally {
+      await rm(incident, { force: true });
+      await reload();
+    }
   });
 });
 
