@@ -79,6 +79,11 @@ export function issueCredential(args: {
         action: request.action,
         resource: request.resource,
         ...(request.audience ? { audience: request.audience } : {}),
+        // The networks the credential may be used from, each list holding; the
+        // policies in force at collect may have added to those decided on.
+        ...(request.decision.awsSourceIps !== undefined && request.credentialType === "aws"
+          ? { aws_source_ips: request.decision.awsSourceIps }
+          : {}),
       }),
     ],
   };

@@ -65,16 +65,38 @@ export function shortfallUnder(request: AccessRequest, current: Decision): Short
 }
 
 /**
- * The request with its credential lifetime capped by the policies in force now:
- * a TTL lowered since the request was decided (a team tightening it during an
- * incident) holds for every credential minted after the change. A TTL raised
- * since never lengthens the one granted.
+ * The request narrowed by the policies in force now, for minting: a TTL lowered
+ * since the request was decided (a team tightening it during an incident) holds
+ * for every credential minted after the change, and source-IP limits added
+ * since hold alongside those it was decided under. Nothing the policies relaxed
+ * since widens what was granted: a TTL raised never lengthens it, and limits
+ * dropped still hold.
  */
 export function cappedUnder(request: AccessRequest, current: Decision): AccessRequest {
   const ttlSeconds = Math.min(request.grantedTtlSeconds, current.ttlSeconds);
-  return ttlSeconds === request.grantedTtlSeconds
-    ? request
-    : { ...request, grantedTtlSeconds: ttlSeconds };
+  const sourceIps = withAddedLists(request.decision.awsSourceIps, current.awsSourceIps);
+  if (ttlSeconds === request.grantedTtlSeconds && sourceIps === request.decision.awsSourceIps) {
+    return request;
+  }
+  return {
+    ...request,
+    grantedTtlSeconds: ttlSeconds,
+    decision: {
+      ...request.decision,
+      ...(sourceIps !== undefined ? { awsSourceIps: sourceIps } : {}),
+    },
+  };
+}
+
+/** `granted`, with the lists of `current` it lacks appended; `granted` itself when it lacks none. */
+function withAddedLists(
+  granted: readonly (readonly string[])[] | undefined,
+  current: readonly (readonly string[])[] | undefined,
+): readonly (readonly string[])[] | undefined {
+  const key = (list: readonly string[]) => JSON.stringify([...list].sort());
+  const held = new Set((granted ?? []).map(key));
+  const added = (current ?? []).filter((list) => !held.has(key(list)));
+  return added.length === 0 ? granted : [...(granted ?? []), ...added];
 }
 
 /** Distinct people who have approved, each under the id of their first approval. */

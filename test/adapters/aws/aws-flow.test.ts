@@ -1,4 +1,4 @@
-import { rm, writeFile } from "node:fs/promises";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempPolicies } from "../../policy/temp-policies.js";
@@ -298,9 +298,81 @@ describe("minting AWS credentials", () => {
     expect(sessionOf(collected.credential.access_key_id).roleArn).toBe(role("writ-vault"));
   });
 
+  const reloadPolicies = () =>
+    (t.writ.broker.deps.policy as unknown as { reload(): Promise<void> }).reload();
+
+  it("limits the session to the networks the policies in force now add", async () => {
+    const incident = join(policiesDir, "incident.cedar");
+    const request = await expectJson<{ id: string }>(
+      await ask({ action: "s3:PutObject", resource: "arn:aws:s3:::uploads/late.csv" }),
+      201,
+    );
+    try {
+      await writeFile(
+        incident,
+        `@id("uploads-from-vpn") @aws_source_ip("198.51.100.0/24")
+permit (principal, action == Action::"s3:PutObject", resource)
+when { resource.uri like "arn:aws:s3:::uploads/*" };`,
+      );
+      await reloadPolicies();
+      const { credential } = await expectJson<AwsCredentialBody>(
+        await t.call("POST", `/v1/requests/${request.id}/credential`, { key: agentKey() }),
+        200,
+      );
+      // Decided from the office; since then the VPN must be used too: both hold.
+      const policy = policyDocumentOf(sessionOf(credential.access_key_id).policy);
+      expect(policy.Statement).toEqual([
+        expect.objectContaining({
+          Effect: "Allow",
+          Condition: expect.objectContaining({
+            IpAddress: { "aws:SourceIp": ["203.0.113.0/24", "2001:db8::/32"] },
+          }),
+        }),
+        expect.objectContaining({
+          Effect: "Deny",
+          Condition: { NotIpAddress: { "aws:SourceIp": ["198.51.100.0/24"] } },
+        }),
+      ]);
+      const issued = await nextEvent(request.id, "credential.issued");
+      expect(issued.data.aws_source_ips).toEqual([
+        ["203.0.113.0/24", "2001:db8::/32"],
+        ["198.51.100.0/24"],
+      ]);
+    } finally {
+      await rm(incident, { force: true });
+      await reloadPolicies();
+    }
+  });
+
+  it("keeps the networks a request was decided under when the policies drop them", async () => {
+    const request = await expectJson<{ id: string }>(
+      await ask({ action: "s3:PutObject", resource: "arn:aws:s3:::uploads/early.csv" }),
+      201,
+    );
+    const office = join(policiesDir, "aws.cedar");
+    const before = await readFile(office, "utf8");
+    try {
+      await writeFile(office, before.replace(/@aws_source_ip\("203[^"]*"\)/, ""));
+      await reloadPolicies();
+      const { credential } = await expectJson<AwsCredentialBody>(
+        await t.call("POST", `/v1/requests/${request.id}/credential`, { key: agentKey() }),
+        200,
+      );
+      expect(policyDocumentOf(sessionOf(credential.access_key_id).policy).Statement).toEqual([
+        expect.objectContaining({
+          Condition: expect.objectContaining({
+            IpAddress: { "aws:SourceIp": ["203.0.113.0/24", "2001:db8::/32"] },
+          }),
+        }),
+      ]);
+    } finally {
+      await writeFile(office, before);
+      await reloadPolicies();
+    }
+  });
+
   it("mints with a TTL the policies in force now lowered since the request", async () => {
-    const reload = () =>
-      (t.writ.broker.deps.policy as unknown as { reload(): Promise<void> }).reload();
+    const reload = reloadPolicies;
     const incident = join(policiesDir, "incident.cedar");
     try {
       for (const { ttl, duration } of [
