@@ -4,6 +4,8 @@ import { runCli } from "../src/cli/main.js";
 import { ERROR_CODES } from "../src/domain/errors.js";
 import { EVENT_TYPES } from "../src/domain/events.js";
 import { ERROR_STATUS } from "../src/http/error-status.js";
+import { consoleLink } from "../src/notify/slack/blocks.js";
+import { startTestWrit } from "./support/harness.js";
 
 describe("docs/api.md", () => {
   it("lists every error code with the status the server uses", async () => {
@@ -76,5 +78,29 @@ describe("docs/configuration.md", () => {
       }
     }
     expect(missing).toEqual([]);
+  });
+});
+
+describe("console_url in the docs", () => {
+  it("is the console's address: the review links built from each example open the console", async () => {
+    const t = await startTestWrit();
+    try {
+      const examples: string[] = [];
+      for (const page of ["configuration.md", "teams.md", "slack.md"]) {
+        const doc = await readFile(new URL(`../docs/${page}`, import.meta.url), "utf8");
+        for (const m of doc.matchAll(/console_url: (https:\/\/\S+)/g))
+          examples.push(m[1] as string);
+      }
+      expect(examples.length).toBeGreaterThan(0);
+      for (const example of examples) {
+        const link = new URL(consoleLink(example, "req_AAAAAAAAAAAAAAAAAAAAAA"));
+        const res = await t.writ.app.request(`http://writ.test${link.pathname}`);
+        // Signed out, a console page sends the browser to the sign-in form.
+        expect(res.status, example).toBe(303);
+        expect(res.headers.get("location"), example).toBe("/console/login");
+      }
+    } finally {
+      await t.close();
+    }
   });
 });

@@ -15,7 +15,7 @@ import type { Broker } from "../service/broker.js";
 import { requestTimeline } from "../service/request-timeline.js";
 import { MAX_FORM_BYTES, readForm, sameOrigin, textField, tokensEqual } from "./forms.js";
 import { IntegrityPage } from "./integrity-page.js";
-import { ErrorPage, LoginPage } from "./layout.js";
+import { ErrorPage, LoginPage, ReopenPage } from "./layout.js";
 import { type ListFilters, PendingPage, RequestPage, RequestsPage } from "./request-pages.js";
 import { reviewBlock, revocable } from "./review-block.js";
 import {
@@ -142,6 +142,14 @@ function filtersOf(c: Context): { filters: ListFilters; cursor: string | undefin
   return { filters, cursor };
 }
 
+/** Whether the browser says this is a page opened from a link on another site. */
+function crossSiteNavigation(c: Context): boolean {
+  const site = c.req.header("sec-fetch-site");
+  return (
+    c.req.header("sec-fetch-mode") === "navigate" && (site === "cross-site" || site === "same-site")
+  );
+}
+
 /** The web console: server-rendered pages for reviewers and auditors, no JavaScript. */
 export function createConsole(options: ConsoleOptions) {
   const { broker, audit, logger } = options;
@@ -183,11 +191,20 @@ export function createConsole(options: ConsoleOptions) {
     const found =
       stored === undefined || principal === undefined ? undefined : { ...stored, principal };
     if (found === undefined || id === undefined) {
-      if (c.req.method === "GET") return c.redirect("/console/login", 303);
+      if (c.req.method === "GET") {
+        // No cookie on a navigation from another site: SameSite=Strict kept it
+        // back, so the reviewer may well be signed in. Asking again from this
+        // origin sends it; the second answer, cookie or not, is the real one.
+        if (id === undefined && crossSiteNavigation(c)) {
+          const url = new URL(c.req.url);
+          return c.html(<ReopenPage path={`${url.pathname}${url.search}`} />);
+        }
+        return c.redirect("/console/login", 303);
+      }
       throw new WritError("unauthenticated", "Sign in to the console first.");
     }
     if (c.req.method === "POST") {
-      if (!sameOrigin(c)) {
+      if (!sameOrigin(c, options.secureCookies)) {
         throw new WritError("bad_request", "The form did not come from this console.");
       }
     }
@@ -253,7 +270,8 @@ export function createConsole(options: ConsoleOptions) {
   });
 
   app.post("/login", async (c) => {
-    if (!sameOrigin(c)) return loginForm(c, 403, "The form did not come from this console.");
+    if (!sameOrigin(c, options.secureCookies))
+      return loginForm(c, 403, "The form did not come from this console.");
     const form = await readForm(c);
     // Login CSRF: the form's token must match the cookie set with the form.
     if (!tokensEqual(form.get("csrf") ?? undefined, cookies.get(c, LOGIN_COOKIE))) {

@@ -48,8 +48,12 @@ export function tokensEqual(a: string | undefined, b: string | undefined): boole
  * Whether a state-changing request comes from this console's own pages. With
  * SameSite=Strict cookies and the per-session token this is a third, cheap
  * layer: browsers name the page's origin on every POST.
+ *
+ * `httpsOnly` (secure cookies) says by configuration that browsers reach the
+ * console over HTTPS: behind a proxy that ends TLS and sends no
+ * X-Forwarded-Proto, writ sees plain http, yet the page's origin is https.
  */
-export function sameOrigin(c: Context): boolean {
+export function sameOrigin(c: Context, httpsOnly: boolean): boolean {
   const site = c.req.header("sec-fetch-site");
   if (site !== undefined && site !== "same-origin" && site !== "none") return false;
   const origin = c.req.header("origin");
@@ -58,5 +62,6 @@ export function sameOrigin(c: Context): boolean {
   const forwarded = c.req.header("x-forwarded-proto");
   const hosts = [own.origin];
   if (forwarded === "https" || forwarded === "http") hosts.push(`${forwarded}://${own.host}`);
+  if (httpsOnly) hosts.push(`https://${own.host}`);
   return hosts.includes(origin);
 }

@@ -13,6 +13,8 @@ export function Layout(props: {
   title: string;
   session?: ConsoleSession | undefined;
   section?: Section;
+  /** A path on this console to open at once, without script. */
+  refreshTo?: string;
   children?: Child;
 }) {
   const { session, section = "none" } = props;
@@ -27,6 +29,9 @@ export function Layout(props: {
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <meta name="referrer" content="same-origin" />
+        {props.refreshTo !== undefined ? (
+          <meta http-equiv="refresh" content={`0; url=${props.refreshTo}`} />
+        ) : null}
         <title>{`${props.title} · writ console`}</title>
         <link rel="stylesheet" href="/console/assets/console.css" />
       </head>
@@ -82,6 +87,22 @@ export function ErrorPage(props: {
           <a href="/console/requests">Back to requests</a>
         </p>
       </div>
+    </Layout>
+  );
+}
+
+/**
+ * Opens `path` again from the console's own origin. A link followed from
+ * another site (a Slack or Teams "Review in writ" button) arrives without the
+ * SameSite=Strict session cookie; the same page asked for by this page carries
+ * it. A meta refresh needs no script, so the Content-Security-Policy holds.
+ */
+export function ReopenPage(props: { path: string }) {
+  return (
+    <Layout title="Opening" refreshTo={props.path}>
+      <p class="card">
+        <a href={props.path}>Continue to the console</a>
+      </p>
     </Layout>
   );
 }

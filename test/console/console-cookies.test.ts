@@ -73,6 +73,32 @@ describe("console cookies with console.secure_cookies on (writ serve)", () => {
     expect(client.cookies.has("__Host-writ_console")).toBe(false);
   });
 
+  it("take forms from the https page behind a TLS proxy, and still refuse other sites", async () => {
+    t = await startTestWrit({ console: { secure_cookies: true } });
+    const client = new ConsoleClient(t);
+    // writ sees http://writ.test; the browser's page is https://writ.test.
+    const page = await client.get("/console/login");
+    const csrf = ConsoleClient.csrfOf(await page.text());
+    const key = keyOf(t, "bob");
+    for (const origin of ["https://evil.example", "https://writ.test:8443", "null"]) {
+      const refused = await client.post("/console/login", { csrf, key }, { origin });
+      expect(refused.status, origin).toBe(403);
+    }
+    const again = ConsoleClient.csrfOf(await (await client.get("/console/login")).text());
+    const signedIn = await client.post(
+      "/console/login",
+      { csrf: again, key },
+      { origin: "https://writ.test", "sec-fetch-site": "same-origin" },
+    );
+    expect(signedIn.status).toBe(303);
+    const out = await client.post(
+      "/console/logout",
+      { csrf: await client.csrf() },
+      { origin: "https://writ.test" },
+    );
+    expect(out.status).toBe(303);
+  });
+
   it("is the default under writ serve; turning it off there is warned about", async () => {
     const defaults = withProductionDefaults(parseConfig({}));
     expect(defaults.console.secure_cookies).toBe(true);

@@ -116,6 +116,24 @@ describe("console sign-in", () => {
     expect(client.cookies.has("writ_console")).toBe(false);
   });
 
+  it("asks again from its own origin for a page opened from another site, without script", async () => {
+    const navigation = { "sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate" };
+    const path = '/console/requests?agent=a"><b>x';
+    const client = new ConsoleClient(t, navigation);
+    const res = await client.get(path);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-security-policy")).toContain("default-src 'none'");
+    const html = await res.text();
+    const refresh = /<meta http-equiv="refresh" content="([^"]*)"/.exec(html)?.[1];
+    expect(refresh).toBe("0; url=/console/requests?agent=a%22%3E%3Cb%3Ex");
+    expect(html).not.toMatch(/<script|<b>/i);
+    // A cookie that came along is answered as always: it was not kept back.
+    client.cookies.set("writ_console", "stale".padEnd(43, "A"));
+    const stale = await client.get("/console/requests");
+    expect(stale.status).toBe(303);
+    expect(stale.headers.get("location")).toBe("/console/login");
+  });
+
   it("gives a fresh session id at sign-in, ends it at sign-out, and after idling", async () => {
     const client = new ConsoleClient(t);
     client.cookies.set("writ_console", "planted".padEnd(43, "A"));
