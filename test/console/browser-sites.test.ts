@@ -1,54 +1,23 @@
-import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer as createHttpServer, type Server as HttpServer } from "node:http";
-import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createServer, type Server } from "node:tls";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server.js";
 import { CUSTOMERS_EXPORT, createRequest, keyOf } from "../support/api.js";
+import { launchChromium, RUN_BROWSER_TESTS as RUN } from "../support/chromium.js";
 import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
+import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 import { createTestPki } from "../support/tls.js";
-
-// Debian's chromium, driven by playwright-core, as in browser.test.ts.
-const CHROMIUM = "/usr/bin/chromium";
-const RUN = existsSync(CHROMIUM) || process.env.CI !== undefined;
 
 let t: TestWrit;
 let server: RunningServer | undefined;
-let proxy: Server | undefined;
+let proxy: TcpProxy | undefined;
 let otherSite: HttpServer | undefined;
-const sockets = new Set<Socket>();
 let pkiDir = "";
 let base = "";
 let browser: Browser;
-
-/**
- * A TLS-terminating proxy in front of writ that passes the bytes through
- * unchanged: the Host header the browser sent, and no X-Forwarded-Proto, as a
- * plain nginx `proxy_pass` with `proxy_set_header Host $host` does.
- */
-async function startTlsProxy(targetPort: number, key: Buffer, cert: Buffer): Promise<number> {
-  proxy = createServer({ key, cert }, (client) => {
-    const upstream = connect(targetPort, "127.0.0.1");
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on("error", () => {});
-      socket.on("close", () => {
-        sockets.delete(socket);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  const listening = proxy;
-  await new Promise<void>((resolve) => listening.listen(0, "127.0.0.1", resolve));
-  return (listening.address() as { port: number }).port;
-}
 
 beforeAll(async () => {
   if (!RUN) return;
@@ -57,35 +26,22 @@ beforeAll(async () => {
   server = await serveTestWrit(t);
   pkiDir = await mkdtemp(join(tmpdir(), "writ-console-pki-"));
   const pki = await createTestPki(pkiDir);
-  const port = await startTlsProxy(
-    Number(new URL(server.url).port),
-    await readFile(pki.serverKeyFile),
-    await readFile(pki.serverCertFile),
-  );
-  base = `https://127.0.0.1:${port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
+  // Ends TLS and passes the bytes on unchanged: the Host header the browser
+  // sent, and no X-Forwarded-Proto, as a plain nginx `proxy_pass` with
+  // `proxy_set_header Host $host` does.
+  proxy = await startTcpProxy(Number(new URL(server.url).port), {
+    key: await readFile(pki.serverKeyFile),
+    cert: await readFile(pki.serverCertFile),
   });
+  base = `https://127.0.0.1:${proxy.port}`;
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
   await browser?.close();
-  for (const socket of sockets) socket.destroy();
-  for (const listening of [proxy, otherSite]) {
-    await new Promise<void>((resolve) =>
-      listening === undefined ? resolve() : listening.close(() => resolve()),
-    );
-  }
+  await proxy?.close();
+  const site = otherSite;
+  if (site !== undefined) await new Promise<void>((resolve) => site.close(() => resolve()));
   if (server !== undefined) {
     await server.stop();
     await rm(t.dataDir, { recursive: true, force: true });

@@ -1,17 +1,14 @@
-import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server.js";
 import { CUSTOMERS_EXPORT, collectToken, createRequest, keyOf, S3_READ } from "../support/api.js";
+import { launchChromium, RUN_BROWSER_TESTS as RUN } from "../support/chromium.js";
 import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
 
 // Debian's chromium, driven by playwright-core: .ci/run installs it.
-const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = resolve(import.meta.dirname, "../../test-artifacts/console");
-// Skipped only outside CI on a machine without Chromium; CI always runs it.
-const RUN = existsSync(CHROMIUM) || process.env.CI !== undefined;
 
 let t: TestWrit;
 let server: RunningServer | undefined;
@@ -26,20 +23,7 @@ beforeAll(async () => {
   server = await serveTestWrit(t);
   base = server.url;
   await mkdir(ARTIFACTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    // Playwright gives each launch a fresh profile; these keep Chromium off the network.
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {

@@ -1,4 +1,5 @@
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { connect, createServer as createTcpServer, type Server, type Socket } from "node:net";
+import { createServer as createTlsServer } from "node:tls";
 
 /** A loopback TCP proxy that can be cut (every connection dropped, new ones refused) and healed. */
 export interface TcpProxy {
@@ -10,11 +11,18 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-/** A network partition between a client and the server on `targetPort`, on demand. */
-export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+/**
+ * A network partition between a client and the server on `targetPort`, on
+ * demand. With `tls`, the proxy ends TLS and passes the plain bytes on
+ * unchanged, as a load balancer in front of writ does.
+ */
+export async function startTcpProxy(
+  targetPort: number,
+  tls?: { readonly key: Buffer; readonly cert: Buffer },
+): Promise<TcpProxy> {
   let cut = false;
   const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
+  const onConnection = (client: Socket): void => {
     if (cut) {
       client.destroy();
       return;
@@ -31,7 +39,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     }
     client.pipe(upstream);
     upstream.pipe(client);
-  });
+  };
+  const server: Server =
+    tls === undefined ? createTcpServer(onConnection) : createTlsServer(tls, onConnection);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
   return {
