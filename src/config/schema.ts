@@ -182,6 +182,21 @@ export const WritConfigSchema = WritConfigObject.superRefine((config, ctx) => {
       });
     }
   });
+  // Limits are looked up by the exact id. An agent spelt here in another case
+  // than its configured id would keep the default limit, so a throttle put on a
+  // misbehaving agent would silently never apply.
+  const agents = config.identities.agents;
+  for (const limited of Object.keys(config.rate_limits.agents)) {
+    if (agents.some((agent) => agent.id === limited)) continue;
+    const index = agents.findIndex((agent) => personKey(agent.id) === personKey(limited));
+    const agent = agents[index];
+    if (agent === undefined) continue;
+    ctx.addIssue({
+      code: "custom",
+      path: ["rate_limits", "agents", limited],
+      message: `is spelt differently from identities.agents.${index}.id "${agent.id}"; limits apply to the exact id, so write "${agent.id}"`,
+    });
+  }
 });
 
 export type WritConfig = z.infer<typeof WritConfigSchema>;

@@ -1,6 +1,7 @@
 import { WritError } from "../domain/errors.js";
 import type { Agent, Principal, PrincipalKind } from "../domain/principal.js";
 import type { AccessRequest } from "../domain/request.js";
+import { samePerson } from "../domain/review.js";
 
 /** Throws `wrong_principal_kind` unless the caller is one of `kinds`. */
 export function requireKind<K extends PrincipalKind>(
@@ -13,12 +14,23 @@ export function requireKind<K extends PrincipalKind>(
 }
 
 /**
- * Whether `principal` may read `request`. An agent sees only its own requests;
- * to anyone else another agent's request does not exist (404, not 403), so ids
- * cannot be probed.
+ * Whether `agent` made `request`: the same agent id, under the same owner. A
+ * workload identity maps every run of one workflow to one agent id, with the
+ * owner taken from whoever started the run: were the id alone enough, a run
+ * alice starts could collect the request of a run bob started, which alice
+ * approved, and she would hold a credential she approved herself.
+ */
+function madeBy(request: AccessRequest, agent: Agent): boolean {
+  return request.agentId === agent.id && samePerson(request.owner, agent.owner);
+}
+
+/**
+ * Whether `principal` may read `request`. An agent sees only its own requests
+ * (see `madeBy`); to anyone else another agent's request does not exist (404,
+ * not 403), so ids cannot be probed.
  */
 export function assertVisible(request: AccessRequest, principal: Principal): void {
-  if (principal.kind === "agent" && request.agentId !== principal.id) {
+  if (principal.kind === "agent" && !madeBy(request, principal)) {
     throw new WritError("not_found", "No such request.");
   }
   if (principal.kind === "resource_server") {
@@ -27,5 +39,5 @@ export function assertVisible(request: AccessRequest, principal: Principal): voi
 }
 
 export function assertOwnRequest(request: AccessRequest, agent: Agent): void {
-  if (request.agentId !== agent.id) throw new WritError("not_found", "No such request.");
+  if (!madeBy(request, agent)) throw new WritError("not_found", "No such request.");
 }

@@ -11,7 +11,14 @@ import { createWritClient } from "../../src/sdk/client.js";
 import { WritApiError } from "../../src/sdk/errors.js";
 import type { RunningServer } from "../../src/server.js";
 import { tempPolicies } from "../policy/temp-policies.js";
-import { allEvents, expectError, expectJson, keyOf, type RequestBody } from "../support/api.js";
+import {
+  allEvents,
+  expectError,
+  expectJson,
+  keyOf,
+  type RequestBody,
+  UNKNOWN_REQUEST_ID,
+} from "../support/api.js";
 import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
 import { type LoopbackIssuer, startOidcIssuer } from "../support/oidc-issuer.js";
 
@@ -208,6 +215,63 @@ describe("OIDC workload identity: mapped tokens", () => {
       await t.call("GET", `/v1/requests/${created.id}`, bearer(other)),
       404,
       "not_found",
+    );
+  });
+
+  it("a run started by one person never reaches the request of a run started by another", async () => {
+    // bob's run asks; alice, who is not its owner, approves it.
+    const bobRun = await github.sign(ghClaims({ actor: "bob" }));
+    const created = await expectJson<RequestBody>(
+      await t.call("POST", "/v1/requests", {
+        ...bearer(bobRun),
+        body: { ...DEPLOY, action: "deploy:prod" },
+      }),
+      201,
+    );
+    await expectJson(
+      await t.call("POST", `/v1/requests/${created.id}/approve`, {
+        key: keyOf(t, "alice"),
+        body: {},
+      }),
+      200,
+    );
+    // A run alice starts maps to the same agent id, with alice as its owner: were
+    // it to collect, alice would hold a credential she approved herself. To it the
+    // request does not exist, through every call, as an unknown id does not.
+    const aliceRun = await github.sign(ghClaims({ actor: "Alice" }));
+    const calls: [string, string, unknown][] = [
+      ["GET", `/v1/requests/${created.id}`, undefined],
+      ["GET", `/v1/requests/${created.id}?wait=1`, undefined],
+      ["POST", `/v1/requests/${created.id}/credential`, {}],
+      ["POST", `/v1/requests/${created.id}/cancel`, {}],
+      ["POST", `/v1/requests/${created.id}/complete`, {}],
+    ];
+    for (const [method, path, body] of calls) {
+      const error = await expectError(
+        await t.call(method, path, { ...bearer(aliceRun), body }),
+        404,
+        "not_found",
+      );
+      const unknown = await expectError(
+        await t.call(method, path.replace(created.id, UNKNOWN_REQUEST_ID), {
+          ...bearer(aliceRun),
+          body,
+        }),
+        404,
+        "not_found",
+      );
+      expect(error).toEqual(unknown);
+    }
+    const events = await allEvents(t, { request_id: created.id });
+    expect(events.map((e) => e.type)).not.toContain("credential.issued");
+    // bob's own run, with a fresh token, still collects it.
+    const bobAgain = await github.sign(ghClaims({ actor: "bob" }));
+    await expectJson(
+      await t.call("POST", `/v1/requests/${created.id}/credential`, {
+        ...bearer(bobAgain),
+        body: {},
+      }),
+      200,
     );
   });
 

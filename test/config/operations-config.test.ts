@@ -124,6 +124,26 @@ describe("configuration of the store, Redis, rate limits and metrics", () => {
     expect(() => parseConfig({ metrics: { enabled: true, host: "::1" } })).not.toThrow();
   });
 
+  it("refuses a limit for an agent spelt in another case than its configured id", () => {
+    // Agent ids compare without case everywhere else: "Report-Agent" here would
+    // silently leave report-agent on the default limit, a throttle that never applies.
+    const identities = {
+      agents: [{ id: "report-agent", key_sha256: hashKey("a"), owner: "alice" }],
+    };
+    expect(
+      invalid({
+        identities,
+        rate_limits: { agents: { "Report-Agent": { requests_per_minute: 5 } } },
+      }),
+    ).toMatch(/rate_limits\.agents\.Report-Agent: .*identities\.agents\.0\.id "report-agent"/);
+    expect(() =>
+      parseConfig({
+        identities,
+        rate_limits: { agents: { "report-agent": { requests_per_minute: 5 } } },
+      }),
+    ).not.toThrow();
+  });
+
   it("resolves per-agent limits, overrides first, and 0 as no limit", () => {
     const limitFor = rateLimitFor(
       parseConfig({
