@@ -23,9 +23,17 @@ import {
   type Segment,
   SegmentLayoutError,
   segmentName,
+  syncDirectory,
   UNSEGMENTED_FILE,
 } from "./segments.js";
-import { damagedTail, recoverTail } from "./tail-recovery.js";
+import { cutTornTail, damagedTail, type RecoveredTail, recoverTail } from "./tail-recovery.js";
+import {
+  type AuditLogRepair,
+  mergeRepairs,
+  readUnrecordedRepair,
+  removeUnrecordedRepair,
+  writeUnrecordedRepair,
+} from "./unrecorded-repair.js";
 import { acquireWriterLock, type ReleaseLock } from "./writer-lock.js";
 
 /** How checkpoints are made; without it the log writes none (tests of the chain alone). */
@@ -54,15 +62,7 @@ export interface FileAuditLogOptions {
   readonly clock?: Clock;
 }
 
-/** What opening the log cut to remove torn writes left by a crash. */
-export interface AuditLogRepair {
-  /** The segment whose torn final line was cut, if one was. */
-  readonly segment?: string;
-  /** Bytes cut from that segment. */
-  readonly droppedBytes: number;
-  /** Bytes cut from the end of `checkpoints.jsonl`. */
-  readonly checkpointDroppedBytes: number;
-}
+export type { AuditLogRepair } from "./unrecorded-repair.js";
 
 /** The audit log kept as append-only JSON-lines segment files, with signed checkpoints. */
 export interface FileAuditLog extends AuditLog {
@@ -70,10 +70,17 @@ export interface FileAuditLog extends AuditLog {
   /** The segment being written now. */
   readonly path: string;
   /**
-   * Set when opening found a torn final line (a crash mid-write) and truncated it.
-   * The caller should record that as an event: the repair itself is evidence.
+   * Set when opening found a torn final line (a crash mid-write) and truncated it,
+   * now or at an earlier open whose repair was never recorded. The caller records
+   * it as an event (the repair itself is evidence), then calls `repairRecorded`.
    */
   readonly repaired: AuditLogRepair | undefined;
+  /**
+   * Says that `repaired` is now an `audit.repaired` entry of this log. Until this is
+   * called, every open reports the repair again: the cut is durable at once, the
+   * event that records it only once the stream has delivered it.
+   */
+  repairRecorded(): Promise<void>;
   /**
    * The `event_id` of the last entry when the log was opened: where a follower of
    * a persistent event stream resumes.
@@ -120,12 +127,30 @@ export async function openFileAuditLog(options: FileAuditLogOptions): Promise<Fi
       );
     }
     const tail = await recoverLogTail(dir);
-    const checkpoints = await recoverTail(join(dir, CHECKPOINT_FILE), acceptCheckpoint, {
+    const checkpointPath = join(dir, CHECKPOINT_FILE);
+    const checkpoints = await recoverTail(checkpointPath, acceptCheckpoint, {
       repair: true,
       what: "checkpoint file's last line",
     });
     assertCoveredByLog(checkpoints.last, tail);
     const segment = tail.segment;
+    const cut: AuditLogRepair | undefined =
+      tail.torn.droppedBytes > 0 || checkpoints.droppedBytes > 0
+        ? {
+            ...(tail.torn.droppedBytes > 0 ? { segment: segment.name } : {}),
+            droppedBytes: tail.torn.droppedBytes,
+            checkpointDroppedBytes: checkpoints.droppedBytes,
+          }
+        : undefined;
+    const repaired = mergeRepairs(await readUnrecordedRepair(dir), cut);
+    // Only now, with the log known to reach its last checkpoint, are torn tails cut
+    // (a log refused above keeps every byte for whoever investigates it), and only
+    // once a note of the cut is durable: the cut must not outlive its record.
+    if (cut !== undefined && repaired !== undefined) {
+      await writeUnrecordedRepair(dir, repaired);
+      await cutTornTail(segment.path, tail.torn);
+      await cutTornTail(checkpointPath, checkpoints);
+    }
     const handle = await open(segment.path, SEGMENT_APPEND, 0o600);
     handles.push(handle);
     const size = (await handle.stat()).size;
@@ -136,14 +161,6 @@ export async function openFileAuditLog(options: FileAuditLogOptions): Promise<Fi
     }
     // New files' directory entries must be durable too, or a crash could lose them.
     await syncDirectory(dir);
-    const repaired =
-      tail.droppedBytes > 0 || checkpoints.droppedBytes > 0
-        ? {
-            ...(tail.droppedBytes > 0 ? { segment: segment.name } : {}),
-            droppedBytes: tail.droppedBytes,
-            checkpointDroppedBytes: checkpoints.droppedBytes,
-          }
-        : undefined;
     const log = new SegmentedFileLog({
       dir,
       segment,
@@ -176,7 +193,8 @@ interface Tail {
   readonly eventId: string | undefined;
   /** The segment to append to. */
   readonly segment: Segment;
-  readonly droppedBytes: number;
+  /** What to cut from the end of that segment. */
+  readonly torn: RecoveredTail<LogEntry>;
 }
 
 /** The entry on `line`, if its hash holds and the line is exactly the one writ writes. */
@@ -194,9 +212,10 @@ function acceptCheckpoint(parsed: unknown, line: string): Checkpoint | string {
 }
 
 /**
- * Finds where the chain continues, reading only the tail. Only the last segment can
- * hold a torn write (earlier ones were complete and fsynced before the next began); if
- * it is empty, the chain continues from the last entry of the one before.
+ * Finds where the chain continues, reading only the tail; a torn write is found, not
+ * yet cut. Only the last segment can hold a torn write (earlier ones were complete
+ * and fsynced before the next began); if it is empty once cut, the chain continues
+ * from the last entry of the one before.
  */
 async function recoverLogTail(dir: string): Promise<Tail> {
   const segments = await listSegments(dir);
@@ -223,7 +242,7 @@ async function recoverLogTail(dir: string): Promise<Tail> {
     hash: last?.hash ?? GENESIS_HASH,
     eventId: last?.event_id,
     segment: current,
-    droppedBytes: recovered.droppedBytes,
+    torn: recovered,
   };
 }
 
@@ -332,6 +351,10 @@ class SegmentedFileLog implements FileAuditLog {
       this.#checkpointDue = true;
       this.#flushing ??= this.#flush();
     });
+  }
+
+  async repairRecorded(): Promise<void> {
+    if (this.repaired !== undefined) await removeUnrecordedRepair(this.dir);
   }
 
   lastSeq(): number {
@@ -551,17 +574,6 @@ async function exists(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  // Windows cannot open a directory to fsync it.
-  if (process.platform === "win32") return;
-  const handle = await open(dir, "r");
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }
 

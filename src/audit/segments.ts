@@ -1,4 +1,4 @@
-import { readdir } from "node:fs/promises";
+import { open, readdir } from "node:fs/promises";
 import { join } from "node:path";
 
 /**
@@ -68,4 +68,16 @@ export function missingSegment(segments: readonly Segment[]): string | undefined
     if (segment.index !== i + 1) return segmentName(i + 1);
   }
   return undefined;
+}
+
+/** Makes the directory's entries (files created, renamed or removed) durable. */
+export async function syncDirectory(dir: string): Promise<void> {
+  // Windows cannot open a directory to fsync it.
+  if (process.platform === "win32") return;
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

@@ -9,22 +9,28 @@ const TAIL_CHUNK_BYTES = 64 * 1024;
 const MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 export interface RecoveredTail<T> {
-  /** The last whole line, accepted; undefined when the file is (now) empty or missing. */
+  /** The last whole line once the torn tail is cut, accepted; undefined when none is left. */
   readonly last: T | undefined;
-  /** Bytes cut from the end; 0 when nothing was torn. */
+  /** Bytes to cut from the end ({@link cutTornTail}); 0 when nothing was torn. */
   readonly droppedBytes: number;
+  /** The file's length once they are cut. */
+  readonly keptBytes: number;
 }
 
 /**
- * Reads the last line of an append-only JSON-lines file, cutting a torn write first
- * when `repair` is set. Bytes after the last newline are a torn write, and so is a
- * last line that is not JSON (a crash can persist part of a write, or a zero-filled
- * region): both are cut, after `accept` has checked the line left last (given both
- * the parsed value and the line, so it can insist on the exact line it writes). A
- * last line that is JSON but not valid UTF-8, or that `accept` refuses (it returns a
- * reason), is damage, not a crash: nothing is cut and `audit_unavailable` is thrown,
- * since appending to a damaged file would hide the damage. Without `repair`, any torn
- * tail is damage.
+ * Reads the last line of an append-only JSON-lines file, past a torn write when
+ * `repair` is set. Bytes after the last newline are a torn write, and so is a last
+ * line that is not JSON (a crash can persist part of a write, or a zero-filled
+ * region): both are to be cut, once `accept` has checked the line left last (given
+ * both the parsed value and the line, so it can insist on the exact line it
+ * writes). A last line that is JSON but not valid UTF-8, or that `accept` refuses
+ * (it returns a reason), is damage, not a crash: `audit_unavailable` is thrown,
+ * since appending to a damaged file would hide the damage. Without `repair`, any
+ * torn tail is damage.
+ *
+ * Nothing is changed here: the caller cuts the torn tail with {@link cutTornTail}
+ * only once it has checked what would be left against what else it knows (the
+ * signed checkpoints), so a log it then refuses keeps every byte as evidence.
  */
 export async function recoverTail<T>(
   path: string,
@@ -33,10 +39,10 @@ export async function recoverTail<T>(
 ): Promise<RecoveredTail<T>> {
   let handle: FileHandle;
   try {
-    handle = await open(path, options.repair ? "r+" : "r");
+    handle = await open(path, "r");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") {
-      return { last: undefined, droppedBytes: 0 };
+      return { last: undefined, droppedBytes: 0, keptBytes: 0 };
     }
     throw error;
   }
@@ -71,11 +77,23 @@ export async function recoverTail<T>(
       if (typeof accepted === "string") throw damagedTail(options.what, accepted);
       last = accepted;
     }
-    if (keep === size) return { last, droppedBytes: 0 };
-    if (!options.repair) throw damagedTail(options.what, "incomplete final line");
-    await handle.truncate(keep);
+    if (keep !== size && !options.repair) throw damagedTail(options.what, "incomplete final line");
+    return { last, droppedBytes: size - keep, keptBytes: keep };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Cuts the torn tail {@link recoverTail} found, durably; nothing when there was none. */
+export async function cutTornTail(path: string, tail: RecoveredTail<unknown>): Promise<void> {
+  if (tail.droppedBytes === 0) return;
+  const handle = await open(path, "r+");
+  try {
+    if ((await handle.stat()).size !== tail.keptBytes + tail.droppedBytes) {
+      throw new Error("the audit log changed while its torn tail was being cut");
+    }
+    await handle.truncate(tail.keptBytes);
     await handle.sync();
-    return { last, droppedBytes: size - keep };
   } finally {
     await handle.close();
   }

@@ -1,6 +1,7 @@
 import { isUtf8 } from "node:buffer";
-import { open, readFile, stat } from "node:fs/promises";
-import { join } from "node:path";
+import { constants } from "node:fs";
+import { type FileHandle, open, stat } from "node:fs/promises";
+import { basename, join } from "node:path";
 import {
   type Checkpoint,
   checkpointLineFault,
@@ -71,6 +72,7 @@ export interface VerifyAuditLogOptions {
   /**
    * Verify a log that is being written: stop after this seq (the writer's last
    * fsynced entry), ignore checkpoints past it and a checkpoint line being written.
+   * The log must reach it: the writer fsynced every entry up to it.
    */
   readonly upToSeq?: number;
   /** Called as segments are read, with bytes done and bytes in all segments. */
@@ -151,12 +153,22 @@ async function readCheckpoints(
   keys: CheckpointKeys,
   upToSeq: number | undefined,
 ): Promise<Checkpoint[] | AuditFailure> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, CHECKPOINT_FILE), "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-    text = "";
+  let text = "";
+  const handle = await openRegularFile(join(dir, CHECKPOINT_FILE)).catch(
+    (error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+      return undefined;
+    },
+  );
+  if (handle === NOT_A_FILE) {
+    return checkpointFailure(1, 1, `${CHECKPOINT_FILE} is not a regular file`);
+  }
+  if (handle !== undefined) {
+    try {
+      text = await handle.readFile("utf8");
+    } finally {
+      await handle.close();
+    }
   }
   const lines = text.split("\n");
   const tail = lines.pop();
@@ -210,13 +222,29 @@ function checkpointFailure(line: number, seq: number, reason: string): AuditFail
   };
 }
 
+const NOT_A_FILE = Symbol("not a regular file");
+
+/**
+ * Opens `path` for reading if it is a regular file. A log handed over for review
+ * may hold anything: opening a FIFO would block until a writer came, and a device
+ * (a link to /dev/zero) would be read forever. Opened without blocking and checked
+ * on the open handle, so what is read is what was checked.
+ */
+async function openRegularFile(path: string): Promise<FileHandle | typeof NOT_A_FILE> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  if ((await handle.stat()).isFile()) return handle;
+  await handle.close();
+  return NOT_A_FILE;
+}
+
 /** Streams one segment through the chain check. */
 async function readSegment(
   path: string,
   chain: ChainCheck,
   options: { last: boolean; onBytes: (n: number) => void },
 ): Promise<Failure | undefined> {
-  const handle = await open(path, "r");
+  const handle = await openRegularFile(path);
+  if (handle === NOT_A_FILE) return chain.fail(`${basename(path)} is not a regular file`);
   try {
     let buffer = Buffer.allocUnsafe(READ_SIZE_BYTES);
     let filled = 0;
@@ -332,6 +360,13 @@ class ChainCheck {
     if (this.#entries < last.seq) {
       return this.failAt(
         `the log ends at seq ${this.#entries} but a signed checkpoint covers seq ${last.seq}: its tail was cut`,
+      );
+    }
+    // A live log's writer knows how far it has fsynced. Entries cut after its last
+    // checkpoint leave no trace in the files, but they do leave one here.
+    if (this.#upToSeq !== undefined && this.#entries < this.#upToSeq) {
+      return this.failAt(
+        `the log ends at seq ${this.#entries} but its writer has fsynced up to seq ${this.#upToSeq}: its tail was cut`,
       );
     }
     return {

@@ -254,7 +254,17 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
       dropped_bytes: repair.droppedBytes,
     });
     // The cut is evidence too: it goes into the stream and the log as audit.repaired.
-    await recordAuditRepair(broker.deps, repair);
+    // Until it is there, the log reports the cut again at every open.
+    try {
+      await recordAuditRepair(broker.deps, repair);
+      await auditFile?.repairRecorded();
+    } catch (error) {
+      // Nothing serves yet: release the log, so that the next start can record it.
+      policy.close();
+      await auditLog.close().catch(() => {});
+      aws?.close();
+      throw error;
+    }
   }
   const notifications = await buildNotifications(broker.deps);
   const app = createApp({

@@ -143,6 +143,44 @@ describe("signed checkpoints", () => {
     expect((await readdir(dir)).filter((f) => f.endsWith(".lock"))).toEqual([]);
   });
 
+  it("refuses a signed last entry that is no longer JSON, and cuts nothing", async () => {
+    await writeCheckpointedLog(dir, signer, {
+      count: 6,
+      segmentMaxBytes: 1 << 20,
+      everyEntries: 100,
+    });
+    // The checkpoint written at close covers entry 6, so it was whole on disk: a
+    // crash cannot have damaged it, and cutting it would destroy the evidence.
+    expect((await checkpoints()).at(-1)?.seq).toBe(6);
+    const [segment] = await readSegments(dir);
+    const lines = [...(segment?.lines ?? [])];
+    lines[5] = (lines[5] as string).replace('{"seq":6,', '{"seq":6 ');
+    const damaged = lines.map((l) => `${l}\n`).join("");
+    const path = join(dir, segment?.name as string);
+    await writeFile(path, damaged);
+    const checkpointFile = await readFile(join(dir, "checkpoints.jsonl"), "utf8");
+    await appendFile(join(dir, "checkpoints.jsonl"), '{"seq":7,"ha');
+
+    await expect(
+      openFileAuditLog({ dir, checkpoints: { signer, schedule: () => () => {} } }),
+    ).rejects.toMatchObject({
+      code: "audit_unavailable",
+      message: expect.stringContaining("ends at seq 5 but a signed checkpoint covers seq 6"),
+    });
+    expect(await readFile(path, "utf8")).toBe(damaged);
+    expect(await readFile(join(dir, "checkpoints.jsonl"), "utf8")).toBe(
+      `${checkpointFile}{"seq":7,"ha`,
+    );
+    // Verify names the damaged entry itself, not a cut tail.
+    await writeFile(join(dir, "checkpoints.jsonl"), checkpointFile);
+    expect(await verifyAuditLog({ dir, keys: keysOf(signer) })).toMatchObject({
+      ok: false,
+      firstBadSeq: 6,
+      line: 6,
+      reason: "malformed JSON",
+    });
+  });
+
   it("cuts a torn checkpoint line on open and reports it", async () => {
     await writeCheckpointedLog(dir, signer, {
       count: 2,

@@ -185,6 +185,36 @@ describe("openFileAuditLog", () => {
     expect(await verifyLogFile(path)).toMatchObject({ ok: true, entries: 4 });
   });
 
+  it("reports a repair at every open until it is recorded", async () => {
+    const first = await openFileAuditLog({ dir });
+    await first.append(sampleEvents(1, 3));
+    await first.close();
+    const torn = '{"seq":4,"time":"2023-11-14T22:13:2';
+    await appendFile(path, torn);
+    const expected = {
+      segment: "audit-000001.jsonl",
+      droppedBytes: Buffer.byteLength(torn),
+      checkpointDroppedBytes: 0,
+    };
+
+    // The cut is made, but the process stops before the repair is recorded (it
+    // crashes, or the event stream refuses the event and the start fails).
+    const cut = await openFileAuditLog({ dir });
+    expect(cut.repaired).toEqual(expected);
+    await cut.close();
+    expect(await readFile(path, "utf8")).not.toContain(torn);
+
+    const again = await openFileAuditLog({ dir });
+    expect(again.repaired).toEqual(expected);
+    await again.append([sampleEvent(4)]);
+    await again.repairRecorded();
+    await again.close();
+
+    const recorded = await openFileAuditLog({ dir });
+    expect(recorded.repaired).toBeUndefined();
+    await recorded.close();
+  });
+
   it("drops a final line that ends with a newline but is not JSON", async () => {
     const first = await openFileAuditLog({ dir });
     await first.append(sampleEvents(1, 2));

@@ -17,7 +17,7 @@ import { silentLogger } from "../../src/ports/logger.js";
 import { sampleEvent, sampleRequest } from "../adapters/store-contract.js";
 import { type EventBody, S3_READ } from "../support/api.js";
 import { ManualClock, REPO_POLICIES } from "../support/harness.js";
-import { type RedisServer, startRedisServer } from "../support/redis.js";
+import { type RedisServer, redisCommand, startRedisServer } from "../support/redis.js";
 
 // `writ serve`'s start on Redis, in-process: the Redis backend and the whole
 // writ wired as `startWrit` wires them, over a data dir whose audit log a
@@ -162,6 +162,53 @@ describe("writ on Redis starting over an audit log a crash tore", () => {
     expect(entries.filter((e) => e.type === "request.created")).toHaveLength(2);
     expect(entries.slice(repairedAt + 1).map((e) => e.type)).toContain("request.created");
     expect(verified).toMatchObject({ ok: true, entries: entries.length });
+  });
+});
+
+describe("writ on Redis starting over an audit log a crash tore, while Redis refuses writes", () => {
+  it("cuts the torn line, fails to start, and records the repair at the next start", async () => {
+    const first = await start();
+    await createRequest(first);
+    await first.writ.close();
+    const segment = join(dataDir, "audit", "audit-000001.jsonl");
+    const torn = '{"seq":99,"time":"2026-01-15T09:0';
+    await appendFile(segment, torn);
+
+    // Out of memory, Redis refuses the audit.repaired event: the start fails after the cut.
+    await redisCommand(server.url, ["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    await redisCommand(server.url, ["CONFIG", "SET", "maxmemory", "1"]);
+    try {
+      await expect(start()).rejects.toMatchObject({ code: "store_unavailable" });
+    } finally {
+      await redisCommand(server.url, ["CONFIG", "SET", "maxmemory", "0"]);
+    }
+    expect(await readFile(segment, "utf8")).not.toContain(torn);
+
+    const second = await start();
+    try {
+      expect(await events(second, "type=audit.repaired")).toEqual([
+        expect.objectContaining({
+          data: {
+            log: ".",
+            segment: "audit-000001.jsonl",
+            dropped_bytes: torn.length,
+            checkpoint_dropped_bytes: 0,
+          },
+        }),
+      ]);
+    } finally {
+      await second.writ.close();
+    }
+    const { entries, verified } = await readLog(second.writ);
+    expect(entries.filter((e) => e.type === "audit.repaired")).toHaveLength(1);
+    expect(verified).toMatchObject({ ok: true, entries: entries.length });
+
+    // Recorded once: a later start does not report it again.
+    const third = await start();
+    await third.writ.close();
+    expect(
+      (await readLog(third.writ)).entries.filter((e) => e.type === "audit.repaired"),
+    ).toHaveLength(1);
   });
 });
 

@@ -1,5 +1,8 @@
-import { appendFile, mkdtemp, readFile, rm, unlink, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { constants } from "node:fs";
+import { appendFile, mkdtemp, open, readFile, rm, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { Checkpoint } from "../../src/audit/checkpoint.js";
 import type { CheckpointSigner } from "../../src/audit/checkpoint-key.js";
@@ -288,5 +291,47 @@ describe("verifyAuditLog checks the checkpoints themselves", () => {
       upToSeq: 45,
     });
     expect(live).toMatchObject({ ok: true, entries: 45, lastCheckpoint: { seq: 40 } });
+  });
+});
+
+describe("verifyAuditLog on files that are not regular files", () => {
+  // A copy handed over for review may hold anything a tarball can: a FIFO would
+  // block the read forever, a device (a link to /dev/zero) would never end.
+  const fifos: string[] = [];
+
+  async function replaceWithFifo(name: string): Promise<void> {
+    const path = join(dir, name);
+    await unlink(path);
+    await promisify(execFile)("mkfifo", [path]);
+    fifos.push(path);
+  }
+
+  afterEach(async () => {
+    // A read blocked on a FIFO holds a thread of the pool until a writer comes.
+    for (const fifo of fifos.splice(0)) {
+      const writer = await open(fifo, constants.O_WRONLY | constants.O_NONBLOCK).catch(() => {});
+      await writer?.close();
+    }
+  });
+
+  it.skipIf(process.platform === "win32")("a segment that is a FIFO", async () => {
+    const segments = await readSegments(dir);
+    const second = segments[1] as { name: string; lines: string[] };
+    await replaceWithFifo(second.name);
+    expect(await verify()).toMatchObject({
+      ok: false,
+      firstBadSeq: (JSON.parse(second.lines[0] as string) as LogEntry).seq,
+      segment: second.name,
+      reason: `${second.name} is not a regular file`,
+    });
+  });
+
+  it.skipIf(process.platform === "win32")("a checkpoint file that is a FIFO", async () => {
+    await replaceWithFifo("checkpoints.jsonl");
+    expect(await verify()).toMatchObject({
+      ok: false,
+      segment: "checkpoints.jsonl",
+      reason: "checkpoint: checkpoints.jsonl is not a regular file",
+    });
   });
 });
