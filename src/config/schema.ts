@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { MAX_TTL_SECONDS } from "../domain/request.js";
 import { personKey } from "../domain/review.js";
 import { AwsConfig } from "./aws-schema.js";
 import { McpConfig } from "./mcp-schema.js";
@@ -85,7 +86,7 @@ const WritConfigObject = z.strictObject({
     .prefault({}),
   requests: z
     .strictObject({
-      default_ttl_seconds: seconds(30, 43_200).default(300),
+      default_ttl_seconds: seconds(30, MAX_TTL_SECONDS).default(300),
       approval_timeout_seconds: seconds(30, 604_800).default(900),
       collect_window_seconds: seconds(10, 86_400).default(300),
       sweep_interval_seconds: seconds(1, 3600).default(5),

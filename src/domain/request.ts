@@ -12,6 +12,14 @@ import { hasVisibleText } from "./text.js";
  * force when it is collected. `completed`: the agent reported its
  * action done before the credential was used or expired, which ended it.
  */
+/**
+ * The longest a credential may live, in seconds: 12 hours, the longest STS
+ * session. Agents may ask for no more, policies and the default may grant no
+ * more, and signing keys are kept at least this long after they retire, so no
+ * token outlives the key that verifies it.
+ */
+export const MAX_TTL_SECONDS = 43_200;
+
 export const REQUEST_STATUSES = [
   "pending",
   "approved",

@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { EVENT_TYPES } from "../domain/events.js";
 import { nestsWithin } from "../domain/json.js";
-import { REQUEST_STATUSES } from "../domain/request.js";
+import { MAX_TTL_SECONDS, REQUEST_STATUSES } from "../domain/request.js";
 import { EVENT_ID, eventIdForm } from "../domain/stream-id.js";
 import { hasVisibleText, PRINTABLE, PRINTABLE_MESSAGE } from "../domain/text.js";
 
@@ -84,7 +84,7 @@ export const CreateRequestBody = z
       .number()
       .int()
       .min(30)
-      .max(43_200)
+      .max(MAX_TTL_SECONDS)
       .optional()
       .openapi({ description: "Wanted credential lifetime; capped by the policy." }),
   })

@@ -1,6 +1,7 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
+import { MAX_TTL_SECONDS } from "../domain/request.js";
 import type { WritClient, WritRequest } from "../sdk/client.js";
 import { isWritApiError } from "../sdk/errors.js";
 
@@ -196,7 +197,7 @@ export function createWritMcpServer(options: WritMcpServerOptions): McpServer {
           .number()
           .int()
           .min(30)
-          .max(43_200)
+          .max(MAX_TTL_SECONDS)
           .optional()
           .describe("How long the credential should live; the policy may cap it"),
       },

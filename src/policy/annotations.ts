@@ -1,4 +1,5 @@
 import { isIP } from "node:net";
+import { MAX_TTL_SECONDS } from "../domain/request.js";
 
 /**
  * The approval terms a policy carries in its Cedar annotations, checked when the
@@ -98,7 +99,11 @@ export function readPolicyTerms(
       quorum = value;
     }
   }
-  const ttlSeconds = readPositiveInteger(annotations, "ttl", problems);
+  let ttlSeconds = readPositiveInteger(annotations, "ttl", problems);
+  if (ttlSeconds !== undefined && ttlSeconds > MAX_TTL_SECONDS) {
+    problems.push(`@ttl must be at most ${MAX_TTL_SECONDS} (12 hours), got "${ttlSeconds}"`);
+    ttlSeconds = undefined;
+  }
   const approvalTimeoutSeconds = readPositiveInteger(annotations, "approval_timeout", problems);
   if (approvalTimeoutSeconds !== undefined && approvers.length === 0) {
     problems.push("@approval_timeout needs @approvers: without them nothing waits for approval");

@@ -61,6 +61,7 @@ describe("loadPolicySet", () => {
     ['@ttl("-5")', /@ttl must be a positive integer, got "-5"/],
     ['@ttl("5m")', /@ttl must be a positive integer, got "5m"/],
     ["@ttl", /@ttl must be a positive integer, got no value/],
+    ['@ttl("43201")', /@ttl must be at most 43200 \(12 hours\), got "43201"/],
     ['@approvers("")', /@approvers must be a comma-separated list of non-empty names/],
     ['@approvers("ops,,sre")', /@approvers must be a comma-separated list/],
     ['@reason("yes")', /@reason must be "required" or "optional", got "yes"/],

@@ -96,6 +96,8 @@ const ROLE_ARN = /^arn:aws(?:-[a-z]+)*:iam::(\d{12}):role\/(?:[\w+=,.@-]+\/)*([\
 const STS_NAME = /^[\w+=,.@-]{2,64}$/;
 const TAG_KEY = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
 const TAG_VALUE = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{0,256}$/u;
+/** STS takes session policy text in Latin-1 only, besides tab, line feed and carriage return. */
+const POLICY_TEXT = /^[\t\n\r\u0020-\u00FF]+$/;
 
 function xml(text: string): string {
   return text
@@ -227,6 +229,13 @@ export async function startFakeAws(
     if (policy !== undefined) {
       if (policy.length > SESSION_POLICY_CAP) {
         throw new AwsError(400, "ValidationError", "Policy exceeds 2048 characters.");
+      }
+      if (!POLICY_TEXT.test(policy)) {
+        throw new AwsError(
+          400,
+          "ValidationError",
+          "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u00FF]+",
+        );
       }
       try {
         JSON.parse(policy);

@@ -55,7 +55,20 @@ export function sessionPolicy(grant: SessionGrant): string {
     Resource: "*",
     Condition: { NotIpAddress: { "aws:SourceIp": [...ips] } },
   }));
-  return JSON.stringify({ Version: "2012-10-17", Statement: [allow, ...denies] });
+  return latin1Json({ Version: "2012-10-17", Statement: [allow, ...denies] });
+}
+
+/**
+ * JSON whose text STS takes: a session policy may hold only Latin-1 characters
+ * (besides tab and line breaks), while an object key may hold any. Characters
+ * beyond Latin-1 are written as JSON escapes, one per UTF-16 unit, which IAM
+ * reads back as the same characters; the escaped text is what STS measures.
+ */
+function latin1Json(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[\u0100-\uffff]/g,
+    (unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 // SourceIdentity and RoleSessionName: 2-64 characters of letters, digits and _+=,.@-

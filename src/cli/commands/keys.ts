@@ -8,15 +8,13 @@ import {
 } from "../../adapters/jwt-keys.js";
 import { loadConfigFile, parseConfig, readEnv } from "../../config/load.js";
 import { jwtKeysPath } from "../../config/production.js";
+import { MAX_TTL_SECONDS } from "../../domain/request.js";
 import { type Command, type CommandIo, UsageError } from "../command.js";
 
 const LOCATION_HELP = `
 The key ring file is --file, else jwt.keys_file of the configuration (--config
 or WRIT_CONFIG), else <data_dir>/keys/jwt.json. It holds private keys: it is
 written with mode 0600 and must reach every replica by a secret channel.`;
-
-/** Longest credential lifetime writ can grant (requests.default_ttl_seconds' maximum). */
-const LONGEST_TTL_SECONDS = 43_200;
 
 async function ringLocation(
   values: { file?: string | undefined; config?: string | undefined },
@@ -28,11 +26,11 @@ async function ringLocation(
 }
 
 function parseKeep(value: string | undefined): number {
-  if (value === undefined) return 2 * LONGEST_TTL_SECONDS;
+  if (value === undefined) return 2 * MAX_TTL_SECONDS;
   const seconds = Number(value);
-  if (!Number.isInteger(seconds) || seconds < LONGEST_TTL_SECONDS || seconds > 31_536_000) {
+  if (!Number.isInteger(seconds) || seconds < MAX_TTL_SECONDS || seconds > 31_536_000) {
     throw new UsageError(
-      `--keep-retired-seconds takes a whole number from ${LONGEST_TTL_SECONDS} (the longest credential lifetime) to 31536000`,
+      `--keep-retired-seconds takes a whole number from ${MAX_TTL_SECONDS} (the longest credential lifetime) to 31536000`,
     );
   }
   return seconds;

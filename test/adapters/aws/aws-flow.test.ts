@@ -242,6 +242,15 @@ describe("minting AWS credentials", () => {
     });
   });
 
+  it("grants an object whose key has characters beyond Latin-1, which STS takes only escaped", async () => {
+    const resource = "arn:aws:s3:::reports/2024/年次報告 – Zürich 📈.csv";
+    const { credential } = await askAndCollect({ action: "s3:GetObject", resource });
+    const text = sessionOf(credential.access_key_id).policy ?? "";
+    expect(text).toMatch(/^[\x20-\xff]+$/);
+    const policy = policyDocumentOf(text);
+    expect(policy.Statement[0]).toMatchObject({ Action: "s3:GetObject", Resource: resource });
+  });
+
   it("records the access key id and session name, never the secret", async () => {
     const { request, credential } = await askAndCollect({
       action: "s3:GetObject",
@@ -472,6 +481,11 @@ describe("checks at request time, before anything reaches STS", () => {
     [
       "a session policy over 2,048 characters",
       { action: "s3:GetObject", resource: `arn:aws:s3:::lab/${"k".repeat(900)}`, wide: true },
+      "session_policy_too_large",
+    ],
+    [
+      "a session policy over 2,048 characters once its key is escaped for STS",
+      { action: "s3:GetObject", resource: `arn:aws:s3:::lab/${"報".repeat(350)}` },
       "session_policy_too_large",
     ],
   ];
