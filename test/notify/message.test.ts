@@ -136,7 +136,7 @@ describe("agent text in the review message", () => {
     expect(approvalMessage(message).text).toBe(
       "Approval needed: report-agent asks for db:export on db://prod/&lt;!channel&gt; &lt;https://evil.example|Approve&gt;",
     );
-    expect(ownerDecisionMessage(message).text).not.toMatch(/[<>]/);
+    expect(ownerDecisionMessage(message, "approved").text).not.toMatch(/[<>]/);
   });
 
   it("keeps context values inert in the Teams card: one line, no list, link or emphasis", () => {

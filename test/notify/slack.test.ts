@@ -400,8 +400,8 @@ describe("Slack approvals", () => {
     await slack.waitFor("chat.update", (c) => c.args.channel === "D0WRITBOB");
   });
 
-  it("matches by confirmed email only when turned on", async () => {
-    const frankKey = generateKey("reviewer");
+  /** Email matching on, and frank a reviewer known to writ by `email` and to Slack as U0FRANK. */
+  async function startWithFrankByEmail(email: string) {
     await start(
       { match_by_email: true },
       {
@@ -409,9 +409,9 @@ describe("Slack approvals", () => {
           reviewers: [
             {
               id: "frank",
-              key_sha256: hashKey(frankKey),
+              key_sha256: hashKey(generateKey("reviewer")),
               groups: ["data-owners"],
-              email: "Frank@example.com",
+              email,
             },
           ],
         },
@@ -423,6 +423,10 @@ describe("Slack approvals", () => {
       is_email_confirmed: true,
       profile: { email: "frank@example.com" },
     });
+  }
+
+  it("matches by confirmed email only when turned on", async () => {
+    await startWithFrankByEmail("Frank@example.com");
     slack.users.set("U0FAKEFRANK", {
       id: "U0FAKEFRANK",
       team_id: "T0WRIT",
@@ -439,5 +443,32 @@ describe("Slack approvals", () => {
       "U0FAKEFRANK",
       "U0FRANK",
     ]);
+  });
+
+  it("does not take a failed email lookup for an unknown user: nothing is refused or recorded, and a later click counts", async () => {
+    await startWithFrankByEmail("frank@example.com");
+    const { id } = await exportRequest();
+    slack.failNext("users.info", 1, { ratelimited: 30 });
+    slack.failNext("users.info", 1, { error: "token_revoked" });
+    for (const expected of ["ratelimited", "token_revoked"]) {
+      await post(blockAction({ user: "U0FRANK", actionId: "writ_approve", requestId: id }));
+      await expect
+        .poll(() => slack.calls.filter((c) => c.method === "users.info").map((c) => c.outcome))
+        .toContain(expected);
+    }
+    await expect
+      .poll(() => slack.accepted("chat.postEphemeral").filter((c) => c.args.user === "U0FRANK"))
+      .toHaveLength(2);
+    for (const reply of slack.accepted("chat.postEphemeral")) {
+      expect(JSON.stringify(reply.args)).toContain("could not look up your Slack account");
+      expect(JSON.stringify(reply.args)).not.toContain("not linked");
+    }
+    expect(await allEvents(t, { request_id: id, type: "approval.refused" })).toEqual([]);
+    expect((await getRequest(id)).reviews).toEqual([]);
+
+    // Slack answers again: the same account is the reviewer it always was.
+    await post(blockAction({ user: "U0FRANK", actionId: "writ_approve", requestId: id }));
+    await ephemeralTo("U0FRANK", "You approved");
+    expect((await getRequest(id)).reviews.map((r) => r.reviewer)).toEqual(["frank"]);
   });
 });

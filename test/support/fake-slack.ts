@@ -36,6 +36,8 @@ export interface FakeSlack {
   accepted(method: string): SlackCall[];
   /** The next `count` calls of `method` fail with `failure`. */
   failNext(method: string, count: number, failure: SlackFailure): void;
+  /** Drops the failures still programmed for `method`: Slack answers it again. */
+  recover(method: string): void;
   /** Users `users.info` knows. */
   users: Map<string, FakeSlackUser>;
   /** The current blocks of a posted message, as `chat.update` left them. */
@@ -289,6 +291,9 @@ export async function startFakeSlack(
     accepted: (method) => calls.filter((c) => c.method === method && c.outcome === "ok"),
     failNext(method, count, failure) {
       failures.set(method, [...(failures.get(method) ?? []), ...Array(count).fill(failure)]);
+    },
+    recover(method) {
+      failures.delete(method);
     },
     message: (channel, ts) => messages.get(`${channel}/${ts}`),
     socketConnected(timeoutMs = 5000) {

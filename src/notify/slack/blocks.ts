@@ -207,21 +207,41 @@ export function consoleLink(consoleUrl: string, requestId: string): string {
   return `${consoleUrl.replace(/\/+$/, "")}/requests/${encodeURIComponent(requestId)}`;
 }
 
+/**
+ * The decision an owner's DM announces. It comes from the event, not from the
+ * request as it stands when the DM goes out: after a delay (Slack down for a
+ * while) an approved request may have expired uncollected, and one denied by
+ * policy at collection still carries its approvals.
+ */
+export type OwnerDecision = "approved" | "denied" | "denied_by_policy" | "expired";
+
+const DECISION_HEADLINES: Record<OwnerDecision, string> = {
+  approved: "Approved",
+  denied: "Denied",
+  denied_by_policy: "Denied by policy",
+  expired: "Expired",
+};
+
 /** The DM to an agent's owner once its request is decided. */
 export function ownerDecisionMessage(
   message: ReviewMessage,
+  decision: OwnerDecision,
   options: SlackRenderOptions = {},
 ): { text: string; blocks: Slack.KnownBlock[] } {
   const e = escapeMrkdwn;
   const outcome =
-    message.denial !== undefined
-      ? `was denied by ${person(message.denial.reviewer, options)}: ${e(message.denial.reason)}`
-      : message.status === "expired"
-        ? "expired before enough approvals"
-        : `was approved by ${message.approvals.map((a) => person(a.reviewer, options)).join(", ")}`;
+    decision === "approved"
+      ? `was approved by ${message.approvals.map((a) => person(a.reviewer, options)).join(", ")}`
+      : decision === "denied_by_policy"
+        ? "was denied by policy: the policies in force when the agent came to collect its credential no longer allow it"
+        : decision === "expired"
+          ? "expired before enough approvals"
+          : message.denial !== undefined
+            ? `was denied by ${person(message.denial.reviewer, options)}: ${e(message.denial.reason)}`
+            : "was denied";
   const text = `Your agent ${e(message.agent)}'s request for ${e(message.action)} on ${e(message.resource)} ${outcome}.`;
   return {
-    text: e(clip(`${message.agent}: ${message.headline}`, 150)),
+    text: e(clip(`${message.agent}: ${DECISION_HEADLINES[decision]}`, 150)),
     blocks: [
       { type: "section", text: { type: "mrkdwn", text: clip(text, 3000) } },
       {

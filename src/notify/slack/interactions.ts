@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { App, LogLevel, type Receiver, type types as SlackTypes, type webApi } from "@slack/bolt";
+import { App, LogLevel, type Receiver, type types as SlackTypes, webApi } from "@slack/bolt";
 import { z } from "zod";
 import { isWritError, WritError } from "../../domain/errors.js";
 import { actorOf, type Reviewer, SYSTEM_ACTOR } from "../../domain/principal.js";
@@ -59,6 +59,11 @@ const UNKNOWN_USER_TEXT =
   "Your Slack account is not linked to a writ reviewer, so you cannot act on this request. Ask a writ admin to add your Slack user id to your reviewer entry.";
 const FAILED_TEXT =
   "writ could not record this now. Nothing changed; try again, or use `writ approve` / `writ deny`.";
+const LOOKUP_FAILED_TEXT =
+  "writ could not look up your Slack account with Slack just now. Nothing changed; try again in a moment, or use `writ approve` / `writ deny`.";
+
+/** `users.info` errors that mean the user does not exist (for this app), rather than a failure. */
+const NO_SUCH_USER = new Set(["user_not_found", "user_not_visible"]);
 
 const REQUEST_ID = z.string().regex(/^req_[A-Za-z0-9_-]{22}$/);
 const SLACK_ID = z.string().regex(/^[A-Z0-9]{2,24}$/);
@@ -179,29 +184,59 @@ export function createSlackApp(options: SlackAppOptions): App {
     await args.next();
   });
 
-  async function resolveReviewer(client: WebClient, slackUserId: string) {
+  /**
+   * The reviewer a Slack user's confirmed email names, if the user may match
+   * by email at all; `unavailable` when Slack could not be asked (a rate limit,
+   * an outage, a revoked token), which says nothing about who clicked.
+   */
+  async function reviewerByEmail(
+    client: WebClient,
+    slackUserId: string,
+  ): Promise<string | undefined | "unavailable"> {
+    let user: Awaited<ReturnType<WebClient["users"]["info"]>>["user"];
+    try {
+      ({ user } = await client.users.info({ user: slackUserId }));
+    } catch (error) {
+      const code =
+        error instanceof webApi.WebAPIPlatformError ? String(error.data.error) : undefined;
+      // Slack's answer that there is no such user is an answer: that user is unknown.
+      if (code !== undefined && NO_SUCH_USER.has(code)) return undefined;
+      logger.warn("slack users.info failed", { error: (error as Error).message.slice(0, 200) });
+      return "unavailable";
+    }
+    const eligible =
+      user !== undefined &&
+      user.deleted !== true &&
+      user.is_bot !== true &&
+      user.is_restricted !== true &&
+      user.is_ultra_restricted !== true &&
+      user.is_email_confirmed === true &&
+      // Never across workspaces: configuration requires team_id with email matching.
+      options.teamId !== undefined &&
+      user.team_id === options.teamId;
+    const email = user?.profile?.email;
+    return eligible && typeof email === "string" ? directory.reviewerForEmail(email) : undefined;
+  }
+
+  /**
+   * The configured reviewer who clicked, `unknown` for a Slack user who maps to
+   * none, or `unavailable` when the email lookup could not reach Slack: then the
+   * click is neither decided nor recorded as refused, since writ does not know
+   * who made it.
+   */
+  async function resolveReviewer(
+    client: WebClient,
+    slackUserId: string,
+  ): Promise<Reviewer | "unknown" | "unavailable"> {
     let reviewerId = directory.reviewerFor(slackUserId);
     if (reviewerId === undefined && options.matchByEmail) {
-      try {
-        const { user } = await client.users.info({ user: slackUserId });
-        const eligible =
-          user !== undefined &&
-          user.deleted !== true &&
-          user.is_bot !== true &&
-          user.is_restricted !== true &&
-          user.is_ultra_restricted !== true &&
-          user.is_email_confirmed === true &&
-          // Never across workspaces: configuration requires team_id with email matching.
-          options.teamId !== undefined &&
-          user.team_id === options.teamId;
-        const email = user?.profile?.email;
-        if (eligible && typeof email === "string") reviewerId = directory.reviewerForEmail(email);
-      } catch (error) {
-        // Fail closed: an unknown user stays unknown.
-        logger.warn("slack users.info failed", { error: (error as Error).message.slice(0, 200) });
-      }
+      const found = await reviewerByEmail(client, slackUserId);
+      if (found === "unavailable") return found;
+      reviewerId = found;
     }
-    return reviewerId === undefined ? undefined : deps.identities.reviewer(reviewerId);
+    return (
+      (reviewerId === undefined ? undefined : deps.identities.reviewer(reviewerId)) ?? "unknown"
+    );
   }
 
   /**
@@ -329,7 +364,11 @@ export function createSlackApp(options: SlackAppOptions): App {
       const click = parseClick(body);
       if (click === undefined) return;
       const reviewer = await resolveReviewer(client, click.slackUserId);
-      if (reviewer === undefined) {
+      if (reviewer === "unavailable") {
+        await tell(client, click, LOOKUP_FAILED_TEXT);
+        return;
+      }
+      if (reviewer === "unknown") {
         await refuse(
           client,
           click,
@@ -451,7 +490,11 @@ export function createSlackApp(options: SlackAppOptions): App {
       channelId: metadata.channelId,
     };
     const reviewer = await resolveReviewer(client, click.slackUserId);
-    if (reviewer === undefined) {
+    if (reviewer === "unavailable") {
+      await tell(client, click, LOOKUP_FAILED_TEXT);
+      return;
+    }
+    if (reviewer === "unknown") {
       await refuse(client, click, "deny", undefined, "unknown_channel_user", UNKNOWN_USER_TEXT);
       return;
     }

@@ -19,7 +19,12 @@ import {
   type MessageOptions,
   type TimelineEvent,
 } from "../message.js";
-import { approvalMessage, ownerDecisionMessage, type SlackRenderOptions } from "./blocks.js";
+import {
+  approvalMessage,
+  type OwnerDecision,
+  ownerDecisionMessage,
+  type SlackRenderOptions,
+} from "./blocks.js";
 import type { SlackDirectory } from "./directory.js";
 
 /** Where a group's approval messages go. */
@@ -131,13 +136,16 @@ function parseTimeline(facts: Readonly<Record<string, string>>): TimelineEvent[]
   }
 }
 
-/** Whether the event decides a pending request (its owner hears about it). */
-function isDecision(event: RecordedEvent): boolean {
-  return (
-    event.type === "request.approved" ||
-    event.type === "request.denied" ||
-    (event.type === "request.expired" && event.data.previous_status === "pending")
-  );
+/** The decision the event makes, which the agent's owner hears about, if it makes one. */
+function decisionOf(event: RecordedEvent): OwnerDecision | undefined {
+  if (event.type === "request.approved") return "approved";
+  if (event.type === "request.denied") {
+    return event.data.by === "policy" ? "denied_by_policy" : "denied";
+  }
+  if (event.type === "request.expired" && event.data.previous_status === "pending") {
+    return "expired";
+  }
+  return undefined;
 }
 
 /**
@@ -319,13 +327,14 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
       // none could be updated.
       const ownerSlackId = directory.slackUserOf(request.owner);
       const dmKey = `owner:${event.type}`;
+      const decision = decisionOf(event);
       if (
-        isDecision(event) &&
+        decision !== undefined &&
         ownerSlackId !== undefined &&
         facts[dmKey] === undefined &&
         facts[`${DEAD}${dmKey}`] === undefined
       ) {
-        const dm = ownerDecisionMessage(message, options.render);
+        const dm = ownerDecisionMessage(message, decision, options.render);
         const sent = await calls.reach(dmKey, () =>
           client.chat.postMessage({ channel: ownerSlackId, ...dm }),
         );
