@@ -97,6 +97,7 @@ export function configuredPrincipals(config: WritConfig): KeyedPrincipal[] {
       kind: "reviewer" as const,
       id: r.id,
       groups: r.groups,
+      ...(r.email !== undefined ? { email: r.email } : {}),
       keySha256: r.key_sha256,
     })),
     ...auditors.map((u) => ({ kind: "auditor" as const, id: u.id, keySha256: u.key_sha256 })),

@@ -1,6 +1,6 @@
 import type { Reviewer } from "../domain/principal.js";
 import type { AccessRequest } from "../domain/request.js";
-import { samePerson } from "../domain/review.js";
+import { isOwnRequest, samePerson } from "../domain/review.js";
 
 /**
  * Why `reviewer` cannot review `request`, in words, or undefined if they can. Only
@@ -9,11 +9,7 @@ import { samePerson } from "../domain/review.js";
  */
 export function reviewBlock(request: AccessRequest, reviewer: Reviewer): string | undefined {
   if (request.status !== "pending") return `The request is ${request.status}.`;
-  if (
-    samePerson(reviewer.id, request.agentId) ||
-    samePerson(reviewer.id, request.owner) ||
-    (request.onBehalfOf !== undefined && samePerson(reviewer.id, request.onBehalfOf))
-  ) {
+  if (isOwnRequest(request, reviewer)) {
     return "You own this agent or it acts for you, so you cannot review its request.";
   }
   const named = new Set(request.decision.requirements.flatMap((r) => r.groups));

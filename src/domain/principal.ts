@@ -23,6 +23,11 @@ export interface Reviewer {
   readonly kind: "reviewer";
   readonly id: string;
   readonly groups: readonly string[];
+  /**
+   * The reviewer's email, when configured: another name for the same person,
+   * which an agent's owner or `on_behalf_of` may use instead of the id.
+   */
+  readonly email?: string;
 }
 
 /** A member of the security team who reads requests and events. */

@@ -99,6 +99,19 @@ function withAddedLists(
   return added.length === 0 ? granted : [...(granted ?? []), ...added];
 }
 
+/**
+ * Rule 2: whether `reviewer` is the request's agent, its owner or the person it
+ * acts for, by id or by the reviewer's email (an owner mapped from an email
+ * claim, or an `on_behalf_of` written as an email, names the same person).
+ */
+export function isOwnRequest(request: AccessRequest, reviewer: Reviewer): boolean {
+  const names = reviewer.email === undefined ? [reviewer.id] : [reviewer.id, reviewer.email];
+  const people = [request.agentId, request.owner, request.onBehalfOf];
+  return names.some((name) =>
+    people.some((person) => person !== undefined && samePerson(name, person)),
+  );
+}
+
 /** Distinct people who have approved, each under the id of their first approval. */
 export function approverIds(request: AccessRequest): string[] {
   const people = new Map<string, string>();
@@ -129,12 +142,7 @@ export function assertEligibleReviewer(
     // An approval that arrives after the deadline never counts, even before the sweep.
     throw new WritError("request_not_pending", "The request has expired.", { status: "expired" });
   }
-  // Rule 2: the agent, its owner and whoever it acts for never review its requests.
-  if (
-    samePerson(reviewer.id, request.agentId) ||
-    samePerson(reviewer.id, request.owner) ||
-    (request.onBehalfOf !== undefined && samePerson(reviewer.id, request.onBehalfOf))
-  ) {
+  if (isOwnRequest(request, reviewer)) {
     throw new WritError(
       "self_approval_forbidden",
       "You own this agent or it acts on your behalf, so you cannot review its request.",

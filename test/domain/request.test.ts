@@ -304,6 +304,23 @@ describe("approveRequest", () => {
     expectCode(() => approve(request, bob), "self_approval_forbidden");
   });
 
+  it("knows a reviewer by email too, as the owner or the person the agent acts for", () => {
+    const alex: Reviewer = { ...reviewer("alex", "data-owners"), email: "Alex@Example.com" };
+    const owned = open(decision()).request;
+    expectCode(
+      () => approve({ ...owned, owner: "alex@example.com" }, alex),
+      "self_approval_forbidden",
+    );
+    expectCode(
+      () => denyBy({ ...owned, owner: "ALEX@example.com" }, alex),
+      "self_approval_forbidden",
+    );
+    const actsFor = open(decision(), { onBehalfOf: "alex@example.com" }).request;
+    expectCode(() => approve(actsFor, alex), "self_approval_forbidden");
+    // Another person's email is not alex.
+    expect(approve({ ...owned, owner: "sam@example.com" }, alex).request.reviews).toHaveLength(1);
+  });
+
   it("refuses a reviewer in none of the named groups", () => {
     const err = expectCode(() => approve(open().request, erin), "not_an_approver");
     expect(err.details).toEqual({ groups: ["data-owners"] });

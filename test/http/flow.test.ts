@@ -7,6 +7,7 @@ import {
 } from "jose";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AUTHORIZATION_DETAILS_TYPE } from "../../src/adapters/jwt-minter.js";
+import { generateKey, hashKey } from "../../src/adapters/key-identity.js";
 import {
   allEvents,
   approveAs,
@@ -280,5 +281,42 @@ describe("the full flow over the HTTP API", () => {
     expect(await expectJson(await t.call("GET", "/readyz"), 503)).toEqual({
       status: "not_ready",
     });
+  });
+});
+
+describe("rule 2 by a reviewer's email", () => {
+  it("refuses a reviewer whose configured email is the agent's owner, through the API", async () => {
+    const agentKey = generateKey("agent");
+    const frankKey = generateKey("reviewer");
+    const t = await startTestWrit({
+      identities: {
+        agents: [{ id: "mail-agent", key_sha256: hashKey(agentKey), owner: "frank@example.com" }],
+        reviewers: [
+          {
+            id: "frank",
+            key_sha256: hashKey(frankKey),
+            groups: ["data-owners"],
+            email: "Frank@Example.com",
+          },
+        ],
+      },
+    });
+    try {
+      const created = await createRequest(t, CUSTOMERS_EXPORT, agentKey);
+      for (const [verdict, body] of [
+        ["approve", {}],
+        ["deny", { reason: "not this quarter" }],
+      ] as const) {
+        await expectError(
+          await t.call("POST", `/v1/requests/${created.id}/${verdict}`, { key: frankKey, body }),
+          403,
+          "self_approval_forbidden",
+        );
+      }
+      // Another data owner still counts.
+      expect(await approveAs(t, "bob", created.id)).toMatchObject({ pending_approvals: 1 });
+    } finally {
+      await t.close();
+    }
   });
 });
