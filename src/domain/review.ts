@@ -224,7 +224,12 @@ export function denyRequest(args: {
   now: number;
 }): Transition {
   const { request, reviewer, reason, channel, channelUserId, now } = args;
-  const groups = assertReviewable(request, reviewer, now);
+  // A reviewer who approved may still deny while the request is pending: a
+  // change of mind (or something seen since) must be able to stop it before
+  // the quorum is reached, as any eligible reviewer's deny does. Their
+  // approval stays on record beside the deny.
+  const groups = assertEligibleReviewer(request, reviewer, now);
+  const approvedBefore = request.reviews.some((r) => samePerson(r.reviewerId, reviewer.id));
   // Every channel asks for a reason; one made of blanks says nothing to the agent or an auditor.
   if (!hasVisibleText(reason)) throw new WritError("validation_failed", "Give a reason to deny.");
   const review: Review = {
@@ -245,6 +250,7 @@ export function denyRequest(args: {
         channel,
         ...(channelUserId ? { channel_user_id: channelUserId } : {}),
         reason,
+        ...(approvedBefore ? { after_approving: true } : {}),
       }),
       // The outcome carries its reason too: a rule that watches outcomes alone
       // (request.denied) sees why, without joining it to approval.denied.

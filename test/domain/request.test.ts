@@ -327,10 +327,25 @@ describe("approveRequest", () => {
     expectCode(() => denyBy(open().request, erin), "not_an_approver");
   });
 
-  it("refuses a second review by the same person, either way", () => {
+  it("refuses a second approval by the same person", () => {
     const once = approve(open().request, bob).request;
     expectCode(() => approve(once, bob), "already_reviewed");
-    expectCode(() => denyBy(once, bob), "already_reviewed");
+  });
+
+  it("lets a reviewer who approved deny while the request is pending, keeping both on record", () => {
+    const once = approve(open().request, bob).request;
+    const { request, events } = denyBy(once, bob);
+    expect(request.status).toBe("denied");
+    expect(request.reviews.map((r) => [r.reviewerId, r.verdict])).toEqual([
+      ["bob", "approve"],
+      ["bob", "deny"],
+    ]);
+    expect(events[0]).toMatchObject({ type: "approval.denied", data: { after_approving: true } });
+    // A first review that denies says nothing of approving.
+    expect(denyBy(open().request, bob).events[0]?.data).not.toHaveProperty("after_approving");
+    // Once the quorum is met the request is approved: revoke, not deny, ends it.
+    const approved = approve(once, carol).request;
+    expectCode(() => denyBy(approved, bob), "request_not_pending");
   });
 
   it("refuses reviews once the request is no longer pending", () => {

@@ -199,6 +199,22 @@ describe("Slack approvals", () => {
     );
   });
 
+  it("lets a reviewer who approved open the deny form and deny while the request is pending", async () => {
+    await start();
+    const { id } = await exportRequest();
+    await post(blockAction({ user: BOB, actionId: "writ_approve", requestId: id }));
+    await ephemeralTo(BOB, "You approved");
+    await post(blockAction({ user: BOB, actionId: "writ_deny", requestId: id, channel: CHANNEL }));
+    await slack.waitFor("views.open");
+    await post(
+      denySubmission({ user: BOB, requestId: id, reason: "saw the row count", channel: CHANNEL }),
+    );
+    await ephemeralTo(BOB, "You denied");
+    expect((await getRequest(id)).status).toBe("denied");
+    const [denied] = await allEvents(t, { request_id: id, type: "approval.denied" });
+    expect(denied?.data).toMatchObject({ reviewer: "bob", after_approving: true });
+  });
+
   it("refuses unknown users, non-members, the owner and second clicks, records each, changes nothing", async () => {
     await start();
     const { id } = await exportRequest();

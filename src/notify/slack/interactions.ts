@@ -3,7 +3,7 @@ import { App, LogLevel, type Receiver, type types as SlackTypes, webApi } from "
 import { z } from "zod";
 import { isWritError, WritError } from "../../domain/errors.js";
 import { actorOf, type Reviewer, SYSTEM_ACTOR } from "../../domain/principal.js";
-import { assertEligibleReviewer, samePerson } from "../../domain/review.js";
+import { assertEligibleReviewer } from "../../domain/review.js";
 import { PRINTABLE } from "../../domain/text.js";
 import type { Logger } from "../../ports/logger.js";
 import type { NotificationState } from "../../ports/notification-state.js";
@@ -409,10 +409,8 @@ export function createSlackApp(options: SlackAppOptions): App {
   onClick(SLACK_IDS.deny, "deny", async (click, reviewer, client, body) => {
     const request = await loadSettled(deps, click.requestId);
     // Checked before the form opens, so nobody types a reason only to be refused.
+    // A reviewer who approved may still deny while the request is pending.
     assertEligibleReviewer(request, reviewer, deps.clock.now());
-    if (request.reviews.some((r) => samePerson(r.reviewerId, reviewer.id))) {
-      throw new WritError("already_reviewed", "You have already reviewed this request.");
-    }
     const triggerId = (body as { trigger_id?: string }).trigger_id;
     if (triggerId === undefined) throw new WritError("bad_request", "No trigger id.");
     const message = buildReviewMessage(request, [], deps.clock.now(), options.message);
