@@ -168,14 +168,15 @@ export function createConsole(options: ConsoleOptions) {
     c.header("Content-Security-Policy", CSP);
     c.header("Cache-Control", "no-store");
   });
-  app.use(
-    bodyLimit({
-      maxSize: MAX_FORM_BYTES,
-      onError: () => {
-        throw new WritError("payload_too_large", "The form is too large.");
-      },
-    }),
-  );
+  // Bounds a form while it streams in. Signed-in pages apply it only after the
+  // session is checked, so a post without one is refused unread.
+  const formLimit = bodyLimit({
+    maxSize: MAX_FORM_BYTES,
+    onError: () => {
+      throw new WritError("payload_too_large", "The form is too large.");
+    },
+  });
+  app.use("/login", formLimit);
 
   const session = createMiddleware<ConsoleEnv>(async function consoleSession(c, next) {
     const id = cookies.get(c, SESSION_COOKIE);
@@ -298,6 +299,7 @@ export function createConsole(options: ConsoleOptions) {
   });
 
   app.use("/logout", session);
+  app.use("/logout", formLimit);
   app.post("/logout", async (c) => {
     await checkedForm(c);
     await sessions.destroy(c.get("sessionId"));
@@ -310,6 +312,7 @@ export function createConsole(options: ConsoleOptions) {
   app.use("/pending", session);
   app.use("/integrity", session);
   app.use("/integrity/*", session);
+  app.use(formLimit);
 
   app.get("/requests", async (c) => {
     const s = c.get("session");

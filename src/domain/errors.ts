@@ -11,6 +11,7 @@ export const ERROR_CODES = [
   "unauthenticated",
   "wrong_principal_kind",
   "not_found",
+  "method_not_allowed",
   "policy_denied",
   "reason_required",
   "audience_required",

@@ -1,21 +1,21 @@
 import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { ZodError } from "zod";
 import { createConsole } from "../console/console-app.js";
 import type { SessionStore } from "../console/sessions.js";
 import { type ErrorCode, WritError } from "../domain/errors.js";
-import { jsonShapeProblem, unrecordableJson } from "../domain/json.js";
 import type { AuditIntegrity } from "../ports/audit-integrity.js";
 import type { Logger } from "../ports/logger.js";
 import type { Metrics } from "../ports/metrics.js";
 import type { Broker } from "../service/broker.js";
 import { type AuthEnv, principalAuth } from "./auth.js";
 import { ERROR_STATUS } from "./error-status.js";
+import { jsonBody } from "./json-body.js";
 import { httpMetrics } from "./metrics.js";
 import { publicAuditRoutes } from "./routes/audit.js";
+import { publicRoutes } from "./routes/health.js";
 import { type McpRouteOptions, mcpRoutes } from "./routes/mcp.js";
 import { requestRoutes } from "./routes/requests.js";
 import { tokenRoutes } from "./routes/tokens.js";
@@ -50,15 +50,6 @@ export interface AppOptions {
   };
 }
 
-/** Whether the request came from a socket through `@hono/node-server` (not `app.request()`). */
-function servedByNode(c: Context): boolean {
-  const env: unknown = c.env;
-  return typeof env === "object" && env !== null && "incoming" in env;
-}
-
-/** Deepest JSON nesting any request body may have; schemas set tighter limits per field. */
-const MAX_BODY_DEPTH = 8;
-
 export function errorBody(
   code: ErrorCode,
   message: string,
@@ -91,6 +82,38 @@ function describeZodError(error: ZodError): string {
 }
 
 /**
+ * The methods the app's routes take at `path` (with HEAD wherever GET is, as
+ * Hono answers it), for a 405's `Allow`. Read on the first miss, once every
+ * route is registered; middleware, registered for every method, serves no
+ * route of its own and is left out.
+ */
+function routeMethods(app: { routes: readonly { method: string; path: string }[] }) {
+  let routes: { method: string; pattern: RegExp }[] | undefined;
+  return (path: string): string[] => {
+    routes ??= app.routes
+      .filter((route) => route.method !== "ALL")
+      .map((route) => ({
+        method: route.method,
+        pattern: new RegExp(
+          `^${route.path
+            .split("/")
+            .map((part) =>
+              part.startsWith(":")
+                ? "[^/]+"
+                : part === "*"
+                  ? ".*"
+                  : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"),
+            )
+            .join("/")}$`,
+        ),
+      }));
+    const methods = new Set(routes.filter((r) => r.pattern.test(path)).map((r) => r.method));
+    if (methods.has("GET")) methods.add("HEAD");
+    return [...methods].sort();
+  };
+}
+
+/**
  * The HTTP API. It never listens: `main` serves it, tests call `app.request()`.
  */
 export function createApp(options: AppOptions) {
@@ -113,81 +136,14 @@ export function createApp(options: AppOptions) {
     });
   });
   const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024;
-  const tooLarge = (c: Context) =>
-    respond(c, "payload_too_large", "The request body is too large.");
-  // A body with a Content-Length is checked by that header alone: Node's parser
-  // never delivers more bytes than it declares, and the body is then read straight
-  // from the socket, without a WHATWG stream per call. Any other body (chunked, or
-  // a request built in process) is counted by Hono's limiter as it streams in.
-  const streamingLimit = bodyLimit({ maxSize: maxBodyBytes, onError: tooLarge });
-  app.use("/v1/*", async function requireJson(c, next) {
-    const length = c.req.header("content-length");
-    const chunked = c.req.header("transfer-encoding") !== undefined;
-    // Over HTTP/1.1 a request with neither header has no body (RFC 9112, 6.3).
-    const empty = !chunked && length === undefined && servedByNode(c);
-    if (length !== undefined && !chunked) {
-      if (Number(length) > maxBodyBytes) return tooLarge(c);
-    } else if (!empty) {
-      let passed = false;
-      const limited = await streamingLimit(c, async () => {
-        passed = true;
-      });
-      if (!passed) return limited;
-    }
-    const hasBody = chunked || (length !== undefined && length !== "0");
-    const type = c.req.header("content-type");
-    if (c.req.method !== "POST") return next();
-    if (!hasBody && type === undefined) {
-      // Saying the body is empty spares the route's media-type check from building
-      // a WHATWG request only to find nothing in it.
-      if (empty) Object.defineProperty(c.req.raw, "body", { value: null });
-      return next();
-    }
-    if (!/^application\/json\s*(;|$)/i.test(type ?? "")) {
-      return respond(c, "unsupported_media_type", "Send the body as application/json.");
-    }
-    // Parsed once here (Hono caches the text for the validators). Bounding the depth
-    // first keeps hostile bodies thousands of levels deep away from the
-    // recursive schema validation, which would otherwise exhaust the stack; a
-    // `__proto__` key anywhere is refused here because schemas drop it silently.
-    const text = await c.req.text();
-    if (text.length > 0) {
-      let body: unknown;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        return respond(c, "invalid_json", "The request body is not valid JSON.");
-      }
-      const problem = jsonShapeProblem(body, MAX_BODY_DEPTH);
-      if (problem === "too_deep") {
-        return respond(
-          c,
-          "validation_failed",
-          `The body nests deeper than ${MAX_BODY_DEPTH} levels.`,
-        );
-      }
-      if (problem === "proto_key") {
-        return respond(
-          c,
-          "validation_failed",
-          'The body has a key named "__proto__", which writ does not accept.',
-        );
-      }
-      // JSON text can spell what the audit log cannot record exactly ("\ud800",
-      // 1e400): refused here, before any of it reaches a record.
-      const unrecordable = unrecordableJson(body);
-      if (unrecordable !== undefined) {
-        return respond(c, "validation_failed", `The body has ${unrecordable}.`);
-      }
-    }
-    await next();
-  });
+  // Read by each route after its key and the key's kind are checked, never before.
+  const readBody = jsonBody({ maxBodyBytes });
   // A public key, served without a key like the JWKS: registered before authentication.
   if (options.audit !== undefined) publicAuditRoutes(app, options.audit);
   app.use("/v1/*", principalAuth({ identities: broker.deps.identities }));
 
-  requestRoutes(app, broker);
-  tokenRoutes(app, broker);
+  requestRoutes(app, broker, readBody);
+  tokenRoutes(app, broker, readBody);
   for (const mount of options.extraRoutes ?? []) mount(app);
   if (options.console !== undefined) {
     app.route(
@@ -201,19 +157,14 @@ export function createApp(options: AppOptions) {
     version: options.version ?? "0.1.0",
   });
 
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
-  app.get("/readyz", async (c) => {
-    // A replica that is shutting down reports not ready, so the load balancer stops
-    // sending it new requests while it drains.
-    const ready =
+  publicRoutes(app, {
+    jwks: options.jwks,
+    ready: async () =>
+      // A replica that is shutting down reports not ready, so the load balancer stops
+      // sending it new requests while it drains.
       broker.deps.stopping?.aborted !== true &&
       broker.deps.auditLog.writable() &&
-      (await broker.deps.store.ready().catch(() => false));
-    return c.json({ status: ready ? "ready" : "not_ready" }, ready ? 200 : 503);
-  });
-  app.get("/.well-known/jwks.json", (c) => {
-    c.header("Cache-Control", "public, max-age=300");
-    return c.json(options.jwks());
+      (await broker.deps.store.ready().catch(() => false)),
   });
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
     type: "http",
@@ -230,7 +181,13 @@ export function createApp(options: AppOptions) {
   });
   app.get("/docs", swaggerUI({ url: "/openapi.json" }));
 
-  app.notFound((c) => respond(c, "not_found", "No such route."));
+  const allowedMethods = routeMethods(app);
+  app.notFound((c) => {
+    const allow = allowedMethods(c.req.path);
+    if (allow.length === 0) return respond(c, "not_found", "No such route.");
+    c.header("Allow", allow.join(", "));
+    return respond(c, "method_not_allowed", `This route takes ${allow.join(", ")}.`);
+  });
   app.onError((error, c) => {
     if (error instanceof WritError) return respond(c, error.code, error.message, error.details);
     if (error instanceof HTTPException) {

@@ -11,6 +11,7 @@ export const ERROR_STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   unauthenticated: 401,
   wrong_principal_kind: 403,
   not_found: 404,
+  method_not_allowed: 405,
   policy_denied: 403,
   reason_required: 422,
   audience_required: 422,

@@ -101,18 +101,22 @@ export const ConsumeBody = z
   .strictObject({ token: z.string().min(1).max(8192) })
   .openapi("Consume");
 
+/**
+ * A long-poll's length. The generator would publish the coerced number as
+ * integer-or-null; a query string has no null (`?wait=null` is refused), so the
+ * type is set by hand.
+ */
+const waitSeconds = z.coerce.number().int().min(0).max(60).optional();
+
 export const GetRequestQuery = z.strictObject({
   while: z.enum(REQUEST_STATUSES).optional().openapi({
     description:
       "With `wait`: keep waiting while the status is this one (default: the status at the call). Pass the status you last saw so a change between two polls is never missed.",
   }),
-  wait: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(60)
-    .optional()
-    .openapi({ description: "Long-poll up to this many seconds for a status change." }),
+  wait: waitSeconds.openapi({
+    type: "integer",
+    description: "Long-poll up to this many seconds for a status change.",
+  }),
 });
 
 export const ListRequestsQuery = z.strictObject({
@@ -147,7 +151,8 @@ export const ListEventsQuery = z.strictObject({
     }),
   since: z.iso.datetime().optional().openapi({ description: "Only events at or after this time." }),
   until: z.iso.datetime().optional().openapi({ description: "Only events before this time." }),
-  wait: z.coerce.number().int().min(0).max(60).optional().openapi({
+  wait: waitSeconds.openapi({
+    type: "integer",
     description:
       "Long-poll: when nothing matches yet, wait up to this many seconds for an event that does.",
   }),

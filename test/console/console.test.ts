@@ -219,6 +219,29 @@ describe("console reviews", () => {
     expect((await statusOf(id)).reviews).toEqual([]);
   });
 
+  it("refuses a post without a session with 401 before reading its form, whatever it holds", async () => {
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    const noSession = new ConsoleClient(t);
+    const paths = [
+      `/console/requests/${id}/approve`,
+      `/console/requests/${id}/deny`,
+      `/console/requests/${id}/revoke`,
+      "/console/integrity/verify",
+      "/console/logout",
+    ];
+    for (const path of paths) {
+      for (const [form, headers] of [
+        [{ csrf: "x", reason: "x".repeat(20_000) }, {}],
+        ["a", { "content-type": "multipart/form-data; boundary=x" }],
+      ] as const) {
+        const res = await noSession.request("POST", path, { form, headers });
+        expect(res.status, path).toBe(401);
+        expect(await res.text()).toContain("unauthenticated");
+      }
+    }
+    expect((await statusOf(id)).reviews).toEqual([]);
+  });
+
   it("asks for a reason to deny, and refuses auditors, hostile and oversized input", async () => {
     const { id } = await createRequest(t, CUSTOMERS_EXPORT);
     const bob = await signedIn("bob");

@@ -247,9 +247,13 @@ describe("the full flow over the HTTP API", () => {
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) =>
       Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`),
     );
-    // Every v1 route the app serves is documented, and nothing else is.
+    // Every v1 route the app serves is documented, with health, readiness and the
+    // JWKS, and nothing else is.
+    const outsideV1 = ["/healthz", "/readyz", "/.well-known/jwks.json"];
     const served = t.writ.app.routes
-      .filter((r) => r.path.startsWith("/v1/") && r.method !== "ALL")
+      .filter(
+        (r) => (r.path.startsWith("/v1/") || outsideV1.includes(r.path)) && r.method !== "ALL",
+      )
       .map((r) => `${r.method} ${r.path.replace(/:([A-Za-z_]+)/g, "{$1}")}`);
     expect(new Set(documented)).toEqual(new Set(served));
     expect(documented).toEqual(

@@ -65,17 +65,16 @@ export function mcpRoutes(
     }
     await next();
   });
-  app.use(
-    "/mcp",
-    bodyLimit({
-      maxSize: options.maxBodyBytes,
-      onError: () => {
-        throw new WritError("payload_too_large", "The request body is too large.");
-      },
-    }),
-  );
   app.use("/mcp", principalAuth({ identities }));
-  app.all("/mcp", principalKind("agent"), async (c) => {
+  // The body is bounded only once the key and its kind have passed: a caller
+  // writ has not authenticated is refused without any of its body being read.
+  const limit = bodyLimit({
+    maxSize: options.maxBodyBytes,
+    onError: () => {
+      throw new WritError("payload_too_large", "The request body is too large.");
+    },
+  });
+  app.all("/mcp", principalKind("agent"), limit, async (c) => {
     if (c.req.method !== "POST") {
       // Stateless: no server-initiated stream (GET) and no session to end (DELETE).
       return c.json(

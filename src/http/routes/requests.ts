@@ -1,13 +1,13 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Broker } from "../../service/broker.js";
 import { type AuthEnv, principalKind } from "../auth.js";
+import { afterKind, type JsonBodyMiddleware } from "../json-body.js";
 import {
   ApproveBody,
   CreateRequestBody,
   CredentialView,
   DenyBody,
   EmptyBody,
-  ErrorResponse,
   GetRequestQuery,
   ListRequestsQuery,
   RequestIdParam,
@@ -16,10 +16,8 @@ import {
   RevokeBody,
 } from "../schemas.js";
 import { credentialView, requestView } from "../views.js";
+import { json, keyedErrors, security } from "./openapi-responses.js";
 
-const security = [{ bearer: [] }];
-const json = <T>(schema: T) => ({ content: { "application/json": { schema } } });
-const error = (description: string) => ({ description, ...json(ErrorResponse) });
 const body = <T>(schema: T) => ({ body: { required: true, ...json(schema) } });
 
 const createRequestRoute = createRoute({
@@ -32,11 +30,14 @@ const createRequestRoute = createRoute({
   request: body(CreateRequestBody),
   responses: {
     201: { description: "Approved at once, or waiting for reviewers", ...json(RequestView) },
-    403: error("policy_denied, wrong_principal_kind"),
-    422: error(
-      "reason_required, audience_required, unsupported_credential_type, unknown_aws_action, invalid_resource, aws_role_not_configured, session_policy_too_large",
+    ...keyedErrors(
+      {
+        403: "policy_denied",
+        422: "reason_required, audience_required, unsupported_credential_type, unknown_aws_action, invalid_resource, aws_role_not_configured, session_policy_too_large",
+        429: "rate_limited: the agent's request limit; retry after Retry-After seconds",
+      },
+      { body: true },
     ),
-    429: error("rate_limited: the agent's request limit; retry after Retry-After seconds"),
   },
 });
 
@@ -50,8 +51,10 @@ const getRequestRoute = createRoute({
   request: { params: RequestIdParam, query: GetRequestQuery },
   responses: {
     200: { description: "The request", ...json(RequestView) },
-    404: error("not_found"),
-    429: error("too_many_waits: the caller's long-polls are all in use; retry after Retry-After"),
+    ...keyedErrors(
+      { 429: "too_many_waits: the caller's long-polls are all in use; retry after Retry-After" },
+      { id: true },
+    ),
   },
 });
 
@@ -63,13 +66,21 @@ const listRequestsRoute = createRoute({
   security,
   middleware: principalKind("reviewer", "auditor"),
   request: { query: ListRequestsQuery },
-  responses: { 200: { description: "A page of requests", ...json(RequestList) } },
+  responses: {
+    200: { description: "A page of requests", ...json(RequestList) },
+    ...keyedErrors({}),
+  },
 });
 
 const reviewResponses = {
   200: { description: "The request after the review", ...json(RequestView) },
-  403: error("self_approval_forbidden, not_an_approver"),
-  409: error("already_reviewed, request_not_pending"),
+  ...keyedErrors(
+    {
+      403: "self_approval_forbidden, not_an_approver",
+      409: "already_reviewed, request_not_pending, conflict",
+    },
+    { id: true, body: true },
+  ),
 };
 
 const approveRoute = createRoute({
@@ -104,7 +115,7 @@ const cancelRoute = createRoute({
   request: { params: RequestIdParam, body: { required: false, ...json(EmptyBody) } },
   responses: {
     200: { description: "The cancelled request", ...json(RequestView) },
-    409: error("request_not_pending"),
+    ...keyedErrors({ 409: "request_not_pending, conflict" }, { id: true, body: true }),
   },
 });
 
@@ -121,8 +132,10 @@ const completeRoute = createRoute({
       description: "The request, completed (or used, with the report recorded)",
       ...json(RequestView),
     },
-    409: error("not_completable"),
-    503: error("revocation_unavailable"),
+    ...keyedErrors(
+      { 409: "not_completable, conflict", 503: "revocation_unavailable" },
+      { id: true, body: true },
+    ),
   },
 });
 
@@ -136,12 +149,17 @@ const credentialRoute = createRoute({
   request: { params: RequestIdParam, body: { required: false, ...json(EmptyBody) } },
   responses: {
     200: { description: "The credential; it is never shown again", ...json(CredentialView) },
-    403: error("request_denied, policy_denied (the policies in force now deny it)"),
-    409: error("approval_pending"),
-    410: error("credential_already_issued, request_expired, request_cancelled, request_revoked"),
-    422: error("session_policy_too_large (AWS found the packed policy too large)"),
-    502: error("aws_access_denied, aws_error"),
-    503: error("aws_throttled, aws_unavailable"),
+    ...keyedErrors(
+      {
+        403: "request_denied, policy_denied (the policies in force now deny it)",
+        409: "approval_pending, conflict",
+        410: "credential_already_issued, request_expired, request_cancelled, request_revoked",
+        422: "session_policy_too_large (AWS found the packed policy too large)",
+        502: "aws_access_denied, aws_error",
+        503: "aws_throttled, aws_unavailable",
+      },
+      { id: true, body: true },
+    ),
   },
 });
 
@@ -156,12 +174,19 @@ const revokeRoute = createRoute({
   request: { params: RequestIdParam, ...body(RevokeBody) },
   responses: {
     200: { description: "The request, now revoked", ...json(RequestView) },
-    409: error("not_revocable"),
+    ...keyedErrors(
+      { 409: "not_revocable, conflict", 503: "revocation_unavailable" },
+      { id: true, body: true },
+    ),
   },
 });
 
-export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
-  app.openapi(createRequestRoute, async (c) => {
+export function requestRoutes(
+  app: OpenAPIHono<AuthEnv>,
+  broker: Broker,
+  readBody: JsonBodyMiddleware,
+) {
+  app.openapi(afterKind(createRequestRoute, readBody), async (c) => {
     const principal = c.get("principal");
     const b = c.req.valid("json");
     const request = await broker.request(principal, {
@@ -179,7 +204,7 @@ export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
     return c.json(requestView(request, principal), 201);
   });
 
-  app.openapi(getRequestRoute, async (c) => {
+  app.openapi(afterKind(getRequestRoute, readBody), async (c) => {
     const principal = c.get("principal");
     const { id } = c.req.valid("param");
     const query = c.req.valid("query");
@@ -191,7 +216,7 @@ export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
     return c.json(requestView(request, principal), 200);
   });
 
-  app.openapi(listRequestsRoute, async (c) => {
+  app.openapi(afterKind(listRequestsRoute, readBody), async (c) => {
     const principal = c.get("principal");
     const q = c.req.valid("query");
     const page = await broker.list(principal, {
@@ -212,7 +237,7 @@ export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
     );
   });
 
-  app.openapi(approveRoute, async (c) => {
+  app.openapi(afterKind(approveRoute, readBody), async (c) => {
     const principal = c.get("principal");
     const { id } = c.req.valid("param");
     const { comment } = c.req.valid("json");
@@ -220,7 +245,7 @@ export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
     return c.json(requestView(request, principal), 200);
   });
 
-  app.openapi(denyRoute, async (c) => {
+  app.openapi(afterKind(denyRoute, readBody), async (c) => {
     const principal = c.get("principal");
     const { id } = c.req.valid("param");
     const { reason } = c.req.valid("json");
@@ -228,26 +253,26 @@ export function requestRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
     return c.json(requestView(request, principal), 200);
   });
 
-  app.openapi(cancelRoute, async (c) => {
+  app.openapi(afterKind(cancelRoute, readBody), async (c) => {
     const principal = c.get("principal");
     const { request } = await broker.cancel(principal, c.req.valid("param").id);
     return c.json(requestView(request, principal), 200);
   });
 
-  app.openapi(completeRoute, async (c) => {
+  app.openapi(afterKind(completeRoute, readBody), async (c) => {
     const principal = c.get("principal");
     const request = await broker.complete(principal, c.req.valid("param").id);
     return c.json(requestView(request, principal), 200);
   });
 
-  app.openapi(credentialRoute, async (c) => {
+  app.openapi(afterKind(credentialRoute, readBody), async (c) => {
     const principal = c.get("principal");
     const credential = await broker.collect(principal, c.req.valid("param").id);
     c.header("Cache-Control", "no-store");
     return c.json(credentialView(credential), 200);
   });
 
-  app.openapi(revokeRoute, async (c) => {
+  app.openapi(afterKind(revokeRoute, readBody), async (c) => {
     const principal = c.get("principal");
     const { reason } = c.req.valid("json");
     const { request } = await broker.revoke(principal, c.req.valid("param").id, reason);

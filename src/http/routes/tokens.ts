@@ -1,11 +1,10 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Broker } from "../../service/broker.js";
 import { type AuthEnv, principalKind } from "../auth.js";
-import { ConsumeBody, ConsumeView, ErrorResponse, EventList, ListEventsQuery } from "../schemas.js";
+import { afterKind, type JsonBodyMiddleware } from "../json-body.js";
+import { ConsumeBody, ConsumeView, EventList, ListEventsQuery } from "../schemas.js";
 import { eventView } from "../views.js";
-
-const security = [{ bearer: [] }];
-const json = <T>(schema: T) => ({ content: { "application/json": { schema } } });
+import { json, keyedErrors, security } from "./openapi-responses.js";
 
 const consumeRoute = createRoute({
   method: "post",
@@ -17,9 +16,14 @@ const consumeRoute = createRoute({
   request: { body: { required: true, ...json(ConsumeBody) } },
   responses: {
     200: { description: "First use: the token's grant", ...json(ConsumeView) },
-    401: { description: "token_invalid", ...json(ErrorResponse) },
-    403: { description: "audience_mismatch", ...json(ErrorResponse) },
-    409: { description: "token_replayed", ...json(ErrorResponse) },
+    ...keyedErrors(
+      {
+        401: "token_invalid: the token in the body",
+        403: "audience_mismatch",
+        409: "token_replayed, conflict",
+      },
+      { body: true },
+    ),
   },
 });
 
@@ -37,15 +41,16 @@ const eventsRoute = createRoute({
         "A page of events; pass `next` as `after` to read on. A full page has `next`. So does a short or empty page when a filter by `type`, `since` or `until` stopped its bounded scan before the end of the stream: scanned this far, continue. No `next`: the read reached the end.",
       ...json(EventList),
     },
-    429: {
-      description: "too_many_waits: the caller's long-polls are all in use",
-      ...json(ErrorResponse),
-    },
+    ...keyedErrors({ 429: "too_many_waits: the caller's long-polls are all in use" }),
   },
 });
 
-export function tokenRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
-  app.openapi(consumeRoute, async (c) => {
+export function tokenRoutes(
+  app: OpenAPIHono<AuthEnv>,
+  broker: Broker,
+  readBody: JsonBodyMiddleware,
+) {
+  app.openapi(afterKind(consumeRoute, readBody), async (c) => {
     const principal = c.get("principal");
     const claims = await broker.consume(principal, c.req.valid("json").token);
     return c.json(
@@ -62,7 +67,7 @@ export function tokenRoutes(app: OpenAPIHono<AuthEnv>, broker: Broker) {
     );
   });
 
-  app.openapi(eventsRoute, async (c) => {
+  app.openapi(afterKind(eventsRoute, readBody), async (c) => {
     const q = c.req.valid("query");
     const {
       items: events,
