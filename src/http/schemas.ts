@@ -102,11 +102,21 @@ export const ConsumeBody = z
   .openapi("Consume");
 
 /**
- * A long-poll's length. The generator would publish the coerced number as
- * integer-or-null; a query string has no null (`?wait=null` is refused), so the
- * type is set by hand.
+ * A whole number in a query string: decimal digits only. `Number()` alone
+ * would also take `0x3c`, `1e2`, ` 7` and an empty value (as 0). Published as
+ * the integer it stands for.
  */
-const waitSeconds = z.coerce.number().int().min(0).max(60).optional();
+function queryInteger(min: number, max: number) {
+  return z
+    .string()
+    .regex(/^\d{1,9}$/, "must be a whole number in decimal digits")
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .openapi({ type: "integer", minimum: min, maximum: max });
+}
+
+/** A long-poll's length, in seconds. */
+const waitSeconds = queryInteger(0, 60).optional();
 
 export const GetRequestQuery = z.strictObject({
   while: z.enum(REQUEST_STATUSES).optional().openapi({
@@ -114,7 +124,6 @@ export const GetRequestQuery = z.strictObject({
       "With `wait`: keep waiting while the status is this one (default: the status at the call). Pass the status you last saw so a change between two polls is never missed.",
   }),
   wait: waitSeconds.openapi({
-    type: "integer",
     description: "Long-poll up to this many seconds for a status change.",
   }),
 });
@@ -125,7 +134,7 @@ export const ListRequestsQuery = z.strictObject({
   action: z.string().regex(ACTION).optional(),
   since: z.iso.datetime().optional(),
   until: z.iso.datetime().optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(50),
+  limit: queryInteger(1, 500).default(50),
   // Opaque to callers: digits of a list position (the Redis store's are 27 long).
   cursor: z
     .string()
@@ -152,11 +161,10 @@ export const ListEventsQuery = z.strictObject({
   since: z.iso.datetime().optional().openapi({ description: "Only events at or after this time." }),
   until: z.iso.datetime().optional().openapi({ description: "Only events before this time." }),
   wait: waitSeconds.openapi({
-    type: "integer",
     description:
       "Long-poll: when nothing matches yet, wait up to this many seconds for an event that does.",
   }),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: queryInteger(1, 1000).default(100),
 });
 
 export const ErrorResponse = z

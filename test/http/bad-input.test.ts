@@ -420,6 +420,14 @@ describe("bad input gets a clear 4xx, never a 500, never lost state", () => {
         "wait=abc",
         "wait=1.5",
         "wait=1e9",
+        // Number() reads these as whole numbers; a query integer is decimal digits only.
+        "wait=0x3c",
+        "wait=1e1",
+        "wait=",
+        "wait=%207",
+        "wait=7%20",
+        "wait=+7",
+        "wait=1&wait=2",
         "while=bogus",
         "other=1",
       ]) {
@@ -439,6 +447,9 @@ describe("bad input gets a clear 4xx, never a 500, never lost state", () => {
         "limit=501",
         "limit=-1",
         "limit=ten",
+        "limit=1e2",
+        "limit=0x10",
+        "limit=",
         "status=bogus",
         "status=",
         "cursor=abc",
@@ -461,6 +472,8 @@ describe("bad input gets a clear 4xx, never a 500, never lost state", () => {
       for (const query of [
         "limit=0",
         "limit=1001",
+        "limit=1e2",
+        "wait=0b11",
         "type=bogus",
         "type=request",
         "request_id=nope",
