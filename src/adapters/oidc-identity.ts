@@ -7,7 +7,7 @@ import {
 } from "jose";
 import type { OidcIssuerSettings } from "../config/oidc-schema.js";
 import { type ErrorCode, WritError } from "../domain/errors.js";
-import { AGENT_ID, type Agent, type Principal } from "../domain/principal.js";
+import { AGENT_ID, type Agent, PERSON_ID, type Principal } from "../domain/principal.js";
 import type { Clock } from "../ports/clock.js";
 import type { IdentityDirectory } from "../ports/identity.js";
 
@@ -23,8 +23,6 @@ export const DISCOVERY_REFRESH_MS = 3_600_000;
 
 // The signature may be empty, so that an unsigned (`alg: none`) token is refused as such.
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-/** Owners are people, with the ids reviewers have. */
-const PERSON_ID = /^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$/;
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
 type KeyResolver = ReturnType<typeof createRemoteJWKSet>;
@@ -110,6 +108,15 @@ function mapAgent(entry: OidcIssuerSettings, payload: JWTPayload): Agent {
   if (!PERSON_ID.test(owner)) {
     throw refuse("oidc_claims_unmapped", "The token's claims do not make a valid owner id.");
   }
+  // Rendered like the owner: a missing claim refuses the token rather than
+  // leaving the agent free to act for anyone.
+  const actsFor = entry.agent.acts_for?.map((template) => {
+    const person = render(template, payload);
+    if (!PERSON_ID.test(person)) {
+      throw refuse("oidc_claims_unmapped", "The token's claims do not make a valid acts_for id.");
+    }
+    return person;
+  });
   const attributes: [string, string][] = [];
   for (const [name, path] of Object.entries(entry.agent.attributes)) {
     const value = claimText(payload, path);
@@ -125,6 +132,7 @@ function mapAgent(entry: OidcIssuerSettings, payload: JWTPayload): Agent {
     id,
     owner,
     attributes: Object.freeze(Object.fromEntries(attributes)),
+    ...(actsFor !== undefined ? { actsFor: Object.freeze(actsFor) } : {}),
   });
 }
 

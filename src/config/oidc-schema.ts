@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { PERSON_ID } from "../domain/principal.js";
+import { personKey } from "../domain/review.js";
 
 /**
  * A claim in a token, by name; `/` reaches into nested objects, as Kubernetes
@@ -86,6 +88,32 @@ const OidcAgentMapping = z.strictObject({
    * fixed person id (`alice`) or a template (`{actor}`).
    */
   owner: template("agent.owner"),
+  /**
+   * Whom the agent may act for (`on_behalf_of`): fixed person ids (`alice`)
+   * and templates (`{actor}`). A request naming anyone else is refused.
+   * Absent, the agent may name anyone; empty, nobody.
+   */
+  acts_for: z
+    .array(
+      template("agent.acts_for").refine(
+        (value) => templateClaims(value).length > 0 || PERSON_ID.test(value),
+        "a fixed entry is a person id: letters, digits and _ . @ + - (at most 128)",
+      ),
+    )
+    .max(100)
+    .superRefine((entries, ctx) => {
+      entries.forEach((entry, index) => {
+        const first = entries.findIndex((other) => personKey(other) === personKey(entry));
+        if (first !== index) {
+          ctx.addIssue({
+            code: "custom",
+            path: [index],
+            message: `repeats entry ${first} (ids compare without case)`,
+          });
+        }
+      });
+    })
+    .optional(),
   /** Attributes for policies (`principal.<name>`), each read from a claim. */
   attributes: z
     .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/), claimPath)

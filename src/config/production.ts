@@ -123,6 +123,8 @@ export async function reviewForProduction(
     });
   }
 
+  warnings.push(...reviewActsFor(config));
+
   if (config.rate_limits.requests_per_minute_per_agent === 0) {
     warnings.push({
       key: "rate_limits.requests_per_minute_per_agent",
@@ -143,6 +145,29 @@ export async function reviewForProduction(
   warnings.push(...reviewRedisTransport(config, env));
 
   return { refusals, warnings };
+}
+
+/**
+ * Agents without `acts_for` may name anyone as `on_behalf_of`, and so keep any
+ * one reviewer out of their approvals. Allowed, to keep older configurations
+ * working, but said once at start, naming them.
+ */
+function reviewActsFor(config: WritConfig): ProductionFinding[] {
+  const { agents, oidc } = config.identities;
+  const open = [
+    ...agents.filter((agent) => agent.acts_for === undefined).map((agent) => agent.id),
+    ...oidc.filter((entry) => entry.agent.acts_for === undefined).map((entry) => entry.agent.id),
+  ];
+  if (open.length === 0) return [];
+  const named =
+    open.slice(0, 10).join(", ") + (open.length > 10 ? `, and ${open.length - 10} more` : "");
+  return [
+    {
+      key: "identities.agents[].acts_for",
+      problem: `agents may name anyone as on_behalf_of, and so keep that person from reviewing their requests: ${named}`,
+      fix: "give each agent (and each identities.oidc[].agent) the people it may act for in acts_for, or acts_for: [] if it acts for nobody",
+    },
+  ];
 }
 
 /**

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { PERSON_ID } from "../domain/principal.js";
 import { MAX_TTL_SECONDS } from "../domain/request.js";
 import { personKey } from "../domain/review.js";
 import { AwsConfig } from "./aws-schema.js";
@@ -13,13 +14,31 @@ import {
 import { OidcIssuersConfig } from "./oidc-schema.js";
 import { MetricsConfig, RateLimitsConfig, RedisConfig, StoreConfig } from "./operations-schema.js";
 
-const id = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$/, "letters, digits and _ . @ + - (at most 128)");
+const id = z.string().regex(PERSON_ID, "letters, digits and _ . @ + - (at most 128)");
 const keySha256 = z
   .string()
   .regex(/^[0-9a-f]{64}$/, "the key's SHA-256 as 64 lowercase hex characters (see `writ keygen`)");
 const seconds = (min: number, max: number) => z.number().int().min(min).max(max);
+
+/**
+ * The people an agent may name as `on_behalf_of`. Ids compare without case, so
+ * two spellings of one person are one entry.
+ */
+const actsForIds = z
+  .array(id)
+  .max(100)
+  .superRefine((people, ctx) => {
+    people.forEach((person, index) => {
+      const first = people.findIndex((other) => personKey(other) === personKey(person));
+      if (first !== index) {
+        ctx.addIssue({
+          code: "custom",
+          path: [index],
+          message: `names the same person as entry ${first} (ids compare without case)`,
+        });
+      }
+    });
+  });
 
 /** One agent: who it is, the human who owns it, and attributes for policies. */
 const AgentConfig = z.strictObject({
@@ -29,6 +48,11 @@ const AgentConfig = z.strictObject({
   attributes: z
     .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string().max(256))
     .default({}),
+  /**
+   * Whom the agent may act for: a request naming anyone else as `on_behalf_of`
+   * is refused. Absent, the agent may name anyone; empty, nobody.
+   */
+  acts_for: actsForIds.optional(),
 });
 /** One reviewer: a person, and the groups policies may name. */
 const ReviewerConfig = z.strictObject({

@@ -91,6 +91,7 @@ export function configuredPrincipals(config: WritConfig): KeyedPrincipal[] {
       id: a.id,
       owner: a.owner,
       attributes: a.attributes,
+      ...(a.acts_for !== undefined ? { actsFor: a.acts_for } : {}),
       keySha256: a.key_sha256,
     })),
     ...reviewers.map((r) => ({

@@ -13,6 +13,7 @@ export const ERROR_CODES = [
   "not_found",
   "method_not_allowed",
   "policy_denied",
+  "on_behalf_of_not_allowed",
   "reason_required",
   "audience_required",
   "unsupported_credential_type",

@@ -8,6 +8,12 @@ export type PrincipalKind = "agent" | "reviewer" | "auditor" | "resource_server"
  */
 export const AGENT_ID = /^[A-Za-z0-9][A-Za-z0-9_.@+:/-]{0,127}$/;
 
+/**
+ * A configured principal's id, and a person's: reviewers, owners and the
+ * people an agent acts for (letters, digits and `_ . @ + -`).
+ */
+export const PERSON_ID = /^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$/;
+
 /** An AI agent, CI job or script that asks for credentials. */
 export interface Agent {
   readonly kind: "agent";
@@ -16,6 +22,13 @@ export interface Agent {
   readonly owner: string;
   /** Extra attributes made available to policies as `principal.<name>`. */
   readonly attributes: Readonly<Record<string, string>>;
+  /**
+   * The people the agent may name as `on_behalf_of`, when configured. Naming a
+   * person keeps them from reviewing the request, so an agent free to name
+   * anyone could keep a strict reviewer out of its approval. Absent: any person
+   * (unchecked, as before the setting existed); empty: nobody.
+   */
+  readonly actsFor?: readonly string[];
 }
 
 /** A human who approves or denies requests. */

@@ -1,7 +1,7 @@
 import type { Decision } from "./decision.js";
 import { WritError } from "./errors.js";
 import type { DomainEvent } from "./events.js";
-import { actorOf, type Reviewer, SYSTEM_ACTOR } from "./principal.js";
+import { type Agent, actorOf, type Reviewer, SYSTEM_ACTOR } from "./principal.js";
 import {
   type AccessRequest,
   advance,
@@ -109,6 +109,22 @@ export function isOwnRequest(request: AccessRequest, reviewer: Reviewer): boolea
   const people = [request.agentId, request.owner, request.onBehalfOf];
   return names.some((name) =>
     people.some((person) => person !== undefined && samePerson(name, person)),
+  );
+}
+
+/**
+ * Whether `agent` may name `person` as its `on_behalf_of`: always when no
+ * `acts_for` is configured for it, else only a person on that list. Naming
+ * someone keeps them from reviewing (rule 2), so an agent left free to name
+ * anyone could name a group's one strict reviewer and so choose who approves.
+ * Throws `on_behalf_of_not_allowed` otherwise.
+ */
+export function assertMayActFor(agent: Agent, person: string | undefined): void {
+  if (person === undefined || agent.actsFor === undefined) return;
+  if (agent.actsFor.some((allowed) => samePerson(allowed, person))) return;
+  throw new WritError(
+    "on_behalf_of_not_allowed",
+    `This agent may not act on behalf of "${person}": its configured acts_for does not name them.`,
   );
 }
 

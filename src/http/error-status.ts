@@ -13,6 +13,7 @@ export const ERROR_STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   not_found: 404,
   method_not_allowed: 405,
   policy_denied: 403,
+  on_behalf_of_not_allowed: 403,
   reason_required: 422,
   audience_required: 422,
   unsupported_credential_type: 422,

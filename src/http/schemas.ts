@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { EVENT_TYPES } from "../domain/events.js";
 import { nestsWithin } from "../domain/json.js";
+import { PERSON_ID } from "../domain/principal.js";
 import { MAX_TTL_SECONDS, REQUEST_STATUSES } from "../domain/request.js";
 import { EVENT_ID, eventIdForm } from "../domain/stream-id.js";
 import { hasVisibleText, PRINTABLE, PRINTABLE_MESSAGE } from "../domain/text.js";
@@ -26,13 +27,6 @@ const text = (max: number) =>
     .max(max)
     .regex(PRINTABLE, PRINTABLE_MESSAGE)
     .openapi({ pattern: PRINTABLE.source });
-
-/**
- * A person's id, as configured reviewers and owners have them: an `on_behalf_of`
- * that only looks like a reviewer's id (a trailing space, an invisible
- * character) would let that reviewer approve a request made for them.
- */
-const PERSON_ID = /^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$/;
 
 const REQUEST_ID = z.string().regex(/^req_[A-Za-z0-9_-]{22}$/, "not a request id");
 
@@ -60,12 +54,16 @@ export const CreateRequestBody = z
       .optional()
       .openapi({ example: "Quarterly churn analysis, ticket DATA-1234" }),
     ticket: text(256).optional().openapi({ example: "DATA-1234" }),
+    // A person's id, as configured reviewers and owners have them: an
+    // `on_behalf_of` that only looks like a reviewer's id (a trailing space, an
+    // invisible character) would let that reviewer approve a request made for them.
     on_behalf_of: z
       .string()
       .regex(PERSON_ID, "a person id: letters, digits and _ . @ + - (at most 128)")
       .optional()
       .openapi({
-        description: "The human this agent acts for, by their writ id; they cannot approve it.",
+        description:
+          "The human this agent acts for, by their writ id; they cannot approve it. When the agent has acts_for configured, one of those people (else on_behalf_of_not_allowed).",
         example: "alice",
       }),
     context: z

@@ -7,7 +7,7 @@ import {
   denyUnderCurrentPolicy,
   type IssuedCredential,
 } from "../domain/request.js";
-import { cappedUnder, type Shortfall, shortfallUnder } from "../domain/review.js";
+import { assertMayActFor, cappedUnder, type Shortfall, shortfallUnder } from "../domain/review.js";
 import type { Credential } from "../ports/minter.js";
 import { assertOwnRequest } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
@@ -43,6 +43,10 @@ export async function collectCredential(
       deniedNow = undefined;
       assertOwnRequest(request, agent);
       assertCollectable(request, now);
+      // The agent as configured now: once a security team has limited whom an
+      // agent may act for, a request made before that, naming someone else (a
+      // strict reviewer it kept out), is never minted.
+      assertMayActFor(agent, request.onBehalfOf);
       const current = deps.policy.decide(policyQueryOf(agent, request));
       const shortfall = shortfallUnder(request, current);
       if (shortfall !== undefined) {

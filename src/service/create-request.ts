@@ -2,6 +2,7 @@ import { WritError } from "../domain/errors.js";
 import { newId } from "../domain/ids.js";
 import type { Agent } from "../domain/principal.js";
 import { type AccessRequest, openRequest, type RequestInput } from "../domain/request.js";
+import { assertMayActFor } from "../domain/review.js";
 import type { BrokerDeps } from "./deps.js";
 import { policyQueryOf } from "./policy-query.js";
 import { announce, assertAuditable, persist } from "./record.js";
@@ -25,6 +26,7 @@ export async function createRequest(
   if (input.credentialType === "jwt" && input.audience === undefined) {
     throw new WritError("audience_required", "A JWT credential needs an audience.");
   }
+  assertActsFor(deps, agent, input);
   await assertWithinRate(deps, agent);
   const decision = deps.policy.decide(policyQueryOf(agent, input));
   const { request, events } = openRequest({
@@ -54,6 +56,25 @@ export async function createRequest(
     });
   }
   return request;
+}
+
+/**
+ * Refused before the policy is asked, and so before anything is recorded, like
+ * any other request writ will not take. An agent naming someone it may not act
+ * for may be trying to keep that reviewer out, so the attempt is logged for the
+ * security team.
+ */
+function assertActsFor(deps: BrokerDeps, agent: Agent, input: RequestInput): void {
+  try {
+    assertMayActFor(agent, input.onBehalfOf);
+  } catch (error) {
+    deps.logger.warn("request refused: on_behalf_of names a person the agent may not act for", {
+      agent: agent.id,
+      owner: agent.owner,
+      on_behalf_of: input.onBehalfOf,
+    });
+    throw error;
+  }
 }
 
 /**

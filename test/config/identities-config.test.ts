@@ -46,3 +46,44 @@ describe("reviewers are people, and ids compare without case", () => {
     );
   });
 });
+
+describe("identities.agents[].acts_for", () => {
+  const agent = (acts_for: unknown) => ({
+    id: "report-agent",
+    key_sha256: hashKey(generateKey("agent")),
+    owner: "alice",
+    acts_for,
+  });
+  const refusal = (acts_for: unknown): string => {
+    try {
+      parseConfig({ identities: { agents: [agent(acts_for)] } });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      return (error as Error).message;
+    }
+    throw new Error("the configuration was accepted");
+  };
+
+  it("accepts person ids, an empty list, and no list at all", () => {
+    const listed = parseConfig({ identities: { agents: [agent(["bob", "carol@example.com"])] } });
+    expect(listed.identities.agents[0]?.acts_for).toEqual(["bob", "carol@example.com"]);
+    const none = parseConfig({ identities: { agents: [agent([])] } });
+    expect(none.identities.agents[0]?.acts_for).toEqual([]);
+    const { acts_for: _, ...unrestricted } = agent(undefined);
+    const open = parseConfig({ identities: { agents: [unrestricted] } });
+    expect(open.identities.agents[0]?.acts_for).toBeUndefined();
+  });
+
+  it("refuses what is not a person id, naming the entry", () => {
+    expect(refusal(["bob", "gh:carol"])).toMatch(/identities\.agents\.0\.acts_for\.1/);
+    expect(refusal([" bob"])).toMatch(/identities\.agents\.0\.acts_for\.0/);
+    expect(refusal([""])).toMatch(/identities\.agents\.0\.acts_for\.0/);
+    expect(refusal("bob")).toMatch(/identities\.agents\.0\.acts_for/);
+  });
+
+  it("refuses one person listed twice, in any case", () => {
+    expect(refusal(["bob", "carol", "Bob"])).toMatch(
+      /identities\.agents\.0\.acts_for\.2: names the same person as entry 0 \(ids compare without case\)/,
+    );
+  });
+});

@@ -91,6 +91,24 @@ describe("identities.oidc", () => {
     ).toMatch(/attributes/);
     expect(refusal([{ ...GITHUB, require: { "a/b/c/d/e/f": "x" } }])).toMatch(/require/);
   });
+
+  it("takes acts_for as fixed person ids and templates, refusing bad or repeated entries", () => {
+    const withActsFor = (acts_for: unknown) => ({
+      ...GITHUB,
+      agent: { ...GITHUB.agent, acts_for },
+    });
+    const [entry] = oidc(withActsFor(["{actor}", "release-oncall"])).identities.oidc;
+    expect(entry?.agent.acts_for).toEqual(["{actor}", "release-oncall"]);
+    expect(oidc(withActsFor([])).identities.oidc[0]?.agent.acts_for).toEqual([]);
+    expect(oidc(GITHUB).identities.oidc[0]?.agent.acts_for).toBeUndefined();
+    expect(refusal([withActsFor(["{}"])])).toMatch(/agent\.acts_for\.0/);
+    expect(refusal([withActsFor(["{actor}", "team:oncall"])])).toMatch(
+      /agent\.acts_for\.1: a fixed entry is a person id/,
+    );
+    expect(refusal([withActsFor(["alice", "{actor}", "ALICE"])])).toMatch(
+      /agent\.acts_for\.2: repeats entry 0/,
+    );
+  });
 });
 
 describe("mcp", () => {

@@ -12,7 +12,7 @@ import { writeSecretFile } from "../support/secret-file.js";
 
 const HASH = hashKey("k");
 const IDENTITIES = {
-  agents: [{ id: "a", key_sha256: hashKey("a"), owner: "o" }],
+  agents: [{ id: "a", key_sha256: hashKey("a"), owner: "o", acts_for: [] }],
   reviewers: [{ id: "r", key_sha256: hashKey("r"), groups: ["g"] }],
   auditors: [{ id: "d", key_sha256: hashKey("d") }],
 };
@@ -465,6 +465,37 @@ describe("the production review (writ serve)", () => {
       redis: { sentinel: { name: "m", nodes: [{ host: "127.0.0.1" }] } },
     });
     expect(local.warnings).toEqual([]);
+  });
+
+  it("warns, naming them, about agents that may name anyone as on_behalf_of", async () => {
+    const oidcEntry = (acts_for?: string[]) => ({
+      issuer: "https://token.actions.githubusercontent.com",
+      audience: "https://writ.example.com",
+      agent: { id: "gh:{repository}", owner: "{actor}", ...(acts_for ? { acts_for } : {}) },
+      require: { repository_owner: "acme" },
+    });
+    const redis = { url: "redis://127.0.0.1:6379" };
+    const open = await review({
+      redis,
+      identities: {
+        ...IDENTITIES,
+        agents: [
+          ...IDENTITIES.agents,
+          { id: "free-agent", key_sha256: hashKey("free"), owner: "o" },
+        ],
+        oidc: [oidcEntry()],
+      },
+    });
+    const warning = open.warnings.find((w) => w.key === "identities.agents[].acts_for");
+    expect(warning?.problem).toMatch(
+      /may name anyone as on_behalf_of.*: free-agent, gh:\{repository\}$/,
+    );
+    expect(warning?.fix).toMatch(/acts_for: \[\]/);
+    const closed = await review({
+      redis,
+      identities: { ...IDENTITIES, oidc: [oidcEntry(["{actor}"])] },
+    });
+    expect(closed.warnings).toEqual([]);
   });
 
   it("warns about plain-text or password-less Redis off the host, and limits turned off", async () => {

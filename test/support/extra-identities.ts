@@ -2,7 +2,7 @@ import { generateKey, hashKey } from "../../src/adapters/key-identity.js";
 
 /** Principals to add on top of the demo ones, with their plain keys for tests. */
 export interface ExtraIdentities {
-  agents?: { id: string; owner: string }[];
+  agents?: { id: string; owner: string; acts_for?: string[] }[];
   reviewers?: { id: string; groups: string[] }[];
   resource_servers?: { id: string; audience: string }[];
 }

@@ -22,6 +22,7 @@ const REQUEST_ID = /^req_[A-Za-z0-9_-]{22}$/;
 /** API codes that mean the request itself was refused or is over: exit 3, not 1. */
 const REFUSED_CODES: ReadonlySet<WritErrorCode> = new Set([
   "policy_denied",
+  "on_behalf_of_not_allowed",
   "request_denied",
   "request_cancelled",
   "request_expired",

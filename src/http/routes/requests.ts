@@ -32,7 +32,7 @@ const createRequestRoute = createRoute({
     201: { description: "Approved at once, or waiting for reviewers", ...json(RequestView) },
     ...keyedErrors(
       {
-        403: "policy_denied",
+        403: "policy_denied, on_behalf_of_not_allowed (not a person the agent's acts_for names)",
         422: "reason_required, audience_required, unsupported_credential_type, unknown_aws_action, invalid_resource, aws_role_not_configured, session_policy_too_large",
         429: "rate_limited: the agent's request limit; retry after Retry-After seconds",
       },
@@ -151,7 +151,7 @@ const credentialRoute = createRoute({
     200: { description: "The credential; it is never shown again", ...json(CredentialView) },
     ...keyedErrors(
       {
-        403: "request_denied, policy_denied (the policies in force now deny it)",
+        403: "request_denied, policy_denied (the policies in force now deny it), on_behalf_of_not_allowed (the agent's acts_for no longer names the person)",
         409: "approval_pending, conflict",
         410: "credential_already_issued, request_expired, request_cancelled, request_revoked",
         422: "session_policy_too_large (AWS found the packed policy too large)",
