@@ -8,6 +8,23 @@ import { personKey } from "../domain/review.js";
  */
 export const CLAIM_PATH = /^[A-Za-z0-9_.:-]{1,64}(?:\/[A-Za-z0-9_.:-]{1,64}){0,4}$/;
 
+/**
+ * Refuses a list of people (or templates of them) that names one twice: ids
+ * compare without case, so two spellings of one person are one entry.
+ */
+export function eachPersonOnce(entries: readonly string[], ctx: z.RefinementCtx): void {
+  entries.forEach((entry, index) => {
+    const first = entries.findIndex((other) => personKey(other) === personKey(entry));
+    if (first !== index) {
+      ctx.addIssue({
+        code: "custom",
+        path: [index],
+        message: `names the same person as entry ${first} (ids compare without case)`,
+      });
+    }
+  });
+}
+
 /** Literal text and `{claim/path}` placeholders, e.g. `gh:{repository}`. */
 const TEMPLATE = /^(?:[A-Za-z0-9_.@+:/-]|\{[A-Za-z0-9_.:/-]{1,200}\})+$/;
 
@@ -101,18 +118,7 @@ const OidcAgentMapping = z.strictObject({
       ),
     )
     .max(100)
-    .superRefine((entries, ctx) => {
-      entries.forEach((entry, index) => {
-        const first = entries.findIndex((other) => personKey(other) === personKey(entry));
-        if (first !== index) {
-          ctx.addIssue({
-            code: "custom",
-            path: [index],
-            message: `repeats entry ${first} (ids compare without case)`,
-          });
-        }
-      });
-    })
+    .superRefine(eachPersonOnce)
     .optional(),
   /** Attributes for policies (`principal.<name>`), each read from a claim. */
   attributes: z

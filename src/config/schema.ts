@@ -11,7 +11,7 @@ import {
   TeamsConfig,
   WebhookConfig,
 } from "./notify-schema.js";
-import { OidcIssuersConfig } from "./oidc-schema.js";
+import { eachPersonOnce, OidcIssuersConfig } from "./oidc-schema.js";
 import { MetricsConfig, RateLimitsConfig, RedisConfig, StoreConfig } from "./operations-schema.js";
 
 const id = z.string().regex(PERSON_ID, "letters, digits and _ . @ + - (at most 128)");
@@ -20,25 +20,8 @@ const keySha256 = z
   .regex(/^[0-9a-f]{64}$/, "the key's SHA-256 as 64 lowercase hex characters (see `writ keygen`)");
 const seconds = (min: number, max: number) => z.number().int().min(min).max(max);
 
-/**
- * The people an agent may name as `on_behalf_of`. Ids compare without case, so
- * two spellings of one person are one entry.
- */
-const actsForIds = z
-  .array(id)
-  .max(100)
-  .superRefine((people, ctx) => {
-    people.forEach((person, index) => {
-      const first = people.findIndex((other) => personKey(other) === personKey(person));
-      if (first !== index) {
-        ctx.addIssue({
-          code: "custom",
-          path: [index],
-          message: `names the same person as entry ${first} (ids compare without case)`,
-        });
-      }
-    });
-  });
+/** The people an agent may name as `on_behalf_of`. */
+const actsForIds = z.array(id).max(100).superRefine(eachPersonOnce);
 
 /** One agent: who it is, the human who owns it, and attributes for policies. */
 const AgentConfig = z.strictObject({

@@ -106,7 +106,7 @@ describe("identities.oidc", () => {
       /agent\.acts_for\.1: a fixed entry is a person id/,
     );
     expect(refusal([withActsFor(["alice", "{actor}", "ALICE"])])).toMatch(
-      /agent\.acts_for\.2: repeats entry 0/,
+      /agent\.acts_for\.2: names the same person as entry 0/,
     );
   });
 });
