@@ -31,12 +31,22 @@ export function createAuditIntegrity(options: AuditIntegrityOptions): AuditInteg
 
   async function run(): Promise<IntegrityReport> {
     const started = performance.now();
-    const result = await verifyAuditLog({ dir: log.dir, keys, upToSeq: log.lastSeq() });
-    const base = {
+    const upToSeq = log.lastSeq();
+    const result = await verifyAuditLog({ dir: log.dir, keys, upToSeq }).catch(
+      (error: unknown) => error as Error,
+    );
+    const took = () => ({
       checkedAt: clock.now(),
       durationMs: Math.round(performance.now() - started),
-      entries: result.entries,
-    };
+    });
+    if (result instanceof Error) {
+      // A log that cannot be read (a segment gone from under its name, a disk
+      // error) is a failed check: the last report must not stay up as the answer.
+      // The error's code only: its message names paths on the host.
+      const code = (result as NodeJS.ErrnoException).code ?? result.name;
+      return { ...took(), ok: false, entries: 0, reason: `the log could not be read (${code})` };
+    }
+    const base = { ...took(), entries: result.entries };
     return result.ok
       ? {
           ...base,

@@ -17,7 +17,7 @@ import { MAX_FORM_BYTES, readForm, sameOrigin, textField, tokensEqual } from "./
 import { IntegrityPage } from "./integrity-page.js";
 import { ErrorPage, LoginPage, ReopenPage } from "./layout.js";
 import { type ListFilters, PendingPage, RequestPage, RequestsPage } from "./request-pages.js";
-import { reviewBlock, revocable } from "./review-block.js";
+import { ownOutcomes, reviewBlock, revocable } from "./review-block.js";
 import {
   type ConsolePrincipal,
   type ConsoleSession,
@@ -346,23 +346,28 @@ export function createConsole(options: ConsoleOptions) {
 
   app.get("/requests/:id", async (c) => {
     const s = c.get("session");
-    const { request, events, truncated } = await requestTimeline(
+    const afters = c.req.queries("after");
+    if (afters !== undefined && afters.length > 1) {
+      throw new WritError("validation_failed", "after is given more than once.");
+    }
+    const { request, events, after, next, revocation } = await requestTimeline(
       broker.deps,
       s.principal,
       requestIdOf(c),
+      afters?.[0],
     );
-    const done = c.req.query("done");
     return c.html(
       <RequestPage
         session={s}
         request={requestView(request, s.principal)}
         steps={events.map(timelineStep)}
-        truncated={truncated}
+        after={after === undefined ? undefined : new Date(after.time).toISOString()}
+        next={next}
         reviewBlock={
           s.principal.kind === "reviewer" ? reviewBlock(request, s.principal) : undefined
         }
         revocable={revocable(request)}
-        done={done === "approved" || done === "denied" || done === "revoked" ? done : undefined}
+        outcomes={ownOutcomes(request, s.principal, revocation)}
       />,
     );
   });
@@ -373,7 +378,7 @@ export function createConsole(options: ConsoleOptions) {
     const id = requestIdOf(c);
     const comment = textField(form, "comment", 2000);
     await broker.approve(reviewer, id, comment === "" ? undefined : comment, "console");
-    return c.redirect(`/console/requests/${id}?done=approved`, 303);
+    return c.redirect(`/console/requests/${id}`, 303);
   });
 
   app.post("/requests/:id/deny", async (c) => {
@@ -383,7 +388,7 @@ export function createConsole(options: ConsoleOptions) {
     const reason = textField(form, "reason", 2000);
     if (reason === "") throw new WritError("validation_failed", "Give a reason to deny.");
     await broker.deny(reviewer, id, reason, "console");
-    return c.redirect(`/console/requests/${id}?done=denied`, 303);
+    return c.redirect(`/console/requests/${id}`, 303);
   });
 
   // Reviewers and auditors alike: the security team's kill switch.
@@ -393,7 +398,7 @@ export function createConsole(options: ConsoleOptions) {
     const reason = textField(form, "reason", 2000);
     if (reason === "") throw new WritError("validation_failed", "Give a reason to revoke.");
     await broker.revoke(c.get("session").principal, id, reason);
-    return c.redirect(`/console/requests/${id}?done=revoked`, 303);
+    return c.redirect(`/console/requests/${id}`, 303);
   });
 
   app.get("/pending", async (c) => {

@@ -28,7 +28,8 @@ function Report(props: { report: IntegrityReport }) {
         </p>
       ) : (
         <p class="bad">
-          Verification failed at seq {r.firstBadSeq}
+          Verification failed
+          {r.firstBadSeq !== undefined ? ` at seq ${r.firstBadSeq}` : ""}
           {r.segment !== undefined ? ` (${r.segment}, line ${r.line ?? "?"})` : ""}: {r.reason}
         </p>
       )}

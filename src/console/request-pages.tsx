@@ -188,33 +188,32 @@ function ReasonAndSubmit(props: { action: string }) {
   );
 }
 
-const DONE_MESSAGES: Record<string, string> = {
-  approved: "Your approval was recorded.",
-  denied: "Your denial was recorded; the request is denied.",
-  revoked: "Your revocation was recorded; the request is revoked.",
-};
-
 export function RequestPage(props: {
   session: ConsoleSession;
   request: RequestView;
   steps: readonly TimelineStep[];
-  truncated: boolean;
+  /** When the page continues the story: the time of the event it continues after. */
+  after: string | undefined;
+  /** The event id the next page continues after, when later events exist. */
+  next: string | undefined;
   reviewBlock: ReviewBlock;
   /** Whether to offer the Revoke form (reviewers and auditors alike). */
   revocable: boolean;
-  done: string | undefined;
+  /** What the signed-in person did to this request, as recorded (see `ownOutcomes`). */
+  outcomes: readonly string[];
 }) {
   const { request: r, session } = props;
-  const done = props.done !== undefined ? DONE_MESSAGES[props.done] : undefined;
   const contextEntries = Object.entries(r.context);
   return (
     <Layout title={r.id} session={session} section="requests">
       <h1>
         Request <span class="mono">{r.id}</span> <Status status={r.status} />
       </h1>
-      {done !== undefined ? (
+      {props.outcomes.length > 0 ? (
         <div class="card notice" role="status">
-          {done}
+          {props.outcomes.map((text) => (
+            <p>{text}</p>
+          ))}
         </div>
       ) : null}
       <div class="card">
@@ -269,6 +268,12 @@ export function RequestPage(props: {
       {props.revocable ? <RevokeForm session={session} request={r} /> : null}
       <h2>Timeline</h2>
       <div class="card">
+        {props.after !== undefined ? (
+          <p class="muted">
+            Events after {when(props.after)}.{" "}
+            <a href={`/console/requests/${r.id}`}>« From the start</a>
+          </p>
+        ) : null}
         <ol class="timeline">
           {props.steps.map((step) => (
             <li class={step.tone}>
@@ -289,7 +294,13 @@ export function RequestPage(props: {
             </li>
           ))}
         </ol>
-        {props.truncated ? <p class="muted">Later events are not shown.</p> : null}
+        {props.next !== undefined ? (
+          <p class="pager">
+            <a href={`/console/requests/${r.id}?after=${encodeURIComponent(props.next)}`}>
+              Later events »
+            </a>
+          </p>
+        ) : null}
       </div>
     </Layout>
   );

@@ -1,6 +1,9 @@
-import type { Reviewer } from "../domain/principal.js";
+import type { RecordedEvent } from "../domain/events.js";
+import type { Principal, Reviewer } from "../domain/principal.js";
 import type { AccessRequest } from "../domain/request.js";
 import { isOwnRequest, samePerson } from "../domain/review.js";
+
+const when = (ms: number) => `${new Date(ms).toISOString().slice(0, 19).replace("T", " ")} UTC`;
 
 /**
  * Why `reviewer` cannot review `request`, in words, or undefined if they can. Only
@@ -30,4 +33,32 @@ export function reviewBlock(request: AccessRequest, reviewer: Reviewer): string 
  */
 export function revocable(request: AccessRequest): boolean {
   return request.status === "approved" || request.status === "issued";
+}
+
+/**
+ * What the signed-in person did to `request`, as recorded: their review, and
+ * the revocation if it was theirs. Never taken from the address of a page: a
+ * link anyone can send must not make a request look reviewed or revoked.
+ */
+export function ownOutcomes(
+  request: AccessRequest,
+  principal: Principal,
+  revocation: RecordedEvent | undefined,
+): string[] {
+  const out: string[] = [];
+  if (principal.kind === "reviewer") {
+    for (const review of request.reviews) {
+      if (!samePerson(review.reviewerId, principal.id)) continue;
+      const verb = review.verdict === "approve" ? "approved" : "denied";
+      out.push(`You ${verb} this request at ${when(review.at)}.`);
+    }
+  }
+  if (
+    revocation !== undefined &&
+    revocation.actor.kind === principal.kind &&
+    revocation.actor.id === principal.id
+  ) {
+    out.push(`You revoked this request at ${when(revocation.time)}.`);
+  }
+  return out;
 }

@@ -66,3 +66,18 @@ export function eventIdForm(id: string): EventIdForm | undefined {
   if (parts.length === 1) return Number.isSafeInteger(Number(id)) ? "sequence" : undefined;
   return parts.every(fitsU64) ? "stream" : undefined;
 }
+
+/**
+ * The event id just before `id` in stream order, when `id` is an event id writ
+ * hands out (see `eventIdForm`) and one can precede it; else undefined. A read
+ * "after" it starts at `id` itself, which shows whether `id` was recorded.
+ */
+export function previousEventId(id: string): string | undefined {
+  const form = eventIdForm(id);
+  if (form === "sequence") return String(BigInt(id) - 1n);
+  if (form !== "stream") return undefined;
+  const [ms = "0", seq = "0"] = id.split("-");
+  if (seq !== "0") return `${ms}-${BigInt(seq) - 1n}`;
+  if (ms !== "0") return `${BigInt(ms) - 1n}-${MAX_U64}`;
+  return undefined;
+}

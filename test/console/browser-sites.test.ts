@@ -85,7 +85,7 @@ describe.skipIf(!RUN)("the console in a browser, across sites", () => {
 
     await page.goto(`${base}/console/requests/${pending.id}`);
     await page.click('form[action$="/approve"] button[type="submit"]');
-    await page.waitForURL(/done=approved/);
+    await page.getByText("You approved this request at").waitFor();
 
     await page.click('form[action="/console/logout"] button[type="submit"]');
     await page.waitForURL(`${base}/console/login`);

@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "../../src/server.js";
+import { MAX_TIMELINE_EVENTS } from "../../src/service/request-timeline.js";
 import { CUSTOMERS_EXPORT, collectToken, createRequest, keyOf, S3_READ } from "../support/api.js";
 import { launchChromium, RUN_BROWSER_TESTS as RUN } from "../support/chromium.js";
 import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
@@ -104,8 +105,7 @@ describe.skipIf(!RUN)("the console in a browser", () => {
 
     await bob.fill('form[action$="/approve"] textarea[name="comment"]', "checked the ticket");
     await bob.click('form[action$="/approve"] button[type="submit"]');
-    await bob.waitForURL(/done=approved/);
-    expect(await bob.locator(".notice").textContent()).toContain("Your approval was recorded.");
+    await bob.getByText("You approved this request at").waitFor();
     expect(await bob.locator("h1 .status").textContent()).toBe("pending");
 
     const carol = await openPage();
@@ -115,7 +115,8 @@ describe.skipIf(!RUN)("the console in a browser", () => {
     await carol.click(
       `form[action="/console/requests/${pending.id}/approve"] button[type="submit"]`,
     );
-    await carol.waitForURL(/done=approved/);
+    await carol.waitForURL(`${base}/console/requests/${pending.id}`);
+    expect(await carol.locator(".notice").textContent()).toContain("You approved this request");
     expect(await carol.locator("h1 .status").textContent()).toBe("approved");
     expect(await carol.locator("ol.timeline").textContent()).toContain("Approved by bob");
     await shot(carol, "request-approved");
@@ -123,8 +124,7 @@ describe.skipIf(!RUN)("the console in a browser", () => {
     // Approved, not yet collected: the kill switch stops it.
     await carol.fill('form[action$="/revoke"] textarea[name="reason"]', "agent under review");
     await carol.click('form[action$="/revoke"] button[type="submit"]');
-    await carol.waitForURL(/done=revoked/);
-    expect(await carol.locator(".notice").textContent()).toContain("Your revocation was recorded");
+    await carol.getByText("You revoked this request at").waitFor();
     expect(await carol.locator("h1 .status").textContent()).toBe("revoked");
     expect(await carol.locator("ol.timeline").textContent()).toContain("Revoked by carol");
     expect(await carol.locator('form[action$="/revoke"]').count()).toBe(0);
@@ -139,6 +139,26 @@ describe.skipIf(!RUN)("the console in a browser", () => {
     await shot(dana, "integrity");
 
     // The strict Content-Security-Policy broke nothing on any page.
+    expect(problems).toEqual([]);
+  });
+
+  it("follows a long timeline to its later events", async () => {
+    const issued = await createRequest(t, S3_READ);
+    const token = await collectToken(t, issued.id);
+    for (let i = 0; i <= MAX_TIMELINE_EVENTS; i++) {
+      await t.call("POST", "/v1/tokens/consume", { key: keyOf(t, "billing-api"), body: { token } });
+    }
+    await t.call("POST", `/v1/requests/${issued.id}/complete`, { key: keyOf(t, "report-agent") });
+
+    const dana = await openPage();
+    await signIn(dana, "dana");
+    await dana.goto(`${base}/console/requests/${issued.id}`);
+    expect(await dana.locator("ol.timeline li").count()).toBe(MAX_TIMELINE_EVENTS);
+    await dana.click("text=Later events");
+    await dana.waitForURL(/\?after=/);
+    expect(await dana.locator("ol.timeline").textContent()).toContain("credential.completed");
+    await dana.click("text=« From the start");
+    await dana.waitForURL(`${base}/console/requests/${issued.id}`);
     expect(problems).toEqual([]);
   });
 });

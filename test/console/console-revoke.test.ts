@@ -72,10 +72,10 @@ describe("console revocation", () => {
       reason: "agent under review",
     });
     expect(res.status).toBe(303);
-    expect(res.headers.get("location")).toBe(`/console/requests/${id}?done=revoked`);
+    expect(res.headers.get("location")).toBe(`/console/requests/${id}`);
 
-    const after = await (await bob.get(`/console/requests/${id}?done=revoked`)).text();
-    expect(after).toContain("Your revocation was recorded; the request is revoked.");
+    const after = await (await bob.get(`/console/requests/${id}`)).text();
+    expect(after).toContain("You revoked this request at 2026-01-15 09:00:00 UTC.");
     expect(after).toContain("status-revoked");
     expect(after).toContain("Revoked by bob");
     expect(after).toContain("agent under review");

@@ -1,3 +1,5 @@
+import { rename, symlink } from "node:fs/promises";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   allEvents,
@@ -166,8 +168,8 @@ describe("console reviews", () => {
     const csrf = ConsoleClient.csrfOf(html);
     const approved = await bob.post(`/console/requests/${id}/approve`, { csrf, comment: "ok" });
     expect(approved.status).toBe(303);
-    expect(approved.headers.get("location")).toBe(`/console/requests/${id}?done=approved`);
-    expect((await bob.get(`/console/requests/${id}?done=approved`)).status).toBe(200);
+    expect(approved.headers.get("location")).toBe(`/console/requests/${id}`);
+    expect((await bob.get(`/console/requests/${id}`)).status).toBe(200);
     const again = await bob.post(`/console/requests/${id}/approve`, { csrf });
     expect(again.status).toBe(409);
     expect(await again.text()).toContain("already_reviewed");
@@ -180,6 +182,43 @@ describe("console reviews", () => {
       ["bob", "console"],
       ["carol", "console"],
     ]);
+  });
+
+  it("tells reviewers what they did from the record, never from the address", async () => {
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    const bob = await signedIn("bob");
+    const carol = await signedIn("carol");
+    // A link anyone can send must not make the request look reviewed already.
+    for (const done of ["approved", "denied", "revoked"]) {
+      const forged = await (await carol.get(`/console/requests/${id}?done=${done}`)).text();
+      expect(forged, done).not.toContain('class="card notice"');
+      expect(forged, done).not.toMatch(/Your (approval|denial|revocation) was recorded/);
+    }
+
+    t.clock.advance(60);
+    const approved = await bob.post(`/console/requests/${id}/approve`, { csrf: await bob.csrf() });
+    expect(approved.status).toBe(303);
+    const location = approved.headers.get("location") as string;
+    const own = await (await bob.get(location)).text();
+    expect(own).toContain("You approved this request at 2026-01-15 09:01:00 UTC.");
+    // Carol did nothing: the same page, through any address, says nothing about her.
+    for (const path of [location, `/console/requests/${id}?done=approved`]) {
+      const theirs = await (await carol.get(path)).text();
+      expect(theirs, path).not.toContain('class="card notice"');
+    }
+
+    const s3 = await createRequest(t, S3_READ);
+    t.clock.advance(60);
+    const revoked = await carol.post(`/console/requests/${s3.id}/revoke`, {
+      csrf: await carol.csrf(),
+      reason: "not needed",
+    });
+    expect(revoked.status).toBe(303);
+    const after = await (await carol.get(revoked.headers.get("location") as string)).text();
+    expect(after).toContain("You revoked this request at 2026-01-15 09:02:00 UTC.");
+    const dana = await signedIn("dana");
+    const forged = await (await dana.get(`/console/requests/${s3.id}?done=revoked`)).text();
+    expect(forged).not.toContain('class="card notice"');
   });
 
   it("never lets the agent's owner review its request, whatever the form", async () => {
@@ -413,6 +452,28 @@ describe("console pages", () => {
     const after = await (await dana.get("/console/integrity")).text();
     expect(after).toMatch(/Verified: \d+ entries/);
     expect((await dana.post("/console/integrity/verify", {})).status).toBe(400);
+  });
+});
+
+describe("console log integrity under damage", () => {
+  it("reports a log it cannot read as a failed check, never the last success", async () => {
+    await createRequest(t, S3_READ);
+    const dana = await signedIn("dana");
+    const csrf = await dana.csrf();
+    expect((await dana.post("/console/integrity/verify", { csrf })).status).toBe(303);
+    expect(await (await dana.get("/console/integrity")).text()).toMatch(/Verified: \d+ entries/);
+
+    // The segment's name now leads nowhere: a deleted file behind a link left in its place.
+    const segment = t.writ.auditFile?.path as string;
+    await rename(segment, `${segment}.moved`);
+    await symlink(join(t.dataDir, "nowhere"), segment);
+    const verified = await dana.post("/console/integrity/verify", { csrf });
+    expect(verified.status).toBe(303);
+    const page = await (await dana.get("/console/integrity")).text();
+    expect(page).not.toMatch(/Verified: \d+ entries/);
+    expect(page).toContain("Verification failed");
+    expect(page).toContain("ENOENT");
+    expect(page).not.toContain(t.dataDir);
   });
 });
 

@@ -1,7 +1,7 @@
 import { randomInt } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { compareStreamIds as compareRedisIds, isStreamId } from "../../src/adapters/redis/codec.js";
-import { compareStreamIds } from "../../src/domain/stream-id.js";
+import { compareStreamIds, previousEventId } from "../../src/domain/stream-id.js";
 
 /** The plain definition: part by part as integers, a missing part counting as 0. */
 function reference(a: string, b: string): number {
@@ -62,5 +62,25 @@ describe("stream id order", () => {
     expect(compareRedisIds("18446744073709551615-0", "18446744073709551614-5")).toBe(1);
     expect(() => compareRedisIds("17", "1-1")).toThrow(TypeError);
     expect(() => compareRedisIds("1-1", "18446744073709551616-0")).toThrow(TypeError);
+  });
+});
+
+describe("previousEventId", () => {
+  it("names the id just before an event id, so a read after it starts at that event", () => {
+    expect(previousEventId("17")).toBe("16");
+    expect(previousEventId("1")).toBe("0");
+    expect(previousEventId("1768467600000-3")).toBe("1768467600000-2");
+    expect(previousEventId("1768467600000-0")).toBe("1768467599999-18446744073709551615");
+    expect(previousEventId("0-1")).toBe("0-0");
+    for (const id of ["17", "1768467600000-3", "1768467600000-0", "0-1"]) {
+      const before = previousEventId(id) as string;
+      expect(compareStreamIds(before, id)).toBe(-1);
+    }
+  });
+
+  it("has nothing for what is not an event id, or for the first possible one", () => {
+    for (const bad of ["0", "0-0", "", "007", "1-2-3", "abc", "18446744073709551616-0"]) {
+      expect(previousEventId(bad), bad).toBeUndefined();
+    }
   });
 });
