@@ -3,6 +3,7 @@ import type { JsonValue } from "../domain/json.js";
 import type { Actor } from "../domain/principal.js";
 import type { AccessRequest, RequestStatus } from "../domain/request.js";
 import { maskedFields } from "../domain/reveal.js";
+import { unmetRequirements } from "../domain/review.js";
 
 /**
  * What a reviewer needs to see about a request, once, independent of any chat
@@ -50,6 +51,12 @@ export interface ReviewMessage {
   readonly createdAt: number;
   /** The end of the current stage: approval deadline, collection deadline or credential expiry. */
   readonly expiresAt: number;
+  /**
+   * The deadline reviewers should see, while one still applies: "Approve by",
+   * "Collect by" or "Credential expires". Absent once the request has ended or
+   * its credential was used.
+   */
+  readonly deadline?: { readonly label: string; readonly at: number };
   /** What happened after the request was opened, oldest first. */
   readonly timeline: readonly TimelineEntry[];
 }
@@ -90,7 +97,10 @@ export interface MessageOptions {
   readonly ticketUrl?: string;
 }
 
-/** Bounds keep every rendering within chat limits (Slack: 3,000 characters a section). */
+/**
+ * Bounds, in UTF-16 code units (see {@link clip}), that keep every rendering
+ * within chat limits (Slack: 3,000 a section).
+ */
 export const LIMITS = {
   text: 500,
   contextValue: 200,
@@ -110,10 +120,57 @@ const HEADLINES: Record<RequestStatus, string> = {
   cancelled: "Cancelled",
 };
 
-/** Shortens `text` to `max` characters, marking the cut. */
+/**
+ * What happened to `request`, which its status alone does not always say: an
+ * approved request can be revoked or expire before any credential exists, and
+ * one denied at collection was denied by policy, not by a reviewer.
+ */
+function headlineOf(request: AccessRequest, status: RequestStatus): string {
+  const issued = request.credential !== undefined;
+  switch (status) {
+    case "expired":
+      if (issued) return "Credential expired unused";
+      return request.status !== "pending" && unmetRequirements(request).length === 0
+        ? "Expired, credential not collected"
+        : HEADLINES.expired;
+    case "revoked":
+      return issued ? HEADLINES.revoked : "Revoked before collection";
+    case "denied":
+      return request.reviews.some((r) => r.verdict === "deny")
+        ? HEADLINES.denied
+        : "Denied by policy";
+    default:
+      return HEADLINES[status];
+  }
+}
+
+/** The deadline that still applies to a request in `status`, if any. */
+const DEADLINE_LABELS: Partial<Record<RequestStatus, string>> = {
+  pending: "Approve by",
+  approved: "Collect by",
+  issued: "Credential expires",
+};
+
+const GRAPHEMES = new Intl.Segmenter("en", { granularity: "grapheme" });
+
+/**
+ * Shortens `text` to at most `max` UTF-16 code units, marking the cut with
+ * "…". Chat platforms state their limits in "characters" without saying how
+ * they count; Slack's API counts UTF-16 units, where an emoji is two, and text
+ * within `max` units is within `max` code points too, so this bound holds
+ * however a platform counts. The cut falls between two user-perceived
+ * characters (grapheme clusters): it never leaves half a surrogate pair, which
+ * is not valid text, nor half an emoji sequence or an accented letter.
+ */
 export function clip(text: string, max: number): string {
-  const chars = [...text];
-  return chars.length <= max ? text : `${chars.slice(0, max - 1).join("")}…`;
+  if (text.length <= max) return text;
+  let kept = 0;
+  for (const { index, segment } of GRAPHEMES.segment(text)) {
+    // One unit stays free for the ellipsis.
+    if (index + segment.length > max - 1) break;
+    kept = index + segment.length;
+  }
+  return `${text.slice(0, kept)}…`;
 }
 
 /**
@@ -189,7 +246,10 @@ function timelineText(event: TimelineEvent): string | undefined {
     case "credential.expired":
       return "Credential expired unused";
     case "credential.revoked":
-      return `Credential revoked by ${who(event.actor)}`;
+      // A reviewer's revoke of an approved request ends it before any credential exists.
+      return data.cause === "revoked" && data.previous_status === "approved"
+        ? `Revoked by ${who(event.actor)} before the credential was collected`
+        : `Credential revoked by ${who(event.actor)}`;
     case "credential.completed":
       return "The agent reported the action done";
     case "token.used":
@@ -278,7 +338,8 @@ export function buildReviewMessage(
             ? { url: options.ticketUrl.replace("{ticket}", encodeURIComponent(request.ticket)) }
             : {}),
         };
-  const headline = HEADLINES[status];
+  const headline = headlineOf(request, status);
+  const deadlineLabel = DEADLINE_LABELS[status];
   return {
     requestId: request.id,
     status,
@@ -316,6 +377,9 @@ export function buildReviewMessage(
       : {}),
     createdAt: request.createdAt,
     expiresAt: request.expiresAt,
+    ...(deadlineLabel !== undefined
+      ? { deadline: { label: deadlineLabel, at: request.expiresAt } }
+      : {}),
     timeline: timeline.slice(-LIMITS.timeline),
   };
 }

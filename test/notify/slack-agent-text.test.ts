@@ -133,6 +133,37 @@ describe("agent text in Slack messages", () => {
     expect(text).toContain('`{"label":["\\u2066x\\u2069","a\\u2028b"]}`');
   });
 
+  it("still prompts the reviewers when every context value is emoji, within Slack's limits", async () => {
+    // An emoji is one character to a reader but two UTF-16 units to Slack.
+    const context: Record<string, string> = {};
+    for (let i = 0; i < 10; i++) context[`field_${i}`] = "\u{1F600}".repeat(200);
+    const text = await contextSection(context);
+    expect(text.length).toBeLessThanOrEqual(3000);
+    expect(text).not.toMatch(/\p{Cs}/u);
+    // Every field is still there, each value cut short between two emoji.
+    const lines = text.split("\n").slice(1);
+    expect(lines).toHaveLength(10);
+    for (const [i, line] of lines.entries()) {
+      expect(line).toMatch(new RegExp(`^• \`field_${i}\`: \`(\u{1F600})+…\`$`, "u"));
+    }
+  });
+
+  it("keeps every value inside its code span when the section is cut short", async () => {
+    // Escaped, each "&" takes five characters: the section overflows in the third value,
+    // right after text that would render bold with an emoji outside a code span.
+    const text = await contextSection({
+      [`${"&".repeat(60)}a`]: "&".repeat(200),
+      [`${"&".repeat(60)}b`]: "&".repeat(200),
+      c: `*APPROVED BY SECURITY* :white_check_mark: ${"&".repeat(150)}`,
+      d: "ok",
+    });
+    expect(text.length).toBeLessThanOrEqual(3000);
+    const lines = text.split("\n").slice(1);
+    expect(lines.at(-1)).toBe("_…and 2 more_");
+    for (const line of lines.slice(0, -1)) expect(line).toMatch(/^• `[^`]+`: `[^`]+`$/);
+    expect(text).not.toContain("APPROVED BY SECURITY");
+  });
+
   it("reveals masked values the same way, and masks them as before", async () => {
     const { id } = await createRequest(t, {
       ...CUSTOMERS_EXPORT,

@@ -215,6 +215,38 @@ describe("Slack: one workspace", () => {
     expect(await allEvents(t, { request_id: id, type: "approval.refused" })).toEqual([]);
   });
 
+  it("ignores a click or submission that does not name the user's home workspace", async () => {
+    await start();
+    const id = await postedRequest("report-agent");
+    const withoutHome = (payload: object) => {
+      const copy = structuredClone(payload) as { user: { team_id?: string } };
+      delete copy.user.team_id;
+      return copy;
+    };
+    const withoutTeam = (payload: object) => {
+      const copy = structuredClone(payload) as { team?: unknown };
+      delete copy.team;
+      return copy;
+    };
+    for (const payload of [
+      withoutHome(blockAction({ user: BOB, actionId: "writ_approve", requestId: id })),
+      withoutHome(blockAction({ user: CAROL, actionId: "writ_deny", requestId: id })),
+      withoutHome(denySubmission({ user: CAROL, requestId: id, reason: "no", channel: CHANNEL })),
+      withoutTeam(blockAction({ user: CAROL, actionId: "writ_approve", requestId: id })),
+    ]) {
+      expect((await post(payload)).status).toBe(200);
+    }
+    // A complete click from our workspace goes through, and is the only one answered.
+    await post(blockAction({ user: BOB, actionId: "writ_approve", requestId: id }));
+    await ephemeralTo(BOB, "more approvals are needed");
+    const request = await getRequest(id);
+    expect(request.status).toBe("pending");
+    expect(request.reviews.map((r) => r.reviewer)).toEqual(["bob"]);
+    expect(slack.accepted("chat.postEphemeral")).toHaveLength(1);
+    expect(slack.accepted("views.open")).toHaveLength(0);
+    expect(await allEvents(t, { request_id: id, type: "approval.form_opened" })).toEqual([]);
+  });
+
   it("never matches by email a user whose home workspace is another", async () => {
     await start();
     slack.users.set("U0PARTNER", {

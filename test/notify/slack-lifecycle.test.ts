@@ -74,6 +74,29 @@ describe("the Slack message over a request's life", () => {
     }
   });
 
+  it("heads a request revoked before collection as such, with no deadline left", async () => {
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    await slack.waitFor("chat.postMessage", about(id));
+    await approveAs(t, "bob", id);
+    await approveAs(t, "carol", id);
+    await slack.waitFor("chat.update", (c) => blocksOf(c).includes("*Collect by*"));
+    const revoked = await t.call("POST", `/v1/requests/${id}/revoke`, {
+      key: keyOf(t, "dana"),
+      body: { reason: "agent under review" },
+    });
+    expect(revoked.status).toBe(200);
+    const update = await slack.waitFor("chat.update", (c) =>
+      blocksOf(c).includes("before the credential was collected"),
+    );
+    const blocks = blocksOf(update);
+    expect(blocks).toContain(":no_entry: Revoked before collection: db:export");
+    expect(blocks).toContain("Revoked by dana before the credential was collected");
+    expect(blocks).not.toContain("Credential revoked");
+    expect(blocks).not.toContain("*Collect by*");
+    expect(blocks).not.toContain("Stage ends");
+    expect(String(update.args.text)).toMatch(/^Revoked before collection: /);
+  });
+
   it("shows the expiry in place once the deadline passes, and tells the owner", async () => {
     const { id } = await createRequest(t, CUSTOMERS_EXPORT);
     await slack.waitFor("chat.postMessage", about(id));
@@ -91,6 +114,9 @@ describe("the Slack message over a request's life", () => {
     expect(blocks).toContain(":hourglass: Expired: db:export");
     expect(blocks).not.toContain("writ_approve");
     expect(blocks).not.toContain("writ_deny");
+    // The deadline that passed is no longer shown as one.
+    expect(blocks).not.toContain("*Approve by*");
+    expect(blocks).not.toContain("Stage ends");
     await slack.waitFor(
       "chat.postMessage",
       (c) => c.args.channel === ALICE && JSON.stringify(c.args).includes("expired"),

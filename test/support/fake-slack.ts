@@ -63,29 +63,96 @@ const JSON_FIELDS = new Set(["blocks", "attachments", "view", "metadata"]);
 
 const KNOWN_BLOCKS = new Set(["header", "section", "actions", "context", "divider", "input"]);
 
+/** A lone UTF-16 surrogate: half a character, which is not text Slack can read. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Whether `value` is a text object whose text is 1 to `max` characters long
+ * (counted as Slack counts them, in UTF-16 code units) and well-formed.
+ */
+function textFits(value: unknown, max: number, type?: "plain_text" | "mrkdwn"): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  const object = value as { type?: unknown; text?: unknown };
+  if (object.type !== "plain_text" && object.type !== "mrkdwn") return false;
+  if (type !== undefined && object.type !== type) return false;
+  return (
+    typeof object.text === "string" &&
+    object.text.length >= 1 &&
+    object.text.length <= max &&
+    !LONE_SURROGATE.test(object.text)
+  );
+}
+
+const fitsId = (id: unknown) => id === undefined || (typeof id === "string" && id.length <= 255);
+
+/** One block's problem under Block Kit's limits, as Slack answers `invalid_blocks`. */
+function blockProblem(block: Record<string, unknown>): boolean {
+  if (!KNOWN_BLOCKS.has(String(block.type)) || !fitsId(block.block_id)) return true;
+  switch (block.type) {
+    case "header":
+      return !textFits(block.text, 150, "plain_text");
+    case "section": {
+      const fields = block.fields as unknown[] | undefined;
+      if (block.text === undefined && fields === undefined) return true;
+      if (block.text !== undefined && !textFits(block.text, 3000)) return true;
+      return (
+        fields !== undefined &&
+        (!Array.isArray(fields) ||
+          fields.length > 10 ||
+          fields.some((field) => !textFits(field, 2000)))
+      );
+    }
+    case "context": {
+      const elements = block.elements as unknown[];
+      return (
+        !Array.isArray(elements) ||
+        elements.length === 0 ||
+        elements.length > 10 ||
+        elements.some((element) => !textFits(element, 2000))
+      );
+    }
+    case "actions": {
+      const elements = block.elements as Record<string, unknown>[];
+      if (!Array.isArray(elements) || elements.length === 0 || elements.length > 25) return true;
+      const ids = elements.map((e) => e.action_id);
+      if (new Set(ids).size !== ids.length) return true;
+      return elements.some(
+        (e) =>
+          (e.type === "button" && !textFits(e.text, 75, "plain_text")) ||
+          !fitsId(e.action_id) ||
+          (e.value !== undefined && (typeof e.value !== "string" || e.value.length > 2000)) ||
+          (e.url !== undefined && (typeof e.url !== "string" || e.url.length > 3000)),
+      );
+    }
+    case "input":
+      return !textFits(block.label, 2000, "plain_text");
+    default:
+      return false;
+  }
+}
+
 /** The limits of Block Kit the fake enforces, as Slack answers `invalid_blocks`. */
-function blocksProblem(blocks: unknown): string | undefined {
+export function blocksProblem(blocks: unknown): string | undefined {
   if (blocks === undefined) return undefined;
   if (!Array.isArray(blocks) || blocks.length > 50) return "invalid_blocks";
-  for (const block of blocks as Record<string, unknown>[]) {
-    if (!KNOWN_BLOCKS.has(String(block.type))) return "invalid_blocks";
-    const text = block.text as { text?: string } | undefined;
-    if (block.type === "header" && (text?.text?.length ?? 0) > 150) return "invalid_blocks";
-    if (block.type === "section") {
-      if ((text?.text?.length ?? 0) > 3000) return "invalid_blocks";
-      const fields = block.fields as { text: string }[] | undefined;
-      if (fields !== undefined && (fields.length > 10 || fields.some((f) => f.text.length > 2000)))
-        return "invalid_blocks";
-    }
-    if (block.type === "actions") {
-      const elements = block.elements as { value?: string; action_id?: string }[];
-      if (elements.length > 25 || elements.some((e) => (e.value?.length ?? 0) > 2000))
-        return "invalid_blocks";
-      const ids = elements.map((e) => e.action_id);
-      if (new Set(ids).size !== ids.length) return "invalid_blocks";
-    }
+  return (blocks as Record<string, unknown>[]).some(blockProblem) ? "invalid_blocks" : undefined;
+}
+
+/** The problem with a message's top-level `text` (Slack refuses over 40,000 characters). */
+function textProblem(text: unknown): string | undefined {
+  if (text === undefined) return undefined;
+  if (typeof text !== "string") return "invalid_arguments";
+  return text.length > 40_000 ? "msg_too_long" : undefined;
+}
+
+/** A modal's problem: Slack caps its title and buttons at 24 characters. */
+function viewProblem(view: Record<string, unknown>): string | undefined {
+  if (String(view.private_metadata ?? "").length > 3000) return "invalid_arguments";
+  if (!textFits(view.title, 24, "plain_text")) return "invalid_arguments";
+  for (const button of [view.submit, view.close]) {
+    if (button !== undefined && !textFits(button, 24, "plain_text")) return "invalid_arguments";
   }
-  return undefined;
+  return blocksProblem(view.blocks);
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
@@ -136,7 +203,7 @@ export async function startFakeSlack(
           return { ok: false, error: "channel_not_found" };
         if (args.text === undefined && args.blocks === undefined)
           return { ok: false, error: "no_text" };
-        const problem = blocksProblem(args.blocks);
+        const problem = textProblem(args.text) ?? blocksProblem(args.blocks);
         if (problem !== undefined) return { ok: false, error: problem };
         // Posting to a user id opens the bot's DM with them.
         const resolved = channel.startsWith("U") ? `D${channel.slice(1)}` : channel;
@@ -147,7 +214,7 @@ export async function startFakeSlack(
       case "chat.update": {
         const key = `${String(args.channel)}/${String(args.ts)}`;
         if (!messages.has(key)) return { ok: false, error: "message_not_found" };
-        const problem = blocksProblem(args.blocks);
+        const problem = textProblem(args.text) ?? blocksProblem(args.blocks);
         if (problem !== undefined) return { ok: false, error: problem };
         messages.set(key, { text: args.text, blocks: args.blocks });
         return { ok: true, channel: args.channel, ts: args.ts };
@@ -155,7 +222,7 @@ export async function startFakeSlack(
       case "chat.postEphemeral": {
         if (typeof args.channel !== "string" || typeof args.user !== "string")
           return { ok: false, error: "invalid_arguments" };
-        const problem = blocksProblem(args.blocks);
+        const problem = textProblem(args.text) ?? blocksProblem(args.blocks);
         if (problem !== undefined) return { ok: false, error: problem };
         return { ok: true, message_ts: `1768467600.${String(++seq).padStart(6, "0")}` };
       }
@@ -163,9 +230,7 @@ export async function startFakeSlack(
         const view = args.view as Record<string, unknown> | undefined;
         if (typeof args.trigger_id !== "string" || view === undefined)
           return { ok: false, error: "invalid_arguments" };
-        if (String(view.private_metadata ?? "").length > 3000)
-          return { ok: false, error: "invalid_arguments" };
-        const problem = blocksProblem(view.blocks);
+        const problem = viewProblem(view);
         if (problem !== undefined) return { ok: false, error: problem };
         return { ok: true, view: { id: `V${++seq}` } };
       }

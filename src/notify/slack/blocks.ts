@@ -55,6 +55,25 @@ function field(label: string, value: string): Slack.MrkdwnElement {
   return { type: "mrkdwn", text: clip(`*${label}*\n${value}`, 2000) };
 }
 
+/**
+ * `heading` and as many whole `lines` as fit in `max` UTF-16 units, then a line
+ * counting those left out (with `omitted` more that never made it here). Cut
+ * inside a line, an agent's value would lose the end of its code span, and
+ * Slack would format the rest of it as writ's own text: bold, emoji, links.
+ */
+function fitLines(heading: string, lines: readonly string[], max: number, omitted = 0): string {
+  for (let kept = lines.length; kept >= 0; kept--) {
+    const left = lines.length - kept + omitted;
+    const text = [
+      heading,
+      ...lines.slice(0, kept),
+      ...(left > 0 ? [`_…and ${left} more_`] : []),
+    ].join("\n");
+    if (text.length <= max) return text;
+  }
+  return clip(heading, max);
+}
+
 const ICONS: Record<ReviewMessage["status"], string> = {
   pending: ":lock:",
   approved: ":white_check_mark:",
@@ -85,7 +104,9 @@ export function approvalMessage(
       `${e(message.credentialType)}${message.audience !== undefined ? ` for ${e(message.audience)}` : ""}, ${message.ttlSeconds} s`,
     ),
     field("Policy", e(message.policies.join(", ") || "none")),
-    field(message.open ? "Approve by" : "Stage ends", slackDate(message.expiresAt)),
+    ...(message.deadline !== undefined
+      ? [field(message.deadline.label, slackDate(message.deadline.at))]
+      : []),
   ];
   const why: Slack.MrkdwnElement[] = [
     field("Reason", message.reason !== undefined ? e(message.reason) : "_none given_"),
@@ -118,10 +139,9 @@ export function approvalMessage(
         ? `• ${mrkdwnCode(entry.name)}: ••• _(masked)_`
         : `• ${mrkdwnCode(entry.name)}: ${mrkdwnCode(entry.value ?? "")}`,
     );
-    if (message.contextOmitted > 0) lines.push(`_…and ${message.contextOmitted} more_`);
     blocks.push({
       type: "section",
-      text: { type: "mrkdwn", text: clip(`*Context*\n${lines.join("\n")}`, 3000) },
+      text: { type: "mrkdwn", text: fitLines("*Context*", lines, 3000, message.contextOmitted) },
     });
   }
   const progress = message.requirements
@@ -269,8 +289,9 @@ export function revealMessage(
         type: "section",
         text: {
           type: "mrkdwn",
-          text: clip(
-            `*Masked fields of \`${requestId}\`* (only you see this; your reveal is recorded)\n${lines.join("\n")}`,
+          text: fitLines(
+            `*Masked fields of \`${requestId}\`* (only you see this; your reveal is recorded)`,
+            lines,
             3000,
           ),
         },

@@ -164,11 +164,11 @@ export function createSlackApp(options: SlackAppOptions): App {
       user?: { team_id?: unknown } | null;
     };
     // Another workspace's user clicking in a shared (Slack Connect) channel comes
-    // with this workspace's team but their own home team: both must be ours.
+    // with this workspace's team but their own home team: both must be ours, and
+    // a payload that leaves either out says nothing about where the user is from.
     if (
       options.teamId !== undefined &&
-      (body.team?.id !== options.teamId ||
-        (body.user?.team_id !== undefined && body.user.team_id !== options.teamId))
+      (body.team?.id !== options.teamId || body.user?.team_id !== options.teamId)
     ) {
       logger.warn("slack interaction from another workspace ignored");
       if ("ack" in args && typeof args.ack === "function") await args.ack();

@@ -55,10 +55,9 @@ export function teamsCard(message: ReviewMessage, approvalUrl: string): object {
         .map((r) => `${r.approvals}/${r.quorum} from ${e(r.groups.join(" or "))}`)
         .join(", "),
     },
-    {
-      title: message.open ? "Approve by" : "Stage ends",
-      value: new Date(message.expiresAt).toISOString(),
-    },
+    ...(message.deadline !== undefined
+      ? [{ title: message.deadline.label, value: new Date(message.deadline.at).toISOString() }]
+      : []),
   ];
   const context = message.context.map((entry) => ({
     title: e(entry.name),
