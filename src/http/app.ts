@@ -1,4 +1,3 @@
-import { swaggerUI } from "@hono/swagger-ui";
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -11,6 +10,7 @@ import type { Logger } from "../ports/logger.js";
 import type { Metrics } from "../ports/metrics.js";
 import type { Broker } from "../service/broker.js";
 import { type AuthEnv, principalAuth } from "./auth.js";
+import { createDocs } from "./docs.js";
 import { ERROR_STATUS } from "./error-status.js";
 import { jsonBody } from "./json-body.js";
 import { httpMetrics } from "./metrics.js";
@@ -179,7 +179,7 @@ export function createApp(options: AppOptions) {
       description: "Just-in-time, single-use credentials for AI agents.",
     },
   });
-  app.get("/docs", swaggerUI({ url: "/openapi.json" }));
+  app.route("/docs", createDocs({ specUrl: "/openapi.json" }));
 
   const allowedMethods = routeMethods(app);
   app.notFound((c) => {

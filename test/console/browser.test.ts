@@ -1,39 +1,34 @@
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunningServer } from "../../src/server.js";
 import { MAX_TIMELINE_EVENTS } from "../../src/service/request-timeline.js";
 import { CUSTOMERS_EXPORT, collectToken, createRequest, keyOf, S3_READ } from "../support/api.js";
-import { launchChromium, RUN_BROWSER_TESTS as RUN } from "../support/chromium.js";
-import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
+import {
+  RUN_BROWSER_TESTS as RUN,
+  type ServedWritInBrowser,
+  servedWritInBrowser,
+} from "../support/chromium.js";
+import type { TestWrit } from "../support/harness.js";
 
 // Debian's chromium, driven by playwright-core: .ci/run installs it.
 const ARTIFACTS = resolve(import.meta.dirname, "../../test-artifacts/console");
 
+let served: ServedWritInBrowser | undefined;
 let t: TestWrit;
-let server: RunningServer | undefined;
 let base = "";
 let browser: Browser;
 const problems: string[] = [];
 
 beforeAll(async () => {
   if (!RUN) return;
-  t = await startTestWrit();
-  // Served as `writ serve` serves it: the security headers are set on Node's response.
-  server = await serveTestWrit(t);
-  base = server.url;
+  served = await servedWritInBrowser();
+  ({ t, base, browser } = served);
   await mkdir(ARTIFACTS, { recursive: true });
-  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
-  await browser?.close();
-  // stop() closes the writ too: then only its data directory is left to remove.
-  if (server !== undefined) {
-    await server.stop();
-    await rm(t.dataDir, { recursive: true, force: true });
-  } else await t?.close();
+  await served?.close();
 });
 
 /** A fresh browser context (its own cookies) on the console; CSP violations are recorded. */

@@ -24,7 +24,13 @@ interface OpenApiDocument {
  * routes that speak another protocol (MCP's JSON-RPC, Slack's signed payloads,
  * the console's HTML forms).
  */
-const UNDOCUMENTED = [/^\/openapi\.json$/, /^\/docs$/, /^\/mcp$/, /^\/slack\//, /^\/console(\/|$)/];
+const UNDOCUMENTED = [
+  /^\/openapi\.json$/,
+  /^\/docs(\/|$)/,
+  /^\/mcp$/,
+  /^\/slack\//,
+  /^\/console(\/|$)/,
+];
 
 let t: TestWrit;
 let doc: OpenApiDocument;
