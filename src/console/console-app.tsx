@@ -17,7 +17,7 @@ import { MAX_FORM_BYTES, readForm, sameOrigin, textField, tokensEqual } from "./
 import { IntegrityPage } from "./integrity-page.js";
 import { ErrorPage, LoginPage, ReopenPage } from "./layout.js";
 import { type ListFilters, PendingPage, RequestPage, RequestsPage } from "./request-pages.js";
-import { ownOutcomes, reviewBlock, revocable } from "./review-block.js";
+import { ownOutcomes, reviewOptions, revocable } from "./review-block.js";
 import {
   type ConsolePrincipal,
   type ConsoleSession,
@@ -363,9 +363,7 @@ export function createConsole(options: ConsoleOptions) {
         steps={events.map(timelineStep)}
         after={after === undefined ? undefined : new Date(after.time).toISOString()}
         next={next}
-        reviewBlock={
-          s.principal.kind === "reviewer" ? reviewBlock(request, s.principal) : undefined
-        }
+        review={s.principal.kind === "reviewer" ? reviewOptions(request, s.principal) : undefined}
         revocable={revocable(request)}
         outcomes={ownOutcomes(request, s.principal, revocation)}
       />,
@@ -418,12 +416,10 @@ export function createConsole(options: ConsoleOptions) {
     const others = [];
     for (const request of items) {
       const view = requestView(request, s.principal);
-      const why =
-        s.principal.kind === "reviewer"
-          ? reviewBlock(request, s.principal)
-          : "auditors do not review";
-      if (why === undefined) reviewable.push(view);
-      else others.push({ request: view, why });
+      const options =
+        s.principal.kind === "reviewer" ? reviewOptions(request, s.principal) : undefined;
+      if (options?.approve === true) reviewable.push(view);
+      else others.push({ request: view, why: options?.note ?? "auditors do not review" });
     }
     return c.html(<PendingPage session={s} reviewable={reviewable} others={others} />);
   });

@@ -1,8 +1,9 @@
-import { REQUEST_STATUSES } from "../domain/request.js";
+import { REQUEST_STATUSES, STAGE_DEADLINES } from "../domain/request.js";
 import type { requestView } from "../http/views.js";
 import type { Activity } from "../service/activity.js";
 import { ActivityChart } from "./chart.js";
 import { CsrfField, Layout, Status } from "./layout.js";
+import type { ReviewOptions } from "./review-block.js";
 import type { ConsoleSession } from "./sessions.js";
 import type { TimelineStep } from "./timeline.js";
 
@@ -127,29 +128,40 @@ export function RequestsPage(props: {
 }
 
 /** Why this reviewer cannot review this request, shown instead of the forms; or undefined. */
-export type ReviewBlock = string | undefined;
 
-function ReviewForms(props: { session: ConsoleSession; id: string }) {
-  const { session, id } = props;
+/** A request waiting for the reviewer: both forms, nothing to explain. */
+const BOTH_FORMS: ReviewOptions = { approve: true, deny: true };
+
+function ReviewForms(props: { session: ConsoleSession; id: string; options: ReviewOptions }) {
+  const { session, id, options } = props;
   return (
-    <div class="reviews">
-      <form method="post" action={`/console/requests/${id}/approve`} class="card">
-        <CsrfField token={session.csrfToken} />
-        <h2>Approve</h2>
-        <label>
-          Comment (optional)
-          <textarea name="comment" maxlength={2000} />
-        </label>
-        <p>
-          <button type="submit">Approve</button>
-        </p>
-      </form>
-      <form method="post" action={`/console/requests/${id}/deny`} class="card">
-        <CsrfField token={session.csrfToken} />
-        <h2>Deny</h2>
-        <ReasonAndSubmit action="Deny" />
-      </form>
-    </div>
+    <>
+      {options.note !== undefined ? <p class="card muted">{options.note}</p> : null}
+      {options.approve || options.deny ? (
+        <div class="reviews">
+          {options.approve ? (
+            <form method="post" action={`/console/requests/${id}/approve`} class="card">
+              <CsrfField token={session.csrfToken} />
+              <h2>Approve</h2>
+              <label>
+                Comment (optional)
+                <textarea name="comment" maxlength={2000} />
+              </label>
+              <p>
+                <button type="submit">Approve</button>
+              </p>
+            </form>
+          ) : null}
+          {options.deny ? (
+            <form method="post" action={`/console/requests/${id}/deny`} class="card">
+              <CsrfField token={session.csrfToken} />
+              <h2>Deny</h2>
+              <ReasonAndSubmit action="Deny" />
+            </form>
+          ) : null}
+        </div>
+      ) : null}
+    </>
   );
 }
 
@@ -196,7 +208,8 @@ export function RequestPage(props: {
   after: string | undefined;
   /** The event id the next page continues after, when later events exist. */
   next: string | undefined;
-  reviewBlock: ReviewBlock;
+  /** The review forms to offer a signed-in reviewer; undefined for an auditor. */
+  review: ReviewOptions | undefined;
   /** Whether to offer the Revoke form (reviewers and auditors alike). */
   revocable: boolean;
   /** What the signed-in person did to this request, as recorded (see `ownOutcomes`). */
@@ -254,16 +267,16 @@ export function RequestPage(props: {
               </dd>
             </>
           ) : null}
-          <dt>Stage ends</dt>
-          <dd>{when(r.expires_at)}</dd>
+          {STAGE_DEADLINES[r.status] !== undefined ? (
+            <>
+              <dt>{STAGE_DEADLINES[r.status]}</dt>
+              <dd>{when(r.expires_at)}</dd>
+            </>
+          ) : null}
         </dl>
       </div>
-      {r.status === "pending" && session.principal.kind === "reviewer" ? (
-        props.reviewBlock === undefined ? (
-          <ReviewForms session={session} id={r.id} />
-        ) : (
-          <p class="card muted">{props.reviewBlock}</p>
-        )
+      {r.status === "pending" && props.review !== undefined ? (
+        <ReviewForms session={session} id={r.id} options={props.review} />
       ) : null}
       {props.revocable ? <RevokeForm session={session} request={r} /> : null}
       <h2>Timeline</h2>
@@ -330,7 +343,7 @@ export function PendingPage(props: {
                 {when(r.expires_at)}.
               </p>
               <p>Reason: {r.reason ?? "—"}</p>
-              <ReviewForms session={session} id={r.id} />
+              <ReviewForms session={session} id={r.id} options={BOTH_FORMS} />
             </div>
           ))
         )

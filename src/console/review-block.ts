@@ -5,24 +5,39 @@ import { isOwnRequest, samePerson } from "../domain/review.js";
 
 const when = (ms: number) => `${new Date(ms).toISOString().slice(0, 19).replace("T", " ")} UTC`;
 
+/** Which review forms a page offers a reviewer, and why not the others. */
+export interface ReviewOptions {
+  readonly approve: boolean;
+  readonly deny: boolean;
+  /** Why a form is not offered, in words; absent when both are. */
+  readonly note?: string;
+}
+
+const NEITHER = (note: string): ReviewOptions => ({ approve: false, deny: false, note });
+
 /**
- * Why `reviewer` cannot review `request`, in words, or undefined if they can. Only
- * decides which forms a page shows: the broker enforces the same rules (and more,
- * such as the deadline) on every approve and deny, whatever a page showed.
+ * What `reviewer` may do to `request` now. Only decides which forms a page
+ * shows: the broker enforces the same rules (and more, such as the deadline) on
+ * every approve and deny, whatever a page showed. A reviewer who approved may
+ * still deny while the request is pending.
  */
-export function reviewBlock(request: AccessRequest, reviewer: Reviewer): string | undefined {
-  if (request.status !== "pending") return `The request is ${request.status}.`;
+export function reviewOptions(request: AccessRequest, reviewer: Reviewer): ReviewOptions {
+  if (request.status !== "pending") return NEITHER(`The request is ${request.status}.`);
   if (isOwnRequest(request, reviewer)) {
-    return "You own this agent or it acts for you, so you cannot review its request.";
+    return NEITHER("You own this agent or it acts for you, so you cannot review its request.");
   }
   const named = new Set(request.decision.requirements.flatMap((r) => r.groups));
   if (!reviewer.groups.some((g) => named.has(g))) {
-    return `Only members of ${[...named].join(", ") || "no group"} review this request.`;
+    return NEITHER(`Only members of ${[...named].join(", ") || "no group"} review this request.`);
   }
   if (request.reviews.some((r) => samePerson(r.reviewerId, reviewer.id))) {
-    return "You have already reviewed this request.";
+    return {
+      approve: false,
+      deny: true,
+      note: "You approved this request. Until it is decided you can still deny it.",
+    };
   }
-  return undefined;
+  return { approve: true, deny: true };
 }
 
 /**

@@ -34,6 +34,17 @@ export const REQUEST_STATUSES = [
 
 export type RequestStatus = (typeof REQUEST_STATUSES)[number];
 
+/**
+ * What a request's `expiresAt` is at each status, where it still bounds
+ * something: the approval deadline, the collection deadline, the credential's
+ * expiry. A request in any other status has ended; its `expiresAt` is history.
+ */
+export const STAGE_DEADLINES: Partial<Record<RequestStatus, string>> = {
+  pending: "Approve by",
+  approved: "Collect by",
+  issued: "Credential expires",
+};
+
 export type CredentialType = "jwt" | "aws";
 
 /** Where a review came from. Recorded, never trusted for identity. */

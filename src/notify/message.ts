@@ -1,7 +1,7 @@
 import type { RecordedEvent } from "../domain/events.js";
 import type { JsonValue } from "../domain/json.js";
 import type { Actor } from "../domain/principal.js";
-import type { AccessRequest, RequestStatus } from "../domain/request.js";
+import { type AccessRequest, type RequestStatus, STAGE_DEADLINES } from "../domain/request.js";
 import { maskedFields } from "../domain/reveal.js";
 import { unmetRequirements } from "../domain/review.js";
 
@@ -143,13 +143,6 @@ function headlineOf(request: AccessRequest, status: RequestStatus): string {
       return HEADLINES[status];
   }
 }
-
-/** The deadline that still applies to a request in `status`, if any. */
-const DEADLINE_LABELS: Partial<Record<RequestStatus, string>> = {
-  pending: "Approve by",
-  approved: "Collect by",
-  issued: "Credential expires",
-};
 
 const GRAPHEMES = new Intl.Segmenter("en", { granularity: "grapheme" });
 
@@ -339,7 +332,7 @@ export function buildReviewMessage(
             : {}),
         };
   const headline = headlineOf(request, status);
-  const deadlineLabel = DEADLINE_LABELS[status];
+  const deadlineLabel = STAGE_DEADLINES[status];
   return {
     requestId: request.id,
     status,

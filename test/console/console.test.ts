@@ -184,6 +184,30 @@ describe("console reviews", () => {
     ]);
   });
 
+  it("offers a reviewer who approved only the Deny form, which still ends the request", async () => {
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    const bob = await signedIn("bob");
+    await bob.post(`/console/requests/${id}/approve`, { csrf: await bob.csrf() });
+    const html = await (await bob.get(`/console/requests/${id}`)).text();
+    expect(html).toContain("Until it is decided you can still deny it.");
+    expect(html).toContain(`action="/console/requests/${id}/deny"`);
+    expect(html).not.toContain(`action="/console/requests/${id}/approve"`);
+    // The approval deadline is shown while it applies, and not once the request ends.
+    expect(html).toContain("Approve by");
+    // Nor is the request listed as waiting for bob.
+    const pending = await (await bob.get("/console/pending")).text();
+    expect(pending).toContain("Waiting for others");
+    expect(pending).not.toContain(`action="/console/requests/${id}/approve"`);
+
+    const csrf = ConsoleClient.csrfOf(html);
+    const denied = await bob.post(`/console/requests/${id}/deny`, { csrf, reason: "wrong table" });
+    expect(denied.status).toBe(303);
+    expect((await statusOf(id)).status).toBe("denied");
+    const after = await (await bob.get(`/console/requests/${id}`)).text();
+    expect(after).not.toContain("Approve by");
+    expect(after).toContain("You denied this request");
+  });
+
   it("tells reviewers what they did from the record, never from the address", async () => {
     const { id } = await createRequest(t, CUSTOMERS_EXPORT);
     const bob = await signedIn("bob");
