@@ -2,13 +2,9 @@ import { isUtf8 } from "node:buffer";
 import { constants } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
 import { basename, join } from "node:path";
-import {
-  type Checkpoint,
-  checkpointLineFault,
-  checkpointSignatureValid,
-  readCheckpoint,
-} from "./checkpoint.js";
+import type { Checkpoint } from "./checkpoint.js";
 import type { CheckpointKeys } from "./checkpoint-key.js";
+import { type CheckpointFault, CheckpointReader } from "./checkpoint-reader.js";
 import { entryLineFault, GENESIS_HASH, readLogEntry } from "./log-entry.js";
 import {
   CHECKPOINT_FILE,
@@ -95,7 +91,7 @@ type AuditFailure = Extract<AuditVerifyResult, { ok: false }>;
  * break. No checkpoints: for a whole log, use {@link verifyAuditLog}.
  */
 export async function verifyLogFile(path: string): Promise<VerifyResult> {
-  const chain = new ChainCheck([], undefined);
+  const chain = new ChainCheck(undefined, undefined);
   const failure = await readSegment(path, chain, { last: true, onBytes: () => {} });
   return failure ?? chain.result();
 }
@@ -104,13 +100,38 @@ export async function verifyLogFile(path: string): Promise<VerifyResult> {
  * Checks a whole log: every segment in order (the chain runs through them), every
  * checkpoint's signature against `keys`, that the entry each checkpoint names still
  * has that hash, and that the log does not end before its last checkpoint (a cut
- * tail). Reports the first seq that cannot be trusted and why. Segments are streamed,
- * so the log's size does not bound memory.
+ * tail). Reports the first seq that cannot be trusted and why. Segments and
+ * checkpoints are streamed together, so neither one's size bounds memory.
  */
 export async function verifyAuditLog(options: VerifyAuditLogOptions): Promise<AuditVerifyResult> {
-  const { dir, keys, upToSeq } = options;
-  const checkpoints = await readCheckpoints(dir, keys, upToSeq);
-  if (!Array.isArray(checkpoints)) return checkpoints;
+  const handle = await openRegularFile(join(options.dir, CHECKPOINT_FILE)).catch(
+    (error: NodeJS.ErrnoException) => {
+      if (error.code !== "ENOENT") throw error;
+      return undefined;
+    },
+  );
+  if (handle === NOT_A_FILE) {
+    return checkpointFailure({
+      line: 1,
+      seq: 1,
+      reason: `${CHECKPOINT_FILE} is not a regular file`,
+    });
+  }
+  try {
+    return await verifySegments(
+      options,
+      new CheckpointReader(handle, options.keys, options.upToSeq),
+    );
+  } finally {
+    await handle?.close();
+  }
+}
+
+async function verifySegments(
+  options: VerifyAuditLogOptions,
+  checkpoints: CheckpointReader,
+): Promise<AuditVerifyResult> {
+  const { dir, upToSeq } = options;
   let segments: Segment[];
   try {
     segments = await listSegments(dir);
@@ -136,82 +157,20 @@ export async function verifyAuditLog(options: VerifyAuditLogOptions): Promise<Au
         doneBytes += n;
         options.onProgress?.(doneBytes, totalBytes);
       },
+      // Before the chain checks a run of lines, every checkpoint it can meet there is read.
+      beforeLines: (lines) => checkpoints.readThrough(chain.entries + lines),
     });
-    if (failure !== undefined) return chain.located(failure);
+    if (failure !== undefined) {
+      return "ok" in failure ? chain.located(failure) : checkpointFailure(failure);
+    }
     if (chain.done) break;
   }
+  const fault = await checkpoints.readToEnd();
+  if (fault !== undefined) return checkpointFailure(fault);
   return chain.finish(segments.length);
 }
 
-/**
- * Reads and checks `checkpoints.jsonl`: shape, signature by a known key, each line
- * exactly as writ writes it, seqs that never go back, one hash per seq. Returns the
- * checkpoints in order, or the failure.
- */
-async function readCheckpoints(
-  dir: string,
-  keys: CheckpointKeys,
-  upToSeq: number | undefined,
-): Promise<Checkpoint[] | AuditFailure> {
-  let text = "";
-  const handle = await openRegularFile(join(dir, CHECKPOINT_FILE)).catch(
-    (error: NodeJS.ErrnoException) => {
-      if (error.code !== "ENOENT") throw error;
-      return undefined;
-    },
-  );
-  if (handle === NOT_A_FILE) {
-    return checkpointFailure(1, 1, `${CHECKPOINT_FILE} is not a regular file`);
-  }
-  if (handle !== undefined) {
-    try {
-      text = await handle.readFile("utf8");
-    } finally {
-      await handle.close();
-    }
-  }
-  const lines = text.split("\n");
-  const tail = lines.pop();
-  // A live writer may be half-way through a line; offline, a torn line is damage.
-  if (tail !== "" && tail !== undefined && upToSeq === undefined) {
-    return checkpointFailure(lines.length + 1, 1, "incomplete final line (no newline)");
-  }
-  const out: Checkpoint[] = [];
-  for (const [i, line] of lines.entries()) {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(line);
-    } catch {
-      return checkpointFailure(i + 1, (out.at(-1)?.seq ?? 0) + 1, "malformed JSON");
-    }
-    const cp = readCheckpoint(parsed);
-    if (typeof cp === "string") return checkpointFailure(i + 1, (out.at(-1)?.seq ?? 0) + 1, cp);
-    if (upToSeq !== undefined && cp.seq > upToSeq) break;
-    const key = keys.get(cp.key_id);
-    if (key === undefined) {
-      return checkpointFailure(i + 1, cp.seq, `signed by an unknown key (${cp.key_id})`);
-    }
-    if (!checkpointSignatureValid(cp, key)) {
-      return checkpointFailure(i + 1, cp.seq, "the signature does not verify");
-    }
-    const fault = checkpointLineFault(cp, line);
-    if (fault !== undefined) return checkpointFailure(i + 1, cp.seq, fault);
-    const previous = out.at(-1);
-    if (previous !== undefined && cp.seq < previous.seq) {
-      return checkpointFailure(i + 1, cp.seq, `seq goes back from ${previous.seq}`);
-    }
-    if (previous !== undefined && cp.seq === previous.seq && cp.hash !== previous.hash) {
-      return checkpointFailure(i + 1, cp.seq, "two checkpoints give this seq different hashes");
-    }
-    if (cp.seq === 0 && cp.hash !== GENESIS_HASH) {
-      return checkpointFailure(i + 1, 1, "the checkpoint of the empty log is not the genesis hash");
-    }
-    out.push(cp);
-  }
-  return out;
-}
-
-function checkpointFailure(line: number, seq: number, reason: string): AuditFailure {
+function checkpointFailure({ line, seq, reason }: CheckpointFault): AuditFailure {
   return {
     ok: false,
     entries: Math.max(0, seq - 1),
@@ -238,11 +197,16 @@ async function openRegularFile(path: string): Promise<FileHandle | typeof NOT_A_
 }
 
 /** Streams one segment through the chain check. */
-async function readSegment(
+async function readSegment<Fault = never>(
   path: string,
   chain: ChainCheck,
-  options: { last: boolean; onBytes: (n: number) => void },
-): Promise<Failure | undefined> {
+  options: {
+    last: boolean;
+    onBytes: (n: number) => void;
+    /** Called before the chain checks up to `lines` more lines; a fault stops the read. */
+    beforeLines?: (lines: number) => Promise<Fault | undefined>;
+  },
+): Promise<Failure | Fault | undefined> {
   const handle = await openRegularFile(path);
   if (handle === NOT_A_FILE) return chain.fail(`${basename(path)} is not a regular file`);
   try {
@@ -264,7 +228,7 @@ async function readSegment(
         filled = end;
         continue;
       }
-      const failure = chain.acceptLines(buffer.subarray(0, lastNewline + 1));
+      const failure = await acceptRun(buffer.subarray(0, lastNewline + 1), chain, options);
       if (failure !== undefined) return failure;
       if (chain.done) return undefined;
       filled = buffer.copy(buffer, 0, lastNewline + 1, end);
@@ -282,23 +246,57 @@ async function readSegment(
   }
 }
 
+/**
+ * Lines at most in one call to the chain. The checkpoints it may meet in them are
+ * read first, so this bounds how many are held however short the lines.
+ */
+const MAX_LINES_PER_RUN = 1024;
+
+/** Checks a run of complete lines (`bytes` ends with a newline), a bounded run at a time. */
+async function acceptRun<Fault>(
+  bytes: Buffer,
+  chain: ChainCheck,
+  options: { beforeLines?: (lines: number) => Promise<Fault | undefined> },
+): Promise<Failure | Fault | undefined> {
+  if (options.beforeLines === undefined) return chain.acceptLines(bytes);
+  let start = 0;
+  while (start < bytes.length) {
+    let end = start;
+    let lines = 0;
+    while (lines < MAX_LINES_PER_RUN && end < bytes.length) {
+      end = bytes.indexOf(NEWLINE, end) + 1;
+      lines++;
+    }
+    const failure =
+      (await options.beforeLines(lines)) ?? chain.acceptLines(bytes.subarray(start, end));
+    if (failure !== undefined || chain.done) return failure;
+    start = end;
+  }
+  return undefined;
+}
+
 /** The chain state carried from line to line, and from segment to segment. */
 class ChainCheck {
   #entries = 0;
   #lastHash = GENESIS_HASH;
   #segment: string | undefined;
   #segmentFirstSeq = 1;
-  readonly #checkpoints: readonly Checkpoint[];
-  /** Index of the next checkpoint to meet; checkpoints at seq 0 were checked on reading. */
-  #next = 0;
+  /** Where the checkpoints come from; none for a lone segment file. */
+  readonly #checkpoints: CheckpointReader | undefined;
+  /** The seq of the last checkpoint met, 0 before the first. */
+  #checkpointSeq = 0;
   readonly #upToSeq: number | undefined;
   done = false;
 
-  constructor(checkpoints: readonly Checkpoint[], upToSeq: number | undefined) {
+  constructor(checkpoints: CheckpointReader | undefined, upToSeq: number | undefined) {
     this.#checkpoints = checkpoints;
     this.#upToSeq = upToSeq;
-    while ((this.#checkpoints[this.#next]?.seq ?? -1) === 0) this.#next++;
     if (upToSeq === 0) this.done = true;
+  }
+
+  /** Entries verified so far. */
+  get entries(): number {
+    return this.#entries;
   }
 
   startSegment(name: string): void {
@@ -351,7 +349,7 @@ class ChainCheck {
   }
 
   finish(segments: number): AuditVerifyResult {
-    const last = this.#checkpoints.at(-1);
+    const last = this.#checkpoints?.last;
     if (last === undefined) {
       return this.failAt(
         `no signed checkpoint (${CHECKPOINT_FILE} is missing or empty): the log's end cannot be proven`,
@@ -375,7 +373,7 @@ class ChainCheck {
       lastSeq: this.#entries,
       lastHash: this.#lastHash,
       segments,
-      checkpoints: this.#checkpoints.length,
+      checkpoints: this.#checkpoints?.count ?? 0,
       lastCheckpoint: last,
     };
   }
@@ -418,12 +416,12 @@ class ChainCheck {
     if (fault !== undefined) return this.fail(fault);
     // The hash is now the one recomputed from the entry, not merely what the line says.
     const computed = entry.hash;
-    const checkpoint = this.#checkpoints[this.#next];
+    const checkpoint = this.#checkpoints?.peek();
     if (checkpoint !== undefined && checkpoint.seq === expectedSeq) {
       if (checkpoint.hash !== computed) {
         // The chain holds, so everything since the previous checkpoint was rewritten
         // with fresh hashes: none of it can be trusted.
-        const since = this.#checkpoints[this.#next - 1]?.seq ?? 0;
+        const since = this.#checkpointSeq;
         return {
           ok: false,
           entries: since,
@@ -432,7 +430,8 @@ class ChainCheck {
           reason: `entry ${expectedSeq} differs from its signed checkpoint: entries after seq ${since} were rewritten`,
         };
       }
-      while ((this.#checkpoints[this.#next]?.seq ?? -1) === expectedSeq) this.#next++;
+      this.#checkpoints?.pass();
+      this.#checkpointSeq = expectedSeq;
     }
     this.#entries = expectedSeq;
     this.#lastHash = computed;

@@ -1,4 +1,5 @@
-import { readFile, stat } from "node:fs/promises";
+import { constants, type Stats } from "node:fs";
+import { open, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import {
@@ -6,7 +7,7 @@ import {
   type CheckpointKeys,
   parseCheckpointPublicKeys,
 } from "../../../audit/checkpoint-key.js";
-import { verifyAuditLog } from "../../../audit/verify-log.js";
+import { type AuditVerifyResult, verifyAuditLog } from "../../../audit/verify-log.js";
 import { type Command, EXIT, UsageError } from "../../command.js";
 import { parseCommandLine, printJson } from "../client-context.js";
 import { createProgressBar } from "./progress-bar.js";
@@ -30,11 +31,50 @@ Options:
                              answers). Without it the key is read from
                              <data-dir>/keys/checkpoint.json, which proves less:
                              whoever can rewrite the log there may rewrite the key.
-  --json                     Print the result as one JSON object
+  --json                     Print the result as one JSON object, also when the
+                             log or the key cannot be read:
+                             {"ok":false,"error":{"code":…,"message":…},…}
 
 Exit codes: 0 the log is intact; 1 it is not, or it could not be read; 2 bad
 command line.
 `;
+
+/** Why `--json` could not report on the log at all, as `error.code`. */
+type VerifyErrorCode = "audit_log_not_found" | "audit_log_unreadable" | "checkpoint_key_unusable";
+
+/** A key is a few hundred bytes; a file larger than this is not one, and is not read on. */
+const MAX_KEY_FILE_BYTES = 64 * 1024;
+
+/**
+ * The text of a key file, read up to {@link MAX_KEY_FILE_BYTES}. A key beside the
+ * log comes with the files under review, which may hold anything: a FIFO (the read
+ * would block until a writer came) or a link to a device (it would never end), so
+ * it must be a regular file. A key named on the command line may be a pipe
+ * (`--checkpoint-key <(curl …)`), so only its size is bounded.
+ */
+async function readKeyFile(path: string, regularOnly: boolean): Promise<string> {
+  const handle = await open(path, constants.O_RDONLY | (regularOnly ? constants.O_NONBLOCK : 0));
+  try {
+    if (regularOnly && !(await handle.stat()).isFile()) {
+      throw new CheckpointKeyError(`${path} is not a regular file`);
+    }
+    const buffer = Buffer.alloc(MAX_KEY_FILE_BYTES + 1);
+    let filled = 0;
+    while (filled < buffer.length) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, null);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    if (filled > MAX_KEY_FILE_BYTES) {
+      throw new CheckpointKeyError(
+        `${path} is too large to be a key (over ${MAX_KEY_FILE_BYTES} bytes)`,
+      );
+    }
+    return buffer.toString("utf8", 0, filled);
+  } finally {
+    await handle.close();
+  }
+}
 
 async function loadKeys(
   option: string | undefined,
@@ -48,13 +88,15 @@ async function loadKeys(
         pinned: true,
       };
     }
-    const text = await readFile(option, "utf8").catch((error: NodeJS.ErrnoException) => {
+    const text = await readKeyFile(option, false).catch((error: NodeJS.ErrnoException) => {
+      if (error instanceof CheckpointKeyError) throw error;
       throw new CheckpointKeyError(`cannot read ${option} (${error.code ?? "error"})`);
     });
     return { keys: parseCheckpointPublicKeys(text, option), source: option, pinned: true };
   }
   const path = join(dataDir, "keys", "checkpoint.json");
-  const text = await readFile(path, "utf8").catch((error: NodeJS.ErrnoException) => {
+  const text = await readKeyFile(path, true).catch((error: NodeJS.ErrnoException) => {
+    if (error instanceof CheckpointKeyError) throw error;
     throw new CheckpointKeyError(
       error.code === "ENOENT"
         ? `no checkpoint key at ${path}; pass --checkpoint-key`
@@ -62,6 +104,13 @@ async function loadKeys(
     );
   });
   return { keys: parseCheckpointPublicKeys(text, path), source: path, pinned: false };
+}
+
+/** What went wrong reading, in one line: the file and the system's code, never a stack. */
+function readFailure(error: unknown): string {
+  const { code, path, message } = error as NodeJS.ErrnoException;
+  if (typeof code === "string" && typeof path === "string") return `cannot read ${path} (${code})`;
+  return message;
 }
 
 export const auditVerifyCommand: Command = {
@@ -84,10 +133,20 @@ export const auditVerifyCommand: Command = {
     if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
     const dataDir = values["data-dir"] ?? DEFAULT_DATA_DIR;
     const dir = resolve(positionals[0] ?? join(dataDir, "audit"));
-    const info = await stat(dir).catch(() => undefined);
-    if (info === undefined) {
-      io.stderr(`writ audit verify: no audit log at ${dir}\n`);
+    // A script reading --json gets one JSON object whatever happens, never nothing.
+    const fail = (code: VerifyErrorCode, message: string, more: object = {}): number => {
+      if (values.json) printJson(io, { ok: false, error: { code, message }, dir, ...more });
+      else io.stderr(`writ audit verify: ${message}\n`);
       return EXIT.failed;
+    };
+    let info: Stats;
+    try {
+      info = await stat(dir);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      return code === "ENOENT" || code === "ENOTDIR"
+        ? fail("audit_log_not_found", `no audit log at ${dir}`)
+        : fail("audit_log_unreadable", readFailure(error));
     }
     if (!info.isDirectory()) {
       throw new UsageError(`${dir} is a file; give the log directory (segments and checkpoints)`);
@@ -97,9 +156,9 @@ export const auditVerifyCommand: Command = {
       key = await loadKeys(values["checkpoint-key"], dataDir);
     } catch (error) {
       if (!(error instanceof CheckpointKeyError)) throw error;
-      io.stderr(`writ audit verify: ${error.message}\n`);
-      return EXIT.failed;
+      return fail("checkpoint_key_unusable", error.message);
     }
+    const keyFields = { checkpoint_key: key.source, pinned_key: key.pinned };
     if (!key.pinned && !values.json) {
       io.stderr(
         `note: checkpoint key read from ${key.source}, beside the log; pin a copy kept elsewhere with --checkpoint-key\n`,
@@ -107,19 +166,25 @@ export const auditVerifyCommand: Command = {
     }
     const bar = createProgressBar(io, "verifying");
     const started = performance.now();
-    const result = await verifyAuditLog({
-      dir,
-      keys: key.keys,
-      onProgress: (done, total) =>
-        bar.update(
-          total === 0 ? 1 : done / total,
-          `${(done / 1e6).toFixed(0)} / ${(total / 1e6).toFixed(0)} MB`,
-        ),
-    });
-    bar.done();
+    let result: AuditVerifyResult;
+    try {
+      result = await verifyAuditLog({
+        dir,
+        keys: key.keys,
+        onProgress: (done, total) =>
+          bar.update(
+            total === 0 ? 1 : done / total,
+            `${(done / 1e6).toFixed(0)} / ${(total / 1e6).toFixed(0)} MB`,
+          ),
+      });
+    } catch (error) {
+      return fail("audit_log_unreadable", readFailure(error), keyFields);
+    } finally {
+      bar.done();
+    }
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     if (values.json) {
-      printJson(io, { ...result, dir, checkpoint_key: key.source, pinned_key: key.pinned });
+      printJson(io, { ...result, dir, ...keyFields });
     } else if (result.ok) {
       const cp = result.lastCheckpoint;
       io.stdout(
