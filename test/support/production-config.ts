@@ -47,10 +47,13 @@ export async function createProductionSetup(
       agents: { "limited-agent": { requests_per_minute: 1, burst: 2 } },
     },
     identities: {
-      agents: [
-        { id: "report-agent", owner: "alice", key_sha256: keyFor("report-agent", "agent") },
-        { id: "limited-agent", owner: "alice", key_sha256: keyFor("limited-agent", "agent") },
-      ],
+      // As production should: each agent says whom it may act for (nobody here).
+      agents: ["report-agent", "limited-agent"].map((id) => ({
+        id,
+        owner: "alice",
+        acts_for: [],
+        key_sha256: keyFor(id, "agent"),
+      })),
       reviewers: ["alice", "bob", "carol", "dave", "erin"].map((id) => ({
         id,
         groups: ["data-owners"],
