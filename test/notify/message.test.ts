@@ -67,6 +67,20 @@ describe("the review message", () => {
     expect(JSON.stringify(approvalMessage(message).blocks)).not.toContain("writ_approve");
   });
 
+  it("shows the agent, action, resource and audience exactly, where Slack formats nothing", () => {
+    const message = buildReviewMessage(
+      request({ agentId: "nightly_export_bot", resource: "db://prod/*_raw_*", audience: "~api~" }),
+      [],
+      NOW,
+    );
+    const fields = JSON.stringify(approvalMessage(message).blocks);
+    for (const exact of ["`nightly_export_bot`", "`db:export`", "`db://prod/*_raw_*`", "`~api~`"]) {
+      expect(fields).toContain(exact);
+    }
+    const dm = JSON.stringify(ownerDecisionMessage(message, "approved").blocks);
+    expect(dm).toContain("`db://prod/*_raw_*`");
+  });
+
   it("stays within Slack's limits whatever the agent sends", () => {
     const context: Record<string, string> = {};
     for (let i = 0; i < 40; i++) context[`field_${i}`] = "&<>".repeat(500);

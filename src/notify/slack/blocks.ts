@@ -93,15 +93,18 @@ export function approvalMessage(
 ): { text: string; blocks: Slack.KnownBlock[] } {
   const e = escapeMrkdwn;
   const who: Slack.MrkdwnElement[] = [
-    field("Agent", `${e(message.agent)} (owner ${person(message.owner, options)})`),
+    field("Agent", `${mrkdwnCode(message.agent)} (owner ${person(message.owner, options)})`),
     ...(message.onBehalfOf !== undefined
       ? [field("On behalf of", person(message.onBehalfOf, options))]
       : []),
-    field("Action", e(message.action)),
-    field("Resource", e(message.resource)),
+    // What the credential will allow is shown exactly as it will be minted: in
+    // code spans, where Slack applies no formatting (a resource such as
+    // `db://prod/*_raw_*` would otherwise lose characters to italics).
+    field("Action", mrkdwnCode(message.action)),
+    field("Resource", mrkdwnCode(message.resource)),
     field(
       "Credential",
-      `${e(message.credentialType)}${message.audience !== undefined ? ` for ${e(message.audience)}` : ""}, ${message.ttlSeconds} s`,
+      `${e(message.credentialType)}${message.audience !== undefined ? ` for ${mrkdwnCode(message.audience)}` : ""}, ${message.ttlSeconds} s`,
     ),
     field("Policy", e(message.policies.join(", ") || "none")),
     ...(message.deadline !== undefined
@@ -259,7 +262,7 @@ export function ownerDecisionMessage(
           : message.denial !== undefined
             ? `was denied by ${person(message.denial.reviewer, options)}: ${e(message.denial.reason)}`
             : "was denied";
-  const text = `Your agent ${e(message.agent)}'s request for ${e(message.action)} on ${e(message.resource)} ${outcome}.`;
+  const text = `Your agent ${mrkdwnCode(message.agent)}'s request for ${mrkdwnCode(message.action)} on ${mrkdwnCode(message.resource)} ${outcome}.`;
   return {
     text: e(clip(`${message.agent}: ${DECISION_HEADLINES[decision]}`, 150)),
     blocks: [
@@ -321,7 +324,7 @@ export function denyModal(message: ReviewMessage, metadata: DenyModalMetadata): 
         text: {
           type: "mrkdwn",
           text: clip(
-            `${escapeMrkdwn(message.agent)} asks for *${escapeMrkdwn(message.action)}* on ${escapeMrkdwn(message.resource)}.`,
+            `${mrkdwnCode(message.agent)} asks for ${mrkdwnCode(message.action)} on ${mrkdwnCode(message.resource)}.`,
             3000,
           ),
         },
