@@ -110,19 +110,10 @@ function slackSettings(
     }
     seen.set(slackUserId, reviewerId);
   };
-  const emails = new Map<string, string>();
+  // Two reviewers with one email are refused with the configuration itself.
   config.identities.reviewers.forEach((r, index) => {
     const slackUserId = r.slack_user_id ?? slackUserIds[r.id];
     link(r.id, slackUserId, `identities.reviewers.${index}.slack_user_id`);
-    if (r.email !== undefined) {
-      const other = emails.get(r.email.toLowerCase());
-      if (other !== undefined && other !== r.id) {
-        throw new ConfigError(
-          `identities.reviewers.${index}.email: ${r.email} is also reviewer ${other}'s email`,
-        );
-      }
-      emails.set(r.email.toLowerCase(), r.id);
-    }
     people.push({
       reviewerId: r.id,
       groups: r.groups,

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { PERSON_ID } from "../domain/principal.js";
-import { MAX_TTL_SECONDS } from "../domain/request.js";
+import { MAX_APPROVAL_TIMEOUT_SECONDS, MAX_TTL_SECONDS } from "../domain/request.js";
 import { personKey } from "../domain/review.js";
 import { AwsConfig } from "./aws-schema.js";
 import { McpConfig } from "./mcp-schema.js";
@@ -44,7 +44,11 @@ const ReviewerConfig = z.strictObject({
   groups: z.array(id).min(1),
   /** The reviewer's Slack account: the only way a Slack user counts as this reviewer. */
   slack_user_id: slackUserId.optional(),
-  /** Matched against Slack's confirmed email only with `slack.match_by_email`. */
+  /**
+   * Another name for the same person: an owner or `on_behalf_of` equal to it is
+   * this reviewer (rule 2). Matched against Slack's confirmed email only with
+   * `slack.match_by_email`.
+   */
   email: z.email().max(254).optional(),
 });
 const AuditorConfig = z.strictObject({ id, key_sha256: keySha256 });
@@ -94,7 +98,7 @@ const WritConfigObject = z.strictObject({
   requests: z
     .strictObject({
       default_ttl_seconds: seconds(30, MAX_TTL_SECONDS).default(300),
-      approval_timeout_seconds: seconds(30, 604_800).default(900),
+      approval_timeout_seconds: seconds(30, MAX_APPROVAL_TIMEOUT_SECONDS).default(900),
       collect_window_seconds: seconds(10, 86_400).default(300),
       sweep_interval_seconds: seconds(1, 3600).default(5),
       /** Long-polls one principal may hold at once in each process (`too_many_waits` beyond). */
@@ -177,17 +181,26 @@ export const WritConfigSchema = WritConfigObject.superRefine((config, ctx) => {
     }
   });
   // Person ids compare without case (rule 2 counts people, not spellings), so two
-  // reviewers under "bob" and "Bob" would be one person approving twice.
-  const people = new Map<string, number>();
+  // reviewers under "bob" and "Bob" would be one person approving twice. A
+  // reviewer's email names them too (rule 2 knows them by it), so no other
+  // reviewer may be known by it, as id or as email.
+  const people = new Map<string, { index: number; field: "id" | "email" }>();
   config.identities.reviewers.forEach((reviewer, index) => {
-    const first = people.get(personKey(reviewer.id));
-    if (first === undefined) people.set(personKey(reviewer.id), index);
-    else {
-      ctx.addIssue({
-        code: "custom",
-        path: ["identities", "reviewers", index, "id"],
-        message: `names the same person as identities.reviewers.${first}.id (ids compare without case); give each reviewer one entry`,
-      });
+    for (const field of ["id", "email"] as const) {
+      const name = reviewer[field];
+      if (name === undefined) continue;
+      const first = people.get(personKey(name));
+      if (first === undefined) people.set(personKey(name), { index, field });
+      else if (first.index !== index) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["identities", "reviewers", index, field],
+          message:
+            field === "id" && first.field === "id"
+              ? `names the same person as identities.reviewers.${first.index}.id (ids compare without case); give each reviewer one entry`
+              : `names the same person as identities.reviewers.${first.index} (its ${first.field}; ids and emails compare without case); give each reviewer one entry`,
+        });
+      }
     }
   });
   // Limits are looked up by the exact id. An agent spelt here in another case

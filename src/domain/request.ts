@@ -6,13 +6,6 @@ import { type Actor, type Agent, actorOf, SYSTEM_ACTOR } from "./principal.js";
 import { hasVisibleText } from "./text.js";
 
 /**
- * `pending → approved → issued → (used | expired | revoked | completed)` and
- * `pending → (denied | expired | cancelled)`; an approved request that is never
- * collected expires, or can be cancelled, revoked, or denied by the policies in
- * force when it is collected. `completed`: the agent reported its
- * action done before the credential was used or expired, which ended it.
- */
-/**
  * The longest a credential may live, in seconds: 12 hours, the longest STS
  * session. Agents may ask for no more, policies and the default may grant no
  * more, and signing keys are kept at least this long after they retire, so no
@@ -20,6 +13,20 @@ import { hasVisibleText } from "./text.js";
  */
 export const MAX_TTL_SECONDS = 43_200;
 
+/**
+ * The longest a request may wait for approval, in seconds: 7 days. Neither the
+ * default nor a policy's `@approval_timeout` may be longer, so a deadline is
+ * always a date that can be written down.
+ */
+export const MAX_APPROVAL_TIMEOUT_SECONDS = 604_800;
+
+/**
+ * `pending → approved → issued → (used | expired | revoked | completed)` and
+ * `pending → (denied | expired | cancelled)`; an approved request that is never
+ * collected expires, or can be cancelled, revoked, or denied by the policies in
+ * force when it is collected. `completed`: the agent reported its
+ * action done before the credential was used or expired, which ended it.
+ */
 export const REQUEST_STATUSES = [
   "pending",
   "approved",

@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { MAX_TTL_SECONDS } from "../domain/request.js";
+import { MAX_APPROVAL_TIMEOUT_SECONDS, MAX_TTL_SECONDS } from "../domain/request.js";
 
 /**
  * The approval terms a policy carries in its Cedar annotations, checked when the
@@ -99,12 +99,14 @@ export function readPolicyTerms(
       quorum = value;
     }
   }
-  let ttlSeconds = readPositiveInteger(annotations, "ttl", problems);
-  if (ttlSeconds !== undefined && ttlSeconds > MAX_TTL_SECONDS) {
-    problems.push(`@ttl must be at most ${MAX_TTL_SECONDS} (12 hours), got "${ttlSeconds}"`);
-    ttlSeconds = undefined;
-  }
-  const approvalTimeoutSeconds = readPositiveInteger(annotations, "approval_timeout", problems);
+  const ttlSeconds = readSeconds(annotations, "ttl", MAX_TTL_SECONDS, "12 hours", problems);
+  const approvalTimeoutSeconds = readSeconds(
+    annotations,
+    "approval_timeout",
+    MAX_APPROVAL_TIMEOUT_SECONDS,
+    "7 days",
+    problems,
+  );
   if (approvalTimeoutSeconds !== undefined && approvers.length === 0) {
     problems.push("@approval_timeout needs @approvers: without them nothing waits for approval");
   }
@@ -193,6 +195,20 @@ function readPositiveInteger(
     return undefined;
   }
   return parsed;
+}
+
+/** A positive number of seconds, at most `max` (`spelled` says it in words). */
+function readSeconds(
+  annotations: RawAnnotations,
+  name: string,
+  max: number,
+  spelled: string,
+  problems: string[],
+): number | undefined {
+  const seconds = readPositiveInteger(annotations, name, problems);
+  if (seconds === undefined || seconds <= max) return seconds;
+  problems.push(`@${name} must be at most ${max} (${spelled}), got "${seconds}"`);
+  return undefined;
 }
 
 function readReason(annotations: RawAnnotations, problems: string[]): boolean {

@@ -145,7 +145,10 @@ export interface WritClient {
   list(query?: ListRequestsQuery): Promise<RequestPage>;
   /** Approves (reviewers in a group the policy names; never the agent's owner). */
   approve(id: string, comment?: string): Promise<WritRequest>;
-  /** Denies with a reason; one deny ends the request. */
+  /**
+   * Denies with a reason; one deny ends the request. A reviewer who approved
+   * may still deny while it is pending.
+   */
   deny(id: string, reason: string): Promise<WritRequest>;
   /**
    * Ends an issued, unused credential now, or an approved request before it is

@@ -2,6 +2,17 @@ import { describe, expect, it } from "vitest";
 import { createKeyDirectory, generateKey, hashKey } from "../../src/adapters/key-identity.js";
 import { ConfigError, parseConfig } from "../../src/config/load.js";
 
+/** The message of the ConfigError `parse` throws; "" when it throws none. */
+function configMessage(parse: () => unknown): string {
+  try {
+    parse();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  return "";
+}
+
 const reviewer = (id: string) => ({
   id,
   key_sha256: hashKey(generateKey("reviewer")),
@@ -32,6 +43,66 @@ describe("reviewers are people, and ids compare without case", () => {
       },
     });
     expect(config.identities.reviewers.map((r) => r.id)).toEqual(["bob", "carol"]);
+  });
+
+  it("refuses a reviewer whose id is another reviewer's email: one person would approve twice", () => {
+    const message = configMessage(() =>
+      parseConfig({
+        identities: {
+          reviewers: [
+            { ...reviewer("alice"), email: "alice@example.com" },
+            reviewer("Alice@Example.com"),
+          ],
+        },
+      }),
+    );
+    expect(message).toMatch(
+      /identities\.reviewers\.1\.id: names the same person as identities\.reviewers\.0 \(its email;/,
+    );
+  });
+
+  it("refuses two reviewers with one email, with or without Slack", () => {
+    const message = configMessage(() =>
+      parseConfig({
+        identities: {
+          reviewers: [
+            { ...reviewer("alice"), email: "alice@example.com" },
+            { ...reviewer("al"), email: "ALICE@example.com" },
+          ],
+        },
+      }),
+    );
+    expect(message).toMatch(
+      /identities\.reviewers\.1\.email: names the same person as identities\.reviewers\.0 \(its email;/,
+    );
+  });
+
+  it("refuses a reviewer's email that is another reviewer's id", () => {
+    const message = configMessage(() =>
+      parseConfig({
+        identities: {
+          reviewers: [
+            reviewer("carol@example.com"),
+            { ...reviewer("carol"), email: "carol@example.com" },
+          ],
+        },
+      }),
+    );
+    expect(message).toMatch(
+      /identities\.reviewers\.1\.email: names the same person as identities\.reviewers\.0 \(its id;/,
+    );
+  });
+
+  it("accepts a reviewer whose email is their own id", () => {
+    const config = parseConfig({
+      identities: {
+        reviewers: [
+          { ...reviewer("dave@example.com"), email: "Dave@example.com" },
+          reviewer("erin"),
+        ],
+      },
+    });
+    expect(config.identities.reviewers.map((r) => r.id)).toEqual(["dave@example.com", "erin"]);
   });
 
   it("the key directory refuses them too, however it is built", () => {

@@ -88,6 +88,29 @@ describe("/openapi.json and the routes the app serves", () => {
     }
   });
 
+  it("documents already_reviewed for approve only: a reviewer who approved may still deny", async () => {
+    const errors = (path: string) => {
+      const responses = (doc.paths[path]?.post?.responses ?? {}) as Record<
+        string,
+        { description?: string }
+      >;
+      return responses["409"]?.description ?? "";
+    };
+    expect(errors("/v1/requests/{id}/approve")).toContain("already_reviewed");
+    expect(errors("/v1/requests/{id}/deny")).not.toContain("already_reviewed");
+    // What the deny route answers once its reviewer has approved: the deny.
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    await expectJson(
+      await t.call("POST", `/v1/requests/${id}/approve`, { key: keyOf(t, "bob"), body: {} }),
+      200,
+    );
+    const denied = await t.call("POST", `/v1/requests/${id}/deny`, {
+      key: keyOf(t, "bob"),
+      body: { reason: "Saw the row count; too many customers." },
+    });
+    expect(await expectJson(denied, 200)).toMatchObject({ status: "denied" });
+  });
+
   it("documents no parameter as nullable: a query string has no null, and ?wait=null is refused", async () => {
     const nullable: string[] = [];
     for (const [name, operation] of documentedOperations()) {

@@ -62,6 +62,15 @@ describe("loadPolicySet", () => {
     ['@ttl("5m")', /@ttl must be a positive integer, got "5m"/],
     ["@ttl", /@ttl must be a positive integer, got no value/],
     ['@ttl("43201")', /@ttl must be at most 43200 \(12 hours\), got "43201"/],
+    [
+      '@approvers("ops") @approval_timeout("604801")',
+      /@approval_timeout must be at most 604800 \(7 days\), got "604801"/,
+    ],
+    // Beyond what a date can hold: every list of requests would fail to render it.
+    [
+      '@approvers("ops") @approval_timeout("9007199254740991")',
+      /@approval_timeout must be at most 604800 \(7 days\), got "9007199254740991"/,
+    ],
     ['@approvers("")', /@approvers must be a comma-separated list of non-empty names/],
     ['@approvers("ops,,sre")', /@approvers must be a comma-separated list/],
     ['@reason("yes")', /@reason must be "required" or "optional", got "yes"/],

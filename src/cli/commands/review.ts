@@ -144,7 +144,7 @@ export const denyCommand: Command = {
 Usage: writ deny <id> --reason <text> [--json]
 
 Denies the request; one deny ends it. The reason is recorded and shown to the
-agent.
+agent. A reviewer who approved may still deny while the request is pending.
 
 Options:
   --reason <text>   Why (required)

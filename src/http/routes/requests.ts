@@ -72,16 +72,17 @@ const listRequestsRoute = createRoute({
   },
 });
 
-const reviewResponses = {
+/**
+ * A review's answers. Each person approves once (`already_reviewed`), but a
+ * reviewer who approved may still deny while the request is pending.
+ */
+const reviewResponses = (conflicts: string) => ({
   200: { description: "The request after the review", ...json(RequestView) },
   ...keyedErrors(
-    {
-      403: "self_approval_forbidden, not_an_approver",
-      409: "already_reviewed, request_not_pending, conflict",
-    },
+    { 403: "self_approval_forbidden, not_an_approver", 409: conflicts },
     { id: true, body: true },
   ),
-};
+});
 
 const approveRoute = createRoute({
   method: "post",
@@ -91,7 +92,7 @@ const approveRoute = createRoute({
   security,
   middleware: principalKind("reviewer"),
   request: { params: RequestIdParam, ...body(ApproveBody) },
-  responses: reviewResponses,
+  responses: reviewResponses("already_reviewed, request_not_pending, conflict"),
 });
 
 const denyRoute = createRoute({
@@ -102,7 +103,7 @@ const denyRoute = createRoute({
   security,
   middleware: principalKind("reviewer"),
   request: { params: RequestIdParam, ...body(DenyBody) },
-  responses: reviewResponses,
+  responses: reviewResponses("request_not_pending, conflict"),
 });
 
 const cancelRoute = createRoute({
