@@ -1,11 +1,11 @@
 import { isUtf8 } from "node:buffer";
-import { constants } from "node:fs";
-import { type FileHandle, open, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Checkpoint } from "./checkpoint.js";
 import type { CheckpointKeys } from "./checkpoint-key.js";
 import { type CheckpointFault, CheckpointReader } from "./checkpoint-reader.js";
 import { entryLineFault, GENESIS_HASH, readLogEntry } from "./log-entry.js";
+import { NOT_A_FILE, openRegularFile } from "./regular-file.js";
 import {
   CHECKPOINT_FILE,
   listSegments,
@@ -179,21 +179,6 @@ function checkpointFailure({ line, seq, reason }: CheckpointFault): AuditFailure
     line,
     reason: `checkpoint: ${reason}`,
   };
-}
-
-const NOT_A_FILE = Symbol("not a regular file");
-
-/**
- * Opens `path` for reading if it is a regular file. A log handed over for review
- * may hold anything: opening a FIFO would block until a writer came, and a device
- * (a link to /dev/zero) would be read forever. Opened without blocking and checked
- * on the open handle, so what is read is what was checked.
- */
-async function openRegularFile(path: string): Promise<FileHandle | typeof NOT_A_FILE> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  if ((await handle.stat()).isFile()) return handle;
-  await handle.close();
-  return NOT_A_FILE;
 }
 
 /** Streams one segment through the chain check. */

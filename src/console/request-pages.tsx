@@ -127,8 +127,6 @@ export function RequestsPage(props: {
   );
 }
 
-/** Why this reviewer cannot review this request, shown instead of the forms; or undefined. */
-
 /** A request waiting for the reviewer: both forms, nothing to explain. */
 const BOTH_FORMS: ReviewOptions = { approve: true, deny: true };
 

@@ -43,10 +43,14 @@ export async function requestTimeline(
   requireKind(principal, "reviewer", "auditor");
   const request = await loadSettled(deps, id);
   assertVisible(request, principal);
-  const [revocation] =
+  // The revoke that ended it, not a credential discarded at source before it
+  // (a collect that lost a race records one of those too).
+  const revocation =
     request.status === "revoked"
-      ? await deps.store.events({ requestId: id, type: "credential.revoked", limit: 1 })
-      : [];
+      ? (await deps.store.events({ requestId: id, type: "credential.revoked", limit: 20 })).find(
+          (event) => event.data.cause === "revoked",
+        )
+      : undefined;
   const revoked = revocation !== undefined ? { revocation } : {};
   if (after === undefined) {
     const events = await deps.store.events({ requestId: id, limit: MAX_TIMELINE_EVENTS + 1 });

@@ -1,4 +1,4 @@
-import { constants, type Stats } from "node:fs";
+import type { Stats } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -7,6 +7,7 @@ import {
   type CheckpointKeys,
   parseCheckpointPublicKeys,
 } from "../../../audit/checkpoint-key.js";
+import { NOT_A_FILE, openRegularFile } from "../../../audit/regular-file.js";
 import { type AuditVerifyResult, verifyAuditLog } from "../../../audit/verify-log.js";
 import { type Command, EXIT, UsageError } from "../../command.js";
 import { parseCommandLine, printJson } from "../client-context.js";
@@ -53,11 +54,9 @@ const MAX_KEY_FILE_BYTES = 64 * 1024;
  * (`--checkpoint-key <(curl …)`), so only its size is bounded.
  */
 async function readKeyFile(path: string, regularOnly: boolean): Promise<string> {
-  const handle = await open(path, constants.O_RDONLY | (regularOnly ? constants.O_NONBLOCK : 0));
+  const handle = regularOnly ? await openRegularFile(path) : await open(path, "r");
+  if (handle === NOT_A_FILE) throw new CheckpointKeyError(`${path} is not a regular file`);
   try {
-    if (regularOnly && !(await handle.stat()).isFile()) {
-      throw new CheckpointKeyError(`${path} is not a regular file`);
-    }
     const buffer = Buffer.alloc(MAX_KEY_FILE_BYTES + 1);
     let filled = 0;
     while (filled < buffer.length) {
