@@ -13,7 +13,7 @@ export interface ServeOptions {
    * itself: its workers share the port.
    */
   api?: boolean;
-  /** Run the expiry sweep (default true); workers leave it to their primary. */
+  /** Run the expiry and escalation sweep (default true); workers leave it to their primary. */
   sweep?: boolean;
   sweepIntervalSeconds: number;
   shutdownGraceSeconds: number;
@@ -80,7 +80,7 @@ function closeGracefully(server: ServerType, graceMs: number): Promise<void> {
   });
 }
 
-/** Serves a writ over HTTP and runs its expiry sweep until stopped. */
+/** Serves a writ over HTTP and runs its expiry and escalation sweep until stopped. */
 export async function serveWrit(writ: Writ, options: ServeOptions): Promise<RunningServer> {
   const { logger } = options;
   const server =
@@ -103,10 +103,15 @@ export async function serveWrit(writ: Writ, options: ServeOptions): Promise<Runn
   const sweep = setInterval(() => {
     if (sweeping || options.sweep === false) return;
     sweeping = true;
+    // Expiry first: a request past its approval deadline expires rather than escalates.
     writ.broker
       .expireDue()
       .catch((error: unknown) =>
         logger.warn("expiry sweep failed", { error: (error as Error).message }),
+      )
+      .then(() => writ.broker.escalateDue())
+      .catch((error: unknown) =>
+        logger.warn("escalation sweep failed", { error: (error as Error).message }),
       )
       .finally(() => {
         sweeping = false;

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import { WritError } from "../domain/errors.js";
+import { escalationDueAt } from "../domain/escalation.js";
 import { type DomainEvent, NO_REQUEST, type RecordedEvent } from "../domain/events.js";
 import { type AccessRequest, isLive } from "../domain/request.js";
 import type {
@@ -127,6 +128,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
         if (isLive(request.status) && request.expiresAt <= now) {
           ids.push({ id: request.id, at: request.expiresAt });
         }
+      }
+      return ids
+        .sort((a, b) => a.at - b.at)
+        .slice(0, limit)
+        .map((d) => d.id);
+    },
+
+    async escalationsDue(now, limit) {
+      assertOpen();
+      const ids: { id: string; at: number }[] = [];
+      for (const request of requests.values()) {
+        const at = escalationDueAt(request);
+        if (at !== undefined && at <= now) ids.push({ id: request.id, at });
       }
       return ids
         .sort((a, b) => a.at - b.at)

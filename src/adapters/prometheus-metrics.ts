@@ -60,6 +60,7 @@ const REDIS_OPERATIONS = new Set([
   "append",
   "list",
   "due",
+  "escalationsDue",
   "events",
   "waitForChange",
   "waitForEvents",

@@ -1,4 +1,5 @@
 import { WritError } from "../domain/errors.js";
+import { escalationDueAt } from "../domain/escalation.js";
 import { type DomainEvent, NO_REQUEST } from "../domain/events.js";
 import { type AccessRequest, isLive, REQUEST_STATUSES } from "../domain/request.js";
 import type { Logger } from "../ports/logger.js";
@@ -282,6 +283,15 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       : {}),
   });
 
+  /** The escalation index's score of a request, or "" when it is not in the index. */
+  const escalationArg = (request: AccessRequest) => {
+    const at = escalationDueAt(request);
+    if (at !== undefined && !Number.isFinite(at)) {
+      throw new TypeError("request escalation time must be finite");
+    }
+    return at === undefined ? "" : String(at);
+  };
+
   /** Index fields of a request, as the create and commit scripts take them. */
   const indexArgs = (request: AccessRequest) => [
     request.status,
@@ -290,6 +300,25 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     isLive(request.status) ? "1" : "0",
     String(request.expiresAt),
   ];
+
+  /** Members of a time index scored at or before `now`, earliest first. */
+  async function dueIn(
+    key: string,
+    operation: string,
+    now: number,
+    limit: number,
+  ): Promise<string[]> {
+    checkLimit(limit);
+    if (!Number.isFinite(now)) throw new TypeError("now must be finite");
+    return guard(operation, async () => {
+      const ids = await client.zRange(key, "-inf", String(now), {
+        BY: "SCORE",
+        LIMIT: { offset: 0, count: limit },
+      });
+      if (!Array.isArray(ids) || !ids.every((id) => typeof id === "string")) throw corrupt();
+      return ids as string[];
+    });
+  }
 
   const retention = createStreamRetention({
     client,
@@ -315,6 +344,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         keys.list,
         keys.listOf(request.status),
         keys.seq,
+        keys.escalations,
         ...eventListKeys(keys, events),
       ];
       const args = [
@@ -323,6 +353,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         String(request.version),
         ...indexArgs(request),
         timeDigits(request.createdAt),
+        escalationArg(request),
         ...eventScriptArgs(events),
       ];
       return guard("create", async () =>
@@ -347,6 +378,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         keys.request(next.id),
         keys.stream,
         keys.due,
+        keys.escalations,
         ...eventListKeys(keys, events),
       ];
       const args = [
@@ -356,6 +388,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         String(next.version),
         ...indexArgs(next),
         keys.statusListPrefix,
+        escalationArg(next),
         ...eventScriptArgs(events),
       ];
       return guard("commit", async () =>
@@ -388,17 +421,12 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       return readRequestPage(client, keys, query, (call) => guard("list", call));
     },
 
-    async due(now, limit) {
-      checkLimit(limit);
-      if (!Number.isFinite(now)) throw new TypeError("now must be finite");
-      return guard("due", async () => {
-        const ids = await client.zRange(keys.due, "-inf", String(now), {
-          BY: "SCORE",
-          LIMIT: { offset: 0, count: limit },
-        });
-        if (!Array.isArray(ids) || !ids.every((id) => typeof id === "string")) throw corrupt();
-        return ids as string[];
-      });
+    due(now, limit) {
+      return dueIn(keys.due, "due", now, limit);
+    },
+
+    escalationsDue(now, limit) {
+      return dueIn(keys.escalations, "escalationsDue", now, limit);
     },
 
     async events(query) {

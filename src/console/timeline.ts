@@ -210,6 +210,17 @@ export function timelineStep(event: RecordedEvent): TimelineStep {
       };
     case "request.cancelled":
       return { ...base, title: "Cancelled by the agent", tone: "warn", facts: [] };
+    case "request.escalated":
+      return {
+        ...base,
+        title: `Escalated to ${list(d.groups) ?? "?"}`,
+        tone: "warn",
+        facts: facts([
+          ["waited (s)", str(d.waited_seconds)],
+          ["escalate after (s)", str(d.after_seconds)],
+          ["approvals so far", str(d.approvals)],
+        ]),
+      };
     case "credential.revoked":
       return {
         ...base,

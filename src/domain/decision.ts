@@ -27,6 +27,19 @@ export interface Decision {
    * when no permit restricts it.
    */
   readonly awsSourceIps?: readonly (readonly string[])[];
+  /**
+   * Whom to notify if the request is still pending `afterSeconds` after it was
+   * created, always before its approval timeout. It adds people to tell, never
+   * people who may approve: only `requirements` say who counts. Absent when no
+   * determining permit escalates.
+   */
+  readonly escalation?: Escalation;
+}
+
+/** Escalation of a pending request: when (seconds after creation) and to which groups. */
+export interface Escalation {
+  readonly afterSeconds: number;
+  readonly groups: readonly string[];
 }
 
 /** Every group named by any requirement, in order, without repeats. */

@@ -10,6 +10,8 @@ export const EVENT_TYPES = [
   "approval.refused",
   // A reviewer opened a review form in a chat channel (Slack's deny modal); no state changes.
   "approval.form_opened",
+  // Still pending when the policy said to escalate: the escalation groups are told.
+  "request.escalated",
   "request.approved",
   "request.denied",
   "request.expired",

@@ -119,6 +119,11 @@ export interface AccessRequest extends RequestInput {
   readonly credential?: IssuedCredential;
   /** When the agent reported its action done (`POST /v1/requests/{id}/complete`). */
   readonly completedAt?: number;
+  /**
+   * When the request was escalated (`request.escalated`): still pending at the
+   * time its decision's escalation named. Set once, never cleared.
+   */
+  readonly escalatedAt?: number;
 }
 
 /** A new state and the events that record the change; committed together or not at all. */

@@ -186,6 +186,13 @@ export const DecisionView = z
     requirements: z.array(Requirement),
     ttl_seconds: z.number().int(),
     reason_required: z.boolean(),
+    escalation: z
+      .object({ after_seconds: z.number().int(), groups: z.array(z.string()) })
+      .optional()
+      .openapi({
+        description:
+          "Whom writ notifies if the request is still pending `after_seconds` after it was created. It never changes who may approve.",
+      }),
   })
   .openapi("Decision");
 
@@ -231,6 +238,10 @@ export const RequestView = z
       .string()
       .optional()
       .openapi({ description: "When the agent reported its action done." }),
+    escalated_at: z.string().optional().openapi({
+      description:
+        "When the request was escalated: still pending at the time its decision's escalation named.",
+    }),
     created_at: z.string(),
     updated_at: z.string(),
     expires_at: z.string(),

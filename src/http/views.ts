@@ -51,6 +51,14 @@ export function requestView(request: AccessRequest, viewer: Principal) {
       requirements: decision.requirements.map((r) => ({ groups: [...r.groups], quorum: r.quorum })),
       ttl_seconds: request.grantedTtlSeconds,
       reason_required: decision.reasonRequired,
+      ...(decision.escalation !== undefined
+        ? {
+            escalation: {
+              after_seconds: decision.escalation.afterSeconds,
+              groups: [...decision.escalation.groups],
+            },
+          }
+        : {}),
     },
     reviews: request.reviews.map((r) => ({
       reviewer: r.reviewerId,
@@ -71,6 +79,7 @@ export function requestView(request: AccessRequest, viewer: Principal) {
         }
       : {}),
     ...(request.completedAt !== undefined ? { completed_at: iso(request.completedAt) } : {}),
+    ...(request.escalatedAt !== undefined ? { escalated_at: iso(request.escalatedAt) } : {}),
     created_at: iso(request.createdAt),
     updated_at: iso(request.updatedAt),
     expires_at: iso(request.expiresAt),

@@ -59,6 +59,17 @@ export interface ReviewMessage {
   readonly deadline?: { readonly label: string; readonly at: number };
   /** What happened after the request was opened, oldest first. */
   readonly timeline: readonly TimelineEntry[];
+  /**
+   * Set once the request was escalated because nobody had decided it: the
+   * groups told then, when, and how long it had waited by then.
+   */
+  readonly escalation?: {
+    readonly groups: readonly string[];
+    readonly at: number;
+    readonly waitedSeconds: number;
+    /** One line, e.g. "Escalated to security-oncall after 10 minutes without a decision". */
+    readonly text: string;
+  };
 }
 
 export interface ContextEntry {
@@ -128,6 +139,8 @@ const HEADLINES: Record<RequestStatus, string> = {
 function headlineOf(request: AccessRequest, status: RequestStatus): string {
   const issued = request.credential !== undefined;
   switch (status) {
+    case "pending":
+      return request.escalatedAt !== undefined ? "Approval needed, escalated" : HEADLINES.pending;
     case "expired":
       if (issued) return "Credential expired unused";
       return request.status !== "pending" && unmetRequirements(request).length === 0
@@ -214,6 +227,21 @@ function who(actor: Actor): string {
   return actor.kind === "system" ? "writ" : actor.id;
 }
 
+/** A wait in words, to the minute: "45 seconds", "10 minutes", "2 hours 5 minutes". */
+export function waitText(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  const unit = (n: number, name: string) => `${n} ${name}${n === 1 ? "" : "s"}`;
+  if (s < 60) return unit(s, "second");
+  const minutes = Math.floor(s / 60);
+  if (minutes < 120) return unit(minutes, "minute");
+  const rest = minutes % 60;
+  return `${unit(Math.floor(minutes / 60), "hour")}${rest > 0 ? ` ${unit(rest, "minute")}` : ""}`;
+}
+
+function escalationText(groups: readonly string[], waitedSeconds: number): string {
+  return `Escalated to ${groups.join(", ") || "?"} after ${waitText(waitedSeconds)} without a decision`;
+}
+
 /** The line an event adds to a message, or undefined for events shown elsewhere. */
 function timelineText(event: TimelineEvent): string | undefined {
   const { data } = event;
@@ -234,6 +262,11 @@ function timelineText(event: TimelineEvent): string | undefined {
         : "Expired before enough approvals";
     case "request.cancelled":
       return "Cancelled by the agent";
+    case "request.escalated":
+      return escalationText(
+        Array.isArray(data.groups) ? data.groups.map(String) : [],
+        typeof data.waited_seconds === "number" ? data.waited_seconds : 0,
+      );
     case "credential.issued":
       return `Credential issued (${str(data.credential_type) ?? "?"}), expires ${str(data.expires_at) ?? "?"}`;
     case "credential.expired":
@@ -333,6 +366,22 @@ export function buildReviewMessage(
         };
   const headline = headlineOf(request, status);
   const deadlineLabel = STAGE_DEADLINES[status];
+  const escalated = request.decision.escalation;
+  const escalation =
+    request.escalatedAt === undefined || escalated === undefined
+      ? undefined
+      : {
+          groups: [...escalated.groups],
+          at: request.escalatedAt,
+          waitedSeconds: Math.floor((request.escalatedAt - request.createdAt) / 1000),
+          text: plain(
+            escalationText(
+              escalated.groups,
+              Math.floor((request.escalatedAt - request.createdAt) / 1000),
+            ),
+            LIMITS.text,
+          ),
+        };
   return {
     requestId: request.id,
     status,
@@ -374,5 +423,6 @@ export function buildReviewMessage(
       ? { deadline: { label: deadlineLabel, at: request.expiresAt } }
       : {}),
     timeline: timeline.slice(-LIMITS.timeline),
+    ...(escalation !== undefined ? { escalation } : {}),
   };
 }

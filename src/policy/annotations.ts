@@ -21,6 +21,20 @@ export interface PolicyTerms {
   readonly sensitiveFields: readonly string[];
   /** CIDRs an AWS credential may be used from (`@aws_source_ip`), when the policy sets them. */
   readonly awsSourceIps?: readonly string[];
+  /**
+   * Whom to notify, and when, if the request is still pending
+   * (`@escalate_after` with `@escalate_to`). Notifying only: it never changes
+   * who may approve.
+   */
+  readonly escalation?: EscalationTerms;
+}
+
+/** Escalation of a request nobody answered: when, and to whom. */
+export interface EscalationTerms {
+  /** Seconds after the request was created. */
+  readonly afterSeconds: number;
+  /** Groups whose destinations get the approval prompt then. */
+  readonly groups: readonly string[];
 }
 
 /** Largest quorum a policy may ask for; more is almost certainly a typo. */
@@ -35,6 +49,8 @@ const TERM_ANNOTATIONS = [
   "reason",
   "sensitive",
   "aws_source_ip",
+  "escalate_after",
+  "escalate_to",
 ] as const;
 
 /**
@@ -113,6 +129,7 @@ export function readPolicyTerms(
   const reasonRequired = readReason(annotations, problems);
   const sensitiveFields = readNameList(annotations, "sensitive", problems);
   const awsSourceIps = readCidrList(annotations, "aws_source_ip", problems);
+  const escalation = readEscalation(annotations, approvers, approvalTimeoutSeconds, problems);
 
   if (problems.length > 0) return { ok: false, problems };
   return {
@@ -125,8 +142,53 @@ export function readPolicyTerms(
       reasonRequired,
       sensitiveFields,
       ...(awsSourceIps !== undefined ? { awsSourceIps } : {}),
+      ...(escalation !== undefined ? { escalation } : {}),
     },
   };
+}
+
+/**
+ * `@escalate_after` and `@escalate_to`, which make sense only together and
+ * only where something waits for approval. An escalation at or after the
+ * policy's own approval timeout could never happen: the request would have
+ * expired first.
+ */
+function readEscalation(
+  annotations: RawAnnotations,
+  approvers: readonly string[],
+  approvalTimeoutSeconds: number | undefined,
+  problems: string[],
+): EscalationTerms | undefined {
+  const hasAfter = Object.hasOwn(annotations, "escalate_after");
+  const hasTo = Object.hasOwn(annotations, "escalate_to");
+  if (!hasAfter && !hasTo) return undefined;
+  const count = problems.length;
+  const afterSeconds = readPositiveInteger(annotations, "escalate_after", problems);
+  const groups = readNameList(annotations, "escalate_to", problems);
+  if (hasAfter !== hasTo) {
+    problems.push(
+      hasAfter
+        ? "@escalate_after needs @escalate_to naming the groups to notify"
+        : "@escalate_to needs @escalate_after saying when, in seconds",
+    );
+  }
+  if (approvers.length === 0) {
+    problems.push(
+      "@escalate_after and @escalate_to need @approvers: without them nothing waits for approval",
+    );
+  }
+  if (
+    afterSeconds !== undefined &&
+    approvalTimeoutSeconds !== undefined &&
+    afterSeconds >= approvalTimeoutSeconds
+  ) {
+    problems.push(
+      `@escalate_after must be less than @approval_timeout ("${approvalTimeoutSeconds}"), ` +
+        `got "${afterSeconds}": the request would expire first`,
+    );
+  }
+  if (problems.length > count || afterSeconds === undefined) return undefined;
+  return { afterSeconds, groups };
 }
 
 /** At most this many networks in one `@aws_source_ip`: each one grows the session policy. */

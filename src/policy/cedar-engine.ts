@@ -134,7 +134,10 @@ export async function createCedarPolicyEngine(
   // slot in force is never written to, so a request sees the old set or the new one.
   engineCount += 1;
   const slots = [`writ-policies-${engineCount}-a`, `writ-policies-${engineCount}-b`] as const;
-  let active: ActiveSet = install(slots[0], await loadPolicySet(options.dir));
+  let active: ActiveSet = install(
+    slots[0],
+    checkEscalations(await loadPolicySet(options.dir), defaults),
+  );
   let queue: Promise<void> = Promise.resolve();
   let watcher: DirectoryWatch | undefined;
 
@@ -182,10 +185,13 @@ export async function createCedarPolicyEngine(
   function reload(): Promise<void> {
     // Serialised: the last reload to start reads the directory last and wins.
     const next = queue.then(async () => {
-      const set = await loadPolicySet(options.dir, {
-        inForce: active.set,
-        settle: () => delay(debounceMs, undefined, { ref: false }),
-      });
+      const set = checkEscalations(
+        await loadPolicySet(options.dir, {
+          inForce: active.set,
+          settle: () => delay(debounceMs, undefined, { ref: false }),
+        }),
+        defaults,
+      );
       const slot = active.slot === slots[0] ? slots[1] : slots[0];
       active = install(slot, set);
       options.onReload?.({ policyIds: sortedIds(set), files: set.files });
@@ -307,6 +313,33 @@ function frozenCopy<T>(value: T): T {
 
 function sortedIds(set: LoadedPolicySet): string[] {
   return [...set.policies.keys()].sort();
+}
+
+/**
+ * Refuses a set in which a permit escalates at or after the approval timeout
+ * it would get from the server's default (it sets none of its own): its
+ * requests would expire before anyone was told. A policy's own timeout is
+ * checked with its annotations; a shorter one from another permit can only be
+ * met when a request is decided, and that decision drops the escalation.
+ */
+function checkEscalations(set: LoadedPolicySet, defaults: PolicyDefaults): LoadedPolicySet {
+  const problems = [...set.policies.values()].flatMap((policy) => {
+    const { escalation, approvalTimeoutSeconds } = policy.terms;
+    if (escalation === undefined || approvalTimeoutSeconds !== undefined) return [];
+    if (escalation.afterSeconds < defaults.approvalTimeoutSeconds) return [];
+    return [
+      {
+        file: policy.file,
+        policyId: policy.id,
+        message:
+          `@escalate_after must be less than the default approval timeout ` +
+          `(${defaults.approvalTimeoutSeconds} s), got "${escalation.afterSeconds}": ` +
+          "the request would expire first; lower it or give the policy a longer @approval_timeout",
+      },
+    ];
+  });
+  if (problems.length > 0) throw new PolicyLoadError(problems);
+  return set;
 }
 
 function checkDefaults(defaults: PolicyDefaults): void {

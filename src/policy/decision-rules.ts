@@ -1,4 +1,4 @@
-import type { ApprovalRequirement, Decision } from "../domain/decision.js";
+import type { ApprovalRequirement, Decision, Escalation } from "../domain/decision.js";
 import type { LoadedPolicy } from "./policy-set.js";
 
 /** Terms that apply when no determining policy sets its own. */
@@ -55,8 +55,9 @@ export function denyDecision(
  * 3. nothing permits: deny, naming nothing;
  * 4. otherwise the satisfied permits decide, and the strictest wins: `approve` if
  *    any names approvers (one requirement each), the smallest TTL and approval
- *    timeout, a reason if any asks for one, the union of sensitive fields, and
- *    every permit's `@aws_source_ip` list (each must hold).
+ *    timeout, a reason if any asks for one, the union of sensitive fields,
+ *    every permit's `@aws_source_ip` list (each must hold), and the earliest
+ *    escalation to the union of the escalation groups.
  */
 export function combineDecision(
   outcome: CedarOutcome,
@@ -83,6 +84,11 @@ export function combineDecision(
   const awsSourceIps = permits.flatMap((policy) =>
     policy.terms.awsSourceIps === undefined ? [] : [policy.terms.awsSourceIps],
   );
+  const approvalTimeoutSeconds = smallest(
+    permits.map((policy) => policy.terms.approvalTimeoutSeconds),
+    defaults.approvalTimeoutSeconds,
+  );
+  const escalation = combineEscalations(permits, approvalTimeoutSeconds);
   return {
     effect: requirements.length > 0 ? "approve" : "allow",
     policies: ids(permits),
@@ -91,14 +97,31 @@ export function combineDecision(
       permits.map((policy) => policy.terms.ttlSeconds),
       defaults.ttlSeconds,
     ),
-    approvalTimeoutSeconds: smallest(
-      permits.map((policy) => policy.terms.approvalTimeoutSeconds),
-      defaults.approvalTimeoutSeconds,
-    ),
+    approvalTimeoutSeconds,
     reasonRequired: permits.some((policy) => policy.terms.reasonRequired),
     sensitiveFields: [...new Set(permits.flatMap((policy) => policy.terms.sensitiveFields))].sort(),
     ...(awsSourceIps.length > 0 ? { awsSourceIps } : {}),
+    ...(escalation !== undefined ? { escalation } : {}),
   };
+}
+
+/**
+ * The strictest escalation the permits ask for: the earliest time any of them
+ * names, to every group any of them names, so no permit's escalation group is
+ * left untold or told later than it asked. One that would come at or after
+ * the approval timeout is dropped: the request has expired by then.
+ */
+function combineEscalations(
+  permits: readonly LoadedPolicy[],
+  approvalTimeoutSeconds: number,
+): Escalation | undefined {
+  const asked = permits.flatMap((policy) =>
+    policy.terms.escalation === undefined ? [] : [policy.terms.escalation],
+  );
+  if (asked.length === 0) return undefined;
+  const afterSeconds = Math.min(...asked.map((e) => e.afterSeconds));
+  if (afterSeconds >= approvalTimeoutSeconds) return undefined;
+  return { afterSeconds, groups: [...new Set(asked.flatMap((e) => e.groups))].sort(compare) };
 }
 
 /**

@@ -69,6 +69,9 @@ const testCaseSchema = z.strictObject({
   expect_approval_timeout_seconds: z.int().positive().optional(),
   expect_reason_required: z.boolean().optional(),
   expect_sensitive: z.array(name).optional(),
+  /** 0 when the decision escalates nothing. */
+  expect_escalate_after_seconds: z.int().min(0).optional(),
+  expect_escalate_to: z.array(name).optional(),
 });
 
 const testFileSchema = z.strictObject({
@@ -195,6 +198,16 @@ function compareCase(
       String(decision.reasonRequired),
     ],
     ["sensitive", expectedSetText(testCase.expect_sensitive), setText(decision.sensitiveFields)],
+    [
+      "escalate_after_seconds",
+      numberText(testCase.expect_escalate_after_seconds),
+      String(decision.escalation?.afterSeconds ?? 0),
+    ],
+    [
+      "escalate_to",
+      expectedSetText(testCase.expect_escalate_to),
+      setText(decision.escalation?.groups ?? []),
+    ],
   ];
   const failing = checks.filter(
     ([, expected, actual]) => expected !== undefined && expected !== actual,

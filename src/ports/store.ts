@@ -142,6 +142,13 @@ export interface RequestStore {
   /** Ids of live requests whose `expiresAt` is at or before `now`, oldest first. */
   due(now: number, limit: number): Promise<readonly string[]>;
   /**
+   * Ids of requests whose escalation time (`escalationDueAt`: pending, with an
+   * escalation, not yet escalated) is at or before `now`, earliest first. The
+   * index is kept by `create` and `commit` in the same atomic step as the
+   * request: a request leaves it once it is escalated or leaves `pending`.
+   */
+  escalationsDue(now: number, limit: number): Promise<readonly string[]>;
+  /**
    * Recorded events in stream order. Filters by type or time are applied
    * while reading: without `after`, such a read starts at the oldest event
    * and costs every event it passes over, so on a long stream it can take

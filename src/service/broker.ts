@@ -7,6 +7,7 @@ import { complete } from "./complete-request.js";
 import { consumeToken } from "./consume-token.js";
 import { createRequest } from "./create-request.js";
 import type { BrokerDeps } from "./deps.js";
+import { escalateDue } from "./escalate-requests.js";
 import { expireDue } from "./expire-requests.js";
 import { oneAtATime } from "./one-at-a-time.js";
 import {
@@ -49,6 +50,7 @@ export function createBroker(deps: BrokerDeps) {
       collects.run(id, () => collectCredential(deps, agent, id)),
     consume: (server: ResourceServer, token: string) => consumeToken(deps, server, token),
     expireDue: (batch?: number) => expireDue(deps, batch),
+    escalateDue: (batch?: number) => escalateDue(deps, batch),
   };
 }
 

@@ -585,6 +585,73 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
       });
     });
 
+    describe("escalationsDue", () => {
+      /** A pending request whose decision escalates `afterSeconds` after T0. */
+      const escalating = (afterSeconds: number, overrides: Partial<AccessRequest> = {}) => {
+        const base = sampleRequest();
+        return created({
+          decision: {
+            ...base.decision,
+            escalation: { afterSeconds, groups: ["security-oncall"] },
+          },
+          ...overrides,
+        });
+      };
+
+      it("names pending requests at or past their escalation time, earliest first", async () => {
+        const later = await escalating(600);
+        const sooner = await escalating(300);
+        const atNow = await escalating(900);
+        await escalating(901);
+        // No escalation, not pending, or escalated already: never due.
+        await created();
+        await escalating(60, { status: "approved" });
+        await escalating(60, { status: "denied" });
+        await escalating(60, { escalatedAt: T0 + 60_000 });
+        const now = T0 + 900_000;
+        expect(await store.escalationsDue(now, 10)).toEqual([sooner.id, later.id, atNow.id]);
+        expect(await store.escalationsDue(now, 1)).toEqual([sooner.id]);
+        expect(await store.escalationsDue(T0 + 299_999, 10)).toEqual([]);
+      });
+
+      it("follows commits: an escalated or decided request is no longer due", async () => {
+        const a = await escalating(300);
+        const b = await escalating(300);
+        const c = await escalating(300);
+        const now = T0 + 300_000;
+        expect(new Set(await store.escalationsDue(now, 10))).toEqual(new Set([a.id, b.id, c.id]));
+        const escalated = { ...a, version: 2, escalatedAt: now };
+        expect(
+          (await store.commit(escalated, 1, [sampleEvent(a.id, "request.escalated")])).ok,
+        ).toBe(true);
+        await commitStatus(b, "approved", "request.approved");
+        // A change that keeps it pending and unescalated (an approval short of quorum) keeps it due.
+        expect((await store.commit({ ...c, version: 2 }, 1, [])).ok).toBe(true);
+        expect(await store.escalationsDue(now, 10)).toEqual([c.id]);
+      });
+
+      it("lets exactly one of two concurrent escalations from one version record it", async () => {
+        const request = await escalating(300);
+        const now = T0 + 300_000;
+        const results = await Promise.all(
+          [1, 2].map((n) =>
+            store.commit({ ...request, version: 2, escalatedAt: now + n }, 1, [
+              sampleEvent(request.id, "request.escalated", { n }),
+            ]),
+          ),
+        );
+        expect(results.filter((r) => r.ok)).toHaveLength(1);
+        const recorded = await store.events({
+          requestId: request.id,
+          type: "request.escalated",
+          limit: 10,
+        });
+        expect(recorded).toHaveLength(1);
+        expect((await store.get(request.id))?.escalatedAt).toBe(now + Number(recorded[0]?.data.n));
+        expect(await store.escalationsDue(now + 10, 10)).toEqual([]);
+      });
+    });
+
     describe("waitForChange", () => {
       /** Tracks whether a promise has settled. */
       function track(promise: Promise<void>) {

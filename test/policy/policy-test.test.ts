@@ -26,6 +26,44 @@ async function suite(cases: unknown, policy = POLICY): Promise<string> {
 }
 
 describe("runPolicyTests", () => {
+  it("checks the escalation a decision carries", async () => {
+    const dir = await suite(
+      {
+        cases: [
+          {
+            name: "escalates to security after ten minutes",
+            principal,
+            action: "db:export",
+            resource: "db://x",
+            expect: "approve",
+            expect_escalate_after_seconds: 600,
+            expect_escalate_to: ["security"],
+          },
+          {
+            name: "wrongly expects no escalation",
+            principal,
+            action: "db:export",
+            resource: "db://x",
+            expect: "approve",
+            expect_escalate_after_seconds: 0,
+            expect_escalate_to: [],
+          },
+        ],
+      },
+      `@id("export") @approvers("owners") @escalate_after("600") @escalate_to("security")
+permit(principal, action == Action::"db:export", resource);`,
+    );
+    const result = await runPolicyTests({ policiesDir: dir });
+    expect(result.passed).toBe(1);
+    expect(result.failed).toEqual([
+      expect.objectContaining({
+        name: "wrongly expects no escalation",
+        expected: "escalate_after_seconds 0; escalate_to []",
+        actual: "escalate_after_seconds 600; escalate_to [security]",
+      }),
+    ]);
+  });
+
   it("passes every shipped demo case", async () => {
     const result = await runPolicyTests({ policiesDir: DEMO_POLICIES_DIR });
     expect(result.failed).toEqual([]);

@@ -25,6 +25,8 @@ export interface KeyLayout {
   readonly statusListPrefix: string;
   /** `{writ}:due`: live requests scored by `expiresAt`. */
   readonly due: string;
+  /** `{writ}:escalate`: requests whose escalation is still to come, scored by its time. */
+  readonly escalations: string;
   /** `{writ}:seq`: the creation counter that orders requests created in the same millisecond. */
   readonly seq: string;
   /** The event stream. */
@@ -74,6 +76,7 @@ export function keyLayout(prefix: string, streamKey: string | undefined): KeyLay
     listOf: (status) => statusKeys.get(status) as string,
     statusListPrefix,
     due: `${base}:due`,
+    escalations: `${base}:escalate`,
     seq: `${base}:seq`,
     stream,
     followers: `${base}:followers`,

@@ -15,7 +15,7 @@ import { EVENT_ARGS } from "./codec.js";
  */
 
 /** Fixed arguments before the events in the create script. */
-const HEAD_ARGS = 9;
+const HEAD_ARGS = 10;
 
 /**
  * Records the events in ARGV from `first_arg` on, five arguments each: first
@@ -85,15 +85,16 @@ end
 `;
 
 /**
- * KEYS: request, stream, due, list, list of its status, creation counter, then
- * the event-id list of each event that belongs to a request. ARGV: id, json,
- * version, status, agent, action, live (1/0), expires-at, created-at digits,
- * then the events. Replies `{0}` if the id exists, else `{1, event ids...}`.
+ * KEYS: request, stream, due, list, list of its status, creation counter,
+ * escalation index, then the event-id list of each event that belongs to a
+ * request. ARGV: id, json, version, status, agent, action, live (1/0),
+ * expires-at, created-at digits, escalation time ("" for none), then the
+ * events. Replies `{0}` if the id exists, else `{1, event ids...}`.
  */
 const CREATE_LUA = `#!lua
 ${RECORD}
-local bad = check_events(7, ${HEAD_ARGS + 1},
-  {"hash", "stream", "zset", "zset", "zset", "string"})
+local bad = check_events(8, ${HEAD_ARGS + 1},
+  {"hash", "stream", "zset", "zset", "zset", "string", "zset"})
 if bad then return bad end
 if redis.call("EXISTS", KEYS[1]) == 1 then return {0} end
 -- Read and written back rather than INCR, so that the stream takes the first
@@ -113,7 +114,8 @@ redis.call("HSET", KEYS[1], "d", ARGV[2], "v", ARGV[3], "s", ARGV[4], "a", ARGV[
 redis.call("ZADD", KEYS[4], 0, member)
 redis.call("ZADD", KEYS[5], 0, member)
 if ARGV[7] == "1" then redis.call("ZADD", KEYS[3], ARGV[8], ARGV[1]) end
-return link_events(7, ${HEAD_ARGS + 1}, ids, 1)
+if ARGV[10] ~= "" then redis.call("ZADD", KEYS[7], ARGV[10], ARGV[1]) end
+return link_events(8, ${HEAD_ARGS + 1}, ids, 1)
 `;
 
 const STATUS_SET = `{ ${REQUEST_STATUSES.map((s) => `["${s}"] = true`).join(", ")} }`;
@@ -121,10 +123,10 @@ const STATUS_SET = `{ ${REQUEST_STATUSES.map((s) => `["${s}"] = true`).join(", "
 const COMMIT_HEAD_ARGS = HEAD_ARGS + 1;
 
 /**
- * KEYS: request, stream, due, then the event-id list of each event that
- * belongs to a request. ARGV: id, expected version, json, new version, status,
- * agent, action, live (1/0), expires-at, the status lists' key prefix, then
- * the events. Replies `{0}` when the stored version is not the expected one
+ * KEYS: request, stream, due, escalation index, then the event-id list of each
+ * event that belongs to a request. ARGV: id, expected version, json, new
+ * version, status, agent, action, live (1/0), expires-at, the status lists'
+ * key prefix, escalation time ("" for none), then the events. Replies `{0}` when the stored version is not the expected one
  * (or the request does not exist), writing nothing; else `{1, event ids...}`.
  *
  * The list of the stored status is known only once the script has read the
@@ -135,7 +137,7 @@ const COMMIT_HEAD_ARGS = HEAD_ARGS + 1;
 const COMMIT_LUA = `#!lua
 ${RECORD}
 local STATUS = ${STATUS_SET}
-local bad = check_events(4, ${COMMIT_HEAD_ARGS + 1}, {"hash", "stream", "zset"})
+local bad = check_events(5, ${COMMIT_HEAD_ARGS + 1}, {"hash", "stream", "zset", "zset"})
 if bad then return bad end
 local current = redis.call("HMGET", KEYS[1], "v", "s", "m")
 if current[1] ~= ARGV[2] then return {0} end
@@ -162,7 +164,12 @@ if ARGV[8] == "1" then
 else
   redis.call("ZREM", KEYS[3], ARGV[1])
 end
-return link_events(4, ${COMMIT_HEAD_ARGS + 1}, ids, 1)
+if ARGV[11] ~= "" then
+  redis.call("ZADD", KEYS[4], ARGV[11], ARGV[1])
+else
+  redis.call("ZREM", KEYS[4], ARGV[1])
+end
+return link_events(5, ${COMMIT_HEAD_ARGS + 1}, ids, 1)
 `;
 
 /**

@@ -171,6 +171,22 @@ export function approvalMessage(
       ),
     },
   });
+  // A new prompt to the escalation groups has no timeline yet: say why it came.
+  if (
+    message.escalation !== undefined &&
+    !message.timeline.some((t) => t.type === "request.escalated")
+  ) {
+    blocks.push({
+      type: "section",
+      text: {
+        type: "mrkdwn",
+        text: clip(
+          `:rotating_light: ${e(message.escalation.text)} (${slackDate(message.escalation.at)})`,
+          3000,
+        ),
+      },
+    });
+  }
   if (message.timeline.length > 0) {
     blocks.push({
       type: "section",

@@ -204,8 +204,12 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
     };
   }
 
-  /** Every place the approval message goes, keyed so a retry skips those done. */
-  function destinations(request: AccessRequest): Map<string, string> {
+  /**
+   * Every place the approval message goes for `groups` (the approver groups,
+   * or the escalation groups), keyed so a retry, or an escalation to a place
+   * already prompted, skips those done.
+   */
+  function destinations(request: AccessRequest, groups: readonly string[]): Map<string, string> {
     const out = new Map<string, string>();
     // Rule 2 reaches notifications too: those who may not approve are not asked to,
     // on any Slack account writ links to them (person ids compared as samePerson).
@@ -214,7 +218,7 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
         .filter((id): id is string => id !== undefined)
         .flatMap((id) => directory.slackUsersOf(id)),
     );
-    for (const group of approverGroups(request.decision)) {
+    for (const group of groups) {
       const route =
         options.routing[group] ??
         (options.defaultChannel !== undefined ? { channel: options.defaultChannel } : { dm: true });
@@ -229,8 +233,15 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
     return out;
   }
 
-  async function postApproval(
+  /**
+   * Posts the approval message to each of `targets` not prompted (or given up
+   * on) already, saving each copy as it is posted, so that a failure after
+   * that point never posts it twice and later events update it. Returns the
+   * copies posted before, with those this call posted, and the keys it posted.
+   */
+  async function postCopies(
     request: AccessRequest,
+    targets: ReadonlyMap<string, string>,
     facts: Readonly<Record<string, string>>,
     signal: AbortSignal,
   ) {
@@ -239,7 +250,7 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
       options.render,
     );
     const posted = parsePosted(facts);
-    const targets = destinations(request);
+    const fresh = new Set<string>();
     const calls = fanout(request.id, signal);
     for (const [key, channel] of targets) {
       if (posted.has(key) || facts[`${DEAD}${key}`] !== undefined) continue;
@@ -256,10 +267,20 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
       });
       if (result === undefined) continue;
       posted.set(key, result);
-      // Saved one by one: a failure after this point never posts this copy twice.
+      fresh.add(key);
       await state.saveFacts(SLACK_SCOPE, request.id, { [`msg:${key}`]: JSON.stringify(result) });
     }
     calls.finish();
+    return { posted, fresh };
+  }
+
+  async function postApproval(
+    request: AccessRequest,
+    facts: Readonly<Record<string, string>>,
+    signal: AbortSignal,
+  ) {
+    const targets = destinations(request, approverGroups(request.decision));
+    const { posted } = await postCopies(request, targets, facts, signal);
     // Once every destination was reached or refused for good, so the count is
     // final; also when a retry posted nothing new, as the record may be what failed.
     const reached = [...targets.keys()].filter((key) => posted.has(key));
@@ -282,16 +303,43 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
     }
   }
 
+  /**
+   * Posts the approval message, which now says it was escalated and how long
+   * the request has waited, to the escalation groups' destinations that were
+   * not prompted already. Escalation tells more people; whether their
+   * approval counts is the policy's `@approvers` alone. Returns the keys of
+   * the copies this call posted.
+   */
+  async function postEscalation(
+    request: AccessRequest,
+    facts: Readonly<Record<string, string>>,
+    signal: AbortSignal,
+  ): Promise<Set<string>> {
+    const groups = request.decision.escalation?.groups ?? [];
+    const { fresh } = await postCopies(request, destinations(request, groups), facts, signal);
+    return fresh;
+  }
+
   return {
     name: SLACK_SCOPE,
     wants: (event) => !NOTIFICATION_SILENT_TYPES.has(event.type),
     async deliver(event, signal) {
       const request = await store.get(event.requestId);
       if (request === undefined || request.decision.effect !== "approve") return;
-      const facts = await state.facts(SLACK_SCOPE, request.id);
+      let facts = await state.facts(SLACK_SCOPE, request.id);
       if (event.type === "request.decided") {
         await postApproval(request, facts, signal);
         return;
+      }
+      // A request decided before its escalation was delivered prompts nobody new.
+      let fresh = new Set<string>();
+      if (
+        event.type === "request.escalated" &&
+        request.status === "pending" &&
+        clock.now() < request.expiresAt
+      ) {
+        fresh = await postEscalation(request, facts, signal);
+        if (fresh.size > 0) facts = await state.facts(SLACK_SCOPE, request.id);
       }
       // A request Slack never prompted for (on a worker's first start, events
       // older than its window are skipped) gets no updates and no owner DM.
@@ -314,6 +362,8 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
       const rendered = approvalMessage(message, options.render);
       const calls = fanout(request.id, signal);
       for (const [key, copy] of posted) {
+        // Just posted with the escalation on it: nothing to update.
+        if (fresh.has(key)) continue;
         await calls.reach(key, () =>
           client.chat.update({
             channel: copy.channel,

@@ -58,6 +58,9 @@ export function teamsCard(message: ReviewMessage, approvalUrl: string): object {
     ...(message.deadline !== undefined
       ? [{ title: message.deadline.label, value: new Date(message.deadline.at).toISOString() }]
       : []),
+    ...(message.escalation !== undefined
+      ? [{ title: "Escalated", value: e(message.escalation.text) }]
+      : []),
   ];
   const context = message.context.map((entry) => ({
     title: e(entry.name),

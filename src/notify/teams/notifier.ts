@@ -29,13 +29,15 @@ export interface TeamsNotifierOptions {
 export const TEAMS_SCOPE = "teams";
 
 /**
- * The events that get a card: a request needing approval, and its outcome.
+ * The events that get a card: a request needing approval, its escalation
+ * (the card asks again, saying how long it has waited), and its outcome.
  * A cancelled request is an outcome too: without its card, the approval card
  * would ask reviewers to act on a request that no longer exists.
  */
 function cardWorthy(event: RecordedEvent): boolean {
   return (
     (event.type === "request.decided" && event.data.effect === "approve") ||
+    event.type === "request.escalated" ||
     event.type === "request.approved" ||
     event.type === "request.denied" ||
     event.type === "request.cancelled" ||
@@ -79,6 +81,8 @@ export function createTeamsNotifier(options: TeamsNotifierOptions): DeliveryChan
     async deliver(event, signal) {
       const request = await store.get(event.requestId);
       if (request === undefined || request.decision.effect !== "approve") return;
+      // Decided before the escalation was delivered: there is nobody left to ask.
+      if (event.type === "request.escalated" && request.status !== "pending") return;
       const facts = await state.facts(TEAMS_SCOPE, request.id);
       const key = `sent:${event.id}`;
       if (facts[key] === undefined) {

@@ -41,6 +41,12 @@ export function webhookPayload(event: RecordedEvent, message: ReviewMessage | un
               approved: r.approvals,
             })),
             expires_at: new Date(message.expiresAt).toISOString(),
+            ...(message.escalation !== undefined
+              ? {
+                  escalated_at: new Date(message.escalation.at).toISOString(),
+                  escalated_to: [...message.escalation.groups],
+                }
+              : {}),
           },
         }
       : {}),

@@ -1,0 +1,301 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import {
+  connectRedis,
+  createRedisStore,
+  type RedisStoreClient,
+} from "../../src/adapters/redis-store.js";
+import { silentLogger } from "../../src/ports/logger.js";
+import { ConsoleClient } from "../console/console-client.js";
+import { tempPolicies } from "../policy/temp-policies.js";
+import {
+  allEvents,
+  approveAs,
+  CUSTOMERS_EXPORT,
+  createRequest,
+  keyOf,
+  readRequest,
+} from "../support/api.js";
+import { type FakeSlack, type SlackCall, startFakeSlack } from "../support/fake-slack.js";
+import { ManualClock, startTestWrit, type TestWrit } from "../support/harness.js";
+import { type RecordingServer, startRecordingServer } from "../support/recording-server.js";
+import { type RedisServer, startRedisServer } from "../support/redis.js";
+import { slackSettings, TEST_SLACK_BOT_TOKEN, TEST_SLACK_CHANNEL } from "../support/slack-app.js";
+
+// Escalation of requests nobody answers: still pending 600 s after it was
+// asked, the export is brought to the security group as well. The sweep is
+// run by hand and time moves only on the manual clock.
+
+const EXPORT_POLICY = `
+@id("customers-export")
+@approvers("data-owners")
+@quorum("2")
+@approval_timeout("900")
+@escalate_after("600")
+@escalate_to("security")
+permit (principal, action == Action::"db:export", resource == Resource::"db://prod/customers");
+`;
+
+const SECURITY_CHANNEL = "C0SECURITY";
+
+let policies: Awaited<ReturnType<typeof tempPolicies>>;
+
+beforeAll(async () => {
+  policies = await tempPolicies({ "export.cedar": EXPORT_POLICY });
+});
+
+afterAll(async () => {
+  await policies?.remove();
+});
+
+const about = (id: string) => (c: SlackCall) => JSON.stringify(c.args).includes(id);
+const blocksOf = (c: SlackCall) => JSON.stringify(c.args.blocks);
+
+describe("escalation to Slack, on the embedded store", () => {
+  let slack: FakeSlack;
+  let t: TestWrit;
+
+  async function start(routing: Record<string, unknown>) {
+    t = await startTestWrit({
+      slack: slackSettings(slack, { routing }),
+      notifications: { retry: { initial_ms: 2, max_ms: 40 } },
+      policies: { dir: policies.dir, watch: false },
+    });
+  }
+
+  beforeEach(async () => {
+    slack = await startFakeSlack(TEST_SLACK_BOT_TOKEN);
+  });
+
+  afterEach(async () => {
+    await t?.close();
+    await slack.close();
+  });
+
+  const postsTo = (channel: string, id: string) =>
+    slack.accepted("chat.postMessage").filter((c) => c.args.channel === channel && about(id)(c));
+
+  it("prompts the escalation group's channel once the request has waited, and not before", async () => {
+    await start({ security: { channel: SECURITY_CHANNEL } });
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    await slack.waitFor("chat.postMessage", (c) => c.args.channel === TEST_SLACK_CHANNEL);
+    await approveAs(t, "bob", id);
+
+    t.clock.advance(599);
+    expect(await t.writ.broker.escalateDue()).toBe(0);
+    expect(await allEvents(t, { request_id: id, type: "request.escalated" })).toEqual([]);
+    expect((await readRequest(t, id)) as unknown as Record<string, unknown>).not.toHaveProperty(
+      "escalated_at",
+    );
+
+    t.clock.advance(1);
+    expect(await t.writ.broker.escalateDue()).toBe(1);
+    const prompt = await slack.waitFor(
+      "chat.postMessage",
+      (c) => c.args.channel === SECURITY_CHANNEL && about(id)(c),
+    );
+    const blocks = blocksOf(prompt);
+    expect(blocks).toContain("Approval needed, escalated: db:export");
+    expect(blocks).toContain("Escalated to security after 10 minutes without a decision");
+    // The escalation group is asked with the same buttons; the approval so far shows.
+    expect(blocks).toContain("writ_approve");
+    expect(blocks).toContain("1/2 from data-owners");
+    expect(String(prompt.args.text)).toMatch(/^Approval needed, escalated: /);
+
+    // Recorded exactly once, and shown by the API.
+    const escalated = await allEvents(t, { request_id: id, type: "request.escalated" });
+    expect(escalated).toHaveLength(1);
+    expect(escalated[0]?.actor).toEqual({ kind: "system", id: "writ" });
+    expect(escalated[0]?.data).toEqual({
+      groups: ["security"],
+      after_seconds: 600,
+      waited_seconds: 600,
+      approvals: 1,
+    });
+    const view = (await readRequest(t, id)) as unknown as Record<string, unknown>;
+    expect(view.escalated_at).toBe(new Date(t.clock.now()).toISOString());
+    expect(view.status).toBe("pending");
+    expect((view.decision as Record<string, unknown>).escalation).toEqual({
+      after_seconds: 600,
+      groups: ["security"],
+    });
+    t.clock.advance(60);
+    expect(await t.writ.broker.escalateDue()).toBe(0);
+
+    // The first prompt is updated in place, never posted again.
+    await slack.waitFor(
+      "chat.update",
+      (c) => c.args.channel === TEST_SLACK_CHANNEL && blocksOf(c).includes("Escalated to security"),
+    );
+    expect(postsTo(TEST_SLACK_CHANNEL, id)).toHaveLength(1);
+
+    // Escalation notifies: carol (data-owners and security) approves as a data
+    // owner; the escalation channel's copy follows the outcome.
+    await approveAs(t, "carol", id);
+    await slack.waitFor(
+      "chat.update",
+      (c) => c.args.channel === SECURITY_CHANNEL && blocksOf(c).includes("Approved"),
+    );
+    expect(postsTo(SECURITY_CHANNEL, id)).toHaveLength(1);
+
+    const dana = new ConsoleClient(t);
+    expect((await dana.signIn(keyOf(t, "dana"))).status).toBe(303);
+    const html = await (await dana.get(`/console/requests/${id}`)).text();
+    expect(html).toContain("Escalated to security");
+  });
+
+  it("escalates nothing once the request is decided", async () => {
+    await start({ security: { channel: SECURITY_CHANNEL } });
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    await approveAs(t, "bob", id);
+    await approveAs(t, "carol", id);
+    t.clock.advance(601);
+    expect(await t.writ.broker.escalateDue()).toBe(0);
+    expect(await allEvents(t, { request_id: id, type: "request.escalated" })).toEqual([]);
+    // What the worker still delivers for this request (the approval) reaches the
+    // first channel only.
+    await slack.waitFor(
+      "chat.update",
+      (c) => c.args.channel === TEST_SLACK_CHANNEL && blocksOf(c).includes("Approved"),
+    );
+    expect(postsTo(SECURITY_CHANNEL, id)).toEqual([]);
+  });
+
+  it("expires rather than escalates a request past its approval deadline", async () => {
+    await start({ security: { channel: SECURITY_CHANNEL } });
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    t.clock.advance(900);
+    expect(await t.writ.broker.escalateDue()).toBe(0);
+    expect((await readRequest(t, id)).status).toBe("expired");
+    expect(await allEvents(t, { request_id: id, type: "request.escalated" })).toEqual([]);
+  });
+
+  it("does not prompt again a reviewer the first prompt already reached", async () => {
+    // Both groups by direct message: carol, in both, was asked as a data owner.
+    await start({ "data-owners": { dm: true }, security: { dm: true } });
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    await slack.waitFor("chat.postMessage", (c) => c.args.channel === "U0WRITCAROL");
+    await expect.poll(() => slack.accepted("chat.postMessage").filter(about(id)).length).toBe(2);
+    t.clock.advance(600);
+    expect(await t.writ.broker.escalateDue()).toBe(1);
+    // The copies say it was escalated; nobody gets a second message.
+    await expect
+      .poll(
+        () =>
+          slack
+            .accepted("chat.update")
+            .filter((c) => about(id)(c) && blocksOf(c).includes("Escalated to security")).length,
+      )
+      .toBe(2);
+    expect(slack.accepted("chat.postMessage").filter(about(id))).toHaveLength(2);
+  });
+});
+
+describe("escalation to Teams and webhooks", () => {
+  let receiver: RecordingServer;
+  let dir: string;
+  let t: TestWrit;
+
+  beforeEach(async () => {
+    receiver = await startRecordingServer();
+    dir = await mkdtemp(join(tmpdir(), "writ-hook-"));
+    await writeFile(join(dir, "secret"), `${"ab".repeat(32)}\n`, { mode: 0o600 });
+    t = await startTestWrit({
+      teams: {
+        webhook_url: `${receiver.url}/teams`,
+        console_url: "https://writ.example.com/console/",
+      },
+      webhooks: [
+        {
+          url: `${receiver.url}/escalations`,
+          secret_file: join(dir, "secret"),
+          events: ["request.escalated"],
+        },
+      ],
+      notifications: { retry: { initial_ms: 2, max_ms: 40 } },
+      policies: { dir: policies.dir, watch: false },
+    });
+  });
+
+  afterEach(async () => {
+    await t?.close();
+    await receiver.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("posts a card saying it was escalated, and forwards the event with the request", async () => {
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    await receiver.waitFor((r) => r.path === "/teams" && r.body.includes(id));
+    t.clock.advance(600);
+    expect(await t.writ.broker.escalateDue()).toBe(1);
+
+    const card = await receiver.waitFor((r) => r.path === "/teams" && r.body.includes("escalated"));
+    expect(card.body).toContain("Approval needed, escalated: db:export");
+    expect(card.body).toContain("Escalated to security after 10 minutes without a decision");
+
+    const hook = await receiver.waitFor((r) => r.path === "/escalations");
+    expect(hook.headers["x-writ-event-type"]).toBe("request.escalated");
+    const payload = JSON.parse(hook.body);
+    expect(payload).toMatchObject({
+      type: "request.escalated",
+      request_id: id,
+      data: { groups: ["security"], after_seconds: 600, waited_seconds: 600 },
+      request: {
+        status: "pending",
+        escalated_at: new Date(t.clock.now()).toISOString(),
+        escalated_to: ["security"],
+      },
+    });
+    expect(receiver.requests.filter((r) => r.path === "/escalations")).toHaveLength(1);
+  });
+});
+
+describe("escalation with two writs on one Redis", () => {
+  let server: RedisServer;
+  const clients: RedisStoreClient[] = [];
+  const writs: TestWrit[] = [];
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+  });
+
+  afterAll(async () => {
+    for (const w of writs) await w.close();
+    for (const c of clients) await c.close();
+    await server?.dispose();
+  });
+
+  it("records the escalation exactly once when both sweep at the same moment", async () => {
+    const clock = new ManualClock();
+    for (let i = 0; i < 2; i++) {
+      const client = await connectRedis({ url: server.url, logger: silentLogger });
+      clients.push(client);
+      const store = createRedisStore({ client, prefix: "escalation", logger: silentLogger });
+      writs.push(
+        await startTestWrit({ policies: { dir: policies.dir, watch: false } }, { store, clock }),
+      );
+    }
+    const [a, b] = writs as [TestWrit, TestWrit];
+    const ids: string[] = [];
+    for (let n = 0; n < 20; n++) {
+      ids.push((await createRequest(a, CUSTOMERS_EXPORT, keyOf(a, "report-agent"))).id);
+    }
+    clock.advance(599);
+    expect(await Promise.all([a.writ.broker.escalateDue(), b.writ.broker.escalateDue()])).toEqual([
+      0, 0,
+    ]);
+    clock.advance(1);
+    // Small batches, so that the two sweeps meet on the same requests. A sweep
+    // that finds a whole batch done by the other stops; the next one goes on.
+    const counts = await Promise.all([a.writ.broker.escalateDue(3), b.writ.broker.escalateDue(3)]);
+    const rest = await a.writ.broker.escalateDue(3);
+    expect(counts[0] + counts[1] + rest).toBe(ids.length);
+    const recorded = await allEvents(b, { type: "request.escalated" });
+    expect(recorded.map((e) => e.request_id).sort()).toEqual([...ids].sort());
+    expect(await Promise.all([a.writ.broker.escalateDue(), b.writ.broker.escalateDue()])).toEqual([
+      0, 0,
+    ]);
+  });
+});
