@@ -278,6 +278,34 @@ describe("writ audit show", () => {
     expect(json.events.length).toBeGreaterThanOrEqual(8);
   });
 
+  it("reads every page of a long story, folding a flood of replays into a count", async () => {
+    const { id } = await createRequest(t, S3_READ);
+    const replayed = await collectToken(t, id);
+    const consume = () =>
+      t.call("POST", "/v1/tokens/consume", {
+        key: keyOf(t, "billing-api"),
+        body: { token: replayed },
+      });
+    expect((await consume()).status).toBe(200);
+    // More replays than one page of the API holds (1,000).
+    const REPLAYS = 1_205;
+    for (let i = 0; i < REPLAYS; i += 50) {
+      await Promise.all(Array.from({ length: Math.min(50, REPLAYS - i) }, consume));
+    }
+    const text = await writ(["audit", "show", id], env);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout.match(/Replay blocked/g)).toHaveLength(3);
+    expect(text.stdout).toContain(
+      `… ${REPLAYS - 3} more token.replay_blocked event(s), the last at`,
+    );
+    const json = JSON.parse((await writ(["audit", "show", id, "--json"], env)).stdout) as {
+      request: { id: string };
+      events: { type: string }[];
+    };
+    expect(json.request.id).toBe(id);
+    expect(json.events.filter((e) => e.type === "token.replay_blocked")).toHaveLength(REPLAYS);
+  });
+
   it("answers not_found and bad ids clearly", async () => {
     const missing = await writ(["audit", "show", "req_AAAAAAAAAAAAAAAAAAAAAA"], env);
     expect(missing.code).toBe(1);
