@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { awaitsReviewAfter } from "../domain/after-review.js";
 import { WritError } from "../domain/errors.js";
 import { escalationDueAt } from "../domain/escalation.js";
 import { type DomainEvent, NO_REQUEST, type RecordedEvent } from "../domain/events.js";
@@ -112,6 +113,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
         const request = requests.get(order[index] as string);
         if (request === undefined) continue;
         if (query.status !== undefined && request.status !== query.status) continue;
+        if (query.awaiting === "review_after" && !awaitsReviewAfter(request)) continue;
         if (query.agentId !== undefined && request.agentId !== query.agentId) continue;
         if (query.action !== undefined && request.action !== query.action) continue;
         if (query.since !== undefined && request.createdAt < query.since) continue;

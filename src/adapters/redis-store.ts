@@ -1,3 +1,4 @@
+import { awaitsReviewAfter } from "../domain/after-review.js";
 import { WritError } from "../domain/errors.js";
 import { escalationDueAt } from "../domain/escalation.js";
 import { type DomainEvent, NO_REQUEST } from "../domain/events.js";
@@ -379,6 +380,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         keys.stream,
         keys.due,
         keys.escalations,
+        keys.awaitingReviewAfter,
         ...eventListKeys(keys, events),
       ];
       const args = [
@@ -389,6 +391,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         ...indexArgs(next),
         keys.statusListPrefix,
         escalationArg(next),
+        awaitsReviewAfter(next) ? "1" : "0",
         ...eventScriptArgs(events),
       ];
       return guard("commit", async () =>

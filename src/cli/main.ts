@@ -10,6 +10,7 @@ import { keysCommands } from "./commands/keys.js";
 import { mcpCommand } from "./commands/mcp.js";
 import { policyTestCommand } from "./commands/policy-test.js";
 import { revokeCommand } from "./commands/review.js";
+import { reviewAfterCommand } from "./commands/review-after.js";
 import { serveCommand } from "./commands/serve.js";
 
 const COMMANDS: readonly Command[] = [
@@ -17,6 +18,7 @@ const COMMANDS: readonly Command[] = [
   serveCommand,
   ...clientCommands,
   revokeCommand,
+  reviewAfterCommand,
   completeCommand,
   execCommand,
   credentialProcessCommand,

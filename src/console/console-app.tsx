@@ -3,16 +3,18 @@ import { bodyLimit } from "hono/body-limit";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
 import { WritError } from "../domain/errors.js";
-import { AGENT_ID } from "../domain/principal.js";
+import { AGENT_ID, type Principal } from "../domain/principal.js";
 import { type AccessRequest, REQUEST_STATUSES, type RequestStatus } from "../domain/request.js";
 import { utcTimeMs } from "../domain/utc-time.js";
 import { ERROR_STATUS } from "../http/error-status.js";
 import { requestView } from "../http/views.js";
 import type { AuditIntegrity } from "../ports/audit-integrity.js";
 import type { Logger } from "../ports/logger.js";
+import type { RequestQuery } from "../ports/store.js";
 import { recentActivity } from "../service/activity.js";
 import type { Broker } from "../service/broker.js";
 import { requestTimeline } from "../service/request-timeline.js";
+import { AfterReviewPage, afterReviewOption } from "./after-review.js";
 import { MAX_FORM_BYTES, readForm, sameOrigin, textField, tokensEqual } from "./forms.js";
 import { IntegrityPage } from "./integrity-page.js";
 import { ErrorPage, LoginPage, ReopenPage } from "./layout.js";
@@ -153,6 +155,29 @@ function crossSiteNavigation(c: Context): boolean {
 /** The web console: server-rendered pages for reviewers and auditors, no JavaScript. */
 export function createConsole(options: ConsoleOptions) {
   const { broker, audit, logger } = options;
+
+  /**
+   * The newest requests of one index (pending, or awaiting review after the
+   * fact), up to MAX_PENDING: a page of the list per read, so a long queue
+   * costs a bounded number of reads.
+   */
+  async function firstListed(
+    principal: Principal,
+    query: Pick<RequestQuery, "status" | "awaiting">,
+  ): Promise<AccessRequest[]> {
+    const items: AccessRequest[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await broker.list(principal, {
+        ...query,
+        limit: 200,
+        ...(cursor !== undefined ? { cursor } : {}),
+      });
+      items.push(...page.items);
+      cursor = page.next;
+    } while (cursor !== undefined && items.length < MAX_PENDING);
+    return items;
+  }
   const sessions =
     options.sessions ??
     createSessionStore({
@@ -309,6 +334,7 @@ export function createConsole(options: ConsoleOptions) {
 
   app.use("/requests", session);
   app.use("/requests/*", session);
+  app.use("/after-review", session);
   app.use("/pending", session);
   app.use("/integrity", session);
   app.use("/integrity/*", session);
@@ -365,6 +391,7 @@ export function createConsole(options: ConsoleOptions) {
         next={next}
         review={s.principal.kind === "reviewer" ? reviewOptions(request, s.principal) : undefined}
         revocable={revocable(request)}
+        afterReview={afterReviewOption(request, s.principal)}
         outcomes={ownOutcomes(request, s.principal, revocation)}
       />,
     );
@@ -389,6 +416,36 @@ export function createConsole(options: ConsoleOptions) {
     return c.redirect(`/console/requests/${id}`, 303);
   });
 
+  app.post("/requests/:id/review-after", async (c) => {
+    const form = await checkedForm(c);
+    const reviewer = reviewerOf(c);
+    const id = requestIdOf(c);
+    const verdict = textField(form, "verdict", 16);
+    if (verdict !== "ok" && verdict !== "concern") {
+      throw new WritError("validation_failed", "Choose no concern or concern.");
+    }
+    const note = textField(form, "note", 2000);
+    if (verdict === "concern" && note === "") {
+      throw new WritError("validation_failed", "Say what the concern is in a note.");
+    }
+    await broker.reviewAfter(reviewer, id, verdict, note === "" ? undefined : note, "console");
+    return c.redirect(`/console/requests/${id}`, 303);
+  });
+
+  app.get("/after-review", async (c) => {
+    const s = c.get("session");
+    const items = await firstListed(s.principal, { awaiting: "review_after" });
+    return c.html(
+      <AfterReviewPage
+        session={s}
+        items={items.map((request) => ({
+          request: requestView(request, s.principal),
+          option: afterReviewOption(request, s.principal),
+        }))}
+      />,
+    );
+  });
+
   // Reviewers and auditors alike: the security team's kill switch.
   app.post("/requests/:id/revoke", async (c) => {
     const form = await checkedForm(c);
@@ -401,17 +458,7 @@ export function createConsole(options: ConsoleOptions) {
 
   app.get("/pending", async (c) => {
     const s = c.get("session");
-    const items: AccessRequest[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await broker.list(s.principal, {
-        status: "pending",
-        limit: 200,
-        ...(cursor !== undefined ? { cursor } : {}),
-      });
-      items.push(...page.items);
-      cursor = page.next;
-    } while (cursor !== undefined && items.length < MAX_PENDING);
+    const items = await firstListed(s.principal, { status: "pending" });
     const reviewable = [];
     const others = [];
     for (const request of items) {

@@ -1,7 +1,7 @@
 import type { Child } from "hono/jsx";
 import type { ConsoleSession } from "./sessions.js";
 
-export type Section = "requests" | "pending" | "integrity" | "none";
+export type Section = "requests" | "pending" | "after-review" | "integrity" | "none";
 
 /** The hidden field every console form carries; checked on every POST. */
 export function CsrfField(props: { token: string }) {
@@ -43,6 +43,7 @@ export function Layout(props: {
               <nav>
                 {link("/console/requests", "requests", "Requests")}
                 {link("/console/pending", "pending", "Pending approvals")}
+                {link("/console/after-review", "after-review", "After review")}
                 {link("/console/integrity", "integrity", "Log integrity")}
               </nav>
               <span class="who">

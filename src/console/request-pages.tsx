@@ -1,6 +1,7 @@
 import { REQUEST_STATUSES, STAGE_DEADLINES } from "../domain/request.js";
 import type { requestView } from "../http/views.js";
 import type { Activity } from "../service/activity.js";
+import { AfterReviewBlock, type AfterReviewOption } from "./after-review.js";
 import { ActivityChart } from "./chart.js";
 import { CsrfField, Layout, Status } from "./layout.js";
 import type { ReviewOptions } from "./review-block.js";
@@ -210,6 +211,8 @@ export function RequestPage(props: {
   review: ReviewOptions | undefined;
   /** Whether to offer the Revoke form (reviewers and auditors alike). */
   revocable: boolean;
+  /** The after-review form, when offered, or why not (see `afterReviewOption`). */
+  afterReview: AfterReviewOption;
   /** What the signed-in person did to this request, as recorded (see `ownOutcomes`). */
   outcomes: readonly string[];
 }) {
@@ -276,6 +279,7 @@ export function RequestPage(props: {
       {r.status === "pending" && props.review !== undefined ? (
         <ReviewForms session={session} id={r.id} options={props.review} />
       ) : null}
+      <AfterReviewBlock session={session} request={r} option={props.afterReview} />
       {props.revocable ? <RevokeForm session={session} request={r} /> : null}
       <h2>Timeline</h2>
       <div class="card">

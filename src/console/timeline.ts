@@ -221,6 +221,21 @@ export function timelineStep(event: RecordedEvent): TimelineStep {
           ["approvals so far", str(d.approvals)],
         ]),
       };
+    case "request.reviewed_after":
+      return {
+        ...base,
+        title:
+          d.verdict === "concern"
+            ? `Concern raised after the fact by ${str(d.reviewer) ?? "?"}`
+            : `Reviewed after the fact by ${str(d.reviewer) ?? "?"}: no concern`,
+        tone: d.verdict === "concern" ? "bad" : "good",
+        facts: facts([
+          ["note", str(d.note)],
+          ["groups", list(d.groups)],
+          ["status then", str(d.status)],
+          ["channel", str(d.channel)],
+        ]),
+      };
     case "credential.revoked":
       return {
         ...base,

@@ -34,6 +34,18 @@ export interface Decision {
    * determining permit escalates.
    */
   readonly escalation?: Escalation;
+  /**
+   * Groups told once the request is decided (`@notify`): a heads-up, not a
+   * prompt, so it never changes who may approve. Absent when no determining
+   * permit names any.
+   */
+  readonly notify?: readonly string[];
+  /**
+   * Groups one of whose members must review the request after the fact, once
+   * a credential is issued for it (`@review_after`). Absent when no
+   * determining permit names any.
+   */
+  readonly reviewAfter?: readonly string[];
 }
 
 /** Escalation of a pending request: when (seconds after creation) and to which groups. */

@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   "self_approval_forbidden",
   "not_an_approver",
   "already_reviewed",
+  "already_reviewed_after",
+  "not_reviewable_after",
   "request_not_pending",
   "approval_pending",
   "request_denied",

@@ -26,6 +26,8 @@ export const EVENT_TYPES = [
   "token.replay_blocked",
   // A genuine token presented after its credential ended (revoked, completed, expired); no state changes.
   "token.rejected",
+  // A member of a @review_after group looked back at a request once its credential was issued.
+  "request.reviewed_after",
   "sensitive.revealed",
   // A notification channel first delivered a request's approval prompt; no state changes.
   "notification.sent",

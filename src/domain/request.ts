@@ -67,6 +67,21 @@ export interface Review {
   readonly channel: ReviewChannel;
 }
 
+/**
+ * A look back at a request whose credential was issued, by a member of its
+ * `@review_after` groups: `ok`, or a `concern` with a note saying what is wrong.
+ * A concern changes no credential; revoking stays its own action.
+ */
+export interface AfterReview {
+  readonly reviewerId: string;
+  readonly verdict: "ok" | "concern";
+  /** The reviewer's groups that the policy named, when the review was made. */
+  readonly groups: readonly string[];
+  readonly note?: string;
+  readonly at: number;
+  readonly channel: ReviewChannel;
+}
+
 /** What writ keeps about a minted credential: identifiers, never the secret. */
 export interface IssuedCredential {
   readonly type: CredentialType;
@@ -124,6 +139,8 @@ export interface AccessRequest extends RequestInput {
    * time its decision's escalation named. Set once, never cleared.
    */
   readonly escalatedAt?: number;
+  /** The review after the fact (`request.reviewed_after`), once recorded. Set once, never cleared. */
+  readonly reviewedAfter?: AfterReview;
 }
 
 /** A new state and the events that record the change; committed together or not at all. */
@@ -219,6 +236,8 @@ export function openRequest(args: {
       effect: decision.effect,
       policies: [...decision.policies],
       requirements: decision.requirements.map((r) => ({ groups: [...r.groups], quorum: r.quorum })),
+      ...(decision.notify !== undefined ? { notify: [...decision.notify] } : {}),
+      ...(decision.reviewAfter !== undefined ? { review_after: [...decision.reviewAfter] } : {}),
     }),
   ];
   if (status === "approved") {

@@ -68,14 +68,20 @@ export function shortfallUnder(request: AccessRequest, current: Decision): Short
  * The request narrowed by the policies in force now, for minting: a TTL lowered
  * since the request was decided (a team tightening it during an incident) holds
  * for every credential minted after the change, and source-IP limits added
- * since hold alongside those it was decided under. Nothing the policies relaxed
- * since widens what was granted: a TTL raised never lengthens it, and limits
- * dropped still hold.
+ * since hold alongside those it was decided under, as does a review after the
+ * fact (`@review_after`) asked for since. Nothing the policies relaxed since
+ * widens what was granted: a TTL raised never lengthens it, and limits dropped
+ * still hold.
  */
 export function cappedUnder(request: AccessRequest, current: Decision): AccessRequest {
   const ttlSeconds = Math.min(request.grantedTtlSeconds, current.ttlSeconds);
   const sourceIps = withAddedLists(request.decision.awsSourceIps, current.awsSourceIps);
-  if (ttlSeconds === request.grantedTtlSeconds && sourceIps === request.decision.awsSourceIps) {
+  const reviewAfter = withAddedGroups(request.decision.reviewAfter, current.reviewAfter);
+  if (
+    ttlSeconds === request.grantedTtlSeconds &&
+    sourceIps === request.decision.awsSourceIps &&
+    reviewAfter === request.decision.reviewAfter
+  ) {
     return request;
   }
   return {
@@ -84,8 +90,22 @@ export function cappedUnder(request: AccessRequest, current: Decision): AccessRe
     decision: {
       ...request.decision,
       ...(sourceIps !== undefined ? { awsSourceIps: sourceIps } : {}),
+      ...(reviewAfter !== undefined ? { reviewAfter } : {}),
     },
   };
+}
+
+/**
+ * `granted` with the groups of `current` it lacks: a review after the fact
+ * that the policies in force now ask for holds for a credential minted now,
+ * and one they dropped still holds. `granted` itself when it lacks none.
+ */
+function withAddedGroups(
+  granted: readonly string[] | undefined,
+  current: readonly string[] | undefined,
+): readonly string[] | undefined {
+  const added = (current ?? []).filter((group) => !(granted ?? []).includes(group));
+  return added.length === 0 ? granted : [...(granted ?? []), ...added].sort();
 }
 
 /** `granted`, with the lists of `current` it lacks appended; `granted` itself when it lacks none. */

@@ -20,6 +20,8 @@ export const ERROR_STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   self_approval_forbidden: 403,
   not_an_approver: 403,
   already_reviewed: 409,
+  already_reviewed_after: 409,
+  not_reviewable_after: 409,
   request_not_pending: 409,
   approval_pending: 409,
   request_denied: 403,

@@ -95,6 +95,16 @@ export const ApproveBody = z.strictObject({ comment: text(2000).optional() }).op
 const reason = text(2000).refine(hasVisibleText, "must say something, not only blank space");
 export const DenyBody = z.strictObject({ reason }).openapi("Deny");
 export const RevokeBody = z.strictObject({ reason }).openapi("Revoke");
+export const ReviewAfterBody = z
+  .strictObject({
+    verdict: z.enum(["ok", "concern"]),
+    note: reason.optional().openapi({ description: "Required for `concern`: what is wrong." }),
+  })
+  .refine((b) => b.verdict !== "concern" || b.note !== undefined, {
+    message: "a concern needs a note saying what is wrong",
+    path: ["note"],
+  })
+  .openapi("ReviewAfter");
 export const ConsumeBody = z
   .strictObject({ token: z.string().min(1).max(8192) })
   .openapi("Consume");
@@ -126,19 +136,29 @@ export const GetRequestQuery = z.strictObject({
   }),
 });
 
-export const ListRequestsQuery = z.strictObject({
-  status: z.enum(REQUEST_STATUSES).optional(),
-  agent: text(256).optional(),
-  action: z.string().regex(ACTION).optional(),
-  since: z.iso.datetime().optional(),
-  until: z.iso.datetime().optional(),
-  limit: queryInteger(1, 500).default(50),
-  // Opaque to callers: digits of a list position (the Redis store's are 27 long).
-  cursor: z
-    .string()
-    .regex(/^\d{1,32}$/)
-    .optional(),
-});
+export const ListRequestsQuery = z
+  .strictObject({
+    status: z.enum(REQUEST_STATUSES).optional(),
+    awaiting: z.enum(["review_after"]).optional().openapi({
+      description:
+        "`review_after`: only requests whose credential was issued and that wait for their review after the fact. Not combined with `status`.",
+    }),
+    agent: text(256).optional(),
+    action: z.string().regex(ACTION).optional(),
+    since: z.iso.datetime().optional(),
+    until: z.iso.datetime().optional(),
+    limit: queryInteger(1, 500).default(50),
+    // Opaque to callers: digits of a list position (the Redis store's are 27 long).
+    cursor: z
+      .string()
+      .regex(/^\d{1,32}$/)
+      .optional(),
+  })
+  // Each is read from an index of its own; the store does not intersect them.
+  .refine((q) => q.status === undefined || q.awaiting === undefined, {
+    message: "pass status or awaiting, not both",
+    path: ["awaiting"],
+  });
 
 const NOT_AN_EVENT_ID = "not an event id: pass an id, next or last_id from an earlier answer";
 
@@ -193,6 +213,9 @@ export const DecisionView = z
         description:
           "Whom writ notifies if the request is still pending `after_seconds` after it was created. It never changes who may approve.",
       }),
+    notify: z.array(z.string()).optional().openapi({
+      description: "Groups told once the request is decided (`@notify`); they do not approve.",
+    }),
   })
   .openapi("Decision");
 
@@ -238,6 +261,24 @@ export const RequestView = z
       .string()
       .optional()
       .openapi({ description: "When the agent reported its action done." }),
+    review_after: z
+      .object({
+        groups: z.array(z.string()),
+        review: z
+          .object({
+            reviewer: z.string(),
+            verdict: z.enum(["ok", "concern"]),
+            note: z.string().optional(),
+            channel: z.string(),
+            at: z.string(),
+          })
+          .optional(),
+      })
+      .optional()
+      .openapi({
+        description:
+          "Set when the policy asks for a review after the fact (`@review_after`): the groups one of whose members must review it once a credential is issued, and the review once recorded.",
+      }),
     escalated_at: z.string().optional().openapi({
       description:
         "When the request was escalated: still pending at the time its decision's escalation named.",

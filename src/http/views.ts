@@ -1,7 +1,7 @@
 import { approverGroups, requiredQuorum } from "../domain/decision.js";
 import type { RecordedEvent } from "../domain/events.js";
 import type { Principal } from "../domain/principal.js";
-import type { AccessRequest } from "../domain/request.js";
+import type { AccessRequest, AfterReview } from "../domain/request.js";
 import { unmetRequirements } from "../domain/review.js";
 import type { Credential } from "../ports/minter.js";
 
@@ -59,6 +59,7 @@ export function requestView(request: AccessRequest, viewer: Principal) {
             },
           }
         : {}),
+      ...(decision.notify !== undefined ? { notify: [...decision.notify] } : {}),
     },
     reviews: request.reviews.map((r) => ({
       reviewer: r.reviewerId,
@@ -79,10 +80,30 @@ export function requestView(request: AccessRequest, viewer: Principal) {
         }
       : {}),
     ...(request.completedAt !== undefined ? { completed_at: iso(request.completedAt) } : {}),
+    ...(decision.reviewAfter !== undefined
+      ? { review_after: afterReviewView(decision.reviewAfter, request.reviewedAfter) }
+      : {}),
     ...(request.escalatedAt !== undefined ? { escalated_at: iso(request.escalatedAt) } : {}),
     created_at: iso(request.createdAt),
     updated_at: iso(request.updatedAt),
     expires_at: iso(request.expiresAt),
+  };
+}
+
+function afterReviewView(groups: readonly string[], review: AfterReview | undefined) {
+  return {
+    groups: [...groups],
+    ...(review !== undefined
+      ? {
+          review: {
+            reviewer: review.reviewerId,
+            verdict: review.verdict,
+            ...(review.note !== undefined ? { note: review.note } : {}),
+            channel: review.channel,
+            at: iso(review.at),
+          },
+        }
+      : {}),
   };
 }
 

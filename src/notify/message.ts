@@ -70,6 +70,11 @@ export interface ReviewMessage {
     /** One line, e.g. "Escalated to security-oncall after 10 minutes without a decision". */
     readonly text: string;
   };
+  /**
+   * Set when the policy asks for a review after the fact (`@review_after`):
+   * one line saying by whom, and whether it was recorded.
+   */
+  readonly afterReview?: { readonly groups: readonly string[]; readonly text: string };
 }
 
 export interface ContextEntry {
@@ -424,5 +429,22 @@ export function buildReviewMessage(
       : {}),
     timeline: timeline.slice(-LIMITS.timeline),
     ...(escalation !== undefined ? { escalation } : {}),
+    ...(request.decision.reviewAfter !== undefined
+      ? {
+          afterReview: {
+            groups: [...request.decision.reviewAfter],
+            text: plain(afterReviewText(request), LIMITS.text),
+          },
+        }
+      : {}),
   };
+}
+
+/** "To be reviewed after the fact by security", or who reviewed it and how. */
+function afterReviewText(request: AccessRequest): string {
+  const done = request.reviewedAfter;
+  const groups = (request.decision.reviewAfter ?? []).join(", ");
+  if (done === undefined) return `To be reviewed after the fact by ${groups}`;
+  const verdict = done.verdict === "ok" ? "no concern" : `concern: ${done.note ?? ""}`;
+  return `Reviewed after the fact by ${done.reviewerId}: ${verdict}`;
 }

@@ -27,6 +27,13 @@ export interface PolicyTerms {
    * who may approve.
    */
   readonly escalation?: EscalationTerms;
+  /** Groups told once the request is decided (`@notify`): a heads-up, never a prompt. */
+  readonly notify?: readonly string[];
+  /**
+   * Groups one of whose members must review the request after the fact, once
+   * its credential is issued (`@review_after`).
+   */
+  readonly reviewAfter?: readonly string[];
 }
 
 /** Escalation of a request nobody answered: when, and to whom. */
@@ -51,6 +58,8 @@ const TERM_ANNOTATIONS = [
   "aws_source_ip",
   "escalate_after",
   "escalate_to",
+  "notify",
+  "review_after",
 ] as const;
 
 /**
@@ -130,6 +139,9 @@ export function readPolicyTerms(
   const sensitiveFields = readNameList(annotations, "sensitive", problems);
   const awsSourceIps = readCidrList(annotations, "aws_source_ip", problems);
   const escalation = readEscalation(annotations, approvers, approvalTimeoutSeconds, problems);
+  // Group lists as `@approvers` takes them; an empty list is refused there too.
+  const notify = readNameList(annotations, "notify", problems);
+  const reviewAfter = readNameList(annotations, "review_after", problems);
 
   if (problems.length > 0) return { ok: false, problems };
   return {
@@ -143,6 +155,8 @@ export function readPolicyTerms(
       sensitiveFields,
       ...(awsSourceIps !== undefined ? { awsSourceIps } : {}),
       ...(escalation !== undefined ? { escalation } : {}),
+      ...(notify.length > 0 ? { notify } : {}),
+      ...(reviewAfter.length > 0 ? { reviewAfter } : {}),
     },
   };
 }

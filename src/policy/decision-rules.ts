@@ -56,8 +56,10 @@ export function denyDecision(
  * 4. otherwise the satisfied permits decide, and the strictest wins: `approve` if
  *    any names approvers (one requirement each), the smallest TTL and approval
  *    timeout, a reason if any asks for one, the union of sensitive fields,
- *    every permit's `@aws_source_ip` list (each must hold), and the earliest
- *    escalation to the union of the escalation groups.
+ *    every permit's `@aws_source_ip` list (each must hold), the earliest
+ *    escalation to the union of the escalation groups, and the union of the
+ *    `@notify` and of the `@review_after` groups (nobody a permit asked to
+ *    tell, or to look back, is left out).
  */
 export function combineDecision(
   outcome: CedarOutcome,
@@ -89,6 +91,8 @@ export function combineDecision(
     defaults.approvalTimeoutSeconds,
   );
   const escalation = combineEscalations(permits, approvalTimeoutSeconds);
+  const notify = unionOf(permits.map((policy) => policy.terms.notify));
+  const reviewAfter = unionOf(permits.map((policy) => policy.terms.reviewAfter));
   return {
     effect: requirements.length > 0 ? "approve" : "allow",
     policies: ids(permits),
@@ -102,7 +106,14 @@ export function combineDecision(
     sensitiveFields: [...new Set(permits.flatMap((policy) => policy.terms.sensitiveFields))].sort(),
     ...(awsSourceIps.length > 0 ? { awsSourceIps } : {}),
     ...(escalation !== undefined ? { escalation } : {}),
+    ...(notify.length > 0 ? { notify } : {}),
+    ...(reviewAfter.length > 0 ? { reviewAfter } : {}),
   };
+}
+
+/** Every group of the lists, sorted, without repeats. */
+function unionOf(lists: readonly (readonly string[] | undefined)[]): string[] {
+  return [...new Set(lists.flatMap((list) => list ?? []))].sort(compare);
 }
 
 /**

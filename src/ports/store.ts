@@ -6,7 +6,17 @@ export type CommitResult =
   | { readonly ok: false; readonly reason: "conflict" };
 
 export interface RequestQuery {
+  /**
+   * Only requests of this status. A store need not combine it with `awaiting`
+   * (each has its own index): callers pass one or the other.
+   */
   readonly status?: RequestStatus;
+  /**
+   * `review_after`: only requests waiting for their review after the fact
+   * (`awaitsReviewAfter`). `create` and `commit` keep this index in the same
+   * atomic step as the request.
+   */
+  readonly awaiting?: "review_after";
   readonly agentId?: string;
   readonly action?: string;
   /** Only requests created at or after this time (ms). */

@@ -47,7 +47,10 @@ export interface RequestPage {
 }
 
 export interface ListRequestsQuery {
+  /** Not combined with `awaiting`. */
   status?: RequestStatus;
+  /** `review_after`: issued requests waiting for their review after the fact. */
+  awaiting?: "review_after";
   /** An agent id. */
   agent?: string;
   action?: string;
@@ -150,6 +153,13 @@ export interface WritClient {
    * may still deny while it is pending.
    */
   deny(id: string, reason: string): Promise<WritRequest>;
+  /**
+   * Reviews an issued request after the fact (members of its `@review_after`
+   * groups; never the agent's owner): `ok`, or a `concern` with a note saying
+   * what is wrong. The first review closes it; a later one rejects with
+   * `already_reviewed_after`. A concern revokes nothing.
+   */
+  reviewAfter(id: string, verdict: "ok" | "concern", note?: string): Promise<WritRequest>;
   /**
    * Ends an issued, unused credential now, or an approved request before it is
    * collected, with a reason (reviewers, auditors). Other statuses reject with
@@ -521,6 +531,12 @@ export function createWritClient(options: WritClientOptions): WritClient {
       }),
     deny: async (id, reason) =>
       call({ method: "POST", path: `v1/requests/${requestId(id)}/deny`, body: { reason } }),
+    reviewAfter: async (id, verdict, note) =>
+      call({
+        method: "POST",
+        path: `v1/requests/${requestId(id)}/review-after`,
+        body: { verdict, ...(note !== undefined ? { note } : {}) },
+      }),
     revoke: async (id, reason) =>
       call({ method: "POST", path: `v1/requests/${requestId(id)}/revoke`, body: { reason } }),
     cancel: async (id) => call({ method: "POST", path: `v1/requests/${requestId(id)}/cancel` }),

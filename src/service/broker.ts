@@ -17,6 +17,7 @@ import {
   listRequests,
   type WaitOptions,
 } from "./read-requests.js";
+import { recordReviewAfter } from "./review-after.js";
 import { approve, deny } from "./review-request.js";
 import { revoke } from "./revoke-credential.js";
 
@@ -43,6 +44,13 @@ export function createBroker(deps: BrokerDeps) {
     ) => approve(deps, reviewer, id, comment, channel),
     deny: (reviewer: Reviewer, id: string, reason: string, channel: ReviewChannel) =>
       deny(deps, reviewer, id, reason, channel),
+    reviewAfter: (
+      reviewer: Reviewer,
+      id: string,
+      verdict: "ok" | "concern",
+      note: string | undefined,
+      channel: ReviewChannel,
+    ) => recordReviewAfter(deps, reviewer, id, verdict, note, channel),
     cancel: (agent: Agent, id: string) => cancel(deps, agent, id),
     complete: (agent: Agent, id: string) => complete(deps, agent, id),
     revoke: (by: Reviewer | Auditor, id: string, reason: string) => revoke(deps, by, id, reason),

@@ -124,6 +124,8 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
       return request;
     }
 
+    const ids = (items: readonly AccessRequest[]) => items.map((r) => r.id);
+
     async function commitStatus(request: AccessRequest, status: RequestStatus, type: EventType) {
       const next = { ...request, status, version: request.version + 1 };
       const result = await store.commit(next, request.version, [sampleEvent(request.id, type)]);
@@ -498,8 +500,6 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
         return out;
       }
 
-      const ids = (items: readonly AccessRequest[]) => items.map((r) => r.id);
-
       it("lists newest first", async () => {
         const r = await five();
         const page = await store.list({ limit: 10 });
@@ -649,6 +649,102 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
         expect(recorded).toHaveLength(1);
         expect((await store.get(request.id))?.escalatedAt).toBe(now + Number(recorded[0]?.data.n));
         expect(await store.escalationsDue(now + 10, 10)).toEqual([]);
+      });
+    });
+
+    describe("list awaiting review_after", () => {
+      const credential = { type: "jwt" as const, id: "jti_x", issuedAt: T0, expiresAt: T0 + 1000 };
+      /** An approved request whose decision asks for a review after the fact. */
+      const reviewable = (overrides: Partial<AccessRequest> = {}) => {
+        const base = sampleRequest();
+        return created({
+          status: "approved",
+          decision: { ...base.decision, effect: "allow", requirements: [], reviewAfter: ["sec"] },
+          ...overrides,
+        });
+      };
+      const issue = async (request: AccessRequest) => {
+        const next = { ...request, status: "issued" as const, credential, version: 2 };
+        expect(
+          (await store.commit(next, 1, [sampleEvent(request.id, "credential.issued")])).ok,
+        ).toBe(true);
+        return next;
+      };
+      const awaiting = async (extra: { agentId?: string; limit?: number; cursor?: string } = {}) =>
+        store.list({ awaiting: "review_after", limit: 10, ...extra });
+
+      it("holds issued requests whose policy asks for one until it is recorded, newest first", async () => {
+        const older = await issue(await reviewable({ createdAt: T0 }));
+        const newer = await issue(await reviewable({ createdAt: T0 + 1 }));
+        // Not issued yet, or no review asked for: not listed.
+        await reviewable({ createdAt: T0 + 2 });
+        await issue(await created({ status: "approved", createdAt: T0 + 3 }));
+        expect(ids((await awaiting()).items)).toEqual([newer.id, older.id]);
+        expect(ids((await awaiting({ agentId: "nobody" })).items)).toEqual([]);
+        const first = await awaiting({ limit: 1 });
+        expect(ids(first.items)).toEqual([newer.id]);
+        expect(first.next).toBeDefined();
+        const second = await awaiting({ limit: 1, ...(first.next ? { cursor: first.next } : {}) });
+        expect(ids(second.items)).toEqual([older.id]);
+
+        // Used: still waits. Reviewed: leaves the index for good.
+        const used = await commitStatus(newer, "used", "token.used");
+        expect(ids((await awaiting()).items)).toEqual([newer.id, older.id]);
+        const reviewed = {
+          ...used,
+          version: used.version + 1,
+          reviewedAfter: {
+            reviewerId: "carol",
+            verdict: "ok" as const,
+            groups: ["sec"],
+            at: T0 + 5,
+            channel: "api" as const,
+          },
+        };
+        expect(
+          (
+            await store.commit(reviewed, used.version, [
+              sampleEvent(newer.id, "request.reviewed_after"),
+            ])
+          ).ok,
+        ).toBe(true);
+        expect(ids((await awaiting()).items)).toEqual([older.id]);
+        await commitStatus(older, "expired", "credential.expired");
+        expect(ids((await awaiting()).items)).toEqual([older.id]);
+      });
+
+      it("lets exactly one of two concurrent reviews from one version record it", async () => {
+        const request = await issue(await reviewable());
+        const results = await Promise.all(
+          ["carol", "erin"].map((reviewerId) =>
+            store.commit(
+              {
+                ...request,
+                version: 3,
+                reviewedAfter: {
+                  reviewerId,
+                  verdict: "ok",
+                  groups: ["sec"],
+                  at: T0,
+                  channel: "api",
+                },
+              },
+              2,
+              [sampleEvent(request.id, "request.reviewed_after", { reviewer: reviewerId })],
+            ),
+          ),
+        );
+        expect(results.filter((r) => r.ok)).toHaveLength(1);
+        const recorded = await store.events({
+          requestId: request.id,
+          type: "request.reviewed_after",
+          limit: 10,
+        });
+        expect(recorded).toHaveLength(1);
+        expect((await store.get(request.id))?.reviewedAfter?.reviewerId).toBe(
+          recorded[0]?.data.reviewer,
+        );
+        expect(ids((await awaiting()).items)).toEqual([]);
       });
     });
 

@@ -46,6 +46,7 @@ describe("console sign-in", () => {
       "/console",
       "/console/requests",
       "/console/pending",
+      "/console/after-review",
       "/console/integrity",
     ]) {
       const res = await client.get(path);

@@ -53,6 +53,48 @@ describe("docs/policies.md examples", () => {
     expect(engine.decide(lookAlike).effect).toBe("deny");
   });
 
+  it("allows break-glass at once only on call, with an incident ticket and the flag", async () => {
+    const engine = await examples();
+    const ask = (attributes: Record<string, string>, ticket: string | undefined, flag: boolean) =>
+      engine.decide(
+        query(
+          "db:export",
+          "db://prod/orders",
+          {
+            credential_type: "jwt",
+            has_reason: true,
+            reason: "outage",
+            ...(ticket !== undefined ? { ticket } : {}),
+            data: flag ? { break_glass: true } : {},
+          },
+          agent(attributes),
+        ),
+      );
+    expect(ask({ on_call: "true" }, "INC-1", true)).toMatchObject({
+      effect: "allow",
+      policies: ["orders-break-glass"],
+      requirements: [],
+      ttlSeconds: 300,
+      reasonRequired: true,
+      notify: ["security"],
+      reviewAfter: ["security"],
+    });
+    // A false claim of break-glass is permitted by neither policy: denied, never an error.
+    for (const [attributes, ticket] of [
+      [{}, "INC-1"],
+      [{ on_call: "false" }, "INC-1"],
+      [{ on_call: "true" }, undefined],
+      [{ on_call: "true" }, "CHG-1"],
+    ] as const) {
+      expect(ask(attributes, ticket, true)).toMatchObject({ effect: "deny", policies: [] });
+    }
+    // Without the claim, the regular approval applies.
+    expect(ask({ on_call: "true" }, "INC-1", false)).toMatchObject({
+      effect: "approve",
+      policies: ["orders-export"],
+    });
+  });
+
   it("asks two data owners, with a reason, a five-minute credential and a masked field", async () => {
     const engine = await examples();
     expect(engine.decide(query("db:export", "db://prod/customers"))).toEqual({

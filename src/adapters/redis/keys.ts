@@ -27,6 +27,11 @@ export interface KeyLayout {
   readonly due: string;
   /** `{writ}:escalate`: requests whose escalation is still to come, scored by its time. */
   readonly escalations: string;
+  /**
+   * `{writ}:afterreview`: requests waiting for their review after the fact
+   * (`@review_after`, credential issued, not yet reviewed), as list members.
+   */
+  readonly awaitingReviewAfter: string;
   /** `{writ}:seq`: the creation counter that orders requests created in the same millisecond. */
   readonly seq: string;
   /** The event stream. */
@@ -77,6 +82,7 @@ export function keyLayout(prefix: string, streamKey: string | undefined): KeyLay
     statusListPrefix,
     due: `${base}:due`,
     escalations: `${base}:escalate`,
+    awaitingReviewAfter: `${base}:afterreview`,
     seq: `${base}:seq`,
     stream,
     followers: `${base}:followers`,

@@ -15,7 +15,8 @@ import { cursorOf, type KeyLayout, MAX_CREATED_AT, timeDigits } from "./keys.js"
  * The store's reads that page through indexes: requests (`list`) and events.
  *
  * Costs, for N requests or stream entries:
- * - `list` without filters, or by status (each status has its own index): O(log N + page).
+ * - `list` without filters, by status (each status has its own index), or of those awaiting
+ *   their review after the fact (an index of its own): O(log N + page).
  *   Agent and action filters are applied while reading, so they cost the entries read past
  *   non-matching ones; one call reads at most `LIST_SCAN_BUDGET` entries and then returns
  *   a shorter page with a cursor, so a rare match never holds Redis or the caller for long.
@@ -181,7 +182,12 @@ export async function readRequestPage(
   const bounds = listBounds(query);
   if (bounds === undefined) return { items: [] };
   let { max } = bounds;
-  const index = query.status === undefined ? keys.list : keys.listOf(query.status);
+  const index =
+    query.awaiting === "review_after"
+      ? keys.awaitingReviewAfter
+      : query.status === undefined
+        ? keys.list
+        : keys.listOf(query.status);
   const items: AccessRequest[] = [];
   let scanned = 0;
   for (;;) {

@@ -120,13 +120,14 @@ return link_events(8, ${HEAD_ARGS + 1}, ids, 1)
 
 const STATUS_SET = `{ ${REQUEST_STATUSES.map((s) => `["${s}"] = true`).join(", ")} }`;
 /** Fixed arguments before the events in the commit script. */
-const COMMIT_HEAD_ARGS = HEAD_ARGS + 1;
+const COMMIT_HEAD_ARGS = HEAD_ARGS + 2;
 
 /**
- * KEYS: request, stream, due, escalation index, then the event-id list of each
- * event that belongs to a request. ARGV: id, expected version, json, new
- * version, status, agent, action, live (1/0), expires-at, the status lists'
- * key prefix, escalation time ("" for none), then the events. Replies `{0}` when the stored version is not the expected one
+ * KEYS: request, stream, due, escalation index, after-review index, then the
+ * event-id list of each event that belongs to a request. ARGV: id, expected
+ * version, json, new version, status, agent, action, live (1/0), expires-at,
+ * the status lists' key prefix, escalation time ("" for none), awaiting its
+ * review after the fact (1/0), then the events. Replies `{0}` when the stored version is not the expected one
  * (or the request does not exist), writing nothing; else `{1, event ids...}`.
  *
  * The list of the stored status is known only once the script has read the
@@ -137,7 +138,7 @@ const COMMIT_HEAD_ARGS = HEAD_ARGS + 1;
 const COMMIT_LUA = `#!lua
 ${RECORD}
 local STATUS = ${STATUS_SET}
-local bad = check_events(5, ${COMMIT_HEAD_ARGS + 1}, {"hash", "stream", "zset", "zset"})
+local bad = check_events(6, ${COMMIT_HEAD_ARGS + 1}, {"hash", "stream", "zset", "zset", "zset"})
 if bad then return bad end
 local current = redis.call("HMGET", KEYS[1], "v", "s", "m")
 if current[1] ~= ARGV[2] then return {0} end
@@ -169,7 +170,14 @@ if ARGV[11] ~= "" then
 else
   redis.call("ZREM", KEYS[4], ARGV[1])
 end
-return link_events(5, ${COMMIT_HEAD_ARGS + 1}, ids, 1)
+-- The after-review index holds list members, like the status lists, so it
+-- pages newest first with the same script and cursors.
+if ARGV[12] == "1" then
+  redis.call("ZADD", KEYS[5], 0, current[3])
+else
+  redis.call("ZREM", KEYS[5], current[3])
+end
+return link_events(6, ${COMMIT_HEAD_ARGS + 1}, ids, 1)
 `;
 
 /**

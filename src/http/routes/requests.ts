@@ -13,6 +13,7 @@ import {
   RequestIdParam,
   RequestList,
   RequestView,
+  ReviewAfterBody,
   RevokeBody,
 } from "../schemas.js";
 import { credentialView, requestView } from "../views.js";
@@ -104,6 +105,18 @@ const denyRoute = createRoute({
   middleware: principalKind("reviewer"),
   request: { params: RequestIdParam, ...body(DenyBody) },
   responses: reviewResponses("request_not_pending, conflict"),
+});
+
+const reviewAfterRoute = createRoute({
+  method: "post",
+  path: "/v1/requests/{id}/review-after",
+  tags: ["reviews"],
+  summary:
+    "Review an issued request after the fact: `ok`, or a `concern` with a note (members of its `@review_after` groups; never the agent's owner)",
+  security,
+  middleware: principalKind("reviewer"),
+  request: { params: RequestIdParam, ...body(ReviewAfterBody) },
+  responses: reviewResponses("already_reviewed_after, not_reviewable_after, conflict"),
 });
 
 const cancelRoute = createRoute({
@@ -223,6 +236,7 @@ export function requestRoutes(
     const page = await broker.list(principal, {
       limit: q.limit,
       ...(q.status !== undefined ? { status: q.status } : {}),
+      ...(q.awaiting !== undefined ? { awaiting: q.awaiting } : {}),
       ...(q.agent !== undefined ? { agentId: q.agent } : {}),
       ...(q.action !== undefined ? { action: q.action } : {}),
       ...(q.since !== undefined ? { since: Date.parse(q.since) } : {}),
@@ -251,6 +265,14 @@ export function requestRoutes(
     const { id } = c.req.valid("param");
     const { reason } = c.req.valid("json");
     const { request } = await broker.deny(principal, id, reason, "api");
+    return c.json(requestView(request, principal), 200);
+  });
+
+  app.openapi(afterKind(reviewAfterRoute, readBody), async (c) => {
+    const principal = c.get("principal");
+    const { id } = c.req.valid("param");
+    const { verdict, note } = c.req.valid("json");
+    const { request } = await broker.reviewAfter(principal, id, verdict, note, "api");
     return c.json(requestView(request, principal), 200);
   });
 

@@ -26,6 +26,7 @@ import {
   type SlackRenderOptions,
 } from "./blocks.js";
 import type { SlackDirectory } from "./directory.js";
+import { afterReviewNotice, decidedNotice, noticeOf } from "./notices.js";
 
 /** Where a group's approval messages go. */
 export type SlackRoute = { readonly channel: string } | { readonly dm: true };
@@ -320,12 +321,47 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
     return fresh;
   }
 
+  /**
+   * Posts the heads-up or after-review notice the event brings (see
+   * `noticeOf`) to each destination of its groups not reached already. The
+   * same routes as approval prompts, and rule 2 the same way: the agent's
+   * owner and the person it acts for get no DM about their own request.
+   */
+  async function postNotice(request: AccessRequest, event: RecordedEvent, signal: AbortSignal) {
+    const notice = noticeOf(request, event);
+    if (notice === undefined) return;
+    const facts = await state.facts(SLACK_SCOPE, request.id);
+    const message = buildReviewMessage(request, [], clock.now(), options.message);
+    const rendered =
+      notice.kind === "decided"
+        ? decidedNotice(
+            message,
+            event.type === "request.approved" ? "approved" : "denied",
+            event.data.by === "policy",
+            options.render,
+          )
+        : afterReviewNotice(message, options.render);
+    const calls = fanout(request.id, signal);
+    for (const [key, channel] of destinations(request, notice.groups)) {
+      const factKey = `notice:${notice.kind}:${key}`;
+      if (facts[factKey] !== undefined || facts[`${DEAD}${factKey}`] !== undefined) continue;
+      const sent = await calls.reach(factKey, () =>
+        client.chat.postMessage({ channel, text: rendered.text, blocks: rendered.blocks }),
+      );
+      if (sent !== undefined)
+        await state.saveFacts(SLACK_SCOPE, request.id, { [factKey]: event.id });
+    }
+    calls.finish();
+  }
+
   return {
     name: SLACK_SCOPE,
     wants: (event) => !NOTIFICATION_SILENT_TYPES.has(event.type),
     async deliver(event, signal) {
       const request = await store.get(event.requestId);
-      if (request === undefined || request.decision.effect !== "approve") return;
+      if (request === undefined) return;
+      await postNotice(request, event, signal);
+      if (request.decision.effect !== "approve") return;
       let facts = await state.facts(SLACK_SCOPE, request.id);
       if (event.type === "request.decided") {
         await postApproval(request, facts, signal);
@@ -343,7 +379,9 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
       }
       // A request Slack never prompted for (on a worker's first start, events
       // older than its window are skipped) gets no updates and no owner DM.
-      const prompted = Object.keys(facts).some((k) => k.startsWith("msg:") || k.startsWith(DEAD));
+      const prompted = Object.keys(facts).some(
+        (k) => k.startsWith("msg:") || (k.startsWith(DEAD) && !k.startsWith(`${DEAD}notice:`)),
+      );
       if (!prompted) return;
       const posted = parsePosted(facts);
       let timeline = parseTimeline(facts);

@@ -61,6 +61,9 @@ export function teamsCard(message: ReviewMessage, approvalUrl: string): object {
     ...(message.escalation !== undefined
       ? [{ title: "Escalated", value: e(message.escalation.text) }]
       : []),
+    ...(message.afterReview !== undefined
+      ? [{ title: "After the fact", value: e(message.afterReview.text) }]
+      : []),
   ];
   const context = message.context.map((entry) => ({
     title: e(entry.name),

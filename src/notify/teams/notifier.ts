@@ -1,4 +1,5 @@
 import type { RecordedEvent } from "../../domain/events.js";
+import type { AccessRequest } from "../../domain/request.js";
 import type { Clock } from "../../ports/clock.js";
 import type { NotificationState } from "../../ports/notification-state.js";
 import type { RequestStore } from "../../ports/store.js";
@@ -30,7 +31,8 @@ export const TEAMS_SCOPE = "teams";
 
 /**
  * The events that get a card: a request needing approval, its escalation
- * (the card asks again, saying how long it has waited), and its outcome.
+ * (the card asks again, saying how long it has waited), its outcome, and the
+ * issue of a credential that must be reviewed after the fact (`@review_after`).
  * A cancelled request is an outcome too: without its card, the approval card
  * would ask reviewers to act on a request that no longer exists.
  */
@@ -41,7 +43,23 @@ function cardWorthy(event: RecordedEvent): boolean {
     event.type === "request.approved" ||
     event.type === "request.denied" ||
     event.type === "request.cancelled" ||
+    event.type === "credential.issued" ||
     (event.type === "request.expired" && event.data.previous_status === "pending")
+  );
+}
+
+/**
+ * Whether this request's event gets a card: every card-worthy event of a
+ * request that needs approval; the outcome of one the policy allowed at once
+ * when it names groups to tell (`@notify`, a heads-up); and, for either, the
+ * issue of a credential to be reviewed after the fact.
+ */
+function wantsCard(request: AccessRequest, event: RecordedEvent): boolean {
+  if (event.type === "credential.issued") return request.decision.reviewAfter !== undefined;
+  if (request.decision.effect === "approve") return true;
+  return (
+    request.decision.notify !== undefined &&
+    (event.type === "request.approved" || event.type === "request.denied")
   );
 }
 
@@ -80,7 +98,7 @@ export function createTeamsNotifier(options: TeamsNotifierOptions): DeliveryChan
     wants: cardWorthy,
     async deliver(event, signal) {
       const request = await store.get(event.requestId);
-      if (request === undefined || request.decision.effect !== "approve") return;
+      if (request === undefined || !wantsCard(request, event)) return;
       // Decided before the escalation was delivered: there is nobody left to ask.
       if (event.type === "request.escalated" && request.status !== "pending") return;
       const facts = await state.facts(TEAMS_SCOPE, request.id);
