@@ -2,11 +2,14 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createMemoryStore } from "../../src/adapters/memory-store.js";
+import { createMemoryNotificationState } from "../../src/adapters/notification-state-memory.js";
 import {
   connectRedis,
   createRedisStore,
   type RedisStoreClient,
 } from "../../src/adapters/redis-store.js";
+import { createTeamsNotifier } from "../../src/notify/teams/notifier.js";
 import { silentLogger } from "../../src/ports/logger.js";
 import { ConsoleClient } from "../console/console-client.js";
 import { tempPolicies } from "../policy/temp-policies.js";
@@ -18,11 +21,18 @@ import {
   keyOf,
   readRequest,
 } from "../support/api.js";
+import { capturingLogger } from "../support/captured-log.js";
 import { type FakeSlack, type SlackCall, startFakeSlack } from "../support/fake-slack.js";
 import { ManualClock, startTestWrit, type TestWrit } from "../support/harness.js";
 import { type RecordingServer, startRecordingServer } from "../support/recording-server.js";
 import { type RedisServer, startRedisServer } from "../support/redis.js";
-import { slackSettings, TEST_SLACK_BOT_TOKEN, TEST_SLACK_CHANNEL } from "../support/slack-app.js";
+import {
+  slackSettings,
+  TEST_SLACK_BOT_TOKEN,
+  TEST_SLACK_CHANNEL,
+  TEST_SLACK_SIGNING_SECRET,
+  TEST_SLACK_TEAM,
+} from "../support/slack-app.js";
 
 // Escalation of requests nobody answers: still pending 600 s after it was
 // asked, the export is brought to the security group as well. The sweep is
@@ -172,6 +182,53 @@ describe("escalation to Slack, on the embedded store", () => {
     expect(await allEvents(t, { request_id: id, type: "request.escalated" })).toEqual([]);
   });
 
+  it("logs an error when the escalation groups reach nobody in Slack", async () => {
+    // No default channel, and nobody writ knows is in the escalation group:
+    // the copies would say the on-call group was told when nobody was.
+    const unrouted = await tempPolicies({
+      "export.cedar": EXPORT_POLICY.replace('@escalate_to("security")', '@escalate_to("on-call")'),
+    });
+    const { logger, lines } = capturingLogger();
+    try {
+      t = await startTestWrit(
+        {
+          slack: {
+            signing_secret: TEST_SLACK_SIGNING_SECRET,
+            bot_token: TEST_SLACK_BOT_TOKEN,
+            api_url: slack.apiUrl,
+            team_id: TEST_SLACK_TEAM,
+            routing: { "data-owners": { dm: true } },
+          },
+          notifications: { retry: { initial_ms: 2, max_ms: 40 } },
+          policies: { dir: unrouted.dir, watch: false },
+        },
+        { logger },
+      );
+      const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+      await expect.poll(() => slack.accepted("chat.postMessage").filter(about(id)).length).toBe(2);
+      t.clock.advance(600);
+      expect(await t.writ.broker.escalateDue()).toBe(1);
+      await expect
+        .poll(
+          () =>
+            slack
+              .accepted("chat.update")
+              .filter((c) => about(id)(c) && blocksOf(c).includes("Escalated to on-call")).length,
+        )
+        .toBe(2);
+      expect(slack.accepted("chat.postMessage").filter(about(id))).toHaveLength(2);
+      expect(lines).toContainEqual(
+        expect.objectContaining({
+          level: "error",
+          message: "the slack escalation reached no destination",
+          fields: expect.objectContaining({ request_id: id }),
+        }),
+      );
+    } finally {
+      await unrouted.remove();
+    }
+  });
+
   it("does not prompt again a reviewer the first prompt already reached", async () => {
     // Both groups by direct message: carol, in both, was asked as a data owner.
     await start({ "data-owners": { dm: true }, security: { dm: true } });
@@ -249,6 +306,42 @@ describe("escalation to Teams and webhooks", () => {
       },
     });
     expect(receiver.requests.filter((r) => r.path === "/escalations")).toHaveLength(1);
+  });
+});
+
+describe("an escalation delivered late to Teams", () => {
+  let receiver: RecordingServer;
+  let t: TestWrit;
+
+  afterEach(async () => {
+    await t?.close();
+    await receiver?.close();
+  });
+
+  it("posts no card once the approval deadline has passed, before the sweep recorded the expiry", async () => {
+    receiver = await startRecordingServer();
+    const store = createMemoryStore();
+    t = await startTestWrit({ policies: { dir: policies.dir, watch: false } }, { store });
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    t.clock.advance(600);
+    expect(await t.writ.broker.escalateDue()).toBe(1);
+    const [escalated] = (await store.events({ limit: 100 })).filter(
+      (e) => e.requestId === id && e.type === "request.escalated",
+    );
+    if (escalated === undefined) throw new Error("no request.escalated event");
+    // Teams was unreachable until the request's approval deadline (900 s) passed.
+    t.clock.advance(300);
+    const teams = createTeamsNotifier({
+      webhookUrl: `${receiver.url}/late`,
+      consoleUrl: "https://writ.example.com",
+      store,
+      state: createMemoryNotificationState({ clock: t.clock }),
+      clock: t.clock,
+      message: {},
+    });
+    await teams.deliver(escalated, new AbortController().signal);
+    // Nobody is left to ask: the expiry gets its own card when it is recorded.
+    expect(receiver.requests.filter((r) => r.path === "/late")).toEqual([]);
   });
 });
 

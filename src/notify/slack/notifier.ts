@@ -317,7 +317,18 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
     signal: AbortSignal,
   ): Promise<Set<string>> {
     const groups = request.decision.escalation?.groups ?? [];
-    const { fresh } = await postCopies(request, destinations(request, groups), facts, signal);
+    const targets = destinations(request, groups);
+    const { posted, fresh } = await postCopies(request, targets, facts, signal);
+    // Said as loudly as for the approvers: the copies now read "Escalated to
+    // ...", and an escalation group nobody in Slack belongs to (a misspelt
+    // group, no route and no default channel) would otherwise be told nothing
+    // while everyone believes it was.
+    if (![...targets.keys()].some((key) => posted.has(key))) {
+      logger.error("the slack escalation reached no destination", {
+        request_id: request.id,
+        destinations: targets.size,
+      });
+    }
     return fresh;
   }
 

@@ -99,8 +99,14 @@ export function createTeamsNotifier(options: TeamsNotifierOptions): DeliveryChan
     async deliver(event, signal) {
       const request = await store.get(event.requestId);
       if (request === undefined || !wantsCard(request, event)) return;
-      // Decided before the escalation was delivered: there is nobody left to ask.
-      if (event.type === "request.escalated" && request.status !== "pending") return;
+      // Decided, or past its approval deadline, before the escalation was
+      // delivered: there is nobody left to ask, and the outcome gets its own card.
+      if (
+        event.type === "request.escalated" &&
+        (request.status !== "pending" || clock.now() >= request.expiresAt)
+      ) {
+        return;
+      }
       const facts = await state.facts(TEAMS_SCOPE, request.id);
       const key = `sent:${event.id}`;
       if (facts[key] === undefined) {
