@@ -206,17 +206,7 @@ describe("escalation to Slack, on the embedded store", () => {
       );
       const { id } = await createRequest(t, CUSTOMERS_EXPORT);
       await expect.poll(() => slack.accepted("chat.postMessage").filter(about(id)).length).toBe(2);
-      t.clock.advance(600);
-      expect(await t.writ.broker.escalateDue()).toBe(1);
-      await expect
-        .poll(
-          () =>
-            slack
-              .accepted("chat.update")
-              .filter((c) => about(id)(c) && blocksOf(c).includes("Escalated to on-call")).length,
-        )
-        .toBe(2);
-      expect(slack.accepted("chat.postMessage").filter(about(id))).toHaveLength(2);
+      await escalateUpdatingBothCopies(id, "Escalated to on-call");
       expect(lines).toContainEqual(
         expect.objectContaining({
           level: "error",
@@ -229,24 +219,31 @@ describe("escalation to Slack, on the embedded store", () => {
     }
   });
 
+  /**
+   * Ten minutes on, the sweep escalates the request; both first copies are
+   * updated to say so (`label`), and no new message is posted.
+   */
+  async function escalateUpdatingBothCopies(id: string, label: string) {
+    t.clock.advance(600);
+    expect(await t.writ.broker.escalateDue()).toBe(1);
+    await expect
+      .poll(
+        () =>
+          slack.accepted("chat.update").filter((c) => about(id)(c) && blocksOf(c).includes(label))
+            .length,
+      )
+      .toBe(2);
+    expect(slack.accepted("chat.postMessage").filter(about(id))).toHaveLength(2);
+  }
+
   it("does not prompt again a reviewer the first prompt already reached", async () => {
     // Both groups by direct message: carol, in both, was asked as a data owner.
     await start({ "data-owners": { dm: true }, security: { dm: true } });
     const { id } = await createRequest(t, CUSTOMERS_EXPORT);
     await slack.waitFor("chat.postMessage", (c) => c.args.channel === "U0WRITCAROL");
     await expect.poll(() => slack.accepted("chat.postMessage").filter(about(id)).length).toBe(2);
-    t.clock.advance(600);
-    expect(await t.writ.broker.escalateDue()).toBe(1);
     // The copies say it was escalated; nobody gets a second message.
-    await expect
-      .poll(
-        () =>
-          slack
-            .accepted("chat.update")
-            .filter((c) => about(id)(c) && blocksOf(c).includes("Escalated to security")).length,
-      )
-      .toBe(2);
-    expect(slack.accepted("chat.postMessage").filter(about(id))).toHaveLength(2);
+    await escalateUpdatingBothCopies(id, "Escalated to security");
   });
 });
 
