@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { generateKey, hashKey } from "../../src/adapters/key-identity.js";
 import { createMemoryStore } from "../../src/adapters/memory-store.js";
 import { createMemoryNotificationState } from "../../src/adapters/notification-state-memory.js";
 import {
@@ -67,11 +68,12 @@ describe("escalation to Slack, on the embedded store", () => {
   let slack: FakeSlack;
   let t: TestWrit;
 
-  async function start(routing: Record<string, unknown>) {
+  async function start(routing: Record<string, unknown>, extra: Record<string, unknown> = {}) {
     t = await startTestWrit({
       slack: slackSettings(slack, { routing }),
       notifications: { retry: { initial_ms: 2, max_ms: 40 } },
       policies: { dir: policies.dir, watch: false },
+      ...extra,
     });
   }
 
@@ -154,6 +156,33 @@ describe("escalation to Slack, on the embedded store", () => {
     expect((await dana.signIn(keyOf(t, "dana"))).status).toBe(303);
     const html = await (await dana.get(`/console/requests/${id}`)).text();
     expect(html).toContain("Escalated to security");
+  });
+
+  it("does not direct-message an escalation group member who has approved already", async () => {
+    // sam joins carol in the security group.
+    const sam = {
+      id: "sam",
+      key_sha256: hashKey(generateKey("reviewer")),
+      groups: ["security"],
+      slack_user_id: "U0WRITSAM",
+    };
+    await start({ security: { dm: true } }, { identities: { reviewers: [sam] } });
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    await slack.waitFor("chat.postMessage", (c) => c.args.channel === TEST_SLACK_CHANNEL);
+    // carol, in data-owners and security, approves as a data owner.
+    await approveAs(t, "carol", id);
+    t.clock.advance(600);
+    expect(await t.writ.broker.escalateDue()).toBe(1);
+    await slack.waitFor("chat.postMessage", (c) => c.args.channel === "U0WRITSAM" && about(id)(c));
+    // Events are delivered one after another: once the next one is, the
+    // escalation's delivery is over.
+    await approveAs(t, "bob", id);
+    await slack.waitFor(
+      "chat.update",
+      (c) => c.args.channel === TEST_SLACK_CHANNEL && blocksOf(c).includes("Approved"),
+    );
+    expect(postsTo("U0WRITSAM", id)).toHaveLength(1);
+    expect(postsTo("U0WRITCAROL", id)).toEqual([]);
   });
 
   it("escalates nothing once the request is decided", async () => {

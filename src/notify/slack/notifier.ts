@@ -210,12 +210,16 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
    * or the escalation groups), keyed so a retry, or an escalation to a place
    * already prompted, skips those done.
    */
-  function destinations(request: AccessRequest, groups: readonly string[]): Map<string, string> {
+  function destinations(
+    request: AccessRequest,
+    groups: readonly string[],
+    alsoExcluded: readonly string[] = [],
+  ): Map<string, string> {
     const out = new Map<string, string>();
     // Rule 2 reaches notifications too: those who may not approve are not asked to,
     // on any Slack account writ links to them (person ids compared as samePerson).
     const excluded = new Set(
-      [request.agentId, request.owner, request.onBehalfOf]
+      [request.agentId, request.owner, request.onBehalfOf, ...alsoExcluded]
         .filter((id): id is string => id !== undefined)
         .flatMap((id) => directory.slackUsersOf(id)),
     );
@@ -317,7 +321,9 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
     signal: AbortSignal,
   ): Promise<Set<string>> {
     const groups = request.decision.escalation?.groups ?? [];
-    const targets = destinations(request, groups);
+    // Nor is anyone who has approved already: they have nothing left to give.
+    const approvers = request.reviews.map((review) => review.reviewerId);
+    const targets = destinations(request, groups, approvers);
     const { posted, fresh } = await postCopies(request, targets, facts, signal);
     // Said as loudly as for the approvers: the copies now read "Escalated to
     // ...", and an escalation group nobody in Slack belongs to (a misspelt
