@@ -236,6 +236,16 @@ export function openRequest(args: {
       effect: decision.effect,
       policies: [...decision.policies],
       requirements: decision.requirements.map((r) => ({ groups: [...r.groups], quorum: r.quorum })),
+      // The escalation's terms are part of what was decided: recorded here, the
+      // audit trail shows them even for a request answered before it fires.
+      ...(decision.escalation !== undefined
+        ? {
+            escalation: {
+              after_seconds: decision.escalation.afterSeconds,
+              groups: [...decision.escalation.groups],
+            },
+          }
+        : {}),
       ...(decision.notify !== undefined ? { notify: [...decision.notify] } : {}),
       ...(decision.reviewAfter !== undefined ? { review_after: [...decision.reviewAfter] } : {}),
     }),

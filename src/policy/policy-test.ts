@@ -72,6 +72,8 @@ const testCaseSchema = z.strictObject({
   /** 0 when the decision escalates nothing. */
   expect_escalate_after_seconds: z.int().min(0).optional(),
   expect_escalate_to: z.array(name).optional(),
+  expect_notify: z.array(name).optional(),
+  expect_review_after: z.array(name).optional(),
 });
 
 const testFileSchema = z.strictObject({
@@ -207,6 +209,12 @@ function compareCase(
       "escalate_to",
       expectedSetText(testCase.expect_escalate_to),
       setText(decision.escalation?.groups ?? []),
+    ],
+    ["notify", expectedSetText(testCase.expect_notify), setText(decision.notify ?? [])],
+    [
+      "review_after",
+      expectedSetText(testCase.expect_review_after),
+      setText(decision.reviewAfter ?? []),
     ],
   ];
   const failing = checks.filter(

@@ -40,6 +40,28 @@ function pending(overrides: Partial<Decision> = {}, withEscalation = true): Acce
 }
 
 describe("escalation of a pending request", () => {
+  it("is recorded in request.decided, so the trail shows its terms even if it never fires", () => {
+    const { events } = openRequest({
+      id: "req_1",
+      agent,
+      input: {
+        action: "db:export",
+        resource: "db://prod/customers",
+        credentialType: "jwt",
+        context: {},
+      },
+      decision,
+      now: T0,
+      timing,
+    });
+    expect(events.find((e) => e.type === "request.decided")?.data).toEqual({
+      effect: "approve",
+      policies: ["customers-export"],
+      requirements: [{ groups: ["data-owners"], quorum: 2 }],
+      escalation: { after_seconds: 600, groups: ["security-oncall"] },
+    });
+  });
+
   it("is due at createdAt + escalate_after, and not before", () => {
     const request = pending();
     expect(escalationDueAt(request)).toBe(T0 + 600_000);

@@ -64,6 +64,61 @@ permit(principal, action == Action::"db:export", resource);`,
     ]);
   });
 
+  it("checks the groups a decision tells and the groups that review it afterwards", async () => {
+    const dir = await suite(
+      {
+        cases: [
+          {
+            name: "break-glass tells security and has it look back",
+            principal: { ...principal, attributes: { on_call: "true" } },
+            action: "db:export",
+            resource: "db://x",
+            context: { data: { break_glass: true } },
+            expect: "allow",
+            expect_notify: ["security", "audit"],
+            expect_review_after: ["security"],
+          },
+          {
+            name: "the regular path tells nobody extra",
+            principal,
+            action: "db:export",
+            resource: "db://x",
+            context: { data: {} },
+            expect: "approve",
+            expect_notify: [],
+            expect_review_after: [],
+          },
+          {
+            name: "wrongly expects nobody told and no look back",
+            principal: { ...principal, attributes: { on_call: "true" } },
+            action: "db:export",
+            resource: "db://x",
+            context: { data: { break_glass: true } },
+            expect: "allow",
+            expect_notify: [],
+            expect_review_after: [],
+          },
+        ],
+      },
+      `@id("break-glass") @notify("security,audit") @review_after("security")
+permit(principal, action == Action::"db:export", resource)
+when { principal has on_call && principal.on_call == "true" &&
+  context.data has break_glass && context.data.break_glass == true };
+@id("export") @approvers("owners")
+permit(principal, action == Action::"db:export", resource)
+unless { context.data has break_glass };`,
+    );
+    const result = await runPolicyTests({ policiesDir: dir });
+    expect(result.passed).toBe(2);
+    expect(result.failed).toEqual([
+      expect.objectContaining({
+        name: "wrongly expects nobody told and no look back",
+        expected: "notify []; review_after []",
+        actual: "notify [audit, security]; review_after [security]",
+      }),
+    ]);
+  });
+
   it("passes every shipped demo case", async () => {
     const result = await runPolicyTests({ policiesDir: DEMO_POLICIES_DIR });
     expect(result.failed).toEqual([]);
