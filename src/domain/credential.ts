@@ -84,6 +84,10 @@ export function issueCredential(args: {
         ...(request.decision.awsSourceIps !== undefined && request.credentialType === "aws"
           ? { aws_source_ips: request.decision.awsSourceIps }
           : {}),
+        // Who must look back at it; the policies in force at collect may have added groups.
+        ...(request.decision.reviewAfter !== undefined && request.decision.reviewAfter.length > 0
+          ? { review_after: [...request.decision.reviewAfter] }
+          : {}),
       }),
     ],
   };

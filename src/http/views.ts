@@ -81,7 +81,14 @@ export function requestView(request: AccessRequest, viewer: Principal) {
       : {}),
     ...(request.completedAt !== undefined ? { completed_at: iso(request.completedAt) } : {}),
     ...(decision.reviewAfter !== undefined
-      ? { review_after: afterReviewView(decision.reviewAfter, request.reviewedAfter) }
+      ? {
+          // The look back is the security team's: an agent is not told what its
+          // reviewers concluded, or their notes about it.
+          review_after: afterReviewView(
+            decision.reviewAfter,
+            viewer.kind === "agent" ? undefined : request.reviewedAfter,
+          ),
+        }
       : {}),
     ...(request.escalatedAt !== undefined ? { escalated_at: iso(request.escalatedAt) } : {}),
     created_at: iso(request.createdAt),

@@ -69,6 +69,8 @@ describe("POST /v1/requests/{id}/review-after", () => {
     await collectToken(t, created.id);
     expect(await awaiting()).toContain(created.id);
     expect(await awaiting("carol")).toContain(created.id);
+    const [issued] = await allEvents(t, { request_id: created.id, type: "credential.issued" });
+    expect(issued?.data.review_after).toEqual(["security"]);
 
     const reviewed = await expectJson<AfterReviewBody>(
       await reviewAfter(created.id, "carol", { verdict: "ok", note: "checked INC-4711" }),
@@ -114,6 +116,12 @@ describe("POST /v1/requests/{id}/review-after", () => {
       200,
     );
     expect(read.review_after?.review?.reviewer).toBe("carol");
+    // The agent is not told what its reviewers concluded.
+    const own = await expectJson<AfterReviewBody>(
+      await t.call("GET", `/v1/requests/${created.id}`, { key: keyOf(t, "report-agent") }),
+      200,
+    );
+    expect(own.review_after).toEqual({ groups: ["security"] });
   });
 
   it("is never the agent's owner's, only the named groups', and only reviewers'", async () => {

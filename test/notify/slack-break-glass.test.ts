@@ -77,6 +77,25 @@ describe("Slack: break-glass notices", () => {
     expect(postsAbout(id)).toHaveLength(2);
   });
 
+  it("tells the @notify groups again when the policies in force deny at collection what was allowed", async () => {
+    const writ = await start(BREAK_GLASS_POLICY, { security: { channel: SECURITY } });
+    const { id } = await createRequest(writ, BREAK_GLASS);
+    await slack.waitFor("chat.postMessage", (c) => textOf(c).includes("Heads-up: allowed"));
+    // A guardrail lands before the agent collects.
+    await policies.write("guardrail.cedar", `@id("freeze") forbid (principal, action, resource);`);
+    await (writ.writ.broker.deps.policy as unknown as { reload(): Promise<void> }).reload();
+    const denied = await writ.call("POST", `/v1/requests/${id}/credential`, {
+      key: keyOf(writ, "report-agent"),
+    });
+    expect(denied.status).toBe(403);
+    const again = await slack.waitFor(
+      "chat.postMessage",
+      (c) => textOf(c).includes(id) && !textOf(c).includes("Heads-up: allowed"),
+    );
+    expect(again.args.channel).toBe(SECURITY);
+    expect(String(again.args.text)).toMatch(/denied/i);
+  });
+
   it("DMs group members, but never the agent's owner about its own request", async () => {
     const policy = BREAK_GLASS_POLICY.replace('@notify("security")', '@notify("data-owners")');
     const writ = await start(policy, { "data-owners": { dm: true } });

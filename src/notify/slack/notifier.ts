@@ -359,8 +359,11 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
           )
         : afterReviewNotice(message, options.render);
     const calls = fanout(request.id, signal);
+    // One heads-up per outcome: a request allowed at once and then denied by the
+    // policies in force at collection tells its groups both times.
+    const kind = notice.kind === "decided" ? event.type : notice.kind;
     for (const [key, channel] of destinations(request, notice.groups)) {
-      const factKey = `notice:${notice.kind}:${key}`;
+      const factKey = `notice:${kind}:${key}`;
       if (facts[factKey] !== undefined || facts[`${DEAD}${factKey}`] !== undefined) continue;
       const sent = await calls.reach(factKey, () =>
         client.chat.postMessage({ channel, text: rendered.text, blocks: rendered.blocks }),
