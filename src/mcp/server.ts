@@ -1,6 +1,7 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
+import { PERSON_ID } from "../domain/principal.js";
 import { MAX_TTL_SECONDS } from "../domain/request.js";
 import type { WritClient, WritRequest } from "../sdk/client.js";
 import { isWritApiError } from "../sdk/errors.js";
@@ -200,6 +201,13 @@ export function createWritMcpServer(options: WritMcpServerOptions): McpServer {
           .max(MAX_TTL_SECONDS)
           .optional()
           .describe("How long the credential should live; the policy may cap it"),
+        on_behalf_of: z
+          .string()
+          .regex(PERSON_ID, "a person's writ id: letters, digits and _ . @ + -")
+          .optional()
+          .describe(
+            "The person you act for, by their writ id, if any: they cannot approve this request",
+          ),
       },
       outputSchema: RequestSummary,
       annotations: { destructiveHint: false, idempotentHint: false, openWorldHint: false },
@@ -214,6 +222,7 @@ export function createWritMcpServer(options: WritMcpServerOptions): McpServer {
           ...(args.credential !== undefined ? { credential: args.credential } : {}),
           ...(args.ticket !== undefined ? { ticket: args.ticket } : {}),
           ...(args.ttl_seconds !== undefined ? { ttl_seconds: args.ttl_seconds } : {}),
+          ...(args.on_behalf_of !== undefined ? { on_behalf_of: args.on_behalf_of } : {}),
         });
         return result(summarize(request, returnCredentials));
       } catch (error) {

@@ -166,6 +166,24 @@ describe("the writ MCP server, through a real MCP client", () => {
     await client.close();
   });
 
+  it("passes on_behalf_of on, so that person cannot approve, and refuses a malformed one", async () => {
+    const client = await inMemory(clientFor("report-agent"));
+    const asked = structured(
+      await call(client, "writ_request_access", { ...CUSTOMERS_EXPORT, on_behalf_of: "bob" }),
+    );
+    const id = String(asked.request_id);
+    expect((await clientFor("dana").get(id)).on_behalf_of).toBe("bob");
+    await expect(clientFor("bob").approve(id)).rejects.toMatchObject({
+      code: "self_approval_forbidden",
+    });
+    const bad = await call(client, "writ_request_access", {
+      ...CUSTOMERS_EXPORT,
+      on_behalf_of: "bob ",
+    });
+    expect(bad.isError).toBe(true);
+    await client.close();
+  });
+
   it("gives up waiting at wait_seconds with the request still pending, not an error", async () => {
     const client = await inMemory(clientFor("report-agent"));
     const asked = structured(await call(client, "writ_request_access", { ...CUSTOMERS_EXPORT }));
