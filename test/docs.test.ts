@@ -1,6 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
+import type { z } from "zod";
 import { runCli } from "../src/cli/main.js";
+import { WritConfigSchema } from "../src/config/schema.js";
 import { ERROR_CODES } from "../src/domain/errors.js";
 import { EVENT_TYPES } from "../src/domain/events.js";
 import { ERROR_STATUS } from "../src/http/error-status.js";
@@ -12,6 +14,28 @@ describe("docs/api.md", () => {
     const doc = await readFile(new URL("../docs/api.md", import.meta.url), "utf8");
     for (const code of ERROR_CODES) {
       expect(doc, code).toMatch(new RegExp(`\\| \`${code}\` \\| ${ERROR_STATUS[code]} \\|`));
+    }
+  });
+
+  it("describes every route the server documents in OpenAPI, by method and path", async () => {
+    const doc = await readFile(new URL("../docs/api.md", import.meta.url), "utf8");
+    const t = await startTestWrit();
+    try {
+      const res = await t.writ.app.request("http://writ.test/openapi.json");
+      const spec = (await res.json()) as { paths: Record<string, Record<string, unknown>> };
+      const missing: string[] = [];
+      for (const [path, operations] of Object.entries(spec.paths)) {
+        for (const method of Object.keys(operations)) {
+          const call = `${method.toUpperCase()} ${path}`;
+          // The path must end there: `GET /v1/requests/{id}` does not describe `GET /v1/requests`.
+          const escaped = call.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+          if (!new RegExp(`${escaped}(?![\\w/{])`).test(doc)) missing.push(call);
+        }
+      }
+      expect(Object.keys(spec.paths).length).toBeGreaterThan(10);
+      expect(missing).toEqual([]);
+    } finally {
+      await t.close();
     }
   });
 
@@ -45,7 +69,54 @@ async function commandHelps(): Promise<Map<string, string>> {
   return helps;
 }
 
+/**
+ * Every key path of a zod schema, `*` standing for an array element or a
+ * record's value, e.g. `identities.agents.*.acts_for`.
+ */
+function configKeyPaths(schema: z.core.$ZodType, path: string[] = []): string[][] {
+  const def = schema._zod.def as z.core.$ZodTypeDef & Record<string, unknown>;
+  const inner = (key: string) => def[key] as z.core.$ZodType;
+  switch (def.type) {
+    case "object":
+      return Object.entries(def.shape as Record<string, z.core.$ZodType>).flatMap(
+        ([key, value]) => [[...path, key], ...configKeyPaths(value, [...path, key])],
+      );
+    case "optional":
+    case "default":
+    case "prefault":
+    case "nullable":
+      return configKeyPaths(inner("innerType"), path);
+    case "pipe":
+      return configKeyPaths(inner("in"), path);
+    case "array":
+      return configKeyPaths(inner("element"), [...path, "*"]);
+    case "record":
+      return configKeyPaths(inner("valueType"), [...path, "*"]);
+    case "union":
+      return (def.options as z.core.$ZodType[]).flatMap((option) => configKeyPaths(option, path));
+    default:
+      return [];
+  }
+}
+
 describe("docs/configuration.md", () => {
+  it("documents every key of the configuration file", async () => {
+    const doc = await readFile(new URL("../docs/configuration.md", import.meta.url), "utf8");
+    const paths = configKeyPaths(WritConfigSchema);
+    expect(paths.length).toBeGreaterThan(100);
+    const missing: string[] = [];
+    for (const path of paths) {
+      const names = path.filter((part) => part !== "*");
+      const key = names.at(-1) as string;
+      // In the example file (`key:`, commented out or not), or named in the text
+      // by its path or the tail of it (`redis.sentinel.name`, `jwks_uri`).
+      const inExample = new RegExp(`(?:^|[\\s{,#-])${key}:`, "m").test(doc);
+      const named = names.some((_, i) => doc.includes(`\`${names.slice(i).join(".")}\``));
+      if (!inExample && !named) missing.push(names.join("."));
+    }
+    expect(missing).toEqual([]);
+  });
+
   it("names, for every variable a command's --help names, that command among its users", async () => {
     const doc = await readFile(new URL("../docs/configuration.md", import.meta.url), "utf8");
     const table = doc.slice(doc.indexOf("## Environment"));

@@ -74,7 +74,8 @@ Options:
 
 Exit codes: 0 collected; 1 server or network error (e.g. approval_pending,
 credential_already_issued); 2 bad command line; 3 the request was denied
-(also by the policies in force now), cancelled, expired or revoked.
+(also by the policies in force now, or because the agent may no longer act for
+its on_behalf_of person), cancelled, expired or revoked.
 ${ENVIRONMENT_HELP}
 `,
   async run(args, io) {

@@ -65,8 +65,8 @@ everything else goes to stderr, so this works:
 
 Exit codes: 0 created (or, with --wait, approved and collected); 1 server or
 network error, or --wait timed out; 2 bad command line; 3 denied by policy (also
-at collection) or a reviewer, cancelled, expired, or revoked before it was
-collected.
+at collection) or a reviewer, refused for an --on-behalf-of the agent may not
+act for, cancelled, expired, or revoked before it was collected.
 ${ENVIRONMENT_HELP}
 `;
 
