@@ -109,4 +109,19 @@ describe("Slack: break-glass notices", () => {
       .toEqual(["U0WRITBOB", "U0WRITCAROL"]);
     expect(postsAbout(id).some((c) => c.args.channel === "U0WRITALICE")).toBe(false);
   });
+
+  it("tells the person the agent names as on_behalf_of too: an agent does not choose who hears of it", async () => {
+    const policy = BREAK_GLASS_POLICY.replace('@notify("security")', '@notify("data-owners")');
+    const writ = await start(policy, { "data-owners": { dm: true } });
+    // Naming carol keeps her from reviewing (rule 2), not from being told what was allowed.
+    const { id } = await createRequest(writ, { ...BREAK_GLASS, on_behalf_of: "carol" });
+    await expect
+      .poll(() =>
+        postsAbout(id)
+          .filter((c) => textOf(c).includes("Heads-up"))
+          .map((c) => c.args.channel)
+          .sort(),
+      )
+      .toEqual(["U0WRITBOB", "U0WRITCAROL"]);
+  });
 });

@@ -213,13 +213,22 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
   function destinations(
     request: AccessRequest,
     groups: readonly string[],
-    alsoExcluded: readonly string[] = [],
+    audience: {
+      /** People to leave out besides the agent, its owner and its on_behalf_of person. */
+      readonly alsoExcluded?: readonly string[];
+      /** A heads-up, which asks nothing: the on_behalf_of person is told too. */
+      readonly headsUp?: boolean;
+    } = {},
   ): Map<string, string> {
+    const { alsoExcluded = [], headsUp = false } = audience;
     const out = new Map<string, string>();
     // Rule 2 reaches notifications too: those who may not approve are not asked to,
     // on any Slack account writ links to them (person ids compared as samePerson).
+    // A heads-up asks nothing of anyone, and the agent chooses its on_behalf_of:
+    // were that person left out of it, an agent could pick which member of a
+    // @notify group never hears of what it was allowed.
     const excluded = new Set(
-      [request.agentId, request.owner, request.onBehalfOf, ...alsoExcluded]
+      [request.agentId, request.owner, headsUp ? undefined : request.onBehalfOf, ...alsoExcluded]
         .filter((id): id is string => id !== undefined)
         .flatMap((id) => directory.slackUsersOf(id)),
     );
@@ -323,7 +332,7 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
     const groups = request.decision.escalation?.groups ?? [];
     // Nor is anyone who has approved already: they have nothing left to give.
     const approvers = request.reviews.map((review) => review.reviewerId);
-    const targets = destinations(request, groups, approvers);
+    const targets = destinations(request, groups, { alsoExcluded: approvers });
     const { posted, fresh } = await postCopies(request, targets, facts, signal);
     // Said as loudly as for the approvers: the copies now read "Escalated to
     // ...", and an escalation group nobody in Slack belongs to (a misspelt
@@ -342,7 +351,8 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
    * Posts the heads-up or after-review notice the event brings (see
    * `noticeOf`) to each destination of its groups not reached already. The
    * same routes as approval prompts, and rule 2 the same way: the agent's
-   * owner and the person it acts for get no DM about their own request.
+   * owner gets no DM about its own request, nor does the person it acts for
+   * about a review they may not record; a heads-up does reach that person.
    */
   async function postNotice(request: AccessRequest, event: RecordedEvent, signal: AbortSignal) {
     const notice = noticeOf(request, event);
@@ -362,7 +372,8 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
     // One heads-up per outcome: a request allowed at once and then denied by the
     // policies in force at collection tells its groups both times.
     const kind = notice.kind === "decided" ? event.type : notice.kind;
-    for (const [key, channel] of destinations(request, notice.groups)) {
+    const targets = destinations(request, notice.groups, { headsUp: notice.kind === "decided" });
+    for (const [key, channel] of targets) {
       const factKey = `notice:${kind}:${key}`;
       if (facts[factKey] !== undefined || facts[`${DEAD}${factKey}`] !== undefined) continue;
       const sent = await calls.reach(factKey, () =>
