@@ -63,3 +63,17 @@ export function approverGroups(decision: Decision): string[] {
 export function requiredQuorum(decision: Decision): number {
   return decision.requirements.reduce((max, r) => Math.max(max, r.quorum), 0);
 }
+
+/**
+ * A decision's escalation as events and views show it, `{}` when it has none:
+ * one spelling for the audit trail and the API.
+ */
+export function escalationTerms(decision: Decision): {
+  escalation?: { after_seconds: number; groups: string[] };
+} {
+  const { escalation } = decision;
+  if (escalation === undefined) return {};
+  return {
+    escalation: { after_seconds: escalation.afterSeconds, groups: [...escalation.groups] },
+  };
+}

@@ -1,4 +1,4 @@
-import type { Decision } from "./decision.js";
+import { type Decision, escalationTerms } from "./decision.js";
 import { WritError } from "./errors.js";
 import type { DomainEvent } from "./events.js";
 import type { JsonObject } from "./json.js";
@@ -238,14 +238,7 @@ export function openRequest(args: {
       requirements: decision.requirements.map((r) => ({ groups: [...r.groups], quorum: r.quorum })),
       // The escalation's terms are part of what was decided: recorded here, the
       // audit trail shows them even for a request answered before it fires.
-      ...(decision.escalation !== undefined
-        ? {
-            escalation: {
-              after_seconds: decision.escalation.afterSeconds,
-              groups: [...decision.escalation.groups],
-            },
-          }
-        : {}),
+      ...escalationTerms(decision),
       ...(decision.notify !== undefined ? { notify: [...decision.notify] } : {}),
       ...(decision.reviewAfter !== undefined ? { review_after: [...decision.reviewAfter] } : {}),
     }),

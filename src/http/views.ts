@@ -1,4 +1,4 @@
-import { approverGroups, requiredQuorum } from "../domain/decision.js";
+import { approverGroups, escalationTerms, requiredQuorum } from "../domain/decision.js";
 import type { RecordedEvent } from "../domain/events.js";
 import type { Principal } from "../domain/principal.js";
 import type { AccessRequest, AfterReview } from "../domain/request.js";
@@ -51,14 +51,7 @@ export function requestView(request: AccessRequest, viewer: Principal) {
       requirements: decision.requirements.map((r) => ({ groups: [...r.groups], quorum: r.quorum })),
       ttl_seconds: request.grantedTtlSeconds,
       reason_required: decision.reasonRequired,
-      ...(decision.escalation !== undefined
-        ? {
-            escalation: {
-              after_seconds: decision.escalation.afterSeconds,
-              groups: [...decision.escalation.groups],
-            },
-          }
-        : {}),
+      ...escalationTerms(decision),
       ...(decision.notify !== undefined ? { notify: [...decision.notify] } : {}),
     },
     reviews: request.reviews.map((r) => ({
