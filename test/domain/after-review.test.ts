@@ -3,13 +3,11 @@ import { awaitsReviewAfter, reviewAfter } from "../../src/domain/after-review.js
 import { issueCredential } from "../../src/domain/credential.js";
 import type { Decision } from "../../src/domain/decision.js";
 import { WritError } from "../../src/domain/errors.js";
-import type { Agent, Reviewer } from "../../src/domain/principal.js";
-import { type AccessRequest, expireIfDue, openRequest } from "../../src/domain/request.js";
+import type { Reviewer } from "../../src/domain/principal.js";
+import { type AccessRequest, expireIfDue } from "../../src/domain/request.js";
 import { cappedUnder } from "../../src/domain/review.js";
+import { REPORT_AGENT as agent, openExport, T0 } from "../support/domain-requests.js";
 
-const T0 = Date.parse("2026-01-15T09:00:00.000Z");
-const timing = { collectWindowSeconds: 300 };
-const agent: Agent = { kind: "agent", id: "report-agent", owner: "alice", attributes: {} };
 const carol: Reviewer = { kind: "reviewer", id: "carol", groups: ["security", "data-owners"] };
 
 const breakGlass: Decision = {
@@ -25,20 +23,9 @@ const breakGlass: Decision = {
 };
 
 function approved(decision: Decision = breakGlass, onBehalfOf?: string): AccessRequest {
-  return openRequest({
-    id: "req_1",
-    agent,
-    input: {
-      action: "db:export",
-      resource: "db://prod/customers",
-      credentialType: "jwt",
-      reason: "incident",
-      ...(onBehalfOf !== undefined ? { onBehalfOf } : {}),
-      context: {},
-    },
-    decision,
-    now: T0,
-    timing,
+  return openExport(decision, {
+    reason: "incident",
+    ...(onBehalfOf !== undefined ? { onBehalfOf } : {}),
   }).request;
 }
 

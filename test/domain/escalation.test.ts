@@ -1,13 +1,16 @@
 import { describe, expect, it } from "vitest";
 import type { Decision } from "../../src/domain/decision.js";
 import { escalateIfDue, escalationDueAt } from "../../src/domain/escalation.js";
-import type { Agent, Reviewer } from "../../src/domain/principal.js";
-import { type AccessRequest, cancelRequest, openRequest } from "../../src/domain/request.js";
+import type { Reviewer } from "../../src/domain/principal.js";
+import { type AccessRequest, cancelRequest } from "../../src/domain/request.js";
 import { approveRequest, unmetRequirements } from "../../src/domain/review.js";
+import {
+  REPORT_AGENT as agent,
+  openExport,
+  T0,
+  TIMING as timing,
+} from "../support/domain-requests.js";
 
-const T0 = Date.parse("2026-01-15T09:00:00.000Z");
-const timing = { collectWindowSeconds: 300 };
-const agent: Agent = { kind: "agent", id: "report-agent", owner: "alice", attributes: {} };
 const bob: Reviewer = { kind: "reviewer", id: "bob", groups: ["data-owners"] };
 const oncall: Reviewer = { kind: "reviewer", id: "olga", groups: ["security-oncall"] };
 
@@ -24,36 +27,12 @@ const decision: Decision = {
 
 function pending(overrides: Partial<Decision> = {}, withEscalation = true): AccessRequest {
   const { escalation: _, ...plain } = decision;
-  return openRequest({
-    id: "req_1",
-    agent,
-    input: {
-      action: "db:export",
-      resource: "db://prod/customers",
-      credentialType: "jwt",
-      context: {},
-    },
-    decision: { ...(withEscalation ? decision : plain), ...overrides },
-    now: T0,
-    timing,
-  }).request;
+  return openExport({ ...(withEscalation ? decision : plain), ...overrides }).request;
 }
 
 describe("escalation of a pending request", () => {
   it("is recorded in request.decided, so the trail shows its terms even if it never fires", () => {
-    const { events } = openRequest({
-      id: "req_1",
-      agent,
-      input: {
-        action: "db:export",
-        resource: "db://prod/customers",
-        credentialType: "jwt",
-        context: {},
-      },
-      decision,
-      now: T0,
-      timing,
-    });
+    const { events } = openExport(decision);
     expect(events.find((e) => e.type === "request.decided")?.data).toEqual({
       effect: "approve",
       policies: ["customers-export"],
