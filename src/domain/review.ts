@@ -113,6 +113,8 @@ function withAddedLists(
   granted: readonly (readonly string[])[] | undefined,
   current: readonly (readonly string[])[] | undefined,
 ): readonly (readonly string[])[] | undefined {
+  // Most policies limit no networks: nothing to compare, on every collect.
+  if (current === undefined || current.length === 0) return granted;
   const key = (list: readonly string[]) => JSON.stringify([...list].sort());
   const held = new Set((granted ?? []).map(key));
   const added = (current ?? []).filter((list) => !held.has(key(list)));
