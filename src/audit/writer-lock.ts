@@ -17,8 +17,23 @@ interface Holder {
   readonly started?: string;
 }
 
-/** Locks this process holds now, by path: a second open in this process is refused. */
-const heldHere = new Set<string>();
+/**
+ * Locks this process holds or is taking now, by path, with how many opens
+ * claim each: a second open in this process is refused. A count, not a flag:
+ * an open whose link fails must take back only its own claim, never that of
+ * another open in this process whose link succeeded meanwhile.
+ */
+const heldHere = new Map<string, number>();
+
+function claim(path: string): void {
+  heldHere.set(path, (heldHere.get(path) ?? 0) + 1);
+}
+
+function unclaim(path: string): void {
+  const left = (heldHere.get(path) ?? 0) - 1;
+  if (left > 0) heldHere.set(path, left);
+  else heldHere.delete(path);
+}
 
 /** A process's start time from `/proc/<pid>/stat`, or undefined where there is no such file. */
 async function startTimeOf(pid: number | "self"): Promise<string | undefined> {
@@ -81,15 +96,14 @@ export async function acquireWriterLock(file: string): Promise<ReleaseLock> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const temporary = `${path}.${randomBytes(8).toString("hex")}.tmp`;
     await writeFile(temporary, own, { mode: 0o600, flag: "wx" });
-    // Marked before the link, so that another open in this process that reads
+    // Claimed before the link, so that another open in this process that reads
     // the new lock before this one resumes sees it held, not left by a dead pid.
-    const mine = !heldHere.has(path);
-    heldHere.add(path);
+    claim(path);
     try {
       await link(temporary, path);
       return releaser(path, own);
     } catch (error) {
-      if (mine) heldHere.delete(path);
+      unclaim(path);
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     } finally {
       await unlink(temporary).catch(() => {});
@@ -133,7 +147,7 @@ function releaser(path: string, own: string): ReleaseLock {
   return async () => {
     if (released) return;
     released = true;
-    heldHere.delete(path);
+    unclaim(path);
     // Only our own lock: never one another process took over after us.
     const text = await readFile(path, "utf8").catch(() => undefined);
     if (text === own) await unlink(path).catch(() => {});
