@@ -66,6 +66,10 @@ function respond(
 ) {
   if (code === "unauthenticated" || (code.startsWith("oidc_") && ERROR_STATUS[code] === 401)) {
     c.header("WWW-Authenticate", 'Bearer realm="writ"');
+  } else if (code === "token_invalid") {
+    // A 401 must carry a challenge (RFC 9110). The caller's own key was good;
+    // RFC 6750's `invalid_token` names the token it presented to be consumed.
+    c.header("WWW-Authenticate", 'Bearer realm="writ", error="invalid_token"');
   }
   if (ERROR_STATUS[code] === 429 && typeof details?.retry_after_seconds === "number") {
     c.header("Retry-After", String(details.retry_after_seconds));

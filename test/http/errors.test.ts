@@ -299,9 +299,13 @@ describe("every API error code, provoked", () => {
   describe("token_invalid", () => {
     const parts = (token: string) => token.split(".") as [string, string, string];
 
-    it("for garbage", async () => {
+    it("for garbage, with the challenge a 401 must carry", async () => {
       for (const token of ["garbage", "a.b.c", "....", "x".repeat(8192)]) {
-        await expectError(await consume(token), 401, "token_invalid");
+        const res = await consume(token);
+        await expectError(res, 401, "token_invalid");
+        expect(res.headers.get("www-authenticate")).toBe(
+          'Bearer realm="writ", error="invalid_token"',
+        );
       }
     });
 
