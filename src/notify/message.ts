@@ -1,7 +1,12 @@
 import type { RecordedEvent } from "../domain/events.js";
 import type { JsonValue } from "../domain/json.js";
 import type { Actor } from "../domain/principal.js";
-import { type AccessRequest, type RequestStatus, STAGE_DEADLINES } from "../domain/request.js";
+import {
+  type AccessRequest,
+  type AfterReview,
+  type RequestStatus,
+  STAGE_DEADLINES,
+} from "../domain/request.js";
 import { maskedFields } from "../domain/reveal.js";
 import { unmetRequirements } from "../domain/review.js";
 
@@ -72,9 +77,24 @@ export interface ReviewMessage {
   };
   /**
    * Set when the policy asks for a review after the fact (`@review_after`):
-   * one line saying by whom, and whether it was recorded.
+   * one line saying by whom, and whether it was recorded; once it was, the
+   * review itself.
    */
-  readonly afterReview?: { readonly groups: readonly string[]; readonly text: string };
+  readonly afterReview?: {
+    readonly groups: readonly string[];
+    readonly text: string;
+    readonly recorded?: AfterReviewEntry;
+  };
+}
+
+/** A review after the fact as recorded. */
+export interface AfterReviewEntry {
+  readonly reviewer: string;
+  readonly verdict: "ok" | "concern";
+  readonly at: number;
+  readonly channel: string;
+  /** The reviewer's note, escaped by `escapeControls` and bounded like a deny reason. */
+  readonly note?: string;
 }
 
 export interface ContextEntry {
@@ -434,9 +454,22 @@ export function buildReviewMessage(
           afterReview: {
             groups: [...request.decision.reviewAfter],
             text: plain(afterReviewText(request), LIMITS.text),
+            ...(request.reviewedAfter !== undefined
+              ? { recorded: afterReviewEntry(request.reviewedAfter) }
+              : {}),
           },
         }
       : {}),
+  };
+}
+
+function afterReviewEntry(review: AfterReview): AfterReviewEntry {
+  return {
+    reviewer: review.reviewerId,
+    verdict: review.verdict,
+    at: review.at,
+    channel: review.channel,
+    ...(review.note !== undefined ? { note: plain(review.note, LIMITS.text) } : {}),
   };
 }
 

@@ -9,7 +9,16 @@ import { createMemoryNotificationState } from "../../src/adapters/notification-s
 import { createTeamsNotifier } from "../../src/notify/teams/notifier.js";
 import { createWebhookNotifier } from "../../src/notify/webhook/notifier.js";
 import type { RequestStore } from "../../src/ports/store.js";
-import { allEvents, CUSTOMERS_EXPORT, createRequest } from "../support/api.js";
+import { tempPolicies } from "../policy/temp-policies.js";
+import {
+  allEvents,
+  CUSTOMERS_EXPORT,
+  collectToken,
+  createRequest,
+  expectJson,
+  keyOf,
+} from "../support/api.js";
+import { BREAK_GLASS, BREAK_GLASS_POLICY } from "../support/break-glass.js";
 import { startTestWrit, type TestWrit } from "../support/harness.js";
 
 const HOOK_SECRET = "9d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a3b5c7d9e";
@@ -55,6 +64,23 @@ async function startScriptedReceiver() {
 }
 
 type ScriptedReceiver = Awaited<ReturnType<typeof startScriptedReceiver>>;
+
+/** A Teams message as the webhook receives it, as far as these tests read it. */
+interface TeamsMessage {
+  summary: string;
+  attachments: {
+    content: {
+      body: { type: string; text?: string; facts?: { title: string; value: string }[] }[];
+      actions: { title: string; url: string }[];
+    };
+  }[];
+}
+
+/** The card's first fact set, by title. */
+function factsOf(message: TeamsMessage | undefined): Record<string, string> {
+  const set = message?.attachments[0]?.content.body.find((b) => b.type === "FactSet");
+  return Object.fromEntries((set?.facts ?? []).map((f) => [f.title, f.value]));
+}
 
 let receiver: ScriptedReceiver | undefined;
 let t: TestWrit | undefined;
@@ -119,6 +145,62 @@ describe("Teams delivery", () => {
     const outcome = cards()[1];
     expect(outcome.body[0].text).toBe("Cancelled: db:export");
     expect(outcome.actions[0].title).toBe("Open in writ");
+  });
+});
+
+describe("Teams after the fact", () => {
+  it("posts one card with the outcome once the review is recorded: who, when and the note, a concern marked as one", async () => {
+    receiver = await startScriptedReceiver();
+    const policies = await tempPolicies({ "break-glass.cedar": BREAK_GLASS_POLICY });
+    try {
+      const writ = await startTestWrit({
+        teams: { webhook_url: `${receiver.url}/teams`, console_url: "https://writ.example.com" },
+        notifications: { retry: { initial_ms: 2, max_ms: 40 } },
+        policies: { dir: policies.dir, watch: false },
+      });
+      t = writ;
+      const cards = () =>
+        (receiver?.received ?? [])
+          .filter((r) => r.path === "/teams")
+          .map((r) => JSON.parse(r.body) as TeamsMessage);
+      const { id } = await createRequest(writ, BREAK_GLASS);
+      // The heads-up, then the card asking for the review once the credential is issued.
+      await expect.poll(() => cards().length).toBe(1);
+      await collectToken(writ, id);
+      await expect.poll(() => cards().length).toBe(2);
+      expect(factsOf(cards()[1])["After the fact"]).toBe(
+        "To be reviewed after the fact by security",
+      );
+
+      writ.clock.advance(90);
+      const note = "rows [beyond](https://evil.example) the *ticket*";
+      await expectJson(
+        await writ.call("POST", `/v1/requests/${id}/review-after`, {
+          key: keyOf(writ, "carol"),
+          body: { verdict: "concern", note },
+        }),
+        200,
+      );
+      await expect.poll(() => cards().length).toBe(3);
+      const followUp = cards()[2] as TeamsMessage;
+      const content = followUp.attachments[0]?.content;
+      expect(content?.body[0]).toMatchObject({
+        text: "Concern raised in the review after the fact: db:export",
+        color: "Attention",
+      });
+      expect(followUp.summary).toBe(
+        "Concern raised in the review after the fact: report-agent db:export",
+      );
+      const facts = factsOf(followUp);
+      expect(facts["Reviewed after the fact"]).toBe(
+        `**concern**, by carol at ${new Date(writ.clock.now()).toISOString()} (api)`,
+      );
+      expect(facts.Note).toBe("rows \\[beyond\\]\\(https://evil.example\\) the \\*ticket\\*");
+      expect(facts).not.toHaveProperty("After the fact");
+      expect(content?.actions[0]?.url).toBe(`https://writ.example.com/requests/${id}`);
+    } finally {
+      await policies.remove();
+    }
   });
 });
 

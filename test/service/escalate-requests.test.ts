@@ -23,7 +23,13 @@ import {
   readRequest,
 } from "../support/api.js";
 import { capturingLogger } from "../support/captured-log.js";
-import { type FakeSlack, type SlackCall, startFakeSlack } from "../support/fake-slack.js";
+import {
+  blockAction,
+  type FakeSlack,
+  postInteraction,
+  type SlackCall,
+  startFakeSlack,
+} from "../support/fake-slack.js";
 import { ManualClock, startTestWrit, type TestWrit } from "../support/harness.js";
 import { type RecordingServer, startRecordingServer } from "../support/recording-server.js";
 import { type RedisServer, startRedisServer } from "../support/redis.js";
@@ -156,6 +162,55 @@ describe("escalation to Slack, on the embedded store", () => {
     expect((await dana.signIn(keyOf(t, "dana"))).status).toBe(303);
     const html = await (await dana.get(`/console/requests/${id}`)).text();
     expect(html).toContain("Escalated to security");
+  });
+
+  it("posts the escalation copies with the request's timeline, as the first copies show it", async () => {
+    const masking = await tempPolicies({
+      "export.cedar": EXPORT_POLICY.replace(
+        '@escalate_to("security")',
+        '@escalate_to("security")\n@sensitive("customer_email")',
+      ),
+    });
+    try {
+      await start(
+        { security: { channel: SECURITY_CHANNEL } },
+        { policies: { dir: masking.dir, watch: false } },
+      );
+      const { id } = await createRequest(t, {
+        ...CUSTOMERS_EXPORT,
+        context: { customer_email: "jane@example.com" },
+      });
+      await slack.waitFor("chat.postMessage", (c) => c.args.channel === TEST_SLACK_CHANNEL);
+      // bob looks at the masked field before anyone decides: the timeline says so.
+      await postInteraction(
+        t.writ,
+        t.clock.now(),
+        blockAction({ user: "U0WRITBOB", actionId: "writ_reveal", requestId: id }),
+        { secret: TEST_SLACK_SIGNING_SECRET },
+      );
+      await slack.waitFor(
+        "chat.update",
+        (c) => about(id)(c) && blocksOf(c).includes("bob revealed the masked fields"),
+      );
+
+      t.clock.advance(600);
+      expect(await t.writ.broker.escalateDue()).toBe(1);
+      const copy = await slack.waitFor(
+        "chat.postMessage",
+        (c) => c.args.channel === SECURITY_CHANNEL && about(id)(c),
+      );
+      const first = await slack.waitFor(
+        "chat.update",
+        (c) =>
+          c.args.channel === TEST_SLACK_CHANNEL && blocksOf(c).includes("Escalated to security"),
+      );
+      expect(blocksOf(copy)).toContain("bob revealed the masked fields");
+      expect(copy.args.blocks).toEqual(first.args.blocks);
+      // The value itself went to bob alone, never onto a copy.
+      expect(JSON.stringify(slack.accepted("chat.postMessage"))).not.toContain("jane@example.com");
+    } finally {
+      await masking.remove();
+    }
   });
 
   it("does not direct-message an escalation group member who has approved already", async () => {

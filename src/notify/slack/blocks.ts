@@ -45,7 +45,8 @@ export function slackDate(ms: number): string {
   return `<!date^${seconds}^{date_short_pretty} {time}|${new Date(ms).toISOString()}>`;
 }
 
-function person(id: string, options: SlackRenderOptions): string {
+/** A person by writ id, with their Slack mention when writ knows their account. */
+export function person(id: string, options: SlackRenderOptions): string {
   const slackId = options.slackUserOf?.(id);
   return slackId === undefined ? `*${escapeMrkdwn(id)}*` : `*${escapeMrkdwn(id)}* (<@${slackId}>)`;
 }

@@ -1,8 +1,15 @@
 import type { types as Slack } from "@slack/bolt";
 import type { RecordedEvent } from "../../domain/events.js";
 import type { AccessRequest } from "../../domain/request.js";
-import { clip, type ReviewMessage } from "../message.js";
-import { consoleLink, escapeMrkdwn, mrkdwnCode, type SlackRenderOptions } from "./blocks.js";
+import { type AfterReviewEntry, clip, type ReviewMessage } from "../message.js";
+import {
+  consoleLink,
+  escapeMrkdwn,
+  mrkdwnCode,
+  person,
+  type SlackRenderOptions,
+  slackDate,
+} from "./blocks.js";
 
 /**
  * Messages that tell rather than ask: the heads-up to a policy's `@notify`
@@ -69,28 +76,63 @@ export function decidedNotice(
   return notice(message, headline, options);
 }
 
-/** The prompt to `@review_after` groups once a credential was issued. */
+/**
+ * The prompt to `@review_after` groups once a credential was issued; once the
+ * review is recorded, the same message updated in place to show its outcome,
+ * so the group sees it was done and a concern stands out.
+ */
 export function afterReviewNotice(
   message: ReviewMessage,
   options: SlackRenderOptions = {},
 ): { text: string; blocks: Slack.KnownBlock[] } {
-  return notice(message, "Credential issued: review it after the fact", options);
+  const recorded = message.afterReview?.recorded;
+  if (recorded === undefined) {
+    return notice(message, "Credential issued: review it after the fact", options);
+  }
+  return recorded.verdict === "concern"
+    ? notice(message, "Concern raised in the review after the fact", options, ":warning:")
+    : notice(message, "Reviewed after the fact: no concern", options, ":white_check_mark:");
+}
+
+/** The recorded review after the fact: who, when, how, and the note. */
+function afterReviewLines(
+  recorded: AfterReviewEntry,
+  options: SlackRenderOptions,
+): readonly string[] {
+  const verdict = recorded.verdict === "concern" ? "*concern*" : "*ok*, no concern";
+  return [
+    `*Reviewed after the fact* by ${person(recorded.reviewer, options)} ${slackDate(recorded.at)} (${escapeMrkdwn(recorded.channel)}): ${verdict}`,
+    ...(recorded.note !== undefined ? [`*Note* ${escapeMrkdwn(recorded.note)}`] : []),
+  ];
 }
 
 function notice(
   message: ReviewMessage,
   headline: string,
   options: SlackRenderOptions,
+  icon?: string,
 ): { text: string; blocks: Slack.KnownBlock[] } {
   const lines = [facts(message)];
-  if (message.afterReview !== undefined) lines.push(`_${escapeMrkdwn(message.afterReview.text)}_`);
+  const afterReview = message.afterReview;
+  if (afterReview?.recorded !== undefined) {
+    lines.push(...afterReviewLines(afterReview.recorded, options));
+  } else if (afterReview !== undefined) {
+    lines.push(`_${escapeMrkdwn(afterReview.text)}_`);
+  }
   if (options.consoleUrl !== undefined) {
     lines.push(`<${consoleLink(options.consoleUrl, message.requestId)}|Open in writ>`);
   }
   return {
     text: escapeMrkdwn(clip(`${headline}: ${message.agent} ${message.action}`, 150)),
     blocks: [
-      { type: "header", text: { type: "plain_text", text: clip(headline, 150) } },
+      {
+        type: "header",
+        text: {
+          type: "plain_text",
+          text: clip(icon !== undefined ? `${icon} ${headline}` : headline, 150),
+          emoji: true,
+        },
+      },
       { type: "section", text: { type: "mrkdwn", text: clip(lines.join("\n"), 3000) } },
       {
         type: "context",

@@ -112,18 +112,42 @@ export function slackFailure(error: unknown): DeliveryError {
  */
 const DEAD = "dead:";
 
+/** Where a saved fact says a message was posted, or undefined for a fact that does not say. */
+function readPosted(value: string): PostedMessage | undefined {
+  try {
+    const parsed = JSON.parse(value) as Partial<PostedMessage> | null;
+    return typeof parsed?.channel === "string" && typeof parsed.ts === "string"
+      ? { channel: parsed.channel, ts: parsed.ts }
+      : undefined;
+  } catch {
+    // A fact this version cannot read is ignored, not fatal.
+    return undefined;
+  }
+}
+
 function parsePosted(facts: Readonly<Record<string, string>>): Map<string, PostedMessage> {
   const posted = new Map<string, PostedMessage>();
   for (const [key, value] of Object.entries(facts)) {
     if (!key.startsWith("msg:") || facts[`${DEAD}${key.slice(4)}`] !== undefined) continue;
-    try {
-      const parsed = JSON.parse(value) as PostedMessage;
-      if (typeof parsed.channel === "string" && typeof parsed.ts === "string") {
-        posted.set(key.slice(4), parsed);
-      }
-    } catch {
-      // A fact this version cannot read is ignored, not fatal.
-    }
+    const message = readPosted(value);
+    if (message !== undefined) posted.set(key.slice(4), message);
+  }
+  return posted;
+}
+
+/**
+ * The after-review notices posted for a request that can still be updated,
+ * by fact key. A notice posted before writ kept where it went (its fact
+ * holds an event id) cannot be found again, and is left as it is.
+ */
+function parseAfterReviewNotices(
+  facts: Readonly<Record<string, string>>,
+): Map<string, PostedMessage> {
+  const posted = new Map<string, PostedMessage>();
+  for (const [key, value] of Object.entries(facts)) {
+    if (!key.startsWith("notice:review_after:") || facts[`${DEAD}${key}`] !== undefined) continue;
+    const message = readPosted(value);
+    if (message !== undefined) posted.set(key, message);
   }
   return posted;
 }
@@ -248,19 +272,21 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
   }
 
   /**
-   * Posts the approval message to each of `targets` not prompted (or given up
-   * on) already, saving each copy as it is posted, so that a failure after
-   * that point never posts it twice and later events update it. Returns the
-   * copies posted before, with those this call posted, and the keys it posted.
+   * Posts the approval message, with `timeline` as the copies already posted
+   * show it, to each of `targets` not prompted (or given up on) already,
+   * saving each copy as it is posted, so that a failure after that point
+   * never posts it twice and later events update it. Returns the copies
+   * posted before, with those this call posted, and the keys it posted.
    */
   async function postCopies(
     request: AccessRequest,
     targets: ReadonlyMap<string, string>,
     facts: Readonly<Record<string, string>>,
+    timeline: readonly TimelineEvent[],
     signal: AbortSignal,
   ) {
     const rendered = approvalMessage(
-      buildReviewMessage(request, [], clock.now(), options.message),
+      buildReviewMessage(request, timeline, clock.now(), options.message),
       options.render,
     );
     const posted = parsePosted(facts);
@@ -294,7 +320,7 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
     signal: AbortSignal,
   ) {
     const targets = destinations(request, approverGroups(request.decision));
-    const { posted } = await postCopies(request, targets, facts, signal);
+    const { posted } = await postCopies(request, targets, facts, parseTimeline(facts), signal);
     // Once every destination was reached or refused for good, so the count is
     // final; also when a retry posted nothing new, as the record may be what failed.
     const reached = [...targets.keys()].filter((key) => posted.has(key));
@@ -321,19 +347,22 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
    * Posts the approval message, which now says it was escalated and how long
    * the request has waited, to the escalation groups' destinations that were
    * not prompted already. Escalation tells more people; whether their
-   * approval counts is the policy's `@approvers` alone. Returns the keys of
-   * the copies this call posted.
+   * approval counts is the policy's `@approvers` alone. The new copies carry
+   * `timeline` (the escalation on it) as the others show it once updated, and
+   * are not updated for this event. Returns the keys of the copies this call
+   * posted.
    */
   async function postEscalation(
     request: AccessRequest,
     facts: Readonly<Record<string, string>>,
+    timeline: readonly TimelineEvent[],
     signal: AbortSignal,
   ): Promise<Set<string>> {
     const groups = request.decision.escalation?.groups ?? [];
     // Nor is anyone who has approved already: they have nothing left to give.
     const approvers = request.reviews.map((review) => review.reviewerId);
     const targets = destinations(request, groups, { alsoExcluded: approvers });
-    const { posted, fresh } = await postCopies(request, targets, facts, signal);
+    const { posted, fresh } = await postCopies(request, targets, facts, timeline, signal);
     // Said as loudly as for the approvers: the copies now read "Escalated to
     // ...", and an escalation group nobody in Slack belongs to (a misspelt
     // group, no route and no default channel) would otherwise be told nothing
@@ -379,8 +408,41 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
       const sent = await calls.reach(factKey, () =>
         client.chat.postMessage({ channel, text: rendered.text, blocks: rendered.blocks }),
       );
-      if (sent !== undefined)
-        await state.saveFacts(SLACK_SCOPE, request.id, { [factKey]: event.id });
+      if (sent === undefined) continue;
+      // Where it went, so the after-review notice can show the review once recorded.
+      const where =
+        typeof sent.channel === "string" && typeof sent.ts === "string"
+          ? JSON.stringify({ channel: sent.channel, ts: sent.ts })
+          : event.id;
+      await state.saveFacts(SLACK_SCOPE, request.id, { [factKey]: where });
+    }
+    calls.finish();
+  }
+
+  /**
+   * Updates each after-review notice in place once the review is recorded, so
+   * the group sees it was done, by whom, how and why, and a concern stands
+   * out. Drawn from the request as it stands, so a redelivered event renders
+   * the same message again; a notice never posted has nothing to update.
+   */
+  async function updateAfterReviewNotices(request: AccessRequest, signal: AbortSignal) {
+    if (request.reviewedAfter === undefined) return;
+    const notices = parseAfterReviewNotices(await state.facts(SLACK_SCOPE, request.id));
+    if (notices.size === 0) return;
+    const rendered = afterReviewNotice(
+      buildReviewMessage(request, [], clock.now(), options.message),
+      options.render,
+    );
+    const calls = fanout(request.id, signal);
+    for (const [key, notice] of notices) {
+      await calls.reach(key, () =>
+        client.chat.update({
+          channel: notice.channel,
+          ts: notice.ts,
+          text: rendered.text,
+          blocks: rendered.blocks,
+        }),
+      );
     }
     calls.finish();
   }
@@ -392,11 +454,24 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
       const request = await store.get(event.requestId);
       if (request === undefined) return;
       await postNotice(request, event, signal);
+      if (event.type === "request.reviewed_after") await updateAfterReviewNotices(request, signal);
       if (request.decision.effect !== "approve") return;
       let facts = await state.facts(SLACK_SCOPE, request.id);
       if (event.type === "request.decided") {
         await postApproval(request, facts, signal);
         return;
+      }
+      let timeline = parseTimeline(facts);
+      const addsToTimeline = isTimelineEvent(event) && !timeline.some((t) => t.id === event.id);
+      if (addsToTimeline) {
+        const entry: TimelineEvent = {
+          id: event.id,
+          type: event.type,
+          time: event.time,
+          actor: event.actor,
+          data: event.data,
+        };
+        timeline = [...timeline, entry].slice(-LIMITS.timeline);
       }
       // A request decided before its escalation was delivered prompts nobody new.
       let fresh = new Set<string>();
@@ -405,7 +480,7 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
         request.status === "pending" &&
         clock.now() < request.expiresAt
       ) {
-        fresh = await postEscalation(request, facts, signal);
+        fresh = await postEscalation(request, facts, timeline, signal);
         if (fresh.size > 0) facts = await state.facts(SLACK_SCOPE, request.id);
       }
       // A request Slack never prompted for (on a worker's first start, events
@@ -415,16 +490,7 @@ export function createSlackNotifier(options: SlackNotifierOptions): DeliveryChan
       );
       if (!prompted) return;
       const posted = parsePosted(facts);
-      let timeline = parseTimeline(facts);
-      if (isTimelineEvent(event) && !timeline.some((t) => t.id === event.id)) {
-        const entry: TimelineEvent = {
-          id: event.id,
-          type: event.type,
-          time: event.time,
-          actor: event.actor,
-          data: event.data,
-        };
-        timeline = [...timeline, entry].slice(-LIMITS.timeline);
+      if (addsToTimeline) {
         await state.saveFacts(SLACK_SCOPE, request.id, { timeline: JSON.stringify(timeline) });
       }
       const message = buildReviewMessage(request, timeline, clock.now(), options.message);

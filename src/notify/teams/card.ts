@@ -22,10 +22,30 @@ interface TextBlock {
   readonly weight?: "Bolder";
   readonly size?: "Medium" | "Large";
   readonly isSubtle?: true;
+  readonly color?: "Attention" | "Good";
 }
 
 function text(value: string, extra: Partial<TextBlock> = {}): TextBlock {
   return { type: "TextBlock", text: value, wrap: true, ...extra };
+}
+
+/** A headline in place of the request's status, for a card about one event. */
+export interface CardHeadline {
+  readonly text: string;
+  readonly color?: "Attention" | "Good";
+}
+
+/**
+ * The headline of the card that follows a review after the fact: an incoming
+ * webhook cannot edit the card that asked for the review, so the outcome is a
+ * card of its own, and a concern is headed, and coloured, as one.
+ */
+export function afterReviewHeadline(message: ReviewMessage): CardHeadline | undefined {
+  const recorded = message.afterReview?.recorded;
+  if (recorded === undefined) return undefined;
+  return recorded.verdict === "concern"
+    ? { text: "Concern raised in the review after the fact", color: "Attention" }
+    : { text: "Reviewed after the fact: no concern", color: "Good" };
 }
 
 /**
@@ -33,8 +53,13 @@ function text(value: string, extra: Partial<TextBlock> = {}): TextBlock {
  * the Slack message and a link to the console's approval page, where approval
  * happens (the console authenticates the reviewer; a card button could not).
  */
-export function teamsCard(message: ReviewMessage, approvalUrl: string): object {
+export function teamsCard(
+  message: ReviewMessage,
+  approvalUrl: string,
+  headline?: CardHeadline,
+): object {
   const e = escapeCardMarkdown;
+  const recorded = message.afterReview?.recorded;
   const facts = [
     { title: "Agent", value: `${e(message.agent)} (owner ${e(message.owner)})` },
     ...(message.onBehalfOf !== undefined
@@ -61,9 +86,17 @@ export function teamsCard(message: ReviewMessage, approvalUrl: string): object {
     ...(message.escalation !== undefined
       ? [{ title: "Escalated", value: e(message.escalation.text) }]
       : []),
-    ...(message.afterReview !== undefined
-      ? [{ title: "After the fact", value: e(message.afterReview.text) }]
-      : []),
+    ...(recorded !== undefined
+      ? [
+          {
+            title: "Reviewed after the fact",
+            value: `${recorded.verdict === "concern" ? "**concern**" : "ok, no concern"}, by ${e(recorded.reviewer)} at ${new Date(recorded.at).toISOString()} (${e(recorded.channel)})`,
+          },
+          ...(recorded.note !== undefined ? [{ title: "Note", value: e(recorded.note) }] : []),
+        ]
+      : message.afterReview !== undefined
+        ? [{ title: "After the fact", value: e(message.afterReview.text) }]
+        : []),
   ];
   const context = message.context.map((entry) => ({
     title: e(entry.name),
@@ -90,7 +123,12 @@ export function teamsCard(message: ReviewMessage, approvalUrl: string): object {
   ];
   return {
     type: "message",
-    summary: clip(message.summary, 150),
+    summary: clip(
+      headline !== undefined
+        ? `${headline.text}: ${message.agent} ${message.action}`
+        : message.summary,
+      150,
+    ),
     attachments: [
       {
         contentType: "application/vnd.microsoft.card.adaptive",
@@ -100,7 +138,11 @@ export function teamsCard(message: ReviewMessage, approvalUrl: string): object {
           type: "AdaptiveCard",
           version: "1.4",
           body: [
-            text(e(`${message.headline}: ${message.action}`), { weight: "Bolder", size: "Medium" }),
+            text(e(`${headline?.text ?? message.headline}: ${message.action}`), {
+              weight: "Bolder",
+              size: "Medium",
+              ...(headline?.color !== undefined ? { color: headline.color } : {}),
+            }),
             { type: "FactSet", facts },
             ...(context.length > 0
               ? [text("Context", { weight: "Bolder" }), { type: "FactSet", facts: context }]

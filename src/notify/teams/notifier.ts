@@ -12,7 +12,7 @@ import {
 } from "../channel.js";
 import { buildReviewMessage, type MessageOptions } from "../message.js";
 import { consoleLink } from "../slack/blocks.js";
-import { teamsCard } from "./card.js";
+import { afterReviewHeadline, teamsCard } from "./card.js";
 
 export interface TeamsNotifierOptions {
   /** The channel's incoming webhook or Workflows URL. */
@@ -31,8 +31,9 @@ export const TEAMS_SCOPE = "teams";
 
 /**
  * The events that get a card: a request needing approval, its escalation
- * (the card asks again, saying how long it has waited), its outcome, and the
- * issue of a credential that must be reviewed after the fact (`@review_after`).
+ * (the card asks again, saying how long it has waited), its outcome, the
+ * issue of a credential that must be reviewed after the fact (`@review_after`),
+ * and that review once recorded.
  * A cancelled request is an outcome too: without its card, the approval card
  * would ask reviewers to act on a request that no longer exists.
  */
@@ -44,6 +45,7 @@ function cardWorthy(event: RecordedEvent): boolean {
     event.type === "request.denied" ||
     event.type === "request.cancelled" ||
     event.type === "credential.issued" ||
+    event.type === "request.reviewed_after" ||
     (event.type === "request.expired" && event.data.previous_status === "pending")
   );
 }
@@ -52,10 +54,12 @@ function cardWorthy(event: RecordedEvent): boolean {
  * Whether this request's event gets a card: every card-worthy event of a
  * request that needs approval; the outcome of one the policy allowed at once
  * when it names groups to tell (`@notify`, a heads-up); and, for either, the
- * issue of a credential to be reviewed after the fact.
+ * issue of a credential to be reviewed after the fact, and the review.
  */
 function wantsCard(request: AccessRequest, event: RecordedEvent): boolean {
-  if (event.type === "credential.issued") return request.decision.reviewAfter !== undefined;
+  if (event.type === "credential.issued" || event.type === "request.reviewed_after") {
+    return request.decision.reviewAfter !== undefined;
+  }
   if (request.decision.effect === "approve") return true;
   return (
     request.decision.notify !== undefined &&
@@ -88,8 +92,9 @@ function connectorFailure(body: string): DeliveryError | undefined {
 /**
  * Posts an Adaptive Card to a Teams channel when a request needs approval and
  * when it is decided. Incoming webhooks cannot edit a posted card, so the
- * outcome is a second card. Sent cards are remembered per event, so a retried
- * event does not post twice.
+ * outcome is a second card, and so is the outcome of a review after the
+ * fact. Sent cards are remembered per event, so a retried event does not post
+ * twice.
  */
 export function createTeamsNotifier(options: TeamsNotifierOptions): DeliveryChannel {
   const { store, state, clock } = options;
@@ -111,7 +116,11 @@ export function createTeamsNotifier(options: TeamsNotifierOptions): DeliveryChan
       const key = `sent:${event.id}`;
       if (facts[key] === undefined) {
         const message = buildReviewMessage(request, [], clock.now(), options.message);
-        const card = teamsCard(message, consoleLink(options.consoleUrl, request.id));
+        const card = teamsCard(
+          message,
+          consoleLink(options.consoleUrl, request.id),
+          event.type === "request.reviewed_after" ? afterReviewHeadline(message) : undefined,
+        );
         const answer = await postJson(
           options.webhookUrl,
           JSON.stringify(card),
