@@ -130,7 +130,8 @@ export type WritClientOptions = WritClientBaseOptions &
 
 /**
  * A typed client for the writ v1 API. Every method rejects with a
- * {@link WritApiError} (or, when a caller's signal aborts, with its reason).
+ * {@link WritApiError} (or, when a caller's signal aborts, with its reason;
+ * for misuse, such as input that cannot be sent as JSON, with a `TypeError`).
  */
 export interface WritClient {
   /** The server's base URL, normalized (always ends in `/`). */
@@ -397,6 +398,17 @@ export function createWritClient(options: WritClientOptions): WritClient {
       accept: "application/json",
     };
     if (body !== undefined) headers["content-type"] = "application/json";
+    // Serialized before anything is sent: input JSON cannot carry (a BigInt, a
+    // cycle, nesting too deep for the serializer) is the caller's mistake, and
+    // must not surface as `unreachable`, which reads as worth retrying.
+    let json: string | undefined;
+    try {
+      json = body === undefined ? undefined : JSON.stringify(body);
+    } catch (error) {
+      throw new TypeError(
+        `the call's input cannot be sent as JSON (${error instanceof Error ? error.message : String(error)})`,
+      );
+    }
     let status = 0;
     let text: string;
     try {
@@ -405,7 +417,7 @@ export function createWritClient(options: WritClientOptions): WritClient {
         headers,
         // A redirect would resend the key somewhere the caller did not choose.
         redirect: "manual",
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        ...(json !== undefined ? { body: json } : {}),
         ...(signal !== undefined ? { signal } : {}),
       });
       status = response.status;

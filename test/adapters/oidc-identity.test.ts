@@ -481,6 +481,34 @@ describe("the SDK with a tokenProvider", () => {
     });
   });
 
+  it("CLI commands name the WRIT_TOKEN_FILE they cannot use, and why, never its contents", async () => {
+    const missing = join(t.dataDir, "no-such-token");
+    const empty = join(t.dataDir, "empty-token");
+    const spaced = join(t.dataDir, "spaced-token");
+    await writeFile(empty, "\n", { mode: 0o600 });
+    await writeFile(spaced, "secret-ish token\n", { mode: 0o600 });
+    const cases: [string, RegExp][] = [
+      [missing, /WRIT_TOKEN_FILE .*no-such-token.* cannot be read \(ENOENT\)/],
+      [t.dataDir, /WRIT_TOKEN_FILE .* cannot be read \(EISDIR\)/],
+      [empty, /WRIT_TOKEN_FILE .*empty-token.* is empty/],
+      [spaced, /WRIT_TOKEN_FILE .*spaced-token.* does not hold a token/],
+    ];
+    for (const [file, expected] of cases) {
+      const err: string[] = [];
+      const io = {
+        stdout: () => {},
+        stderr: (text: string) => err.push(text),
+        env: { WRIT_URL: url(), WRIT_TOKEN_FILE: file },
+        stderrIsTty: false,
+      };
+      const code = await runCli(["status", "req_AAAAAAAAAAAAAAAAAAAAAA"], io);
+      expect(code).toBe(1);
+      expect(err.join("")).toMatch(/^writ status: token_unavailable: /);
+      expect(err.join("")).toMatch(expected);
+      expect(err.join("")).not.toContain("secret-ish");
+    }
+  });
+
   it("a failing or useless provider is token_unavailable, without echoing anything", async () => {
     const throwing = createWritClient({
       url: url(),

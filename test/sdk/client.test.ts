@@ -149,6 +149,31 @@ describe("createWritClient", () => {
       await expect(agent.revoke(id, "reason")).rejects.toThrow(TypeError);
     }
   });
+
+  it("rejects input that cannot be sent as JSON with a TypeError, not as unreachable, sending nothing", async () => {
+    let sent = 0;
+    const counting: typeof fetch = (input, init) => {
+      sent += 1;
+      return fetch(input, init);
+    };
+    const agent = clientFor("report-agent", counting);
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    // A BigInt, as database drivers return for large integer columns.
+    const inputs = [{ rows: 12_000n }, circular, { nested: deep }];
+    for (const context of inputs) {
+      const input = { ...EXPORT, context } as unknown as CreateRequestInput;
+      const error = await agent.request(input).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(TypeError);
+      expect((error as Error).message).toMatch(/JSON/);
+    }
+    expect(sent).toBe(0);
+  });
 });
 
 describe("the v1 API through the client", () => {

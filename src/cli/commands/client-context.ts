@@ -73,6 +73,35 @@ export function rejectPositionals(positionals: readonly string[]): void {
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
 }
 
+/** Why the token in WRIT_TOKEN_FILE could not be used: the file and the reason, never its contents. */
+class TokenFileError extends Error {
+  override readonly name = "TokenFileError";
+}
+
+// The same rule the client applies to a bearer token, checked here so the
+// message can name the file instead of an anonymous provider.
+const TOKEN_FORMAT = /^[\x21-\x7e]{1,8192}$/;
+
+/** Reads the agent's workload-identity token, naming the file in every failure. */
+async function readTokenFile(path: string): Promise<string> {
+  const where = `WRIT_TOKEN_FILE ${printable(path)}`;
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? "unreadable";
+    throw new TokenFileError(`${where} cannot be read (${reason})`);
+  }
+  const token = text.trim();
+  if (token === "") throw new TokenFileError(`${where} is empty`);
+  if (!TOKEN_FORMAT.test(token)) {
+    throw new TokenFileError(
+      `${where} does not hold a token (1 to 8192 printable ASCII characters, no spaces)`,
+    );
+  }
+  return token;
+}
+
 /** A client for the server and key in the environment. */
 export function connectFromEnv(io: CommandIo): WritClient {
   const key = io.env.WRIT_KEY?.trim();
@@ -88,7 +117,7 @@ export function connectFromEnv(io: CommandIo): WritClient {
       // The platform rotates the file; the client rereads it as its token nears expiry.
       return createWritClient({
         url,
-        tokenProvider: async () => (await readFile(tokenFile as string, "utf8")).trim(),
+        tokenProvider: () => readTokenFile(tokenFile as string),
       });
     }
     return createWritClient({ url, key });
@@ -119,7 +148,10 @@ export async function reportApiErrors(
     return await body();
   } catch (error) {
     if (!isWritApiError(error)) throw error;
-    io.stderr(`writ ${command}: ${printable(error.code)}: ${printable(error.message)}\n`);
+    // The client keeps a provider's failure only as the cause; the CLI's own
+    // provider says which file failed and why, which is what the person needs.
+    const cause = error.cause instanceof TokenFileError ? ` ${error.cause.message}.` : "";
+    io.stderr(`writ ${command}: ${printable(error.code)}: ${printable(error.message)}${cause}\n`);
     return exitCodeFor(error.code);
   }
 }

@@ -29,7 +29,9 @@ In ~/.aws/config (docs/aws.md has more):
   [profile q3-report]
   credential_process = writ credential-process --action s3:GetObject --resource arn:aws:s3:::reports/q3.csv --reason "Q3 summary"
 
-Every run is a new request; the SDK calls it again once Expiration passes.
+Every run is a new request; the SDK calls it again as Expiration nears (the
+AWS CLI and boto3 whenever less than 15 minutes remain: with a short session,
+before every call). Prefer writ exec for work that makes more than one call.
 Progress and errors go to stderr; stdout gets the JSON alone.
 
 Options:

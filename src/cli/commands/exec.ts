@@ -38,7 +38,9 @@ Options:
 ${AWS_REQUEST_HELP}
 
 The command does not see WRIT_KEY or WRIT_TOKEN_FILE, nor AWS profile settings
-that could take precedence over the session.
+that could take precedence over the session. It runs as the same user, though,
+and could read writ's own environment: run a command you do not trust as
+another user.
 
 Exit codes: the command's own (128 + the signal's number if a signal ended it;
 127 if it could not be found, 126 if it could not be run); 1 server or network
