@@ -35,6 +35,7 @@ export function instrumentStore(store: RequestStore, metrics: Metrics): RequestS
     list: counted("list", (query) => store.list(query)),
     due: counted("due", (now, limit) => store.due(now, limit)),
     escalationsDue: counted("escalationsDue", (now, limit) => store.escalationsDue(now, limit)),
+    reindex: counted("reindex", (id) => store.reindex(id)),
     events: counted("events", (query) => store.events(query)),
     scanEvents: counted("events", (query) => store.scanEvents(query)),
     // Another read of the stream: counted with the other event reads.

@@ -150,6 +150,12 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
         .map((d) => d.id);
     },
 
+    async reindex() {
+      assertOpen();
+      // The indexes are computed from the records on every read: nothing to put right.
+      return false;
+    },
+
     async events(query: EventQuery) {
       assertOpen();
       // Events about writ itself belong to no request, not to one whose id is "".

@@ -210,6 +210,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     "writCommit",
     "writAppend",
     "writList",
+    "writReindex",
     "writFollow",
     "writTrim",
   ] as const) {
@@ -430,6 +431,33 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
 
     escalationsDue(now, limit) {
       return dueIn(keys.escalations, "escalationsDue", now, limit);
+    },
+
+    async reindex(id) {
+      if (!isId(id)) return false;
+      return guard("reindex", async () => {
+        // The JSON holds the version the script compares with the record's
+        // `v`: create and commit write both in one step.
+        const json = await client.hGet(keys.request(id), "d");
+        const request = json === null ? undefined : decodeRequest(json, id);
+        const args =
+          request === undefined
+            ? [id, "", "0", "0", "", "0"]
+            : [
+                id,
+                String(request.version),
+                isLive(request.status) ? "1" : "0",
+                String(request.expiresAt),
+                escalationArg(request),
+                awaitsReviewAfter(request) ? "1" : "0",
+              ];
+        const reply = await client.writReindex(
+          [keys.request(id), keys.due, keys.escalations, keys.awaitingReviewAfter],
+          args,
+        );
+        if (typeof reply !== "number") throw corrupt();
+        return reply > 0;
+      });
     },
 
     async events(query) {

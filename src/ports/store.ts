@@ -14,7 +14,8 @@ export interface RequestQuery {
   /**
    * `review_after`: only requests waiting for their review after the fact
    * (`awaitsReviewAfter`). `create` and `commit` keep this index in the same
-   * atomic step as the request.
+   * atomic step as the request; a store that reads an index entry something
+   * else left still lists only requests whose record says they wait.
    */
   readonly awaiting?: "review_after";
   readonly agentId?: string;
@@ -156,8 +157,23 @@ export interface RequestStore {
    * escalation, not yet escalated) is at or before `now`, earliest first. The
    * index is kept by `create` and `commit` in the same atomic step as the
    * request: a request leaves it once it is escalated or leaves `pending`.
+   * An entry can outlive its request's escalation when something else wrote
+   * the store (a replica of an earlier release, which knows no such index,
+   * deciding the request; a hand edit): the sweep puts it right with `reindex`.
    */
   escalationsDue(now: number, limit: number): Promise<readonly string[]>;
+  /**
+   * Puts the entries of request `id` in the indexes the sweeps read (`due`,
+   * `escalationsDue`, `list({ awaiting })`) right from its stored record, or
+   * drops them when no such request exists: for a sweep that found an entry
+   * leading to nothing to do, which it would otherwise read first on every
+   * pass, before the entries behind it. The change applies only if the record
+   * is still the one read (its version, or its absence), in one atomic step,
+   * so an entry that a concurrent `commit` has just written stays. Resolves
+   * with whether any entry changed; a store whose indexes derive from its
+   * records always has them right and resolves with false.
+   */
+  reindex(id: string): Promise<boolean>;
   /**
    * Recorded events in stream order. Filters by type or time are applied
    * while reading: without `after`, such a read starts at the oldest event

@@ -1,3 +1,4 @@
+import { isWritError } from "../domain/errors.js";
 import { escalateIfDue } from "../domain/escalation.js";
 import type { BrokerDeps } from "./deps.js";
 import { transact } from "./record.js";
@@ -8,22 +9,40 @@ import { transact } from "./record.js";
  * groups. Run periodically beside the expiry sweep. Each escalation is a
  * compare-and-swap on the request, so when several replicas sweep at once
  * exactly one records it, and a request decided meanwhile is not escalated.
+ *
+ * An index entry that leads to no escalation (the request was decided,
+ * escalated or removed by a writer that did not keep the index, or by another
+ * replica just now) is put right in the store (`reindex`), so that the next
+ * read reaches the requests behind it instead of reading it again.
  */
 export async function escalateDue(deps: BrokerDeps, batch = 500): Promise<number> {
   let escalated = 0;
+  const handled = new Set<string>();
   for (;;) {
     const ids = await deps.store.escalationsDue(deps.clock.now(), batch);
-    let changed = 0;
-    for (const id of ids) {
-      const { events } = await transact(deps, id, (current, now) => {
-        // Not due, or no longer needed: nothing changes and nothing is recorded.
-        return escalateIfDue(current, now) ?? { request: current, events: [] };
-      });
-      if (events.length > 0) changed++;
+    const fresh = ids.filter((id) => !handled.has(id));
+    for (const id of fresh) {
+      handled.add(id);
+      if (await escalateOne(deps, id)) escalated++;
+      else await deps.store.reindex(id);
     }
-    escalated += changed;
-    // A full batch of which nothing changed would come back unchanged: stop
-    // rather than read it again until the next sweep.
-    if (ids.length < batch || changed === 0) return escalated;
+    // A batch of entries this sweep has handled already would come back
+    // unchanged: stop rather than read it again until the next sweep.
+    if (ids.length < batch || fresh.length === 0) return escalated;
+  }
+}
+
+/** Escalates one request if it is due; whether this call recorded the escalation. */
+async function escalateOne(deps: BrokerDeps, id: string): Promise<boolean> {
+  try {
+    const { events } = await transact(deps, id, (current, now) => {
+      // Not due, or no longer needed: nothing changes and nothing is recorded.
+      return escalateIfDue(current, now) ?? { request: current, events: [] };
+    });
+    return events.length > 0;
+  } catch (error) {
+    // An entry whose request no longer exists: nothing to escalate.
+    if (isWritError(error) && error.code === "not_found") return false;
+    throw error;
   }
 }

@@ -112,10 +112,18 @@ async function load(deps: Deps, id: string): Promise<AccessRequest> {
  * every caller sees a settled state even before the background sweep runs.
  */
 export async function loadSettled(deps: Deps, id: string): Promise<AccessRequest> {
+  return (await settle(deps, id)).request;
+}
+
+/** {@link loadSettled}, saying whether this call recorded the expiry. */
+export async function settle(
+  deps: Deps,
+  id: string,
+): Promise<{ request: AccessRequest; expired: boolean }> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const request = await load(deps, id);
     const expiry = expireIfDue(request, deps.clock.now());
-    if (expiry === undefined) return request;
+    if (expiry === undefined) return { request, expired: false };
     assertAuditable(deps, expiry.events);
     const result = await deps.store.commit(expiry.request, request.version, expiry.events);
     if (result.ok) {
@@ -134,7 +142,7 @@ export async function loadSettled(deps: Deps, id: string): Promise<AccessRequest
           );
         }
       }
-      return expiry.request;
+      return { request: expiry.request, expired: true };
     }
   }
   throw new WritError("conflict", "The request is changing too fast; try again.");

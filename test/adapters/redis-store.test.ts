@@ -4,7 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "redis";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createMemoryNotificationState } from "../../src/adapters/notification-state-memory.js";
 import {
   connectRedis,
@@ -17,6 +17,7 @@ import { openFileAuditLog } from "../../src/audit/file-audit-log.js";
 import { createStreamFollowingLog } from "../../src/audit/stream-follower.js";
 import { isWritError } from "../../src/domain/errors.js";
 import type { RecordedEvent } from "../../src/domain/events.js";
+import type { AccessRequest } from "../../src/domain/request.js";
 import { startNotificationWorker } from "../../src/notify/worker.js";
 import type { Logger } from "../../src/ports/logger.js";
 import { silentLogger } from "../../src/ports/logger.js";
@@ -625,6 +626,154 @@ describe("redis store reads of records writ did not write", () => {
     } finally {
       await t.close();
     }
+  });
+});
+
+/** The sorted-set commands these tests write index entries with, on either connection. */
+interface SortedSets {
+  zAdd(key: string, member: { score: number; value: string }): Promise<unknown>;
+  zRangeWithScores(key: string, start: number, stop: number): Promise<unknown>;
+  hGet(key: string, field: string): Promise<unknown>;
+}
+
+describe.each([
+  ["standalone", () => client],
+  ["cluster of 3 masters", () => clusterClient],
+])("redis store index entries something else wrote (%s)", (_name, connection) => {
+  let prefix: string;
+  let store: RedisStore;
+  let sets: SortedSets;
+  beforeEach(() => {
+    prefix = freshPrefix();
+    store = createRedisStore({ client: connection(), prefix, logger: silentLogger });
+    sets = connection() as unknown as SortedSets;
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
+  const T0 = Date.parse("2026-01-15T09:00:00.000Z");
+  const escalating = (overrides: Partial<AccessRequest> = {}) => {
+    const base = sampleRequest();
+    return sampleRequest({
+      decision: { ...base.decision, escalation: { afterSeconds: 300, groups: ["sec"] } },
+      ...overrides,
+    });
+  };
+  const entries = async (index: string) => sets.zRangeWithScores(`{${prefix}}:${index}`, 0, -1);
+
+  it("drops escalation entries of requests decided, escalated or gone, and keeps the others", async () => {
+    const decided = escalating();
+    const escalated = escalating();
+    const waiting = escalating();
+    for (const request of [decided, escalated, waiting]) {
+      expect((await store.create(request, [sampleEvent(request.id)])).ok).toBe(true);
+    }
+    const approved = { ...decided, status: "approved" as const, version: 2 };
+    expect((await store.commit(approved, 1, [])).ok).toBe(true);
+    const done = { ...escalated, version: 2, escalatedAt: T0 + 300_000 };
+    expect((await store.commit(done, 1, [])).ok).toBe(true);
+    // Left behind by a writer that knew no escalation index.
+    const gone = "req_AAAAAAAAAAAAAAAAAAAAAA";
+    for (const id of [decided.id, escalated.id, gone]) {
+      await sets.zAdd(`{${prefix}}:escalate`, { score: T0 + 300_000, value: id });
+    }
+    await sets.zAdd(`{${prefix}}:due`, { score: 1, value: gone });
+    expect(await store.escalationsDue(T0 + 300_000, 10)).toHaveLength(4);
+
+    for (const id of [decided.id, escalated.id, gone]) expect(await store.reindex(id)).toBe(true);
+    // What the store wrote itself is right already.
+    expect(await store.reindex(waiting.id)).toBe(false);
+    expect(await store.reindex(decided.id)).toBe(false);
+    expect(await store.escalationsDue(T0 + 300_000, 10)).toEqual([waiting.id]);
+    expect(await store.due(T0, 10)).toEqual([]);
+    expect(new Set(await store.due(T0 + 900_000, 10))).toEqual(
+      new Set([decided.id, escalated.id, waiting.id]),
+    );
+  });
+
+  it("puts back an entry a request should have, at the time its record says", async () => {
+    const request = escalating();
+    expect((await store.create(request, [sampleEvent(request.id)])).ok).toBe(true);
+    await sets.zAdd(`{${prefix}}:escalate`, { score: 1, value: request.id });
+    expect(await store.reindex(request.id)).toBe(true);
+    expect(await entries("escalate")).toEqual([{ value: request.id, score: T0 + 300_000 }]);
+  });
+
+  it("leaves the entry a commit wrote after the record was read", async () => {
+    const request = escalating();
+    expect((await store.create(request, [sampleEvent(request.id)])).ok).toBe(true);
+    const decided = { ...request, status: "approved" as const, version: 2 };
+    expect((await store.commit(decided, 1, [])).ok).toBe(true);
+    await sets.zAdd(`{${prefix}}:escalate`, { score: T0 + 300_000, value: request.id });
+    // Between the read of the record and the script, another writer commits a
+    // version that escalates again: its entry is right and stays.
+    const again = { ...decided, status: "pending" as const, version: 3, createdAt: T0 + 1 };
+    const racing = createRedisStore({
+      client: new Proxy(connection(), {
+        get(target, property, receiver) {
+          if (property !== "hGet") return Reflect.get(target, property, receiver);
+          return async (key: string, field: string) => {
+            const read = await target.hGet(key, field);
+            expect((await store.commit(again, 2, [])).ok).toBe(true);
+            return read;
+          };
+        },
+      }),
+      prefix,
+      logger: silentLogger,
+    });
+    try {
+      expect(await racing.reindex(request.id)).toBe(false);
+    } finally {
+      await racing.close();
+    }
+    expect(await entries("escalate")).toEqual([{ value: request.id, score: T0 + 300_001 }]);
+  });
+
+  it("lists only requests still awaiting their review after the fact, past stale members", async () => {
+    const credential = { type: "jwt" as const, id: "jti_x", issuedAt: T0, expiresAt: T0 + 1000 };
+    const base = sampleRequest();
+    const issued = (createdAt: number, decision: Partial<AccessRequest["decision"]> = {}) => {
+      const request = sampleRequest({
+        status: "approved",
+        createdAt,
+        decision: { ...base.decision, effect: "allow", requirements: [], ...decision },
+      });
+      return { request, next: { ...request, status: "issued" as const, credential, version: 2 } };
+    };
+    const waiting = issued(T0, { reviewAfter: ["sec"] });
+    const reviewed = issued(T0 + 1, { reviewAfter: ["sec"] });
+    const unasked = issued(T0 + 2);
+    for (const { request, next } of [waiting, reviewed, unasked]) {
+      expect((await store.create(request, [sampleEvent(request.id)])).ok).toBe(true);
+      expect((await store.commit(next, 1, [sampleEvent(request.id, "credential.issued")])).ok).toBe(
+        true,
+      );
+    }
+    const review = {
+      reviewerId: "carol",
+      verdict: "ok" as const,
+      groups: ["sec"],
+      at: T0 + 5,
+      channel: "api" as const,
+    };
+    const done = { ...reviewed.next, version: 3, reviewedAfter: review };
+    expect((await store.commit(done, 2, [])).ok).toBe(true);
+    // Members of requests that do not wait, as a hand edit or a restore leaves them.
+    for (const { request } of [reviewed, unasked]) {
+      const member = (await sets.hGet(`{${prefix}}:req:${request.id}`, "m")) as string;
+      await sets.zAdd(`{${prefix}}:afterreview`, { score: 0, value: member });
+    }
+    const page = await store.list({ awaiting: "review_after", limit: 1 });
+    expect(page.items.map((r) => r.id)).toEqual([waiting.request.id]);
+    expect((await store.list({ awaiting: "review_after", limit: 10 })).items).toEqual([
+      waiting.next,
+    ]);
+    // The sweep's repair takes them out of the index for good.
+    for (const { request } of [reviewed, unasked])
+      expect(await store.reindex(request.id)).toBe(true);
+    expect(await entries("afterreview")).toHaveLength(1);
   });
 });
 

@@ -652,6 +652,22 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
       });
     });
 
+    describe("reindex", () => {
+      it("changes nothing of what create and commit indexed, nor for an unknown id", async () => {
+        const base = sampleRequest();
+        const request = await created({
+          decision: { ...base.decision, escalation: { afterSeconds: 300, groups: ["sec"] } },
+        });
+        const other = await created();
+        await commitStatus(other, "approved", "request.approved");
+        for (const id of [request.id, other.id, "req_AAAAAAAAAAAAAAAAAAAAAA", ""]) {
+          expect(await store.reindex(id)).toBe(false);
+        }
+        expect(await store.escalationsDue(T0 + 300_000, 10)).toEqual([request.id]);
+        expect(new Set(await store.due(T0 + 900_000, 10))).toEqual(new Set([request.id, other.id]));
+      });
+    });
+
     describe("list awaiting review_after", () => {
       const credential = { type: "jwt" as const, id: "jti_x", issuedAt: T0, expiresAt: T0 + 1000 };
       /** An approved request whose decision asks for a review after the fact. */

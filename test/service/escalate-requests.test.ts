@@ -1,6 +1,8 @@
+import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createClient } from "redis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { generateKey, hashKey } from "../../src/adapters/key-identity.js";
 import { createMemoryStore } from "../../src/adapters/memory-store.js";
@@ -471,5 +473,75 @@ describe("escalation with two writs on one Redis", () => {
     expect(await Promise.all([a.writ.broker.escalateDue(), b.writ.broker.escalateDue()])).toEqual([
       0, 0,
     ]);
+  });
+});
+
+/** A plain client, to write what the store would not. */
+const plainClient = (url: string) => createClient({ url }).on("error", () => {});
+
+describe("escalation past stale entries in the Redis escalation index", () => {
+  let server: RedisServer;
+  let raw: ReturnType<typeof plainClient>;
+  let client: RedisStoreClient;
+  let t: TestWrit;
+  let prefix: string;
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+    raw = plainClient(server.url);
+    await raw.connect();
+    client = await connectRedis({ url: server.url, logger: silentLogger });
+  });
+
+  afterAll(async () => {
+    await raw?.close();
+    await client?.close();
+    await server?.dispose();
+  });
+
+  beforeEach(async () => {
+    prefix = `esc${randomBytes(6).toString("hex")}`;
+    const store = createRedisStore({ client, prefix, logger: silentLogger });
+    t = await startTestWrit({ policies: { dir: policies.dir, watch: false } }, { store });
+  });
+
+  afterEach(async () => {
+    await t?.close();
+  });
+
+  const escalationIndex = () => `{${prefix}}:escalate`;
+
+  it("escalates the requests behind a full batch of decided ones, and drops their entries", async () => {
+    const decided: string[] = [];
+    for (let n = 0; n < 3; n++) decided.push((await createRequest(t, CUSTOMERS_EXPORT)).id);
+    const escalatesAt = t.clock.now() + 600_000;
+    t.clock.advance(1);
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    t.clock.advance(598);
+    // Approved just before their escalation by a replica of an earlier release,
+    // which knows nothing of the escalation index and leaves their entries.
+    for (const approved of decided) {
+      await approveAs(t, "bob", approved);
+      await approveAs(t, "carol", approved);
+      await raw.zAdd(escalationIndex(), { score: escalatesAt, value: approved });
+    }
+    t.clock.advance(2);
+    // Batches of two: the first reads nothing but stale entries.
+    expect(await t.writ.broker.escalateDue(2)).toBe(1);
+    expect(await allEvents(t, { request_id: id, type: "request.escalated" })).toHaveLength(1);
+    for (const approved of decided) {
+      expect((await readRequest(t, approved)).status).toBe("approved");
+      expect(await allEvents(t, { request_id: approved, type: "request.escalated" })).toEqual([]);
+    }
+    expect(await raw.zRange(escalationIndex(), 0, -1)).toEqual([]);
+  });
+
+  it("passes over an entry whose request no longer exists", async () => {
+    await raw.zAdd(escalationIndex(), { score: 1, value: "req_AAAAAAAAAAAAAAAAAAAAAA" });
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    t.clock.advance(600);
+    expect(await t.writ.broker.escalateDue()).toBe(1);
+    expect(await allEvents(t, { request_id: id, type: "request.escalated" })).toHaveLength(1);
+    expect(await raw.zRange(escalationIndex(), 0, -1)).toEqual([]);
   });
 });

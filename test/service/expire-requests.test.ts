@@ -1,12 +1,28 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import { createClient } from "redis";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import {
+  connectRedis,
+  createRedisStore,
+  type RedisStoreClient,
+} from "../../src/adapters/redis-store.js";
 import { WritError } from "../../src/domain/errors.js";
 import type { AuditLog } from "../../src/ports/audit-log.js";
+import { silentLogger } from "../../src/ports/logger.js";
 import type { Timer } from "../../src/ports/timer.js";
 import { createBroker } from "../../src/service/broker.js";
-import { allEvents, expectJson, keyOf, readRequest } from "../support/api.js";
+import {
+  allEvents,
+  CUSTOMERS_EXPORT,
+  createRequest,
+  expectJson,
+  keyOf,
+  readRequest,
+} from "../support/api.js";
 import { REVOCATIONS, startReportsAwsWrit } from "../support/aws-writ.js";
 import type { FakeAws } from "../support/fake-aws.js";
-import { ManualClock, type TestWrit } from "../support/harness.js";
+import { ManualClock, startTestWrit, type TestWrit } from "../support/harness.js";
+import { type RedisServer, startRedisServer } from "../support/redis.js";
 
 // The expiry sweep, when the audit log does not confirm the expiry in time:
 // the expiry is committed all the same, so what follows it must happen too.
@@ -98,5 +114,73 @@ describe("expireDue", () => {
     expect(fake.rolePolicy("writ-reports", REVOCATIONS)).toContain(grant);
     const types = (await allEvents(t, { request_id: id })).map((e) => e.type);
     expect(types.slice(-2)).toEqual(["credential.expired", "credential.revoked"]);
+  });
+});
+
+/** A plain client, to write what the store would not. */
+const plainClient = (url: string) => createClient({ url }).on("error", () => {});
+
+describe("expireDue past stale entries in the Redis due index", () => {
+  let server: RedisServer;
+  let raw: ReturnType<typeof plainClient>;
+  let client: RedisStoreClient;
+  let writ: TestWrit;
+  let prefix: string;
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+    raw = plainClient(server.url);
+    await raw.connect();
+    client = await connectRedis({ url: server.url, logger: silentLogger });
+  });
+
+  afterAll(async () => {
+    await raw?.close();
+    await client?.close();
+    await server?.dispose();
+  });
+
+  beforeEach(async () => {
+    prefix = `exp${randomBytes(6).toString("hex")}`;
+    const store = createRedisStore({ client, prefix, logger: silentLogger });
+    writ = await startTestWrit({}, { store });
+  });
+
+  afterEach(async () => {
+    await writ?.close();
+  });
+
+  const dueIndex = () => `{${prefix}}:due`;
+
+  it("expires the requests behind a full batch of entries of decided requests, and drops those", async () => {
+    const denied: string[] = [];
+    for (let n = 0; n < 3; n++) {
+      const { id } = await createRequest(writ, CUSTOMERS_EXPORT);
+      await expectJson(
+        await writ.call("POST", `/v1/requests/${id}/deny`, {
+          key: keyOf(writ, "bob"),
+          body: { reason: "no" },
+        }),
+        200,
+      );
+      // Left behind as a hand edit or a restore leaves it.
+      await raw.zAdd(dueIndex(), { score: 1, value: id });
+      denied.push(id);
+    }
+    const { id } = await createRequest(writ, CUSTOMERS_EXPORT);
+    writ.clock.advance(3600);
+    expect(await writ.writ.broker.expireDue(2)).toBe(1);
+    expect(await allEvents(writ, { request_id: id, type: "request.expired" })).toHaveLength(1);
+    for (const decided of denied) expect((await readRequest(writ, decided)).status).toBe("denied");
+    expect(await raw.zRange(dueIndex(), 0, -1)).toEqual([]);
+  });
+
+  it("passes over an entry whose request no longer exists", async () => {
+    await raw.zAdd(dueIndex(), { score: 1, value: "req_AAAAAAAAAAAAAAAAAAAAAA" });
+    const { id } = await createRequest(writ, CUSTOMERS_EXPORT);
+    writ.clock.advance(3600);
+    expect(await writ.writ.broker.expireDue()).toBe(1);
+    expect(await allEvents(writ, { request_id: id, type: "request.expired" })).toHaveLength(1);
+    expect(await raw.zRange(dueIndex(), 0, -1)).toEqual([]);
   });
 });

@@ -33,6 +33,7 @@ export interface RedisStoreConnection extends RedisStreamReader {
   writCommit(keys: string[], args: string[]): Promise<unknown>;
   writAppend(keys: string[], args: string[]): Promise<unknown>;
   writList(keys: string[], args: string[]): Promise<unknown>;
+  writReindex(keys: string[], args: string[]): Promise<unknown>;
   writFollow(keys: string[], args: string[]): Promise<unknown>;
   writTrim(keys: string[], args: string[]): Promise<unknown>;
   hGet(key: string, field: string): Promise<unknown>;

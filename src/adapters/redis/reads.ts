@@ -1,3 +1,4 @@
+import { awaitsReviewAfter } from "../../domain/after-review.js";
 import type { RecordedEvent } from "../../domain/events.js";
 import type { AccessRequest } from "../../domain/request.js";
 import type {
@@ -220,7 +221,11 @@ export async function readRequestPage(
         const id: unknown = reply[i];
         if (typeof id !== "string") throw corrupt();
         // A record stored under another request's key is unreadable, as in `get`.
-        found.push(decodeRequest(reply[i + 1], id));
+        const request = decodeRequest(reply[i + 1], id);
+        // The index may hold a member whose request no longer waits (a hand
+        // edit, a restore, a writer that did not keep it): the record decides.
+        if (query.awaiting === "review_after" && !awaitsReviewAfter(request)) continue;
+        found.push(request);
       }
       return { exhausted: reply[0] === 1, last: reply[1] as string, found };
     });

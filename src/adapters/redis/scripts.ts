@@ -231,6 +231,53 @@ while true do
 end
 `;
 
+/**
+ * Puts one request's entries in the due, escalation and after-review indexes
+ * right from its stored record, as the commit script that wrote the record
+ * would have left them. KEYS: request, due, escalation index, after-review
+ * index. ARGV: id, the version read ("" when there was no record), live
+ * (1/0), expires-at, escalation time ("" for none), awaiting its review after
+ * the fact (1/0). Changes nothing unless the record is still the one read: a
+ * commit since then has written the indexes itself, and a request created
+ * since then has them from the create script. Replies with the number of
+ * entries added, moved or removed.
+ */
+const REINDEX_LUA = `#!lua
+for i = 2, #KEYS do
+  local actual = redis.call("TYPE", KEYS[i])["ok"]
+  if actual ~= "none" and actual ~= "zset" then
+    return redis.error_reply("writ: a key holds the wrong type")
+  end
+end
+if ARGV[2] == "" then
+  if redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
+  -- The after-review index holds list members, which only the record names;
+  -- the list script passes over a member without a record.
+  return redis.call("ZREM", KEYS[2], ARGV[1]) + redis.call("ZREM", KEYS[3], ARGV[1])
+end
+local current = redis.call("HMGET", KEYS[1], "v", "m")
+if current[1] ~= ARGV[2] then return 0 end
+local changed = 0
+if ARGV[3] == "1" then
+  changed = changed + redis.call("ZADD", KEYS[2], "CH", ARGV[4], ARGV[1])
+else
+  changed = changed + redis.call("ZREM", KEYS[2], ARGV[1])
+end
+if ARGV[5] ~= "" then
+  changed = changed + redis.call("ZADD", KEYS[3], "CH", ARGV[5], ARGV[1])
+else
+  changed = changed + redis.call("ZREM", KEYS[3], ARGV[1])
+end
+if current[2] then
+  if ARGV[6] == "1" then
+    changed = changed + redis.call("ZADD", KEYS[4], "CH", 0, current[2])
+  else
+    changed = changed + redis.call("ZREM", KEYS[4], current[2])
+  end
+end
+return changed
+`;
+
 /** Redis's own clock in ms: every replica's records are timed by one clock, so no skew counts. */
 const NOW_MS = `
 local function now_ms()
@@ -336,6 +383,11 @@ export const redisStoreScripts = {
   }),
   writList: defineScript({
     SCRIPT: LIST_LUA,
+    parseCommand: parseKeysAndArgs,
+    transformReply: rawReply,
+  }),
+  writReindex: defineScript({
+    SCRIPT: REINDEX_LUA,
     parseCommand: parseKeysAndArgs,
     transformReply: rawReply,
   }),
