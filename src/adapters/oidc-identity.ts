@@ -1,5 +1,6 @@
 import {
   createRemoteJWKSet,
+  customFetch,
   decodeJwt,
   type JWTPayload,
   errors as joseErrors,
@@ -15,9 +16,11 @@ import type { IdentityDirectory } from "../ports/identity.js";
 export const MAX_OIDC_TOKEN_LENGTH = 8192;
 /** Largest discovery document read. */
 const MAX_DISCOVERY_BYTES = 64 * 1024;
+/** Largest key set read: issuers publish a few keys, a few KB. */
+const MAX_JWKS_BYTES = 256 * 1024;
 const FETCH_TIMEOUT_MS = 5000;
-/** After a failed discovery, wait this long before asking the issuer again. */
-const DISCOVERY_RETRY_MS = 30_000;
+/** After a failed discovery or key set read, wait this long before asking the issuer again. */
+const RETRY_AFTER_FAILURE_MS = 30_000;
 /** How long a discovery document is trusted before it is read again. */
 export const DISCOVERY_REFRESH_MS = 3_600_000;
 
@@ -143,7 +146,7 @@ function mapAgent(entry: OidcIssuerSettings, payload: JWTPayload): Agent {
  */
 async function readLimited(response: Response, limit: number): Promise<string> {
   const length = Number(response.headers.get("content-length") ?? "0");
-  if (length > limit) throw new Error("discovery document too large");
+  if (length > limit) throw new Error("response too large");
   const body = response.body;
   if (body === null) return "";
   const reader = body.getReader();
@@ -154,7 +157,7 @@ async function readLimited(response: Response, limit: number): Promise<string> {
       const { done, value } = await reader.read();
       if (done) break;
       size += value.byteLength;
-      if (size > limit) throw new Error("discovery document too large");
+      if (size > limit) throw new Error("response too large");
       chunks.push(value);
     }
   } finally {
@@ -167,15 +170,46 @@ async function readLimited(response: Response, limit: number): Promise<string> {
  * The issuer's key set: from `jwks_uri` when configured, else from its OpenID
  * discovery document, whose `issuer` must be the configured one (OpenID
  * Connect Discovery §4.3). Keys are fetched once and cached by jose, refetched
- * (at most every 30 s) when a token names a `kid` the cache lacks.
+ * (at most every 30 s) when a token names a `kid` the cache lacks. A read that
+ * fails is not tried again for 30 s.
  */
 function issuerKeys(entry: OidcIssuerSettings, fetchImpl: typeof fetch, clock: Clock) {
-  const remote = (url: URL) =>
-    createRemoteJWKSet(url, {
+  const remote = (url: URL) => {
+    // jose waits 30 s between reads only after a read that succeeded. Without
+    // this, while the key set cannot be read, every token naming the issuer
+    // (anyone can send one, unauthenticated) would make writ ask it again, and
+    // wait for it again.
+    let failedAt: number | undefined;
+    const readKeySet = async (input: string, init: RequestInit): Promise<Response> => {
+      if (failedAt !== undefined && clock.now() - failedAt < RETRY_AFTER_FAILURE_MS) {
+        throw new Error("key set read failed recently");
+      }
+      try {
+        const response = await fetchImpl(input, init);
+        if (response.status !== 200) throw new Error(`key set answered HTTP ${response.status}`);
+        const text = await readLimited(response, MAX_JWKS_BYTES);
+        const set: unknown = JSON.parse(text);
+        if (
+          typeof set !== "object" ||
+          set === null ||
+          !Array.isArray((set as { keys?: unknown }).keys)
+        ) {
+          throw new Error("key set is not a JWKS");
+        }
+        failedAt = undefined;
+        return new Response(text, { status: 200, headers: { "content-type": "application/json" } });
+      } catch (error) {
+        failedAt = clock.now();
+        throw error;
+      }
+    };
+    return createRemoteJWKSet(url, {
       timeoutDuration: FETCH_TIMEOUT_MS,
       cooldownDuration: 30_000,
       cacheMaxAge: 10 * 60_000,
+      [customFetch]: readKeySet,
     });
+  };
   if (entry.jwks_uri !== undefined) {
     const keys = remote(new URL(entry.jwks_uri));
     return async () => keys;
@@ -209,7 +243,7 @@ function issuerKeys(entry: OidcIssuerSettings, fetchImpl: typeof fetch, clock: C
   return async (): Promise<KeyResolver> => {
     const now = clock.now();
     if (resolved !== undefined && now - resolved.at < DISCOVERY_REFRESH_MS) return resolved.keys;
-    if (failedAt !== undefined && now - failedAt < DISCOVERY_RETRY_MS) {
+    if (failedAt !== undefined && now - failedAt < RETRY_AFTER_FAILURE_MS) {
       if (resolved !== undefined) return resolved.keys;
       throw new Error("discovery failed recently");
     }

@@ -255,14 +255,19 @@ export function createWritMcpServer(options: WritMcpServerOptions): McpServer {
         let request = await client.get(args.request_id, { signal: extra.signal });
         if (request.status === "pending" && waitSeconds > 0) {
           try {
-            request = await client.waitForDecision(args.request_id, {
-              timeoutMs: waitSeconds * 1000,
+            // One long-poll, answered with the state at its end: when the
+            // request is decided, when the wait runs out, or at once when writ
+            // is stopping. A loop of them would ask a stopping writ again and
+            // again, as fast as it answers, until the wait ran out.
+            request = await client.get(args.request_id, {
+              waitSeconds,
+              whileStatus: "pending",
               signal: extra.signal,
             });
           } catch (error) {
-            // Still pending when the wait ends: an answer, not a failure.
-            if (!isWritApiError(error) || error.code !== "wait_timeout") throw error;
-            request = await client.get(args.request_id, { signal: extra.signal });
+            // The agent's long-polls are all in use: still pending, an answer
+            // (whose next step is to call again), not a failure.
+            if (!isWritApiError(error) || error.code !== "too_many_waits") throw error;
           }
         }
         return result(summarize(request, returnCredentials));

@@ -750,3 +750,81 @@ describe("an issuer that moves its keys to a new jwks_uri", () => {
     await expect(oidc.authenticate(await signed())).resolves.toMatchObject({ id: "moving:x" });
   });
 });
+
+describe("an issuer whose key set cannot be read", () => {
+  let flaky: Server | undefined;
+  let issuer = "";
+  let answer: "unavailable" | "garbage" | "keys" = "unavailable";
+  let fetches = 0;
+  let pair: Awaited<ReturnType<typeof generateKeyPair>>;
+
+  beforeAll(async () => {
+    pair = await generateKeyPair("ES256", { extractable: true });
+    flaky = createHttpServer(async (req, res) => {
+      res.setHeader("content-type", "application/json");
+      if (req.url !== "/keys") {
+        res.statusCode = 404;
+        res.end("{}");
+        return;
+      }
+      fetches++;
+      if (answer === "unavailable") {
+        res.statusCode = 503;
+        res.end("{}");
+      } else if (answer === "garbage") {
+        res.end("<html>maintenance</html>");
+      } else {
+        const jwk = await exportJWK(pair.publicKey);
+        res.end(JSON.stringify({ keys: [{ ...jwk, kid: "k1", alg: "ES256" }] }));
+      }
+    });
+    await new Promise<void>((resolve) => flaky?.listen(0, "127.0.0.1", resolve));
+    issuer = `http://127.0.0.1:${(flaky.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    flaky?.closeAllConnections();
+    await new Promise<void>((resolve) => (flaky ? flaky.close(() => resolve()) : resolve()));
+  });
+
+  it("is asked again after 30 s, not once for every token that names it", async () => {
+    const clock = { at: Date.now(), now: () => clock.at };
+    const oidc = createOidcAuthenticator({
+      issuers: [
+        OidcIssuerConfig.parse({
+          issuer,
+          jwks_uri: `${issuer}/keys`,
+          audience: "writ-test",
+          algorithms: ["ES256"],
+          agent: { id: "flaky:{sub}", owner: "alice" },
+          require: { sub: "x" },
+        }),
+      ],
+      clock,
+    });
+    // Anyone can send tokens naming a trusted issuer: while its key set cannot
+    // be read, they must not each make writ ask it again.
+    const token = () =>
+      new SignJWT({ iss: issuer, aud: "writ-test", sub: "x" })
+        .setProtectedHeader({ alg: "ES256", kid: "k1" })
+        .setIssuedAt(Math.floor(clock.at / 1000))
+        .setExpirationTime(Math.floor(clock.at / 1000) + 300)
+        .sign(pair.privateKey);
+    for (const failure of ["unavailable", "garbage"] as const) {
+      answer = failure;
+      fetches = 0;
+      for (let i = 0; i < 5; i++) {
+        await expect(oidc.authenticate(await token())).rejects.toMatchObject({
+          code: "oidc_issuer_unavailable",
+        });
+      }
+      expect(fetches).toBe(1);
+      clock.at += 30_000;
+    }
+    answer = "keys";
+    fetches = 0;
+    await expect(oidc.authenticate(await token())).resolves.toMatchObject({ id: "flaky:x" });
+    await expect(oidc.authenticate(await token())).resolves.toMatchObject({ id: "flaky:x" });
+    expect(fetches).toBe(1);
+  });
+});

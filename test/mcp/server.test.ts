@@ -9,8 +9,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createWritMcpServer } from "../../src/mcp/server.js";
 import { createWritClient, type WritClient } from "../../src/sdk/client.js";
 import type { RunningServer } from "../../src/server.js";
-import { CUSTOMERS_EXPORT, keyOf, S3_READ } from "../support/api.js";
+import { CUSTOMERS_EXPORT, createRequest, keyOf, S3_READ } from "../support/api.js";
+import { capturingLogger } from "../support/captured-log.js";
 import { serveTestWrit, startTestWrit, type TestWrit } from "../support/harness.js";
+import { waitFor, within } from "../support/wait.js";
 
 let t: TestWrit;
 let server: RunningServer;
@@ -357,5 +359,86 @@ describe("writ mcp (stdio)", () => {
     );
     expect(asked.status).toBe("approved");
     await client.close();
+  });
+});
+
+describe("/mcp when a wait is cut short", () => {
+  /** A writ of its own, served with a log to read, and a pending request of its agent. */
+  async function waitingWrit(shutdownGraceSeconds = 1) {
+    const { logger, lines } = capturingLogger();
+    const own = await startTestWrit({}, { logger });
+    const served = await serveTestWrit(own, { shutdownGraceSeconds });
+    const { id } = await createRequest(own, CUSTOMERS_EXPORT);
+    const logged = (route: string) =>
+      lines.filter((line) => line.message === "http" && line.fields?.route === route);
+    /** Calls writ_check_request over /mcp; resolves once its long-poll is under way. */
+    const wait = async (waitSeconds: number, signal?: AbortSignal) => {
+      const answer = fetch(new URL("/mcp", served.url), {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+          authorization: `Bearer ${keyOf(own, "report-agent")}`,
+        },
+        body: JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "tools/call",
+          params: {
+            name: "writ_check_request",
+            arguments: { request_id: id, wait_seconds: waitSeconds },
+          },
+        }),
+        ...(signal !== undefined ? { signal } : {}),
+      });
+      // The tool reads the request once, then long-polls at once.
+      await waitFor("the tool's long-poll", async () => logged("/v1/requests/:id").length >= 1);
+      return { answer };
+    };
+    const close = async () => {
+      await served.stop();
+      await rm(own.dataDir, { recursive: true, force: true });
+    };
+    return { served, logged, wait, close };
+  }
+
+  it("ends the call when the caller hangs up, rather than leaving it open for good", async () => {
+    const w = await waitingWrit();
+    try {
+      const hangUp = new AbortController();
+      const { answer } = await w.wait(1, hangUp.signal);
+      hangUp.abort();
+      await answer.catch(() => undefined);
+      const readsAtHangUp = w.logged("/v1/requests/:id").length;
+      await waitFor(
+        "the /mcp call in the access log",
+        async () => w.logged("/mcp").length > 0,
+        5000,
+      );
+      expect(w.logged("/mcp")[0]?.fields?.status).toBe(499);
+      // Past the end of the tool's wait: nothing went on reading the request.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(w.logged("/v1/requests/:id").length - readsAtHangUp).toBeLessThanOrEqual(1);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it("answers a waiting call with the request still pending when writ stops", async () => {
+    const w = await waitingWrit(5);
+    try {
+      const { answer } = await w.wait(30);
+      const readsAtStop = w.logged("/v1/requests/:id").length;
+      const stopping = w.served.stop();
+      const res = await within(answer, "the tool's answer");
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as { result: CallToolResult };
+      expect(structured(body.result)).toMatchObject({ status: "pending" });
+      // One answer to the long-poll, not a loop of them against a stopping writ.
+      expect(w.logged("/v1/requests/:id").length - readsAtStop).toBeLessThanOrEqual(1);
+      await stopping;
+    } finally {
+      await w.close();
+    }
   });
 });

@@ -113,10 +113,19 @@ export function mcpRoutes(
       deliver?.(message, extra);
     };
     // A caller that hangs up ends its tool calls (and their long-polls) too.
-    const hangUp = () => void server.close();
+    // Closed, the transport never answers the exchange, so the call ends here,
+    // logged as 499 (client closed request), rather than never.
+    let hangUp = () => {};
+    const hungUp = new Promise<Response>((resolve) => {
+      hangUp = () => {
+        void server.close();
+        resolve(new Response(null, { status: 499 }));
+      };
+    });
     c.req.raw.signal.addEventListener("abort", hangUp, { once: true });
+    if (c.req.raw.signal.aborted) hangUp();
     try {
-      const response = await transport.handleRequest(c.req.raw);
+      const response = await Promise.race([transport.handleRequest(c.req.raw), hungUp]);
       // A tool's answer may carry a credential (mcp.return_credentials), as the
       // API's collect does: never kept by a cache on the way.
       response.headers.set("Cache-Control", "no-store");
