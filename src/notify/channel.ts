@@ -1,4 +1,5 @@
 import type { RecordedEvent } from "../domain/events.js";
+import { type Clock, systemClock } from "../ports/clock.js";
 
 /**
  * One destination of notifications (Slack, a Teams channel, one webhook). A
@@ -60,14 +61,40 @@ export class DeliveryError extends Error {
   }
 }
 
-/** Classifies an HTTP status of a webhook-style receiver. */
-export function httpFailure(status: number, retryAfterHeader: string | null): DeliveryError {
-  const seconds = retryAfterHeader === null ? Number.NaN : Number(retryAfterHeader);
-  const retryAfterMs = Number.isFinite(seconds) && seconds >= 0 ? seconds * 1000 : undefined;
-  const retryable = status === 408 || status === 425 || status === 429 || status >= 500;
-  return new DeliveryError(`the receiver answered HTTP ${status}`, {
+/**
+ * How long a `Retry-After` header asks to wait, in ms: either form HTTP allows
+ * (RFC 9110, section 10.2.3), a number of seconds or a date, the date read
+ * against `nowMs`. Undefined when absent or unreadable.
+ */
+function retryAfterMs(header: string | null, nowMs: number): number | undefined {
+  if (header === null) return undefined;
+  const value = header.trim();
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  // Every HTTP date names its day or month; without a name, Date.parse would
+  // read stray numbers ("1.5") as dates in 2001.
+  const at = /[A-Za-z]{3}/.test(value) ? Date.parse(value) : Number.NaN;
+  return Number.isFinite(at) ? Math.max(0, at - nowMs) : undefined;
+}
+
+/**
+ * Classifies an HTTP status of a webhook-style receiver; a `Retry-After` date
+ * is read against `nowMs` (the injected clock's time).
+ */
+export function httpFailure(
+  status: number,
+  retryAfterHeader: string | null,
+  nowMs: number,
+): DeliveryError {
+  const retryAfter = retryAfterMs(retryAfterHeader, nowMs);
+  // A redirect is never followed (the signed body would go where configuration
+  // did not send it), yet it is no refusal either: it is often a gateway's
+  // maintenance page, so the event waits for the receiver rather than being dropped.
+  const redirect = status >= 300 && status < 400;
+  const retryable = redirect || status === 408 || status === 425 || status === 429 || status >= 500;
+  const detail = redirect ? " (a redirect, not followed)" : "";
+  return new DeliveryError(`the receiver answered HTTP ${status}${detail}`, {
     retryable,
-    ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+    ...(retryAfter !== undefined ? { retryAfterMs: retryAfter } : {}),
   });
 }
 
@@ -78,14 +105,16 @@ export interface PostOptions {
   readonly timeoutMs?: number;
   /** How much of a 2xx response body to read and return, in bytes (default 0: none). */
   readonly responseBytes?: number;
+  /** Reads a `Retry-After` date against this clock (default: the system's). */
+  readonly clock?: Clock;
 }
 
 /**
  * POSTs `body` and throws a {@link DeliveryError} unless the answer is 2xx;
  * returns the start of a 2xx response body when `responseBytes` asks for it.
  * Redirects are not followed (a moved endpoint is a configuration change, not
- * something to follow with signed payloads); a network error or a timeout is
- * retryable. At most `responseBytes` of the response are read, and the rest is
+ * something to follow with signed payloads) and are retried, as a network error
+ * or a timeout is. At most `responseBytes` of the response are read, and the rest is
  * discarded unread: a receiver answering slowly or at length must neither hold
  * the worker nor fill writ's memory.
  */
@@ -113,7 +142,13 @@ export async function postJson(
   }
   const ok = response.status >= 200 && response.status < 300;
   const text = await readPrefix(response, ok ? (options.responseBytes ?? 0) : 0);
-  if (!ok) throw httpFailure(response.status, response.headers.get("retry-after"));
+  if (!ok) {
+    throw httpFailure(
+      response.status,
+      response.headers.get("retry-after"),
+      (options.clock ?? systemClock).now(),
+    );
+  }
   return text;
 }
 

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createMemoryStore } from "../../src/adapters/memory-store.js";
 import { createMemoryNotificationState } from "../../src/adapters/notification-state-memory.js";
 import { createTeamsNotifier } from "../../src/notify/teams/notifier.js";
-import { createWebhookNotifier } from "../../src/notify/webhook/notifier.js";
+import { createWebhookNotifier, webhookName } from "../../src/notify/webhook/notifier.js";
 import type { RequestStore } from "../../src/ports/store.js";
 import { tempPolicies } from "../policy/temp-policies.js";
 import {
@@ -19,7 +19,8 @@ import {
   keyOf,
 } from "../support/api.js";
 import { BREAK_GLASS, BREAK_GLASS_POLICY } from "../support/break-glass.js";
-import { startTestWrit, type TestWrit } from "../support/harness.js";
+import { capturingLogger } from "../support/captured-log.js";
+import { ManualClock, startTestWrit, type TestWrit } from "../support/harness.js";
 
 const HOOK_SECRET = "9d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a0b2c4d6e8f0a1b3c5d7e9f1a3b5c7d9e";
 
@@ -239,6 +240,71 @@ describe("webhook delivery", () => {
     expect(JSON.parse(second?.body ?? "{}").type).toBe("request.decided");
     // writ hung up instead of reading the body: the receiver could not push it all.
     expect(pushed).toBeLessThan(total);
+  });
+});
+
+describe("a receiver that redirects", () => {
+  it("is neither followed nor taken as a refusal: the event waits, in order, until the receiver takes it", async () => {
+    receiver = await startScriptedReceiver();
+    const moved = (res: ServerResponse) =>
+      res.writeHead(307, { location: `${receiver?.url}/elsewhere` }).end();
+    // A gateway redirecting to a maintenance page for a while, then the receiver back.
+    receiver.answerNext("/hook", moved, moved, moved, moved);
+    dir = await mkdtemp(join(tmpdir(), "writ-hook-"));
+    await writeFile(join(dir, "secret"), HOOK_SECRET, { mode: 0o600 });
+    t = await startTestWrit({
+      webhooks: [{ url: `${receiver.url}/hook`, secret_file: join(dir, "secret") }],
+      notifications: { retry: { initial_ms: 2, max_ms: 40 } },
+    });
+    await createRequest(t, CUSTOMERS_EXPORT);
+    const types = () =>
+      (receiver?.received ?? [])
+        .filter((r) => r.path === "/hook")
+        .map((r) => JSON.parse(r.body).type as string);
+    await expect.poll(() => types().length, { timeout: 5000 }).toBeGreaterThanOrEqual(6);
+    expect(types().slice(0, 6)).toEqual([
+      "request.created",
+      "request.created",
+      "request.created",
+      "request.created",
+      "request.created",
+      "request.decided",
+    ]);
+    expect((receiver?.received ?? []).filter((r) => r.path === "/elsewhere")).toEqual([]);
+  });
+});
+
+describe("a receiver asking to wait", () => {
+  it("honours a Retry-After given as an HTTP date, from Teams and from a webhook", async () => {
+    receiver = await startScriptedReceiver();
+    const log = capturingLogger();
+    const clock = new ManualClock();
+    // Two minutes from now, in the date form HTTP allows besides seconds.
+    const until = new Date(clock.now() + 120_000).toUTCString();
+    const throttled: Answer = (res) => res.writeHead(429, { "retry-after": until }).end();
+    receiver.answerNext("/teams", throttled);
+    receiver.answerNext("/hook", throttled);
+    dir = await mkdtemp(join(tmpdir(), "writ-hook-"));
+    await writeFile(join(dir, "secret"), HOOK_SECRET, { mode: 0o600 });
+    t = await startTestWrit(
+      {
+        teams: { webhook_url: `${receiver.url}/teams`, console_url: "https://writ.example.com" },
+        webhooks: [{ url: `${receiver.url}/hook`, secret_file: join(dir, "secret") }],
+        notifications: { retry: { initial_ms: 2, max_ms: 600_000 } },
+      },
+      { clock, logger: log.logger },
+    );
+    await createRequest(t, CUSTOMERS_EXPORT);
+    const waits = () =>
+      log.lines
+        .filter((l) => l.message === "notification failed; retrying")
+        .map((l) => [l.fields?.channel, l.fields?.retry_in_ms]);
+    await expect.poll(() => waits().length, { timeout: 5000 }).toBe(2);
+    expect(Object.fromEntries(waits())).toEqual({
+      teams: 120_000,
+      [webhookName(`${receiver.url}/hook`)]: 120_000,
+    });
+    expect(receiver.received).toHaveLength(2);
   });
 });
 

@@ -105,6 +105,40 @@ describe("Teams", () => {
   });
 });
 
+describe("context that does not fit", () => {
+  it("is counted on the Teams card and in the webhook payload, never dropped unsaid", async () => {
+    // Ten fields fill the card; the agent put what matters last.
+    const context: Record<string, string> = {};
+    for (let i = 1; i <= 10; i++) context[`field_${i}`] = "routine";
+    context.destination = "s3://attacker-bucket";
+    context.customer_email = "jane@example.com";
+    const { id } = await createRequest(t, { ...CUSTOMERS_EXPORT, context });
+    const posted = await receiver.waitFor((r) => r.path === "/teams");
+    const body = JSON.parse(posted.body).attachments[0].content.body as {
+      type: string;
+      text?: string;
+      facts?: { title: string; value: string }[];
+    }[];
+    const contextAt = body.findIndex((b) => b.type === "TextBlock" && b.text === "Context");
+    expect(body[contextAt + 1]?.facts).toHaveLength(10);
+    expect(body[contextAt + 2]).toMatchObject({
+      type: "TextBlock",
+      text: "…and 2 more fields, shown in writ",
+    });
+    expect(posted.body).not.toContain("attacker-bucket");
+    expect(posted.body).not.toContain("jane@example.com");
+
+    const created = await receiver.waitFor(
+      (r) => r.path === "/all" && r.body.includes('"request.created"') && r.body.includes(id),
+    );
+    const request = JSON.parse(created.body).request;
+    expect(Object.keys(request.context)).toHaveLength(10);
+    expect(request.context_omitted).toBe(2);
+    expect(request.masked_fields).toEqual(["customer_email"]);
+    expect(created.body).not.toContain("jane@example.com");
+  });
+});
+
 describe("signed webhooks", () => {
   it("POSTs every event, signed, in order, retrying until the receiver takes it", async () => {
     receiver.answerNext("/all", 503, 429, 500);

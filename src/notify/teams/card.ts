@@ -147,6 +147,15 @@ export function teamsCard(
             ...(context.length > 0
               ? [text("Context", { weight: "Bolder" }), { type: "FactSet", facts: context }]
               : []),
+            // Said, not dropped: an agent could otherwise put what matters past the limit.
+            ...(message.contextOmitted > 0
+              ? [
+                  text(
+                    `…and ${message.contextOmitted} more field${message.contextOmitted === 1 ? "" : "s"}, shown in writ`,
+                    { isSubtle: true },
+                  ),
+                ]
+              : []),
             ...(reviews.length > 0 ? [text(reviews.join("\n\n"))] : []),
             text(`writ request ${message.requestId}`, { isSubtle: true }),
           ],

@@ -77,11 +77,11 @@ function wantsCard(request: AccessRequest, event: RecordedEvent): boolean {
 const CONNECTOR_FAILURE = /^\s*Webhook message delivery failed/i;
 const CONNECTOR_STATUS = /returned HTTP error (\d{3})\b/i;
 
-function connectorFailure(body: string): DeliveryError | undefined {
+function connectorFailure(body: string, nowMs: number): DeliveryError | undefined {
   if (!CONNECTOR_FAILURE.test(body)) return undefined;
   const status = Number(CONNECTOR_STATUS.exec(body)?.[1]);
   if (Number.isInteger(status) && status >= 400) {
-    const failure = httpFailure(status, null);
+    const failure = httpFailure(status, null, nowMs);
     return new DeliveryError(`Teams refused the card (HTTP ${status}, answered as 200)`, {
       retryable: failure.retryable,
     });
@@ -125,9 +125,9 @@ export function createTeamsNotifier(options: TeamsNotifierOptions): DeliveryChan
           options.webhookUrl,
           JSON.stringify(card),
           {},
-          { signal, responseBytes: 1024 },
+          { signal, responseBytes: 1024, clock },
         );
-        const refused = connectorFailure(answer);
+        const refused = connectorFailure(answer, clock.now());
         if (refused !== undefined) throw refused;
         await state.saveFacts(TEAMS_SCOPE, request.id, { [key]: "1" });
       }

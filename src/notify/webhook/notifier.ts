@@ -60,7 +60,7 @@ export function createWebhookNotifier(options: WebhookNotifierOptions): Delivery
           "X-Writ-Event-Type": event.type,
           "User-Agent": "writ-webhook/1",
         },
-        { signal },
+        { signal, clock },
       );
       if (event.type === "request.decided" && request?.decision.effect === "approve") {
         await options.recordPrompt?.(request.id, { target: "endpoint", destinations: 1 });

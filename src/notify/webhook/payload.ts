@@ -33,6 +33,8 @@ export function webhookPayload(event: RecordedEvent, message: ReviewMessage | un
             context: Object.fromEntries(
               message.context.map((c) => [c.name, c.masked ? "•••" : (c.value ?? "")]),
             ),
+            // Fields past the limit are counted, so a receiver knows the context is cut.
+            ...(message.contextOmitted > 0 ? { context_omitted: message.contextOmitted } : {}),
             masked_fields: [...message.masked],
             policies: [...message.policies],
             approvals: message.requirements.map((r) => ({
