@@ -16,7 +16,7 @@ export interface RetryPolicy {
 
 export interface NotificationWorkerOptions {
   readonly channel: DeliveryChannel;
-  readonly store: Pick<RequestStore, "events" | "waitForEvents">;
+  readonly store: Pick<RequestStore, "events" | "waitForEvents" | "ready">;
   readonly state: NotificationState;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -32,7 +32,7 @@ export interface NotificationWorkerOptions {
    * attempt and, while a delivery runs, every third of it.
    */
   readonly leaseMs?: number;
-  /** Paces the lease renewals during a delivery (default: real time). */
+  /** Paces the waits before retries and the lease renewals meanwhile (default: real time). */
   readonly timer?: Timer;
   /**
    * A worker with no saved cursor (its first start) skips events older than
@@ -40,7 +40,10 @@ export interface NotificationWorkerOptions {
    * a long stream into a chat channel.
    */
   readonly firstStartWindowMs?: number;
-  /** Attempts before an event that fails permanently is dropped (default 3). */
+  /**
+   * Failures retrying cannot fix before the event is dropped (default 3); a
+   * record the store answers for but cannot read is one of them.
+   */
   readonly permanentAttempts?: number;
 }
 
@@ -162,8 +165,21 @@ export function startNotificationWorker(options: NotificationWorkerOptions): Not
     }
   }
 
+  /**
+   * Whether a failure is worth retrying. The store answers `store_unavailable`
+   * both when Redis is out of reach and when it holds a record writ cannot
+   * read; while it answers otherwise, the record is the cause, and retrying
+   * would hold every later notification of this channel behind it for good.
+   */
+  async function worthRetrying(error: unknown): Promise<boolean> {
+    if (!isRetryable(error)) return false;
+    if (!(error instanceof WritError) || error.code !== "store_unavailable") return true;
+    return !(await store.ready().catch(() => false));
+  }
+
   /** Delivers one event; false if the worker stopped or lost its lease first. */
   async function deliver(event: RecordedEvent): Promise<boolean> {
+    let permanentFailures = 0;
     for (let attempt = 1; ; attempt++) {
       if (stop.signal.aborted || !(await holdLease())) return false;
       const result = await attemptDelivery(event);
@@ -177,7 +193,8 @@ export function startNotificationWorker(options: NotificationWorkerOptions): Not
       }
       if (result.outcome === "delivered") return true;
       const { error } = result;
-      const retryable = isRetryable(error);
+      const retryable = await worthRetrying(error);
+      if (!retryable) permanentFailures++;
       const fields = {
         channel: channel.name,
         event_id: event.id,
@@ -186,7 +203,7 @@ export function startNotificationWorker(options: NotificationWorkerOptions): Not
         attempt,
         error: (error as Error).message,
       };
-      if (!retryable && attempt >= permanentAttempts) {
+      if (permanentFailures >= permanentAttempts) {
         logger.error("notification dropped after repeated failures", fields);
         return true;
       }
@@ -199,7 +216,25 @@ export function startNotificationWorker(options: NotificationWorkerOptions): Not
         ...fields,
         retry_in_ms: Math.round(waitMs),
       });
-      await pause(waitMs, stop.signal);
+      await waitHoldingLease(waitMs);
+    }
+  }
+
+  /**
+   * Waits before the next attempt with the lease kept, so that no other
+   * replica calls the receiver sooner than it asked (a Retry-After, or the
+   * backoff, outlasting the lease) nor starts the backoff over. A lost lease
+   * ends the wait; the next attempt then finds it lost.
+   */
+  async function waitHoldingLease(waitMs: number): Promise<void> {
+    const lost = new AbortController();
+    const done = new AbortController();
+    const heartbeat = keepLease(lost, done.signal);
+    try {
+      await timer.sleep(waitMs, AbortSignal.any([stop.signal, lost.signal])).catch(() => undefined);
+    } finally {
+      done.abort();
+      await heartbeat;
     }
   }
 

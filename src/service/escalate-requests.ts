@@ -2,6 +2,7 @@ import { isWritError } from "../domain/errors.js";
 import { escalateIfDue } from "../domain/escalation.js";
 import type { BrokerDeps } from "./deps.js";
 import { transact } from "./record.js";
+import { sweepDue } from "./sweep-due.js";
 
 /**
  * Escalates every pending request whose escalation time has passed, recording
@@ -14,22 +15,21 @@ import { transact } from "./record.js";
  * escalated or removed by a writer that did not keep the index, or by another
  * replica just now) is put right in the store (`reindex`), so that the next
  * read reaches the requests behind it instead of reading it again.
+ *
+ * A request that cannot be handled (its record unreadable) is logged by id
+ * and passed over, and the sweep goes on with the others; it then rejects
+ * with that failure (see {@link sweepDue}).
  */
 export async function escalateDue(deps: BrokerDeps, batch = 500): Promise<number> {
-  let escalated = 0;
-  const handled = new Set<string>();
-  for (;;) {
-    const ids = await deps.store.escalationsDue(deps.clock.now(), batch);
-    const fresh = ids.filter((id) => !handled.has(id));
-    for (const id of fresh) {
-      handled.add(id);
-      if (await escalateOne(deps, id)) escalated++;
-      else await deps.store.reindex(id);
-    }
-    // A batch of entries this sweep has handled already would come back
-    // unchanged: stop rather than read it again until the next sweep.
-    if (ids.length < batch || fresh.length === 0) return escalated;
-  }
+  return sweepDue(
+    deps,
+    {
+      name: "escalation",
+      read: (limit) => deps.store.escalationsDue(deps.clock.now(), limit),
+      handle: (id) => escalateOne(deps, id),
+    },
+    batch,
+  );
 }
 
 /** Escalates one request if it is due; whether this call recorded the escalation. */

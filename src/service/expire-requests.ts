@@ -1,6 +1,7 @@
 import { isWritError } from "../domain/errors.js";
 import type { BrokerDeps } from "./deps.js";
 import { settle } from "./record.js";
+import { sweepDue } from "./sweep-due.js";
 
 /**
  * Expires every live request whose deadline has passed, recording
@@ -12,22 +13,21 @@ import { settle } from "./record.js";
  * by a writer that did not keep the index, or expired by another replica just
  * now) is put right in the store (`reindex`), so that the next read reaches
  * the requests behind it instead of reading it again.
+ *
+ * A request that cannot be handled (its record unreadable) is logged by id
+ * and passed over, and the sweep goes on with the others; it then rejects
+ * with that failure (see {@link sweepDue}).
  */
 export async function expireDue(deps: BrokerDeps, batch = 500): Promise<number> {
-  let expired = 0;
-  const handled = new Set<string>();
-  for (;;) {
-    const ids = await deps.store.due(deps.clock.now(), batch);
-    const fresh = ids.filter((id) => !handled.has(id));
-    for (const id of fresh) {
-      handled.add(id);
-      if (await expireOne(deps, id)) expired++;
-      else await deps.store.reindex(id);
-    }
-    // A batch of entries this sweep has handled already would come back
-    // unchanged: stop rather than read it again until the next sweep.
-    if (ids.length < batch || fresh.length === 0) return expired;
-  }
+  return sweepDue(
+    deps,
+    {
+      name: "expiry",
+      read: (limit) => deps.store.due(deps.clock.now(), limit),
+      handle: (id) => expireOne(deps, id),
+    },
+    batch,
+  );
 }
 
 /** Expires one request if its deadline has passed; whether this call recorded the expiry. */

@@ -1,14 +1,32 @@
-import { describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "redis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMemoryStore } from "../../src/adapters/memory-store.js";
 import { createMemoryNotificationState } from "../../src/adapters/notification-state-memory.js";
+import {
+  createRedisNotificationState,
+  type RedisEvalClient,
+} from "../../src/adapters/notification-state-redis.js";
+import {
+  connectRedis,
+  createRedisStore,
+  type RedisStoreClient,
+} from "../../src/adapters/redis-store.js";
 import type { DomainEvent, RecordedEvent } from "../../src/domain/events.js";
 import { type DeliveryChannel, DeliveryError } from "../../src/notify/channel.js";
 import { backoffMs, startNotificationWorker } from "../../src/notify/worker.js";
+import { silentLogger } from "../../src/ports/logger.js";
 import type { NotificationState } from "../../src/ports/notification-state.js";
 import type { RequestStore } from "../../src/ports/store.js";
 import type { Timer } from "../../src/ports/timer.js";
+import { CUSTOMERS_EXPORT, createRequest } from "../support/api.js";
 import { capturingLogger } from "../support/captured-log.js";
-import { ManualClock } from "../support/harness.js";
+import { ManualClock, startTestWrit, type TestWrit } from "../support/harness.js";
+import { type RecordingServer, startRecordingServer } from "../support/recording-server.js";
+import { type RedisServer, startRedisServer } from "../support/redis.js";
 
 /** A destination that records deliveries and fails as told. */
 function recordingChannel(
@@ -272,6 +290,57 @@ describe("notification worker", () => {
   });
 });
 
+describe("a notification worker told to wait", () => {
+  it("keeps its lease while it waits out a Retry-After longer than the lease, so no other replica calls sooner", async () => {
+    const clock = new ManualClock();
+    const timer = manualTimer(clock);
+    const store = createMemoryStore();
+    const { state, leases } = observedLeases(createMemoryNotificationState({ clock }));
+    const start = clock.now();
+    const calls: { holder: string; atSeconds: number }[] = [];
+    const channel = (holder: string): DeliveryChannel => ({
+      name: "slack",
+      wants: (e) => e.type === "request.decided",
+      async deliver() {
+        calls.push({ holder, atSeconds: (clock.now() - start) / 1000 });
+        if (calls.length === 1) {
+          throw new DeliveryError("Slack rate-limited the call", {
+            retryable: true,
+            retryAfterMs: 120_000,
+          });
+        }
+      },
+    });
+    const startWorker = (holder: string) =>
+      startNotificationWorker({
+        channel: channel(holder),
+        store,
+        state,
+        clock,
+        timer: timer.timer,
+        logger,
+        holder,
+        retry: { initialMs: 1_000, maxMs: 300_000 },
+        idleWaitMs: 50,
+      });
+    await store.append([event("request.decided", clock.now())]);
+    const a = startWorker("replica-a");
+    await expect.poll(() => calls.length).toBe(1);
+    // Past the 30 s lease, well within the 120 s Slack asked for.
+    await timer.advance(31);
+    const b = startWorker("replica-b");
+    await expect.poll(() => leases.some((l) => l.holder === "replica-b")).toBe(true);
+    await timer.advance(90);
+    await expect.poll(() => state.cursor("notify:slack")).toBe("1");
+    await Promise.all([a.stop(), b.stop()]);
+    expect(calls).toEqual([
+      { holder: "replica-a", atSeconds: 0 },
+      { holder: "replica-a", atSeconds: 120 },
+    ]);
+    expect(leases.filter((l) => l.holder === "replica-b").map((l) => l.ok)).toEqual([false]);
+  });
+});
+
 /** A promise the test opens when it chooses. */
 function gate() {
   let open!: () => void;
@@ -339,3 +408,84 @@ function manualTimer(clock: ManualClock) {
     },
   };
 }
+
+/** A plain client, to write what the store would not. */
+const plainClient = (url: string) => createClient({ url }).on("error", () => {});
+
+describe("a notification worker on Redis, past an event whose request cannot be read", () => {
+  let server: RedisServer;
+  let raw: ReturnType<typeof plainClient>;
+  let client: RedisStoreClient;
+  let receiver: RecordingServer;
+  let dir: string;
+  let t: TestWrit | undefined;
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+    raw = plainClient(server.url);
+    await raw.connect();
+    client = await connectRedis({ url: server.url, logger: silentLogger });
+    receiver = await startRecordingServer();
+    dir = await mkdtemp(join(tmpdir(), "writ-hook-"));
+    await writeFile(join(dir, "secret"), "9d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a0b2c4d6e8f0a1b3c", {
+      mode: 0o600,
+    });
+  });
+
+  afterAll(async () => {
+    await t?.close();
+    await receiver?.close();
+    await raw?.close();
+    await client?.close();
+    await server?.dispose();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("drops that event after three tries, logged with its request, and delivers the ones after it", async () => {
+    const prefix = `poison${randomBytes(6).toString("hex")}`;
+    const { logger, lines } = capturingLogger();
+    t = await startTestWrit(
+      {
+        webhooks: [{ url: `${receiver.url}/hook`, secret_file: join(dir, "secret") }],
+        notifications: { retry: { initial_ms: 2, max_ms: 20 } },
+      },
+      {
+        store: createRedisStore({ client, prefix, logger: silentLogger }),
+        notificationState: createRedisNotificationState({
+          client: client as unknown as RedisEvalClient,
+          prefix: `{${prefix}}`,
+        }),
+        logger,
+      },
+    );
+    const delivered = (id: string, type: string) =>
+      receiver.waitFor((r) => {
+        const body = JSON.parse(r.body) as { type: string; request_id: string };
+        return body.request_id === id && body.type === type;
+      });
+    const first = await createRequest(t, CUSTOMERS_EXPORT);
+    await delivered(first.id, "request.decided");
+    // Its record turns into one this replica cannot read (a hand edit gone
+    // wrong), and then an event about it is recorded.
+    await raw.hSet(`{${prefix}}:req:${first.id}`, "d", "{not json");
+    await t.writ.broker.deps.store.append([
+      {
+        type: "approval.form_opened",
+        requestId: first.id,
+        actor: { kind: "system", id: "writ" },
+        time: t.clock.now(),
+        data: {},
+      },
+    ]);
+    const second = await createRequest(t, CUSTOMERS_EXPORT);
+
+    await delivered(second.id, "request.decided");
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: "error",
+        message: "notification dropped after repeated failures",
+        fields: expect.objectContaining({ request_id: first.id, attempt: 3 }),
+      }),
+    );
+  });
+});

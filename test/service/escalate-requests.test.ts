@@ -536,6 +536,34 @@ describe("escalation past stale entries in the Redis escalation index", () => {
     expect(await raw.zRange(escalationIndex(), 0, -1)).toEqual([]);
   });
 
+  it("escalates the other requests past one whose record cannot be read, and names it in the log", async () => {
+    const { logger, lines } = capturingLogger();
+    await t.close();
+    t = await startTestWrit(
+      { policies: { dir: policies.dir, watch: false } },
+      { store: createRedisStore({ client, prefix, logger }), logger },
+    );
+    // A record writ cannot read (a hand edit gone wrong), due before the others.
+    const unreadable = "req_AAAAAAAAAAAAAAAAAAAAAA";
+    await raw.hSet(`{${prefix}}:req:${unreadable}`, { d: "{not json", v: "1", s: "pending" });
+    await raw.zAdd(escalationIndex(), { score: 1, value: unreadable });
+    const { id } = await createRequest(t, CUSTOMERS_EXPORT);
+    t.clock.advance(600);
+
+    await expect(t.writ.broker.escalateDue()).rejects.toMatchObject({
+      code: "store_unavailable",
+    });
+
+    expect(await allEvents(t, { request_id: id, type: "request.escalated" })).toHaveLength(1);
+    expect(await raw.zRange(escalationIndex(), 0, -1)).toEqual([unreadable]);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: "error",
+        fields: expect.objectContaining({ request_id: unreadable, code: "store_unavailable" }),
+      }),
+    );
+  });
+
   it("passes over an entry whose request no longer exists", async () => {
     await raw.zAdd(escalationIndex(), { score: 1, value: "req_AAAAAAAAAAAAAAAAAAAAAA" });
     const { id } = await createRequest(t, CUSTOMERS_EXPORT);

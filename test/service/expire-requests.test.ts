@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createClient } from "redis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createPrometheusMetrics } from "../../src/adapters/prometheus-metrics.js";
 import {
   connectRedis,
   createRedisStore,
@@ -20,6 +21,7 @@ import {
   readRequest,
 } from "../support/api.js";
 import { REVOCATIONS, startReportsAwsWrit } from "../support/aws-writ.js";
+import { capturingLogger } from "../support/captured-log.js";
 import type { FakeAws } from "../support/fake-aws.js";
 import { ManualClock, startTestWrit, type TestWrit } from "../support/harness.js";
 import { type RedisServer, startRedisServer } from "../support/redis.js";
@@ -173,6 +175,42 @@ describe("expireDue past stale entries in the Redis due index", () => {
     expect(await allEvents(writ, { request_id: id, type: "request.expired" })).toHaveLength(1);
     for (const decided of denied) expect((await readRequest(writ, decided)).status).toBe("denied");
     expect(await raw.zRange(dueIndex(), 0, -1)).toEqual([]);
+  });
+
+  it("expires the other requests past one whose record cannot be read, and names it in the log", async () => {
+    const { logger, lines } = capturingLogger();
+    const metrics = createPrometheusMetrics();
+    await writ.close();
+    writ = await startTestWrit(
+      {},
+      { store: createRedisStore({ client, prefix, logger }), logger, metrics },
+    );
+    // A record writ cannot read (a hand edit gone wrong), due before the others.
+    const unreadable = "req_AAAAAAAAAAAAAAAAAAAAAA";
+    await raw.hSet(`{${prefix}}:req:${unreadable}`, { d: "{not json", v: "1", s: "pending" });
+    await raw.zAdd(dueIndex(), { score: 1, value: unreadable });
+    const { id } = await createRequest(writ, CUSTOMERS_EXPORT);
+    writ.clock.advance(3600);
+
+    await expect(writ.writ.broker.expireDue()).rejects.toMatchObject({
+      code: "store_unavailable",
+    });
+
+    expect(await allEvents(writ, { request_id: id, type: "request.expired" })).toHaveLength(1);
+    expect((await readRequest(writ, id)).status).toBe("expired");
+    // The unreadable one stays unreadable, and in the index for the next sweep.
+    const read = await writ.call("GET", `/v1/requests/${unreadable}`, {
+      key: keyOf(writ, "dana"),
+    });
+    expect(read.status).toBe(503);
+    expect(await raw.zRange(dueIndex(), 0, -1)).toEqual([unreadable]);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: "error",
+        fields: expect.objectContaining({ request_id: unreadable, code: "store_unavailable" }),
+      }),
+    );
+    expect(metrics.render()).toMatch(/^writ_redis_errors_total\{operation="get"\} [1-9]/m);
   });
 
   it("passes over an entry whose request no longer exists", async () => {
