@@ -168,13 +168,18 @@ export interface WritClient {
    * `revocation_unavailable`, the credential still issued.
    */
   revoke(id: string, reason: string): Promise<WritRequest>;
-  /** Withdraws a pending or uncollected request (the requesting agent). */
-  cancel(id: string): Promise<WritRequest>;
+  /**
+   * Withdraws a pending or uncollected request (the requesting agent).
+   * Aborting `signal` rejects with its reason; the request may then have been
+   * cancelled or not.
+   */
+  cancel(id: string, options?: { signal?: AbortSignal }): Promise<WritRequest>;
   /**
    * Reports the action done (the requesting agent): an unused credential ends
    * now; a used one stays used and the report is recorded. Repeating it is fine.
+   * Aborting `signal` rejects with its reason; the report may then have landed or not.
    */
-  complete(id: string): Promise<WritRequest>;
+  complete(id: string, options?: { signal?: AbortSignal }): Promise<WritRequest>;
   /** Mints and returns the credential of an approved request, once (the requesting agent). */
   collectCredential(id: string): Promise<WritCredential>;
   /**
@@ -345,6 +350,26 @@ function retryAfterMs(details: Readonly<Record<string, unknown>> | undefined): n
     : 1000;
 }
 
+// A poll that fails on the way (a proxy's 502/503/504, a replica restarting,
+// Redis failing over) is tried again after a pause that doubles up to a cap,
+// with jitter so that many waiting agents do not come back in step.
+const FIRST_RETRY_PAUSE_MS = 250;
+const MAX_RETRY_PAUSE_MS = 5_000;
+// With no deadline of the caller's, retries stop this long after the request's
+// own approval deadline: by then the server has ended it.
+const RETRY_PAST_EXPIRY_MS = 30_000;
+
+/** Whether a failed call is worth repeating: nothing reached writ, or it could not answer now. */
+function isTransient(error: unknown): boolean {
+  return (
+    isWritApiError(error) &&
+    (error.code === "unreachable" ||
+      error.status === 502 ||
+      error.status === 503 ||
+      error.status === 504)
+  );
+}
+
 /** Resolves after `ms`, or rejects with the signal's reason once it aborts. */
 function pauseFor(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -492,17 +517,46 @@ export function createWritClient(options: WritClientOptions): WritClient {
     const polling =
       signal === undefined ? timeout.signal : AbortSignal.any([signal, timeout.signal]);
     let last: WritRequest | undefined;
+    // The transient failure the polls are riding out, if the latest one failed.
+    let failing: unknown;
+    let retryPauseMs = FIRST_RETRY_PAUSE_MS;
+    /** One poll; a transient failure is paused on and tried again while time remains. */
+    const poll = async (options: GetRequestOptions): Promise<WritRequest> => {
+      for (;;) {
+        try {
+          const request = await get(id, { ...options, signal: polling });
+          failing = undefined;
+          retryPauseMs = FIRST_RETRY_PAUSE_MS;
+          return request;
+        } catch (error) {
+          if (!isTransient(error)) throw error;
+          failing = error;
+          const retryUntil = Number.isFinite(deadline)
+            ? deadline
+            : last === undefined
+              ? 0
+              : Date.parse(last.expires_at) + RETRY_PAST_EXPIRY_MS;
+          const pauseMs = Math.min(
+            retryPauseMs * (0.5 + Math.random() / 2),
+            retryUntil - Date.now(),
+          );
+          if (!(pauseMs > 0)) throw error;
+          await pauseFor(pauseMs, polling);
+          retryPauseMs = Math.min(MAX_RETRY_PAUSE_MS, retryPauseMs * 2);
+        }
+      }
+    };
     try {
       // Each poll waits while the status is `pending`, so a decision that lands
       // between two polls ends the next one at once.
-      last = await get(id, { signal: polling });
+      last = await poll({});
       onPoll?.(last);
       while (last.status === "pending") {
         const remainingMs = deadline - Date.now();
         if (remainingMs <= 0) break;
         const waitSeconds = Math.min(MAX_WAIT_SECONDS, Math.max(1, Math.ceil(remainingMs / 1000)));
         try {
-          last = await get(id, { waitSeconds, whileStatus: "pending", signal: polling });
+          last = await poll({ waitSeconds, whileStatus: "pending" });
         } catch (error) {
           // This caller holds its share of long-polls (other waits of the same
           // key): pause as told, then poll again.
@@ -516,6 +570,9 @@ export function createWritClient(options: WritClientOptions): WritClient {
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
       if (!timeout.signal.aborted) throw error;
+      // The deadline came while polls were failing: that failure, not a
+      // pending status nobody saw, is why the wait ended.
+      if (failing !== undefined) throw failing;
     } finally {
       clearTimeout(timer);
     }
@@ -551,8 +608,18 @@ export function createWritClient(options: WritClientOptions): WritClient {
       }),
     revoke: async (id, reason) =>
       call({ method: "POST", path: `v1/requests/${requestId(id)}/revoke`, body: { reason } }),
-    cancel: async (id) => call({ method: "POST", path: `v1/requests/${requestId(id)}/cancel` }),
-    complete: async (id) => call({ method: "POST", path: `v1/requests/${requestId(id)}/complete` }),
+    cancel: async (id, options = {}) =>
+      call({
+        method: "POST",
+        path: `v1/requests/${requestId(id)}/cancel`,
+        signal: options.signal,
+      }),
+    complete: async (id, options = {}) =>
+      call({
+        method: "POST",
+        path: `v1/requests/${requestId(id)}/complete`,
+        signal: options.signal,
+      }),
     collectCredential: async (id) => {
       const view = await call<z.infer<typeof CredentialView>>({
         method: "POST",

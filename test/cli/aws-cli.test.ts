@@ -14,6 +14,7 @@ import {
   TEST_REGION,
   TEST_SECRET_ACCESS_KEY,
 } from "../support/fake-aws.js";
+import { startHttpGate } from "../support/http-gate.js";
 
 // The built CLI (`npm test` builds first) against a `writ dev` whose AWS SDK
 // clients find the fake STS/IAM through the SDK's own environment conventions.
@@ -292,6 +293,151 @@ describe("writ exec", () => {
     expect(overview.stdout).toContain("writ credential-process");
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("Usage: writ exec");
+  });
+});
+
+describe("when writ stops waiting or is asked to stop", () => {
+  const agent = () => createWritClient({ url, key: keyOf("report-agent") });
+
+  /** Starts writ, resolving with the request id once it says it is waiting. */
+  async function startWaiting(args: readonly string[], env = agentEnv()) {
+    const running = start(args, env);
+    const [, id = ""] = await waitForOutput(
+      running.child.stderr,
+      /(req_\S+)\s+pending[\s\S]*Waiting up to/,
+    );
+    return { running, id };
+  }
+
+  it("withdraws the request when the wait times out, and says so", async () => {
+    for (const command of ["exec", "credential-process"]) {
+      const args = [command, ...VAULT, "--timeout", "1"];
+      const result = await writ(command === "exec" ? [...args, "--", "true"] : args);
+      expect(result.code, result.stderr).toBe(1);
+      const id = requestIdIn(result.stderr);
+      expect(result.stderr).toMatch(/wait_timeout/);
+      expect(result.stderr).toContain(`${id} is cancelled`);
+      expect(result.stdout).toBe("");
+      expect((await agent().get(id)).status).toBe("cancelled");
+    }
+  });
+
+  it("withdraws the request when SIGINT, SIGTERM or SIGHUP arrives while waiting, exiting 128 + the signal", async () => {
+    const out = join(dataDir, "never-run.json");
+    for (const [command, signal, code] of [
+      ["exec", "SIGTERM", 143],
+      ["exec", "SIGHUP", 129],
+      ["credential-process", "SIGINT", 130],
+    ] as const) {
+      const args = [command, ...VAULT];
+      const { running, id } = await startWaiting(
+        command === "exec" ? [...args, "--", process.execPath, "-e", PROBE, out, "0"] : args,
+      );
+      running.child.kill(signal);
+      const result = await running.done;
+      expect(result.code, `${command} ${signal}: ${result.stderr}`).toBe(code);
+      expect(result.stderr).toContain(`${signal} received while waiting; ${id} is cancelled`);
+      expect((await agent().get(id)).status).toBe("cancelled");
+    }
+    await expect(stat(out)).rejects.toThrow();
+  });
+
+  it("names the request and how to withdraw it when the cancel fails", async () => {
+    const gate = await startHttpGate(url);
+    try {
+      const cancel = gate.hold("POST", /\/cancel$/);
+      const { running, id } = await startWaiting(
+        ["credential-process", ...VAULT],
+        agentEnv({ WRIT_URL: gate.url }),
+      );
+      running.child.kill("SIGTERM");
+      // Without a cancel on the way out, writ ends without ever sending one.
+      await Promise.race([cancel.arrived, running.done]);
+      cancel.answer(
+        503,
+        JSON.stringify({ error: { code: "store_unavailable", message: "Redis is down." } }),
+      );
+      const result = await running.done;
+      expect(result.code, result.stderr).toBe(143);
+      expect(result.stderr).toContain(`${id} could not be cancelled (store_unavailable`);
+      expect(result.stderr).toContain(`\`writ cancel ${id}\``);
+      expect((await agent().get(id)).status).toBe("pending");
+      await agent().cancel(id);
+
+      // A cancel that gets no answer holds writ up for a bounded time only.
+      const unanswered = gate.hold("POST", /\/cancel$/);
+      const second = await startWaiting(
+        ["credential-process", ...VAULT],
+        agentEnv({ WRIT_URL: gate.url }),
+      );
+      const signalledAt = Date.now();
+      second.running.child.kill("SIGTERM");
+      const late = await second.running.done;
+      expect(late.code, late.stderr).toBe(143);
+      expect(Date.now() - signalledAt).toBeLessThan(10_000);
+      expect(late.stderr).toContain(`${second.id} could not be cancelled (no answer within 5s)`);
+      unanswered.release();
+      await agent().cancel(second.id);
+    } finally {
+      await gate.close();
+    }
+  });
+
+  it("does not run the command, and completes the request, when SIGTERM arrives while the credential is collected", async () => {
+    const gate = await startHttpGate(url);
+    try {
+      const collect = gate.hold("POST", /\/credential$/);
+      const out = join(dataDir, "not-started.json");
+      const running = start(
+        ["exec", ...READ, "--", process.execPath, "-e", PROBE, out, "0"],
+        agentEnv({ WRIT_URL: gate.url }),
+      );
+      await collect.arrived;
+      running.child.kill("SIGTERM");
+      collect.release();
+      const result = await running.done;
+      expect(result.code, result.stderr).toBe(143);
+      await expect(stat(out)).rejects.toThrow();
+      expect((await agent().get(requestIdIn(result.stderr))).status).toBe("completed");
+    } finally {
+      await gate.close();
+    }
+  });
+
+  it("still completes the request when SIGTERM arrives after the command exited", async () => {
+    const gate = await startHttpGate(url);
+    try {
+      const complete = gate.hold("POST", /\/complete$/);
+      const running = start(["exec", ...READ, "--", "true"], agentEnv({ WRIT_URL: gate.url }));
+      await complete.arrived;
+      running.child.kill("SIGTERM");
+      complete.release();
+      const result = await running.done;
+      expect(result.code, result.stderr).toBe(143);
+      expect((await agent().get(requestIdIn(result.stderr))).status).toBe("completed");
+    } finally {
+      await gate.close();
+    }
+  });
+
+  it("passes a SIGINT sent to writ alone on to the command", async () => {
+    const running = startWritCli(
+      [
+        "exec",
+        ...READ,
+        "--",
+        process.execPath,
+        "-e",
+        "process.on('SIGINT', () => process.exit(5)); process.stdout.write('ready\\n'); setInterval(() => {}, 1000);",
+      ],
+      agentEnv(),
+      8_000,
+    );
+    await waitForOutput(running.child.stdout, /ready/);
+    running.child.kill("SIGINT");
+    const result = await running.done;
+    expect(result.code, result.stderr).toBe(5);
+    expect((await agent().get(requestIdIn(result.stderr))).status).toBe("completed");
   });
 });
 

@@ -439,6 +439,88 @@ describe("long-polls", () => {
     expect(refused).toBe(1);
   });
 
+  it("waitForDecision rides out a bad gateway, an unreachable replica and store_unavailable, then resolves", async () => {
+    const agent = clientFor("report-agent");
+    const created = await agent.request(EXPORT);
+    // The first polls meet what a load balancer and a restarting replica answer.
+    const blips: (() => Promise<Response>)[] = [
+      async () => new Response("<html>Bad gateway</html>", { status: 502 }),
+      async () => {
+        throw new TypeError("fetch failed", { cause: { code: "ECONNRESET" } });
+      },
+      async () =>
+        new Response(
+          JSON.stringify({ error: { code: "store_unavailable", message: "Redis is down." } }),
+          { status: 503, headers: { "content-type": "application/json" } },
+        ),
+      async () => new Response("upstream timed out", { status: 504 }),
+    ];
+    let polls = 0;
+    let passed: () => void = () => {};
+    const through = new Promise<void>((resolve) => {
+      passed = resolve;
+    });
+    const flaky: typeof fetch = (input, init) => {
+      polls++;
+      const blip = blips.shift();
+      if (blip !== undefined) return blip();
+      if (String(input).includes("wait=")) passed();
+      return fetch(input, init);
+    };
+    const decided = clientFor("report-agent", flaky).waitForDecision(created.id, {
+      timeoutMs: 30_000,
+    });
+    // Without retries the wait rejects on the first blip, before any long-poll passes.
+    await Promise.race([through, decided]);
+    await clientFor("bob").approve(created.id);
+    await clientFor("carol").approve(created.id);
+    expect((await decided).status).toBe("approved");
+    expect(polls).toBeGreaterThan(4);
+  });
+
+  it("waitForDecision ends at once on a permanent error, and at its deadline on lasting failures", async () => {
+    let calls = 0;
+    const counted: typeof fetch = (input, init) => {
+      calls++;
+      return fetch(input, init);
+    };
+    await apiError(
+      clientFor("report-agent", counted).waitForDecision("req_AAAAAAAAAAAAAAAAAAAAAA", {
+        timeoutMs: 20_000,
+      }),
+      "not_found",
+      404,
+    );
+    expect(calls).toBe(1);
+
+    const unavailable: typeof fetch = async () =>
+      new Response(JSON.stringify({ error: { code: "store_unavailable", message: "down" } }), {
+        status: 503,
+        headers: { "content-type": "application/json" },
+      });
+    const started = Date.now();
+    await apiError(
+      clientFor("report-agent", unavailable).waitForDecision("req_AAAAAAAAAAAAAAAAAAAAAA", {
+        timeoutMs: 1_500,
+      }),
+      "store_unavailable",
+      503,
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    expect(Date.now() - started).toBeLessThan(5_000);
+
+    // The caller's signal ends the retries too.
+    const controller = new AbortController();
+    const aborted = clientFor("report-agent", async (input, init) => {
+      queueMicrotask(() => controller.abort());
+      return unavailable(input, init);
+    }).waitForDecision("req_AAAAAAAAAAAAAAAAAAAAAA", {
+      timeoutMs: 20_000,
+      signal: controller.signal,
+    });
+    await expect(aborted).rejects.toMatchObject({ name: "AbortError" });
+  });
+
   it("waitForDecision stops when its signal aborts, rejecting with the signal's reason", async () => {
     const agent = clientFor("report-agent");
     const created = await agent.request(EXPORT);

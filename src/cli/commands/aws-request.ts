@@ -1,6 +1,7 @@
 import type { CreateRequestInput, WritClient, WritCredential } from "../../sdk/client.js";
 import { isWritApiError } from "../../sdk/errors.js";
 import { type CommandIo, EXIT, UsageError } from "../command.js";
+import { CLEANUP_DEADLINE_MS, exitCodeForSignal, type Interruptions } from "./interruptions.js";
 import { describeNewRequest, formatDuration, printable } from "./render-request.js";
 import {
   DEADLINE_GRACE_MS,
@@ -79,16 +80,67 @@ export type AwsRequestOutcome =
   | { readonly ok: true; readonly id: string; readonly credential: AwsCredential }
   | { readonly ok: false; readonly exitCode: number };
 
+/** Why a call failed, for a message: the API's code, or that it ran out of time. */
+function failureReason(error: unknown, deadline: AbortSignal): string {
+  if (isWritApiError(error)) return `${error.code}: ${error.message}`;
+  if (deadline.aborted) return `no answer within ${formatDuration(CLEANUP_DEADLINE_MS)}`;
+  return error instanceof Error ? error.message : "unknown error";
+}
+
+/**
+ * Withdraws a request nobody will collect (the wait ended), so reviewers are
+ * no longer asked to approve it; says how to do it by hand when it fails.
+ */
+async function withdraw(
+  client: WritClient,
+  io: CommandIo,
+  command: string,
+  id: string,
+  why: string,
+  deadline: AbortSignal,
+): Promise<void> {
+  try {
+    await client.cancel(id, { signal: deadline });
+    io.stderr(`writ ${command}: ${why}; ${id} is cancelled, so nobody is asked to approve it\n`);
+  } catch (error) {
+    io.stderr(
+      `writ ${command}: ${why}, and ${id} could not be cancelled (${printable(failureReason(error, deadline))}); withdraw it with \`writ cancel ${id}\`.\n`,
+    );
+  }
+}
+
+/** Tells writ the work is done, which ends the session; a failure is reported, never hidden. */
+export async function reportComplete(
+  client: WritClient,
+  io: CommandIo,
+  command: string,
+  id: string,
+  deadline: AbortSignal,
+): Promise<void> {
+  try {
+    await client.complete(id, { signal: deadline });
+    io.stderr(`${id} completed; its AWS session is being ended\n`);
+  } catch (error) {
+    io.stderr(
+      `writ ${command}: could not report ${id} complete (${printable(failureReason(error, deadline))}); its session lasts until it expires. Retry with \`writ complete ${id}\`.\n`,
+    );
+  }
+}
+
 /**
  * Asks for an AWS credential, waits for the decision (saying on stderr who must
  * approve, with a live indicator when stderr is a terminal), and collects it.
  * stdout is left alone: the caller decides what, if anything, goes there.
+ *
+ * A wait that times out or is interrupted withdraws the request; a signal that
+ * arrives while the credential is being collected ends its session at once.
  */
 export async function requestAwsCredential(
   client: WritClient,
   io: CommandIo,
   command: string,
   plan: AwsRequestPlan,
+  interruptions: Interruptions,
 ): Promise<AwsRequestOutcome> {
   const created = await client.request(plan.input);
   io.stderr(`${describeNewRequest(created).join("\n")}\n`);
@@ -104,18 +156,36 @@ export async function requestAwsCredential(
     try {
       decided = await client.waitForDecision(created.id, {
         timeoutMs,
+        signal: interruptions.signal,
         onPoll: (r) => indicator.update(r),
       });
     } catch (error) {
+      indicator.stop();
       if (isWritApiError(error) && error.code === "wait_timeout") {
-        indicator.stop();
         io.stderr(`writ ${command}: ${error.code}: ${printable(error.message)}\n`);
+        const deadline = AbortSignal.any([
+          interruptions.deadline,
+          AbortSignal.timeout(CLEANUP_DEADLINE_MS),
+        ]);
+        await withdraw(client, io, command, created.id, "stopped waiting", deadline);
         return { ok: false, exitCode: EXIT.failed };
       }
-      throw error;
+      if (interruptions.received === undefined) throw error;
     } finally {
       indicator.stop();
     }
+  }
+  const { received } = interruptions;
+  if (received !== undefined && (decided.status === "pending" || decided.status === "approved")) {
+    await withdraw(
+      client,
+      io,
+      command,
+      created.id,
+      `${received} received while waiting`,
+      interruptions.deadline,
+    );
+    return { ok: false, exitCode: exitCodeForSignal(received) };
   }
   if (decided.status !== "approved") {
     io.stderr(`${printable(describeEnding(decided))}\n`);
@@ -125,6 +195,12 @@ export async function requestAwsCredential(
     };
   }
   const credential = await client.collectCredential(decided.id);
+  if (interruptions.received !== undefined) {
+    // Asked to stop while the credential was being minted: nothing will use it.
+    io.stderr(`writ ${command}: ${interruptions.received} received; not using ${decided.id}\n`);
+    await reportComplete(client, io, command, decided.id, interruptions.deadline);
+    return { ok: false, exitCode: exitCodeForSignal(interruptions.received) };
+  }
   if (credential.type !== "aws") {
     io.stderr(`writ ${command}: the server issued a ${credential.type} credential, not AWS\n`);
     return { ok: false, exitCode: EXIT.failed };

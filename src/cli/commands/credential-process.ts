@@ -13,6 +13,7 @@ import {
   rejectPositionals,
   reportApiErrors,
 } from "./client-context.js";
+import { catchInterruptions } from "./interruptions.js";
 
 const HELP = `
 Usage: writ credential-process --action <action> --resource <arn> [options]
@@ -37,9 +38,13 @@ Progress and errors go to stderr; stdout gets the JSON alone.
 Options:
 ${AWS_REQUEST_HELP}
 
+If the wait times out or is interrupted (SIGINT, SIGTERM, SIGHUP), writ
+cancels the request so reviewers are no longer asked; interrupted while
+collecting, it ends the session instead of printing it.
+
 Exit codes: 0 printed; 1 server or network error, or the wait timed out; 2 bad
 command line; 3 denied (also by the policies in force at collection),
-cancelled, expired or revoked.
+cancelled, expired or revoked; 128 + the signal's number if interrupted.
 ${ENVIRONMENT_HELP}
 `;
 
@@ -59,20 +64,31 @@ export const credentialProcessCommand: Command = {
     rejectPositionals(positionals);
     const plan = awsRequestPlan(values);
     const client = connectFromEnv(io);
-    return reportApiErrors("credential-process", io, async () => {
-      const outcome = await requestAwsCredential(client, io, "credential-process", plan);
-      if (!outcome.ok) return outcome.exitCode;
-      const { credential } = outcome;
-      io.stdout(
-        `${JSON.stringify({
-          Version: 1,
-          AccessKeyId: credential.access_key_id,
-          SecretAccessKey: credential.secret_access_key,
-          SessionToken: credential.session_token,
-          Expiration: credential.expires_at,
-        })}\n`,
-      );
-      return 0;
-    });
+    const interruptions = catchInterruptions();
+    try {
+      return await reportApiErrors("credential-process", io, async () => {
+        const outcome = await requestAwsCredential(
+          client,
+          io,
+          "credential-process",
+          plan,
+          interruptions,
+        );
+        if (!outcome.ok) return outcome.exitCode;
+        const { credential } = outcome;
+        io.stdout(
+          `${JSON.stringify({
+            Version: 1,
+            AccessKeyId: credential.access_key_id,
+            SecretAccessKey: credential.secret_access_key,
+            SessionToken: credential.session_token,
+            Expiration: credential.expires_at,
+          })}\n`,
+        );
+        return 0;
+      });
+    } finally {
+      interruptions.stop();
+    }
   },
 };

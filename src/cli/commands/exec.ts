@@ -1,13 +1,13 @@
 import { spawn } from "node:child_process";
 import { constants } from "node:os";
 import { parseArgs } from "node:util";
-import type { WritClient } from "../../sdk/client.js";
 import { type Command, type CommandIo, UsageError } from "../command.js";
 import {
   AWS_REQUEST_HELP,
   AWS_REQUEST_OPTIONS,
   type AwsCredential,
   awsRequestPlan,
+  reportComplete,
   requestAwsCredential,
 } from "./aws-request.js";
 import {
@@ -16,6 +16,7 @@ import {
   parseCommandLine,
   reportApiErrors,
 } from "./client-context.js";
+import { catchInterruptions, exitCodeForSignal, type Interruptions } from "./interruptions.js";
 import { printable } from "./render-request.js";
 
 /** What a shell answers when the command cannot be run at all. */
@@ -42,10 +43,19 @@ that could take precedence over the session. It runs as the same user, though,
 and could read writ's own environment: run a command you do not trust as
 another user.
 
+SIGTERM or SIGHUP sent to writ while the command runs is passed on to it, and
+so is SIGINT when writ has no terminal (in a terminal, Ctrl-C reaches the
+command directly, and passing it on too would make it arrive twice). If the wait times out or is interrupted, writ cancels the request; a signal
+before the command starts or while writ reports completion ends the session
+first. Either way writ says on stderr what it did, and how to finish by hand
+when it could not.
+
 Exit codes: the command's own (128 + the signal's number if a signal ended it;
 127 if it could not be found, 126 if it could not be run); 1 server or network
 error, or the wait timed out; 2 bad command line; 3 denied (also by the policies
-in force at collection), cancelled, expired or revoked (the command does not run).
+in force at collection), cancelled, expired or revoked (the command does not
+run); 128 + the signal's number if writ itself was interrupted outside the
+command.
 ${ENVIRONMENT_HELP}
 `;
 
@@ -96,22 +106,29 @@ function splitCommand(args: readonly string[]): { own: string[]; command: string
 /**
  * Runs the command with inherited stdio and resolves with its exit code in the
  * shell's convention. writ outlives it whatever happens, so that it can report
- * the request complete: Ctrl-C reaches the command from the terminal (writ only
- * waits), and SIGTERM or SIGHUP sent to writ is passed on to the command.
+ * the request complete: SIGTERM or SIGHUP sent to writ is passed on to the
+ * command (SIGINT too, without a terminal), and writ waits for it to exit.
  */
-function run(command: readonly string[], env: NodeJS.ProcessEnv, io: CommandIo): Promise<number> {
+function run(
+  command: readonly string[],
+  env: NodeJS.ProcessEnv,
+  io: CommandIo,
+  interruptions: Interruptions,
+): Promise<number> {
   const [file = "", ...rest] = command;
   return new Promise((resolve) => {
     const child = spawn(file, rest, { env, stdio: "inherit" });
-    const wait = () => {};
-    const forward = (signal: NodeJS.Signals) => child.kill(signal);
-    process.on("SIGINT", wait);
-    process.on("SIGTERM", forward);
-    process.on("SIGHUP", forward);
+    // A Ctrl-C in a terminal reaches the command directly, from the terminal:
+    // passed on as well, it would arrive twice, which many tools take as
+    // "stop now, skip the cleanup" (Terraform: "Two interrupts received").
+    // Without a terminal a SIGINT was sent to writ alone, and is passed on.
+    const terminalInterrupts = process.stdin.isTTY === true;
+    interruptions.forwardTo((signal) => {
+      if (signal === "SIGINT" && terminalInterrupts) return;
+      child.kill(signal);
+    });
     const done = (code: number) => {
-      process.off("SIGINT", wait);
-      process.off("SIGTERM", forward);
-      process.off("SIGHUP", forward);
+      interruptions.forwardTo(undefined);
       resolve(code);
     };
     child.once("error", (error: NodeJS.ErrnoException) => {
@@ -123,19 +140,6 @@ function run(command: readonly string[], env: NodeJS.ProcessEnv, io: CommandIo):
       else done(128 + (signal === null ? 0 : (constants.signals[signal] ?? 0)));
     });
   });
-}
-
-/** Tells writ the work is done, which ends the session; a failure is reported, never hidden. */
-async function complete(client: WritClient, io: CommandIo, id: string): Promise<void> {
-  try {
-    await client.complete(id);
-    io.stderr(`${id} completed; its AWS session is being ended\n`);
-  } catch (error) {
-    const reason = error instanceof Error ? printable(error.message) : "unknown error";
-    io.stderr(
-      `writ exec: could not report ${id} complete (${reason}); its session lasts until it expires. Retry with \`writ complete ${id}\`.\n`,
-    );
-  }
 }
 
 export const execCommand: Command = {
@@ -152,12 +156,20 @@ export const execCommand: Command = {
     }
     const plan = awsRequestPlan(values);
     const client = connectFromEnv(io);
-    return reportApiErrors("exec", io, async () => {
-      const outcome = await requestAwsCredential(client, io, "exec", plan);
-      if (!outcome.ok) return outcome.exitCode;
-      const code = await run(command, commandEnvironment(io.env, outcome.credential), io);
-      await complete(client, io, outcome.id);
-      return code;
-    });
+    const interruptions = catchInterruptions();
+    try {
+      return await reportApiErrors("exec", io, async () => {
+        const outcome = await requestAwsCredential(client, io, "exec", plan, interruptions);
+        if (!outcome.ok) return outcome.exitCode;
+        const env = commandEnvironment(io.env, outcome.credential);
+        const code = await run(command, env, io, interruptions);
+        await reportComplete(client, io, "exec", outcome.id, interruptions.deadline);
+        // A signal after the command exited, while writ was completing, is still answered.
+        const { received } = interruptions;
+        return received === undefined ? code : exitCodeForSignal(received);
+      });
+    } finally {
+      interruptions.stop();
+    }
   },
 };
