@@ -3,9 +3,9 @@ import { samePerson } from "../domain/review.js";
 import type { NotificationSettings, SlackSettings } from "../notify/setup.js";
 import type { SlackPerson } from "../notify/slack/directory.js";
 import { ConfigError, type WritEnv } from "./load.js";
-import { SlackConfig } from "./notify-schema.js";
+import { SlackConfig, serviceUrl } from "./notify-schema.js";
 import type { WritConfig } from "./schema.js";
-import { readSecretFileSync } from "./secret-file.js";
+import { readSecretEnv, readSecretFileSync } from "./secret-file.js";
 
 /** Webhook secrets shorter than this are refused: they sign what SIEMs and pagers trust. */
 const MIN_WEBHOOK_SECRET = 32;
@@ -167,10 +167,7 @@ function webhookSecret(
   let key: string;
   if (hook.secret_env !== undefined) {
     key = `webhooks.${index}.secret_env`;
-    secret = env[hook.secret_env];
-    if (secret === undefined || secret === "") {
-      throw new ConfigError(`${key}: the environment variable ${hook.secret_env} is not set`);
-    }
+    secret = readSecretEnv(hook.secret_env, key, env);
   } else {
     key = `webhooks.${index}.secret_file`;
     secret = readSecretFileSync(hook.secret_file as string, key);
@@ -184,10 +181,37 @@ function webhookSecret(
 }
 
 /**
+ * The Teams settings, the webhook URL read from the variable or the file the
+ * configuration names. A URL read that way is checked here, and a bad one is
+ * named by its key alone: it carries the signature that lets anyone post to
+ * the channel.
+ */
+function teamsSettings(
+  teams: NonNullable<WritConfig["teams"]>,
+  env: NodeJS.ProcessEnv,
+): { webhookUrl: string; consoleUrl: string } {
+  const consoleUrl = teams.console_url;
+  if (teams.webhook_url !== undefined) return { webhookUrl: teams.webhook_url, consoleUrl };
+  const fromEnv = teams.webhook_url_env;
+  const key =
+    fromEnv !== undefined ? `teams.webhook_url_env (${fromEnv})` : "teams.webhook_url_file";
+  const webhookUrl =
+    fromEnv !== undefined
+      ? readSecretEnv(fromEnv, "teams.webhook_url_env", env)
+      : readSecretFileSync(teams.webhook_url_file as string, key);
+  const checked = serviceUrl.safeParse(webhookUrl);
+  if (!checked.success) {
+    throw new ConfigError(`${key}: ${checked.error.issues[0]?.message ?? "not a URL"}`);
+  }
+  return { webhookUrl, consoleUrl };
+}
+
+/**
  * Everything the notification channels need, checked: Slack refuses to start
  * without its secrets (naming the key), one Slack account maps to at most one
- * reviewer, webhook secrets are read and long enough, one webhook per URL. `slackUserIds` adds links
- * for reviewers that are not in the configuration (the demo ones in `writ dev`).
+ * reviewer, webhook secrets and the Teams URL are read and checked, one webhook
+ * per URL. `slackUserIds` adds links for reviewers that are not in the
+ * configuration (the demo ones in `writ dev`).
  */
 export function resolveNotificationSettings(
   config: WritConfig,
@@ -217,9 +241,7 @@ export function resolveNotificationSettings(
   });
   return {
     ...(slack !== undefined ? { slack } : {}),
-    ...(config.teams !== undefined
-      ? { teams: { webhookUrl: config.teams.webhook_url, consoleUrl: config.teams.console_url } }
-      : {}),
+    ...(config.teams !== undefined ? { teams: teamsSettings(config.teams, env) } : {}),
     webhooks: config.webhooks.map((hook, index) => ({
       url: hook.url,
       secret: webhookSecret(hook, index, env),

@@ -28,6 +28,18 @@ export const serviceUrl = z
     }
   }, "an https:// URL without credentials (http:// only for 127.0.0.1, localhost or [::1])");
 
+/**
+ * The console's base address. Links are built as `<console_url>/requests/<id>`,
+ * so a query or a fragment would end up before the path and break every link.
+ */
+export const consoleUrl = serviceUrl.refine(
+  (value) => !/[?#]/.test(value),
+  "must not have a query (?…) or fragment (#…): links are built as <console_url>/requests/<id>; give the console's address alone, e.g. https://writ.example.com/console",
+);
+
+/** The name of an environment variable holding a secret. */
+const envName = z.string().regex(/^[A-Z_][A-Z0-9_]{0,127}$/, "an environment variable name");
+
 const group = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$/, "letters, digits and _ . @ + - (at most 128)");
@@ -85,7 +97,7 @@ const SlackConfigObject = z.strictObject({
     .regex(/^T[A-Z0-9]{2,20}$/, "a Slack team id like T012AB3CD")
     .optional(),
   /** Base URL of writ's console; messages link to `<console_url>/requests/<id>`. */
-  console_url: serviceUrl.optional(),
+  console_url: consoleUrl.optional(),
   /**
    * Slack user ids of agent owners who are not reviewers, for the DM telling them
    * their agent's request was decided. Never lets anyone review: clicks from
@@ -108,21 +120,32 @@ export const SlackConfig = SlackConfigObject.superRefine((slack, ctx) => {
   }
 });
 
-export const TeamsConfig = z.strictObject({
-  /** The incoming webhook or Workflows URL of the Teams channel. */
-  webhook_url: serviceUrl,
-  /** Base URL of writ's console; cards link to `<console_url>/requests/<id>`. */
-  console_url: serviceUrl,
-});
+export const TeamsConfig = z
+  .strictObject({
+    /**
+     * The incoming webhook or Workflows URL of the Teams channel. A secret (a
+     * Workflows URL carries its signature): better given by reference, below.
+     */
+    webhook_url: serviceUrl.optional(),
+    /** Name of the environment variable holding the webhook URL. */
+    webhook_url_env: envName.optional(),
+    /** File holding the webhook URL (e.g. a mounted Kubernetes secret). */
+    webhook_url_file: z.string().min(1).optional(),
+    /** Base URL of writ's console; cards link to `<console_url>/requests/<id>`. */
+    console_url: consoleUrl,
+  })
+  .refine(
+    (t) =>
+      [t.webhook_url, t.webhook_url_env, t.webhook_url_file].filter((v) => v !== undefined)
+        .length === 1,
+    "set exactly one of webhook_url, webhook_url_env and webhook_url_file",
+  );
 
 export const WebhookConfig = z
   .strictObject({
     url: serviceUrl,
     /** Name of the environment variable holding the signing secret. */
-    secret_env: z
-      .string()
-      .regex(/^[A-Z_][A-Z0-9_]{0,127}$/, "an environment variable name")
-      .optional(),
+    secret_env: envName.optional(),
     /** File holding the signing secret (e.g. a mounted Kubernetes secret). */
     secret_file: z.string().min(1).optional(),
     /** Only these event types; all when absent. */

@@ -87,7 +87,18 @@ const template = (what: string) =>
     .refine(
       (value) => templateClaims(value).every((path) => CLAIM_PATH.test(path)),
       "each {placeholder} names a claim, with / for nested claims",
-    );
+    )
+    .superRefine((value, ctx) => {
+      // With nothing between them, "ab" + "c" and "a" + "bc" fill the template
+      // alike: two different workloads (or people) would get one id.
+      const adjacent = /\{[^}]*\}\{[^}]*\}/.exec(value);
+      if (adjacent !== null) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${adjacent[0]} has nothing between its placeholders, so different claim values can make the same id; put a separator the claims cannot contain between them, e.g. {a}/{b}`,
+        });
+      }
+    });
 
 /** How a verified token becomes an agent. */
 const OidcAgentMapping = z.strictObject({

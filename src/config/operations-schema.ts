@@ -46,7 +46,7 @@ const redisUrl = z.string().superRefine((value, ctx) => {
 const secretReference = {
   /** A file holding the secret (trailing newline ignored); must not be readable by others. */
   password_file: z.string().min(1).optional(),
-  /** The name of an environment variable holding the secret. */
+  /** The name of an environment variable holding the secret (trailing newline ignored). */
   password_env: z
     .string()
     .regex(ENV_NAME, "an environment variable name, e.g. WRIT_REDIS_PASSWORD")

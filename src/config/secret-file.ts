@@ -3,7 +3,8 @@ import { open } from "node:fs/promises";
 import { ConfigError } from "./load.js";
 
 // Secrets the configuration names by reference, never by value: Redis passwords,
-// TLS keys, webhook signing secrets. Every problem names the key that points here.
+// TLS keys, webhook signing secrets, the Teams webhook URL. Every problem names
+// the key that points here.
 
 const MAX_SECRET_FILE_BYTES = 64 * 1024;
 
@@ -35,9 +36,39 @@ function checkSecretFile(stat: Stats, path: string, key: string): void {
   }
 }
 
+/**
+ * A secret as given, less one trailing newline (`\n` or `\r\n`): `echo` and
+ * editors leave one, and a Kubernetes secret made from such a file carries it
+ * into the mounted file and into a variable alike. The same rule for files and
+ * variables means one secret is one key, however it reaches writ.
+ */
+function withoutTrailingNewline(text: string): string {
+  return text.replace(/\r?\n$/, "");
+}
+
 function secretText(text: string, path: string, key: string): string {
-  const secret = text.replace(/\r?\n$/, "");
+  const secret = withoutTrailingNewline(text);
   if (secret === "") throw new ConfigError(`${key}: ${path} is empty`);
+  return secret;
+}
+
+/**
+ * Reads a secret from the environment variable `variable`, which the
+ * configuration names under `key`, as a secret file is read. `fix` ends the
+ * message when the variable is unset or empty; the value is never quoted.
+ */
+export function readSecretEnv(
+  variable: string,
+  key: string,
+  env: NodeJS.ProcessEnv,
+  fix = "",
+): string {
+  const value = env[variable];
+  if (value === undefined || value === "") {
+    throw new ConfigError(`${key}: the environment variable ${variable} is not set${fix}`);
+  }
+  const secret = withoutTrailingNewline(value);
+  if (secret === "") throw new ConfigError(`${key}: the environment variable ${variable} is empty`);
   return secret;
 }
 
@@ -83,11 +114,10 @@ export async function referencedPassword(
   const { password_file: file, password_env: variable } = reference;
   if (file !== undefined) return readSecretFile(file, `${key}.password_file`);
   if (variable === undefined) return undefined;
-  const secret = env[variable];
-  if (secret === undefined || secret === "") {
-    throw new ConfigError(
-      `${key}.password_env: the environment variable ${variable} is not set; set it, or remove ${key}.password_env`,
-    );
-  }
-  return secret;
+  return readSecretEnv(
+    variable,
+    `${key}.password_env`,
+    env,
+    `; set it, or remove ${key}.password_env`,
+  );
 }

@@ -165,6 +165,113 @@ describe("Slack configuration", () => {
   });
 });
 
+describe("Teams configuration", () => {
+  const CONSOLE = "https://writ.example.com/console";
+  // A Workflows URL carries its signature in the query string.
+  const TEAMS_URL =
+    "https://prod-00.westus.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?api-version=1&sig=S1GNATURE";
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "writ-teams-url-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** The message of the ConfigError `run` throws. */
+  function refusal(run: () => unknown): string {
+    try {
+      run();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      return (error as Error).message;
+    }
+    throw new Error("the configuration was accepted");
+  }
+
+  it("takes the webhook URL from a named variable or a private file, as other secrets", async () => {
+    const fromEnv = resolve(
+      { teams: { webhook_url_env: "WRIT_TEAMS_URL", console_url: CONSOLE } },
+      { WRIT_TEAMS_URL: TEAMS_URL },
+    );
+    expect(fromEnv.teams).toEqual({ webhookUrl: TEAMS_URL, consoleUrl: CONSOLE });
+    const file = await writeSecretFile(dir, "teams-url", `${TEAMS_URL}\n`, 0o600);
+    const fromFile = resolve({ teams: { webhook_url_file: file, console_url: CONSOLE } });
+    expect(fromFile.teams).toEqual({ webhookUrl: TEAMS_URL, consoleUrl: CONSOLE });
+    expect(resolve({ teams: { webhook_url: TEAMS_URL, console_url: CONSOLE } }).teams).toEqual({
+      webhookUrl: TEAMS_URL,
+      consoleUrl: CONSOLE,
+    });
+  });
+
+  it("needs exactly one source of the URL, and names the key of a bad one without quoting it", async () => {
+    expect(refusal(() => parseConfig({ teams: { console_url: CONSOLE } }))).toMatch(
+      /teams: set exactly one of webhook_url, webhook_url_env and webhook_url_file/,
+    );
+    expect(
+      refusal(() =>
+        parseConfig({
+          teams: {
+            webhook_url: TEAMS_URL,
+            webhook_url_env: "WRIT_TEAMS_URL",
+            console_url: CONSOLE,
+          },
+        }),
+      ),
+    ).toMatch(/teams: set exactly one of/);
+    expect(
+      refusal(() => parseConfig({ teams: { webhook_url_env: "lower", console_url: CONSOLE } })),
+    ).toMatch(/teams\.webhook_url_env: an environment variable name/);
+    expect(
+      refusal(() =>
+        resolve({ teams: { webhook_url_env: "WRIT_TEAMS_URL", console_url: CONSOLE } }),
+      ),
+    ).toMatch(/teams\.webhook_url_env: the environment variable WRIT_TEAMS_URL is not set/);
+    const insecure = TEAMS_URL.replace("https:", "http:");
+    const fromEnv = refusal(() =>
+      resolve(
+        { teams: { webhook_url_env: "WRIT_TEAMS_URL", console_url: CONSOLE } },
+        { WRIT_TEAMS_URL: insecure },
+      ),
+    );
+    expect(fromEnv).toMatch(/teams\.webhook_url_env \(WRIT_TEAMS_URL\): an https:\/\/ URL/);
+    expect(fromEnv).not.toContain("S1GNATURE");
+    const bad = await writeSecretFile(dir, "bad-url", insecure, 0o600);
+    const fromFile = refusal(() =>
+      resolve({ teams: { webhook_url_file: bad, console_url: CONSOLE } }),
+    );
+    expect(fromFile).toMatch(/teams\.webhook_url_file: an https:\/\/ URL/);
+    expect(fromFile).not.toContain("S1GNATURE");
+    const open = await writeSecretFile(dir, "open-url", TEAMS_URL, 0o644);
+    expect(
+      refusal(() => resolve({ teams: { webhook_url_file: open, console_url: CONSOLE } })),
+    ).toMatch(/teams\.webhook_url_file: .* can be read by other users .*chmod 600/);
+  });
+});
+
+describe("console_url", () => {
+  it("refuses a query or a fragment, which would break every link built on it", () => {
+    const teams = (console_url: string) => ({
+      teams: { webhook_url: "https://teams.example.com/hook", console_url },
+    });
+    for (const url of [
+      "https://writ.example.com/console?tenant=acme",
+      "https://writ.example.com/console#/",
+      "https://writ.example.com/console?",
+    ]) {
+      expect(() => parseConfig(teams(url)), url).toThrow(
+        /teams\.console_url: .*query .*fragment.*<console_url>\/requests\/<id>/,
+      );
+      expect(() => parseConfig({ slack: { bot_token: TOKEN, console_url: url } }), url).toThrow(
+        /slack\.console_url: .*query .*fragment/,
+      );
+    }
+    expect(parseConfig(teams("https://writ.example.com/console/")).teams?.console_url).toBe(
+      "https://writ.example.com/console/",
+    );
+  });
+});
+
 describe("webhook configuration", () => {
   it("needs exactly one secret source, long enough, and names the key when it is missing", () => {
     expect(() => parseConfig({ webhooks: [{ url: "https://siem.example.com/in" }] })).toThrow(
@@ -253,6 +360,25 @@ describe("webhook configuration", () => {
 
     const hook = (file: string) => ({
       webhooks: [{ url: "https://siem.example.com/in", secret_file: file }],
+    });
+
+    it("gives the secret a Kubernetes secret holds whether it is mounted or in a variable", async () => {
+      // `kubectl create secret --from-file` keeps the newline `echo` wrote; the
+      // variable made from that secret carries it too.
+      const value = `${"k".repeat(40)}\n`;
+      const file = await secretFile("both-ways", value, 0o600);
+      const fromFile = resolve(hook(file)).webhooks[0]?.secret;
+      const fromEnv = resolve(
+        { webhooks: [{ url: "https://siem.example.com/in", secret_env: "HOOK_SECRET" }] },
+        { HOOK_SECRET: value },
+      ).webhooks[0]?.secret;
+      expect(fromFile).toBe("k".repeat(40));
+      expect(fromEnv).toBe(fromFile);
+      const crlf = resolve(
+        { webhooks: [{ url: "https://siem.example.com/in", secret_env: "HOOK_SECRET" }] },
+        { HOOK_SECRET: `${"k".repeat(40)}\r\n` },
+      ).webhooks[0]?.secret;
+      expect(crlf).toBe(fromFile);
     });
 
     it("is read as every secret file is: private, a regular file, not empty", async () => {

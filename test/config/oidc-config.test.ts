@@ -92,6 +92,32 @@ describe("identities.oidc", () => {
     expect(refusal([{ ...GITHUB, require: { "a/b/c/d/e/f": "x" } }])).toMatch(/require/);
   });
 
+  it("refuses two placeholders with nothing between them, which different claims could fill alike", () => {
+    const k8s = {
+      ...GITHUB,
+      issuer: "https://k8s.example.com",
+      agent: { id: "k8s:{kubernetes.io/namespace}{kubernetes.io/serviceaccount/name}", owner: "a" },
+    };
+    // Namespace "ab" with account "c", and "a" with "bc", would both be k8s:abc.
+    expect(refusal([k8s])).toMatch(
+      /identities\.oidc\.0\.agent\.id: .*\{kubernetes\.io\/namespace\}\{kubernetes\.io\/serviceaccount\/name\}.*separator/,
+    );
+    expect(
+      refusal([{ ...GITHUB, agent: { ...GITHUB.agent, owner: "{actor}{actor_id}" } }]),
+    ).toMatch(/agent\.owner: /);
+    expect(
+      refusal([{ ...GITHUB, agent: { ...GITHUB.agent, acts_for: ["{actor}{actor_id}"] } }]),
+    ).toMatch(/agent\.acts_for\.0: /);
+    const separated = {
+      ...k8s,
+      agent: {
+        id: "k8s:{kubernetes.io/namespace}/{kubernetes.io/serviceaccount/name}",
+        owner: "a",
+      },
+    };
+    expect(oidc(separated).identities.oidc[0]?.agent.id).toBe(separated.agent.id);
+  });
+
   it("takes acts_for as fixed person ids and templates, refusing bad or repeated entries", () => {
     const withActsFor = (acts_for: unknown) => ({
       ...GITHUB,

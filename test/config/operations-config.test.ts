@@ -317,6 +317,20 @@ describe("resolving Redis settings", () => {
     expect(fromEnv.password).toBe("from-env");
   });
 
+  it("reads one secret alike from a file and from a variable: one trailing newline dropped", async () => {
+    const file = await secretFile("pw-both", "s3cret\n", 0o600);
+    const fromFile = await resolveRedisSettings(
+      parseConfig({ redis: { url: "redis://r", password_file: file } }),
+      {},
+    );
+    const fromEnv = await resolveRedisSettings(
+      parseConfig({ redis: { url: "redis://r", password_env: "MY_REDIS_PW" } }),
+      { MY_REDIS_PW: "s3cret\n" },
+    );
+    expect(fromFile.password).toBe("s3cret");
+    expect(fromEnv.password).toBe(fromFile.password);
+  });
+
   it("refuses secrets others can read, missing, empty or doubled ones, naming the key and fix", async () => {
     const open = await secretFile("open", "pw", 0o644);
     const empty = await secretFile("empty", "\n", 0o600);

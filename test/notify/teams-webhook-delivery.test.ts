@@ -126,6 +126,20 @@ describe("Teams delivery", () => {
     ]);
   });
 
+  it("posts to the webhook URL read from a secret file", async () => {
+    receiver = await startScriptedReceiver();
+    dir = await mkdtemp(join(tmpdir(), "writ-teams-"));
+    await writeFile(join(dir, "url"), `${receiver.url}/teams?sig=abc\n`, { mode: 0o600 });
+    t = await startTestWrit({
+      teams: { webhook_url_file: join(dir, "url"), console_url: "https://writ.example.com" },
+      notifications: { retry: { initial_ms: 2, max_ms: 40 } },
+    });
+    await createRequest(t, CUSTOMERS_EXPORT);
+    await expect
+      .poll(() => (receiver?.received ?? []).map((r) => r.path))
+      .toEqual(["/teams?sig=abc"]);
+  });
+
   it("posts an outcome card when the agent cancels a request awaiting approval", async () => {
     receiver = await startScriptedReceiver();
     t = await startTestWrit({
