@@ -68,8 +68,20 @@ const TERM_ANNOTATIONS = [
  */
 const KNOWN_ANNOTATIONS: ReadonlySet<string> = new Set(["id", "description", ...TERM_ANNOTATIONS]);
 
-/** Ids, group names and field names: printable, no spaces, a sane length. */
-const NAME = /^[^\s,"\\\p{Cc}]{1,128}$/u;
+/**
+ * Ids and field names: printable, no spaces, a sane length. Invisible format
+ * characters (a zero-width space pasted along with a name) are refused too: a
+ * `@sensitive` field spelt with one would mask nothing, and nothing would show why.
+ */
+const NAME = /^[^\s,"\\\p{Cc}\p{Cf}]{1,128}$/u;
+
+/**
+ * Group names as the configuration spells them (reviewers' `groups`, notification
+ * routes). A name outside this form, such as a look-alike with a Cyrillic letter
+ * or a zero-width space, could never match a configured group: its approvals,
+ * heads-ups and reviews would silently reach nobody.
+ */
+const GROUP = /^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}$/;
 
 /** A policy's annotations as Cedar reports them; a bare `@name` has value `null`. */
 export type RawAnnotations = Readonly<Record<string, string | null>>;
@@ -87,7 +99,7 @@ export function readPolicyId(
   const value = annotations.id;
   if (value === null || value === undefined || !NAME.test(value)) {
     return {
-      problem: `@id must be 1-128 characters without spaces, commas or quotes, got ${show(value)}`,
+      problem: `@id must be 1-128 characters without spaces, commas, quotes or invisible characters, got ${show(value)}`,
     };
   }
   return { id: value };
@@ -112,7 +124,7 @@ export function readPolicyTerms(
     }
   }
 
-  const approvers = readNameList(annotations, "approvers", problems);
+  const approvers = readGroupList(annotations, "approvers", problems);
   let quorum = approvers.length > 0 ? 1 : 0;
   if (Object.hasOwn(annotations, "quorum")) {
     const value = readPositiveInteger(annotations, "quorum", problems);
@@ -140,8 +152,8 @@ export function readPolicyTerms(
   const awsSourceIps = readCidrList(annotations, "aws_source_ip", problems);
   const escalation = readEscalation(annotations, approvers, approvalTimeoutSeconds, problems);
   // Group lists as `@approvers` takes them; an empty list is refused there too.
-  const notify = readNameList(annotations, "notify", problems);
-  const reviewAfter = readNameList(annotations, "review_after", problems);
+  const notify = readGroupList(annotations, "notify", problems);
+  const reviewAfter = readGroupList(annotations, "review_after", problems);
 
   if (problems.length > 0) return { ok: false, problems };
   return {
@@ -178,7 +190,7 @@ function readEscalation(
   if (!hasAfter && !hasTo) return undefined;
   const count = problems.length;
   const afterSeconds = readPositiveInteger(annotations, "escalate_after", problems);
-  const groups = readNameList(annotations, "escalate_to", problems);
+  const groups = readGroupList(annotations, "escalate_to", problems);
   if (hasAfter !== hasTo) {
     problems.push(
       hasAfter
@@ -233,7 +245,9 @@ function readCidrList(
 
 function isCidr(text: string): boolean {
   const [address = "", prefix, extra] = text.split("/");
-  if (extra !== undefined) return false;
+  // Node accepts an IPv6 zone index ("fe80::1%eth0"): it names a local
+  // interface, and AWS refuses it in a session policy.
+  if (extra !== undefined || address.includes("%")) return false;
   const version = isIP(address);
   if (version === 0) return false;
   if (prefix === undefined) return true;
@@ -242,15 +256,38 @@ function isCidr(text: string): boolean {
 }
 
 function readNameList(annotations: RawAnnotations, name: string, problems: string[]): string[] {
+  return readList(
+    annotations,
+    name,
+    NAME,
+    "non-empty names without spaces, quotes or invisible characters",
+    problems,
+  );
+}
+
+function readGroupList(annotations: RawAnnotations, name: string, problems: string[]): string[] {
+  return readList(
+    annotations,
+    name,
+    GROUP,
+    "group names (letters, digits and _ . @ + -, at most 128, as in the configuration)",
+    problems,
+  );
+}
+
+function readList(
+  annotations: RawAnnotations,
+  name: string,
+  pattern: RegExp,
+  spelled: string,
+  problems: string[],
+): string[] {
   if (!Object.hasOwn(annotations, name)) return [];
   const value = annotations[name];
   const items = (value ?? "").split(",").map((item) => item.trim());
-  const bad = items.filter((item) => !NAME.test(item));
+  const bad = items.filter((item) => !pattern.test(item));
   if (value === null || value === undefined || bad.length > 0) {
-    problems.push(
-      `@${name} must be a comma-separated list of non-empty names without spaces or quotes, ` +
-        `got ${show(value)}`,
-    );
+    problems.push(`@${name} must be a comma-separated list of ${spelled}, got ${show(value)}`);
     return [];
   }
   return [...new Set(items)];

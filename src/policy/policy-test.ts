@@ -74,6 +74,8 @@ const testCaseSchema = z.strictObject({
   expect_escalate_to: z.array(name).optional(),
   expect_notify: z.array(name).optional(),
   expect_review_after: z.array(name).optional(),
+  /** Policies expected to fail to evaluate (`request` when the request itself fails); none by default. */
+  expect_errors: z.array(name).optional(),
 });
 
 const testFileSchema = z.strictObject({
@@ -215,6 +217,15 @@ function compareCase(
       "review_after",
       expectedSetText(testCase.expect_review_after),
       setText(decision.reviewAfter ?? []),
+    ],
+    // Checked even when the case says nothing: an error denies, so without this
+    // a case expecting a deny would pass on a policy that failed to evaluate
+    // (often on a field the case left out but the server always sends) rather
+    // than on the rule it meant to test.
+    [
+      "errors",
+      setText(testCase.expect_errors ?? []),
+      setText(errors.map((error) => error.policyId ?? "request")),
     ],
   ];
   const failing = checks.filter(

@@ -28,6 +28,9 @@ describe("@aws_source_ip", () => {
       "10.0.0.0/08",
       "example.com",
       "*",
+      // A zone index names a local interface, which AWS has never heard of.
+      "fe80::1%eth0",
+      "fe80::%1/64",
       Array.from({ length: 21 }, (_, i) => `192.0.2.${i}`).join(","),
     ]) {
       const result = readPolicyTerms("permit", { aws_source_ip: value });

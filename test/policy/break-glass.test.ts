@@ -42,9 +42,9 @@ describe("@notify and @review_after", () => {
 
   it("refuse malformed group lists, as @approvers does, and any forbid", () => {
     for (const name of ["notify", "review_after"]) {
-      for (const value of [null, "", "a b", "sec,", 'x"y', "a,\u0007"]) {
+      for (const value of [null, "", "a b", "sec,", 'x"y', "a,\u0007", "s\u200becurity"]) {
         expect(problemsOf({ [name]: value }, "permit"), `${name} ${value}`).toEqual([
-          `@${name} must be a comma-separated list of non-empty names without spaces or quotes, got ${value === null ? "no value" : JSON.stringify(value)}`,
+          `@${name} must be a comma-separated list of group names (letters, digits and _ . @ + -, at most 128, as in the configuration), got ${value === null ? "no value" : JSON.stringify(value)}`,
         ]);
       }
       expect(problemsOf({ [name]: "security" }, "forbid")).toContain(

@@ -71,7 +71,7 @@ describe("loadPolicySet", () => {
       '@approvers("ops") @approval_timeout("9007199254740991")',
       /@approval_timeout must be at most 604800 \(7 days\), got "9007199254740991"/,
     ],
-    ['@approvers("")', /@approvers must be a comma-separated list of non-empty names/],
+    ['@approvers("")', /@approvers must be a comma-separated list of group names/],
     ['@approvers("ops,,sre")', /@approvers must be a comma-separated list/],
     ['@reason("yes")', /@reason must be "required" or "optional", got "yes"/],
     ['@sensitive("a b")', /@sensitive must be a comma-separated list/],
@@ -104,6 +104,45 @@ permit(principal, action, resource);`,
       },
     ]);
     expect(error.message).toContain(`team.cedar: policy "export": @quorum`);
+  });
+
+  it("refuses a group name no configured group could have, such as a look-alike", async () => {
+    // "ѕecurity" starts with a Cyrillic letter and "data-owners\u200b" ends in a
+    // zero-width space: both read as real group names, and neither can ever match one.
+    const dir = await dirWith({
+      "break-glass.cedar": `@id("glass") @notify("\u0455ecurity") @review_after("security")
+        permit(principal, action, resource);
+@id("export") @approvers("data-owners\u200b") permit(principal, action, resource);
+@id("page") @approvers("data-owners") @escalate_to("on-call\u00b7") @escalate_after("60")
+        permit(principal, action, resource);`,
+    });
+    const error = await loadError(dir);
+    expect(error.problems.map((problem) => [problem.policyId, problem.message])).toEqual([
+      ["glass", expect.stringMatching(/^@notify must be a comma-separated list of group names/)],
+      [
+        "export",
+        expect.stringMatching(/^@approvers must be a comma-separated list of group names/),
+      ],
+      [
+        "page",
+        expect.stringMatching(/^@escalate_to must be a comma-separated list of group names/),
+      ],
+    ]);
+  });
+
+  it("refuses an invisible character in a masked field or an id", async () => {
+    // A zero-width space pasted after "customer_email" would leave the real field
+    // unmasked in every notification, with nothing to show why.
+    const dir = await dirWith({
+      "export.cedar": `@id("export") @approvers("data-owners") @sensitive("customer_email\u200b")
+        permit(principal, action, resource);
+@id("\u2060guard") forbid(principal, action == Action::"iam:AttachRolePolicy", resource);`,
+    });
+    const error = await loadError(dir);
+    expect(error.problems.map((problem) => [problem.policyId, problem.message])).toEqual([
+      ["export", expect.stringMatching(/^@sensitive must be a comma-separated list of non-empty/)],
+      ["export:1", expect.stringMatching(/^@id must be 1-128 characters/)],
+    ]);
   });
 
   it("refuses a policy naming an entity type writ never sends, which could never match", async () => {

@@ -169,7 +169,68 @@ unless { context.data has break_glass };`,
       `@id("broken") permit(principal, action, resource) when { context.nope };`,
     );
     const [failure] = (await runPolicyTests({ policiesDir: dir })).failed;
-    expect(failure?.actual).toMatch(/^effect deny; evaluation errors: broken: .*nope/);
+    expect(failure?.actual).toMatch(
+      /^effect deny; errors \[broken\]; evaluation errors: broken: .*nope/,
+    );
+  });
+
+  it("fails a deny that came from a policy failing to evaluate, unless the case expects it", async () => {
+    // The guardrail is wrong ("AWS" where the server sends "aws") and never fires
+    // in production. The case leaves out credential_type, which the server always
+    // sends, so the guardrail errors instead, and that error denies too.
+    const dir = await suite(
+      {
+        cases: [
+          {
+            name: "contractors get no AWS credentials",
+            principal: { ...principal, attributes: { contractor: "yes" } },
+            action: "s3:GetObject",
+            resource: "arn:aws:s3:::reports/q3.csv",
+            context: { reason: "weekly summary" },
+            expect: "deny",
+            expect_policies: ["no-aws-for-contractors"],
+          },
+          {
+            name: "a context the server never sends fails closed",
+            principal: { ...principal, attributes: { contractor: "yes" } },
+            action: "s3:GetObject",
+            resource: "arn:aws:s3:::reports/q3.csv",
+            expect: "deny",
+            expect_errors: ["no-aws-for-contractors"],
+          },
+          {
+            name: "wrongly expects an error",
+            principal,
+            action: "s3:GetObject",
+            resource: "arn:aws:s3:::reports/q3.csv",
+            context: { credential_type: "aws" },
+            expect: "allow",
+            expect_errors: ["no-aws-for-contractors"],
+          },
+        ],
+      },
+      `@id("open") permit(principal, action, resource);
+@id("no-aws-for-contractors") forbid(principal, action, resource)
+  when { principal has contractor && context.credential_type == "AWS" };`,
+    );
+    const result = await runPolicyTests({ policiesDir: dir });
+    expect(result.passed).toBe(1);
+    expect(result.failed).toEqual([
+      {
+        file: join(dir, "tests", "cases.json"),
+        name: "contractors get no AWS credentials",
+        expected: "errors []",
+        actual: expect.stringMatching(
+          /^errors \[no-aws-for-contractors\]; evaluation errors: no-aws-for-contractors: .*credential_type/,
+        ),
+      },
+      {
+        file: join(dir, "tests", "cases.json"),
+        name: "wrongly expects an error",
+        expected: "errors [no-aws-for-contractors]",
+        actual: "errors []",
+      },
+    ]);
   });
 
   it("reads cases from another directory when asked", async () => {
