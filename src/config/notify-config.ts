@@ -19,25 +19,34 @@ const MIN_WEBHOOK_SECRET = 32;
  */
 export function withSlackEnv(config: WritConfig, env: WritEnv): WritConfig {
   const file = config.slack;
+  // Read as every other secret is, one trailing newline dropped: a signing
+  // secret keeping it would fail every signature check, and a token keeping it
+  // would be refused as not a token.
+  const secret = (
+    variable: "SLACK_SIGNING_SECRET" | "SLACK_BOT_TOKEN" | "SLACK_APP_TOKEN",
+    key: string,
+  ) =>
+    env[variable] === undefined
+      ? undefined
+      : readSecretEnv(variable, key, { [variable]: env[variable] });
+  const signingSecret = secret("SLACK_SIGNING_SECRET", "slack.signing_secret");
+  const botToken = secret("SLACK_BOT_TOKEN", "slack.bot_token");
+  const appToken = secret("SLACK_APP_TOKEN", "slack.app_token");
   const anySecret =
     file?.signing_secret ??
     file?.bot_token ??
     file?.app_token ??
-    env.SLACK_SIGNING_SECRET ??
-    env.SLACK_BOT_TOKEN ??
-    env.SLACK_APP_TOKEN;
+    signingSecret ??
+    botToken ??
+    appToken;
   if (file === undefined && anySecret === undefined) return config;
   const merged = {
     ...file,
-    ...(file?.signing_secret === undefined && env.SLACK_SIGNING_SECRET !== undefined
-      ? { signing_secret: env.SLACK_SIGNING_SECRET }
+    ...(file?.signing_secret === undefined && signingSecret !== undefined
+      ? { signing_secret: signingSecret }
       : {}),
-    ...(file?.bot_token === undefined && env.SLACK_BOT_TOKEN !== undefined
-      ? { bot_token: env.SLACK_BOT_TOKEN }
-      : {}),
-    ...(file?.app_token === undefined && env.SLACK_APP_TOKEN !== undefined
-      ? { app_token: env.SLACK_APP_TOKEN }
-      : {}),
+    ...(file?.bot_token === undefined && botToken !== undefined ? { bot_token: botToken } : {}),
+    ...(file?.app_token === undefined && appToken !== undefined ? { app_token: appToken } : {}),
     ...(file?.api_url === undefined && env.WRIT_SLACK_API_URL !== undefined
       ? { api_url: env.WRIT_SLACK_API_URL }
       : {}),
@@ -181,37 +190,101 @@ function webhookSecret(
 }
 
 /**
- * The Teams settings, the webhook URL read from the variable or the file the
- * configuration names. A URL read that way is checked here, and a bad one is
- * named by its key alone: it carries the signature that lets anyone post to
- * the channel.
+ * A URL given under `key`, or by reference as a secret (`<key>_env`,
+ * `<key>_file`). One read that way is checked here, and a bad one is named by
+ * its key alone: it may carry the signature or the code that lets anyone post.
  */
+function referencedUrl(
+  source: { url?: string | undefined; env?: string | undefined; file?: string | undefined },
+  key: string,
+  env: NodeJS.ProcessEnv,
+): string {
+  if (source.url !== undefined) return source.url;
+  const where = source.env !== undefined ? `${key}_env (${source.env})` : `${key}_file`;
+  const url =
+    source.env !== undefined
+      ? readSecretEnv(source.env, `${key}_env`, env)
+      : readSecretFileSync(source.file as string, where);
+  const checked = serviceUrl.safeParse(url);
+  if (!checked.success) {
+    throw new ConfigError(`${where}: ${checked.error.issues[0]?.message ?? "not a URL"}`);
+  }
+  return url;
+}
+
+/** The Teams settings, the webhook URL read from the variable or the file the configuration names. */
 function teamsSettings(
   teams: NonNullable<WritConfig["teams"]>,
   env: NodeJS.ProcessEnv,
 ): { webhookUrl: string; consoleUrl: string } {
-  const consoleUrl = teams.console_url;
-  if (teams.webhook_url !== undefined) return { webhookUrl: teams.webhook_url, consoleUrl };
-  const fromEnv = teams.webhook_url_env;
-  const key =
-    fromEnv !== undefined ? `teams.webhook_url_env (${fromEnv})` : "teams.webhook_url_file";
-  const webhookUrl =
-    fromEnv !== undefined
-      ? readSecretEnv(fromEnv, "teams.webhook_url_env", env)
-      : readSecretFileSync(teams.webhook_url_file as string, key);
-  const checked = serviceUrl.safeParse(webhookUrl);
-  if (!checked.success) {
-    throw new ConfigError(`${key}: ${checked.error.issues[0]?.message ?? "not a URL"}`);
-  }
-  return { webhookUrl, consoleUrl };
+  const webhookUrl = referencedUrl(
+    { url: teams.webhook_url, env: teams.webhook_url_env, file: teams.webhook_url_file },
+    "teams.webhook_url",
+    env,
+  );
+  return { webhookUrl, consoleUrl: teams.console_url };
+}
+
+/** The key a webhook's URL was given under, to name it in a refusal without quoting it. */
+function webhookUrlKey(hook: WritConfig["webhooks"][number], index: number): string {
+  const form =
+    hook.url_env !== undefined ? "url_env" : hook.url_file !== undefined ? "url_file" : "url";
+  return `webhooks.${index}.${form}`;
+}
+
+/**
+ * The webhooks, URLs and secrets read and checked. Each webhook's delivery
+ * position and lease are named after its `name`, or else after its URL: two
+ * entries with one name or one URL would share them, and each would skip what
+ * the other saved past.
+ */
+function webhookSettings(
+  webhooks: WritConfig["webhooks"],
+  env: NodeJS.ProcessEnv,
+): NotificationSettings["webhooks"] {
+  const firstNamed = new Map<string, number>();
+  webhooks.forEach((hook, index) => {
+    if (hook.name === undefined) return;
+    const first = firstNamed.get(hook.name);
+    if (first !== undefined) {
+      throw new ConfigError(
+        `webhooks.${index}.name: the same name as webhooks.${first}; give each webhook its own`,
+      );
+    }
+    firstNamed.set(hook.name, index);
+  });
+  const urls = webhooks.map((hook, index) =>
+    referencedUrl(
+      { url: hook.url, env: hook.url_env, file: hook.url_file },
+      `webhooks.${index}.url`,
+      env,
+    ),
+  );
+  const firstIndex = new Map<string, number>();
+  webhooks.forEach((hook, index) => {
+    const url = urls[index] as string;
+    const first = firstIndex.get(url);
+    if (first !== undefined) {
+      throw new ConfigError(
+        `${webhookUrlKey(hook, index)}: the same URL as webhooks.${first}; use one entry per URL and list every event type it should get in its events`,
+      );
+    }
+    firstIndex.set(url, index);
+  });
+  return webhooks.map((hook, index) => ({
+    ...(hook.name !== undefined ? { name: hook.name } : {}),
+    url: urls[index] as string,
+    secret: webhookSecret(hook, index, env),
+    ...(hook.events !== undefined ? { events: hook.events } : {}),
+  }));
 }
 
 /**
  * Everything the notification channels need, checked: Slack refuses to start
  * without its secrets (naming the key), one Slack account maps to at most one
- * reviewer, webhook secrets and the Teams URL are read and checked, one webhook
- * per URL. `slackUserIds` adds links for reviewers that are not in the
- * configuration (the demo ones in `writ dev`).
+ * reviewer, webhook secrets and URLs and the Teams URL are read and checked,
+ * one webhook per name and per URL. `slackUserIds` adds links for reviewers
+ * that are not in the configuration (the demo ones in `writ dev`).
  */
 export function resolveNotificationSettings(
   config: WritConfig,
@@ -227,26 +300,10 @@ export function resolveNotificationSettings(
   if (notifications.retry.max_ms < notifications.retry.initial_ms) {
     throw new ConfigError("notifications.retry.max_ms: must be at least initial_ms");
   }
-  // A webhook's cursor and delivery lease are named after its URL: two entries
-  // with one URL would share them, and each would skip what the other saved past.
-  const firstIndex = new Map<string, number>();
-  config.webhooks.forEach((hook, index) => {
-    const first = firstIndex.get(hook.url);
-    if (first !== undefined) {
-      throw new ConfigError(
-        `webhooks.${index}.url: the same URL as webhooks.${first}; use one entry per URL and list every event type it should get in its events`,
-      );
-    }
-    firstIndex.set(hook.url, index);
-  });
   return {
     ...(slack !== undefined ? { slack } : {}),
     ...(config.teams !== undefined ? { teams: teamsSettings(config.teams, env) } : {}),
-    webhooks: config.webhooks.map((hook, index) => ({
-      url: hook.url,
-      secret: webhookSecret(hook, index, env),
-      ...(hook.events !== undefined ? { events: hook.events } : {}),
-    })),
+    webhooks: webhookSettings(config.webhooks, env),
     message: notifications.ticket_url !== undefined ? { ticketUrl: notifications.ticket_url } : {},
     retry: { initialMs: notifications.retry.initial_ms, maxMs: notifications.retry.max_ms },
   };

@@ -59,7 +59,13 @@ export const slackChannel = z
 
 const SlackConfigObject = z.strictObject({
   /** Verifies that inbound payloads come from Slack. Env: SLACK_SIGNING_SECRET. */
-  signing_secret: z.string().min(16).max(256).optional(),
+  signing_secret: z
+    .string()
+    .min(16)
+    .max(256)
+    // Whitespace is never part of one, and a secret kept with it fails every signature check.
+    .regex(/^[!-~]+$/, "the app's signing secret, without spaces or line breaks")
+    .optional(),
   /** The bot token (`xoxb-…`). Env: SLACK_BOT_TOKEN. */
   bot_token: z
     .string()
@@ -141,9 +147,36 @@ export const TeamsConfig = z
     "set exactly one of webhook_url, webhook_url_env and webhook_url_file",
   );
 
+/**
+ * A webhook's name: its identity in writ, kept when its URL changes. Sixteen
+ * hexadecimal characters are how an unnamed webhook's URL is keyed, so a name
+ * of that shape could take another webhook's delivery position.
+ */
+export const webhookNameSlug = z
+  .string()
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,39}$/,
+    "a short name: lowercase letters, digits, _ and - (at most 40), e.g. siem",
+  )
+  .refine(
+    (value) => !/^[0-9a-f]{16}$/.test(value),
+    "must not be 16 hexadecimal characters, the form of the keys of unnamed webhooks",
+  );
+
 export const WebhookConfig = z
   .strictObject({
-    url: serviceUrl,
+    /**
+     * Names the webhook's delivery position, lease and records, so that they
+     * follow it when its URL changes; unique among webhooks. Without it, they
+     * are named after the URL (hashed).
+     */
+    name: webhookNameSlug.optional(),
+    /** The receiver's URL. May carry a secret (`?code=…`): better given by reference, below. */
+    url: serviceUrl.optional(),
+    /** Name of the environment variable holding the URL. */
+    url_env: envName.optional(),
+    /** File holding the URL (e.g. a mounted Kubernetes secret). */
+    url_file: z.string().min(1).optional(),
     /** Name of the environment variable holding the signing secret. */
     secret_env: envName.optional(),
     /** File holding the signing secret (e.g. a mounted Kubernetes secret). */
@@ -151,6 +184,10 @@ export const WebhookConfig = z
     /** Only these event types; all when absent. */
     events: z.array(z.enum(EVENT_TYPES)).min(1).optional(),
   })
+  .refine(
+    (w) => [w.url, w.url_env, w.url_file].filter((v) => v !== undefined).length === 1,
+    "set exactly one of url, url_env and url_file",
+  )
   .refine(
     (w) => (w.secret_env === undefined) !== (w.secret_file === undefined),
     "set exactly one of secret_env and secret_file",

@@ -11,6 +11,13 @@ import { type Clock, systemClock } from "../ports/clock.js";
 export interface DeliveryChannel {
   /** Stable across restarts: it names the worker's cursor and lease. */
   readonly name: string;
+  /**
+   * Where the channel's position was kept before it had `name` (a webhook
+   * keyed by its URL, then named). A worker with no position under `name`
+   * resumes from this one, and the worker keeps both up to date, so that a
+   * later change of `name` alone resumes too.
+   */
+  readonly formerName?: string;
   /** Cheap filter by event type; `deliver` is called only for these. */
   wants(event: RecordedEvent): boolean;
   /**

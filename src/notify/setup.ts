@@ -39,6 +39,8 @@ export interface NotificationSettings {
   readonly slack?: SlackSettings;
   readonly teams?: { readonly webhookUrl: string; readonly consoleUrl: string };
   readonly webhooks: readonly {
+    /** Names the webhook's delivery position and records; else they are named after its URL. */
+    readonly name?: string;
     readonly url: string;
     readonly secret: string;
     readonly events?: readonly EventType[];
@@ -193,13 +195,17 @@ export async function createNotifications(options: NotificationsOptions): Promis
   for (const hook of settings.webhooks) {
     channels.push(
       createWebhookNotifier({
+        ...(hook.name !== undefined ? { name: hook.name } : {}),
         url: hook.url,
         secret: hook.secret,
         ...(hook.events !== undefined ? { events: hook.events } : {}),
         store: deps.store,
         clock,
         message: settings.message,
-        recordPrompt: recordPrompt("webhook", webhookName(hook.url).slice("webhook:".length)),
+        recordPrompt: recordPrompt(
+          "webhook",
+          hook.name ?? webhookName(hook.url).slice("webhook:".length),
+        ),
       }),
     );
   }

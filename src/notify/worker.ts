@@ -91,6 +91,7 @@ export function startNotificationWorker(options: NotificationWorkerOptions): Not
   const timer = options.timer ?? systemTimer;
   const stop = new AbortController();
   const name = `notify:${channel.name}`;
+  const formerName = channel.formerName === undefined ? undefined : `notify:${channel.formerName}`;
   let cursor: string | undefined;
   let held = false;
   // Set on the first start only: events before it are not worth sending.
@@ -101,6 +102,15 @@ export function startNotificationWorker(options: NotificationWorkerOptions): Not
     const ok = await state.lease(name, holder, leaseMs);
     if (ok && !held) {
       cursor = await state.cursor(name);
+      if (cursor === undefined && formerName !== undefined) {
+        cursor = await state.cursor(formerName);
+        if (cursor !== undefined) {
+          await state.saveCursor(name, cursor);
+          logger.info("notification worker resumed from the position kept under its former name", {
+            channel: channel.name,
+          });
+        }
+      }
       skipBefore = cursor === undefined ? clock.now() - firstStartWindowMs : undefined;
     }
     held = ok;
@@ -241,6 +251,7 @@ export function startNotificationWorker(options: NotificationWorkerOptions): Not
   async function advance(event: RecordedEvent): Promise<void> {
     cursor = event.id;
     await state.saveCursor(name, event.id);
+    if (formerName !== undefined) await state.saveCursor(formerName, event.id);
   }
 
   async function drain(): Promise<void> {

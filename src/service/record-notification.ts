@@ -13,7 +13,7 @@ export interface PromptDelivery {
   readonly target: "channel" | "dm" | "endpoint";
   /** How many channels, people or endpoints of that kind it reached. */
   readonly destinations: number;
-  /** Tells several webhooks apart: the hash that names the webhook's worker, never its URL. */
+  /** Tells several webhooks apart: the webhook's configured name, or a hash of its URL; never the URL. */
   readonly webhook?: string;
 }
 

@@ -26,6 +26,17 @@ function resolve(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) {
   return resolveNotificationSettings(parseConfig(raw), { env });
 }
 
+/** The message of the ConfigError `run` throws. */
+function refusal(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error("the configuration was accepted");
+}
+
 describe("Slack configuration", () => {
   it("is off without any Slack secret, whatever else is set", () => {
     const config = withSlackEnv(parseConfig({}), readEnv({ WRIT_SLACK_CHANNEL: "#approvals" }));
@@ -98,6 +109,57 @@ describe("Slack configuration", () => {
         readEnv({ SLACK_SIGNING_SECRET: "short", SLACK_BOT_TOKEN: TOKEN }),
       ),
     ).toThrow(ConfigError);
+  });
+
+  it("drops one trailing newline from Slack secrets in the environment, as from every other secret", () => {
+    // A variable made from a Kubernetes secret keeps the newline `echo` wrote.
+    const APP = "xapp-1-A0-123-abcdef";
+    const config = withSlackEnv(
+      parseConfig({}),
+      readEnv({
+        SLACK_SIGNING_SECRET: `${SECRET}\n`,
+        SLACK_BOT_TOKEN: `${TOKEN}\r\n`,
+        SLACK_APP_TOKEN: `${APP}\n`,
+      }),
+    );
+    expect(config.slack).toMatchObject({
+      signing_secret: SECRET,
+      bot_token: TOKEN,
+      app_token: APP,
+    });
+    expect(resolveNotificationSettings(config, { env: {} }).slack).toMatchObject({
+      signingSecret: SECRET,
+      botToken: TOKEN,
+      appToken: APP,
+    });
+    // Only one: a value that is nothing but a newline is empty, and said so.
+    const empty = refusal(() =>
+      withSlackEnv(
+        parseConfig({}),
+        readEnv({ SLACK_SIGNING_SECRET: "\n", SLACK_BOT_TOKEN: TOKEN }),
+      ),
+    );
+    expect(empty).toMatch(
+      /slack\.signing_secret: the environment variable SLACK_SIGNING_SECRET is empty/,
+    );
+    // A bad value is named by its variable, never quoted.
+    const userToken = "xoxp-1111-2222-userTOKENvalue";
+    const bad = refusal(() =>
+      withSlackEnv(
+        parseConfig({}),
+        readEnv({ SLACK_SIGNING_SECRET: SECRET, SLACK_BOT_TOKEN: `${userToken}\n` }),
+      ),
+    );
+    expect(bad).toMatch(/slack\.bot_token \(or SLACK_BOT_TOKEN\): a bot token starting with xoxb-/);
+    expect(bad).not.toContain("userTOKENvalue");
+    const twoLines = refusal(() =>
+      withSlackEnv(
+        parseConfig({}),
+        readEnv({ SLACK_SIGNING_SECRET: `${SECRET}\n\n`, SLACK_BOT_TOKEN: TOKEN }),
+      ),
+    );
+    expect(twoLines).toMatch(/SLACK_SIGNING_SECRET/);
+    expect(twoLines).not.toContain(SECRET);
   });
 
   it("rejects bad ids, unknown keys and credentials in URLs in the file", () => {
@@ -177,17 +239,6 @@ describe("Teams configuration", () => {
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
   });
-
-  /** The message of the ConfigError `run` throws. */
-  function refusal(run: () => unknown): string {
-    try {
-      run();
-    } catch (error) {
-      expect(error).toBeInstanceOf(ConfigError);
-      return (error as Error).message;
-    }
-    throw new Error("the configuration was accepted");
-  }
 
   it("takes the webhook URL from a named variable or a private file, as other secrets", async () => {
     const fromEnv = resolve(
@@ -344,6 +395,102 @@ describe("webhook configuration", () => {
     }
     expect(refusal).toMatch(/^webhooks\.1\.url: the same URL as webhooks\.0/);
     expect(refusal).not.toContain("abc123");
+  });
+
+  it("names a webhook with a short name, unique among webhooks, naming the key of a bad one", () => {
+    const env = { HOOK_SECRET: "x".repeat(40) };
+    const hook = (name: unknown, url = "https://siem.example.com/in") => ({
+      name,
+      url,
+      secret_env: "HOOK_SECRET",
+    });
+    expect(resolve({ webhooks: [hook("siem-eu")] }, env).webhooks).toEqual([
+      { name: "siem-eu", url: "https://siem.example.com/in", secret: "x".repeat(40) },
+    ]);
+    for (const name of ["", "SIEM", "siem eu", "-siem", "s".repeat(41), 7]) {
+      expect(
+        refusal(() => parseConfig({ webhooks: [hook(name)] })),
+        String(name),
+      ).toMatch(/webhooks\.0\.name: /);
+    }
+    // The shape of the key an unnamed webhook's URL gets: it could take another's position.
+    expect(refusal(() => parseConfig({ webhooks: [hook("0123456789abcdef")] }))).toMatch(
+      /webhooks\.0\.name: must not be 16 hexadecimal characters/,
+    );
+    expect(
+      refusal(() =>
+        resolve(
+          {
+            webhooks: [
+              hook("siem"),
+              hook("pager", "https://pager.example.com/in"),
+              hook("siem", "https://siem2.example.com/in"),
+            ],
+          },
+          env,
+        ),
+      ),
+    ).toMatch(/^webhooks\.2\.name: the same name as webhooks\.0/);
+  });
+
+  it("takes the URL from a named variable or a private file, checked as one in the file, never quoted", async () => {
+    const env = { HOOK_SECRET: "x".repeat(40) };
+    // A cloud function's URL carries its key in the query string.
+    const url = "https://fn.example.net/api/writ?code=FUNCTIONKEY123";
+    const dir = await mkdtemp(join(tmpdir(), "writ-webhook-url-"));
+    try {
+      const hook = (source: Record<string, string>) => ({
+        webhooks: [{ ...source, secret_env: "HOOK_SECRET" }],
+      });
+      const fromEnv = resolve(hook({ url_env: "HOOK_URL" }), { ...env, HOOK_URL: `${url}\n` });
+      expect(fromEnv.webhooks[0]?.url).toBe(url);
+      const file = await writeSecretFile(dir, "url", `${url}\n`, 0o600);
+      expect(resolve(hook({ url_file: file }), env).webhooks[0]?.url).toBe(url);
+
+      expect(refusal(() => parseConfig(hook({})))).toMatch(
+        /webhooks\.0: set exactly one of url, url_env and url_file/,
+      );
+      expect(refusal(() => parseConfig(hook({ url, url_env: "HOOK_URL" })))).toMatch(
+        /set exactly one of url, url_env and url_file/,
+      );
+      expect(refusal(() => parseConfig(hook({ url_env: "lower" })))).toMatch(
+        /webhooks\.0\.url_env: an environment variable name/,
+      );
+      expect(refusal(() => resolve(hook({ url_env: "HOOK_URL" }), env))).toMatch(
+        /webhooks\.0\.url_env: the environment variable HOOK_URL is not set/,
+      );
+      const insecure = url.replace("https:", "http:");
+      const badEnv = refusal(() =>
+        resolve(hook({ url_env: "HOOK_URL" }), { ...env, HOOK_URL: insecure }),
+      );
+      expect(badEnv).toMatch(/webhooks\.0\.url_env \(HOOK_URL\): an https:\/\/ URL/);
+      const withCredentials = "https://writ:FUNCTIONKEY123@fn.example.net/api/writ";
+      const badFile = await writeSecretFile(dir, "bad-url", withCredentials, 0o600);
+      const fromBadFile = refusal(() => resolve(hook({ url_file: badFile }), env));
+      expect(fromBadFile).toMatch(/webhooks\.0\.url_file: an https:\/\/ URL without credentials/);
+      const open = await writeSecretFile(dir, "open-url", url, 0o644);
+      expect(refusal(() => resolve(hook({ url_file: open }), env))).toMatch(
+        /webhooks\.0\.url_file: .* can be read by other users .*chmod 600/,
+      );
+      // One URL, written once and read once from a variable: still one webhook.
+      const twice = refusal(() =>
+        resolve(
+          {
+            webhooks: [
+              { url, secret_env: "HOOK_SECRET" },
+              { url_env: "HOOK_URL", secret_env: "HOOK_SECRET" },
+            ],
+          },
+          { ...env, HOOK_URL: url },
+        ),
+      );
+      expect(twice).toMatch(/^webhooks\.1\.url_env: the same URL as webhooks\.0/);
+      for (const message of [badEnv, fromBadFile, twice]) {
+        expect(message).not.toContain("FUNCTIONKEY123");
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   describe("a secret_file", () => {

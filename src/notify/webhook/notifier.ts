@@ -7,6 +7,11 @@ import { buildReviewMessage, type MessageOptions } from "../message.js";
 import { SIGNATURE_HEADER, signWebhook, webhookPayload } from "./payload.js";
 
 export interface WebhookNotifierOptions {
+  /**
+   * The webhook's configured name: its worker's position and lease follow it
+   * when the URL changes. Without it, they are named after the URL.
+   */
+  readonly name?: string;
   readonly url: string;
   readonly secret: string;
   /** Only these event types; every type when absent. */
@@ -23,9 +28,10 @@ export interface WebhookNotifierOptions {
 }
 
 /**
- * A webhook's stable name, `webhook:<16 hex>`: its worker's cursor key and, in
+ * An unnamed webhook's name, `webhook:<16 hex>`: its worker's cursor key and, in
  * `notification.sent`, how the record tells webhooks apart. Named after its
- * URL, hashed, so neither carries a secret a URL may hold.
+ * URL, hashed, so neither carries a secret a URL may hold; so a new URL is a
+ * new webhook, unless the configuration names it.
  */
 export function webhookName(url: string): string {
   return `webhook:${createHash("sha256").update(url).digest("hex").slice(0, 16)}`;
@@ -39,9 +45,13 @@ export function webhookName(url: string): string {
 export function createWebhookNotifier(options: WebhookNotifierOptions): DeliveryChannel {
   const { store, clock } = options;
   const types = options.events === undefined ? undefined : new Set<string>(options.events);
-  const name = webhookName(options.url);
+  const byUrl = webhookName(options.url);
   return {
-    name,
+    // A named webhook was keyed by its URL before it had a name (or before this
+    // version): its worker resumes from there rather than starting over.
+    ...(options.name !== undefined
+      ? { name: `webhook:${options.name}`, formerName: byUrl }
+      : { name: byUrl }),
     wants: (event) => types === undefined || types.has(event.type),
     async deliver(event, signal) {
       const request = await store.get(event.requestId);
