@@ -36,9 +36,23 @@ export interface AwsCredentials {
   close(): void;
 }
 
-// Bounded waits, so that a dead endpoint answers `aws_unavailable` in seconds
-// rather than holding an agent's collect open.
-const REQUEST_HANDLER = { connectionTimeout: 3000, requestTimeout: 10_000 } as const;
+/** How long one AWS call may take by default; connecting may take at most 3 seconds of it. */
+const REQUEST_TIMEOUT_MS = 10_000;
+const CONNECT_TIMEOUT_MS = 3000;
+
+/**
+ * Bounded waits, so that a dead or hung endpoint answers `aws_unavailable` in
+ * seconds rather than holding an agent's collect, or a role's revocation lock,
+ * past its lease. The SDK only warns when a call passes `requestTimeout` unless
+ * told to fail it, and otherwise waits five minutes for a silent socket.
+ */
+function requestHandler(timeoutMs: number) {
+  return {
+    connectionTimeout: Math.min(CONNECT_TIMEOUT_MS, timeoutMs),
+    requestTimeout: timeoutMs,
+    throwOnRequestTimeout: true,
+  } as const;
+}
 // The SDK's standard retries: throttling and transient errors only, never a
 // refusal. Both operations are safe to repeat: a retried AssumeRole at worst
 // makes a session nobody receives; PutRolePolicy writes a whole document.
@@ -64,6 +78,8 @@ export async function createAwsCredentials(
     clients?: AwsClients | undefined;
     /** Wakes the revoker's background re-checks; real time by default. */
     timer?: Timer | undefined;
+    /** How long one AWS call of the clients writ builds may take (default 10,000 ms). */
+    requestTimeoutMs?: number | undefined;
     /**
      * What every process on the same Redis shares for revocations. Without it
      * (the memory store is one process) this process orders its own changes
@@ -83,16 +99,13 @@ export async function createAwsCredentials(
       import("../adapters/aws/sts-minter.js"),
     ]);
   const region = config.region === undefined ? {} : { region: config.region };
+  const handler = requestHandler(options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
   const clients = options.clients ?? {
-    sts: new STSClient({
-      ...region,
-      maxAttempts: MAX_ATTEMPTS,
-      requestHandler: REQUEST_HANDLER,
-    }),
-    iam: new IAMClient({ ...region, maxAttempts: MAX_ATTEMPTS, requestHandler: REQUEST_HANDLER }),
+    sts: new STSClient({ ...region, maxAttempts: MAX_ATTEMPTS, requestHandler: handler }),
+    iam: new IAMClient({ ...region, maxAttempts: MAX_ATTEMPTS, requestHandler: handler }),
   };
   try {
-    await assertSessionsFitIdentity(clients.sts, config, options.logger);
+    await assertIdentityFits(clients.sts, config, options.logger);
   } catch (error) {
     if (options.clients === undefined) {
       clients.sts.destroy();
@@ -114,6 +127,7 @@ export async function createAwsCredentials(
   });
   const revoker = createIamRevoker({
     iam: clients.iam,
+    sts: clients.sts,
     policyName: config.revocation_policy_name,
     clock: options.clock,
     logger: options.logger,
@@ -136,30 +150,36 @@ export async function createAwsCredentials(
 }
 
 /**
- * Refuses a `session_duration_seconds` above an hour when writ's own AWS
- * identity is a role session (on ECS, EKS, EC2 or Lambda): assuming a target
- * role from it is role chaining, which STS caps at one hour, so every collect
- * asking for more would fail at `AssumeRole`. Asked only when the setting
- * passes an hour; GetCallerIdentity needs no permission. When STS cannot be
- * asked, writ starts and warns: the setting is not unsafe, and refusing would
- * stop JWT issuance too while STS is unreachable.
+ * Asks STS once who writ is (GetCallerIdentity needs no permission) and
+ * refuses a configuration that identity cannot serve:
+ * - a target role in another account than writ's own: IAM names a role by its
+ *   name alone, in the caller's account, so writ could never end that role's
+ *   sessions early (complete and revoke would fail for every credential);
+ * - a `session_duration_seconds` above an hour when writ's own identity is a
+ *   role session (on ECS, EKS, EC2 or Lambda): assuming a target role from it
+ *   is role chaining, which STS caps at one hour, so every collect asking for
+ *   more would fail at `AssumeRole`.
+ * When STS cannot be asked, writ starts and warns: refusing would stop JWT
+ * issuance too while STS is unreachable, and the revoker checks the account
+ * again before every deny it writes.
  */
-async function assertSessionsFitIdentity(
+async function assertIdentityFits(
   sts: STSClient,
   config: AwsConfigValue,
   logger: Logger,
 ): Promise<void> {
-  if (config.session_duration_seconds <= ROLE_CHAINING_MAX_SECONDS) return;
   const { GetCallerIdentityCommand } = await import("@aws-sdk/client-sts");
   let arn: string | undefined;
+  let account: string | undefined;
   try {
     const identity = await sts.send(new GetCallerIdentityCommand({}), {
       abortSignal: AbortSignal.timeout(IDENTITY_CHECK_MS),
     });
     arn = identity.Arn;
+    account = identity.Account;
   } catch (error) {
     logger.warn(
-      "could not ask STS who writ is; if writ runs as a role, role chaining caps sessions at 3600 seconds",
+      "could not ask STS who writ is: target roles must be in writ's own account for their sessions to be ended early, and if writ runs as a role, role chaining caps sessions at 3600 seconds",
       {
         session_duration_seconds: config.session_duration_seconds,
         error: error instanceof Error ? error.name : "unknown",
@@ -167,6 +187,16 @@ async function assertSessionsFitIdentity(
     );
     return;
   }
+  if (account !== undefined) {
+    config.roles.forEach((role, index) => {
+      const roleAccount = /^arn:[^:]+:iam::(\d{12}):/.exec(role.role_arn)?.[1];
+      if (roleAccount === account) return;
+      throw new ConfigError(
+        `aws.roles[${index}].role_arn is in account ${roleAccount ?? "(none)"}, but writ's own AWS identity is in account ${account}: IAM changes roles only in the caller's account, so writ could never end this role's sessions early. Use a target role in account ${account}, or run writ with credentials of the role's account.`,
+      );
+    });
+  }
+  if (config.session_duration_seconds <= ROLE_CHAINING_MAX_SECONDS) return;
   if (arn === undefined || !ROLE_SESSION_ARN.test(arn)) return;
   throw new ConfigError(
     `aws.session_duration_seconds is ${config.session_duration_seconds}, but writ's own AWS identity is a role session (${arn}): assuming a target role from it is role chaining, which STS caps at ${ROLE_CHAINING_MAX_SECONDS} seconds, so every collect asking for a longer session would fail. Set aws.session_duration_seconds to ${ROLE_CHAINING_MAX_SECONDS} or less, or give writ credentials that are not a role session.`,

@@ -1,9 +1,17 @@
+import { createServer, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AwsConfigValue } from "../../src/config/aws-schema.js";
 import { ConfigError } from "../../src/config/load.js";
 import { createAwsCredentials } from "../../src/config/wire-aws.js";
+import { issuedAwsRequest } from "../support/aws-requests.js";
 import { capturingLogger } from "../support/captured-log.js";
-import { type FakeAws, startFakeAws, TEST_REGION } from "../support/fake-aws.js";
+import {
+  type FakeAws,
+  startFakeAws,
+  TEST_ACCESS_KEY_ID,
+  TEST_REGION,
+  TEST_SECRET_ACCESS_KEY,
+} from "../support/fake-aws.js";
 import { ManualClock } from "../support/harness.js";
 
 // writ on ECS, EKS or EC2 signs with a role session, and a role assumed from a
@@ -68,10 +76,10 @@ describe("AWS session length and role chaining", () => {
     expect(identityCalls()).toBe(1);
   });
 
-  it("asks nothing at start when sessions fit in an hour", async () => {
+  it("asks who it is once at start, and starts as a role session when sessions fit in an hour", async () => {
     const { created, identityCalls } = await start(ROLE_SESSION, 3600);
     (await created)?.close();
-    expect(identityCalls()).toBe(0);
+    expect(identityCalls()).toBe(1);
   });
 
   it("starts with a warning when it cannot tell who it is", async () => {
@@ -82,5 +90,101 @@ describe("AWS session length and role chaining", () => {
     expect(lines).toContainEqual(
       expect.objectContaining({ level: "warn", message: expect.stringMatching(/role chaining/) }),
     );
+  });
+});
+
+describe("AWS target roles and writ's own account", () => {
+  it("refuses to start with a target role in another account, naming the role's key", async () => {
+    const { created } = await start("arn:aws:iam::444455556666:user/writ", 900);
+    const error = await created.then(
+      (aws) => {
+        aws?.close();
+        return undefined;
+      },
+      (thrown: unknown) => thrown,
+    );
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as ConfigError).message;
+    expect(message).toContain("aws.roles[0].role_arn");
+    expect(message).toContain("111122223333");
+    expect(message).toContain("444455556666");
+  });
+
+  it("starts with target roles in its own account", async () => {
+    const { created } = await start("arn:aws:iam::111122223333:user/writ", 900);
+    const aws = await created;
+    expect(aws).toBeDefined();
+    aws?.close();
+  });
+});
+
+describe("AWS clients writ builds itself", () => {
+  /** A loopback endpoint that takes connections and never answers: a hung AWS endpoint. */
+  async function hungEndpoint() {
+    const sockets = new Set<Socket>();
+    const server = createServer((socket) => {
+      sockets.add(socket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    if (address === null || typeof address === "string") throw new Error("no port");
+    return {
+      url: `http://127.0.0.1:${address.port}`,
+      close: () =>
+        new Promise<void>((resolve) => {
+          for (const socket of sockets) socket.destroy();
+          server.close(() => resolve());
+        }),
+    };
+  }
+
+  const ENV = [
+    "AWS_ENDPOINT_URL_STS",
+    "AWS_ENDPOINT_URL_IAM",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+  ] as const;
+
+  it("gives up on an endpoint that never answers and answers aws_unavailable", {
+    timeout: 20_000,
+  }, async () => {
+    const hung = await hungEndpoint();
+    const saved = ENV.map((name) => process.env[name]);
+    // The SDK reads endpoints and credentials from the environment itself.
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_STS: hung.url,
+      AWS_ENDPOINT_URL_IAM: hung.url,
+      AWS_ACCESS_KEY_ID: TEST_ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: TEST_SECRET_ACCESS_KEY,
+    });
+    delete process.env.AWS_SESSION_TOKEN;
+    const clock = new ManualClock();
+    const aws = await createAwsCredentials(awsConfig(900), {
+      clock,
+      logger: capturingLogger().logger,
+      requestTimeoutMs: 300,
+    });
+    try {
+      const { request } = issuedAwsRequest({
+        now: clock.now(),
+        roleArn: REPORTS_ROLE,
+        sessionSeconds: 900,
+      });
+      await expect(aws?.minter.mint(request, clock.now())).rejects.toMatchObject({
+        code: "aws_unavailable",
+      });
+      await expect(aws?.revoker.revoke(request, "completed")).rejects.toMatchObject({
+        code: "aws_unavailable",
+      });
+    } finally {
+      aws?.close();
+      ENV.forEach((name, index) => {
+        const value = saved[index];
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      });
+      await hung.close();
+    }
   });
 });

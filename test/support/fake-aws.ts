@@ -172,6 +172,8 @@ export async function startFakeAws(
   const sessions: IssuedSession[] = [];
   const signatureFailures: string[] = [];
   const failures = new Map<string, { failure: FakeFailure; times: number }>();
+  // The inline policies of the caller's own account's roles, by role name: like
+  // IAM, the role calls name no account and act on the caller's.
   const roles = new Map<string, Map<string, string>>();
   const holds = new Map<string, Promise<void>>();
   /** Documents reads answer instead of the stored ones (undefined: none yet), by role and name. */

@@ -1,4 +1,5 @@
 import { GetRolePolicyCommand, type IAMClient, PutRolePolicyCommand } from "@aws-sdk/client-iam";
+import { GetCallerIdentityCommand, type STSClient } from "@aws-sdk/client-sts";
 import { WritError } from "../../domain/errors.js";
 import type { AccessRequest } from "../../domain/request.js";
 import type { RevokedAtSource } from "../../domain/revocation.js";
@@ -28,6 +29,11 @@ import { awsErrorCode, awsFailure } from "./sdk-errors.js";
 export interface IamRevokerOptions {
   /** An IAM client; its endpoint and credentials follow the SDK's conventions. */
   readonly iam: IAMClient;
+  /**
+   * An STS client with the same credentials as `iam`: it tells which account
+   * those credentials belong to, the only account whose roles IAM changes.
+   */
+  readonly sts: STSClient;
   /** The inline role policy writ owns on every target role. */
   readonly policyName: string;
   readonly clock: Clock;
@@ -79,6 +85,11 @@ export function roleNameOf(roleArn: string): string {
   return name;
 }
 
+/** The account a role ARN names. */
+function roleAccountOf(roleArn: string): string | undefined {
+  return /^arn:[^:]+:iam::(\d{12}):role\//.exec(roleArn)?.[1];
+}
+
 /**
  * Ends AWS sessions early. An STS session cannot be recalled, so writ denies it
  * everything through an inline policy on its role that matches the session's
@@ -96,7 +107,7 @@ export function roleNameOf(roleArn: string): string {
  * again if a concurrent write lost it (by any process, with a shared ledger).
  */
 export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
-  const { iam, policyName, clock, logger, lock } = options;
+  const { iam, sts, policyName, clock, logger, lock } = options;
   const ledger = options.ledger ?? createMemoryDeniedSessions();
   // One read-modify-write at a time per role within this process.
   const queues = new Map<string, Promise<unknown>>();
@@ -116,6 +127,46 @@ export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
   function changing<T>(roleName: string, work: () => Promise<T>): Promise<T> {
     return serialized(roleName, () =>
       lock === undefined ? work() : lock.withLock(`aws-revocations:${roleName}`, work),
+    );
+  }
+
+  // Asked once; a failed answer is asked again on the next revocation.
+  let ownAccount: Promise<string> | undefined;
+  function callerAccount(): Promise<string> {
+    ownAccount ??= (async () => {
+      try {
+        const { Account } = await sts.send(new GetCallerIdentityCommand({}));
+        if (Account === undefined) {
+          throw new WritError("aws_error", "STS did not name writ's account.");
+        }
+        return Account;
+      } catch (error) {
+        throw awsFailure(error, "sts:GetCallerIdentity", logger);
+      }
+    })().catch((error: unknown) => {
+      ownAccount = undefined;
+      throw error;
+    });
+    return ownAccount;
+  }
+
+  /**
+   * IAM names a role by its name alone, in the account of the credentials that
+   * call it: for a role in another account, the deny would be written on a
+   * role of the same name in writ's own account (or fail), and the session it
+   * was meant for would go on working.
+   */
+  async function assertOwnAccount(roleArn: string): Promise<void> {
+    const account = await callerAccount();
+    const roleAccount = roleAccountOf(roleArn);
+    if (roleAccount === account) return;
+    logger.error("AWS session on a role outside writ's own account cannot be ended early", {
+      role_arn: roleArn,
+      account,
+    });
+    throw new WritError(
+      "aws_role_not_configured",
+      "The role is not in writ's own AWS account, where IAM could end its sessions.",
     );
   }
 
@@ -229,6 +280,7 @@ export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
       // The session has ended at STS already: nothing is left to deny.
       if (!Number.isNaN(sessionEnd) && sessionEnd <= clock.now()) return undefined;
       const roleName = roleNameOf(roleArn);
+      await assertOwnAccount(roleArn);
       const session: DeniedSession = {
         grant,
         issuedAt: credential.issuedAt,

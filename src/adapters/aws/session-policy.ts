@@ -79,12 +79,15 @@ const STS_NAME_MAX = 64;
  * The agent id as an STS `SourceIdentity`, which CloudTrail records on every
  * call the session makes. Ids that STS cannot take as they are (other
  * characters, too long, too short) are rewritten and get a hash of the real id,
- * so two agents never share one.
+ * so two agents never share one. The hash keeps 128 bits: the rewritten text
+ * keeps only the start of the id, and a workload's id can hold claims its
+ * owner picks, so a shorter hash could be made to match another agent's.
  */
 export function sourceIdentity(agentId: string): string {
   const cleaned = agentId.replace(STS_NAME_CHAR, "-");
   if (cleaned === agentId && agentId.length >= 2 && agentId.length <= STS_NAME_MAX) return agentId;
-  const hash = createHash("sha256").update(agentId).digest("hex").slice(0, 12);
+  // base64url is letters, digits, - and _, all characters STS takes.
+  const hash = createHash("sha256").update(agentId).digest().subarray(0, 16).toString("base64url");
   return `${cleaned.slice(0, STS_NAME_MAX - hash.length - 1)}-${hash}`;
 }
 

@@ -70,7 +70,7 @@ function steppedTimer() {
 
 function replica(options: { timer?: Timer; lock?: SharedLock; ledger?: DeniedSessionLedger } = {}) {
   const revoker = createIamRevoker({
-    iam: fake.clients({ maxAttempts: 1 }).iam,
+    ...fake.clients({ maxAttempts: 1 }),
     policyName: POLICY,
     clock,
     logger,
@@ -84,7 +84,7 @@ function replica(options: { timer?: Timer; lock?: SharedLock; ledger?: DeniedSes
 
 /** A replica whose first PutRolePolicy waits on the wire until released. */
 function slowReplica(options: { timer?: Timer; lock?: SharedLock } = {}) {
-  const iam = fake.clients({ maxAttempts: 1 }).iam;
+  const { iam, sts } = fake.clients({ maxAttempts: 1 });
   let release!: () => void;
   const released = new Promise<void>((resolve) => {
     release = resolve;
@@ -107,6 +107,7 @@ function slowReplica(options: { timer?: Timer; lock?: SharedLock } = {}) {
   );
   const revoker = createIamRevoker({
     iam,
+    sts,
     policyName: POLICY,
     clock,
     logger,

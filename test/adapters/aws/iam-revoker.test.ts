@@ -52,7 +52,7 @@ function writesTo(roleName: string) {
 beforeAll(async () => {
   fake = await startFakeAws({ now: () => clock.now() });
   revoker = createIamRevoker({
-    iam: fake.clients({ maxAttempts: 1 }).iam,
+    ...fake.clients({ maxAttempts: 1 }),
     policyName: POLICY,
     clock,
     logger: silentLogger,
@@ -164,6 +164,22 @@ describe("the IAM revoker", () => {
     const before = fake.calls.length;
     expect(await revoker.revoke(request, "expired")).toBeUndefined();
     expect(fake.calls.length).toBe(before);
+  });
+
+  it("refuses, without writing anything, a role in another account than its own", async () => {
+    // IAM names a role by its name alone, in the caller's own account: a deny
+    // for a role elsewhere would land on a role of the same name in writ's
+    // account and leave the session it was meant for untouched.
+    const { request } = issuedAwsRequest({
+      now: clock.now(),
+      roleArn: "arn:aws:iam::444455556666:role/team/elsewhere",
+      sessionSeconds: 900,
+    });
+    await expect(revoker.revoke(request, "completed")).rejects.toMatchObject({
+      code: "aws_role_not_configured",
+    });
+    expect(writesTo("elsewhere")).toBe(0);
+    expect(fake.rolePolicy("elsewhere", POLICY)).toBeUndefined();
   });
 
   it("fails closed for a credential without its session on record", async () => {

@@ -162,6 +162,18 @@ describe("the session policy and STS names", () => {
     expect(sourceIdentity("agent:a")).not.toBe(sourceIdentity("agent/a"));
   });
 
+  it("keeps apart long agent ids that differ only past the kept prefix, even when chosen to collide", () => {
+    // Two workload ids (say, one claim an attacker picks) that share the part
+    // of the id a SourceIdentity keeps, and whose SHA-256 digests begin with
+    // the same 48 bits: a pair like this takes seconds to find, so a short
+    // hash would give both agents one identity in CloudTrail and in any
+    // `sts:SourceIdentity` condition.
+    const first = "oidc:acme/release-pipeline-for-the-payments-service/91347931f5d2";
+    const second = "oidc:acme/release-pipeline-for-the-payments-service/b2189ca7ec90";
+    expect(sourceIdentity(first)).toMatch(/^[\w+=,.@-]{2,64}$/);
+    expect(sourceIdentity(first)).not.toBe(sourceIdentity(second));
+  });
+
   it("names the session after the request", () => {
     expect(roleSessionName("req_3q2-7wEvXv9bE1c8S3iRzA")).toBe("writ-3q2-7wEvXv9bE1c8S3iRzA");
   });
