@@ -55,7 +55,8 @@ export function denyDecision(
  * 3. nothing permits: deny, naming nothing;
  * 4. otherwise the satisfied permits decide, and the strictest wins: `approve` if
  *    any names approvers (one requirement each), the smallest TTL and approval
- *    timeout, a reason if any asks for one, the union of sensitive fields,
+ *    timeout (a permit without `@ttl`, or with approvers but no
+ *    `@approval_timeout`, counts as the server default), a reason if any asks for one, the union of sensitive fields,
  *    every permit's `@aws_source_ip` list (each must hold), the earliest
  *    escalation to the union of the escalation groups, and the union of the
  *    `@notify` and of the `@review_after` groups (nobody a permit asked to
@@ -86,8 +87,12 @@ export function combineDecision(
   const awsSourceIps = permits.flatMap((policy) =>
     policy.terms.awsSourceIps === undefined ? [] : [policy.terms.awsSourceIps],
   );
+  // Only permits that wait for approval have a say in how long it waits: one that
+  // allows at once cannot carry `@approval_timeout`, and its silence is not a limit.
   const approvalTimeoutSeconds = smallest(
-    permits.map((policy) => policy.terms.approvalTimeoutSeconds),
+    permits
+      .filter((policy) => policy.terms.approvers.length > 0)
+      .map((policy) => policy.terms.approvalTimeoutSeconds),
     defaults.approvalTimeoutSeconds,
   );
   const escalation = combineEscalations(permits, approvalTimeoutSeconds);
@@ -152,9 +157,13 @@ function mergeRequirements(permits: readonly LoadedPolicy[]): ApprovalRequiremen
   return [...byGroups.values()];
 }
 
+/**
+ * The smallest of `values`, a missing one counting as `fallback`: a permit that
+ * sets no limit of its own gets the server's default, so another permit's larger
+ * limit must not replace it.
+ */
 function smallest(values: readonly (number | undefined)[], fallback: number): number {
-  const present = values.filter((value): value is number => value !== undefined);
-  return present.length > 0 ? Math.min(...present) : fallback;
+  return values.length > 0 ? Math.min(...values.map((value) => value ?? fallback)) : fallback;
 }
 
 function ids(policies: readonly LoadedPolicy[]): string[] {

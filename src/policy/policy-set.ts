@@ -6,6 +6,7 @@ import {
   policyToJson,
 } from "@cedar-policy/cedar-wasm/nodejs";
 import { type PolicyTerms, readPolicyId, readPolicyTerms } from "./annotations.js";
+import { describeSingleEntityIn, singleEntityInTests } from "./entity-membership.js";
 
 /** One parsed, checked policy. */
 export interface LoadedPolicy {
@@ -205,6 +206,11 @@ function parsePolicyFile(file: string, text: string, problems: PolicyProblem[]):
         policyId: id,
         message: `names entity type${strangers.length > 1 ? "s" : ""} ${strangers.map((t) => `\`${t}\``).join(", ")}, which writ never sends (its principals are \`Agent\`, its actions \`Action\` and its resources \`Resource\`): as written the policy could never match${at}`,
       });
+      return;
+    }
+    const memberships = singleEntityInTests(json.json);
+    if (memberships.length > 0) {
+      problems.push({ file, policyId: id, message: `${describeSingleEntityIn(memberships)}${at}` });
       return;
     }
     const effect = json.json.effect;

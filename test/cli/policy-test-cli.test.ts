@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { runCli } from "../../src/cli/main.js";
+import { startWritCli } from "../support/cli.js";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 
@@ -67,7 +68,7 @@ describe("writ policy test", () => {
     ]);
 
     const result = await writ(["policy", "test", "--policies", dir]);
-    expect(result.stdout).toBe("1 passed, 0 failed\n");
+    expect(result.stdout).toMatch(/\n1 passed, 0 failed\n$/);
     expect(result.code).toBe(0);
   });
 
@@ -86,7 +87,7 @@ describe("writ policy test", () => {
 
     // Not ./policies with its own passing cases: the directory the server would load.
     const result = await writ(["policy", "test", "--config", configFile]);
-    expect(result.stdout).toBe("1 passed, 0 failed\n");
+    expect(result.stdout).toMatch(/\n1 passed, 0 failed\n$/);
     expect(result.code).toBe(0);
 
     const other = await policiesWith([openCase({ expect: "deny" })]);
@@ -94,4 +95,60 @@ describe("writ policy test", () => {
     expect(overridden.stdout).toMatch(/0 passed, 1 failed/);
     expect(overridden.code).toBe(1);
   });
+
+  it("honours WRIT_CONFIG as writ serve does, says what it used, and lets --policies win", async () => {
+    // The built CLI, from the repository root: ./policies there holds the shipped
+    // policies and cases, which pass with writ's own defaults.
+    const dir = await policiesWith([
+      openCase({ expect_ttl_seconds: 120, expect_approval_timeout_seconds: 600 }),
+    ]);
+    const configFile = join(await tempDir(), "writ.json");
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        policies: { dir },
+        requests: { default_ttl_seconds: 120, approval_timeout_seconds: 600 },
+      }),
+    );
+    const env: NodeJS.ProcessEnv = { ...process.env, WRIT_CONFIG: configFile };
+    const run = (args: readonly string[], withEnv = env) =>
+      startWritCli(["policy", "test", ...args], withEnv, 30_000).done;
+
+    const fromEnv = await run([]);
+    expect(fromEnv.stderr).toBe("");
+    expect(fromEnv.stdout).toBe(
+      `policies: ${dir} (policies.dir of the configuration)\n` +
+        `configuration: ${configFile} (WRIT_CONFIG); TTL 120 s and approval timeout 600 s where a policy sets none\n` +
+        "1 passed, 0 failed\n",
+    );
+    expect(fromEnv.code).toBe(0);
+
+    // An explicit directory wins; the configuration still gives the defaults.
+    const other = await policiesWith([
+      openCase({ expect_ttl_seconds: 120, expect_approval_timeout_seconds: 600 }),
+    ]);
+    const overridden = await run(["--policies", other, "--json"]);
+    expect(JSON.parse(overridden.stdout)).toEqual({
+      policies_dir: other,
+      config: configFile,
+      defaults: { ttl_seconds: 120, approval_timeout_seconds: 600 },
+      passed: 1,
+      failed: [],
+    });
+    expect(overridden.code).toBe(0);
+
+    // --config wins over WRIT_CONFIG, as for writ serve.
+    const flagFile = join(await tempDir(), "flag.json");
+    await writeFile(flagFile, JSON.stringify({ policies: { dir: other } }));
+    const flagged = await run(["--config", flagFile]);
+    expect(flagged.stdout).toContain(`configuration: ${flagFile} (--config); TTL 300 s`);
+    expect(flagged.stdout).toMatch(/0 passed, 1 failed\n$/);
+    expect(flagged.code).toBe(1);
+
+    const { WRIT_CONFIG: _, ...bare } = env;
+    const withoutConfig = await run(["--policies", dir], bare);
+    expect(withoutConfig.stdout).toContain(
+      "configuration: none (writ's defaults); TTL 300 s and approval timeout 900 s where a policy sets none\n",
+    );
+  }, 60_000);
 });

@@ -145,6 +145,34 @@ describe("combining policies", () => {
     });
   });
 
+  it("counts a permit without @ttl as the default TTL, so a second permit never lengthens it", async () => {
+    const engine = await engineFor({
+      "a.cedar": `@id("team-read") permit(principal, action == Action::"db:read", resource);`,
+      // Added later, for a wider audience, with a longer cap of its own.
+      "b.cedar": `@id("long-reads") @ttl("3600") permit(principal, action, resource);`,
+    });
+    const decision = engine.decide(query("db:read", "db://prod/orders"));
+    expect(decision.policies).toEqual(["long-reads", "team-read"]);
+    expect(decision.ttlSeconds).toBe(DEFAULTS.ttlSeconds);
+    expect(engine.decide(query("db:write", "db://prod/orders")).ttlSeconds).toBe(3600);
+  });
+
+  it("counts a permit with approvers but no @approval_timeout as the default timeout", async () => {
+    const engine = await engineFor({
+      "a.cedar": `@id("ops") @approvers("ops") permit(principal, action == Action::"x", resource);
+        @id("open") permit(principal, action == Action::"y", resource);
+        @id("slow") @approvers("security") @approval_timeout("7200")
+        permit(principal, action, resource);`,
+    });
+    const both = engine.decide(query("x", "r"));
+    expect(both.requirements).toHaveLength(2);
+    expect(both.approvalTimeoutSeconds).toBe(DEFAULTS.approvalTimeoutSeconds);
+    // A permit that asks for no approval has no say in how long approval waits.
+    const withOpen = engine.decide(query("y", "r"));
+    expect(withOpen.policies).toEqual(["open", "slow"]);
+    expect(withOpen.approvalTimeoutSeconds).toBe(7200);
+  });
+
   it("applies a @ttl cap even when no approval is needed", async () => {
     const engine = await engineFor({
       "a.cedar": `@id("short") @ttl("60") permit(principal, action, resource);`,

@@ -148,7 +148,7 @@ permit(principal, action, resource);`,
   it("refuses a policy naming an entity type writ never sends, which could never match", async () => {
     const dir = await dirWith({
       "ok.cedar": `@id("fine") permit(principal is Agent, action, resource is Resource)
-        when { principal == Agent::"a" && resource in Resource::"r" };`,
+        when { principal == Agent::"a" && resource == Resource::"r" };`,
       "typo.cedar": `// A guardrail with a misspelt type would never fire.
 @id("no-prod") forbid(principal, action, resource)
   when { principal == Agnet::"ci-bot" };
@@ -169,6 +169,52 @@ permit(principal, action, resource);`,
         policyId: "by-group",
         message: expect.stringMatching(
           /^names entity types `Group`, `Res`, which writ never sends/,
+        ),
+      },
+    ]);
+  });
+
+  it("refuses `in` a single entity, which writ's entities (no parents) make an exact match", async () => {
+    const dir = await dirWith({
+      "ok.cedar": `@id("sets") permit(principal, action in [Action::"db:read", Action::"db:list"], resource)
+        when { resource in [Resource::"db://a", Resource::"db://b"] && resource.uri like "db://prod/*" };`,
+      "guard.cedar": `// Meant to cover everything under db://prod; covers only db://prod itself.
+@id("no-prod") forbid (principal, action, resource in Resource::"db://prod");
+
+@id("team") permit (principal in Agent::"team-data", action in Action::"writes", resource is Resource);
+
+@id("typed") forbid (principal, action, resource is Resource in Resource::"db://prod");
+
+@id("cond") forbid (principal, action, resource)
+  when { principal in Agent::"contractors" || resource is Resource in Resource::"db://prod" };`,
+    });
+    const error = await loadError(dir);
+    const file = join(dir, "guard.cedar");
+    expect(error.problems).toEqual([
+      {
+        file,
+        policyId: "no-prod",
+        message: expect.stringMatching(
+          /^`resource in Resource::"db:\/\/prod"` holds only for that exact entity: writ sends no entity hierarchy.*write `resource == Resource::"db:\/\/prod"`.*`resource.uri like "db:\/\/prod\/\*"`.*\(line 2\)$/,
+        ),
+      },
+      {
+        file,
+        policyId: "team",
+        message: expect.stringMatching(
+          /^`principal in Agent::"team-data"`, `action in Action::"writes"` hold only for/,
+        ),
+      },
+      {
+        file,
+        policyId: "typed",
+        message: expect.stringMatching(/^`resource in Resource::"db:\/\/prod"` holds only for/),
+      },
+      {
+        file,
+        policyId: "cond",
+        message: expect.stringMatching(
+          /^`principal in Agent::"contractors"`, `resource in Resource::"db:\/\/prod"` hold only for/,
         ),
       },
     ]);

@@ -1,5 +1,6 @@
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { loadConfigFile, parseConfig } from "../../config/load.js";
+import { loadConfigFile, parseConfig, readEnv } from "../../config/load.js";
 import { PolicyLoadError } from "../../policy/policy-set.js";
 import { PolicyTestFileError, runPolicyTests } from "../../policy/policy-test.js";
 import { type Command, EXIT } from "../command.js";
@@ -10,12 +11,19 @@ export const policyTestCommand: Command = {
   help: `
 Usage: writ policy test [--policies <dir>] [--tests <dir>] [--config <file>] [--json]
 
-Loads the Cedar policies in <dir> (default: policies.dir of the configuration
-file when given, else ./policies) and runs every case in <tests> (default
+Loads the Cedar policies in <dir> and runs every case in <tests> (default
 <dir>/tests): principal, action, resource, context and the expected effect.
 Exits 0 when every case holds, 1 on a mismatch or a broken policy or case file.
-TTL and approval-timeout defaults come from the configuration file when given
-(else writ's defaults), as the server uses them.
+
+The configuration file is found as writ serve finds it: --config, else
+WRIT_CONFIG. Its policies.dir is the default <dir> (else ./policies; --policies
+wins over both), and its requests.default_ttl_seconds and
+requests.approval_timeout_seconds are the terms of a policy that sets none, as
+the server uses them (else writ's defaults). The output names the directory and
+the configuration file used.
+
+Environment:
+  WRIT_CONFIG         The configuration file, if --config is not given
 `,
   async run(args, io) {
     const { values } = parseArgs({
@@ -28,20 +36,51 @@ TTL and approval-timeout defaults come from the configuration file when given
       },
       strict: true,
     });
-    const config = values.config ? await loadConfigFile(values.config) : parseConfig({});
+    // The same file writ serve would read, so the cases run against the set and
+    // the defaults the server in this environment decides with.
+    const configFlag = values.config;
+    const configFile = configFlag ?? readEnv(io.env).WRIT_CONFIG;
+    const config = configFile !== undefined ? await loadConfigFile(configFile) : parseConfig({});
+    const policiesDir = resolve(values.policies ?? config.policies.dir);
+    const defaults = {
+      ttlSeconds: config.requests.default_ttl_seconds,
+      approvalTimeoutSeconds: config.requests.approval_timeout_seconds,
+    };
+    if (!values.json) {
+      const dirSource =
+        values.policies !== undefined
+          ? "--policies"
+          : configFile !== undefined
+            ? "policies.dir of the configuration"
+            : "the default, ./policies";
+      const configSource =
+        configFile === undefined
+          ? "none (writ's defaults)"
+          : `${resolve(configFile)} (${configFlag !== undefined ? "--config" : "WRIT_CONFIG"})`;
+      io.stdout(
+        `policies: ${policiesDir} (${dirSource})\n` +
+          `configuration: ${configSource}; TTL ${defaults.ttlSeconds} s and approval timeout ` +
+          `${defaults.approvalTimeoutSeconds} s where a policy sets none\n`,
+      );
+    }
     try {
       const result = await runPolicyTests({
-        // The directory the server would load, unless told otherwise: testing
-        // ./policies while the configuration names another would pass on the wrong set.
-        policiesDir: values.policies ?? config.policies.dir,
-        defaults: {
-          ttlSeconds: config.requests.default_ttl_seconds,
-          approvalTimeoutSeconds: config.requests.approval_timeout_seconds,
-        },
+        policiesDir,
+        defaults,
         ...(values.tests !== undefined ? { testsDir: values.tests } : {}),
       });
       if (values.json) {
-        io.stdout(`${JSON.stringify({ passed: result.passed, failed: result.failed })}\n`);
+        const report = {
+          policies_dir: policiesDir,
+          config: configFile === undefined ? null : resolve(configFile),
+          defaults: {
+            ttl_seconds: defaults.ttlSeconds,
+            approval_timeout_seconds: defaults.approvalTimeoutSeconds,
+          },
+          passed: result.passed,
+          failed: result.failed,
+        };
+        io.stdout(`${JSON.stringify(report)}\n`);
       } else {
         for (const f of result.failed) {
           io.stdout(
