@@ -178,8 +178,11 @@ async function assertIdentityFits(
     arn = identity.Arn;
     account = identity.Account;
   } catch (error) {
+    const { isMissingCredentials } = await import("../adapters/aws/sdk-errors.js");
     logger.warn(
-      "could not ask STS who writ is: target roles must be in writ's own account for their sessions to be ended early, and if writ runs as a role, role chaining caps sessions at 3600 seconds",
+      isMissingCredentials(error)
+        ? "writ has no usable AWS credentials of its own: AWS credentials cannot be issued or ended early until it has. Give writ an AWS identity the SDK's credential chain finds (environment variables, web identity, an ECS or EC2 role, SSO or a profile), or check that its metadata service answers"
+        : "could not ask STS who writ is: target roles must be in writ's own account for their sessions to be ended early, and if writ runs as a role, role chaining caps sessions at 3600 seconds",
       {
         session_duration_seconds: config.session_duration_seconds,
         error: error instanceof Error ? error.name : "unknown",

@@ -21,16 +21,18 @@ export interface DeniedSessionLedger {
   readonly shared: boolean;
   /**
    * Records at `now` that `session` must stay denied in `scope` until
-   * `retainUntil` (ms). Resolves true when this call put it on record, false
-   * when it was on record already (another end of the same session).
+   * `retainUntil` (ms), and resolves with this caller's claim on the entry.
+   * Every end of the same session (a complete, a revoke, the expiry) that
+   * records it holds a claim of its own.
    */
-  add(scope: string, session: DeniedSession, retainUntil: number, now: number): Promise<boolean>;
+  add(scope: string, session: DeniedSession, retainUntil: number, now: number): Promise<string>;
   /**
-   * Forgets `session` in `scope`: its deny could not be written, and the caller
-   * was told the session lives on, so no later write may end it unrecorded.
-   * Only the caller whose `add` put it on record removes it.
+   * Withdraws `claim`, this caller's own, from `session`'s entry in `scope`:
+   * its deny could not be written, and the caller was told the session lives
+   * on. The entry is forgotten only once no claim on it is left, so another
+   * end of the same session, whose write may have carried the deny, keeps it.
    */
-  remove(scope: string, session: DeniedSession): Promise<void>;
+  withdraw(scope: string, session: DeniedSession, claim: string): Promise<void>;
   /** The sessions of `scope` still retained at `now`. */
   live(scope: string, now: number): Promise<DeniedSession[]>;
   /** The scopes with sessions still retained at `now`. */

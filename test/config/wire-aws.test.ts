@@ -1,4 +1,7 @@
+import { mkdtemp, rm } from "node:fs/promises";
 import { createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AwsConfigValue } from "../../src/config/aws-schema.js";
 import { ConfigError } from "../../src/config/load.js";
@@ -185,6 +188,85 @@ describe("AWS clients writ builds itself", () => {
         else process.env[name] = value;
       });
       await hung.close();
+    }
+  });
+
+  it("says when writ has no AWS credentials of its own, and how to give it some", async () => {
+    const fake = await startFakeAws();
+    fakes.push(fake);
+    const empty = await mkdtemp(join(tmpdir(), "writ-no-aws-"));
+    // Nothing anywhere in the SDK's default chain: no variables, no files, no
+    // metadata service (EC2's is switched off; ECS's and EKS's are not named).
+    const env: Record<string, string | undefined> = {
+      AWS_ENDPOINT_URL_STS: fake.url,
+      AWS_ENDPOINT_URL_IAM: fake.url,
+      AWS_CONFIG_FILE: join(empty, "config"),
+      AWS_SHARED_CREDENTIALS_FILE: join(empty, "credentials"),
+      AWS_EC2_METADATA_DISABLED: "true",
+      AWS_ACCESS_KEY_ID: undefined,
+      AWS_SECRET_ACCESS_KEY: undefined,
+      AWS_SESSION_TOKEN: undefined,
+      AWS_PROFILE: undefined,
+      AWS_WEB_IDENTITY_TOKEN_FILE: undefined,
+      AWS_ROLE_ARN: undefined,
+      AWS_CONTAINER_CREDENTIALS_RELATIVE_URI: undefined,
+      AWS_CONTAINER_CREDENTIALS_FULL_URI: undefined,
+    };
+    const saved = Object.fromEntries(Object.keys(env).map((name) => [name, process.env[name]]));
+    const restore = (values: Record<string, string | undefined>) => {
+      for (const [name, value] of Object.entries(values)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    };
+    restore(env);
+    const clock = new ManualClock();
+    const { logger, lines } = capturingLogger();
+    const aws = await createAwsCredentials(awsConfig(900), { clock, logger });
+    try {
+      const { request } = issuedAwsRequest({
+        now: clock.now(),
+        roleArn: REPORTS_ROLE,
+        sessionSeconds: 900,
+      });
+      const minted = await aws?.minter.mint(request, clock.now()).catch((e: unknown) => e);
+      const revoked = await aws?.revoker.revoke(request, "completed").catch((e: unknown) => e);
+      for (const error of [minted, revoked]) {
+        // Still 503: on EC2, ECS or EKS a metadata service that is briefly
+        // unreachable ends the SDK's chain with the same error, and a retry helps.
+        expect(error).toMatchObject({
+          code: "aws_unavailable",
+          details: { aws_error: "CredentialsProviderError" },
+        });
+        // The caller is told what is wrong, not that AWS is down.
+        const message = (error as Error).message;
+        expect(message).toMatch(/no usable AWS credentials/);
+        expect(message).not.toMatch(/could not be reached/);
+      }
+      // At start, and then for each operation, the log names the cause and the fix.
+      expect(lines[0]).toMatchObject({
+        level: "warn",
+        message: expect.stringMatching(/^writ has no usable AWS credentials of its own/),
+        fields: { error: "CredentialsProviderError" },
+      });
+      const named = lines.filter(
+        (line) =>
+          line.level === "error" &&
+          /no usable AWS credentials/.test(line.message) &&
+          line.fields?.aws_error === "CredentialsProviderError",
+      );
+      expect(named.map((line) => line.fields?.operation)).toEqual([
+        "sts:AssumeRole",
+        "sts:GetCallerIdentity",
+      ]);
+      expect(named[0]?.message).toMatch(/credential chain/);
+      // Nothing was sent: there was nothing to sign with.
+      expect(fake.calls).toEqual([]);
+      expect(JSON.stringify(lines)).not.toContain(empty);
+    } finally {
+      aws?.close();
+      restore(saved);
+      await rm(empty, { recursive: true, force: true });
     }
   });
 });

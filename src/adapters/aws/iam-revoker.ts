@@ -21,6 +21,7 @@ import {
   type RevocationDocument,
   ROLE_INLINE_POLICIES_MAX_CHARS,
   renderRevocationPolicy,
+  sessionMayBeLive,
   withGrant,
 } from "./revocation-policy.js";
 import { createRevocationRecheck } from "./revocation-recheck.js";
@@ -216,7 +217,9 @@ export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
     sessions: readonly DeniedSession[],
   ): Promise<PolicyChange> {
     const now = clock.now();
-    const current = pruneRevocations(await read(roleName), now);
+    // What writ is asked to deny stays, even past its grant id's own end.
+    const live = new Set(sessions.map((s) => s.grant));
+    const current = pruneRevocations(await read(roleName), now, live);
     const missing = sessions.filter((s) => !deniesGrant(current, s.grant, s.issuedAt));
     if (missing.length === 0) return { doc: current, added: [] };
     const added = missing.map((s) => s.grant);
@@ -277,10 +280,6 @@ export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
         // Fail closed: a session writ cannot name cannot be denied, so say so.
         throw new WritError("internal_error", "The credential's AWS session is not on record.");
       }
-      // The session has ended at STS already: nothing is left to deny.
-      if (!Number.isNaN(sessionEnd) && sessionEnd <= clock.now()) return undefined;
-      const roleName = roleNameOf(roleArn);
-      await assertOwnAccount(roleArn);
       const session: DeniedSession = {
         grant,
         issuedAt: credential.issuedAt,
@@ -288,10 +287,15 @@ export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
           ? (grantSessionEnd(grant) ?? credential.issuedAt + MAX_STS_SESSION_MS)
           : sessionEnd,
       };
+      // The session has ended at STS already, even by a clock at AWS running
+      // behind writ's: nothing is left to deny.
+      if (!sessionMayBeLive(session.endsAt, clock.now())) return undefined;
+      const roleName = roleNameOf(roleArn);
+      await assertOwnAccount(roleArn);
       // On record first: from here on every write of the role's policy, by any
       // process sharing the ledger, carries this deny, and any of them that
       // finds it missing writes it back, even if this process stops.
-      const putOnRecord = await ledger.add(
+      const claim = await ledger.add(
         roleName,
         session,
         session.endsAt + CLOCK_SKEW_MS,
@@ -306,17 +310,16 @@ export function createIamRevoker(options: IamRevokerOptions): IamRevoker {
         // The caller is told the session lives on and may retry; left on record,
         // the deny would be written by the next write of the role, or another
         // process's sweep, with no record of who ended the session or why.
-        // Only if this call put it there: another end of the same session (an
-        // expiry's, say) may have recorded it and written it, and keeps it.
-        if (putOnRecord) {
-          await ledger.remove(roleName, session).catch((removal: unknown) => {
-            logger.warn("AWS revocation not written could not be taken off the ledger", {
-              role: roleName,
-              grant,
-              error: (removal as { code?: unknown }).code ?? "unknown",
-            });
+        // Only this call's own claim is withdrawn: another end of the same
+        // session (an expiry's, say) that recorded it too, and whose write may
+        // have carried it already, keeps it on record.
+        await ledger.withdraw(roleName, session, claim).catch((removal: unknown) => {
+          logger.warn("AWS revocation not written could not be taken off the ledger", {
+            role: roleName,
+            grant,
+            error: (removal as { code?: unknown }).code ?? "unknown",
           });
-        }
+        });
         throw error;
       }
       const form: DenyForm = doc.grants.includes(grant) ? "grant" : "all_earlier_sessions";

@@ -16,6 +16,17 @@ export const MAX_STS_SESSION_MS = 43_200_000;
  */
 export const CLOCK_SKEW_MS = 60_000;
 
+/**
+ * Whether a session that ends at `endsAt` (ms) may still work at AWS at `now`
+ * (ms, writ's clock). AWS's clock may run up to {@link CLOCK_SKEW_MS} behind
+ * writ's, so a session is over only that long after its end: every decision
+ * that a deny is no longer needed (not writing it, pruning it, no longer
+ * checking it, forgetting it) is made with this one rule.
+ */
+export function sessionMayBeLive(endsAt: number, now: number): boolean {
+  return now <= endsAt + CLOCK_SKEW_MS;
+}
+
 const ENDED_GRANTS_SID = "WritEndedGrants";
 const ENDED_BEFORE_SID = "WritEndedBefore";
 const PRINCIPAL_GRANT = `aws:PrincipalTag/${GRANT_TAG}`;
@@ -118,15 +129,23 @@ export function parseRevocationPolicy(text: string | undefined): RevocationDocum
   };
 }
 
-/** Drops the entries whose sessions have certainly ended by `now`. */
-export function pruneRevocations(doc: RevocationDocument, now: number): RevocationDocument {
+/**
+ * Drops the entries whose sessions have certainly ended by `now`, except the
+ * grants in `keep`: sessions writ still holds live by an end it knows better
+ * than the grant id does (STS's, which may be later on a clock ahead of writ's).
+ */
+export function pruneRevocations(
+  doc: RevocationDocument,
+  now: number,
+  keep: ReadonlySet<string> = new Set(),
+): RevocationDocument {
   const grants = doc.grants.filter((grant) => {
     const end = grantSessionEnd(grant);
     // An id writ did not make has no known end: it stays.
-    return end === undefined || end + CLOCK_SKEW_MS >= now;
+    return end === undefined || keep.has(grant) || sessionMayBeLive(end, now);
   });
   const keepBefore =
-    doc.endedBefore !== undefined && doc.endedBefore + MAX_STS_SESSION_MS + CLOCK_SKEW_MS >= now;
+    doc.endedBefore !== undefined && sessionMayBeLive(doc.endedBefore + MAX_STS_SESSION_MS, now);
   return {
     grants,
     ...(keepBefore && doc.endedBefore !== undefined ? { endedBefore: doc.endedBefore } : {}),

@@ -2,7 +2,7 @@ import type { Clock } from "../../ports/clock.js";
 import type { DeniedSession, DeniedSessionLedger } from "../../ports/denied-sessions.js";
 import type { Logger } from "../../ports/logger.js";
 import type { Timer } from "../../ports/timer.js";
-import { CLOCK_SKEW_MS } from "./revocation-policy.js";
+import { sessionMayBeLive } from "./revocation-policy.js";
 
 /**
  * When a denied grant is checked again after its deny was written: after a
@@ -70,7 +70,7 @@ export function createRevocationRecheck(options: RevocationRecheckOptions): Revo
   function live(roleName: string, role: RoleWatches, now: number): Watch[] {
     for (const [grant, watch] of role.watches) {
       // The same allowance as pruning: AWS's clock may run behind writ's.
-      if (watch.session.endsAt + CLOCK_SKEW_MS < now) role.watches.delete(grant);
+      if (!sessionMayBeLive(watch.session.endsAt, now)) role.watches.delete(grant);
     }
     if (role.watches.size === 0 && roles.get(roleName) === role) roles.delete(roleName);
     return [...role.watches.values()];

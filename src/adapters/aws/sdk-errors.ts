@@ -30,6 +30,24 @@ const UNAVAILABLE = new Set([
   "TimeoutError",
 ]);
 
+/**
+ * What the SDK throws when it cannot load writ's own credentials: no provider
+ * in its default chain had any (a metadata service that did not answer ends
+ * the chain the same way), or an SSO token could not be loaded. No request
+ * was sent.
+ */
+const NO_CREDENTIALS = new Set(["CredentialsProviderError", "TokenProviderError"]);
+
+/** What an operator does about {@link NO_CREDENTIALS}, for the log and the caller alike. */
+const CREDENTIALS_FIX =
+  "give writ an AWS identity the SDK's credential chain finds (environment variables, web identity, an ECS or EC2 role, SSO or a profile), or check that its metadata service answers";
+
+/** Whether `error` says writ has no usable AWS credentials of its own (nothing reached AWS). */
+export function isMissingCredentials(error: unknown): boolean {
+  const code = awsErrorCode(error);
+  return code !== undefined && NO_CREDENTIALS.has(code);
+}
+
 interface SdkErrorShape {
   name?: unknown;
   $fault?: unknown;
@@ -56,6 +74,21 @@ export function awsFailure(
   if (error instanceof WritError) return error;
   const shape = (error ?? {}) as SdkErrorShape;
   const code = awsErrorCode(error);
+  if (code !== undefined && NO_CREDENTIALS.has(code)) {
+    // Not AWS failing: writ itself is not set up (or its metadata service is
+    // briefly down, which ends the SDK's chain with the same error). Still 503,
+    // because in that second case a retry helps. The SDK's own message is not
+    // passed on: it can name profiles and file paths.
+    logger.error(
+      `AWS ${operation} not sent: writ has no usable AWS credentials of its own; ${CREDENTIALS_FIX}`,
+      { ...fields, operation, aws_error: code },
+    );
+    return new WritError(
+      "aws_unavailable",
+      `writ has no usable AWS credentials of its own, so ${operation} was not sent; an operator must ${CREDENTIALS_FIX}. Try again once that is done.`,
+      { aws_error: code },
+    );
+  }
   const status =
     typeof shape.$metadata?.httpStatusCode === "number"
       ? shape.$metadata.httpStatusCode

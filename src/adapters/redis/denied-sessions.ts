@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { WritError } from "../../domain/errors.js";
 import type { DeniedSession, DeniedSessionLedger } from "../../ports/denied-sessions.js";
 import type { RedisEvalClient } from "../notification-state-redis.js";
@@ -22,9 +23,11 @@ const SCOPE = /^[\w+=,.@:-]{1,128}$/;
 /** After its last entry is due, a key lingers this long before Redis drops it. */
 const LINGER_MS = 3_600_000;
 
-// The entry and the scope's place in the index in one step, each keeping its
-// later retention, and each key expiring by itself after its last entry.
-// KEYS: the scope's set, the index. ARGV: retain-until, member, scope, now, linger.
+// The entry, the scope's place in the index and the caller's claim in one
+// step, the entry and the index each keeping its later retention, and each key
+// expiring by itself after its last entry.
+// KEYS: the scope's set, the index, the entry's claims.
+// ARGV: retain-until, member, scope, now, linger, claim.
 const ADD = `
 local function keep(key, member, untilMs)
   local old = redis.call('ZSCORE', key, member)
@@ -32,15 +35,21 @@ local function keep(key, member, untilMs)
   local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   redis.call('PEXPIRE', key, math.max(1, tonumber(last[2]) - tonumber(ARGV[4]) + tonumber(ARGV[5])))
 end
-local untilMs = tonumber(ARGV[1])
-local fresh = redis.call('ZSCORE', KEYS[1], ARGV[2]) == false
-keep(KEYS[1], ARGV[2], untilMs)
-keep(KEYS[2], ARGV[3], untilMs)
-if fresh then return 1 end
-return 0
+keep(KEYS[1], ARGV[2], tonumber(ARGV[1]))
+keep(KEYS[2], ARGV[3], tonumber(ARGV[1]))
+redis.call('SADD', KEYS[3], ARGV[6])
+local retained = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[2]))
+redis.call('PEXPIRE', KEYS[3], math.max(1, retained - tonumber(ARGV[4]) + tonumber(ARGV[5])))
+return 1
 `;
-// KEYS: the scope's set. ARGV: member. The index keeps the scope until its own score passes.
-const REMOVE = `return redis.call('ZREM', KEYS[1], ARGV[1])`;
+// The caller's claim goes; the entry goes with it only if no other claim is
+// left. KEYS: the scope's set, the entry's claims. ARGV: member, claim. The
+// index keeps the scope until its own score passes.
+const WITHDRAW = `
+redis.call('SREM', KEYS[2], ARGV[2])
+if redis.call('SCARD', KEYS[2]) == 0 then redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 1
+`;
 // Drops what is no longer retained, then reads the rest. KEYS: one set. ARGV: now.
 const LIVE = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
@@ -64,9 +73,12 @@ function decode(member: unknown): DeniedSession | undefined {
 
 /**
  * The {@link DeniedSessionLedger} in Redis, shared by every writ process on the
- * store. Keys, under the prefix: `<name>` (a sorted set of scopes) and
- * `<name>:<scope>` (a sorted set of that scope's sessions), each scored by
- * when it may be forgotten and expiring by itself after that.
+ * store. Keys, under the prefix (one hash tag, so scripts run on Cluster):
+ * `<name>` (a sorted set of scopes) and `<name>:<scope>` (a sorted set of that
+ * scope's sessions), each scored by when it may be forgotten and expiring by
+ * itself after that; and `<name>:claims/<scope>/<grant>` (the set of claims on
+ * one entry), expiring with its entry. A scope holds no `/`, so no claims key
+ * is ever a scope's.
  */
 export function createRedisDeniedSessions(
   options: RedisDeniedSessionsOptions,
@@ -78,6 +90,10 @@ export function createRedisDeniedSessions(
   const keyOf = (scope: string) => {
     if (!SCOPE.test(scope)) throw new TypeError("not a ledger scope");
     return `${index}:${scope}`;
+  };
+  const claimsKeyOf = (scope: string, grant: string) => {
+    if (!SCOPE.test(scope)) throw new TypeError("not a ledger scope");
+    return `${index}:claims/${scope}/${grant}`;
   };
   const run = async (script: string, keys: string[], args: string[]) => {
     try {
@@ -95,15 +111,27 @@ export function createRedisDeniedSessions(
     async add(scope, session, retainUntil, now) {
       const member = encode(session);
       if (decode(member)?.grant !== session.grant) throw new TypeError("not a ledger grant");
-      const reply = await run(
+      const claim = randomBytes(16).toString("base64url");
+      await run(
         ADD,
-        [keyOf(scope), index],
-        [String(Math.ceil(retainUntil)), member, scope, String(Math.floor(now)), String(LINGER_MS)],
+        [keyOf(scope), index, claimsKeyOf(scope, session.grant)],
+        [
+          String(Math.ceil(retainUntil)),
+          member,
+          scope,
+          String(Math.floor(now)),
+          String(LINGER_MS),
+          claim,
+        ],
       );
-      return Number(reply) === 1;
+      return claim;
     },
-    async remove(scope, session) {
-      await run(REMOVE, [keyOf(scope)], [encode(session)]);
+    async withdraw(scope, session, claim) {
+      await run(
+        WITHDRAW,
+        [keyOf(scope), claimsKeyOf(scope, session.grant)],
+        [encode(session), claim],
+      );
     },
     async live(scope, now) {
       const reply = await run(LIVE, [keyOf(scope)], [String(Math.floor(now))]);

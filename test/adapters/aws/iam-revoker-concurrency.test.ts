@@ -354,6 +354,56 @@ describe("IAM revocation with the shared ledger", () => {
     expect(stored("unwritten").grants).toEqual([other.grant]);
   });
 
+  it("keeps on record a deny one end of a session wrote when another end's write failed", async () => {
+    // Two processes end one session at once: a complete on one, the expiry on another.
+    const completer = onRedis();
+    const lockTimer = steppedTimer();
+    const expirer = replica({
+      timer: steppedTimer().timer,
+      lock: sharedLock(lockTimer.timer),
+      ledger: sharedLedger(),
+    });
+    const { request, grant } = issued("two-ends");
+    const from = fake.calls.length;
+    const held = fake.hold("PutRolePolicy");
+    const completing = completer.revoke(request, "completed");
+    await fake.waitForCall((c) => c.action === "PutRolePolicy", { from });
+    // The expiry records the same deny, then waits for the role's lock.
+    const waiting = lockTimer.nextSleep();
+    const expiring = expirer.revoke(request, "expired");
+    await within(waiting, "the expiry's wait for the lock");
+    // The complete's write fails; the expiry's, after it, succeeds.
+    fake.failNext("PutRolePolicy", "Throttling");
+    held();
+    await expect(completing).rejects.toMatchObject({ code: "aws_throttled" });
+    lockTimer.elapse(0);
+    expect(await expiring).toMatchObject({ details: { grant_id: grant, deny: "grant" } });
+    expect(stored("two-ends").grants).toEqual([grant]);
+    expect((await sharedLedger().live("two-ends", clock.now())).map((s) => s.grant)).toEqual([
+      grant,
+    ]);
+
+    // Both stop; a stale write erases the deny the expiry recorded as written.
+    completer.close();
+    expirer.close();
+    fake.setRolePolicy(
+      "two-ends",
+      POLICY,
+      JSON.stringify({ Version: "2012-10-17", Statement: [] }),
+    );
+    const timerC = steppedTimer();
+    const firstSweep = timerC.nextSleep();
+    onRedis(timerC.timer);
+    await within(firstSweep, "the first sweep");
+    const restored = fake.waitForCall(
+      (c) => c.action === "PutRolePolicy" && c.params.RoleName === "two-ends",
+      { from: fake.calls.length },
+    );
+    timerC.elapse(REVOCATION_RECHECK_DELAYS_MS[0] ?? 0);
+    await restored;
+    expect(stored("two-ends").grants).toEqual([grant]);
+  });
+
   it("keeps checking an adopted deny every two minutes until its session ends", async () => {
     const writer = onRedis();
     const { request, grant } = issued("adopted");
@@ -419,6 +469,40 @@ describe("the background re-check", () => {
     expect(stepped.pending()).toEqual([]);
     expect(fake.calls.length).toBe(before);
     expect(stored("watched").grants).toEqual([grant]);
+  });
+
+  it("keeps a deny while STS's end, on a clock ahead of writ's, is within the allowance", async () => {
+    const stepped = steppedTimer();
+    const revoker = replica({ timer: stepped.timer });
+    const { request, grant } = issued("ahead");
+    const { credential } = request;
+    if (credential === undefined) throw new Error("no credential");
+    // STS's clock runs half a minute ahead of writ's: the end it names is later
+    // than the one the grant id carries, which is all that pruning sees.
+    const stsEnd = Date.parse(credential.attributes?.session_expires_at ?? "") + 30_000;
+    const ahead = {
+      ...request,
+      credential: {
+        ...credential,
+        attributes: {
+          ...credential.attributes,
+          session_expires_at: new Date(stsEnd).toISOString(),
+        },
+      },
+    };
+    clock.advance(960);
+    const first = stepped.nextSleep();
+    expect(await revoker.revoke(ahead, "expired")).toMatchObject({ details: { grant_id: grant } });
+    await within(first, "the first re-check's wait");
+    // Past the grant's end and its allowance, within STS's: the check finds the
+    // deny in place, and no write drops it only for the next check to restore it.
+    const from = fake.calls.length;
+    const checked = stepped.nextSleep();
+    stepped.elapse(REVOCATION_RECHECK_DELAYS_MS[0] ?? 0);
+    await within(checked, "the re-check");
+    expect(callsFrom(from, "GetRolePolicy", "ahead")).toHaveLength(1);
+    expect(callsFrom(from, "PutRolePolicy", "ahead")).toEqual([]);
+    expect(stored("ahead").grants).toEqual([grant]);
   });
 
   it("tries a failed check again at the next due time", async () => {

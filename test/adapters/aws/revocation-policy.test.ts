@@ -91,6 +91,9 @@ describe("the revocation policy document", () => {
       NOW,
     );
     expect(doc.grants).toEqual([justEnded, live, "manual-entry"]);
+    // A grant writ still holds live, by STS's later end, stays past its own.
+    const kept = pruneRevocations({ grants: [ended, live], foreign: [] }, NOW, new Set([ended]));
+    expect(kept.grants).toEqual([ended, live]);
   });
 
   it("drops the time-based deny once every session it covers has ended", () => {

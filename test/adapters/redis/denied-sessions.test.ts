@@ -37,14 +37,31 @@ describe("the Redis ledger of denied sessions", () => {
     expect(await b.live("nobody", T)).toEqual([]);
   });
 
-  it("forgets a session taken off the record, for every process", async () => {
+  it("forgets a session whose only claim is withdrawn, for every process", async () => {
     const { a, b } = pair();
     await a.add("role", session("kept"), T + 960_000, T);
-    await a.add("role", session("unwritten"), T + 960_000, T);
-    await a.remove("role", session("unwritten"));
+    const claim = await a.add("role", session("unwritten"), T + 960_000, T);
+    await a.withdraw("role", session("unwritten"), claim);
     expect((await b.live("role", T)).map((s) => s.grant)).toEqual(["kept"]);
-    await b.remove("role", session("never-added"));
+    await b.withdraw("role", session("never-added"), claim);
     expect((await a.live("role", T)).map((s) => s.grant)).toEqual(["kept"]);
+  });
+
+  it("keeps a session while another end of it still claims it", async () => {
+    const { a, b } = pair();
+    // A complete and the expiry of one session, on two processes, each record it.
+    const completing = await a.add("role", session("g"), T + 960_000, T);
+    const expiring = await b.add("role", session("g"), T + 960_000, T);
+    expect(completing).not.toBe(expiring);
+    // The complete's write fails: only its own claim goes, twice or not.
+    await a.withdraw("role", session("g"), completing);
+    await a.withdraw("role", session("g"), completing);
+    expect(await b.live("role", T)).toEqual([session("g")]);
+    // A claim that is not the entry's takes nothing away.
+    await a.withdraw("role", session("g"), "someone-else");
+    expect(await a.live("role", T)).toEqual([session("g")]);
+    await b.withdraw("role", session("g"), expiring);
+    expect(await a.live("role", T)).toEqual([]);
   });
 
   it("forgets a session once it is no longer retained, and a scope with nothing left", async () => {
@@ -63,16 +80,22 @@ describe("the Redis ledger of denied sessions", () => {
 
   it("keeps the later retention when a session is recorded twice", async () => {
     const { a, b } = pair();
-    // The first to record a session says so; a later one, from any process, does not.
-    expect(await a.add("role", session("g"), T + 960_000, T)).toBe(true);
-    expect(await b.add("role", session("g"), T + 500_000, T)).toBe(false);
+    await a.add("role", session("g"), T + 960_000, T);
+    await b.add("role", session("g"), T + 500_000, T);
     expect(await a.live("role", T + 900_000)).toEqual([session("g")]);
   });
 
   it("lets Redis drop its keys by itself after their last entry", async () => {
     const { a, keyPrefix } = pair();
     await a.add("role", session("g"), T + 960_000, T);
-    for (const key of [`${keyPrefix}:aws-denies`, `${keyPrefix}:aws-denies:role`]) {
+    const keys = [
+      `${keyPrefix}:aws-denies`,
+      `${keyPrefix}:aws-denies:role`,
+      `${keyPrefix}:aws-denies:claims/role/g`,
+    ];
+    // Every key under the prefix's hash tag, so the scripts run on Cluster.
+    expect((await redis.a.keys(`${keyPrefix}*`)).sort()).toEqual([...keys].sort());
+    for (const key of keys) {
       const ttl = await redis.a.pTTL(key);
       // Its last entry's retention from now, plus an hour's grace.
       expect(ttl).toBeGreaterThan(960_000 + 3_600_000 - 10_000);
