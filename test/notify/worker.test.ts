@@ -2,7 +2,6 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMemoryStore } from "../../src/adapters/memory-store.js";
 import { createMemoryNotificationState } from "../../src/adapters/notification-state-memory.js";
@@ -10,11 +9,7 @@ import {
   createRedisNotificationState,
   type RedisEvalClient,
 } from "../../src/adapters/notification-state-redis.js";
-import {
-  connectRedis,
-  createRedisStore,
-  type RedisStoreClient,
-} from "../../src/adapters/redis-store.js";
+import { createRedisStore } from "../../src/adapters/redis-store.js";
 import type { DomainEvent, RecordedEvent } from "../../src/domain/events.js";
 import { type DeliveryChannel, DeliveryError } from "../../src/notify/channel.js";
 import { backoffMs, startNotificationWorker } from "../../src/notify/worker.js";
@@ -26,7 +21,7 @@ import { CUSTOMERS_EXPORT, createRequest } from "../support/api.js";
 import { capturingLogger } from "../support/captured-log.js";
 import { ManualClock, startTestWrit, type TestWrit } from "../support/harness.js";
 import { type RecordingServer, startRecordingServer } from "../support/recording-server.js";
-import { type RedisServer, startRedisServer } from "../support/redis.js";
+import { redisWithPlainClientPerSuite } from "../support/redis.js";
 
 /** A destination that records deliveries and fails as told. */
 function recordingChannel(
@@ -409,22 +404,13 @@ function manualTimer(clock: ManualClock) {
   };
 }
 
-/** A plain client, to write what the store would not. */
-const plainClient = (url: string) => createClient({ url }).on("error", () => {});
-
 describe("a notification worker on Redis, past an event whose request cannot be read", () => {
-  let server: RedisServer;
-  let raw: ReturnType<typeof plainClient>;
-  let client: RedisStoreClient;
+  const redis = redisWithPlainClientPerSuite();
   let receiver: RecordingServer;
   let dir: string;
   let t: TestWrit | undefined;
 
   beforeAll(async () => {
-    server = await startRedisServer();
-    raw = plainClient(server.url);
-    await raw.connect();
-    client = await connectRedis({ url: server.url, logger: silentLogger });
     receiver = await startRecordingServer();
     dir = await mkdtemp(join(tmpdir(), "writ-hook-"));
     await writeFile(join(dir, "secret"), "9d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a0b2c4d6e8f0a1b3c", {
@@ -435,9 +421,6 @@ describe("a notification worker on Redis, past an event whose request cannot be 
   afterAll(async () => {
     await t?.close();
     await receiver?.close();
-    await raw?.close();
-    await client?.close();
-    await server?.dispose();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -450,9 +433,9 @@ describe("a notification worker on Redis, past an event whose request cannot be 
         notifications: { retry: { initial_ms: 2, max_ms: 20 } },
       },
       {
-        store: createRedisStore({ client, prefix, logger: silentLogger }),
+        store: createRedisStore({ client: redis.client, prefix, logger: silentLogger }),
         notificationState: createRedisNotificationState({
-          client: client as unknown as RedisEvalClient,
+          client: redis.client as unknown as RedisEvalClient,
           prefix: `{${prefix}}`,
         }),
         logger,
@@ -467,7 +450,7 @@ describe("a notification worker on Redis, past an event whose request cannot be 
     await delivered(first.id, "request.decided");
     // Its record turns into one this replica cannot read (a hand edit gone
     // wrong), and then an event about it is recorded.
-    await raw.hSet(`{${prefix}}:req:${first.id}`, "d", "{not json");
+    await redis.raw.hSet(`{${prefix}}:req:${first.id}`, "d", "{not json");
     await t.writ.broker.deps.store.append([
       {
         type: "approval.form_opened",

@@ -2,7 +2,6 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "redis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { generateKey, hashKey } from "../../src/adapters/key-identity.js";
 import { createMemoryStore } from "../../src/adapters/memory-store.js";
@@ -34,7 +33,11 @@ import {
 } from "../support/fake-slack.js";
 import { ManualClock, startTestWrit, type TestWrit } from "../support/harness.js";
 import { type RecordingServer, startRecordingServer } from "../support/recording-server.js";
-import { type RedisServer, startRedisServer } from "../support/redis.js";
+import {
+  type RedisServer,
+  redisWithPlainClientPerSuite,
+  startRedisServer,
+} from "../support/redis.js";
 import {
   slackSettings,
   TEST_SLACK_BOT_TOKEN,
@@ -476,32 +479,14 @@ describe("escalation with two writs on one Redis", () => {
   });
 });
 
-/** A plain client, to write what the store would not. */
-const plainClient = (url: string) => createClient({ url }).on("error", () => {});
-
 describe("escalation past stale entries in the Redis escalation index", () => {
-  let server: RedisServer;
-  let raw: ReturnType<typeof plainClient>;
-  let client: RedisStoreClient;
+  const redis = redisWithPlainClientPerSuite();
   let t: TestWrit;
   let prefix: string;
 
-  beforeAll(async () => {
-    server = await startRedisServer();
-    raw = plainClient(server.url);
-    await raw.connect();
-    client = await connectRedis({ url: server.url, logger: silentLogger });
-  });
-
-  afterAll(async () => {
-    await raw?.close();
-    await client?.close();
-    await server?.dispose();
-  });
-
   beforeEach(async () => {
     prefix = `esc${randomBytes(6).toString("hex")}`;
-    const store = createRedisStore({ client, prefix, logger: silentLogger });
+    const store = createRedisStore({ client: redis.client, prefix, logger: silentLogger });
     t = await startTestWrit({ policies: { dir: policies.dir, watch: false } }, { store });
   });
 
@@ -523,7 +508,7 @@ describe("escalation past stale entries in the Redis escalation index", () => {
     for (const approved of decided) {
       await approveAs(t, "bob", approved);
       await approveAs(t, "carol", approved);
-      await raw.zAdd(escalationIndex(), { score: escalatesAt, value: approved });
+      await redis.raw.zAdd(escalationIndex(), { score: escalatesAt, value: approved });
     }
     t.clock.advance(2);
     // Batches of two: the first reads nothing but stale entries.
@@ -533,7 +518,7 @@ describe("escalation past stale entries in the Redis escalation index", () => {
       expect((await readRequest(t, approved)).status).toBe("approved");
       expect(await allEvents(t, { request_id: approved, type: "request.escalated" })).toEqual([]);
     }
-    expect(await raw.zRange(escalationIndex(), 0, -1)).toEqual([]);
+    expect(await redis.raw.zRange(escalationIndex(), 0, -1)).toEqual([]);
   });
 
   it("escalates the other requests past one whose record cannot be read, and names it in the log", async () => {
@@ -541,12 +526,12 @@ describe("escalation past stale entries in the Redis escalation index", () => {
     await t.close();
     t = await startTestWrit(
       { policies: { dir: policies.dir, watch: false } },
-      { store: createRedisStore({ client, prefix, logger }), logger },
+      { store: createRedisStore({ client: redis.client, prefix, logger }), logger },
     );
     // A record writ cannot read (a hand edit gone wrong), due before the others.
     const unreadable = "req_AAAAAAAAAAAAAAAAAAAAAA";
-    await raw.hSet(`{${prefix}}:req:${unreadable}`, { d: "{not json", v: "1", s: "pending" });
-    await raw.zAdd(escalationIndex(), { score: 1, value: unreadable });
+    await redis.raw.hSet(`{${prefix}}:req:${unreadable}`, { d: "{not json", v: "1", s: "pending" });
+    await redis.raw.zAdd(escalationIndex(), { score: 1, value: unreadable });
     const { id } = await createRequest(t, CUSTOMERS_EXPORT);
     t.clock.advance(600);
 
@@ -555,7 +540,7 @@ describe("escalation past stale entries in the Redis escalation index", () => {
     });
 
     expect(await allEvents(t, { request_id: id, type: "request.escalated" })).toHaveLength(1);
-    expect(await raw.zRange(escalationIndex(), 0, -1)).toEqual([unreadable]);
+    expect(await redis.raw.zRange(escalationIndex(), 0, -1)).toEqual([unreadable]);
     expect(lines).toContainEqual(
       expect.objectContaining({
         level: "error",
@@ -565,11 +550,11 @@ describe("escalation past stale entries in the Redis escalation index", () => {
   });
 
   it("passes over an entry whose request no longer exists", async () => {
-    await raw.zAdd(escalationIndex(), { score: 1, value: "req_AAAAAAAAAAAAAAAAAAAAAA" });
+    await redis.raw.zAdd(escalationIndex(), { score: 1, value: "req_AAAAAAAAAAAAAAAAAAAAAA" });
     const { id } = await createRequest(t, CUSTOMERS_EXPORT);
     t.clock.advance(600);
     expect(await t.writ.broker.escalateDue()).toBe(1);
     expect(await allEvents(t, { request_id: id, type: "request.escalated" })).toHaveLength(1);
-    expect(await raw.zRange(escalationIndex(), 0, -1)).toEqual([]);
+    expect(await redis.raw.zRange(escalationIndex(), 0, -1)).toEqual([]);
   });
 });

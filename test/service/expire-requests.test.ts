@@ -1,12 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { createClient } from "redis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createPrometheusMetrics } from "../../src/adapters/prometheus-metrics.js";
-import {
-  connectRedis,
-  createRedisStore,
-  type RedisStoreClient,
-} from "../../src/adapters/redis-store.js";
+import { createRedisStore } from "../../src/adapters/redis-store.js";
 import { WritError } from "../../src/domain/errors.js";
 import type { AuditLog } from "../../src/ports/audit-log.js";
 import { silentLogger } from "../../src/ports/logger.js";
@@ -24,7 +19,7 @@ import { REVOCATIONS, startReportsAwsWrit } from "../support/aws-writ.js";
 import { capturingLogger } from "../support/captured-log.js";
 import type { FakeAws } from "../support/fake-aws.js";
 import { ManualClock, startTestWrit, type TestWrit } from "../support/harness.js";
-import { type RedisServer, startRedisServer } from "../support/redis.js";
+import { redisWithPlainClientPerSuite } from "../support/redis.js";
 
 // The expiry sweep, when the audit log does not confirm the expiry in time:
 // the expiry is committed all the same, so what follows it must happen too.
@@ -119,32 +114,14 @@ describe("expireDue", () => {
   });
 });
 
-/** A plain client, to write what the store would not. */
-const plainClient = (url: string) => createClient({ url }).on("error", () => {});
-
 describe("expireDue past stale entries in the Redis due index", () => {
-  let server: RedisServer;
-  let raw: ReturnType<typeof plainClient>;
-  let client: RedisStoreClient;
+  const redis = redisWithPlainClientPerSuite();
   let writ: TestWrit;
   let prefix: string;
 
-  beforeAll(async () => {
-    server = await startRedisServer();
-    raw = plainClient(server.url);
-    await raw.connect();
-    client = await connectRedis({ url: server.url, logger: silentLogger });
-  });
-
-  afterAll(async () => {
-    await raw?.close();
-    await client?.close();
-    await server?.dispose();
-  });
-
   beforeEach(async () => {
     prefix = `exp${randomBytes(6).toString("hex")}`;
-    const store = createRedisStore({ client, prefix, logger: silentLogger });
+    const store = createRedisStore({ client: redis.client, prefix, logger: silentLogger });
     writ = await startTestWrit({}, { store });
   });
 
@@ -166,7 +143,7 @@ describe("expireDue past stale entries in the Redis due index", () => {
         200,
       );
       // Left behind as a hand edit or a restore leaves it.
-      await raw.zAdd(dueIndex(), { score: 1, value: id });
+      await redis.raw.zAdd(dueIndex(), { score: 1, value: id });
       denied.push(id);
     }
     const { id } = await createRequest(writ, CUSTOMERS_EXPORT);
@@ -174,7 +151,7 @@ describe("expireDue past stale entries in the Redis due index", () => {
     expect(await writ.writ.broker.expireDue(2)).toBe(1);
     expect(await allEvents(writ, { request_id: id, type: "request.expired" })).toHaveLength(1);
     for (const decided of denied) expect((await readRequest(writ, decided)).status).toBe("denied");
-    expect(await raw.zRange(dueIndex(), 0, -1)).toEqual([]);
+    expect(await redis.raw.zRange(dueIndex(), 0, -1)).toEqual([]);
   });
 
   it("expires the other requests past one whose record cannot be read, and names it in the log", async () => {
@@ -183,12 +160,12 @@ describe("expireDue past stale entries in the Redis due index", () => {
     await writ.close();
     writ = await startTestWrit(
       {},
-      { store: createRedisStore({ client, prefix, logger }), logger, metrics },
+      { store: createRedisStore({ client: redis.client, prefix, logger }), logger, metrics },
     );
     // A record writ cannot read (a hand edit gone wrong), due before the others.
     const unreadable = "req_AAAAAAAAAAAAAAAAAAAAAA";
-    await raw.hSet(`{${prefix}}:req:${unreadable}`, { d: "{not json", v: "1", s: "pending" });
-    await raw.zAdd(dueIndex(), { score: 1, value: unreadable });
+    await redis.raw.hSet(`{${prefix}}:req:${unreadable}`, { d: "{not json", v: "1", s: "pending" });
+    await redis.raw.zAdd(dueIndex(), { score: 1, value: unreadable });
     const { id } = await createRequest(writ, CUSTOMERS_EXPORT);
     writ.clock.advance(3600);
 
@@ -203,7 +180,7 @@ describe("expireDue past stale entries in the Redis due index", () => {
       key: keyOf(writ, "dana"),
     });
     expect(read.status).toBe(503);
-    expect(await raw.zRange(dueIndex(), 0, -1)).toEqual([unreadable]);
+    expect(await redis.raw.zRange(dueIndex(), 0, -1)).toEqual([unreadable]);
     expect(lines).toContainEqual(
       expect.objectContaining({
         level: "error",
@@ -214,11 +191,11 @@ describe("expireDue past stale entries in the Redis due index", () => {
   });
 
   it("passes over an entry whose request no longer exists", async () => {
-    await raw.zAdd(dueIndex(), { score: 1, value: "req_AAAAAAAAAAAAAAAAAAAAAA" });
+    await redis.raw.zAdd(dueIndex(), { score: 1, value: "req_AAAAAAAAAAAAAAAAAAAAAA" });
     const { id } = await createRequest(writ, CUSTOMERS_EXPORT);
     writ.clock.advance(3600);
     expect(await writ.writ.broker.expireDue()).toBe(1);
     expect(await allEvents(writ, { request_id: id, type: "request.expired" })).toHaveLength(1);
-    expect(await raw.zRange(dueIndex(), 0, -1)).toEqual([]);
+    expect(await redis.raw.zRange(dueIndex(), 0, -1)).toEqual([]);
   });
 });

@@ -6,6 +6,8 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { createClient } from "redis";
 import { afterAll, beforeAll } from "vitest";
+import { connectRedis, type RedisStoreClient } from "../../src/adapters/redis/connection.js";
+import { silentLogger } from "../../src/ports/logger.js";
 import { waitFor } from "./wait.js";
 
 const run = promisify(execFile);
@@ -466,5 +468,49 @@ export function redisWithTwoConnectionsPerFile(): TwoConnections {
       return current().b;
     },
     close: () => current().close(),
+  };
+}
+
+/** A client of no store: it writes what writ's scripts never would (stale index entries, corrupt records). */
+const plainClient = (url: string) => createClient({ url }).on("error", () => {});
+export type PlainRedisClient = ReturnType<typeof plainClient>;
+
+/**
+ * A redis-server for the tests of one suite (the enclosing `describe`, or the
+ * file): writ's own store client (`client`) and a plain one (`raw`), started
+ * before the first test and closed after the last. Read its fields inside tests.
+ */
+export function redisWithPlainClientPerSuite(): {
+  readonly server: RedisServer;
+  readonly raw: PlainRedisClient;
+  readonly client: RedisStoreClient;
+} {
+  let started: { server: RedisServer; raw: PlainRedisClient; client: RedisStoreClient } | undefined;
+  beforeAll(async () => {
+    const server = await startRedisServer();
+    const raw = plainClient(server.url);
+    await raw.connect();
+    const client = await connectRedis({ url: server.url, logger: silentLogger });
+    started = { server, raw, client };
+  }, 20_000);
+  afterAll(async () => {
+    await started?.raw.close();
+    await started?.client.close();
+    await started?.server.dispose();
+  });
+  const current = () => {
+    if (started === undefined) throw new Error("Redis is not started yet");
+    return started;
+  };
+  return {
+    get server() {
+      return current().server;
+    },
+    get raw() {
+      return current().raw;
+    },
+    get client() {
+      return current().client;
+    },
   };
 }
