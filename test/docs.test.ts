@@ -150,6 +150,33 @@ describe("docs/configuration.md", () => {
     }
     expect(missing).toEqual([]);
   });
+
+  it("names every variable the Environment table gives a command in that command's --help", async () => {
+    const doc = await readFile(new URL("../docs/configuration.md", import.meta.url), "utf8");
+    const table = doc.slice(doc.indexOf("## Environment"));
+    const helps = await commandHelps();
+    const missing: string[] = [];
+    for (const line of table.split("\n")) {
+      const cells = line.split("|").map((cell) => cell.trim());
+      const names = [
+        ...(cells[1] ?? "").matchAll(/^`((?:WRIT|SLACK)_[A-Z_]+)`|, `((?:WRIT|SLACK)_[A-Z_]+)`/g),
+      ].map((m) => (m[1] ?? m[2]) as string);
+      const users = [...(cells[2] ?? "").matchAll(/`writ ([^`]+)`/g)].map((m) =>
+        (m[1] as string)
+          .split(" ")
+          .filter((word) => !word.startsWith("-"))
+          .join(" "),
+      );
+      for (const name of names) {
+        for (const [path, help] of helps) {
+          // `writ keys` stands for every `keys` command; `client commands` is checked above.
+          const reads = users.some((user) => path === user || path.startsWith(`${user} `));
+          if (reads && !help.includes(name)) missing.push(`${name}: writ ${path}`);
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+  });
 });
 
 describe("console_url in the docs", () => {

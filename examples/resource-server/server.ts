@@ -3,8 +3,10 @@
 //
 //   WRIT_URL=http://127.0.0.1:8787 WRIT_RS_KEY=writ_rs_… npx tsx examples/resource-server/server.ts
 //
-// Then, as the demo agent:
-//   TOKEN=$(writ request --action s3:GetObject --resource arn:aws:s3:::demo-reports/q3.csv \
+// Then, as the demo agent of `npx writ dev`:
+//   export WRIT_URL=http://127.0.0.1:8787
+//   export WRIT_KEY=$(node -p "require('./.writ/dev-identities.json').agents[0].key")
+//   TOKEN=$(npx writ request --action s3:GetObject --resource arn:aws:s3:::demo-reports/q3.csv \
 //     --audience billing-api --wait)
 //   curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8788/reports/q3.csv   # 200
 //   curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8788/reports/q3.csv   # 401 token_replayed

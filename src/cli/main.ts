@@ -83,17 +83,16 @@ export async function runCli(argv: readonly string[], io: CommandIo): Promise<nu
   try {
     return await command.run(rest, io);
   } catch (error) {
-    if (error instanceof UsageError) {
+    // A usage error, whether the command found it or the argument parser did,
+    // says where the right usage is.
+    if (
+      error instanceof UsageError ||
+      (error instanceof TypeError &&
+        String((error as NodeJS.ErrnoException).code).startsWith("ERR_PARSE_ARGS_"))
+    ) {
       io.stderr(
         `writ ${command.path.join(" ")}: ${error.message}\nRun \`writ ${command.path.join(" ")} --help\` for usage.\n`,
       );
-      return EXIT.usage;
-    }
-    if (
-      error instanceof TypeError &&
-      String((error as NodeJS.ErrnoException).code).startsWith("ERR_PARSE_ARGS_")
-    ) {
-      io.stderr(`writ ${command.path.join(" ")}: ${error.message}\n`);
       return EXIT.usage;
     }
     io.stderr(`writ ${command.path.join(" ")}: ${(error as Error).message}\n`);

@@ -167,8 +167,9 @@ export const ListEventsQuery = z.strictObject({
   type: z.enum(EVENT_TYPES).optional(),
   after: z
     .string()
-    .regex(EVENT_ID, NOT_AN_EVENT_ID)
-    // The pattern checks the shape; the bounds of each part need a look at the value.
+    // The pattern checks the shape (and stops there when it fails, so the
+    // message is said once); the bounds of each part need a look at the value.
+    .regex(EVENT_ID, { message: NOT_AN_EVENT_ID, abort: true })
     .refine((id) => eventIdForm(id) !== undefined, NOT_AN_EVENT_ID)
     .optional()
     .openapi({

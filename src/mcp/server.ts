@@ -66,7 +66,11 @@ function nextStep(request: WritRequest, returnCredentials: boolean): string {
     case "issued":
       return "The credential was collected. Perform the action, then call writ_complete as soon as it is done.";
     case "used":
-      return "The credential was used. Call writ_complete if you have not reported the action done.";
+      // A used credential stays used when the action is reported done; only
+      // `completed_at` tells the model its writ_complete was taken.
+      return request.completed_at !== undefined
+        ? "Done: the credential was used and the action was reported complete."
+        : "The credential was used. Call writ_complete if you have not reported the action done.";
     case "completed":
       return "Done: the action was reported complete and the credential has ended.";
     case "denied":

@@ -40,3 +40,28 @@ describe("--context that is not JSON", () => {
     });
   }
 });
+
+describe("an unknown option", () => {
+  it("is a usage error that points at the command's --help, for every command", async () => {
+    let listing = "";
+    await runCli(["--help"], {
+      stdout: (text) => {
+        listing += text;
+      },
+      stderr: () => {},
+      env: {},
+      stderrIsTty: false,
+    });
+    const paths = [...listing.matchAll(/^ {2}writ (\S+(?: \S+)?)\s{2,}/gm)].map(
+      (m) => m[1] as string,
+    );
+    expect(paths.length).toBeGreaterThan(20);
+    const unhelpful: string[] = [];
+    for (const path of paths) {
+      const result = await writ([...path.split(" "), "--no-such-option"]);
+      expect(result.code, path).toBe(2);
+      if (!result.stderr.includes(`Run \`writ ${path} --help\` for usage.`)) unhelpful.push(path);
+    }
+    expect(unhelpful).toEqual([]);
+  });
+});

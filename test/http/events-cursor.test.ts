@@ -88,6 +88,8 @@ describe.each(STORES)("the after cursor of GET /v1/events on $name", ({ create, 
             "validation_failed",
           );
           expect(error.message).toContain("after");
+          // One problem, said once: a value the pattern refuses is not checked again.
+          expect(error.message.match(/not an event id/g), id).toHaveLength(1);
         }
       }
     }

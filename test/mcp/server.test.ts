@@ -136,6 +136,27 @@ describe("the writ MCP server, through a real MCP client", () => {
     await client.close();
   });
 
+  it("does not ask again for the report it just took, once a used credential is reported done", async () => {
+    const client = await inMemory(clientFor("report-agent"));
+    const asked = structured(
+      await call(client, "writ_request_access", { ...S3_READ, reason: "weekly summary" }),
+    );
+    const id = String(asked.request_id);
+    const credential = await clientFor("report-agent").collectCredential(id);
+    if (credential.type !== "jwt") throw new Error("expected a JWT");
+    await clientFor("billing-api").consume(credential.token);
+    const used = structured(await call(client, "writ_check_request", { request_id: id }));
+    expect(used.status).toBe("used");
+    expect(String(used.next_step)).toMatch(/writ_complete/);
+
+    const done = structured(await call(client, "writ_complete", { request_id: id }));
+    expect(done.status).toBe("used");
+    // The model did what the step said: telling it to do it again invites a loop.
+    expect(String(done.next_step)).not.toMatch(/writ_complete/);
+    expect(String(done.next_step)).toMatch(/reported/);
+    await client.close();
+  });
+
   it("answers denials, bad ids and unknown requests with the API's codes", async () => {
     const client = await inMemory(clientFor("report-agent"));
     const denied = errorOf(

@@ -87,6 +87,13 @@ describe("writ dev --redis-url: a second writ dev joins as a replica", () => {
     expect(jwks[0]).toEqual(jwks[1]);
   });
 
+  it("names, at start, the audit log directory each replica writes", async () => {
+    // The second process cannot take audit/ (the first holds it) and writes
+    // audit/replicas/2; the line a user copies into `writ audit verify` says so.
+    expect(first.stdout()).toContain(`audit log: ${join(dir, "audit")}\n`);
+    expect(second.stdout()).toContain(`audit log: ${join(dir, "audit", "replicas", "2")}\n`);
+  });
+
   it("keeps one log per replica in the data dir, each complete and verifiable", async () => {
     const stream = (await allEvents(first.url, keyOf("dana"))).map((e) => e.id);
     expect(stream.length).toBeGreaterThan(0);

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createConsoleLogger } from "../../adapters/console-logger.js";
@@ -31,7 +31,8 @@ Options:
   --port <n>          Port to listen on (default 8787; 0 picks a free one)
   --host <addr>       Address to listen on (default 127.0.0.1)
   --data-dir <dir>    Keys, audit log and identities (default .writ)
-  --config <file>     A writ configuration file (YAML or JSON), as in production
+  --config <file>     A writ configuration file (YAML or JSON), as in
+                      production; default WRIT_CONFIG
   --policies <dir>    Cedar policies directory (default ./policies)
   --redis-url <url>   Keep requests in this Redis instead of memory. A second
                       writ dev with the same --data-dir and --redis-url on
@@ -40,9 +41,16 @@ Options:
   --quiet             Do not log every HTTP request
 
 Environment:
+  WRIT_CONFIG         The configuration file, if --config is not given
+  WRIT_REDIS_URL      Keep requests in this Redis; --redis-url wins over it
   WRIT_AWS_ROLE_ARN   Issue AWS credentials (credential "aws"): every AWS request
                       maps to this IAM role, assumed with writ's own credentials
                       from the AWS SDK's default chain (see docs/aws.md)
+  WRIT_DEV_SLACK_USERS
+                      Slack user ids of the demo reviewers alice, bob and carol,
+                      comma-separated, in that order (see docs/slack.md)
+  SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN, SLACK_APP_TOKEN, WRIT_SLACK_API_URL,
+  WRIT_SLACK_CHANNEL  Slack, as under writ serve (see docs/configuration.md)
 `;
 
 /**
@@ -55,6 +63,16 @@ function parsePort(value: string): number {
     throw new UsageError("--port takes a number from 0 to 65535");
   }
   return port;
+}
+
+/**
+ * The audit log directory this process writes, as the configuration spells its
+ * base: a second `writ dev` on the same data dir writes `audit/replicas/2`, and
+ * a user verifying "the" log should be told which one is this process's.
+ */
+function auditLogDir(config: WritConfig, openedDir: string | undefined): string {
+  const base = config.audit.dir ?? join(config.data_dir, "audit");
+  return openedDir === undefined ? base : join(base, relative(resolve(base), openedDir));
 }
 
 /** The hints to try it, each a command that runs as printed in the shell that started writ dev. */
@@ -169,7 +187,7 @@ export const devCommand: Command = {
           : `  store: redis ${redisEndpoint} (shared with every writ on it)`,
         ...(server.metricsUrl !== undefined ? [`  metrics: ${server.metricsUrl}/metrics`] : []),
         `  policies: ${config.policies.dir} (${writ.policy.policyIds().length} loaded)`,
-        `  audit log: ${config.audit.dir ?? `${config.data_dir}/audit`}`,
+        `  audit log: ${auditLogDir(config, writ.auditFile?.dir)}`,
         ...(dev
           ? [
               `  demo identities and their keys: ${dev.path}`,

@@ -35,6 +35,9 @@ Options:
 Environment:
   WRIT_CONFIG         The configuration file, if --config is not given
   WRIT_REDIS_URL      The Redis URL (replaces redis.url; may carry a password)
+  SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN, SLACK_APP_TOKEN, WRIT_SLACK_API_URL,
+  WRIT_SLACK_CHANNEL  Slack, when the configuration file does not set it (see
+                      docs/configuration.md and docs/slack.md)
 
 With server.workers above 1, the process is a primary that keeps the audit
 log and runs background work, and that many worker processes serve the API
