@@ -177,19 +177,21 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): RequestStor
         throw new TypeError("scanLimit must be a positive integer");
       }
       const items: RecordedEvent[] = [];
-      const start = indexAfter(query.after);
-      const end = Math.min(stream.length, start + query.scanLimit);
-      for (let i = start; i < end; i++) {
+      if (query.requestId === NO_REQUEST) return { items };
+      let left = query.scanLimit;
+      for (let i = indexAfter(query.after); i < stream.length; i++) {
         const e = stream[i] as RecordedEvent;
-        if (!matches(query, e)) continue;
-        items.push(e);
-        if (items.length >= query.limit) return { items, next: e.id };
+        // A request's read passes over that request's events only.
+        if (query.requestId !== undefined && e.requestId !== query.requestId) continue;
+        left--;
+        if (matches(query, e)) {
+          items.push(e);
+          if (items.length >= query.limit) return { items, next: e.id };
+        }
+        // Stopped by the budget, not by the end: say how far the read got.
+        if (left === 0) return { items, next: e.id };
       }
-      // Stopped by the budget, not by the end: say how far the read got.
-      const last = stream[end - 1];
-      return end === start + query.scanLimit && last !== undefined
-        ? { items, next: last.id }
-        : { items };
+      return { items };
     },
 
     async recentEvents(query: RecentEventsQuery) {

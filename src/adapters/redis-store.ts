@@ -476,8 +476,9 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       }
       // "" is no request's id: events about writ itself belong to none.
       if (!isId(requestId)) return [];
-      return guardScan("events", (signal) =>
-        readRequestEvents(client, keys, requestId, query, signal),
+      return guardScan(
+        "events",
+        async (signal) => (await readRequestEvents(client, keys, requestId, query, signal)).items,
       );
     },
 
@@ -493,7 +494,14 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       ) {
         return { items: [] };
       }
-      return guardScan("events", (signal) => scanStreamEvents(client, keys, query, signal));
+      const { requestId } = query;
+      if (requestId === undefined) {
+        return guardScan("events", (signal) => scanStreamEvents(client, keys, query, signal));
+      }
+      if (!isId(requestId)) return { items: [] };
+      return guardScan("events", (signal) =>
+        readRequestEvents(client, keys, requestId, query, signal, query.scanLimit),
+      );
     },
 
     async recentEvents(query) {

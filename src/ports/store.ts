@@ -51,9 +51,12 @@ export interface EventQuery {
   readonly limit: number;
 }
 
-/** A bounded read of the whole stream: see `RequestStore.scanEvents`. */
-export interface EventScanQuery extends Omit<EventQuery, "requestId"> {
-  /** Most stream entries the read passes over, matching or not (at least 1). */
+/** A bounded read of the stream, or of one request's events: see `RequestStore.scanEvents`. */
+export interface EventScanQuery extends EventQuery {
+  /**
+   * Most entries the read passes over, matching or not (at least 1): stream
+   * entries, or with `requestId` that request's events.
+   */
   readonly scanLimit: number;
 }
 
@@ -182,12 +185,13 @@ export interface RequestStore {
    */
   events(query: EventQuery): Promise<readonly RecordedEvent[]>;
   /**
-   * Recorded events of the whole stream (events about writ itself too) after
-   * `query.after`, filtered like `events`, in stream order, passing over at
-   * most `query.scanLimit` entries: a filter that rarely matches costs each
-   * call its budget, never the whole stream. The answer says where the read
-   * stopped (`next`), even when it found nothing, so that a caller walks a
-   * long stream in bounded steps.
+   * Recorded events of the whole stream (events about writ itself too), or
+   * with `query.requestId` of that request, after `query.after`, filtered like
+   * `events`, in stream order, passing over at most `query.scanLimit` entries:
+   * a filter that rarely matches costs each call its budget, never the whole
+   * stream or every event of a request that has very many. The answer says
+   * where the read stopped (`next`), even when it found nothing, so that a
+   * caller walks a long stream in bounded steps.
    */
   scanEvents(query: EventScanQuery): Promise<EventScan>;
   /**

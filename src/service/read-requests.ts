@@ -2,7 +2,7 @@ import { WritError } from "../domain/errors.js";
 import type { RecordedEvent } from "../domain/events.js";
 import type { Principal } from "../domain/principal.js";
 import { type AccessRequest, isLive, type RequestStatus } from "../domain/request.js";
-import { eventIdForm } from "../domain/stream-id.js";
+import { compareStreamIds, eventIdForm } from "../domain/stream-id.js";
 import type { EventQuery, RequestPage, RequestQuery } from "../ports/store.js";
 import { assertVisible, requireKind } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
@@ -126,9 +126,17 @@ export interface EventWaitOptions {
 export const EVENT_SCAN_BUDGET = 20_000;
 
 /**
+ * Events of one request that one read filtered by type or time passes over.
+ * A request's events are read one command each, about ten times the cost of
+ * a stream entry read in a range; a request can hold very many of them (a
+ * resource server that retries a used token records a blocked replay a try).
+ */
+export const REQUEST_EVENT_SCAN_BUDGET = 2_000;
+
+/**
  * Recorded events matching `query`, in stream order; `next`, set when the
  * read stopped before it knew the stream had ended (a full page, or a
- * filtered read that spent `EVENT_SCAN_BUDGET`, with however few events,
+ * filtered read that spent its scan budget, with however few events,
  * even none): the caller continues after it; and `lastId`: the newest stream
  * id when the query ran. It is read first, so when there is no `next` every
  * event up to it was visible to the query: a follower whose page came back
@@ -160,18 +168,31 @@ export async function listEvents(
   // Only a long-poll needs the combined signal; a plain read never waits.
   const wait = waitSignal(waitSeconds > 0 ? options.signal : undefined, deps.stopping);
   const slot = waitSlot(deps, principal);
+  // Where the next read starts: the caller's `after` at first, then how far
+  // the reads before it found nothing.
+  let from = query;
   try {
     for (;;) {
       const lastId = await deps.store.lastEventId();
       if (afterForm !== undefined && lastId !== undefined && eventIdForm(lastId) !== afterForm) {
         throw notAnEventId();
       }
-      const { items, next } = await readEvents(deps, query);
+      const { items, next } = await readEvents(deps, from);
       const remaining = waitUntil - Date.now();
       // A read that stopped on its budget answers at once, empty or not: the
       // events past it are there to read now, not to wait for.
       if (items.length > 0 || next !== undefined || wait.signal?.aborted || remaining <= 0) {
         return { items, next, lastId };
+      }
+      // Nothing up to `lastId` matched: the next read starts past it, so that
+      // each event that does not match costs one look, not a read of the whole
+      // range from the caller's `after` again (up to the scan budget, for every
+      // event appended while the caller waits).
+      if (
+        lastId !== undefined &&
+        (from.after === undefined || compareStreamIds(lastId, from.after) > 0)
+      ) {
+        from = { ...from, after: lastId };
       }
       slot.take();
       // Waiting past what the query already covered: events that do not match the
@@ -187,19 +208,20 @@ export async function listEvents(
 }
 
 /**
- * One read of `listEvents`. A filter by type or time over the whole stream
- * costs the entries it passes over, so it is bounded; the other reads cost
- * their page (or one request's events) and are read as they are.
+ * One read of `listEvents`. A filter by type or time costs the entries it
+ * passes over (of the whole stream, or of one request), so it is bounded; the
+ * other reads cost their page (with `requestId`, that request's event ids up to
+ * `after` too) and are read as they are.
  */
 async function readEvents(
   deps: BrokerDeps,
   query: EventQuery,
 ): Promise<{ items: readonly RecordedEvent[]; next: string | undefined }> {
-  const { requestId, ...wholeStream } = query;
   const filtered =
     query.type !== undefined || query.since !== undefined || query.until !== undefined;
-  if (requestId === undefined && filtered) {
-    const scan = await deps.store.scanEvents({ ...wholeStream, scanLimit: EVENT_SCAN_BUDGET });
+  if (filtered) {
+    const scanLimit = query.requestId === undefined ? EVENT_SCAN_BUDGET : REQUEST_EVENT_SCAN_BUDGET;
+    const scan = await deps.store.scanEvents({ ...query, scanLimit });
     return { items: scan.items, next: scan.next };
   }
   const items = await deps.store.events(query);

@@ -1065,6 +1065,39 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
         });
       });
 
+      it("bounds a read of one request by that request's events it passes over", async () => {
+        const all = await longStream(1234);
+        const ofRequest = all.filter((e) => e.requestId === "req_x");
+        const rare = ofRequest.filter((e) => e.type === "token.replay_blocked");
+        const found: RecordedEvent[] = [];
+        let after: string | undefined;
+        let calls = 0;
+        for (;;) {
+          calls++;
+          const scan = await store.scanEvents({
+            requestId: "req_x",
+            type: "token.replay_blocked",
+            limit: 10,
+            scanLimit: 50,
+            ...(after !== undefined ? { after } : {}),
+          });
+          found.push(...scan.items);
+          if (scan.next === undefined) break;
+          // `next` is one of the request's events, at most 50 of them past `after`.
+          const from = after === undefined ? -1 : ofRequest.findIndex((e) => e.id === after);
+          const to = ofRequest.findIndex((e) => e.id === scan.next);
+          expect(to - from).toBeGreaterThan(0);
+          expect(to - from).toBeLessThanOrEqual(50);
+          after = scan.next;
+        }
+        expect(found).toEqual(rare);
+        expect(calls).toBe(Math.ceil(ofRequest.length / 50));
+        // Events about writ itself belong to no request.
+        expect(await store.scanEvents({ requestId: NO_REQUEST, limit: 10, scanLimit: 50 })).toEqual(
+          { items: [] },
+        );
+      });
+
       it("reads cursors it never handed out as the end, and refuses a budget that is no count", async () => {
         await longStream(10);
         for (const after of ["abc", "1-2-3", "18446744073709551615-18446744073709551615"]) {

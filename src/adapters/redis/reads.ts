@@ -21,7 +21,8 @@ import { cursorOf, type KeyLayout, MAX_CREATED_AT, timeDigits } from "./keys.js"
  *   Agent and action filters are applied while reading, so they cost the entries read past
  *   non-matching ones; one call reads at most `LIST_SCAN_BUDGET` entries and then returns
  *   a shorter page with a cursor, so a rare match never holds Redis or the caller for long.
- * - `events` of one request: O(events of that request), from its list of stream ids.
+ * - `events` of one request: O(events of that request), from its list of stream ids; with
+ *   `scanEvents`, at most `scanLimit` of them are read.
  * - `events` by type or time: a scan of the stream from `after`, in batches.
  * - `scanEvents`: the same scan, stopped after `scanLimit` entries: O(log N + scanLimit).
  */
@@ -48,6 +49,9 @@ function matches(query: Omit<EventQuery, "requestId" | "limit">, event: Recorded
 /**
  * Events of one request, in stream order, from its list of event ids. Stops
  * before the next round trip once `signal` aborts (the caller was answered).
+ * Each id is read with a command of its own, so with `scanLimit` the read
+ * reads at most that many ids after `query.after` and then says where it
+ * stopped (`next`), as a scan of the whole stream does.
  */
 export async function readRequestEvents(
   client: RedisStoreConnection,
@@ -55,31 +59,42 @@ export async function readRequestEvents(
   requestId: string,
   query: EventQuery,
   signal?: AbortSignal,
-): Promise<RecordedEvent[]> {
-  const out: RecordedEvent[] = [];
-  for (let start = 0; out.length < query.limit; start += EVENT_BATCH) {
+  scanLimit = Number.POSITIVE_INFINITY,
+): Promise<EventScan> {
+  const items: RecordedEvent[] = [];
+  let left = scanLimit;
+  for (let start = 0; ; start += EVENT_BATCH) {
     signal?.throwIfAborted();
     const ids = await client.lRange(keys.requestEvents(requestId), start, start + EVENT_BATCH - 1);
     if (!Array.isArray(ids)) throw corrupt();
-    const wanted = ids.filter(
+    const following = ids.filter(
       (id): id is string =>
         typeof id === "string" &&
         isStreamId(id) &&
         (query.after === undefined || compareStreamIds(id, query.after) > 0),
     );
+    const wanted = following.slice(0, left);
     // One pipelined round trip per batch; an id trimmed from the stream reads as nothing.
     signal?.throwIfAborted();
     const entries = await Promise.all(wanted.map((id) => client.xRange(keys.stream, id, id)));
     for (const reply of entries) {
       for (const event of decodeEntries(reply)) {
         if (!matches(query, event)) continue;
-        out.push(event);
-        if (out.length >= query.limit) return out;
+        items.push(event);
+        if (items.length >= query.limit) return { items, next: event.id };
       }
     }
-    if (ids.length < EVENT_BATCH) break;
+    left -= wanted.length;
+    const last = wanted.at(-1);
+    // The budget ran out before the ids of this batch did, or at the end of a full batch.
+    if (
+      last !== undefined &&
+      (wanted.length < following.length || (left <= 0 && ids.length === EVENT_BATCH))
+    ) {
+      return { items, next: last };
+    }
+    if (ids.length < EVENT_BATCH) return { items };
   }
-  return out;
 }
 
 /**
