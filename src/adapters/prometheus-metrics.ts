@@ -28,7 +28,14 @@ export interface PrometheusMetrics extends Metrics {
    * worker processes), every counter and histogram is the sum over this process
    * and them, and each worker's process gauges carry a `worker` label.
    */
-  render(workers?: ReadonlyMap<string, MetricsSnapshot>): string;
+  render(
+    workers?: ReadonlyMap<string, MetricsSnapshot>,
+    /**
+     * Snapshots whose counters and histograms are summed in too, without
+     * process gauges: workers that exited, or did not answer this scrape.
+     */
+    counted?: readonly MetricsSnapshot[],
+  ): string;
   /** This process's counters and histograms (resets the event-loop delay window). */
   snapshot(): MetricsSnapshot;
   /** Stops the event-loop delay monitor. */
@@ -231,6 +238,33 @@ function renderHistograms(
   }
 }
 
+/**
+ * Two snapshots' counters and histograms summed, series by series, with the
+ * process gauges of the first: what a primary keeps of workers that exited.
+ */
+export function sumSnapshots(a: MetricsSnapshot, b: MetricsSnapshot): MetricsSnapshot {
+  const families: Record<string, SeriesSnapshot[]> = {};
+  for (const name of new Set([...Object.keys(a.families), ...Object.keys(b.families)])) {
+    const byKey = new Map<string, MutableSeries>();
+    for (const series of [...(a.families[name] ?? []), ...(b.families[name] ?? [])]) {
+      const key = seriesKey(series.labels);
+      const mine = byKey.get(key);
+      if (mine === undefined) {
+        byKey.set(key, { ...series });
+        continue;
+      }
+      if (series.n !== undefined) mine.n = (mine.n ?? 0) + series.n;
+      if (series.counts !== undefined) {
+        mine.counts = series.counts.map((c, i) => c + (mine.counts?.[i] ?? 0));
+      }
+      if (series.sum !== undefined) mine.sum = (mine.sum ?? 0) + series.sum;
+      if (series.count !== undefined) mine.count = (mine.count ?? 0) + series.count;
+    }
+    families[name] = [...byKey.values()];
+  }
+  return { families, process: a.process };
+}
+
 const counter = () => ({ n: 0 });
 
 /**
@@ -358,8 +392,8 @@ export function createPrometheusMetrics(options: { startedAtMs?: number } = {}):
       rateLimited.get([]).n++;
     },
 
-    render(workers = new Map<string, MetricsSnapshot>()) {
-      const others = [...workers.values()];
+    render(workers = new Map<string, MetricsSnapshot>(), counted = []) {
+      const others = [...workers.values(), ...counted];
       const out: string[] = [];
       renderCounters(out, httpRequests, others);
       renderHistograms(out, httpSeconds, others);

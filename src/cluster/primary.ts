@@ -1,7 +1,7 @@
 import cluster, { type Worker } from "node:cluster";
-import type { MetricsSnapshot } from "../adapters/prometheus-metrics.js";
+import { type MetricsSnapshot, sumSnapshots } from "../adapters/prometheus-metrics.js";
 import type { AuditLogReport } from "../audit/remote-log.js";
-import type { ProcessRole, StartedWrit } from "../cli/commands/start-writ.js";
+import type { ProcessRole, StartedWrit, WorkerMetrics } from "../cli/commands/start-writ.js";
 import type { Logger } from "../ports/logger.js";
 import { type ToWorker, toPrimary } from "./messages.js";
 
@@ -72,15 +72,22 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
 
   let nextQuery = 0;
   const queries = new Map<number, (worker: string, snapshot: MetricsSnapshot) => void>();
-  async function workerMetrics(): Promise<ReadonlyMap<string, MetricsSnapshot>> {
+  // Sums must never go back, or Prometheus reads a counter reset and a rate
+  // over it as a burst of everything counted so far: a worker that does not
+  // answer in time counts what it last answered, and what a worker that
+  // exited had counted, as last scraped, stays counted.
+  const lastAnswers = new Map<string, MetricsSnapshot>();
+  let exited: MetricsSnapshot | undefined;
+  async function workerMetrics(): Promise<WorkerMetrics> {
     const live = currentWorkers().filter((w) => w.isConnected());
     const id = nextQuery++;
-    const gathered = new Map<string, MetricsSnapshot>();
+    const answered = new Map<string, MetricsSnapshot>();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, METRICS_TIMEOUT_MS);
       queries.set(id, (worker, snapshot) => {
-        gathered.set(worker, snapshot);
-        if (gathered.size >= live.length) {
+        answered.set(worker, snapshot);
+        lastAnswers.set(worker, snapshot);
+        if (answered.size >= live.length) {
           clearTimeout(timer);
           resolve();
         }
@@ -89,7 +96,13 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
       for (const worker of live) send(worker, { writ: "metrics?", id });
     });
     queries.delete(id);
-    return gathered;
+    const counted = [...lastAnswers]
+      .filter(([worker]) => !answered.has(worker))
+      .map(([, snapshot]) => snapshot);
+    if (exited !== undefined) counted.push(exited);
+    // A worker that answered and then exited during the scrape is among the exited already.
+    for (const worker of answered.keys()) if (!lastAnswers.has(worker)) answered.delete(worker);
+    return { answered, counted };
   }
 
   const started = await options.start({ kind: "primary", onAuditReport, workerMetrics });
@@ -117,12 +130,18 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
     } else if (message?.writ === "listening") {
       listening.add(worker.id);
       if (listening.size >= options.workers) resolveListening(message.url);
-    } else if (message?.writ === "metrics") {
+    } else if (message?.writ === "metrics" && !worker.isDead()) {
+      // An answer read after its worker's exit is already counted among the exited.
       queries.get(message.id)?.(String(worker.id), message.snapshot);
     }
   });
   cluster.on("exit", (worker, code, signal) => {
     listening.delete(worker.id);
+    const last = lastAnswers.get(String(worker.id));
+    if (last !== undefined) {
+      lastAnswers.delete(String(worker.id));
+      exited = exited === undefined ? last : sumSnapshots(exited, last);
+    }
     const upMs = Date.now() - (startedAt.get(worker.id) ?? Date.now());
     startedAt.delete(worker.id);
     if (stopping) return;

@@ -1,3 +1,4 @@
+import cluster from "node:cluster";
 import { createRemoteAuditLog } from "../audit/remote-log.js";
 import type { ProcessRole, StartedWrit } from "../cli/commands/start-writ.js";
 import type { Logger } from "../ports/logger.js";
@@ -64,20 +65,29 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     }
   };
   const onDisconnect = () => {
-    if (stopping !== undefined || leaving) return;
-    // Fail closed: callers waiting for the log get audit_unavailable at once.
+    if (leaving) return;
+    // Node exits a worker at once (code 0) when its channel closes unexpectedly,
+    // cutting every call in flight; it checks this flag just after telling the
+    // worker's listeners. Set, the worker fails closed and drains instead.
+    if (cluster.worker !== undefined) cluster.worker.exitedAfterDisconnect = true;
+    // Fail closed, draining or not: callers waiting for the log get
+    // audit_unavailable at once, and no new change is accepted.
     audit.lost();
-    logger.error("the primary process is gone; this worker stops");
+    if (stopping === undefined) logger.error("the primary process is gone; this worker stops");
     void stop(1);
   };
   process.on("message", onMessage);
-  process.on("disconnect", onDisconnect);
+  // The worker's own event, not the process's: Node's exit on a lost channel
+  // comes before later listeners of the process would run.
+  cluster.worker?.on("disconnect", onDisconnect);
   for (const signal of ["SIGTERM", "SIGINT"] as const) process.once(signal, () => void stop(0));
   try {
     tell({ writ: "attach" });
     let readyTimer: NodeJS.Timeout | undefined;
     const ready = await Promise.race([
       audit.ready.then(() => true),
+      // Told to stop, or its primary gone, while it waits: it waits no longer.
+      done.then(() => true),
       new Promise<false>((resolve) => {
         readyTimer = setTimeout(() => resolve(false), READY_TIMEOUT_MS);
       }),
@@ -105,7 +115,7 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     // and a worker that never exits is never replaced.
     leaving = true;
     process.off("message", onMessage);
-    process.off("disconnect", onDisconnect);
+    cluster.worker?.off("disconnect", onDisconnect);
     if (process.connected) process.disconnect?.();
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createPrometheusMetrics } from "../../src/adapters/prometheus-metrics.js";
+import { createPrometheusMetrics, sumSnapshots } from "../../src/adapters/prometheus-metrics.js";
 import type { RecordedEvent } from "../../src/domain/events.js";
 import type { AccessRequest } from "../../src/domain/request.js";
 
@@ -143,6 +143,33 @@ describe("Prometheus metrics", () => {
       expect(sample(text, `process_resident_memory_bytes{worker="${worker}"}`)).toBeGreaterThan(0);
     }
     expect(sample(text, "process_resident_memory_bytes")).toBeGreaterThan(0);
+  });
+
+  it("sums snapshots counted without gauges: workers that exited, summed into one", () => {
+    const primary = createPrometheusMetrics();
+    const workers = [createPrometheusMetrics(), createPrometheusMetrics()];
+    workers[0]?.observeHttp("/v1/requests", "POST", 201, 0.004);
+    workers[1]?.observeHttp("/v1/requests", "POST", 201, 0.02);
+    workers[1]?.observeHttp("/v1/requests", "POST", 429, 0.001);
+    workers[1]?.observeEvents(request, [event("token.used", 2)]);
+    const [first, second] = workers.map((w) => JSON.parse(JSON.stringify(w.snapshot())));
+    const text = primary.render(new Map(), [sumSnapshots(first, second)]);
+    for (const m of [primary, ...workers]) m.close();
+    expect(sample(text, "writ_tokens_used_total")).toBe(1);
+    expect(
+      sample(text, 'writ_http_requests_total{route="/v1/requests",method="POST",status="201"}'),
+    ).toBe(2);
+    expect(
+      sample(text, 'writ_http_requests_total{route="/v1/requests",method="POST",status="429"}'),
+    ).toBe(1);
+    expect(
+      sample(text, 'writ_http_request_duration_seconds_bucket{route="/v1/requests",le="0.005"}'),
+    ).toBe(2);
+    expect(
+      sample(text, 'writ_http_request_duration_seconds_sum{route="/v1/requests"}'),
+    ).toBeCloseTo(0.025);
+    expect(sample(text, 'writ_http_request_duration_seconds_count{route="/v1/requests"}')).toBe(3);
+    expect(text).not.toContain("worker=");
   });
 
   it("skips series of a snapshot that do not fit the family", () => {

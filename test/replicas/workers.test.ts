@@ -1,12 +1,13 @@
 import { spawn } from "node:child_process";
 import { mkdtemp, readdir, rename, rm, writeFile } from "node:fs/promises";
-import { request as httpRequest } from "node:http";
+import { Agent, request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { segmentName } from "../../src/audit/segments.js";
 import { verifyLogFile } from "../../src/audit/verify-log.js";
 import { S3_READ } from "../support/api.js";
+import { REPO_POLICIES } from "../support/harness.js";
 import { createProductionSetup, type ProductionSetup } from "../support/production-config.js";
 import { type RedisServer, redisCommand, startRedisServer } from "../support/redis.js";
 import { startWritProcess, WRIT_BIN, type WritProcess } from "../support/writ-process.js";
@@ -22,9 +23,10 @@ let setup: ProductionSetup;
 let writ: WritProcess;
 const key = (id: string) => setup.keys[id] as string;
 
-async function startWorkers(name: string): Promise<WritProcess> {
+async function startWorkers(name: string, raw: Record<string, unknown> = {}): Promise<WritProcess> {
   const config = await setup.writeConfig(name, {
     server: { port: 0, shutdown_grace_seconds: 5, workers: 2 },
+    ...raw,
   });
   // Not --quiet: the access log says which worker answered.
   return startWritProcess(["serve", "--config", config], { WRIT_REDIS_URL: redis.url });
@@ -94,6 +96,33 @@ function onNewConnection(
     });
     req.on("error", reject);
     req.end(body);
+  });
+}
+
+/** One call over `agent`'s connections; a cut connection is status 0. */
+function onAgent(
+  agent: Agent,
+  base: string,
+  method: string,
+  path: string,
+  bearer?: string,
+  body?: unknown,
+): Promise<RawAnswer> {
+  const headers: Record<string, string> = {};
+  if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`;
+  if (body !== undefined) headers["content-type"] = "application/json";
+  return new Promise((resolve) => {
+    const req = httpRequest(`${base}${path}`, { method, agent, headers }, (res) => {
+      let text = "";
+      res.setEncoding("utf8").on("data", (chunk: string) => {
+        text += chunk;
+      });
+      res.on("end", () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }),
+      );
+    });
+    req.on("error", (error) => resolve({ status: 0, headers: {}, body: error.message }));
+    req.end(body === undefined ? undefined : JSON.stringify(body));
   });
 }
 
@@ -268,6 +297,40 @@ describe("a replica with worker processes", () => {
     }, "the replacement to serve");
     for (let i = 0; i < 20; i++) await createAndCollect();
   });
+
+  it("never takes back what /metrics counted when a worker is slow to answer or dies", async () => {
+    const series = 'writ_http_requests_total{route="/v1/requests",method="POST",status="201"}';
+    const counted = async () => {
+      const metrics = await (await fetch(`${writ.metricsUrl}/metrics`)).text();
+      const line = metrics.split("\n").find((l) => l.startsWith(`${series} `));
+      return Number(line?.split(" ")[1]);
+    };
+    // Connections of their own: both workers count some.
+    for (let i = 0; i < 10; i++) {
+      const answer = await onNewConnection(
+        "POST",
+        "/v1/requests",
+        { authorization: `Bearer ${key("report-agent")}`, "content-type": "application/json" },
+        JSON.stringify(S3_READ),
+      );
+      expect(answer.status).toBe(201);
+    }
+    const before = await counted();
+    const [first, second] = workerPids(writ).filter(alive);
+    // A worker that does not answer in time (held here) still counts what it counted.
+    globalThis.process.kill(second as number, "SIGSTOP");
+    try {
+      expect(await counted()).toBe(before);
+    } finally {
+      globalThis.process.kill(second as number, "SIGCONT");
+    }
+    // So does one that has exited: a sum that went back would read as a counter
+    // reset, and a rate over it as a burst of everything the others had counted.
+    const started = workerPids(writ).length;
+    globalThis.process.kill(first as number, "SIGKILL");
+    await until(() => workerPids(writ).length > started, "a replacement worker");
+    expect(await counted()).toBe(before);
+  });
 });
 
 describe("a worker whose primary is gone", () => {
@@ -278,6 +341,46 @@ describe("a worker whose primary is gone", () => {
     await other.stop("SIGKILL");
     await until(() => pids.every((pid) => !alive(pid)), "the workers to exit");
     await expect(fetch(`${other.url}/healthz`)).rejects.toThrow();
+  });
+
+  it("answers what is in flight 503 audit_unavailable, draining or not, then exits", async () => {
+    // Watching the policies, as in production: nothing the worker holds keeps it alive.
+    const other = await startWorkers("orphaned-in-flight", {
+      policies: { dir: REPO_POLICIES, watch: true },
+    });
+    const pids = workerPids(other);
+    // Connections made now stay with their worker once the primary cannot hand out more.
+    const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+    try {
+      await Promise.all(
+        Array.from({ length: 4 }, () => onAgent(agent, other.url, "GET", "/readyz")),
+      );
+      const streamLength = async () =>
+        Number(await redisCommand(redis.url, ["XLEN", "{writ}:events"]));
+      const before = await streamLength();
+      // Held, the primary reports no fsync: the calls are recorded and wait for the log.
+      other.child.kill("SIGSTOP");
+      const answers = Promise.all(
+        Array.from({ length: 4 }, () =>
+          onAgent(agent, other.url, "POST", "/v1/requests", key("report-agent"), S3_READ),
+        ),
+      );
+      await until(async () => (await streamLength()) >= before + 4, "the calls to be recorded");
+      // One worker drains (as on a stop) when the primary goes; the other does not.
+      globalThis.process.kill(pids[0] as number, "SIGTERM");
+      const began = Date.now();
+      other.child.kill("SIGKILL");
+      for (const answer of await answers) {
+        expect(answer.status).toBe(503);
+        expect(JSON.parse(answer.body)).toMatchObject({ error: { code: "audit_unavailable" } });
+      }
+      // At once, not after the append timeout (10 s).
+      expect(Date.now() - began).toBeLessThan(5_000);
+      await until(() => pids.every((pid) => !alive(pid)), "the workers to exit");
+    } finally {
+      agent.destroy();
+      await other.stop("SIGKILL");
+    }
   });
 });
 

@@ -44,9 +44,20 @@ export type ProcessRole =
       /** Told after every fsync of the audit log, for the workers. */
       readonly onAuditReport: (report: AuditLogReport) => void;
       /** The workers' metrics, gathered per scrape. */
-      readonly workerMetrics: () => Promise<ReadonlyMap<string, MetricsSnapshot>>;
+      readonly workerMetrics: () => Promise<WorkerMetrics>;
     }
   | { readonly kind: "worker"; readonly audit: RemoteAuditLog };
+
+/** What a primary's workers have counted, as one scrape gathers it. */
+export interface WorkerMetrics {
+  /** The snapshots of the workers that answered, by worker id. */
+  readonly answered: ReadonlyMap<string, MetricsSnapshot>;
+  /**
+   * The last snapshots of workers that did not answer in time, and the sum of
+   * those of workers that exited: counted still, so that no sum goes back.
+   */
+  readonly counted: readonly MetricsSnapshot[];
+}
 
 export interface StartedWrit {
   readonly writ: Writ;
@@ -119,7 +130,10 @@ export async function startWrit(config: WritConfig, options: StartOptions): Prom
               fetch: createMetricsApp({
                 render:
                   role?.kind === "primary"
-                    ? async () => metrics.render(await role.workerMetrics())
+                    ? async () => {
+                        const gathered = await role.workerMetrics();
+                        return metrics.render(gathered.answered, gathered.counted);
+                      }
                     : () => metrics.render(),
                 contentType: PROMETHEUS_CONTENT_TYPE,
                 ...(config.metrics.token_sha256 !== undefined
