@@ -213,6 +213,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     "writReindex",
     "writFollow",
     "writTrim",
+    "writProbe",
   ] as const) {
     if (typeof client[name] !== "function") {
       throw new TypeError(
@@ -260,6 +261,54 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       }
       throw new WritError("store_unavailable", "The state store is unavailable; try again later.");
     }
+  }
+
+  /**
+   * The highest stream id this store knows the stream to have held: from its
+   * own writes and from the cursors of the audit logs that follow it. A new
+   * entry's id is always higher (Redis keeps a stream's last id even through
+   * trims), unless the stream lost its history (a restart without the AOF, a
+   * failover to a replica that lacked the last writes) and Redis's clock is
+   * now behind the lost ids. An audit log resuming after its last id would
+   * pass over such an entry, and a caller waiting for it would be answered at
+   * once: so a change whose events land below it is refused instead.
+   */
+  let highestId: string | undefined;
+  let rewound = false;
+  function noteId(id: string | undefined): void {
+    if (id !== undefined && (highestId === undefined || compareStreamIds(id, highestId) > 0)) {
+      highestId = id;
+    }
+  }
+
+  /**
+   * Runs a write and checks that its events went into the stream past every
+   * id known before it was sent (ids learnt meanwhile may be later writes').
+   */
+  async function recorded(
+    operation: string,
+    run: () => Promise<CommitResult>,
+  ): Promise<CommitResult> {
+    const floor = highestId;
+    const result = await guard(operation, run);
+    if (!result.ok) return result;
+    const first = result.events[0]?.id;
+    if (first !== undefined && floor !== undefined && compareStreamIds(first, floor) <= 0) {
+      if (!rewound) {
+        rewound = true;
+        logger.error(
+          "the redis stream is behind events already read from it: Redis lost them and its clock is behind their ids; changes are refused until its new ids pass them",
+          { operation, new_id: first, known_id: floor },
+        );
+      }
+      throw new WritError("store_unavailable", "The state store is unavailable; try again later.");
+    }
+    if (rewound) {
+      rewound = false;
+      logger.info("the redis stream has passed the events it lost; changes go through again");
+    }
+    noteId(result.events.at(-1)?.id);
+    return result;
   }
 
   const feed = createChangeFeed({
@@ -358,7 +407,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         escalationArg(request),
         ...eventScriptArgs(events),
       ];
-      return guard("create", async () =>
+      return recorded("create", async () =>
         commitReply(await client.writCreate(scriptKeys, args), events),
       );
     },
@@ -395,7 +444,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         awaitsReviewAfter(next) ? "1" : "0",
         ...eventScriptArgs(events),
       ];
-      return guard("commit", async () =>
+      return recorded("commit", async () =>
         commitReply(await client.writCommit(scriptKeys, args), events),
       );
     },
@@ -404,12 +453,16 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
       if (events.length === 0) return [];
       const args = eventScriptArgs(events);
       const scriptKeys = [keys.stream, ...eventListKeys(keys, events)];
-      return guard("append", async () => {
+      const result = await recorded("append", async () => {
         const reply = await client.writAppend(scriptKeys, args);
         if (!Array.isArray(reply)) throw corrupt();
         const ids = streamIds(reply, events.length);
-        return events.map((event, i) => ({ ...event, id: ids[i] as string }));
+        return {
+          ok: true,
+          events: events.map((event, i) => ({ ...event, id: ids[i] as string })),
+        } as const;
       });
+      return result.ok ? result.events : [];
     },
 
     async list(query) {
@@ -543,7 +596,9 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     async ready() {
       if (closed || !client.isReady) return false;
       try {
-        await guard("ready", () => client.exists(keys.seq));
+        // A write check: a server that answers but takes no writes (a replica,
+        // out of memory, unable to persist) would refuse every change.
+        await guard("ready", () => client.writProbe([keys.seq], []));
         return true;
       } catch {
         return false;
@@ -557,6 +612,8 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     },
 
     recordLogCursor(followerId, cursor) {
+      // A log holds what it has fsynced: the stream held it too.
+      noteId(cursor);
       return retention.recordLogCursor(followerId, cursor);
     },
 

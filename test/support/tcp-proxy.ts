@@ -8,6 +8,15 @@ export interface TcpProxy {
   readonly port: number;
   cut(): void;
   heal(): void;
+  /**
+   * Every open connection goes silent for good: nothing more passes either
+   * way, and neither end is told (no reset, no close), as when a firewall or
+   * NAT drops a connection's state or the server's host vanishes. New
+   * connections pass as before.
+   */
+  stall(): void;
+  /** New connections go to `port` from now on, as a DNS name moved to another server; open ones stay. */
+  retarget(port: number): void;
   close(): Promise<void>;
 }
 
@@ -21,18 +30,23 @@ export async function startTcpProxy(
   tls?: { readonly key: Buffer; readonly cert: Buffer },
 ): Promise<TcpProxy> {
   let cut = false;
+  let target = targetPort;
   const sockets = new Set<Socket>();
+  const pairs = new Set<readonly [Socket, Socket]>();
   const onConnection = (client: Socket): void => {
     if (cut) {
       client.destroy();
       return;
     }
-    const upstream = connect(targetPort, "127.0.0.1");
+    const upstream = connect(target, "127.0.0.1");
+    const pair = [client, upstream] as const;
+    pairs.add(pair);
     for (const socket of [client, upstream]) {
       sockets.add(socket);
       socket.on("error", () => {});
       socket.on("close", () => {
         sockets.delete(socket);
+        pairs.delete(pair);
         client.destroy();
         upstream.destroy();
       });
@@ -53,6 +67,18 @@ export async function startTcpProxy(
     },
     heal() {
       cut = false;
+    },
+    stall() {
+      for (const [client, upstream] of pairs) {
+        client.unpipe(upstream);
+        upstream.unpipe(client);
+        client.pause();
+        upstream.pause();
+      }
+      pairs.clear();
+    },
+    retarget(port) {
+      target = port;
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -1,6 +1,7 @@
 import { createClient, createCluster, createSentinel, ErrorReply } from "redis";
 import { WritError } from "../../domain/errors.js";
 import type { Logger } from "../../ports/logger.js";
+import { OperationTimeout, withDeadline } from "./deadline.js";
 import { redisStoreScripts } from "./scripts.js";
 
 /** What the change feed needs of its own connection: a blocking stream read. */
@@ -29,6 +30,8 @@ export interface RedisStreamReader {
  */
 export interface RedisStoreConnection extends RedisStreamReader {
   readonly isReady: boolean;
+  /** False once the client is closed (or while it is being made again). */
+  readonly isOpen: boolean;
   writCreate(keys: string[], args: string[]): Promise<unknown>;
   writCommit(keys: string[], args: string[]): Promise<unknown>;
   writAppend(keys: string[], args: string[]): Promise<unknown>;
@@ -36,6 +39,7 @@ export interface RedisStoreConnection extends RedisStreamReader {
   writReindex(keys: string[], args: string[]): Promise<unknown>;
   writFollow(keys: string[], args: string[]): Promise<unknown>;
   writTrim(keys: string[], args: string[]): Promise<unknown>;
+  writProbe(keys: string[], args: string[]): Promise<unknown>;
   hGet(key: string, field: string): Promise<unknown>;
   exists(key: string): Promise<unknown>;
   lRange(key: string, start: number, stop: number): Promise<unknown>;
@@ -104,6 +108,15 @@ export interface RedisConnectOptions {
   connectTimeoutMs?: number;
   /** Longest pause between reconnection attempts (default 2,000 ms). */
   maxReconnectDelayMs?: number;
+  /**
+   * How often a standalone server's connection is checked, and how long one
+   * check may take (default 5,000 ms). A connection whose check gets no answer
+   * in time (it died without a reset: the server's host vanished, a firewall
+   * forgot it) or answers that the server is now a read-only replica (a
+   * failover moved the address to another server) is closed and made again,
+   * as when it drops. Sentinel and Cluster follow their primaries themselves.
+   */
+  healthCheckMs?: number;
   /** `CLIENT SETNAME`, to tell writ's connections apart in `CLIENT LIST` (default "writ"). */
   clientName?: string;
   /**
@@ -239,9 +252,11 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisS
   }
   const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
   const maxReconnectDelayMs = options.maxReconnectDelayMs ?? 2_000;
+  const healthCheckMs = options.healthCheckMs ?? 5_000;
   for (const [name, value] of [
     ["connectTimeoutMs", connectTimeoutMs],
     ["maxReconnectDelayMs", maxReconnectDelayMs],
+    ["healthCheckMs", healthCheckMs],
   ] as const) {
     if (!Number.isSafeInteger(value) || value < 1 || value > 600_000) {
       throw new TypeError(`Redis ${name} must be an integer of 1-600000 ms`);
@@ -317,11 +332,14 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisS
   let down = false;
   /** Why the first connection fails, by kind only (e.g. a certificate that does not verify). */
   let firstError: string | undefined;
-  client.on("error", (error: unknown) => {
-    firstError ??= errorKind(error);
+  function lost(kind: string): void {
     if (down) return;
     down = true;
-    logger.warn("redis connection lost; reconnecting", { error: errorKind(error) });
+    logger.warn("redis connection lost; reconnecting", { error: kind });
+  }
+  client.on("error", (error: unknown) => {
+    firstError ??= errorKind(error);
+    lost(errorKind(error));
   });
   client.on("ready", () => {
     if (!down) return;
@@ -350,5 +368,70 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisS
   } finally {
     clearTimeout(timer);
   }
+  if (options.url !== undefined) watchConnection(client, healthCheckMs, connectTimeoutMs, lost);
   return client;
+}
+
+/**
+ * Checks a standalone server's connection every `intervalMs` with a writing
+ * no-op, and makes it again when the check gets no answer within `intervalMs`
+ * or is refused as READONLY. node-redis reconnects only when its socket
+ * reports an error: a connection that died without a reset would hold every
+ * command for as long as the kernel retransmits (about 15 minutes), and one to
+ * a primary that a failover turned into a replica stays open for good, while
+ * the address writ was given already names a server that would answer.
+ * Stops once the client is closed by its owner.
+ */
+function watchConnection(
+  client: RedisStoreConnection,
+  intervalMs: number,
+  connectTimeoutMs: number,
+  lost: (kind: string) => void,
+): void {
+  let remaking = false;
+  async function check(): Promise<void> {
+    if (remaking || !client.isReady) return;
+    let reason: string | undefined;
+    try {
+      await withDeadline(intervalMs, client.writProbe([], []));
+    } catch (error) {
+      if (error instanceof OperationTimeout) reason = "no answer";
+      else if (errorKind(error) === "READONLY") reason = "READONLY";
+    }
+    if (reason === undefined || remaking || !client.isReady) return;
+    remaking = true;
+    lost(reason);
+    try {
+      for (;;) {
+        // Pending commands fail as on a dropped connection; their callers answer 503.
+        client.destroy();
+        const connecting = client.connect();
+        try {
+          // The client retries on its own until it connects, but a new
+          // connection that goes silent during its handshake would wait for ever.
+          await withDeadline(connectTimeoutMs, connecting);
+          return;
+        } catch {
+          connecting.catch(() => {});
+          // Closed by its owner meanwhile: nothing more to make.
+          if (!client.isOpen) return;
+        }
+      }
+    } finally {
+      remaking = false;
+    }
+  }
+  let checking = false;
+  const timer = setInterval(() => {
+    if (!client.isOpen && !remaking) {
+      clearInterval(timer);
+      return;
+    }
+    if (checking) return;
+    checking = true;
+    void check().finally(() => {
+      checking = false;
+    });
+  }, intervalMs);
+  timer.unref();
 }

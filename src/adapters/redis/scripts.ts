@@ -350,6 +350,16 @@ local removed = redis.call("XTRIM", KEYS[1], "MINID", "~", slowest,
 return {removed, length - removed, live, slowest}
 `;
 
+/**
+ * Does nothing, but as a writing script: Redis refuses it wherever writ's
+ * changes would be refused before they run, on a read-only replica
+ * (READONLY), out of memory (OOM) or unable to persist (MISCONF). KEYS: one
+ * of writ's keys, which only names its shard (Cluster), or none. Replies 1.
+ */
+const PROBE_LUA = `#!lua
+return 1
+`;
+
 /** Every script takes its keys and its arguments as string lists. */
 function parseKeysAndArgs(parser: CommandParser, keys: string[], args: string[]): void {
   parser.pushKeysLength(keys);
@@ -398,6 +408,11 @@ export const redisStoreScripts = {
   }),
   writTrim: defineScript({
     SCRIPT: TRIM_LUA,
+    parseCommand: parseKeysAndArgs,
+    transformReply: rawReply,
+  }),
+  writProbe: defineScript({
+    SCRIPT: PROBE_LUA,
     parseCommand: parseKeysAndArgs,
     transformReply: rawReply,
   }),
