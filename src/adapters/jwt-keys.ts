@@ -68,6 +68,11 @@ function fitsAlgorithm(key: KeyObject, alg: JwtAlgorithm): boolean {
 }
 
 async function toSigningKey(stored: StoredKey): Promise<SigningKey> {
+  if (stored.alg !== "EdDSA" && stored.alg !== "ES256") {
+    throw new Error(
+      `the JWT key file's key ${JSON.stringify(stored.kid)} is not an EdDSA or ES256 key (its alg is missing or one writ does not sign with)`,
+    );
+  }
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey({ key: stored.private_jwk as JsonWebKey, format: "jwk" });
@@ -77,7 +82,7 @@ async function toSigningKey(stored: StoredKey): Promise<SigningKey> {
   }
   if (!fitsAlgorithm(privateKey, stored.alg)) {
     throw new Error(
-      `the JWT key file's key ${JSON.stringify(stored.kid)} is not an ${String(stored.alg)} key (writ signs with EdDSA or ES256)`,
+      `the JWT key file's key ${JSON.stringify(stored.kid)} is not an ${stored.alg} key (writ signs with EdDSA or ES256)`,
     );
   }
   // The published key is derived from the key itself, never copied from the
@@ -153,7 +158,38 @@ function parseRing(text: string, path: string): StoredKeyRing {
   ) {
     throw new Error(`${path} is not a writ JWT key file (expected { active, keys: [...] })`);
   }
+  // Each entry is checked for what every reader relies on; its key material is
+  // checked when the ring is built. Values are never quoted: they may be secret.
+  const kids: unknown[] = [];
+  for (const [index, key] of parsed.keys.entries()) {
+    const entry = key as Partial<StoredKey> | null;
+    if (
+      typeof entry !== "object" ||
+      entry === null ||
+      typeof entry.kid !== "string" ||
+      entry.kid === "" ||
+      typeof entry.private_jwk !== "object" ||
+      entry.private_jwk === null
+    ) {
+      throw new Error(`${path} is not a writ JWT key file (keys[${index}] lacks a kid or a key)`);
+    }
+    kids.push(entry.kid);
+  }
+  if (!kids.includes(parsed.active)) {
+    throw new Error(`${path} names an active key it does not contain`);
+  }
   return parsed as StoredKeyRing;
+}
+
+/**
+ * Reads the ring at `path` and checks that every key in it is usable, as
+ * `writ serve` will: a ring it cannot load is reported before it is listed or
+ * changed, not when the replicas restart on it.
+ */
+async function readUsableRing(path: string): Promise<StoredKeyRing> {
+  const ring = parseRing(await readFile(path, "utf8"), path);
+  await build(ring, false);
+  return ring;
 }
 
 /** Loads the key ring at `path`, or creates one with a fresh key if the file does not exist. */
@@ -203,7 +239,7 @@ export interface KeyInfo {
 }
 
 export async function describeKeyRing(path: string): Promise<KeyInfo[]> {
-  const ring = parseRing(await readFile(path, "utf8"), path);
+  const ring = await readUsableRing(path);
   return ring.keys.map((k) => ({
     kid: k.kid,
     alg: k.alg,
@@ -219,7 +255,7 @@ export async function describeKeyRing(path: string): Promise<KeyInfo[]> {
  * a replica never meets a token signed by a key it does not know.
  */
 export async function stageKeyRing(path: string, now = new Date()): Promise<KeyInfo> {
-  const ring = parseRing(await readFile(path, "utf8"), path);
+  const ring = await readUsableRing(path);
   const active = ring.keys.find((k) => k.kid === ring.active);
   if (active === undefined) throw new Error(`${path} names an active key it does not contain`);
   const key = await newStoredKey(active.alg, now);
@@ -238,7 +274,7 @@ export async function activateKeyRing(
   kid?: string,
   now = new Date(),
 ): Promise<KeyInfo> {
-  const ring = parseRing(await readFile(path, "utf8"), path);
+  const ring = await readUsableRing(path);
   const staged = ring.keys.filter((k) => k.kid !== ring.active && k.retired_at === undefined);
   const chosen = kid === undefined ? staged[0] : staged.find((k) => k.kid === kid);
   if (chosen === undefined) {

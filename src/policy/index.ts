@@ -12,4 +12,8 @@ export type { PolicyDefaults } from "./decision-rules.js";
 export type { LoadedPolicy, LoadedPolicySet, PolicyProblem } from "./policy-set.js";
 export { loadPolicySet, PolicyLoadError } from "./policy-set.js";
 export type { PolicyTestFailure, PolicyTestOptions, PolicyTestResult } from "./policy-test.js";
-export { PolicyTestFileError, runPolicyTests } from "./policy-test.js";
+export {
+  PolicyTestFileError,
+  type PolicyTestFileErrorCode,
+  runPolicyTests,
+} from "./policy-test.js";

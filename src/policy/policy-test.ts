@@ -32,15 +32,24 @@ export interface PolicyTestResult {
   readonly failed: readonly PolicyTestFailure[];
 }
 
+/**
+ * Which part of the cases is wrong: the tests directory is missing, unreadable
+ * or holds no case file (`policy_tests_missing`), or a case file is unreadable
+ * or malformed (`policy_case_file_invalid`).
+ */
+export type PolicyTestFileErrorCode = "policy_tests_missing" | "policy_case_file_invalid";
+
 /** A case file (or the tests directory) is unreadable or malformed. */
 export class PolicyTestFileError extends Error {
   override readonly name = "PolicyTestFileError";
+  readonly code: PolicyTestFileErrorCode;
   readonly file: string;
   /** Each problem found, e.g. `cases[2].expect: Invalid option: …`. */
   readonly issues: readonly string[];
 
-  constructor(file: string, issues: readonly string[]) {
+  constructor(code: PolicyTestFileErrorCode, file: string, issues: readonly string[]) {
     super(`${file}: ${issues.join("; ")}`);
+    this.code = code;
     this.file = file;
     this.issues = issues;
   }
@@ -135,13 +144,16 @@ async function listCaseFiles(testsDir: string): Promise<string[]> {
   try {
     names = await readdir(testsDir);
   } catch (error) {
-    throw new PolicyTestFileError(testsDir, [`cannot read the tests directory: ${text(error)}`]);
+    throw new PolicyTestFileError("policy_tests_missing", testsDir, [
+      `cannot read the tests directory: ${text(error)}`,
+    ]);
   }
   const files = names
     .filter((entry) => entry.endsWith(".json") && !entry.startsWith("."))
     .sort()
     .map((entry) => join(testsDir, entry));
-  if (files.length === 0) throw new PolicyTestFileError(testsDir, ["no .json case files"]);
+  if (files.length === 0)
+    throw new PolicyTestFileError("policy_tests_missing", testsDir, ["no .json case files"]);
   return files;
 }
 
@@ -150,15 +162,20 @@ async function readCaseFile(file: string): Promise<TestCase[]> {
   try {
     raw = JSON.parse(await readFile(file, "utf8"));
   } catch (error) {
-    throw new PolicyTestFileError(file, [`not readable JSON: ${text(error)}`]);
+    throw new PolicyTestFileError("policy_case_file_invalid", file, [
+      `not readable JSON: ${text(error)}`,
+    ]);
   }
   // The schema walks the file recursively: a deep enough one overflows the stack.
   if (!nestsWithin(raw, MAX_CASE_FILE_DEPTH)) {
-    throw new PolicyTestFileError(file, [`nests deeper than ${MAX_CASE_FILE_DEPTH} levels`]);
+    throw new PolicyTestFileError("policy_case_file_invalid", file, [
+      `nests deeper than ${MAX_CASE_FILE_DEPTH} levels`,
+    ]);
   }
   const parsed = testFileSchema.safeParse(raw);
   if (!parsed.success) {
     throw new PolicyTestFileError(
+      "policy_case_file_invalid",
       file,
       parsed.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`),
     );
@@ -171,6 +188,7 @@ async function readCaseFile(file: string): Promise<TestCase[]> {
   }
   if (duplicates.size > 0) {
     throw new PolicyTestFileError(
+      "policy_case_file_invalid",
       file,
       [...duplicates].map((caseName) => `duplicate case name "${caseName}"`),
     );

@@ -358,6 +358,11 @@ const MAX_RETRY_PAUSE_MS = 5_000;
 // With no deadline of the caller's, retries stop this long after the request's
 // own approval deadline: by then the server has ended it.
 const RETRY_PAST_EXPIRY_MS = 30_000;
+// A token provider that fails is asked again this many times in a row, after
+// the same pauses: a workload token file the platform is rotating can be
+// missing or empty for a moment, but one that stays so will not come back, and
+// the wait should end promptly with the provider's error.
+const TOKEN_RETRIES = 2;
 
 /** Whether a failed call is worth repeating: nothing reached writ, or it could not answer now. */
 function isTransient(error: unknown): boolean {
@@ -520,22 +525,32 @@ export function createWritClient(options: WritClientOptions): WritClient {
     // The transient failure the polls are riding out, if the latest one failed.
     let failing: unknown;
     let retryPauseMs = FIRST_RETRY_PAUSE_MS;
-    /** One poll; a transient failure is paused on and tried again while time remains. */
+    let tokenFailures = 0;
+    /**
+     * One poll; a transient failure is paused on and tried again while time
+     * remains, a token provider's failure at most {@link TOKEN_RETRIES} times in a row.
+     */
     const poll = async (options: GetRequestOptions): Promise<WritRequest> => {
       for (;;) {
         try {
           const request = await get(id, { ...options, signal: polling });
           failing = undefined;
           retryPauseMs = FIRST_RETRY_PAUSE_MS;
+          tokenFailures = 0;
           return request;
         } catch (error) {
-          if (!isTransient(error)) throw error;
+          const tokenFailure = isWritApiError(error) && error.code === "token_unavailable";
+          if (tokenFailure ? ++tokenFailures > TOKEN_RETRIES : !isTransient(error)) throw error;
           failing = error;
+          // Token retries are few by count, so even a wait without a deadline
+          // may spend them before its first answer.
           const retryUntil = Number.isFinite(deadline)
             ? deadline
-            : last === undefined
-              ? 0
-              : Date.parse(last.expires_at) + RETRY_PAST_EXPIRY_MS;
+            : last !== undefined
+              ? Date.parse(last.expires_at) + RETRY_PAST_EXPIRY_MS
+              : tokenFailure
+                ? Number.POSITIVE_INFINITY
+                : 0;
           const pauseMs = Math.min(
             retryPauseMs * (0.5 + Math.random() / 2),
             retryUntil - Date.now(),

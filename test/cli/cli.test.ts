@@ -1,6 +1,7 @@
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { constants } from "node:fs";
+import { cp, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -107,6 +108,56 @@ async function newPendingRequest(): Promise<string> {
   const request = JSON.parse(result.stdout) as { id: string; status: string };
   expect(request.status).toBe("pending");
   return request.id;
+}
+
+/**
+ * Serves a token file as a platform rotating it would: the n-th time the file
+ * is read it holds `contents(n)`. It is a FIFO, so each read is seen and
+ * answered in turn, without guessing when the reader comes.
+ */
+async function servedTokenFile(contents: (read: number) => string) {
+  const dir = await mkdtemp(join(tmpdir(), "writ-token-"));
+  const path = join(dir, "token");
+  execFileSync("mkfifo", [path]);
+  let stopped = false;
+  let reads = 0;
+  const serving = (async () => {
+    while (!stopped) {
+      // Opening for writing waits for the next reader.
+      const handle = await open(path, "w");
+      if (stopped) {
+        await handle.close();
+        break;
+      }
+      reads += 1;
+      await handle.writeFile(contents(reads));
+      await handle.close();
+      // The next answer waits until this reader has closed the file: written
+      // while it still reads, it would run into this one.
+      for (;;) {
+        try {
+          const probe = await open(path, constants.O_WRONLY | constants.O_NONBLOCK);
+          await probe.close();
+          await new Promise((resolvePause) => setTimeout(resolvePause, 5));
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === "ENXIO") break;
+          throw error;
+        }
+      }
+    }
+  })();
+  return {
+    path,
+    reads: () => reads,
+    async stop() {
+      stopped = true;
+      // A reader of our own releases the writer still waiting for one.
+      const reader = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+      await serving;
+      await reader.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 async function consume(token: string) {
@@ -369,6 +420,93 @@ describe("requests through the CLI", () => {
     });
     expect(credential.code).toBe(3);
     expect(credential.stderr).toMatch(/^writ credential: request_denied: /);
+  });
+
+  it("request --wait stopped by a signal or its timeout leaves the request open and says how to go on", async () => {
+    const stillOpen = (id: string) =>
+      `It stays open: check it with \`writ status ${id}\`, collect it once approved with \`writ credential ${id}\`, or withdraw it with \`writ cancel ${id}\`.\n`;
+    for (const [signal, code] of [
+      ["SIGINT", 130],
+      ["SIGTERM", 143],
+    ] as const) {
+      const waiting = start(["request", ...EXPORT_ARGS, "--wait", "--timeout", "30"], agent());
+      const [, id = ""] = await waitForOutput(
+        waiting.child.stderr,
+        /^(req_\S+)\s+pending[\s\S]*^Waiting up to /m,
+      );
+      waiting.child.kill(signal);
+      const result = await waiting.done;
+      expect(result.code, signal).toBe(code);
+      expect(result.stdout).toBe("");
+      expect(result.stderr).toContain(
+        `writ request: ${signal} received while waiting for ${id}.\n`,
+      );
+      expect(result.stderr.endsWith(stillOpen(id)), result.stderr).toBe(true);
+      const status = await writ(["status", id, "--json"], agent());
+      expect(JSON.parse(status.stdout)).toMatchObject({ id, status: "pending" });
+      expect((await writ(["cancel", id], agent())).code).toBe(0);
+    }
+
+    const timedOut = await writ(["request", ...EXPORT_ARGS, "--wait", "--timeout", "1"], agent());
+    const [, id = ""] = /^(req_\S+)\s+pending/m.exec(timedOut.stderr) ?? [];
+    expect(timedOut.code).toBe(1);
+    expect(timedOut.stderr).toContain("writ request: wait_timeout: ");
+    expect(timedOut.stderr.endsWith(stillOpen(id)), timedOut.stderr).toBe(true);
+    expect((await writ(["cancel", id], agent())).code).toBe(0);
+  });
+
+  it("request --wait rides out a token file that is briefly empty, and stops soon on one that stays so", async () => {
+    const key = keyOf("report-agent");
+    const withTokenFile = (path: string): NodeJS.ProcessEnv => ({
+      ...childEnv({}),
+      WRIT_TOKEN_FILE: path,
+    });
+
+    // The platform rewrites the file just as the wait starts: the first poll
+    // finds it empty, the next read finds the new token.
+    const rotating = await servedTokenFile((read) => (read === 2 ? "" : key));
+    try {
+      const waiting = startWritCli(
+        ["request", ...EXPORT_ARGS, "--wait", "--timeout", "20"],
+        withTokenFile(rotating.path),
+        RUN_TIMEOUT_MS,
+      );
+      const [, id = ""] = await waitForOutput(waiting.child.stderr, /^(req_\S+)\s+pending/m);
+      // Approvals go in only once the empty read has been retried and a poll is waiting.
+      while (rotating.reads() < 4 && waiting.child.exitCode === null) {
+        await new Promise((resolvePause) => setTimeout(resolvePause, 20));
+      }
+      expect((await writ(["approve", id], reviewer("bob"))).code).toBe(0);
+      expect((await writ(["approve", id], reviewer("carol"))).code).toBe(0);
+      const result = await waiting.done;
+      expect(result.stderr).not.toContain("token_unavailable");
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout.trim().split(".")).toHaveLength(3);
+    } finally {
+      await rotating.stop();
+    }
+
+    // A file that stays empty ends the wait within a second or so, naming it.
+    const emptied = await servedTokenFile((read) => (read === 1 ? key : ""));
+    try {
+      const startedAt = Date.now();
+      const result = await startWritCli(
+        ["request", ...EXPORT_ARGS, "--wait", "--timeout", "20"],
+        withTokenFile(emptied.path),
+        RUN_TIMEOUT_MS,
+      ).done;
+      expect(Date.now() - startedAt).toBeLessThan(5_000);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        `writ request: token_unavailable: The token provider failed to supply a token. WRIT_TOKEN_FILE ${emptied.path} is empty.\n`,
+      );
+      // The first read and three from the wait: two retries, no more.
+      expect(emptied.reads()).toBe(4);
+      const [, id = ""] = /^(req_\S+)\s+pending/m.exec(result.stderr) ?? [];
+      expect((await writ(["cancel", id], agent())).code).toBe(0);
+    } finally {
+      await emptied.stop();
+    }
   });
 
   it("revoke ends an issued credential and stops an approved request; others are not_revocable", async () => {

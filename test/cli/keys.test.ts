@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadKeyRing } from "../../src/adapters/jwt-keys.js";
 import { EXIT } from "../../src/cli/command.js";
 import { runCli } from "../../src/cli/main.js";
+import { startWritCli } from "../support/cli.js";
 
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
   let stdout = "";
@@ -131,5 +132,91 @@ describe("writ keygen --kind metrics", () => {
     const { key, key_sha256 } = JSON.parse(stdout) as { key: string; key_sha256: string };
     expect(key).toMatch(/^writ_metrics_[A-Za-z0-9_-]{43}$/);
     expect(key_sha256).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe("writ keys, run as a user runs it, on a ring that is missing or unusable", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "writ-keys-bin-"));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Runs the built CLI in `dir`, with no configuration in its environment. */
+  const writ = (args: readonly string[], env: NodeJS.ProcessEnv = {}) =>
+    startWritCli(args, { PATH: process.env.PATH, ...env }, 30_000).done;
+
+  it("says there is no ring and gives the init command for the place it looked", async () => {
+    const file = join(dir, "nowhere", "jwt.json");
+    const config = join(dir, "writ.json");
+    await writeFile(config, JSON.stringify({ data_dir: join(dir, "data") }));
+    const defaultRing = join(dir, "data", "keys", "jwt.json");
+    for (const command of [["list"], ["stage"], ["activate"], ["rotate"]]) {
+      const byFile = await writ(["keys", ...command, "--file", file]);
+      expect(byFile.stderr).toBe(
+        `writ keys ${command[0]}: there is no JWT key ring at ${file}; create one with \`writ keys init --file ${file}\`\n`,
+      );
+      expect(byFile.code).toBe(EXIT.failed);
+      const byConfig = await writ(["keys", ...command], { WRIT_CONFIG: config });
+      expect(byConfig.stderr).toBe(
+        `writ keys ${command[0]}: there is no JWT key ring at ${defaultRing}; create one with \`writ keys init --config ${config}\`\n`,
+      );
+      expect(byConfig.code).toBe(EXIT.failed);
+    }
+    // The command it names does create the ring the others looked for.
+    expect((await writ(["keys", "init", "--config", config])).code).toBe(EXIT.ok);
+    expect((await writ(["keys", "list"], { WRIT_CONFIG: config })).code).toBe(EXIT.ok);
+  });
+
+  it("names a directory or a file in the way, never with Node's raw error", async () => {
+    const blocker = join(dir, "plain-file");
+    await writeFile(blocker, "not a directory");
+    for (const command of ["list", "stage", "activate", "rotate"]) {
+      const onDir = await writ(["keys", command, "--file", dir]);
+      expect(onDir.stderr).toBe(
+        `writ keys ${command}: ${dir} is a directory, not a JWT key ring; give the ring file with --file or jwt.keys_file\n`,
+      );
+      expect(onDir.code).toBe(EXIT.failed);
+      const under = await writ(["keys", command, "--file", join(blocker, "jwt.json")]);
+      expect(under.stderr).toMatch(
+        /there is no JWT key ring at .*; create one with `writ keys init/,
+      );
+      expect(under.code).toBe(EXIT.failed);
+    }
+    const init = await writ(["keys", "init", "--file", join(blocker, "keys", "jwt.json")]);
+    expect(init.stderr).toBe(
+      `writ keys init: cannot create ${join(blocker, "keys", "jwt.json")}: a part of its path is not a directory\n`,
+    );
+    expect(init.code).toBe(EXIT.failed);
+  });
+
+  it("refuses a corrupt ring before listing or changing it, as writ serve would", async () => {
+    const file = join(dir, "jwt.json");
+    expect((await writ(["keys", "init", "--file", file])).code).toBe(EXIT.ok);
+    const ring = JSON.parse(await readFile(file, "utf8")) as {
+      keys: { alg?: string; private_jwk?: unknown }[];
+    };
+    const good = ring.keys[0];
+    const corruptions: [string, unknown][] = [
+      ["an entry without its key", { ...ring, keys: [{ ...good, private_jwk: undefined }] }],
+      ["an entry without its algorithm", { ...ring, keys: [{ ...good, alg: undefined }] }],
+      ["an active key it does not contain", { ...ring, active: "gone" }],
+    ];
+    for (const [what, corrupt] of corruptions) {
+      const text = JSON.stringify(corrupt);
+      await writeFile(file, text);
+      for (const command of ["list", "stage", "rotate"]) {
+        const result = await writ(["keys", command, "--file", file]);
+        expect(result.code, `${command}: ${what}`).toBe(EXIT.failed);
+        expect(result.stderr, `${command}: ${what}`).toMatch(
+          new RegExp(`^writ keys ${command}: .*${file}|key .* is not`),
+        );
+        expect(result.stdout, `${command}: ${what}`).toBe("");
+        expect(result.stderr).not.toMatch(/undefined|Invalid or unsupported/);
+        expect(await readFile(file, "utf8"), `${command} left the file alone`).toBe(text);
+      }
+    }
   });
 });

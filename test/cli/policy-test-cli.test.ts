@@ -129,6 +129,7 @@ describe("writ policy test", () => {
     ]);
     const overridden = await run(["--policies", other, "--json"]);
     expect(JSON.parse(overridden.stdout)).toEqual({
+      ok: true,
       policies_dir: other,
       config: configFile,
       defaults: { ttl_seconds: 120, approval_timeout_seconds: 600 },
@@ -151,4 +152,44 @@ describe("writ policy test", () => {
       "configuration: none (writ's defaults); TTL 300 s and approval timeout 900 s where a policy sets none\n",
     );
   }, 60_000);
+
+  it("with --json, reports each failure to load as one JSON object with a stable code", async () => {
+    const run = (args: readonly string[]) =>
+      startWritCli(["policy", "test", "--json", ...args], { PATH: process.env.PATH }, 30_000).done;
+    const broken = await policiesWith([openCase({})]);
+    await writeFile(join(broken, "broken.cedar"), "permit(");
+    const untested = await tempDir();
+    await writeFile(join(untested, "open.cedar"), "permit(principal, action, resource);");
+    const malformed = await policiesWith([openCase({ expect: "maybe" })]);
+    const badConfig = join(await tempDir(), "writ.json");
+    await writeFile(badConfig, "{ not json");
+
+    const outcomes: [args: string[], code: string, file: string | undefined][] = [
+      [["--config", badConfig], "config_invalid", undefined],
+      [["--policies", broken], "policies_invalid", join(broken, "broken.cedar")],
+      [["--policies", untested], "policy_tests_missing", join(untested, "tests")],
+      [
+        ["--policies", malformed],
+        "policy_case_file_invalid",
+        join(malformed, "tests", "cases.json"),
+      ],
+    ];
+    for (const [args, code, file] of outcomes) {
+      const result = await run(args);
+      expect(result.stderr, code).toBe("");
+      expect(result.stdout.trimEnd().split("\n"), code).toHaveLength(1);
+      const report = JSON.parse(result.stdout) as {
+        ok: boolean;
+        error: { code: string; message: string; file?: string };
+      };
+      expect(report.ok, code).toBe(false);
+      expect(report.error.code).toBe(code);
+      expect(report.error.message, code).not.toBe("");
+      expect(report.error.file, code).toBe(file);
+      expect(result.code, code).toBe(1);
+    }
+    // The codes are the ones docs/policies.md lists.
+    const doc = await readFile(join(ROOT, "docs", "policies.md"), "utf8");
+    for (const [, code] of outcomes) expect(doc).toContain(`| \`${code}\` |`);
+  });
 });

@@ -16,13 +16,69 @@ The key ring file is --file, else jwt.keys_file of the configuration (--config
 or WRIT_CONFIG), else <data_dir>/keys/jwt.json. It holds private keys: it is
 written with mode 0600 and must reach every replica by a secret channel.`;
 
+/** `word` as one shell word, quoted only when it needs to be, so a printed command can be pasted. */
+function shellWord(word: string): string {
+  return /^[\w./:@%+=,-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+interface RingLocation {
+  path: string;
+  algorithm: JwtAlgorithm;
+  /** The `writ keys init` that creates a ring at `path`, with the options that found it. */
+  initCommand: string;
+}
+
 async function ringLocation(
   values: { file?: string | undefined; config?: string | undefined },
   io: CommandIo,
-): Promise<{ path: string; algorithm: JwtAlgorithm }> {
+): Promise<RingLocation> {
   const configFile = values.config ?? readEnv(io.env).WRIT_CONFIG;
   const config = configFile ? await loadConfigFile(configFile) : parseConfig({}, "defaults");
-  return { path: values.file ?? jwtKeysPath(config), algorithm: config.jwt.algorithm };
+  const path = values.file ?? jwtKeysPath(config);
+  const initCommand =
+    values.file !== undefined
+      ? `writ keys init --file ${shellWord(values.file)}`
+      : configFile
+        ? `writ keys init --config ${shellWord(configFile)}`
+        : "writ keys init";
+  return { path, algorithm: config.jwt.algorithm, initCommand };
+}
+
+/**
+ * Runs `use` on the ring at `where`, turning the file system's errors into a
+ * sentence that names the file and what to do, instead of Node's raw message.
+ * `creating` is true for `writ keys init`, which expects no ring there.
+ */
+async function onRing<T>(
+  where: RingLocation,
+  use: (path: string) => Promise<T>,
+  creating = false,
+): Promise<T> {
+  try {
+    return await use(where.path);
+  } catch (error) {
+    const { code, path = where.path } = error as NodeJS.ErrnoException;
+    if (typeof code !== "string") throw error;
+    switch (code) {
+      case "ENOENT":
+      case "ENOTDIR":
+        if (creating) {
+          throw new Error(`cannot create ${where.path}: a part of its path is not a directory`);
+        }
+        throw new Error(
+          `there is no JWT key ring at ${where.path}; create one with \`${where.initCommand}\``,
+        );
+      case "EISDIR":
+        throw new Error(
+          `${where.path} is a directory, not a JWT key ring; give the ring file with --file or jwt.keys_file`,
+        );
+      case "EACCES":
+      case "EPERM":
+        throw new Error(`${path} is not accessible to this user (${code}); run as its owner`);
+      default:
+        throw new Error(`cannot use ${path} (${code})`);
+    }
+  }
 }
 
 function parseKeep(value: string | undefined): number {
@@ -65,7 +121,7 @@ ${LOCATION_HELP}
     if (algorithm !== "EdDSA" && algorithm !== "ES256") {
       throw new UsageError("--algorithm must be EdDSA or ES256");
     }
-    const ring = await createKeyRing(where.path, algorithm);
+    const ring = await onRing(where, (path) => createKeyRing(path, algorithm), true);
     io.stdout(
       values.json
         ? `${JSON.stringify({ file: where.path, kid: ring.active.kid, alg: ring.active.alg })}\n`
@@ -87,7 +143,7 @@ ${LOCATION_HELP}
   async run(args, io) {
     const { values } = parseArgs({ args: [...args], options: location, strict: true });
     const where = await ringLocation(values, io);
-    const keys = await describeKeyRing(where.path);
+    const keys = await onRing(where, describeKeyRing);
     if (values.json) {
       io.stdout(`${JSON.stringify({ file: where.path, keys })}\n`);
     } else {
@@ -115,7 +171,7 @@ ${LOCATION_HELP}
   async run(args, io) {
     const { values } = parseArgs({ args: [...args], options: location, strict: true });
     const where = await ringLocation(values, io);
-    const key = await stageKeyRing(where.path);
+    const key = await onRing(where, (path) => stageKeyRing(path));
     io.stdout(
       values.json
         ? `${JSON.stringify({ file: where.path, kid: key.kid, state: key.state })}\n`
@@ -149,7 +205,7 @@ ${LOCATION_HELP}
     if (positionals.length > 1) throw new UsageError("give at most one key id");
     const keep = parseKeep(values["keep-retired-seconds"]);
     const where = await ringLocation(values, io);
-    const key = await activateKeyRing(where.path, keep, positionals[0]);
+    const key = await onRing(where, (path) => activateKeyRing(path, keep, positionals[0]));
     io.stdout(
       values.json
         ? `${JSON.stringify({ file: where.path, kid: key.kid, state: key.state })}\n`
@@ -178,8 +234,10 @@ ${LOCATION_HELP}
     });
     const keep = parseKeep(values["keep-retired-seconds"]);
     const where = await ringLocation(values, io);
-    const staged = await stageKeyRing(where.path);
-    const key = await activateKeyRing(where.path, keep, staged.kid);
+    const key = await onRing(where, async (path) => {
+      const staged = await stageKeyRing(path);
+      return activateKeyRing(path, keep, staged.kid);
+    });
     io.stdout(
       values.json
         ? `${JSON.stringify({ file: where.path, kid: key.kid, state: key.state })}\n`

@@ -10,6 +10,7 @@ import {
   rejectPositionals,
   reportApiErrors,
 } from "./client-context.js";
+import { catchInterruptions, exitCodeForSignal } from "./interruptions.js";
 import {
   approvalProgress,
   credentialForShell,
@@ -63,10 +64,15 @@ everything else goes to stderr, so this works:
   TOKEN=$(writ request --action db:export --resource db://prod/customers \\
     --audience billing-api --reason "churn analysis" --wait)
 
+When the wait times out or is interrupted (SIGINT, SIGTERM, SIGHUP), the
+request stays open: writ prints its id and the commands to collect it later
+(\`writ credential <id>\`) or withdraw it (\`writ cancel <id>\`).
+
 Exit codes: 0 created (or, with --wait, approved and collected); 1 server or
 network error, or --wait timed out; 2 bad command line; 3 denied by policy (also
 at collection) or a reviewer, refused for an --on-behalf-of the agent may not
-act for, cancelled, expired, or revoked before it was collected.
+act for, cancelled, expired, or revoked before it was collected; 128 + the
+signal's number when a signal ends the wait (130 for SIGINT, 143 for SIGTERM).
 ${ENVIRONMENT_HELP}
 `;
 
@@ -200,6 +206,14 @@ async function waitAndCollect(
       options.timeoutSeconds !== undefined
         ? options.timeoutSeconds * 1000
         : Math.max(0, Date.parse(created.expires_at) - Date.now()) + DEADLINE_GRACE_MS;
+    // Stopping the wait does not withdraw the request (`writ exec` does, as it
+    // made the request for one command): the person may still want it, so they
+    // are told how to collect it later or withdraw it.
+    const id = printable(created.id);
+    const stillOpen = `It stays open: check it with \`writ status ${id}\`, collect it once approved with \`writ credential ${id}\`, or withdraw it with \`writ cancel ${id}\`.\n`;
+    // Caught before anything says the wait began, so a signal sent on seeing
+    // that line cannot arrive before writ listens for it.
+    const interruptions = catchInterruptions();
     const indicator = startWaitIndicator(io, created);
     if (!json && !io.stderrIsTty) {
       io.stderr(`Waiting up to ${formatDuration(timeoutMs)} for the decision…\n`);
@@ -207,19 +221,26 @@ async function waitAndCollect(
     try {
       decided = await client.waitForDecision(created.id, {
         timeoutMs,
+        signal: interruptions.signal,
         onPoll: (r) => indicator.update(r),
       });
     } catch (error) {
+      const signal = interruptions.received;
+      if (signal !== undefined) {
+        indicator.stop();
+        io.stderr(`writ request: ${signal} received while waiting for ${id}.\n`);
+        io.stderr(stillOpen);
+        return exitCodeForSignal(signal);
+      }
       if (isWritApiError(error) && error.code === "wait_timeout") {
         indicator.stop();
         io.stderr(`writ request: ${error.code}: ${printable(error.message)}\n`);
-        io.stderr(
-          `It stays open: check it with \`writ status ${created.id}\`, collect it with \`writ credential ${created.id}\`.\n`,
-        );
+        io.stderr(stillOpen);
         return EXIT.failed;
       }
       throw error;
     } finally {
+      interruptions.stop();
       indicator.stop();
     }
   }
