@@ -329,7 +329,7 @@ export function createPrometheusMetrics(options: { startedAtMs?: number } = {}):
   );
   const rateLimited = new Family(
     "writ_rate_limited_total",
-    "Requests refused by the per-agent rate limit.",
+    "Calls refused by a rate limit (agents' requests, resource servers' consumes).",
     [],
     counter,
   );

@@ -19,6 +19,12 @@ export interface RedisRateLimiterOptions {
    * writ key lives in one slot, like the store's.
    */
   prefix?: string;
+  /**
+   * Which limit this is, when there are several (`consume`): each counts in
+   * keys of its own, so an agent and a resource server that share an id never
+   * spend each other's allowance. Without it, the agents' request limit.
+   */
+  name?: string;
   /** Called with each Redis failure before `store_unavailable` is thrown (metrics, logs). */
   onError?: (error: unknown) => void;
   /** Deadline of each decision; past it the caller gets `store_unavailable` (default 5,000 ms). */
@@ -61,9 +67,9 @@ function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith("NOSCRIPT");
 }
 
-/** Rate limits held in Redis: one limit for an agent across every replica. */
+/** Rate limits held in Redis: one limit for an agent (or resource server) across every replica. */
 export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLimiter {
-  const prefix = options.prefix ?? "{writ}";
+  const base = `${options.prefix ?? "{writ}"}:ratelimit:${options.name === undefined ? "" : `${options.name}:`}`;
   const timeoutMs = options.operationTimeoutMs ?? 5_000;
   async function run(keys: string[], args: string[]): Promise<unknown> {
     try {
@@ -84,7 +90,7 @@ export function createRedisRateLimiter(options: RedisRateLimiterOptions): RateLi
         reply = await withDeadline(
           timeoutMs,
           run(
-            [`${prefix}:ratelimit:${subjectKey(subject)}`],
+            [`${base}${subjectKey(subject)}`],
             [String(intervalMs(limit)), String(toleranceMs(limit))],
           ),
         );

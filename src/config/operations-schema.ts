@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
-import { AGENT_ID } from "../domain/principal.js";
+import { AGENT_ID, PERSON_ID } from "../domain/principal.js";
 
 const REDIS_PROTOCOLS = new Set(["redis:", "rediss:"]);
 const ENV_NAME = /^[A-Z_][A-Z0-9_]{0,127}$/;
@@ -225,8 +225,9 @@ const perMinute = z.number().int().min(1).max(1_000_000);
 const burst = z.number().int().min(1).max(100_000);
 
 /**
- * Per-agent limits on `POST /v1/requests`. With Redis they hold across every
- * replica; with the memory store, per process.
+ * Per-agent limits on `POST /v1/requests`, and per-resource-server limits on
+ * `POST /v1/tokens/consume`. With Redis they hold across every replica; with
+ * the memory store, per process.
  */
 export const RateLimitsConfig = z.strictObject({
   /** Sustained requests per minute for each agent; 0 turns the limit off. */
@@ -241,6 +242,22 @@ export const RateLimitsConfig = z.strictObject({
     .record(
       z.string().regex(AGENT_ID, "an agent id"),
       z.strictObject({ requests_per_minute: perMinute, burst: burst.optional() }),
+    )
+    .default({}),
+  /**
+   * Sustained refused consumes per minute for each resource server (a used
+   * token presented again, or one whose credential ended: each is recorded);
+   * 0 turns the limit off. A first use never counts: a working resource server
+   * refuses a token now and then, and a loop retrying one is held here.
+   */
+  refusals_per_minute_per_resource_server: z.number().int().min(0).max(1_000_000).default(60),
+  /** Refused consumes a resource server may make at once after a quiet period. */
+  refusal_burst: burst.default(100),
+  /** Limits for particular resource servers, by id, replacing the default for them. */
+  resource_servers: z
+    .record(
+      z.string().regex(PERSON_ID, "a resource server id"),
+      z.strictObject({ refusals_per_minute: perMinute, burst: burst.optional() }),
     )
     .default({}),
 });

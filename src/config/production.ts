@@ -133,6 +133,15 @@ export async function reviewForProduction(
     });
   }
 
+  if (config.rate_limits.refusals_per_minute_per_resource_server === 0) {
+    warnings.push({
+      key: "rate_limits.refusals_per_minute_per_resource_server",
+      problem:
+        "refused consumes are not rate limited: a resource server retrying a used token in a loop adds an event a try to the record",
+      fix: "set a limit, e.g. 60",
+    });
+  }
+
   if (config.console.enabled && config.console.secure_cookies === false) {
     warnings.push({
       key: "console.secure_cookies",

@@ -151,7 +151,7 @@ const WritConfigObject = z.strictObject({
   store: StoreConfig.prefault({}),
   /** The Redis deployment (see docs/operations.md). */
   redis: RedisConfig.prefault({}),
-  /** Per-agent request limits. */
+  /** Per-agent request limits and per-resource-server consume limits. */
   rate_limits: RateLimitsConfig.prefault({}),
   /** The Prometheus `/metrics` endpoint, on its own listener. */
   metrics: MetricsConfig.prefault({}),
@@ -216,6 +216,18 @@ export const WritConfigSchema = WritConfigObject.superRefine((config, ctx) => {
       code: "custom",
       path: ["rate_limits", "agents", limited],
       message: `is spelt differently from identities.agents.${index}.id "${agent.id}"; limits apply to the exact id, so write "${agent.id}"`,
+    });
+  }
+  const servers = config.identities.resource_servers;
+  for (const limited of Object.keys(config.rate_limits.resource_servers)) {
+    if (servers.some((server) => server.id === limited)) continue;
+    const index = servers.findIndex((server) => personKey(server.id) === personKey(limited));
+    const server = servers[index];
+    if (server === undefined) continue;
+    ctx.addIssue({
+      code: "custom",
+      path: ["rate_limits", "resource_servers", limited],
+      message: `is spelt differently from identities.resource_servers.${index}.id "${server.id}"; limits apply to the exact id, so write "${server.id}"`,
     });
   }
 });

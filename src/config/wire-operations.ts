@@ -24,15 +24,34 @@ export function rateLimitFor(config: WritConfig): (agentId: string) => RateLimit
   return (agentId) => overrides.get(agentId) ?? fallback;
 }
 
+/** The per-resource-server consume limit of a configuration; undefined when limits are off for it. */
+export function consumeLimitFor(config: WritConfig): (serverId: string) => RateLimit | undefined {
+  const {
+    refusals_per_minute_per_resource_server: perMinute,
+    refusal_burst: burst,
+    resource_servers: servers,
+  } = config.rate_limits;
+  const overrides = new Map(
+    Object.entries(servers).map(([id, limit]) => [
+      id,
+      { perMinute: limit.refusals_per_minute, burst: limit.burst ?? burst },
+    ]),
+  );
+  const fallback = perMinute === 0 ? undefined : { perMinute, burst };
+  return (serverId) => overrides.get(serverId) ?? fallback;
+}
+
 export interface OperationsOptions {
   clock: Clock;
   /** A shared limiter (Redis); by default one held in this process. */
   rateLimiter?: RateLimiter | undefined;
+  /** A shared limiter of resource servers' consumes (Redis); by default one held in this process. */
+  consumeRateLimiter?: RateLimiter | undefined;
   metrics?: Metrics | undefined;
 }
 
 /**
- * The operational parts around the use cases: the rate limiter, metrics
+ * The operational parts around the use cases: the rate limiters, metrics
  * (counting store failures, refusals and committed events) and the shutdown
  * signal that ends long-polls so a stopping replica drains quickly.
  */
@@ -45,11 +64,16 @@ export function wireOperations(
   const limiter =
     options.rateLimiter ??
     createMemoryRateLimiter({ limitFor: rateLimitFor(config), clock: options.clock });
+  const consumeLimiter =
+    options.consumeRateLimiter ??
+    createMemoryRateLimiter({ limitFor: consumeLimitFor(config), clock: options.clock });
   const stopping = new AbortController();
   const notifiers: Notifier[] = metrics === undefined ? [] : [createMetricsNotifier(metrics)];
   return {
     store: metrics === undefined ? store : instrumentStore(store, metrics),
     rateLimiter: metrics === undefined ? limiter : instrumentRateLimiter(limiter, metrics),
+    consumeRateLimiter:
+      metrics === undefined ? consumeLimiter : instrumentRateLimiter(consumeLimiter, metrics),
     notifiers,
     stopping,
   };

@@ -21,12 +21,13 @@ import type { StreamGap } from "../ports/store.js";
 import { redisConnectOptions, resolveRedisSettings } from "./redis-settings.js";
 import type { WritConfig } from "./schema.js";
 import type { SharedRevocations } from "./wire-aws.js";
-import { rateLimitFor } from "./wire-operations.js";
+import { consumeLimitFor, rateLimitFor } from "./wire-operations.js";
 
 export interface RedisBackend {
   readonly store: RedisStore;
   /** Per-agent limits held in the same Redis, so they hold across replicas. */
   readonly rateLimiter: RateLimiter;
+  readonly consumeRateLimiter: RateLimiter;
   /** Slack message ids, delivery cursors and seen payloads, shared by replicas. */
   readonly notificationState: NotificationState;
   /** Console sessions, shared by every replica and worker. */
@@ -141,6 +142,13 @@ export async function openRedisBackend(
     prefix: `{${settings.keyPrefix}}`,
     onError: () => options.metrics?.countRedisError("rate_limit"),
   });
+  const consumeRateLimiter = createRedisRateLimiter({
+    client: scriptClient(client),
+    limitFor: consumeLimitFor(config),
+    prefix: `{${settings.keyPrefix}}`,
+    name: "consume",
+    onError: () => options.metrics?.countRedisError("rate_limit"),
+  });
   const notificationState = createRedisNotificationState({
     client: scriptClient(client),
     prefix: `{${settings.keyPrefix}}`,
@@ -167,6 +175,7 @@ export async function openRedisBackend(
   return {
     store,
     rateLimiter,
+    consumeRateLimiter,
     notificationState,
     consoleSessions,
     revocations,

@@ -47,6 +47,8 @@ export interface AssembleOptions {
   createCheckpointKey?: boolean;
   /** A shared rate limiter (Redis); defaults to one held in this process. */
   rateLimiter?: RateLimiter;
+  /** A shared limiter of resource servers' consumes (Redis); defaults to one held in this process. */
+  consumeRateLimiter?: RateLimiter;
   /** Where to count requests, decisions, issuance and Redis errors (`/metrics`). */
   metrics?: Metrics;
   /** AWS SDK clients to use instead of those the configuration builds. */
@@ -152,6 +154,7 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
   const operations = wireOperations(config, options.store ?? createMemoryStore(), {
     clock,
     rateLimiter: options.rateLimiter,
+    consumeRateLimiter: options.consumeRateLimiter,
     metrics: options.metrics,
   });
   const { store } = operations;
@@ -247,6 +250,7 @@ export async function assembleWrit(config: WritConfig, options: AssembleOptions)
     logger,
     timing: { collectWindowSeconds: config.requests.collect_window_seconds },
     rateLimiter: operations.rateLimiter,
+    consumeRateLimiter: operations.consumeRateLimiter,
     waitLimit: createWaitLimit(config.requests.max_waits_per_principal),
     recent: createRecentRequests(),
     stopping: operations.stopping.signal,

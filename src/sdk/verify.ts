@@ -15,7 +15,8 @@ const MAX_TIMEOUT_MS = 60_000;
  * should answer with, in {@link WritVerifyError.status}.
  * - `token_missing` (401): no bearer token;
  * - `token_invalid` (401): bad signature, unknown key, wrong algorithm, issuer
- *   or audience, malformed, or no longer valid at writ (revoked, completed);
+ *   or audience, malformed, or no longer valid at writ (revoked, completed; or
+ *   refused while writ limits this resource server's refused tokens);
  * - `token_expired` (401): past its `exp` (or before its `nbf`);
  * - `token_replayed` (401): already used once; writ recorded the replay;
  * - `insufficient_scope` (403): a valid token for another action or resource;
@@ -258,6 +259,15 @@ export function createWritVerifier(options: WritVerifierOptions): WritVerifier {
           }
           if (error.code === "token_invalid" || error.code === "audience_mismatch") {
             throw new WritVerifyError("token_invalid", "writ no longer accepts this token.");
+          }
+          if (error.code === "rate_limited") {
+            // writ limits only the tokens it refuses (used, or their credential
+            // ended): this one will not be accepted, now or later.
+            throw new WritVerifyError(
+              "token_invalid",
+              "writ refused this token (already used, or its credential ended) and is limiting this server's refused tokens.",
+              { cause: error },
+            );
           }
         }
         // Our own key refused, writ down, a bad answer: fail closed, and say so.

@@ -28,7 +28,9 @@ export async function consumeToken(
       recorded?.type === "jwt" && recorded.id === claims.jti && recorded.digest === undefined;
     if (legacy) await deps.tokens.verify(token, now);
     const proof: TokenProof = legacy ? { signatureVerified: true } : { digest };
-    return consumeCredential({ request, server, credentialId: claims.jti, proof, now });
+    const transition = consumeCredential({ request, server, credentialId: claims.jti, proof, now });
+    if (transition.events.some((e) => REFUSALS.has(e.type))) await assertWithinRate(deps, server);
+    return transition;
   }).catch((error: unknown) => {
     // A token whose request is gone (e.g. a wiped dev store) is simply invalid.
     if (error instanceof WritError && error.code === "not_found") {
@@ -47,4 +49,28 @@ export async function consumeToken(
     );
   }
   return claims;
+}
+
+/** The refusals a consume records: a replay of a used token, a token whose credential ended. */
+const REFUSALS: ReadonlySet<string> = new Set(["token.replay_blocked", "token.rejected"]);
+
+/**
+ * Every consume of a token already used or ended is recorded, in the stream,
+ * the log and the request's own events: the per-resource-server limit on such
+ * refusals keeps one resource server retrying a used token in a loop (or a
+ * thief replaying a stolen one through it) from growing them without bound.
+ * It is taken only for a consume that would record a refusal, before anything
+ * is recorded: a first use never waits on it, and a consume over the limit
+ * changes and records nothing.
+ */
+async function assertWithinRate(deps: BrokerDeps, server: ResourceServer): Promise<void> {
+  if (deps.consumeRateLimiter === undefined) return;
+  const decision = await deps.consumeRateLimiter.take(server.id);
+  if (decision.allowed) return;
+  const retryAfterSeconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+  throw new WritError(
+    "rate_limited",
+    `Too many refused tokens from this resource server; retry in ${retryAfterSeconds} s.`,
+    { retry_after_seconds: retryAfterSeconds },
+  );
 }

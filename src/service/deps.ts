@@ -35,6 +35,12 @@ export interface BrokerDeps {
   /** Limits how often each agent may ask (`rate_limited`); none means unlimited. */
   readonly rateLimiter?: RateLimiter;
   /**
+   * Limits how often each resource server may consume (`rate_limited`): a used
+   * or ended token presented again is recorded each time, so a resource server
+   * retrying one in a loop would otherwise grow the record without bound.
+   */
+  readonly consumeRateLimiter?: RateLimiter;
+  /**
    * What this process last committed for recent requests: a change that follows
    * one of its own skips a store read (see `transact`). None: always read.
    */

@@ -210,8 +210,8 @@ export async function listEvents(
 /**
  * One read of `listEvents`. A filter by type or time costs the entries it
  * passes over (of the whole stream, or of one request), so it is bounded; the
- * other reads cost their page (with `requestId`, that request's event ids up to
- * `after` too) and are read as they are.
+ * other reads cost their page (with `requestId`, plus a binary search for
+ * `after` in that request's event ids) and are read as they are.
  */
 async function readEvents(
   deps: BrokerDeps,

@@ -5,6 +5,7 @@ import type { AccessRequest } from "../domain/request.js";
 import { previousEventId } from "../domain/stream-id.js";
 import { assertVisible, requireKind } from "./access.js";
 import type { BrokerDeps } from "./deps.js";
+import { REQUEST_EVENT_SCAN_BUDGET } from "./read-requests.js";
 import { loadSettled } from "./record.js";
 
 /** Most events shown on one page of a request's timeline. */
@@ -44,12 +45,21 @@ export async function requestTimeline(
   const request = await loadSettled(deps, id);
   assertVisible(request, principal);
   // The revoke that ended it, not a credential discarded at source before it
-  // (a collect that lost a race records one of those too).
+  // (a collect that lost a race records one of those too). A filtered read
+  // costs every event it passes over, and a token refused in a loop after the
+  // revoke adds one event a try, so the read is bounded. Only an approved or
+  // issued request can be revoked, so what precedes the revoke is the short
+  // story of its review and collection: the bound reaches it.
   const revocation =
     request.status === "revoked"
-      ? (await deps.store.events({ requestId: id, type: "credential.revoked", limit: 20 })).find(
-          (event) => event.data.cause === "revoked",
-        )
+      ? (
+          await deps.store.scanEvents({
+            requestId: id,
+            type: "credential.revoked",
+            limit: 20,
+            scanLimit: REQUEST_EVENT_SCAN_BUDGET,
+          })
+        ).items.find((event) => event.data.cause === "revoked")
       : undefined;
   const revoked = revocation !== undefined ? { revocation } : {};
   if (after === undefined) {

@@ -360,6 +360,37 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Req
         expectIncreasing(seen);
       });
 
+      it("reads one request's events on from any cursor: its own events, another request's, or none", async () => {
+        const a = await created();
+        const b = await created();
+        for (let i = 0; i < 12; i++) {
+          await store.append([
+            sampleEvent(a.id, "token.replay_blocked", { n: i }),
+            ...(i % 3 === 0 ? [sampleEvent(b.id, "token.replay_blocked", { n: i })] : []),
+          ]);
+        }
+        const all = await store.events({ limit: 1000 });
+        const ofA = all.filter((e) => e.requestId === a.id);
+        for (const [index, cursor] of all.entries()) {
+          const following = ofA.filter((e) => all.indexOf(e) > index);
+          expect(await store.events({ requestId: a.id, after: cursor.id, limit: 100 })).toEqual(
+            following,
+          );
+          expect(await store.events({ requestId: a.id, after: cursor.id, limit: 2 })).toEqual(
+            following.slice(0, 2),
+          );
+          const scan = await store.scanEvents({
+            requestId: a.id,
+            after: cursor.id,
+            type: "token.replay_blocked",
+            limit: 100,
+            scanLimit: 3,
+          });
+          expect(scan.items).toEqual(following.slice(0, 3));
+          if (following.length > 3) expect(scan.next).toBe(following[2]?.id);
+        }
+      });
+
       it("answers an empty stream with no events", async () => {
         expect(await store.events({ limit: 10 })).toEqual([]);
         expect(await store.events({ requestId: newId("req"), limit: 10 })).toEqual([]);

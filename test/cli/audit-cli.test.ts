@@ -14,6 +14,7 @@ import {
   collectToken,
   createRequest,
   keyOf,
+  NO_REFUSAL_LIMIT,
   S3_READ,
 } from "../support/api.js";
 import { startTestWrit, type TestWrit } from "../support/harness.js";
@@ -56,7 +57,7 @@ let exportId = "";
 let token = "";
 
 beforeAll(async () => {
-  t = await startTestWrit();
+  t = await startTestWrit(NO_REFUSAL_LIMIT);
   server = await new Promise<ServerType>((ready) => {
     const s = serve({ fetch: t.writ.app.fetch, hostname: "127.0.0.1", port: 0 }, () => ready(s));
   });

@@ -7,7 +7,7 @@ import { hashKey } from "../../src/adapters/key-identity.js";
 import { ConfigError, parseConfig } from "../../src/config/load.js";
 import { reviewForProduction } from "../../src/config/production.js";
 import { resolveRedisSettings, storeKind } from "../../src/config/redis-settings.js";
-import { rateLimitFor } from "../../src/config/wire-operations.js";
+import { consumeLimitFor, rateLimitFor } from "../../src/config/wire-operations.js";
 import { writeSecretFile } from "../support/secret-file.js";
 
 const HASH = hashKey("k");
@@ -47,6 +47,9 @@ describe("configuration of the store, Redis, rate limits and metrics", () => {
       requests_per_minute_per_agent: 600,
       burst: 100,
       agents: {},
+      refusals_per_minute_per_resource_server: 60,
+      refusal_burst: 100,
+      resource_servers: {},
     });
     expect(config.metrics).toMatchObject({ enabled: false, host: "127.0.0.1", port: 9464 });
     expect(config.redis.key_prefix).toBe("writ");
@@ -144,6 +147,24 @@ describe("configuration of the store, Redis, rate limits and metrics", () => {
     ).not.toThrow();
   });
 
+  it("refuses a limit for a resource server spelt in another case than its configured id", () => {
+    const identities = {
+      resource_servers: [{ id: "billing-api", key_sha256: hashKey("r"), audience: "billing-api" }],
+    };
+    expect(
+      invalid({
+        identities,
+        rate_limits: { resource_servers: { "Billing-API": { refusals_per_minute: 5 } } },
+      }),
+    ).toMatch(/rate_limits\.resource_servers\.Billing-API: .*write "billing-api"/);
+    expect(() =>
+      parseConfig({
+        identities,
+        rate_limits: { resource_servers: { "billing-api": { refusals_per_minute: 5 } } },
+      }),
+    ).not.toThrow();
+  });
+
   it("resolves per-agent limits, overrides first, and 0 as no limit", () => {
     const limitFor = rateLimitFor(
       parseConfig({
@@ -162,6 +183,29 @@ describe("configuration of the store, Redis, rate limits and metrics", () => {
     expect(limitFor("huge")).toEqual({ perMinute: 5, burst: 50 });
     expect(
       rateLimitFor(parseConfig({ rate_limits: { requests_per_minute_per_agent: 0 } }))("a"),
+    ).toBe(undefined);
+  });
+
+  it("resolves per-resource-server consume limits, overrides first, and 0 as no limit", () => {
+    const limitFor = consumeLimitFor(
+      parseConfig({
+        rate_limits: {
+          refusals_per_minute_per_resource_server: 10,
+          refusal_burst: 4,
+          resource_servers: {
+            big: { refusals_per_minute: 100 },
+            huge: { refusals_per_minute: 5, burst: 50 },
+          },
+        },
+      }),
+    );
+    expect(limitFor("anyone")).toEqual({ perMinute: 10, burst: 4 });
+    expect(limitFor("big")).toEqual({ perMinute: 100, burst: 4 });
+    expect(limitFor("huge")).toEqual({ perMinute: 5, burst: 50 });
+    expect(
+      consumeLimitFor(parseConfig({ rate_limits: { refusals_per_minute_per_resource_server: 0 } }))(
+        "a",
+      ),
     ).toBe(undefined);
   });
 });
@@ -514,11 +558,18 @@ describe("the production review (writ serve)", () => {
 
   it("warns about plain-text or password-less Redis off the host, and limits turned off", async () => {
     const { warnings } = await review(
-      { identities: IDENTITIES, rate_limits: { requests_per_minute_per_agent: 0 } },
+      {
+        identities: IDENTITIES,
+        rate_limits: {
+          requests_per_minute_per_agent: 0,
+          refusals_per_minute_per_resource_server: 0,
+        },
+      },
       { WRIT_REDIS_URL: "redis://redis.internal:6379" },
     );
     expect(warnings.map((w) => w.key)).toEqual([
       "rate_limits.requests_per_minute_per_agent",
+      "rate_limits.refusals_per_minute_per_resource_server",
       "WRIT_REDIS_URL",
       "redis.password_file",
     ]);

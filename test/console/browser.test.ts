@@ -3,7 +3,14 @@ import { join, resolve } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_TIMELINE_EVENTS } from "../../src/service/request-timeline.js";
-import { CUSTOMERS_EXPORT, collectToken, createRequest, keyOf, S3_READ } from "../support/api.js";
+import {
+  CUSTOMERS_EXPORT,
+  collectToken,
+  createRequest,
+  keyOf,
+  NO_REFUSAL_LIMIT,
+  S3_READ,
+} from "../support/api.js";
 import {
   RUN_BROWSER_TESTS as RUN,
   type ServedWritInBrowser,
@@ -22,7 +29,7 @@ const problems: string[] = [];
 
 beforeAll(async () => {
   if (!RUN) return;
-  served = await servedWritInBrowser();
+  served = await servedWritInBrowser(NO_REFUSAL_LIMIT);
   ({ t, base, browser } = served);
   await mkdir(ARTIFACTS, { recursive: true });
 }, 60_000);

@@ -7,7 +7,14 @@ import {
 } from "../../src/adapters/redis-store.js";
 import { silentLogger } from "../../src/ports/logger.js";
 import { MAX_TIMELINE_EVENTS } from "../../src/service/request-timeline.js";
-import { allEvents, createRequest, issuedToken, keyOf, S3_READ } from "../support/api.js";
+import {
+  allEvents,
+  createRequest,
+  issuedToken,
+  keyOf,
+  NO_REFUSAL_LIMIT,
+  S3_READ,
+} from "../support/api.js";
 import { startTestWrit, type TestWrit } from "../support/harness.js";
 import { type RedisServer, startRedisServer } from "../support/redis.js";
 import { ConsoleClient } from "./console-client.js";
@@ -49,12 +56,11 @@ describe.each(["memory", "Redis"])("a long timeline on the %s store", (where) =>
       server = await startRedisServer();
       client = await connectRedis({ url: server.url, logger: silentLogger });
       const prefix = `t${randomBytes(6).toString("hex")}`;
-      t = await startTestWrit(
-        {},
-        { store: createRedisStore({ client, prefix, logger: silentLogger }) },
-      );
+      t = await startTestWrit(NO_REFUSAL_LIMIT, {
+        store: createRedisStore({ client, prefix, logger: silentLogger }),
+      });
     } else {
-      t = await startTestWrit();
+      t = await startTestWrit(NO_REFUSAL_LIMIT);
     }
     const issued = await issuedToken(t);
     id = issued.id;

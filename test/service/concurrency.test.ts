@@ -7,6 +7,7 @@ import {
   type ErrorBody,
   issuedToken,
   keyOf,
+  NO_REFUSAL_LIMIT,
   type RequestBody,
   S3_READ,
 } from "../support/api.js";
@@ -36,7 +37,7 @@ describe("every transition happens at most once, whatever the concurrency", () =
     const { overrides, keys } = extraIdentities({
       reviewers: [{ id: "dave", groups: ["data-owners"] }],
     });
-    t = await startTestWrit(overrides);
+    t = await startTestWrit({ ...overrides, ...NO_REFUSAL_LIMIT });
     Object.assign(t.keys, keys);
   });
   afterEach(async () => {

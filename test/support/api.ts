@@ -180,3 +180,11 @@ export const APPROVAL_FLOW_EVENTS = [
   "token.used",
   "token.replay_blocked",
 ] as const;
+
+/**
+ * Turns off the limit on refused consumes, for tests that replay one token
+ * many times to build a long story, not to test the limit.
+ */
+export const NO_REFUSAL_LIMIT = {
+  rate_limits: { refusals_per_minute_per_resource_server: 0 },
+} as const;

@@ -57,6 +57,7 @@ export async function startTestWrit(
     awsClients?: AssembleOptions["awsClients"];
     metrics?: AssembleOptions["metrics"];
     rateLimiter?: AssembleOptions["rateLimiter"];
+    consumeRateLimiter?: AssembleOptions["consumeRateLimiter"];
     notificationState?: AssembleOptions["notificationState"];
   } = {},
 ): Promise<TestWrit> {
@@ -80,6 +81,9 @@ export async function startTestWrit(
     ...(options.awsClients !== undefined ? { awsClients: options.awsClients } : {}),
     ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
     ...(options.rateLimiter !== undefined ? { rateLimiter: options.rateLimiter } : {}),
+    ...(options.consumeRateLimiter !== undefined
+      ? { consumeRateLimiter: options.consumeRateLimiter }
+      : {}),
   });
   const keys: Record<string, string> = {};
   for (const list of [

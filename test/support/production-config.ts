@@ -45,6 +45,9 @@ export async function createProductionSetup(
       requests_per_minute_per_agent: 1_000_000,
       burst: 100_000,
       agents: { "limited-agent": { requests_per_minute: 1, burst: 2 } },
+      // Exactly-once tests replay one token a thousand times at once.
+      refusals_per_minute_per_resource_server: 1_000_000,
+      refusal_burst: 100_000,
     },
     identities: {
       // As production should: each agent says whom it may act for (nobody here).

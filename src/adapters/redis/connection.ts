@@ -43,6 +43,8 @@ export interface RedisStoreConnection extends RedisStreamReader {
   hGet(key: string, field: string): Promise<unknown>;
   exists(key: string): Promise<unknown>;
   lRange(key: string, start: number, stop: number): Promise<unknown>;
+  lIndex(key: string, index: number): Promise<unknown>;
+  lLen(key: string): Promise<unknown>;
   xRange(key: string, start: string, end: string, options?: { COUNT?: number }): Promise<unknown>;
   zRange(
     key: string,

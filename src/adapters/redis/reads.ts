@@ -21,8 +21,9 @@ import { cursorOf, type KeyLayout, MAX_CREATED_AT, timeDigits } from "./keys.js"
  *   Agent and action filters are applied while reading, so they cost the entries read past
  *   non-matching ones; one call reads at most `LIST_SCAN_BUDGET` entries and then returns
  *   a shorter page with a cursor, so a rare match never holds Redis or the caller for long.
- * - `events` of one request: O(events of that request), from its list of stream ids; with
- *   `scanEvents`, at most `scanLimit` of them are read.
+ * - `events` of one request: O(log E + page) for E events of that request, from its list of
+ *   stream ids, whose start after `after` is found by a binary search; with `scanEvents`, at
+ *   most `scanLimit` of them are read.
  * - `events` by type or time: a scan of the stream from `after`, in batches.
  * - `scanEvents`: the same scan, stopped after `scanLimit` entries: O(log N + scanLimit).
  */
@@ -47,6 +48,36 @@ function matches(query: Omit<EventQuery, "requestId" | "limit">, event: Recorded
 }
 
 /**
+ * The position in a request's list of event ids of the first id after
+ * `after`. The list is in stream order (each id is pushed in the step that
+ * adds its entry to the stream, and nothing removes ids), so a binary search
+ * finds it in about log2(length) reads of one id each, whether or not `after`
+ * is itself an id of the list. Walking the list from its start instead costs
+ * every id before the cursor, so paging through a request with many events
+ * (a token replayed in a loop) would cost the square of their number.
+ */
+async function positionAfter(
+  client: RedisStoreConnection,
+  key: string,
+  after: string,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  const length = await client.lLen(key);
+  if (typeof length !== "number") throw corrupt();
+  let low = 0;
+  let high = length;
+  while (low < high) {
+    signal?.throwIfAborted();
+    const middle = Math.floor((low + high) / 2);
+    const id = await client.lIndex(key, middle);
+    if (typeof id !== "string" || !isStreamId(id)) throw corrupt();
+    if (compareStreamIds(id, after) > 0) high = middle;
+    else low = middle + 1;
+  }
+  return low;
+}
+
+/**
  * Events of one request, in stream order, from its list of event ids. Stops
  * before the next round trip once `signal` aborts (the caller was answered).
  * Each id is read with a command of its own, so with `scanLimit` the read
@@ -63,9 +94,12 @@ export async function readRequestEvents(
 ): Promise<EventScan> {
   const items: RecordedEvent[] = [];
   let left = scanLimit;
-  for (let start = 0; ; start += EVENT_BATCH) {
+  const key = keys.requestEvents(requestId);
+  const first =
+    query.after === undefined ? 0 : await positionAfter(client, key, query.after, signal);
+  for (let start = first; ; start += EVENT_BATCH) {
     signal?.throwIfAborted();
-    const ids = await client.lRange(keys.requestEvents(requestId), start, start + EVENT_BATCH - 1);
+    const ids = await client.lRange(key, start, start + EVENT_BATCH - 1);
     if (!Array.isArray(ids)) throw corrupt();
     const following = ids.filter(
       (id): id is string =>

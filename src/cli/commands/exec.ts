@@ -47,8 +47,9 @@ SIGTERM or SIGHUP sent to writ while the command runs is passed on to it, and
 so is SIGINT when writ has no terminal (in a terminal, Ctrl-C reaches the
 command directly, and passing it on too would make it arrive twice). If the
 wait times out or is interrupted, writ cancels the request; a signal before
-the command starts or while writ reports completion ends the session first. Either way writ says on stderr what it did, and how to finish by hand
-when it could not.
+the command starts or while writ reports completion ends the session first.
+Either way writ says on stderr what it did, and how to finish by hand when it
+could not.
 
 Exit codes: the command's own (128 + the signal's number if a signal ended it;
 127 if it could not be found, 126 if it could not be run); 1 server or network

@@ -102,6 +102,7 @@ export async function startWrit(config: WritConfig, options: StartOptions): Prom
         ? {
             store: backend.store,
             rateLimiter: backend.rateLimiter,
+            consumeRateLimiter: backend.consumeRateLimiter,
             notificationState: backend.notificationState,
             consoleSessions: backend.consoleSessions,
             revocations: backend.revocations,

@@ -21,6 +21,7 @@ const consumeRoute = createRoute({
         401: "token_invalid: the token in the body",
         403: "audience_mismatch",
         409: "token_replayed, conflict",
+        429: "rate_limited: the resource server's consume limit; retry after Retry-After seconds, with the same token (nothing was consumed)",
       },
       { body: true },
     ),
