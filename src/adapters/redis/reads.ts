@@ -95,12 +95,29 @@ export async function readRequestEvents(
   const items: RecordedEvent[] = [];
   let left = scanLimit;
   const key = keys.requestEvents(requestId);
-  const first =
-    query.after === undefined ? 0 : await positionAfter(client, key, query.after, signal);
-  for (let start = first; ; start += EVENT_BATCH) {
+  const batchAt = async (start: number): Promise<unknown[]> => {
     signal?.throwIfAborted();
     const ids = await client.lRange(key, start, start + EVENT_BATCH - 1);
     if (!Array.isArray(ids)) throw corrupt();
+    return ids;
+  };
+  let start = 0;
+  let ids = await batchAt(0);
+  // Most requests hold a few events, read in the one batch above. A long
+  // list whose first batch ends before the cursor: find where the cursor
+  // falls rather than walk every batch before it.
+  const lastOfFirst = ids.at(-1);
+  if (
+    query.after !== undefined &&
+    ids.length === EVENT_BATCH &&
+    typeof lastOfFirst === "string" &&
+    isStreamId(lastOfFirst) &&
+    compareStreamIds(lastOfFirst, query.after) <= 0
+  ) {
+    start = await positionAfter(client, key, query.after, signal);
+    ids = await batchAt(start);
+  }
+  for (; ; start += EVENT_BATCH, ids = await batchAt(start)) {
     const following = ids.filter(
       (id): id is string =>
         typeof id === "string" &&
