@@ -19,13 +19,19 @@ export interface SingleEntityIn {
   readonly entity?: { readonly type: string; readonly id: string };
 }
 
-/** The `in` tests against a single entity in a policy, in Cedar's JSON policy form. */
-export function singleEntityInTests(policy: unknown): SingleEntityIn[] {
+/**
+ * The `in` tests against a single entity in a policy, in Cedar's JSON policy
+ * form. `source`, the policy's text, tells an action list of one
+ * (`action in [Action::"a"]`) from `action in Action::"a"`: Cedar's JSON form
+ * holds both the same way, and a list is plain membership however long it is.
+ */
+export function singleEntityInTests(policy: unknown, source?: string): SingleEntityIn[] {
   const found: SingleEntityIn[] = [];
   if (!isRecord(policy)) return found;
   for (const subject of ["principal", "action", "resource"] as const) {
     const scope = policy[subject];
     if (!isRecord(scope)) continue;
+    if (subject === "action" && source !== undefined && actionScopeIsList(source)) continue;
     // `principal in E` is `{op: "in", entity}` (a set would be `entities`);
     // `principal is T in E` is `{op: "is", in: {entity}}`.
     const single =
@@ -125,6 +131,39 @@ function describeEntity(uid: unknown): Omit<SingleEntityIn, "subject"> {
     return { target: `${entity.type}::${JSON.stringify(entity.id)}`, entity };
   }
   return { target: "…" };
+}
+
+/**
+ * Whether a policy's text writes its action scope as a list (`action in [ … ]`).
+ * Reads just enough of Cedar's syntax for that: string literals and `//`
+ * comments are skipped, so neither an annotation's text nor a comment can
+ * look like the scope; the scope is the parenthesis after `permit` or
+ * `forbid`, and the action is its second comma-separated part.
+ */
+function actionScopeIsList(source: string): boolean {
+  // At each place, a string or a comment is tried before a lone character, and
+  // whitespace matches nothing: every token of the text, in order.
+  const tokens = [...source.matchAll(/"(?:[^"\\]|\\.)*"|\/\/[^\n]*|[A-Za-z_][A-Za-z0-9_]*|\S/g)]
+    .map(([text]) => text)
+    .filter((text) => !text.startsWith("//"))
+    .map((text) => (text.startsWith('"') ? '""' : text));
+  const effect = tokens.findIndex(
+    (text, index) =>
+      (text === "permit" || text === "forbid") &&
+      tokens[index - 1] !== "@" &&
+      tokens[index + 1] === "(",
+  );
+  if (effect < 0) return false;
+  let depth = 0;
+  let part = 0;
+  const action: string[] = [];
+  for (const text of tokens.slice(effect + 2)) {
+    if (depth === 0 && (text === ")" || (text === "," && ++part > 1))) break;
+    if (text === "(" || text === "[" || text === "{") depth++;
+    if (text === ")" || text === "]" || text === "}") depth--;
+    if (part === 1 && !(depth === 0 && text === ",")) action.push(text);
+  }
+  return action[0] === "action" && action[1] === "in" && action[2] === "[";
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -208,7 +208,7 @@ function parsePolicyFile(file: string, text: string, problems: PolicyProblem[]):
       });
       return;
     }
-    const memberships = singleEntityInTests(json.json);
+    const memberships = singleEntityInTests(json.json, policyText);
     if (memberships.length > 0) {
       problems.push({ file, policyId: id, message: `${describeSingleEntityIn(memberships)}${at}` });
       return;

@@ -20,6 +20,9 @@ export async function consumeToken(
   token: string,
 ): Promise<TokenClaims> {
   const { claims, digest } = deps.tokens.read(token);
+  // `transact` decides again when the state it decided on was not the stored
+  // one: the limit is taken once for this consume, and its answer kept.
+  let withinRate: Promise<void> | undefined;
   const { events } = await transact(deps, claims.requestId, async (request, now) => {
     // A JWT recorded without a digest was issued by an older writ (a rolling
     // upgrade): its signature is what shows it genuine.
@@ -29,7 +32,10 @@ export async function consumeToken(
     if (legacy) await deps.tokens.verify(token, now);
     const proof: TokenProof = legacy ? { signatureVerified: true } : { digest };
     const transition = consumeCredential({ request, server, credentialId: claims.jti, proof, now });
-    if (transition.events.some((e) => REFUSALS.has(e.type))) await assertWithinRate(deps, server);
+    if (transition.events.some((e) => REFUSALS.has(e.type))) {
+      withinRate ??= assertWithinRate(deps, server);
+      await withinRate;
+    }
     return transition;
   }).catch((error: unknown) => {
     // A token whose request is gone (e.g. a wiped dev store) is simply invalid.

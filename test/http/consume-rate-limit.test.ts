@@ -3,10 +3,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { createMemoryRateLimiter } from "../../src/adapters/memory-rate-limiter.js";
+import { createMemoryStore } from "../../src/adapters/memory-store.js";
 import { createPrometheusMetrics } from "../../src/adapters/prometheus-metrics.js";
 import { parseConfig } from "../../src/config/load.js";
 import { openRedisBackend, type RedisBackend } from "../../src/config/wire-redis.js";
 import { silentLogger } from "../../src/ports/logger.js";
+import type { RateLimiter } from "../../src/ports/rate-limiter.js";
 import {
   allEvents,
   collectToken,
@@ -17,7 +20,7 @@ import {
   S3_READ,
 } from "../support/api.js";
 import { extraIdentities } from "../support/extra-identities.js";
-import { startTestWrit, type TestWrit } from "../support/harness.js";
+import { ManualClock, startTestWrit, type TestWrit } from "../support/harness.js";
 import { startRedisServer } from "../support/redis.js";
 
 /** A token that was never issued: refused as `token_invalid`, recording nothing. */
@@ -91,6 +94,38 @@ describe("per-resource-server limits on refused consumes", () => {
     for (let n = 0; n < 8; n++) replays.push((await consume(t, ledger.token, "ledger-api")).status);
     expect(replays.filter((status) => status === 409)).toHaveLength(5);
     expect(replays.filter((status) => status === 429)).toHaveLength(3);
+  });
+
+  it("takes from the limit once per refused consume, also when the refusal is decided again on the stored state", async () => {
+    const clock = new ManualClock();
+    const takes: string[] = [];
+    const limiter = createMemoryRateLimiter({
+      limitFor: () => ({ perMinute: 1, burst: 2 }),
+      clock,
+    });
+    const counting: RateLimiter = {
+      take(subject) {
+        takes.push(subject);
+        return limiter.take(subject);
+      },
+    };
+    // Two processes on one store: a remembers what it committed, b changes the
+    // request after that, so a's remembered state is stale.
+    const store = createMemoryStore();
+    const a = await startTestWrit({}, { store, clock, consumeRateLimiter: counting });
+    const b = await startTestWrit({}, { store, clock, consumeRateLimiter: counting });
+    started.push(a, b);
+    const { id, token } = await issuedToken(a);
+    expect((await consume(a, token)).status).toBe(200);
+    const complete = await b.call("POST", `/v1/requests/${id}/complete`, {
+      key: keyOf(b, "report-agent"),
+    });
+    expect(complete.status).toBe(200);
+    await expectError(await consume(a, token), 409, "token_replayed");
+    expect(takes).toEqual(["billing-api"]);
+    // The burst is two refusals: the second is recorded too, not limited.
+    await expectError(await consume(a, token), 409, "token_replayed");
+    expect(takes).toEqual(["billing-api", "billing-api"]);
   });
 
   it("holds one limit for a resource server across replicas on one Redis", async () => {

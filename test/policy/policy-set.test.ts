@@ -220,6 +220,24 @@ permit(principal, action, resource);`,
     ]);
   });
 
+  it("loads an action list of one, which Cedar stores as it stores `in` a single action", async () => {
+    const dir = await dirWith({
+      "one.cedar": `// A list of one today; more actions may join it.
+@id("drop") forbid (principal, action in [ // the one destructive action
+  Action::"db:drop" ], resource);
+@id("tricky") @description("action in Action::\\"x\\", (") permit (principal, action in [Action::"db:read"], resource);`,
+    });
+    const set = await loadPolicySet(dir);
+    expect([...set.policies.keys()].sort()).toEqual(["drop", "tricky"]);
+
+    const single = await dirWith({
+      "one.cedar": `@id("list") permit (principal, action in [Action::"db:read"], resource);
+@id("writes") @description("action in [Action::\\"x\\"]") forbid (principal, action in Action::"writes", resource);`,
+    });
+    const error = await loadError(single);
+    expect(error.problems.map((problem) => problem.policyId)).toEqual(["writes"]);
+  });
+
   it("refuses a quorum without approvers and approval terms on a forbid", async () => {
     const dir = await dirWith({
       "a.cedar": `@id("q") @quorum("2") permit(principal, action, resource);`,

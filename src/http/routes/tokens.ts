@@ -21,7 +21,7 @@ const consumeRoute = createRoute({
         401: "token_invalid: the token in the body",
         403: "audience_mismatch",
         409: "token_replayed, conflict",
-        429: "rate_limited: the resource server's consume limit; retry after Retry-After seconds, with the same token (nothing was consumed)",
+        429: "rate_limited: the token was already used or has ended, and this resource server is over its limit of refused consumes (nothing was recorded); the token is not accepted later either, Retry-After says when a refusal is recorded again",
       },
       { body: true },
     ),
