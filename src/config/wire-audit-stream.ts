@@ -38,6 +38,8 @@ export async function openAuditStream(options: {
   logger: Logger;
   /** `CLIENT SETNAME`, to tell this reader apart in `CLIENT LIST`. */
   clientName: string;
+  /** The longest a blocking read on the connection waits (its BLOCK), allowed for by its health check. */
+  blockingMs?: number;
 }): Promise<AuditStreamConnection> {
   const file = options.configFile ?? readEnv(options.env).WRIT_CONFIG;
   const config = file !== undefined ? await loadConfigFile(file) : parseConfig({}, "defaults");
@@ -51,6 +53,7 @@ export async function openAuditStream(options: {
   const client = await connectRedis({
     ...redisConnectOptions(settings),
     clientName: options.clientName,
+    ...(options.blockingMs !== undefined ? { blockingMs: options.blockingMs } : {}),
     logger: options.logger,
   }).catch((error: unknown) => {
     if (!isWritError(error)) throw error;

@@ -119,6 +119,12 @@ export interface RedisConnectOptions {
    * as when it drops. Sentinel and Cluster follow their primaries themselves.
    */
   healthCheckMs?: number;
+  /**
+   * The longest a blocking command sent on this connection waits (the BLOCK of
+   * an XREADGROUP; default 0, none). The check waits behind such a command,
+   * so it allows this much more before it takes the connection for dead.
+   */
+  blockingMs?: number;
   /** `CLIENT SETNAME`, to tell writ's connections apart in `CLIENT LIST` (default "writ"). */
   clientName?: string;
   /**
@@ -264,6 +270,10 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisS
       throw new TypeError(`Redis ${name} must be an integer of 1-600000 ms`);
     }
   }
+  const blockingMs = options.blockingMs ?? 0;
+  if (!Number.isSafeInteger(blockingMs) || blockingMs < 0 || blockingMs > 600_000) {
+    throw new TypeError("Redis blockingMs must be an integer of 0-600000 ms");
+  }
   const tls =
     options.tls !== undefined && options.tls !== false ? options.tls : tlsByScheme || undefined;
   const socket = {
@@ -370,13 +380,16 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisS
   } finally {
     clearTimeout(timer);
   }
-  if (options.url !== undefined) watchConnection(client, healthCheckMs, connectTimeoutMs, lost);
+  if (options.url !== undefined) {
+    watchConnection(client, healthCheckMs, healthCheckMs + blockingMs, connectTimeoutMs, lost);
+  }
   return client;
 }
 
 /**
  * Checks a standalone server's connection every `intervalMs` with a writing
- * no-op, and makes it again when the check gets no answer within `intervalMs`
+ * no-op, and makes it again when the check gets no answer within `answerMs`
+ * (more than `intervalMs` when a blocking command may hold the answer back)
  * or is refused as READONLY. node-redis reconnects only when its socket
  * reports an error: a connection that died without a reset would hold every
  * command for as long as the kernel retransmits (about 15 minutes), and one to
@@ -387,6 +400,7 @@ export async function connectRedis(options: RedisConnectOptions): Promise<RedisS
 function watchConnection(
   client: RedisStoreConnection,
   intervalMs: number,
+  answerMs: number,
   connectTimeoutMs: number,
   lost: (kind: string) => void,
 ): void {
@@ -395,12 +409,18 @@ function watchConnection(
     if (remaking || !client.isReady) return;
     let reason: string | undefined;
     try {
-      await withDeadline(intervalMs, client.writProbe([], []));
+      await withDeadline(answerMs, client.writProbe([], []));
     } catch (error) {
       if (error instanceof OperationTimeout) reason = "no answer";
       else if (errorKind(error) === "READONLY") reason = "READONLY";
     }
     if (reason === undefined || remaking || !client.isReady) return;
+    if (!client.isOpen) {
+      // Its owner is closing it and waits for replies: a connection that gives
+      // none is ended, so that the close ends, and no other is made.
+      if (reason === "no answer") client.destroy();
+      return;
+    }
     remaking = true;
     lost(reason);
     try {

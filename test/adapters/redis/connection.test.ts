@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { asGroupConnection } from "../../../src/adapters/redis/consumer-group.js";
 import {
   connectRedis,
   createRedisStore,
@@ -74,6 +75,52 @@ describe("the connection to a standalone Redis", () => {
       expect(await store.ready()).toBe(true);
     } finally {
       await store.close();
+      client.destroy();
+      await ownProxy.close();
+    }
+  });
+
+  it("waits out a blocking read it was told of instead of taking the connection for dead", async () => {
+    // As `writ audit tail --group` reads: XREADGROUP waits up to its BLOCK on
+    // an idle stream, and a check sent meanwhile is answered only after it.
+    const logged: string[] = [];
+    const logger = { info: () => {}, warn: (m: string) => logged.push(m), error: () => {} };
+    const client = await connectRedis({
+      url: primary.url,
+      healthCheckMs: 200,
+      blockingMs: 1_000,
+      logger,
+    });
+    const group = asGroupConnection(client);
+    const stream = freshPrefix();
+    try {
+      await group.xGroupCreate(stream, "g", "$", { MKSTREAM: true });
+      for (let i = 0; i < 2; i++) {
+        const reply = await group.xReadGroup("g", "c", { key: stream, id: ">" }, { BLOCK: 1_000 });
+        expect(reply).toBeNull();
+      }
+      expect(logged).toEqual([]);
+    } finally {
+      await client.close().catch(() => client.destroy());
+    }
+  });
+
+  it("ends a close that waits on a silent connection, and makes no other", async () => {
+    const ownProxy = await startTcpProxy(primary.port);
+    const client = await connectRedis({
+      url: ownProxy.url,
+      healthCheckMs: 200,
+      logger: silentLogger,
+    });
+    try {
+      ownProxy.stall();
+      // A check goes out on the silent connection; the owner closes meanwhile.
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      await client.close();
+      // Long enough for a connection to be made again, were one made.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(client.isOpen).toBe(false);
+    } finally {
       client.destroy();
       await ownProxy.close();
     }

@@ -74,6 +74,9 @@ async function connect(
       env: io.env,
       logger: stderrLogger(io),
       clientName: "writ-audit-tail",
+      // The connection's health check waits behind a blocked read: allowed
+      // for, an idle wait is never taken for a dead connection.
+      blockingMs: BLOCK_MS,
     });
   } catch (error) {
     if (error instanceof ConfigError) {
