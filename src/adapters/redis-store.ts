@@ -311,12 +311,30 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
     return result;
   }
 
+  /**
+   * Closes the client, letting the replies still pending come in (a drain),
+   * for at most `operationTimeoutMs`: the callers of any command still
+   * unanswered by then have already given up on it, and a connection gone
+   * silent would otherwise hold the close, and the process's stop, for good.
+   */
+  async function closeClient(): Promise<void> {
+    const closing = client.close();
+    try {
+      await withDeadline(operationTimeoutMs, closing);
+    } catch {
+      closing.catch(() => {});
+      client.destroy();
+    }
+  }
+
   const feed = createChangeFeed({
     connection: client,
     stream: keys.stream,
     logger,
     async versionOf(id) {
-      const version = await client.hGet(keys.request(id), "v");
+      // Bounded like every store read: the change feed treats a deadline as a
+      // silent connection and wakes the waiter to read again.
+      const version = await withDeadline(operationTimeoutMs, client.hGet(keys.request(id), "v"));
       return typeof version === "string" ? version : undefined;
     },
     readEvents: (after, limit) =>
@@ -627,9 +645,7 @@ export function createRedisStore(options: RedisStoreOptions): RedisStore {
         await retention.close();
         closed = true;
         await feed.close();
-        if (options.closeClient) {
-          await client.close().catch(() => client.destroy());
-        }
+        if (options.closeClient) await closeClient();
       })();
       return closing;
     },

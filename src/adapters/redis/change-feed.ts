@@ -5,7 +5,7 @@ import type { RequestStore } from "../../ports/store.js";
 import { pause } from "../../ports/timer.js";
 import { compareStreamIds, decodeEvent, isStreamId } from "./codec.js";
 import { errorKind, type RedisStoreConnection, type RedisStreamReader } from "./connection.js";
-import { withDeadline } from "./deadline.js";
+import { OperationTimeout, withDeadline } from "./deadline.js";
 
 /**
  * Wakes long-polls and stream followers when the stream grows, across every
@@ -47,7 +47,11 @@ export interface ChangeFeedOptions {
   connection: RedisStoreConnection;
   stream: string;
   logger: Logger;
-  /** The request's stored version as a string, or undefined if there is none. May throw. */
+  /**
+   * The request's stored version as a string, or undefined if there is none.
+   * May throw; bounded by a deadline, past which it rejects with
+   * `OperationTimeout` and the waiter is woken to read again.
+   */
   versionOf(id: string): Promise<string | undefined>;
   /** Events of the stream after `after`, at most `limit`: a follower's own read. May throw. */
   readEvents(after: string | undefined, limit: number): Promise<readonly RecordedEvent[]>;
@@ -158,7 +162,15 @@ export function createChangeFeed(options: ChangeFeedOptions): ChangeFeed {
         try {
           met = await waiter.check();
           waiter.checked = true;
-        } catch {
+        } catch (error) {
+          // No answer in time: the connection has gone silent, and a change
+          // could not be learnt through it. The caller reads again and answers
+          // what it finds (the state, or store_unavailable) rather than hold
+          // its wait to the end.
+          if (error instanceof OperationTimeout) {
+            waiter.finish();
+            return;
+          }
           // Unknown state: the reader checks again once Redis answers.
           waiter.checked = false;
         }
