@@ -11,34 +11,59 @@ import type { RateLimit, RateLimiter } from "../ports/rate-limiter.js";
 import type { RequestStore } from "../ports/store.js";
 import type { WritConfig } from "./schema.js";
 
+/**
+ * A limit per subject: `overrides` by id, else the default, none when the
+ * default's rate is 0 (the limit is off).
+ */
+function limitTable(
+  perMinute: number,
+  burst: number,
+  overrides: Readonly<
+    Record<string, { readonly perMinute: number; readonly burst?: number | undefined }>
+  >,
+): (id: string) => RateLimit | undefined {
+  const byId = new Map(
+    Object.entries(overrides).map(([id, limit]) => [
+      id,
+      { perMinute: limit.perMinute, burst: limit.burst ?? burst },
+    ]),
+  );
+  const fallback = perMinute === 0 ? undefined : { perMinute, burst };
+  return (id) => byId.get(id) ?? fallback;
+}
+
 /** The per-agent request limit of a configuration; undefined when limits are off for the agent. */
 export function rateLimitFor(config: WritConfig): (agentId: string) => RateLimit | undefined {
   const { requests_per_minute_per_agent: perMinute, burst, agents } = config.rate_limits;
-  const overrides = new Map(
-    Object.entries(agents).map(([id, limit]) => [
-      id,
-      { perMinute: limit.requests_per_minute, burst: limit.burst ?? burst },
-    ]),
+  return limitTable(
+    perMinute,
+    burst,
+    Object.fromEntries(
+      Object.entries(agents).map(([id, l]) => [
+        id,
+        { perMinute: l.requests_per_minute, burst: l.burst },
+      ]),
+    ),
   );
-  const fallback = perMinute === 0 ? undefined : { perMinute, burst };
-  return (agentId) => overrides.get(agentId) ?? fallback;
 }
 
-/** The per-resource-server consume limit of a configuration; undefined when limits are off for it. */
+/**
+ * The per-resource-server limit on refused consumes (used or ended tokens) of
+ * a configuration; undefined when it is off for the resource server.
+ */
 export function consumeLimitFor(config: WritConfig): (serverId: string) => RateLimit | undefined {
-  const {
-    refusals_per_minute_per_resource_server: perMinute,
-    refusal_burst: burst,
-    resource_servers: servers,
-  } = config.rate_limits;
-  const overrides = new Map(
-    Object.entries(servers).map(([id, limit]) => [
-      id,
-      { perMinute: limit.refusals_per_minute, burst: limit.burst ?? burst },
-    ]),
+  const { refusals_per_minute_per_resource_server: perMinute, refusal_burst: burst } =
+    config.rate_limits;
+  return limitTable(
+    perMinute,
+    burst,
+    Object.fromEntries(
+      Object.entries(config.rate_limits.resource_servers).map(([id, l]) => [
+        id,
+        { perMinute: l.refusals_per_minute, burst: l.burst },
+      ]),
+    ),
   );
-  const fallback = perMinute === 0 ? undefined : { perMinute, burst };
-  return (serverId) => overrides.get(serverId) ?? fallback;
 }
 
 export interface OperationsOptions {

@@ -3,6 +3,7 @@ import { WritError } from "../domain/errors.js";
 import type { ResourceServer } from "../domain/principal.js";
 import type { TokenClaims } from "../ports/minter.js";
 import type { BrokerDeps } from "./deps.js";
+import { assertWithinLimit } from "./rate-limit.js";
 import { transact } from "./record.js";
 
 /**
@@ -69,14 +70,10 @@ const REFUSALS: ReadonlySet<string> = new Set(["token.replay_blocked", "token.re
  * is recorded: a first use never waits on it, and a consume over the limit
  * changes and records nothing.
  */
-async function assertWithinRate(deps: BrokerDeps, server: ResourceServer): Promise<void> {
-  if (deps.consumeRateLimiter === undefined) return;
-  const decision = await deps.consumeRateLimiter.take(server.id);
-  if (decision.allowed) return;
-  const retryAfterSeconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-  throw new WritError(
-    "rate_limited",
-    `Too many refused tokens from this resource server; retry in ${retryAfterSeconds} s.`,
-    { retry_after_seconds: retryAfterSeconds },
+function assertWithinRate(deps: BrokerDeps, server: ResourceServer): Promise<void> {
+  return assertWithinLimit(
+    deps.consumeRateLimiter,
+    server.id,
+    "Too many refused tokens from this resource server",
   );
 }

@@ -5,6 +5,7 @@ import { type AccessRequest, openRequest, type RequestInput } from "../domain/re
 import { assertMayActFor } from "../domain/review.js";
 import type { BrokerDeps } from "./deps.js";
 import { policyQueryOf } from "./policy-query.js";
+import { assertWithinLimit } from "./rate-limit.js";
 import { announce, assertAuditable, persist } from "./record.js";
 
 /**
@@ -81,14 +82,6 @@ function assertActsFor(deps: BrokerDeps, agent: Agent, input: RequestInput): voi
  * Every request, whatever the policy then decides, is recorded and may notify
  * reviewers: the per-agent limit keeps one agent from flooding either.
  */
-async function assertWithinRate(deps: BrokerDeps, agent: Agent): Promise<void> {
-  if (deps.rateLimiter === undefined) return;
-  const decision = await deps.rateLimiter.take(agent.id);
-  if (decision.allowed) return;
-  const retryAfterSeconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-  throw new WritError(
-    "rate_limited",
-    `Too many requests from this agent; retry in ${retryAfterSeconds} s.`,
-    { retry_after_seconds: retryAfterSeconds },
-  );
+function assertWithinRate(deps: BrokerDeps, agent: Agent): Promise<void> {
+  return assertWithinLimit(deps.rateLimiter, agent.id, "Too many requests from this agent");
 }

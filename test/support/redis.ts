@@ -442,33 +442,29 @@ export async function startRedisWithTwoConnections() {
 export type TwoConnections = Awaited<ReturnType<typeof startRedisWithTwoConnections>>;
 
 /**
- * {@link startRedisWithTwoConnections} for every test of the file: started
- * before the first, closed after the last. Read its fields inside tests.
+ * What `start` makes, for every test of the enclosing suite (a `describe`, or
+ * the file): made before the first test, closed after the last. Its fields
+ * are read inside tests, once it is there.
  */
-export function redisWithTwoConnectionsPerFile(): TwoConnections {
-  let started: TwoConnections | undefined;
+function perSuite<T extends object>(start: () => Promise<T>, close: (made: T) => Promise<void>): T {
+  let made: T | undefined;
   beforeAll(async () => {
-    started = await startRedisWithTwoConnections();
+    made = await start();
   }, 20_000);
   afterAll(async () => {
-    await started?.close();
+    if (made !== undefined) await close(made);
   });
-  const current = () => {
-    if (started === undefined) throw new Error("Redis is not started yet");
-    return started;
-  };
-  return {
-    get server() {
-      return current().server;
+  return new Proxy({} as T, {
+    get(_, field) {
+      if (made === undefined) throw new Error("Redis is not started yet");
+      return Reflect.get(made, field);
     },
-    get a() {
-      return current().a;
-    },
-    get b() {
-      return current().b;
-    },
-    close: () => current().close(),
-  };
+  });
+}
+
+/** {@link startRedisWithTwoConnections} for every test of the file. */
+export function redisWithTwoConnectionsPerFile(): TwoConnections {
+  return perSuite(startRedisWithTwoConnections, (started) => started.close());
 }
 
 /** A client of no store: it writes what writ's scripts never would (stale index entries, corrupt records). */
@@ -476,41 +472,26 @@ const plainClient = (url: string) => createClient({ url }).on("error", () => {})
 export type PlainRedisClient = ReturnType<typeof plainClient>;
 
 /**
- * A redis-server for the tests of one suite (the enclosing `describe`, or the
- * file): writ's own store client (`client`) and a plain one (`raw`), started
- * before the first test and closed after the last. Read its fields inside tests.
+ * A redis-server for the tests of one suite, with writ's own store client
+ * (`client`) and a plain one (`raw`).
  */
 export function redisWithPlainClientPerSuite(): {
   readonly server: RedisServer;
   readonly raw: PlainRedisClient;
   readonly client: RedisStoreClient;
 } {
-  let started: { server: RedisServer; raw: PlainRedisClient; client: RedisStoreClient } | undefined;
-  beforeAll(async () => {
-    const server = await startRedisServer();
-    const raw = plainClient(server.url);
-    await raw.connect();
-    const client = await connectRedis({ url: server.url, logger: silentLogger });
-    started = { server, raw, client };
-  }, 20_000);
-  afterAll(async () => {
-    await started?.raw.close();
-    await started?.client.close();
-    await started?.server.dispose();
-  });
-  const current = () => {
-    if (started === undefined) throw new Error("Redis is not started yet");
-    return started;
-  };
-  return {
-    get server() {
-      return current().server;
+  return perSuite(
+    async () => {
+      const server = await startRedisServer();
+      const raw = plainClient(server.url);
+      await raw.connect();
+      const client = await connectRedis({ url: server.url, logger: silentLogger });
+      return { server, raw, client };
     },
-    get raw() {
-      return current().raw;
+    async ({ server, raw, client }) => {
+      await raw.close();
+      await client.close();
+      await server.dispose();
     },
-    get client() {
-      return current().client;
-    },
-  };
+  );
 }
